@@ -1,0 +1,57 @@
+//! Blob availability and downloads, per repository as ECR scopes them.
+
+use model::Digest;
+use storage::{BlobRange, BlobReader, RepositoryBlob};
+
+use crate::{Principal, Registry, RegistryError, RepositoryRef, Result};
+
+/// A blob a caller may download: its digest and size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobDownload {
+    pub digest: Digest,
+    pub size: u64,
+}
+
+impl Registry {
+    /// How each digest stands in the repository (`None`: not uploaded to it).
+    pub async fn layer_availability(
+        &self,
+        who: &Principal,
+        r: &RepositoryRef,
+        digests: &[Digest],
+    ) -> Result<Vec<Option<RepositoryBlob>>> {
+        let repo = self.repository(who, r).await?;
+        let mut out = Vec::with_capacity(digests.len());
+        for d in digests {
+            out.push(self.storage.meta.repository_blob(repo.id, d).await?);
+        }
+        Ok(out)
+    }
+
+    /// Checks that a layer may be downloaded from the repository: uploaded to it and referenced
+    /// by one of its images (GetDownloadUrlForLayer's rules).
+    pub async fn downloadable_layer(&self, who: &Principal, r: &RepositoryRef, digest: &Digest) -> Result<BlobDownload> {
+        let repo = self.repository(who, r).await?;
+        match self.storage.meta.repository_blob(repo.id, digest).await? {
+            None => Err(RegistryError::LayersNotFound {
+                registry_id: repo.registry_id,
+                name: repo.name,
+                digests: vec![digest.clone()],
+            }),
+            Some(b) if !b.referenced => Err(RegistryError::LayerInaccessible {
+                registry_id: repo.registry_id,
+                name: repo.name,
+                digest: digest.clone(),
+            }),
+            Some(b) => Ok(BlobDownload {
+                digest: digest.clone(),
+                size: b.size,
+            }),
+        }
+    }
+
+    /// Opens a blob the caller has already been cleared to read.
+    pub async fn open_blob(&self, digest: &Digest, range: Option<BlobRange>) -> Result<BlobReader> {
+        Ok(self.storage.blobs.open(digest, range).await?)
+    }
+}

@@ -1,0 +1,419 @@
+//! PutImage, BatchGetImage, ListImages, DescribeImages, BatchDeleteImage.
+
+use model::{Digest, ImageTag};
+use storage::{ImageRecord, ImageReferences, ImageSummary, RepositoryRecord, StorageError, TagStatus};
+
+use crate::pagination::finish_page;
+use crate::{manifest, now_millis, Page, PageToken, Principal, Registry, RegistryError, RepositoryRef, Result};
+
+/// How often PutImage retries when a concurrent push moved the tag between its read and its
+/// write. Each retry re-applies the immutability rule to the new state.
+const TAG_RACE_RETRIES: usize = 5;
+
+/// An image id as a request gives it: unparsed, because a malformed one is a per-image failure
+/// rather than an error of the whole call.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImageIdInput {
+    pub digest: Option<String>,
+    pub tag: Option<String>,
+}
+
+/// An image id in a response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageIdOutput {
+    pub digest: Digest,
+    pub tag: Option<ImageTag>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageFailureCode {
+    InvalidImageDigest,
+    InvalidImageTag,
+    ImageTagDoesNotMatchDigest,
+    ImageNotFound,
+    MissingDigestAndTag,
+    ImageReferencedByManifestList,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageFailure {
+    pub id: ImageIdInput,
+    pub code: ImageFailureCode,
+    pub reason: String,
+}
+
+#[derive(Debug, Default)]
+pub struct BatchGetResult {
+    pub images: Vec<(ImageIdOutput, ImageRecord)>,
+    pub failures: Vec<ImageFailure>,
+}
+
+#[derive(Debug, Default)]
+pub struct BatchDeleteResult {
+    pub deleted: Vec<ImageIdOutput>,
+    pub failures: Vec<ImageFailure>,
+}
+
+pub struct PutImageRequest {
+    pub manifest: Vec<u8>,
+    pub media_type: Option<String>,
+    pub tag: Option<ImageTag>,
+    /// The digest the client says the manifest has (`imageDigest`, or the `/v2` reference).
+    pub digest: Option<String>,
+}
+
+/// `*` matches any run of characters; everything else literally (ECR's WILDCARD filter).
+fn wildcard_match(pattern: &str, s: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == s;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !s.starts_with(first) || s.len() < first.len() + last.len() || !s.ends_with(last) {
+        return false;
+    }
+    let mut rest = &s[first.len()..s.len() - last.len()];
+    for mid in &parts[1..parts.len() - 1] {
+        match rest.find(mid) {
+            Some(i) => rest = &rest[i + mid.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+/// Whether pushing `tag` onto another image is refused (ecr-api.md section 3.2).
+fn tag_is_immutable(repo: &RepositoryRecord, tag: &ImageTag) -> bool {
+    let matched = || {
+        repo.mutability_exclusions
+            .iter()
+            .any(|f| wildcard_match(&f.filter, tag.as_str()))
+    };
+    match repo.image_tag_mutability.as_str() {
+        "IMMUTABLE" => true,
+        "IMMUTABLE_WITH_EXCLUSION" => !matched(),
+        "MUTABLE_WITH_EXCLUSION" => matched(),
+        _ => false,
+    }
+}
+
+fn failure(id: &ImageIdInput, code: ImageFailureCode, reason: &str) -> ImageFailure {
+    ImageFailure {
+        id: id.clone(),
+        code,
+        reason: reason.to_owned(),
+    }
+}
+
+/// A parsed image id, or the per-image failure it earns.
+enum ImageRef {
+    Digest(Digest),
+    Tag(ImageTag),
+    Both(Digest, ImageTag),
+}
+
+fn parse_image_id(id: &ImageIdInput) -> Result<ImageRef, ImageFailure> {
+    let digest = match id.digest.as_deref() {
+        Some(d) => Some(Digest::parse(d).map_err(|_| {
+            failure(id, ImageFailureCode::InvalidImageDigest, "Invalid request parameters: image digest should satisfy the regex '[a-zA-Z0-9-_+.]+:[a-fA-F0-9]+'")
+        })?),
+        None => None,
+    };
+    let tag = match id.tag.as_deref() {
+        Some(t) => Some(ImageTag::parse(t).map_err(|_| failure(id, ImageFailureCode::InvalidImageTag, "Invalid request parameters: image tag is not valid"))?),
+        None => None,
+    };
+    match (digest, tag) {
+        (Some(d), Some(t)) => Ok(ImageRef::Both(d, t)),
+        (Some(d), None) => Ok(ImageRef::Digest(d)),
+        (None, Some(t)) => Ok(ImageRef::Tag(t)),
+        (None, None) => Err(failure(
+            id,
+            ImageFailureCode::MissingDigestAndTag,
+            "Invalid request parameters: both tag and digest cannot be null",
+        )),
+    }
+}
+
+impl Registry {
+    /// Stores a manifest (and tag) after checking everything it references is present.
+    pub async fn put_image(&self, who: &Principal, r: &RepositoryRef, req: PutImageRequest) -> Result<(ImageRecord, Option<ImageTag>)> {
+        let repo = self.repository(who, r).await?;
+        let parsed = manifest::parse(&req.manifest, req.media_type.as_deref())?;
+        let digest = Digest::sha256_of(&req.manifest);
+        if let Some(given) = &req.digest {
+            if given != digest.as_str() {
+                return Err(RegistryError::ImageDigestDoesNotMatch {
+                    given: given.clone(),
+                    computed: digest,
+                });
+            }
+        }
+        let meta = &self.storage.meta;
+        let mut missing = Vec::new();
+        for (blob, _) in &parsed.blobs {
+            if meta.repository_blob(repo.id, blob).await?.is_none() {
+                missing.push(blob.clone());
+            }
+        }
+        if !missing.is_empty() {
+            return Err(RegistryError::LayersNotFound {
+                registry_id: repo.registry_id,
+                name: repo.name,
+                digests: missing,
+            });
+        }
+        let mut size = parsed.size;
+        let mut missing = Vec::new();
+        for (child, _) in &parsed.children {
+            match meta.get_image(repo.id, child).await? {
+                Some(c) => size = size.max(c.size),
+                None => missing.push(child.clone()),
+            }
+        }
+        if !missing.is_empty() {
+            return Err(RegistryError::ReferencedImagesNotFound {
+                registry_id: repo.registry_id,
+                name: repo.name,
+                digests: missing,
+            });
+        }
+        let image = ImageRecord {
+            digest: digest.clone(),
+            manifest: req.manifest,
+            media_type: parsed.media_type,
+            artifact_media_type: parsed.artifact_media_type,
+            subject: parsed.subject,
+            size,
+            pushed_at: now_millis(),
+        };
+        let refs = ImageReferences {
+            blobs: parsed.blobs,
+            children: parsed.children.into_iter().map(|(d, _)| d).collect(),
+        };
+        for _ in 0..TAG_RACE_RETRIES {
+            let existing = meta.get_image(repo.id, &digest).await?;
+            let current = match &req.tag {
+                Some(t) => meta.resolve_tag(repo.id, t).await?,
+                None => None,
+            };
+            if let (Some(tag), Some(cur)) = (&req.tag, &current) {
+                if *cur != digest && tag_is_immutable(&repo, tag) {
+                    return Err(RegistryError::ImageTagAlreadyExists {
+                        name: repo.name,
+                        tag: tag.to_string(),
+                    });
+                }
+            }
+            if existing.is_some() && (req.tag.is_none() || current.as_ref() == Some(&digest)) {
+                return Err(RegistryError::ImageAlreadyExists {
+                    registry_id: repo.registry_id,
+                    name: repo.name,
+                    digest,
+                    tag: req.tag.map(|t| t.to_string()),
+                });
+            }
+            if req.tag.is_some() && meta.image_tags(repo.id, &digest).await?.len() >= self.limits.max_tags_per_image {
+                return Err(RegistryError::LimitExceeded(format!(
+                    "The image with digest '{digest}' exceeds the maximum allowed number of tags per image which is '{}'",
+                    self.limits.max_tags_per_image
+                )));
+            }
+            let tag = req.tag.as_ref().map(|t| (t, current.as_ref()));
+            match meta.put_image(repo.id, &image, &refs, tag).await {
+                Ok(_) => {
+                    let stored = match existing {
+                        Some(e) => e,
+                        None => image,
+                    };
+                    return Ok((stored, req.tag));
+                }
+                Err(StorageError::Conflict(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(RegistryError::Storage(StorageError::Conflict("tag kept moving during PutImage")))
+    }
+
+    /// Finds an image by tag or digest (both: the tag must point at the digest).
+    async fn find_image(&self, repo: &RepositoryRecord, id: &ImageRef) -> Result<Option<(Digest, Option<ImageTag>)>> {
+        let meta = &self.storage.meta;
+        Ok(match id {
+            ImageRef::Digest(d) => meta.get_image(repo.id, d).await?.map(|_| (d.clone(), None)),
+            ImageRef::Tag(t) => meta.resolve_tag(repo.id, t).await?.map(|d| (d, Some(t.clone()))),
+            ImageRef::Both(d, t) => meta.resolve_tag(repo.id, t).await?.filter(|x| x == d).map(|d| (d, Some(t.clone()))),
+        })
+    }
+
+    pub async fn batch_get_image(
+        &self,
+        who: &Principal,
+        r: &RepositoryRef,
+        ids: &[ImageIdInput],
+        accepted_media_types: Option<&[String]>,
+    ) -> Result<BatchGetResult> {
+        let repo = self.repository(who, r).await?;
+        let mut out = BatchGetResult::default();
+        for id in ids {
+            let parsed = match parse_image_id(id) {
+                Ok(p) => p,
+                Err(f) => {
+                    out.failures.push(f);
+                    continue;
+                }
+            };
+            if let ImageRef::Both(d, t) = &parsed {
+                if let Some(other) = self.storage.meta.resolve_tag(repo.id, t).await? {
+                    if other != *d {
+                        out.failures.push(failure(id, ImageFailureCode::ImageTagDoesNotMatchDigest, "Invalid request parameters: the tag and digest do not refer to the same image"));
+                        continue;
+                    }
+                }
+            }
+            let found = match self.find_image(&repo, &parsed).await? {
+                Some((digest, tag)) => self.storage.meta.get_image(repo.id, &digest).await?.map(|img| (img, tag)),
+                None => None,
+            };
+            match found {
+                Some((img, tag)) if accepted_media_types.is_none_or(|a| a.iter().any(|m| *m == img.media_type)) => {
+                    if !out.images.iter().any(|(i, _)| i.digest == img.digest && i.tag == tag) {
+                        out.images.push((ImageIdOutput { digest: img.digest.clone(), tag }, img));
+                    }
+                }
+                _ => out.failures.push(failure(id, ImageFailureCode::ImageNotFound, "Requested image not found")),
+            }
+        }
+        Ok(out)
+    }
+
+    /// One entry per tag plus one per untagged image, in a stable order.
+    pub async fn list_images(
+        &self,
+        who: &Principal,
+        r: &RepositoryRef,
+        status: TagStatus,
+        page: Page,
+    ) -> Result<(Vec<ImageIdOutput>, Option<PageToken>)> {
+        let repo = self.repository(who, r).await?;
+        let after = page.after.as_ref().map(|t| (t.part(0), t.part(1)));
+        let items = self.storage.meta.list_image_ids(repo.id, status, after, page.limit + 1).await?;
+        let (items, next) = finish_page(items, page.limit, |(d, t)| {
+            PageToken::new(&[d.as_str(), t.as_ref().map_or("", ImageTag::as_str)])
+        });
+        Ok((
+            items.into_iter().map(|(digest, tag)| ImageIdOutput { digest, tag }).collect(),
+            next,
+        ))
+    }
+
+    /// Named images (each must exist), or a page of the repository's images.
+    pub async fn describe_images(
+        &self,
+        who: &Principal,
+        r: &RepositoryRef,
+        ids: Option<&[ImageIdInput]>,
+        status: TagStatus,
+        page: Page,
+    ) -> Result<(Vec<ImageSummary>, Option<PageToken>)> {
+        let repo = self.repository(who, r).await?;
+        let meta = &self.storage.meta;
+        if let Some(ids) = ids {
+            let mut out: Vec<ImageSummary> = Vec::new();
+            for id in ids {
+                let not_found = || RegistryError::ImageNotFound {
+                    registry_id: repo.registry_id.clone(),
+                    name: repo.name.clone(),
+                    digest: id.digest.clone(),
+                    tag: id.tag.clone(),
+                };
+                let parsed = parse_image_id(id).map_err(|f| match f.code {
+                    ImageFailureCode::MissingDigestAndTag => RegistryError::InvalidParameter(
+                        "Invalid parameter at 'imageIds' failed to satisfy constraint: 'both tag and digest cannot be null'".into(),
+                    ),
+                    _ => not_found(),
+                })?;
+                let (digest, _) = self.find_image(&repo, &parsed).await?.ok_or_else(not_found)?;
+                if out.iter().any(|s| s.image.digest == digest) {
+                    continue;
+                }
+                let image = meta.get_image(repo.id, &digest).await?.ok_or_else(not_found)?;
+                let tags = meta.image_tags(repo.id, &digest).await?;
+                out.push(ImageSummary { image, tags });
+            }
+            return Ok((out, None));
+        }
+        let after = page.after.as_ref().map(|t| t.part(0).to_owned());
+        let items = meta.list_images(repo.id, status, after.as_deref(), page.limit + 1).await?;
+        Ok(finish_page(items, page.limit, |s| PageToken::new(&[s.image.digest.as_str()])))
+    }
+
+    /// Deletes by tag (the tag; the image too when it was its last tag) or by digest (the image
+    /// and all its tags). An image an index lists cannot be deleted.
+    pub async fn batch_delete_image(&self, who: &Principal, r: &RepositoryRef, ids: &[ImageIdInput]) -> Result<BatchDeleteResult> {
+        let repo = self.repository(who, r).await?;
+        let meta = &self.storage.meta;
+        let mut out = BatchDeleteResult::default();
+        for id in ids {
+            let parsed = match parse_image_id(id) {
+                Ok(p) => p,
+                Err(f) => {
+                    out.failures.push(f);
+                    continue;
+                }
+            };
+            let Some((digest, tag)) = self.find_image(&repo, &parsed).await? else {
+                out.failures.push(failure(id, ImageFailureCode::ImageNotFound, "Requested image not found"));
+                continue;
+            };
+            let tags = meta.image_tags(repo.id, &digest).await?;
+            let deletes_image = match &tag {
+                Some(_) => tags.len() <= 1,
+                None => true,
+            };
+            if deletes_image && !meta.parent_indexes(repo.id, &digest).await?.is_empty() {
+                if let Some(t) = &tag {
+                    // The image stays alive through its index; only the tag goes.
+                    meta.delete_tag(repo.id, t).await?;
+                    out.deleted.push(ImageIdOutput { digest, tag: Some(t.clone()) });
+                } else {
+                    out.failures.push(failure(
+                        id,
+                        ImageFailureCode::ImageReferencedByManifestList,
+                        "Requested image referenced by a manifest list",
+                    ));
+                }
+                continue;
+            }
+            if deletes_image {
+                meta.delete_image(repo.id, &digest).await?;
+                if tags.is_empty() {
+                    out.deleted.push(ImageIdOutput { digest, tag: None });
+                } else {
+                    for t in tags {
+                        out.deleted.push(ImageIdOutput { digest: digest.clone(), tag: Some(t) });
+                    }
+                }
+            } else if let Some(t) = tag {
+                meta.delete_tag(repo.id, &t).await?;
+                out.deleted.push(ImageIdOutput { digest, tag: Some(t) });
+            }
+        }
+        Ok(out)
+    }
+
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcards() {
+        assert!(wildcard_match("prod*", "prod-1"));
+        assert!(wildcard_match("*-rc*", "1.0-rc2"));
+        assert!(wildcard_match("*", ""));
+        assert!(wildcard_match("exact", "exact"));
+        assert!(!wildcard_match("prod*", "dev"));
+        assert!(!wildcard_match("a*a", "a"));
+    }
+}

@@ -1,0 +1,125 @@
+//! CreateRepository, DescribeRepositories, DeleteRepository.
+
+use model::RepositoryName;
+use storage::{MutabilityExclusion, RepositoryId, RepositoryRecord, ResourceTag, StorageError};
+
+use crate::pagination::finish_page;
+use crate::{now_millis, Page, PageToken, Principal, Registry, RegistryError, RepositoryRef, Result};
+
+/// Resource tags per repository (TooManyTagsException past this).
+pub const MAX_RESOURCE_TAGS: usize = 50;
+
+#[derive(Debug, Clone)]
+pub struct EncryptionConfiguration {
+    pub encryption_type: String,
+    pub kms_key: Option<String>,
+}
+
+/// A validated CreateRepository request (the front end has checked enums and lengths).
+#[derive(Debug, Clone)]
+pub struct CreateRepository {
+    pub registry_id: Option<String>,
+    pub name: RepositoryName,
+    pub tags: Vec<ResourceTag>,
+    pub image_tag_mutability: Option<String>,
+    pub mutability_exclusions: Vec<MutabilityExclusion>,
+    pub scan_on_push: bool,
+    pub encryption: Option<EncryptionConfiguration>,
+}
+
+impl Registry {
+    pub async fn create_repository(&self, who: &Principal, req: CreateRepository) -> Result<RepositoryRecord> {
+        if req.tags.len() > MAX_RESOURCE_TAGS {
+            return Err(RegistryError::TooManyTags { limit: MAX_RESOURCE_TAGS });
+        }
+        let mutability = req.image_tag_mutability.unwrap_or_else(|| "MUTABLE".to_owned());
+        let needs_filters = mutability.ends_with("_WITH_EXCLUSION");
+        if needs_filters != !req.mutability_exclusions.is_empty() {
+            return Err(RegistryError::InvalidParameter(if needs_filters {
+                format!("Invalid parameter at 'imageTagMutabilityExclusionFilters' failed to satisfy constraint: 'Exclusion filters are required when imageTagMutability is {mutability}'")
+            } else {
+                format!("Invalid parameter at 'imageTagMutabilityExclusionFilters' failed to satisfy constraint: 'Exclusion filters are only allowed when imageTagMutability is MUTABLE_WITH_EXCLUSION or IMMUTABLE_WITH_EXCLUSION, not {mutability}'")
+            }));
+        }
+        let (encryption_type, kms_key) = match req.encryption {
+            Some(e) => {
+                if e.encryption_type == "AES256" && e.kms_key.is_some() {
+                    return Err(RegistryError::InvalidParameter(
+                        "Invalid parameter at 'encryptionConfiguration' failed to satisfy constraint: 'KMS key is only allowed with the KMS or KMS_DSSE encryption types'".into(),
+                    ));
+                }
+                (e.encryption_type, e.kms_key)
+            }
+            None => ("AES256".to_owned(), None),
+        };
+        let registry_id = req.registry_id.unwrap_or_else(|| who.account_id.clone());
+        let record = RepositoryRecord {
+            id: RepositoryId(0),
+            registry_id: registry_id.clone(),
+            name: req.name.clone(),
+            created_at: now_millis(),
+            image_tag_mutability: mutability,
+            mutability_exclusions: req.mutability_exclusions,
+            scan_on_push: req.scan_on_push,
+            encryption_type,
+            kms_key,
+            tags: req.tags,
+        };
+        match self.storage.meta.create_repository(record).await {
+            Err(StorageError::Conflict(_)) => Err(RegistryError::RepositoryAlreadyExists {
+                registry_id,
+                name: req.name,
+            }),
+            other => Ok(other?),
+        }
+    }
+
+    /// Named repositories (all must exist), or a page of all of them in name order.
+    pub async fn describe_repositories(
+        &self,
+        who: &Principal,
+        registry_id: Option<&str>,
+        names: Option<&[RepositoryName]>,
+        page: Page,
+    ) -> Result<(Vec<RepositoryRecord>, Option<PageToken>)> {
+        let registry_id = registry_id.unwrap_or(&who.account_id);
+        if let Some(names) = names {
+            let mut out = Vec::with_capacity(names.len());
+            for name in names {
+                let r = RepositoryRef {
+                    registry_id: Some(registry_id.to_owned()),
+                    name: name.clone(),
+                };
+                out.push(self.repository(who, &r).await?);
+            }
+            return Ok((out, None));
+        }
+        let after = page.after.as_ref().map(|t| t.part(0).to_owned());
+        let items = self
+            .storage
+            .meta
+            .list_repositories(registry_id, after.as_deref(), page.limit + 1)
+            .await?;
+        Ok(finish_page(items, page.limit, |r| PageToken::new(&[r.name.as_str()])))
+    }
+
+    /// Deletes a repository; without `force` only when it holds no image. Blobs stay in the
+    /// blob store for garbage collection to judge.
+    pub async fn delete_repository(&self, who: &Principal, r: &RepositoryRef, force: bool) -> Result<RepositoryRecord> {
+        let repo = self.repository(who, r).await?;
+        match self.storage.meta.delete_repository(repo.id, !force).await {
+            Err(StorageError::Conflict(_)) => Err(RegistryError::RepositoryNotEmpty {
+                registry_id: repo.registry_id,
+                name: repo.name,
+            }),
+            Err(StorageError::NotFound) => Err(RegistryError::RepositoryNotFound {
+                registry_id: repo.registry_id,
+                name: repo.name.to_string(),
+            }),
+            other => {
+                other?;
+                Ok(repo)
+            }
+        }
+    }
+}

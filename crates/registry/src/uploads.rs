@@ -1,0 +1,290 @@
+//! InitiateLayerUpload, UploadLayerPart, CompleteLayerUpload: the upload session, whose state
+//! (bytes received, part sizes, the saved sha256 state) lives in the metadata store so that
+//! any node, or this one after a restart, takes the next part.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use bytes::Bytes;
+use model::{Digest, DigestAlgorithm, ResumableSha256, UploadId};
+use storage::{ByteStream, RepositoryRecord, StorageError, UploadRecord};
+
+use crate::{now_millis, Principal, Registry, RegistryError, RepositoryRef, Result};
+
+/// The bytes of one part: buffered (an ECR part, decoded from base64) or streamed (a `/v2`
+/// PATCH body of any size).
+pub enum PartData {
+    Buffered(Bytes),
+    Stream(ByteStream),
+}
+
+/// Where an upload stands after a part.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UploadProgress {
+    pub upload_id: UploadId,
+    /// Bytes received so far; the last byte received is `received - 1`.
+    pub received: u64,
+}
+
+/// Uploads with a part being written on this node. The staged bytes of an upload live in one
+/// file that a part overwrites from its offset on, so two racing parts must not both write:
+/// the second is refused at once, as a part that lost the race is.
+#[derive(Default)]
+pub(crate) struct PartLocks(Mutex<HashMap<UploadId, ()>>);
+
+struct PartGuard<'a>(&'a PartLocks, UploadId);
+
+impl PartLocks {
+    fn try_lock(&self, id: UploadId) -> Option<PartGuard<'_>> {
+        let mut held = self.0.lock().expect("part lock table poisoned");
+        if held.insert(id, ()).is_some() {
+            return None;
+        }
+        Some(PartGuard(self, id))
+    }
+}
+
+impl Drop for PartGuard<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut held) = self.0.0.lock() {
+            held.remove(&self.1);
+        }
+    }
+}
+
+impl Registry {
+    /// Starts an upload session in a repository; answers its id and the part size to use.
+    pub async fn initiate_upload(&self, who: &Principal, r: &RepositoryRef) -> Result<(UploadId, u64)> {
+        let repo = self.repository(who, r).await?;
+        let now = now_millis();
+        let id = UploadId::new_random();
+        self.storage
+            .meta
+            .create_upload(UploadRecord {
+                id,
+                repository: repo.id,
+                created_at: now,
+                updated_at: now,
+                received: 0,
+                part_count: 0,
+                last_part_size: 0,
+                short_part_seen: false,
+                hash_state: ResumableSha256::new().save(),
+            })
+            .await?;
+        Ok((id, self.limits.advertised_part_size))
+    }
+
+    /// The upload `id` of repository `repo`, or `UploadNotFound`.
+    async fn open_upload(&self, repo: &RepositoryRecord, id: UploadId) -> Result<UploadRecord> {
+        match self.storage.meta.get_upload(id).await? {
+            Some(u) if u.repository == repo.id => Ok(u),
+            _ => Err(RegistryError::UploadNotFound {
+                registry_id: repo.registry_id.clone(),
+                name: repo.name.clone(),
+                upload_id: id.to_string(),
+            }),
+        }
+    }
+
+    /// Where an upload stands (the `/v2` upload status).
+    pub async fn upload_progress(&self, who: &Principal, r: &RepositoryRef, id: UploadId) -> Result<UploadProgress> {
+        let repo = self.repository(who, r).await?;
+        let u = self.open_upload(&repo, id).await?;
+        Ok(UploadProgress {
+            upload_id: id,
+            received: u.received,
+        })
+    }
+
+    /// Appends one part. `first` must be the byte after the last one received; `last`, when
+    /// given, is the inclusive last byte and must match the data's length.
+    pub async fn upload_part(
+        &self,
+        who: &Principal,
+        r: &RepositoryRef,
+        id: UploadId,
+        first: u64,
+        last: Option<u64>,
+        data: PartData,
+    ) -> Result<UploadProgress> {
+        let repo = self.repository(who, r).await?;
+        let upload = self.open_upload(&repo, id).await?;
+        let part_error = |received: u64, reason: String| RegistryError::InvalidLayerPart {
+            registry_id: repo.registry_id.clone(),
+            name: repo.name.clone(),
+            upload_id: id,
+            last_valid_byte_received: received.checked_sub(1),
+            reason,
+        };
+        if first != upload.received {
+            return Err(part_error(
+                upload.received,
+                format!(
+                    "The part's first byte {first} is not the byte after the last byte received ({})",
+                    upload.received as i128 - 1
+                ),
+            ));
+        }
+        let expected_len = match (last, &data) {
+            (Some(last), _) if last < first => {
+                return Err(part_error(upload.received, format!("The part's last byte {last} is before its first byte {first}")));
+            }
+            (Some(last), PartData::Buffered(b)) if last - first + 1 != b.len() as u64 => {
+                return Err(part_error(
+                    upload.received,
+                    format!("The part's byte range {first}-{last} does not match its length {}", b.len()),
+                ));
+            }
+            (Some(last), _) => Some(last - first + 1),
+            (None, PartData::Buffered(b)) => Some(b.len() as u64),
+            (None, PartData::Stream(_)) => None,
+        };
+        if let (Some(len), PartData::Buffered(_)) = (expected_len, &data) {
+            if len > self.limits.max_part_size {
+                return Err(part_error(
+                    upload.received,
+                    format!("The part size {len} exceeds the maximum part size {}", self.limits.max_part_size),
+                ));
+            }
+        }
+        if upload.part_count >= self.limits.max_parts_per_upload {
+            return Err(RegistryError::LimitExceeded(format!(
+                "The upload with id '{id}' has reached the maximum number of layer parts ({})",
+                self.limits.max_parts_per_upload
+            )));
+        }
+        let max_layer = self.limits.max_layer_size;
+        if expected_len.is_some_and(|len| first + len > max_layer) {
+            return Err(RegistryError::LimitExceeded(format!(
+                "The layer would exceed the maximum layer size of {max_layer} bytes"
+            )));
+        }
+        let Some(_guard) = self.uploads_in_flight.try_lock(id) else {
+            return Err(part_error(upload.received, "Another part of this upload is being written".into()));
+        };
+
+        let mut hasher = ResumableSha256::restore(&upload.hash_state)
+            .ok_or_else(|| RegistryError::Storage(StorageError::Other("corrupt upload hash state".into())))?;
+        let stream: ByteStream = match data {
+            PartData::Buffered(b) => Box::pin(futures_util::stream::iter([Ok(b)])),
+            PartData::Stream(s) => s,
+        };
+        let written = self
+            .storage
+            .blobs
+            .write_part(id, first, stream, &mut |chunk| hasher.update(chunk))
+            .await?;
+        if expected_len.is_some_and(|len| len != written) {
+            return Err(part_error(
+                upload.received,
+                format!("The part's byte range says {} bytes but {written} arrived", expected_len.unwrap_or(0)),
+            ));
+        }
+        if first + written > max_layer {
+            return Err(RegistryError::LimitExceeded(format!(
+                "The layer would exceed the maximum layer size of {max_layer} bytes"
+            )));
+        }
+        if written == 0 {
+            // An empty part changes nothing; it is not counted as a part.
+            return Ok(UploadProgress { upload_id: id, received: upload.received });
+        }
+        let updated = UploadRecord {
+            updated_at: now_millis(),
+            received: upload.received + written,
+            part_count: upload.part_count + 1,
+            last_part_size: written,
+            short_part_seen: upload.short_part_seen
+                || (upload.part_count > 0 && upload.last_part_size < self.limits.min_part_size),
+            hash_state: hasher.save(),
+            ..upload.clone()
+        };
+        match self.storage.meta.record_part(&updated, upload.received).await {
+            Ok(()) => Ok(UploadProgress {
+                upload_id: id,
+                received: updated.received,
+            }),
+            Err(StorageError::NotFound) => Err(RegistryError::UploadNotFound {
+                registry_id: repo.registry_id.clone(),
+                name: repo.name.clone(),
+                upload_id: id.to_string(),
+            }),
+            Err(StorageError::Conflict(_)) => {
+                let now = self.storage.meta.get_upload(id).await?.map_or(0, |u| u.received);
+                Err(part_error(now, "Another part of this upload was received first".into()))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Finishes an upload: verifies the digest the client names against the one computed while
+    /// the parts arrived, and makes the blob available in the repository. With
+    /// `enforce_min_part_size`, every part but the last must have been at least the minimum
+    /// (the ECR API's rule; `/v2` chunks are not bound by it).
+    pub async fn complete_upload(
+        &self,
+        who: &Principal,
+        r: &RepositoryRef,
+        id: UploadId,
+        digest: &str,
+        enforce_min_part_size: bool,
+    ) -> Result<Digest> {
+        let repo = self.repository(who, r).await?;
+        let upload = self.open_upload(&repo, id).await?;
+        if upload.received == 0 {
+            return Err(RegistryError::EmptyUpload { upload_id: id });
+        }
+        if enforce_min_part_size && upload.short_part_seen {
+            return Err(RegistryError::LayerPartTooSmall);
+        }
+        let hasher = ResumableSha256::restore(&upload.hash_state)
+            .ok_or_else(|| RegistryError::Storage(StorageError::Other("corrupt upload hash state".into())))?;
+        let computed = hasher.finish();
+        let given = Digest::parse(digest).map_err(|_| RegistryError::InvalidLayer {
+            given: digest.to_owned(),
+            computed: computed.clone(),
+        })?;
+        if given.algorithm() != DigestAlgorithm::Sha256 || given != computed {
+            return Err(RegistryError::InvalidLayer {
+                given: digest.to_owned(),
+                computed,
+            });
+        }
+        let existing = self.storage.meta.repository_blob(repo.id, &computed).await?;
+        if existing.is_some() {
+            self.storage.meta.delete_upload(id).await?;
+            self.storage.blobs.delete_upload(id).await?;
+            return Err(RegistryError::LayerAlreadyExists {
+                registry_id: repo.registry_id,
+                name: repo.name,
+                digest: computed,
+            });
+        }
+        // Blob first, then metadata: a crash in between leaves an unreferenced file for GC,
+        // never a metadata row pointing at nothing.
+        self.storage.blobs.commit_upload(id, upload.received, &computed).await?;
+        self.storage
+            .meta
+            .complete_upload(id, repo.id, &computed, upload.received, now_millis())
+            .await
+            .map_err(|e| match e {
+                StorageError::NotFound => RegistryError::UploadNotFound {
+                    registry_id: repo.registry_id.clone(),
+                    name: repo.name.clone(),
+                    upload_id: id.to_string(),
+                },
+                other => other.into(),
+            })?;
+        Ok(computed)
+    }
+
+    /// Abandons an upload and its staged bytes.
+    pub async fn cancel_upload(&self, who: &Principal, r: &RepositoryRef, id: UploadId) -> Result<()> {
+        let repo = self.repository(who, r).await?;
+        self.open_upload(&repo, id).await?;
+        self.storage.meta.delete_upload(id).await?;
+        self.storage.blobs.delete_upload(id).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,61 @@
+//! Content-addressed blob storage and upload staging.
+
+pub mod filesystem;
+
+use std::io;
+use std::pin::Pin;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::Stream;
+use model::{Digest, UploadId};
+
+use crate::StorageError;
+
+/// A stream of bytes going into or out of a store.
+pub type ByteStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
+
+/// An inclusive byte range of a blob, as HTTP `Range` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlobRange {
+    pub first: u64,
+    pub last: u64,
+}
+
+/// An open blob: its total size and the requested bytes.
+pub struct BlobReader {
+    pub size: u64,
+    pub body: ByteStream,
+}
+
+#[async_trait]
+pub trait BlobStore: Send + Sync {
+    /// Writes one part of an upload, starting at byte `offset` of the layer, and returns the
+    /// number of bytes written. Anything previously staged at or past `offset` (a part written
+    /// but never acknowledged) is discarded. `observe` sees every byte in order, so the caller
+    /// can hash while writing. The part is durable when this returns.
+    async fn write_part(
+        &self,
+        upload: UploadId,
+        offset: u64,
+        data: ByteStream,
+        observe: &mut (dyn for<'b> FnMut(&'b [u8]) + Send),
+    ) -> Result<u64, StorageError>;
+
+    /// Turns the first `size` staged bytes of the upload into the blob `digest`, atomically:
+    /// readers see either no blob or the whole blob. The caller has verified the digest.
+    async fn commit_upload(&self, upload: UploadId, size: u64, digest: &Digest) -> Result<(), StorageError>;
+
+    /// Discards an upload's staged bytes; succeeds if there are none.
+    async fn delete_upload(&self, upload: UploadId) -> Result<(), StorageError>;
+
+    /// The size of a stored blob, or `None`.
+    async fn stat(&self, digest: &Digest) -> Result<Option<u64>, StorageError>;
+
+    /// Opens a blob, or the inclusive `range` of it (the caller checks the range against the
+    /// size it learned from the metadata store or `stat`).
+    async fn open(&self, digest: &Digest, range: Option<BlobRange>) -> Result<BlobReader, StorageError>;
+
+    /// Removes a blob; succeeds if it is already gone.
+    async fn delete(&self, digest: &Digest) -> Result<(), StorageError>;
+}

@@ -1,0 +1,195 @@
+//! Metadata: repositories, images, tags, per-repository blob links and upload sessions.
+//!
+//! Every method is one transaction. Rules (immutability, "not empty", limits) belong to the
+//! registry; methods that must apply a decision atomically take the state the decision was
+//! based on and answer `Conflict` if it changed meanwhile.
+
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
+
+use async_trait::async_trait;
+use model::{Digest, ImageTag, RepositoryName, UploadId};
+
+use crate::StorageError;
+
+/// Milliseconds since the Unix epoch.
+pub type Millis = i64;
+
+/// The database key of a repository. Rows of a deleted repository are never reused by a new
+/// repository of the same name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RepositoryId(pub i64);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceTag {
+    pub key: String,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MutabilityExclusion {
+    pub filter_type: String,
+    pub filter: String,
+}
+
+/// A repository and its settings, as CreateRepository stored them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepositoryRecord {
+    pub id: RepositoryId,
+    pub registry_id: String,
+    pub name: RepositoryName,
+    pub created_at: Millis,
+    pub image_tag_mutability: String,
+    pub mutability_exclusions: Vec<MutabilityExclusion>,
+    pub scan_on_push: bool,
+    pub encryption_type: String,
+    pub kms_key: Option<String>,
+    pub tags: Vec<ResourceTag>,
+}
+
+/// A blob as one repository sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepositoryBlob {
+    pub size: u64,
+    /// The media type a manifest of this repository gave the blob, once one did.
+    pub media_type: Option<String>,
+    /// Whether some image of the repository references it (only then is it downloadable).
+    pub referenced: bool,
+}
+
+/// One stored manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageRecord {
+    pub digest: Digest,
+    pub manifest: Vec<u8>,
+    pub media_type: String,
+    pub artifact_media_type: Option<String>,
+    pub subject: Option<Digest>,
+    /// Config plus layers for an image; the largest child for an index.
+    pub size: u64,
+    pub pushed_at: Millis,
+}
+
+/// What an image points at, recorded with it so deletes and GC know what is in use.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImageReferences {
+    /// Blobs (config, layers) with the media type the manifest gives each.
+    pub blobs: Vec<(Digest, String)>,
+    /// Child manifests of an index.
+    pub children: Vec<Digest>,
+}
+
+/// An image with its tags, for DescribeImages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageSummary {
+    pub image: ImageRecord,
+    pub tags: Vec<ImageTag>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TagStatus {
+    Tagged,
+    Untagged,
+    Any,
+}
+
+/// The outcome of [`MetaStore::put_image`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PutImageOutcome {
+    pub image_created: bool,
+    pub tag_changed: bool,
+}
+
+/// An open upload session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadRecord {
+    pub id: UploadId,
+    pub repository: RepositoryId,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+    /// Bytes acknowledged so far; the next part starts here.
+    pub received: u64,
+    pub part_count: u32,
+    pub last_part_size: u64,
+    /// True once a part other than the latest was smaller than the minimum part size.
+    pub short_part_seen: bool,
+    /// The saved sha256 state after `received` bytes.
+    pub hash_state: Vec<u8>,
+}
+
+#[async_trait]
+pub trait MetaStore: Send + Sync {
+    // Repositories.
+    /// Creates a repository; `Conflict` if the name exists in the registry.
+    async fn create_repository(&self, repo: RepositoryRecord) -> Result<RepositoryRecord, StorageError>;
+    async fn get_repository(&self, registry_id: &str, name: &RepositoryName)
+    -> Result<Option<RepositoryRecord>, StorageError>;
+    /// Repositories in name order, those after `after`, at most `limit`.
+    async fn list_repositories(
+        &self,
+        registry_id: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<RepositoryRecord>, StorageError>;
+    /// Deletes a repository with its images, tags, blob links and uploads. With
+    /// `only_if_empty`, answers `Conflict` if it holds an image.
+    async fn delete_repository(&self, id: RepositoryId, only_if_empty: bool) -> Result<(), StorageError>;
+
+    // Blobs.
+    async fn repository_blob(&self, repo: RepositoryId, digest: &Digest) -> Result<Option<RepositoryBlob>, StorageError>;
+
+    // Uploads.
+    async fn create_upload(&self, upload: UploadRecord) -> Result<(), StorageError>;
+    async fn get_upload(&self, id: UploadId) -> Result<Option<UploadRecord>, StorageError>;
+    /// Saves the state after a part, if the upload still has `expected_received` bytes;
+    /// otherwise `Conflict` (another part won the race) or `NotFound`.
+    async fn record_part(&self, updated: &UploadRecord, expected_received: u64) -> Result<(), StorageError>;
+    /// Ends an upload and links the blob it produced into its repository. Answers whether
+    /// the repository already had the blob.
+    async fn complete_upload(
+        &self,
+        id: UploadId,
+        repo: RepositoryId,
+        digest: &Digest,
+        size: u64,
+        now: Millis,
+    ) -> Result<bool, StorageError>;
+    async fn delete_upload(&self, id: UploadId) -> Result<(), StorageError>;
+
+    // Images and tags.
+    async fn get_image(&self, repo: RepositoryId, digest: &Digest) -> Result<Option<ImageRecord>, StorageError>;
+    async fn resolve_tag(&self, repo: RepositoryId, tag: &ImageTag) -> Result<Option<Digest>, StorageError>;
+    async fn image_tags(&self, repo: RepositoryId, digest: &Digest) -> Result<Vec<ImageTag>, StorageError>;
+    /// Stores an image (if new) with its references, and points `tag` at it. `tag_was` is the
+    /// tag's target the caller saw; `Conflict` if it has changed since.
+    async fn put_image(
+        &self,
+        repo: RepositoryId,
+        image: &ImageRecord,
+        refs: &ImageReferences,
+        tag: Option<(&ImageTag, Option<&Digest>)>,
+    ) -> Result<PutImageOutcome, StorageError>;
+    /// Digests of the indexes in the repository that list `digest` as a child.
+    async fn parent_indexes(&self, repo: RepositoryId, digest: &Digest) -> Result<Vec<Digest>, StorageError>;
+    /// Removes one tag; answers whether it existed.
+    async fn delete_tag(&self, repo: RepositoryId, tag: &ImageTag) -> Result<bool, StorageError>;
+    /// Removes an image with all its tags and references; answers whether it existed.
+    async fn delete_image(&self, repo: RepositoryId, digest: &Digest) -> Result<bool, StorageError>;
+    /// (digest, tag) pairs in (digest, tag) order after `after`: one per tag, plus one with no
+    /// tag for each untagged image, as ListImages reports them.
+    async fn list_image_ids(
+        &self,
+        repo: RepositoryId,
+        status: TagStatus,
+        after: Option<(&str, &str)>,
+        limit: u32,
+    ) -> Result<Vec<(Digest, Option<ImageTag>)>, StorageError>;
+    /// Images in digest order after `after`, with their tags.
+    async fn list_images(
+        &self,
+        repo: RepositoryId,
+        status: TagStatus,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<ImageSummary>, StorageError>;
+}

@@ -1,0 +1,610 @@
+//! The embedded metadata store: SQLite in WAL mode with one writer connection and a pool of
+//! readers, `synchronous=FULL` so that an acknowledged write survives power loss as well as
+//! `kill -9`.
+
+use std::borrow::Cow;
+use std::path::Path;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use model::{Digest, ImageTag, RepositoryName, UploadId};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+use super::*;
+
+const READERS: u32 = 4;
+
+fn migrator() -> Migrator {
+    let migrations = vec![Migration::new(
+        1,
+        Cow::Borrowed("initial"),
+        MigrationType::Simple,
+        Cow::Borrowed(include_str!("../../migrations/sqlite/0001_initial.sql")),
+        false,
+    )];
+    Migrator {
+        migrations: Cow::Owned(migrations),
+        ..Migrator::DEFAULT
+    }
+}
+
+pub struct SqliteMetaStore {
+    writer: SqlitePool,
+    readers: SqlitePool,
+}
+
+fn db_err(e: sqlx::Error) -> StorageError {
+    match e {
+        sqlx::Error::RowNotFound => StorageError::NotFound,
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+            StorageError::Unavailable(Box::new(e))
+        }
+        other => StorageError::Other(Box::new(other)),
+    }
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+fn corrupt(what: &str) -> StorageError {
+    StorageError::Other(format!("corrupt metadata: {what}").into())
+}
+
+fn parse_digest(s: &str) -> Result<Digest, StorageError> {
+    Digest::parse(s).map_err(|_| corrupt("digest"))
+}
+
+fn parse_tag(s: &str) -> Result<ImageTag, StorageError> {
+    ImageTag::parse(s).map_err(|_| corrupt("tag"))
+}
+
+fn encode_exclusions(ex: &[MutabilityExclusion]) -> String {
+    ex.iter().map(|e| format!("{}\t{}\n", e.filter_type, e.filter)).collect()
+}
+
+fn decode_exclusions(s: &str) -> Vec<MutabilityExclusion> {
+    s.lines()
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(t, f)| MutabilityExclusion {
+            filter_type: t.to_owned(),
+            filter: f.to_owned(),
+        })
+        .collect()
+}
+
+impl SqliteMetaStore {
+    pub async fn open(path: &Path) -> Result<Self, StorageError> {
+        let opts = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(opts.clone())
+            .await
+            .map_err(db_err)?;
+        migrator()
+            .run(&writer)
+            .await
+            .map_err(|e| StorageError::Other(Box::new(e)))?;
+        let readers = SqlitePoolOptions::new()
+            .max_connections(READERS)
+            .connect_with(opts.read_only(true))
+            .await
+            .map_err(db_err)?;
+        Ok(Self { writer, readers })
+    }
+
+    async fn repository_tags(&self, id: RepositoryId) -> Result<Vec<ResourceTag>, StorageError> {
+        let rows = sqlx::query("SELECT key, value FROM repository_tags WHERE repository_id = ? ORDER BY position")
+            .bind(id.0)
+            .fetch_all(&self.readers)
+            .await
+            .map_err(db_err)?;
+        Ok(rows
+            .iter()
+            .map(|r| ResourceTag {
+                key: r.get(0),
+                value: r.get(1),
+            })
+            .collect())
+    }
+
+    async fn repository_from_row(&self, row: &SqliteRow) -> Result<RepositoryRecord, StorageError> {
+        let id = RepositoryId(row.get("id"));
+        Ok(RepositoryRecord {
+            id,
+            registry_id: row.get("registry_id"),
+            name: RepositoryName::parse(row.get::<&str, _>("name")).map_err(|_| corrupt("repository name"))?,
+            created_at: row.get("created_at"),
+            image_tag_mutability: row.get("image_tag_mutability"),
+            mutability_exclusions: decode_exclusions(row.get("mutability_exclusions")),
+            scan_on_push: row.get::<i64, _>("scan_on_push") != 0,
+            encryption_type: row.get("encryption_type"),
+            kms_key: row.get("kms_key"),
+            tags: self.repository_tags(id).await?,
+        })
+    }
+}
+
+fn image_from_row(row: &SqliteRow) -> Result<ImageRecord, StorageError> {
+    Ok(ImageRecord {
+        digest: parse_digest(row.get("digest"))?,
+        manifest: row.get("manifest"),
+        media_type: row.get("media_type"),
+        artifact_media_type: row.get("artifact_media_type"),
+        subject: row
+            .get::<Option<&str>, _>("subject")
+            .map(parse_digest)
+            .transpose()?,
+        size: row.get::<i64, _>("size") as u64,
+        pushed_at: row.get("pushed_at"),
+    })
+}
+
+fn upload_from_row(row: &SqliteRow) -> Result<UploadRecord, StorageError> {
+    Ok(UploadRecord {
+        id: UploadId::parse(row.get("id")).ok_or_else(|| corrupt("upload id"))?,
+        repository: RepositoryId(row.get("repository_id")),
+        created_at: row.get("created_at"),
+        updated_at: row.get("updated_at"),
+        received: row.get::<i64, _>("received") as u64,
+        part_count: row.get::<i64, _>("part_count") as u32,
+        last_part_size: row.get::<i64, _>("last_part_size") as u64,
+        short_part_seen: row.get::<i64, _>("short_part_seen") != 0,
+        hash_state: row.get("hash_state"),
+    })
+}
+
+fn tag_status_clause(status: TagStatus) -> &'static str {
+    match status {
+        TagStatus::Any => "1",
+        TagStatus::Tagged => "EXISTS (SELECT 1 FROM image_tags t WHERE t.repository_id = i.repository_id AND t.digest = i.digest)",
+        TagStatus::Untagged => "NOT EXISTS (SELECT 1 FROM image_tags t WHERE t.repository_id = i.repository_id AND t.digest = i.digest)",
+    }
+}
+
+#[async_trait]
+impl MetaStore for SqliteMetaStore {
+    async fn create_repository(&self, repo: RepositoryRecord) -> Result<RepositoryRecord, StorageError> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let res = sqlx::query(
+            "INSERT INTO repositories (registry_id, name, created_at, image_tag_mutability, mutability_exclusions, scan_on_push, encryption_type, kms_key)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&repo.registry_id)
+        .bind(repo.name.as_str())
+        .bind(repo.created_at)
+        .bind(&repo.image_tag_mutability)
+        .bind(encode_exclusions(&repo.mutability_exclusions))
+        .bind(repo.scan_on_push as i64)
+        .bind(&repo.encryption_type)
+        .bind(&repo.kms_key)
+        .execute(&mut *tx)
+        .await;
+        let id = match res {
+            Ok(r) => RepositoryId(r.last_insert_rowid()),
+            Err(e) if is_unique_violation(&e) => return Err(StorageError::Conflict("repository exists")),
+            Err(e) => return Err(db_err(e)),
+        };
+        for (pos, t) in repo.tags.iter().enumerate() {
+            sqlx::query("INSERT OR REPLACE INTO repository_tags (repository_id, key, value, position) VALUES (?, ?, ?, ?)")
+                .bind(id.0)
+                .bind(&t.key)
+                .bind(&t.value)
+                .bind(pos as i64)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(RepositoryRecord { id, ..repo })
+    }
+
+    async fn get_repository(
+        &self,
+        registry_id: &str,
+        name: &RepositoryName,
+    ) -> Result<Option<RepositoryRecord>, StorageError> {
+        let row = sqlx::query("SELECT * FROM repositories WHERE registry_id = ? AND name = ?")
+            .bind(registry_id)
+            .bind(name.as_str())
+            .fetch_optional(&self.readers)
+            .await
+            .map_err(db_err)?;
+        match row {
+            Some(r) => Ok(Some(self.repository_from_row(&r).await?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn list_repositories(
+        &self,
+        registry_id: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<RepositoryRecord>, StorageError> {
+        let rows = sqlx::query("SELECT * FROM repositories WHERE registry_id = ? AND name > ? ORDER BY name LIMIT ?")
+            .bind(registry_id)
+            .bind(after.unwrap_or(""))
+            .bind(limit as i64)
+            .fetch_all(&self.readers)
+            .await
+            .map_err(db_err)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            out.push(self.repository_from_row(r).await?);
+        }
+        Ok(out)
+    }
+
+    async fn delete_repository(&self, id: RepositoryId, only_if_empty: bool) -> Result<(), StorageError> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        if only_if_empty {
+            let images: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM images WHERE repository_id = ?")
+                .bind(id.0)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            if images > 0 {
+                return Err(StorageError::Conflict("repository not empty"));
+            }
+        }
+        // Tags and references cascade from images; images, blob links, uploads and resource
+        // tags cascade from the repository.
+        let res = sqlx::query("DELETE FROM repositories WHERE id = ?")
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        if res.rows_affected() == 0 {
+            return Err(StorageError::NotFound);
+        }
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn repository_blob(&self, repo: RepositoryId, digest: &Digest) -> Result<Option<RepositoryBlob>, StorageError> {
+        let row = sqlx::query(
+            "SELECT b.size, rb.media_type,
+                    EXISTS (SELECT 1 FROM image_blobs ib WHERE ib.repository_id = rb.repository_id AND ib.blob_digest = rb.digest) AS referenced
+             FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest
+             WHERE rb.repository_id = ? AND rb.digest = ?",
+        )
+        .bind(repo.0)
+        .bind(digest.as_str())
+        .fetch_optional(&self.readers)
+        .await
+        .map_err(db_err)?;
+        Ok(row.map(|r| RepositoryBlob {
+            size: r.get::<i64, _>(0) as u64,
+            media_type: r.get(1),
+            referenced: r.get::<i64, _>(2) != 0,
+        }))
+    }
+
+    async fn create_upload(&self, u: UploadRecord) -> Result<(), StorageError> {
+        sqlx::query(
+            "INSERT INTO uploads (id, repository_id, created_at, updated_at, received, part_count, last_part_size, short_part_seen, hash_state)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(u.id.to_string())
+        .bind(u.repository.0)
+        .bind(u.created_at)
+        .bind(u.updated_at)
+        .bind(u.received as i64)
+        .bind(u.part_count as i64)
+        .bind(u.last_part_size as i64)
+        .bind(u.short_part_seen as i64)
+        .bind(&u.hash_state)
+        .execute(&self.writer)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn get_upload(&self, id: UploadId) -> Result<Option<UploadRecord>, StorageError> {
+        // Read through the writer so that a part recorded a moment ago is always seen.
+        let row = sqlx::query("SELECT * FROM uploads WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.writer)
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(upload_from_row).transpose()
+    }
+
+    async fn record_part(&self, u: &UploadRecord, expected_received: u64) -> Result<(), StorageError> {
+        let res = sqlx::query(
+            "UPDATE uploads SET updated_at = ?, received = ?, part_count = ?, last_part_size = ?, short_part_seen = ?, hash_state = ?
+             WHERE id = ? AND received = ?",
+        )
+        .bind(u.updated_at)
+        .bind(u.received as i64)
+        .bind(u.part_count as i64)
+        .bind(u.last_part_size as i64)
+        .bind(u.short_part_seen as i64)
+        .bind(&u.hash_state)
+        .bind(u.id.to_string())
+        .bind(expected_received as i64)
+        .execute(&self.writer)
+        .await
+        .map_err(db_err)?;
+        if res.rows_affected() == 1 {
+            return Ok(());
+        }
+        match self.get_upload(u.id).await? {
+            Some(_) => Err(StorageError::Conflict("upload moved on")),
+            None => Err(StorageError::NotFound),
+        }
+    }
+
+    async fn complete_upload(
+        &self,
+        id: UploadId,
+        repo: RepositoryId,
+        digest: &Digest,
+        size: u64,
+        now: Millis,
+    ) -> Result<bool, StorageError> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let res = sqlx::query("DELETE FROM uploads WHERE id = ?")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        if res.rows_affected() == 0 {
+            return Err(StorageError::NotFound);
+        }
+        sqlx::query("INSERT OR IGNORE INTO blobs (digest, size, created_at) VALUES (?, ?, ?)")
+            .bind(digest.as_str())
+            .bind(size as i64)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        let linked = sqlx::query("INSERT OR IGNORE INTO repository_blobs (repository_id, digest, created_at) VALUES (?, ?, ?)")
+            .bind(repo.0)
+            .bind(digest.as_str())
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(linked.rows_affected() == 0)
+    }
+
+    async fn delete_upload(&self, id: UploadId) -> Result<(), StorageError> {
+        sqlx::query("DELETE FROM uploads WHERE id = ?")
+            .bind(id.to_string())
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn get_image(&self, repo: RepositoryId, digest: &Digest) -> Result<Option<ImageRecord>, StorageError> {
+        let row = sqlx::query("SELECT * FROM images WHERE repository_id = ? AND digest = ?")
+            .bind(repo.0)
+            .bind(digest.as_str())
+            .fetch_optional(&self.readers)
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(image_from_row).transpose()
+    }
+
+    async fn resolve_tag(&self, repo: RepositoryId, tag: &ImageTag) -> Result<Option<Digest>, StorageError> {
+        let d: Option<String> = sqlx::query_scalar("SELECT digest FROM image_tags WHERE repository_id = ? AND tag = ?")
+            .bind(repo.0)
+            .bind(tag.as_str())
+            .fetch_optional(&self.readers)
+            .await
+            .map_err(db_err)?;
+        d.as_deref().map(parse_digest).transpose()
+    }
+
+    async fn image_tags(&self, repo: RepositoryId, digest: &Digest) -> Result<Vec<ImageTag>, StorageError> {
+        let tags: Vec<String> =
+            sqlx::query_scalar("SELECT tag FROM image_tags WHERE repository_id = ? AND digest = ? ORDER BY tag")
+                .bind(repo.0)
+                .bind(digest.as_str())
+                .fetch_all(&self.readers)
+                .await
+                .map_err(db_err)?;
+        tags.iter().map(|t| parse_tag(t)).collect()
+    }
+
+    async fn put_image(
+        &self,
+        repo: RepositoryId,
+        image: &ImageRecord,
+        refs: &ImageReferences,
+        tag: Option<(&ImageTag, Option<&Digest>)>,
+    ) -> Result<PutImageOutcome, StorageError> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let inserted = sqlx::query(
+            "INSERT OR IGNORE INTO images (repository_id, digest, manifest, media_type, artifact_media_type, subject, size, pushed_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(repo.0)
+        .bind(image.digest.as_str())
+        .bind(&image.manifest)
+        .bind(&image.media_type)
+        .bind(&image.artifact_media_type)
+        .bind(image.subject.as_ref().map(Digest::as_str))
+        .bind(image.size as i64)
+        .bind(image.pushed_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let image_created = inserted.rows_affected() == 1;
+        if image_created {
+            for (blob, media_type) in &refs.blobs {
+                sqlx::query("INSERT OR IGNORE INTO image_blobs (repository_id, image_digest, blob_digest) VALUES (?, ?, ?)")
+                    .bind(repo.0)
+                    .bind(image.digest.as_str())
+                    .bind(blob.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                sqlx::query("UPDATE repository_blobs SET media_type = ? WHERE repository_id = ? AND digest = ?")
+                    .bind(media_type)
+                    .bind(repo.0)
+                    .bind(blob.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+            }
+            for child in &refs.children {
+                sqlx::query("INSERT OR IGNORE INTO image_children (repository_id, index_digest, child_digest) VALUES (?, ?, ?)")
+                    .bind(repo.0)
+                    .bind(image.digest.as_str())
+                    .bind(child.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+            }
+        }
+        let mut tag_changed = false;
+        if let Some((tag, was)) = tag {
+            let current: Option<String> =
+                sqlx::query_scalar("SELECT digest FROM image_tags WHERE repository_id = ? AND tag = ?")
+                    .bind(repo.0)
+                    .bind(tag.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+            if current.as_deref() != was.map(Digest::as_str) {
+                return Err(StorageError::Conflict("tag moved concurrently"));
+            }
+            if current.as_deref() != Some(image.digest.as_str()) {
+                sqlx::query("INSERT OR REPLACE INTO image_tags (repository_id, tag, digest) VALUES (?, ?, ?)")
+                    .bind(repo.0)
+                    .bind(tag.as_str())
+                    .bind(image.digest.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                tag_changed = true;
+            }
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(PutImageOutcome {
+            image_created,
+            tag_changed,
+        })
+    }
+
+    async fn parent_indexes(&self, repo: RepositoryId, digest: &Digest) -> Result<Vec<Digest>, StorageError> {
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT index_digest FROM image_children WHERE repository_id = ? AND child_digest = ? ORDER BY index_digest",
+        )
+        .bind(repo.0)
+        .bind(digest.as_str())
+        .fetch_all(&self.writer)
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(|d| parse_digest(d)).collect()
+    }
+
+    async fn delete_tag(&self, repo: RepositoryId, tag: &ImageTag) -> Result<bool, StorageError> {
+        let res = sqlx::query("DELETE FROM image_tags WHERE repository_id = ? AND tag = ?")
+            .bind(repo.0)
+            .bind(tag.as_str())
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    async fn delete_image(&self, repo: RepositoryId, digest: &Digest) -> Result<bool, StorageError> {
+        let res = sqlx::query("DELETE FROM images WHERE repository_id = ? AND digest = ?")
+            .bind(repo.0)
+            .bind(digest.as_str())
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    async fn list_image_ids(
+        &self,
+        repo: RepositoryId,
+        status: TagStatus,
+        after: Option<(&str, &str)>,
+        limit: u32,
+    ) -> Result<Vec<(Digest, Option<ImageTag>)>, StorageError> {
+        // Untagged images are listed with tag '' so that (digest, tag) orders every entry.
+        let (want_tagged, want_untagged) = match status {
+            TagStatus::Tagged => (1, 0),
+            TagStatus::Untagged => (0, 1),
+            TagStatus::Any => (1, 1),
+        };
+        let (after_digest, after_tag) = after.unwrap_or(("", ""));
+        let rows = sqlx::query(
+            "SELECT digest, tag FROM (
+                SELECT t.digest AS digest, t.tag AS tag FROM image_tags t WHERE t.repository_id = ?1 AND ?2
+                UNION ALL
+                SELECT i.digest AS digest, '' AS tag FROM images i WHERE i.repository_id = ?1 AND ?3
+                  AND NOT EXISTS (SELECT 1 FROM image_tags t WHERE t.repository_id = i.repository_id AND t.digest = i.digest)
+             ) WHERE (digest, tag) > (?4, ?5) ORDER BY digest, tag LIMIT ?6",
+        )
+        .bind(repo.0)
+        .bind(want_tagged)
+        .bind(want_untagged)
+        .bind(after_digest)
+        .bind(after_tag)
+        .bind(limit as i64)
+        .fetch_all(&self.readers)
+        .await
+        .map_err(db_err)?;
+        rows.iter()
+            .map(|r| {
+                let tag: &str = r.get(1);
+                Ok((
+                    parse_digest(r.get(0))?,
+                    if tag.is_empty() { None } else { Some(parse_tag(tag)?) },
+                ))
+            })
+            .collect()
+    }
+
+    async fn list_images(
+        &self,
+        repo: RepositoryId,
+        status: TagStatus,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<ImageSummary>, StorageError> {
+        let sql = format!(
+            "SELECT i.*, (SELECT group_concat(tag, char(10)) FROM (SELECT tag FROM image_tags t WHERE t.repository_id = i.repository_id AND t.digest = i.digest ORDER BY tag)) AS tags
+             FROM images i WHERE i.repository_id = ? AND i.digest > ? AND {} ORDER BY i.digest LIMIT ?",
+            tag_status_clause(status)
+        );
+        let rows = sqlx::query(&sql)
+            .bind(repo.0)
+            .bind(after.unwrap_or(""))
+            .bind(limit as i64)
+            .fetch_all(&self.readers)
+            .await
+            .map_err(db_err)?;
+        rows.iter()
+            .map(|r| {
+                let tags: Option<String> = r.get("tags");
+                Ok(ImageSummary {
+                    image: image_from_row(r)?,
+                    tags: tags
+                        .as_deref()
+                        .unwrap_or("")
+                        .lines()
+                        .map(parse_tag)
+                        .collect::<Result<_, _>>()?,
+                })
+            })
+            .collect()
+    }
+}
