@@ -13,7 +13,7 @@ mod uploads;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use model::RepositoryName;
-use storage::{Millis, RepositoryRecord, Storage};
+use storage::{Millis, Storage};
 
 pub use blobs::BlobDownload;
 pub use error::RegistryError;
@@ -21,7 +21,8 @@ pub use images::{BatchDeleteResult, BatchGetResult, ImageFailure, ImageFailureCo
 pub use pagination::{Page, PageToken};
 pub use repositories::{CreateRepository, EncryptionConfiguration};
 pub use storage::{
-    BlobRange, ByteStream, ImageRecord, ImageSummary, MutabilityExclusion, RepositoryBlob, ResourceTag, TagStatus,
+    BlobRange, BlobReader, ByteStream, ImageRecord, ImageSummary, MutabilityExclusion, RepositoryBlob, RepositoryRecord, ResourceTag,
+    TagStatus,
 };
 pub use uploads::{PartData, UploadProgress};
 

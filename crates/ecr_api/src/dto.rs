@@ -1,0 +1,373 @@
+//! Request and response shapes of the botocore model (`ecr/2015-09-21`), camelCase on the wire.
+//! Requests keep every member optional so that a missing required member becomes ECR's
+//! `InvalidParameterException` rather than a serialization error; no logic lives here.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Deserialize, Serialize, Clone)]
+pub struct Tag {
+    #[serde(rename = "Key")]
+    pub key: Option<String>,
+    #[serde(rename = "Value")]
+    pub value: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Serialize, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct MutabilityExclusionFilter {
+    pub filter_type: Option<String>,
+    pub filter: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Serialize, Clone, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageScanningConfiguration {
+    #[serde(default)]
+    pub scan_on_push: bool,
+}
+
+#[derive(Debug, Deserialize, Serialize, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct EncryptionConfiguration {
+    pub encryption_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kms_key: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateRepositoryRequest {
+    pub registry_id: Option<String>,
+    pub repository_name: Option<String>,
+    pub tags: Option<Vec<Tag>>,
+    pub image_tag_mutability: Option<String>,
+    pub image_tag_mutability_exclusion_filters: Option<Vec<MutabilityExclusionFilter>>,
+    pub image_scanning_configuration: Option<ImageScanningConfiguration>,
+    pub encryption_configuration: Option<EncryptionConfiguration>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Repository {
+    pub repository_arn: String,
+    pub registry_id: String,
+    pub repository_name: String,
+    pub repository_uri: String,
+    pub created_at: f64,
+    pub image_tag_mutability: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub image_tag_mutability_exclusion_filters: Vec<MutabilityExclusionFilter>,
+    pub image_scanning_configuration: ImageScanningConfiguration,
+    pub encryption_configuration: EncryptionConfiguration,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RepositoryResponse {
+    pub repository: Repository,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct DescribeRepositoriesRequest {
+    pub registry_id: Option<String>,
+    pub repository_names: Option<Vec<String>>,
+    pub next_token: Option<String>,
+    pub max_results: Option<i64>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DescribeRepositoriesResponse {
+    pub repositories: Vec<Repository>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct DeleteRepositoryRequest {
+    pub registry_id: Option<String>,
+    pub repository_name: Option<String>,
+    pub force: Option<bool>,
+}
+
+/// The members every repository-scoped request shares. Written out in each request rather
+/// than `#[serde(flatten)]`ed, which would buffer a 28 MB `layerPartBlob` once more.
+pub trait RepositoryScoped {
+    fn registry_id(&self) -> Option<&str>;
+    fn repository_name(&self) -> Option<&str>;
+}
+
+macro_rules! repository_scoped {
+    ($($t:ty),*) => {$(
+        impl RepositoryScoped for $t {
+            fn registry_id(&self) -> Option<&str> { self.registry_id.as_deref() }
+            fn repository_name(&self) -> Option<&str> { self.repository_name.as_deref() }
+        }
+    )*};
+}
+
+repository_scoped!(
+    DeleteRepositoryRequest, BatchCheckLayerAvailabilityRequest, InitiateLayerUploadRequest, UploadLayerPartRequest,
+    CompleteLayerUploadRequest, PutImageRequest, BatchGetImageRequest, GetDownloadUrlForLayerRequest,
+    ListImagesRequest, DescribeImagesRequest, BatchDeleteImageRequest
+);
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct InitiateLayerUploadRequest {
+    pub registry_id: Option<String>,
+    pub repository_name: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchCheckLayerAvailabilityRequest {
+    pub registry_id: Option<String>,
+    pub repository_name: Option<String>,
+    pub layer_digests: Option<Vec<String>>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Layer {
+    pub layer_digest: String,
+    pub layer_availability: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub layer_size: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LayerFailure {
+    pub layer_digest: String,
+    pub failure_code: &'static str,
+    pub failure_reason: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchCheckLayerAvailabilityResponse {
+    pub layers: Vec<Layer>,
+    pub failures: Vec<LayerFailure>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InitiateLayerUploadResponse {
+    pub upload_id: String,
+    pub part_size: u64,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct UploadLayerPartRequest {
+    pub registry_id: Option<String>,
+    pub repository_name: Option<String>,
+    pub upload_id: Option<String>,
+    pub part_first_byte: Option<i64>,
+    pub part_last_byte: Option<i64>,
+    pub layer_part_blob: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UploadLayerPartResponse {
+    pub registry_id: String,
+    pub repository_name: String,
+    pub upload_id: String,
+    pub last_byte_received: i64,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct CompleteLayerUploadRequest {
+    pub registry_id: Option<String>,
+    pub repository_name: Option<String>,
+    pub upload_id: Option<String>,
+    pub layer_digests: Option<Vec<String>>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CompleteLayerUploadResponse {
+    pub registry_id: String,
+    pub repository_name: String,
+    pub upload_id: String,
+    pub layer_digest: String,
+}
+
+#[derive(Debug, Deserialize, Serialize, Clone, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageIdentifier {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_digest: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_tag: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct PutImageRequest {
+    pub registry_id: Option<String>,
+    pub repository_name: Option<String>,
+    pub image_manifest: Option<String>,
+    pub image_manifest_media_type: Option<String>,
+    pub image_tag: Option<String>,
+    pub image_digest: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Image {
+    pub registry_id: String,
+    pub repository_name: String,
+    pub image_id: ImageIdentifier,
+    pub image_manifest: String,
+    pub image_manifest_media_type: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PutImageResponse {
+    pub image: Image,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchGetImageRequest {
+    pub registry_id: Option<String>,
+    pub repository_name: Option<String>,
+    pub image_ids: Option<Vec<ImageIdentifier>>,
+    pub accepted_media_types: Option<Vec<String>>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageFailure {
+    pub image_id: ImageIdentifier,
+    pub failure_code: &'static str,
+    pub failure_reason: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchGetImageResponse {
+    pub images: Vec<Image>,
+    pub failures: Vec<ImageFailure>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct GetDownloadUrlForLayerRequest {
+    pub registry_id: Option<String>,
+    pub repository_name: Option<String>,
+    pub layer_digest: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetDownloadUrlForLayerResponse {
+    pub download_url: String,
+    pub layer_digest: String,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ImagesFilter {
+    pub tag_status: Option<String>,
+    pub image_status: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ListImagesRequest {
+    pub registry_id: Option<String>,
+    pub repository_name: Option<String>,
+    pub next_token: Option<String>,
+    pub max_results: Option<i64>,
+    pub filter: Option<ImagesFilter>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListImagesResponse {
+    pub image_ids: Vec<ImageIdentifier>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct DescribeImagesRequest {
+    pub registry_id: Option<String>,
+    pub repository_name: Option<String>,
+    pub image_ids: Option<Vec<ImageIdentifier>>,
+    pub next_token: Option<String>,
+    pub max_results: Option<i64>,
+    pub filter: Option<ImagesFilter>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageDetail {
+    pub registry_id: String,
+    pub repository_name: String,
+    pub image_digest: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub image_tags: Vec<String>,
+    pub image_size_in_bytes: u64,
+    pub image_pushed_at: f64,
+    pub image_manifest_media_type: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub artifact_media_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject_manifest_digest: Option<String>,
+    pub image_status: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DescribeImagesResponse {
+    pub image_details: Vec<ImageDetail>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchDeleteImageRequest {
+    pub registry_id: Option<String>,
+    pub repository_name: Option<String>,
+    pub image_ids: Option<Vec<ImageIdentifier>>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchDeleteImageResponse {
+    pub image_ids: Vec<ImageIdentifier>,
+    pub failures: Vec<ImageFailure>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct GetAuthorizationTokenRequest {
+    pub registry_ids: Option<Vec<String>>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthorizationData {
+    pub authorization_token: String,
+    pub expires_at: f64,
+    pub proxy_endpoint: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetAuthorizationTokenResponse {
+    pub authorization_data: Vec<AuthorizationData>,
+}

@@ -1,0 +1,194 @@
+//! BatchCheckLayerAvailability, InitiateLayerUpload, UploadLayerPart, CompleteLayerUpload,
+//! GetDownloadUrlForLayer.
+
+use bytes::Bytes;
+use model::{Digest, DigestError, UploadId};
+use registry::PartData;
+
+use crate::dto::{self, RepositoryScoped};
+use crate::error::{invalid, ApiError};
+use crate::validate::{self, required};
+use crate::{download, Ctx};
+
+const UPLOAD_ID_PATTERN: &str =
+    "must satisfy regular expression '[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}'";
+const LAYER_DIGEST_PATTERN: &str = "must satisfy regular expression '[a-zA-Z0-9-_+.]+:[a-fA-F0-9]+'";
+
+/// The model's `layerPartBlob` maximum.
+const MAX_PART_BLOB: usize = 20_971_520;
+
+fn upload_id(v: Option<&str>) -> Result<UploadId, ApiError> {
+    UploadId::parse(required(v, "uploadId")?).ok_or_else(|| invalid("uploadId", UPLOAD_ID_PATTERN))
+}
+
+/// True when `s` matches the model's `LayerDigest` pattern `[a-zA-Z0-9-_+.]+:[a-fA-F0-9]+`.
+fn matches_layer_digest_pattern(s: &str) -> bool {
+    let Some((alg, hex)) = s.split_once(':') else { return false };
+    !alg.is_empty()
+        && alg.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_+.".contains(&b))
+        && !hex.is_empty()
+        && hex.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+pub(crate) async fn batch_check_layer_availability(
+    ctx: &Ctx<'_>,
+    req: dto::BatchCheckLayerAvailabilityRequest,
+) -> Result<dto::BatchCheckLayerAvailabilityResponse, ApiError> {
+    let repo = validate::repository(&req)?;
+    let digests = required(req.layer_digests.as_ref(), "layerDigests")?;
+    validate::list_len(digests, "layerDigests", 1, 100)?;
+    if digests.iter().any(|d| d.len() > 1000) {
+        return Err(invalid("layerDigests.member", "Member must have length less than or equal to 1000"));
+    }
+    let mut failures = Vec::new();
+    let mut valid = Vec::new();
+    for d in digests {
+        match Digest::parse_sha256(d) {
+            Ok(parsed) => valid.push(parsed),
+            Err(DigestError::Empty) => failures.push(dto::LayerFailure {
+                layer_digest: d.clone(),
+                failure_code: "MissingLayerDigest",
+                failure_reason: "Missing layer digest".into(),
+            }),
+            Err(_) => failures.push(dto::LayerFailure {
+                layer_digest: d.clone(),
+                failure_code: "InvalidLayerDigest",
+                failure_reason: "Invalid layer digest".into(),
+            }),
+        }
+    }
+    let found = ctx.registry().layer_availability(&ctx.principal, &repo, &valid).await?;
+    let layers = valid
+        .into_iter()
+        .zip(found)
+        .map(|(digest, blob)| match blob {
+            Some(b) => dto::Layer {
+                layer_digest: digest.to_string(),
+                layer_availability: "AVAILABLE",
+                layer_size: Some(b.size),
+                media_type: b.media_type,
+            },
+            None => dto::Layer {
+                layer_digest: digest.to_string(),
+                layer_availability: "UNAVAILABLE",
+                layer_size: None,
+                media_type: None,
+            },
+        })
+        .collect();
+    Ok(dto::BatchCheckLayerAvailabilityResponse { layers, failures })
+}
+
+pub(crate) async fn initiate_layer_upload(
+    ctx: &Ctx<'_>,
+    req: dto::InitiateLayerUploadRequest,
+) -> Result<dto::InitiateLayerUploadResponse, ApiError> {
+    let repo = validate::repository(&req)?;
+    let (id, part_size) = ctx.registry().initiate_upload(&ctx.principal, &repo).await?;
+    Ok(dto::InitiateLayerUploadResponse {
+        upload_id: id.to_string(),
+        part_size,
+    })
+}
+
+pub(crate) async fn upload_layer_part(
+    ctx: &Ctx<'_>,
+    req: dto::UploadLayerPartRequest,
+) -> Result<dto::UploadLayerPartResponse, ApiError> {
+    let repo = validate::repository(&req)?;
+    let id = upload_id(req.upload_id.as_deref())?;
+    let first = required(req.part_first_byte, "partFirstByte")?;
+    let last = required(req.part_last_byte, "partLastByte")?;
+    if first < 0 {
+        return Err(invalid("partFirstByte", "Member must have value greater than or equal to 0"));
+    }
+    if last < 0 {
+        return Err(invalid("partLastByte", "Member must have value greater than or equal to 0"));
+    }
+    let blob = required(req.layer_part_blob.as_deref(), "layerPartBlob")?;
+    // A base64 text decodes to at most 3/4 of its length: refuse oversize parts before decoding.
+    if blob.len() / 4 * 3 > MAX_PART_BLOB + 2 {
+        return Err(invalid("layerPartBlob", "Member must have length less than or equal to 20971520"));
+    }
+    let bytes = base64_simd::STANDARD
+        .decode_to_vec(blob.as_bytes())
+        .map_err(|_| ApiError::Serialization("Invalid base64 in layerPartBlob".into()))?;
+    if bytes.len() > MAX_PART_BLOB {
+        return Err(invalid("layerPartBlob", "Member must have length less than or equal to 20971520"));
+    }
+    drop(req.layer_part_blob);
+    let progress = ctx
+        .registry()
+        .upload_part(
+            &ctx.principal,
+            &repo,
+            id,
+            first as u64,
+            Some(last as u64),
+            PartData::Buffered(Bytes::from(bytes)),
+        )
+        .await?;
+    Ok(dto::UploadLayerPartResponse {
+        registry_id: repo.registry_id.unwrap_or_else(|| ctx.principal.account_id.clone()),
+        repository_name: repo.name.to_string(),
+        upload_id: id.to_string(),
+        last_byte_received: progress.received as i64 - 1,
+    })
+}
+
+pub(crate) async fn complete_layer_upload(
+    ctx: &Ctx<'_>,
+    req: dto::CompleteLayerUploadRequest,
+) -> Result<dto::CompleteLayerUploadResponse, ApiError> {
+    let repo = validate::repository(&req)?;
+    let id = upload_id(req.upload_id.as_deref())?;
+    let digests = required(req.layer_digests.as_ref(), "layerDigests")?;
+    validate::list_len(digests, "layerDigests", 1, 100)?;
+    if !digests.iter().all(|d| matches_layer_digest_pattern(d)) {
+        return Err(invalid("layerDigests.member", LAYER_DIGEST_PATTERN));
+    }
+    // Clients send exactly one digest: the layer's. ECR verifies against the first.
+    let digest = ctx
+        .registry()
+        .complete_upload(&ctx.principal, &repo, id, &digests[0], true)
+        .await?;
+    Ok(dto::CompleteLayerUploadResponse {
+        registry_id: repo.registry_id.unwrap_or_else(|| ctx.principal.account_id.clone()),
+        repository_name: repo.name.to_string(),
+        upload_id: id.to_string(),
+        layer_digest: digest.to_string(),
+    })
+}
+
+pub(crate) async fn get_download_url_for_layer(
+    ctx: &Ctx<'_>,
+    req: dto::GetDownloadUrlForLayerRequest,
+) -> Result<dto::GetDownloadUrlForLayerResponse, ApiError> {
+    let repo = validate::repository(&req)?;
+    let digest_str = required(req.layer_digest.as_deref(), "layerDigest")?;
+    if !matches_layer_digest_pattern(digest_str) {
+        return Err(invalid("layerDigest", LAYER_DIGEST_PATTERN));
+    }
+    let digest = Digest::parse_sha256(digest_str).map_err(|_| invalid("layerDigest", LAYER_DIGEST_PATTERN))?;
+    let blob = ctx.registry().downloadable_layer(&ctx.principal, &repo, &digest).await?;
+    let registry_id = req.registry_id().map_or_else(|| ctx.principal.account_id.clone(), str::to_owned);
+    Ok(dto::GetDownloadUrlForLayerResponse {
+        download_url: download::presign(ctx, &registry_id, &repo.name, &blob.digest),
+        layer_digest: blob.digest.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layer_digest_pattern() {
+        assert!(matches_layer_digest_pattern("sha256:abcDEF012"));
+        assert!(matches_layer_digest_pattern("a+b.c-d_e:0"));
+        assert!(!matches_layer_digest_pattern("sha256:"));
+        assert!(!matches_layer_digest_pattern(":00"));
+        assert!(!matches_layer_digest_pattern("sha256:xyz"));
+        assert!(!matches_layer_digest_pattern("sha256"));
+    }
+}

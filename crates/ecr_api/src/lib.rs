@@ -1,0 +1,163 @@
+//! The ECR JSON API front end (awsJson 1.1): `POST /` dispatched on `X-Amz-Target`, plus the
+//! self-authorising layer download URLs GetDownloadUrlForLayer hands out. Parses and validates
+//! requests into model types, calls the registry, and renders results and errors; it holds
+//! no registry rules and never touches storage.
+
+mod authorization;
+mod download;
+mod dto;
+mod error;
+mod images;
+mod layers;
+mod operation;
+mod repositories;
+mod validate;
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use auth::SigningKey;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use registry::{Principal, Registry};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+pub use error::ApiError;
+use operation::Operation;
+
+pub const CONTENT_TYPE_JSON: &str = "application/x-amz-json-1.1";
+
+/// Largest request body accepted: a 20 MiB part is ~28 MB of base64 inside JSON.
+pub const MAX_REQUEST_BODY: usize = 40 * 1024 * 1024;
+
+/// What the ECR front end needs to know about the deployment.
+#[derive(Clone)]
+pub struct EcrApiConfig {
+    /// The account callers belong to until access keys map to accounts (issue 4).
+    pub account_id: String,
+    /// Base URL for download URLs and `proxyEndpoint`; by default taken from the request's
+    /// `Host` (what the client connected to).
+    pub public_url: Option<String>,
+    pub signing_key: SigningKey,
+}
+
+#[derive(Clone)]
+pub struct EcrApi {
+    registry: Arc<Registry>,
+    config: Arc<EcrApiConfig>,
+}
+
+/// What a handler sees of one request.
+pub(crate) struct Ctx<'a> {
+    pub api: &'a EcrApi,
+    pub principal: Principal,
+    /// `scheme://host[:port]` this request reached.
+    pub base_url: String,
+}
+
+impl Ctx<'_> {
+    pub fn registry(&self) -> &Registry {
+        &self.api.registry
+    }
+}
+
+/// The router: `POST /` for the API and `GET /_berth/layers/...` for downloads.
+pub fn router(registry: Arc<Registry>, config: EcrApiConfig) -> Router {
+    let api = EcrApi {
+        registry,
+        config: Arc::new(config),
+    };
+    Router::new()
+        .route("/", post(handle))
+        .route("/_berth/layers/{*rest}", get(download::get_layer).head(download::get_layer))
+        .layer(DefaultBodyLimit::disable())
+        .with_state(api)
+}
+
+pub(crate) fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+pub(crate) fn base_url(api: &EcrApi, headers: &HeaderMap) -> String {
+    if let Some(u) = &api.config.public_url {
+        return u.trim_end_matches('/').to_owned();
+    }
+    let host = headers
+        .get("host")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    format!("http://{host}")
+}
+
+/// Decodes the body as the operation's request shape. An empty body is `{}` (botocore sends
+/// `{}`, but other clients send nothing for operations without input).
+fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let body = if body.iter().all(u8::is_ascii_whitespace) { &b"{}"[..] } else { body };
+    serde_json::from_slice(body).map_err(|e| ApiError::Serialization(e.to_string()))
+}
+
+fn respond<T: Serialize>(value: &T) -> Result<Response, ApiError> {
+    let body = serde_json::to_vec(value).map_err(|e| ApiError::Serialization(e.to_string()))?;
+    let mut resp = Response::new(Body::from(body));
+    resp.headers_mut().insert("content-type", HeaderValue::from_static(CONTENT_TYPE_JSON));
+    Ok(resp)
+}
+
+async fn handle(State(api): State<EcrApi>, headers: HeaderMap, body: Body) -> Response {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let op = Operation::from_target(target);
+    let span = tracing::info_span!("ecr", op = ?op, request_id = %request_id);
+    let _enter = span.enter();
+    let started = std::time::Instant::now();
+    let result = dispatch(&api, &headers, target, op, body).await;
+    let mut resp = result.unwrap_or_else(IntoResponse::into_response);
+    tracing::info!(status = resp.status().as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "ecr request");
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        resp.headers_mut().insert("x-amzn-requestid", v);
+    }
+    resp
+}
+
+async fn dispatch(api: &EcrApi, headers: &HeaderMap, target: &str, op: Option<Operation>, body: Body) -> Result<Response, ApiError> {
+    // Authentication first, as AWS does: an unsigned request learns nothing about operations.
+    let authz = headers.get("authorization").and_then(|v| v.to_str().ok());
+    let sig = auth::sigv4::parse_authorization(authz).map_err(|e| match e {
+        auth::sigv4::SigV4Error::Missing => ApiError::MissingAuthenticationToken,
+        auth::sigv4::SigV4Error::Incomplete(m) => ApiError::IncompleteSignature(m),
+    })?;
+    let op = op.ok_or_else(|| ApiError::UnknownOperation(target.to_owned()))?;
+    let body = axum::body::to_bytes(body, MAX_REQUEST_BODY)
+        .await
+        .map_err(|_| ApiError::RequestTooLarge(MAX_REQUEST_BODY))?;
+    let ctx = Ctx {
+        api,
+        principal: Principal {
+            access_key_id: sig.access_key_id,
+            account_id: api.config.account_id.clone(),
+        },
+        base_url: base_url(api, headers),
+    };
+    use Operation as O;
+    match op {
+        O::CreateRepository => respond(&repositories::create_repository(&ctx, parse(&body)?).await?),
+        O::DescribeRepositories => respond(&repositories::describe_repositories(&ctx, parse(&body)?).await?),
+        O::DeleteRepository => respond(&repositories::delete_repository(&ctx, parse(&body)?).await?),
+        O::BatchCheckLayerAvailability => respond(&layers::batch_check_layer_availability(&ctx, parse(&body)?).await?),
+        O::InitiateLayerUpload => respond(&layers::initiate_layer_upload(&ctx, parse(&body)?).await?),
+        O::UploadLayerPart => respond(&layers::upload_layer_part(&ctx, parse(&body)?).await?),
+        O::CompleteLayerUpload => respond(&layers::complete_layer_upload(&ctx, parse(&body)?).await?),
+        O::GetDownloadUrlForLayer => respond(&layers::get_download_url_for_layer(&ctx, parse(&body)?).await?),
+        O::PutImage => respond(&images::put_image(&ctx, parse(&body)?).await?),
+        O::BatchGetImage => respond(&images::batch_get_image(&ctx, parse(&body)?).await?),
+        O::ListImages => respond(&images::list_images(&ctx, parse(&body)?).await?),
+        O::DescribeImages => respond(&images::describe_images(&ctx, parse(&body)?).await?),
+        O::BatchDeleteImage => respond(&images::batch_delete_image(&ctx, parse(&body)?).await?),
+        O::GetAuthorizationToken => respond(&authorization::get_authorization_token(&ctx, parse(&body)?)?),
+    }
+}

@@ -1,0 +1,144 @@
+//! berth's configuration, loaded in layers: built-in defaults, then the TOML file (`--config`),
+//! then `BERTH_*` environment variables, then command-line flags.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::Deserialize;
+
+/// The effective configuration of `berth serve`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Address and port to listen on. Default `127.0.0.1:5000`.
+    pub listen: SocketAddr,
+    /// Directory for blobs, the metadata database and the signing key. Default `./berth-data`.
+    pub data_dir: PathBuf,
+    /// The AWS region berth answers as (SigV4 scope, ARNs, tokens). Default `us-east-1`.
+    pub region: String,
+    /// The 12-digit account (registry id) callers belong to. Default `000000000000`.
+    pub account_id: String,
+    /// Base URL clients reach berth at, for download URLs and `proxyEndpoint`. Default: the
+    /// scheme and `Host` of each request.
+    pub public_url: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:5000".parse().expect("valid default address"),
+            data_dir: PathBuf::from("./berth-data"),
+            region: "us-east-1".into(),
+            account_id: "000000000000".into(),
+            public_url: None,
+        }
+    }
+}
+
+/// The TOML file: every key optional, unknown keys refused.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct FileConfig {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub region: Option<String>,
+    pub account_id: Option<String>,
+    pub public_url: Option<String>,
+}
+
+/// Values from the environment or flags (clap merges those two, flags winning).
+#[derive(Debug, Default, Clone, clap::Args)]
+pub struct Overrides {
+    /// TOML configuration file.
+    #[arg(long, env = "BERTH_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:5000].
+    #[arg(long, env = "BERTH_LISTEN")]
+    pub listen: Option<String>,
+    /// Data directory [default: ./berth-data].
+    #[arg(long, env = "BERTH_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// AWS region to answer as [default: us-east-1].
+    #[arg(long, env = "BERTH_REGION")]
+    pub region: Option<String>,
+    /// Account id (registry id) of callers [default: 000000000000].
+    #[arg(long, env = "BERTH_ACCOUNT_ID")]
+    pub account_id: Option<String>,
+    /// Public base URL, e.g. https://registry.example.com [default: from the Host header].
+    #[arg(long, env = "BERTH_PUBLIC_URL")]
+    pub public_url: Option<String>,
+}
+
+impl Config {
+    pub fn load(o: &Overrides) -> anyhow::Result<Self> {
+        let file = match &o.config {
+            Some(p) => read_file(p)?,
+            None => FileConfig::default(),
+        };
+        let d = Config::default();
+        let listen = o.listen.clone().or(file.listen);
+        let cfg = Config {
+            listen: match listen {
+                Some(s) => s.parse().with_context(|| format!("listen: '{s}' is not an ADDR:PORT"))?,
+                None => d.listen,
+            },
+            data_dir: o.data_dir.clone().or(file.data_dir).unwrap_or(d.data_dir),
+            region: o.region.clone().or(file.region).unwrap_or(d.region),
+            account_id: o.account_id.clone().or(file.account_id).unwrap_or(d.account_id),
+            public_url: o.public_url.clone().or(file.public_url),
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.account_id.len() == 12 && self.account_id.bytes().all(|b| b.is_ascii_digit()),
+            "account-id: '{}' is not 12 digits",
+            self.account_id
+        );
+        anyhow::ensure!(
+            !self.region.is_empty() && self.region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'),
+            "region: '{}' is not a region name",
+            self.region
+        );
+        if let Some(u) = &self.public_url {
+            anyhow::ensure!(u.starts_with("http://") || u.starts_with("https://"), "public-url: '{u}' must start with http:// or https://");
+        }
+        Ok(())
+    }
+}
+
+fn read_file(p: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+    toml::from_str(&text).with_context(|| format!("parsing {}", p.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_apply_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("berth.toml");
+        std::fs::write(&file, "listen = \"127.0.0.1:6000\"\nregion = \"eu-west-1\"\n").unwrap();
+        let o = Overrides {
+            config: Some(file.clone()),
+            region: Some("ap-south-1".into()),
+            ..Default::default()
+        };
+        let c = Config::load(&o).unwrap();
+        assert_eq!(c.listen.port(), 6000, "the file sets what nothing overrides");
+        assert_eq!(c.region, "ap-south-1", "a flag beats the file");
+        assert_eq!(c.account_id, "000000000000", "defaults fill the rest");
+
+        std::fs::write(&file, "nonsense = 1\n").unwrap();
+        assert!(Config::load(&o).is_err(), "unknown keys are refused");
+        let bad = Overrides {
+            account_id: Some("12".into()),
+            ..Default::default()
+        };
+        assert!(Config::load(&bad).is_err());
+    }
+}

@@ -1,0 +1,68 @@
+//! Assembles berth from its parts: storage backends chosen by configuration, the registry core,
+//! and the protocol front ends on one listener.
+
+pub mod config;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::Router;
+use tokio::net::TcpListener;
+
+pub use config::Config;
+
+/// The assembled application.
+pub struct App {
+    pub router: Router,
+}
+
+impl App {
+    /// Opens storage under the data directory and builds every front end.
+    pub async fn build(cfg: &Config) -> anyhow::Result<Self> {
+        let storage = storage::Storage::open_embedded(&cfg.data_dir)
+            .await
+            .with_context(|| format!("opening storage in {}", cfg.data_dir.display()))?;
+        let signing_key = auth::SigningKey::load_or_create(&cfg.data_dir.join("signing.key")).context("loading the signing key")?;
+        let registry = Arc::new(registry::Registry::new(storage, cfg.region.clone(), registry::Limits::default()));
+        let ecr = ecr_api::router(
+            registry,
+            ecr_api::EcrApiConfig {
+                account_id: cfg.account_id.clone(),
+                public_url: cfg.public_url.clone(),
+                signing_key,
+            },
+        );
+        Ok(Self { router: ecr })
+    }
+
+    /// Serves on `listener` until `shutdown` completes, then drains open requests.
+    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        axum::serve(listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("serving")
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

@@ -1,0 +1,42 @@
+use std::io::Write;
+
+use berth::config::{Config, Overrides};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "berth", version, about = "A container registry that speaks Amazon ECR's API")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the registry.
+    Serve(Overrides),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG").unwrap_or_else(|_| "info,sqlx=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let Command::Serve(overrides) = Cli::parse().command;
+    let cfg = Config::load(&overrides)?;
+    let app = berth::App::build(&cfg).await?;
+    let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
+    let addr = listener.local_addr()?;
+    if !addr.ip().is_loopback() {
+        tracing::warn!(%addr, "listening beyond loopback: SigV4 signatures are not yet verified (any well-formed signature is accepted)");
+    }
+    tracing::info!(%addr, data_dir = %cfg.data_dir.display(), region = %cfg.region, account_id = %cfg.account_id, "berth ready");
+    // Scripts wait for this exact line on stdout.
+    println!("listening on http://{addr}");
+    std::io::stdout().flush()?;
+    app.serve(listener, berth::shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
