@@ -195,6 +195,47 @@ def put(repo, manifest, tag=None, **extra):
 # shared state between sections
 S = {}
 
+# raw response bodies seen by the client, per operation name (for wire-format checks)
+RAW = {}
+
+
+def _capture_raw(operation_model=None, response_dict=None, **_):
+    if operation_model is not None and response_dict is not None:
+        RAW[operation_model.name] = response_dict
+
+
+ecr.meta.events.register("before-parse.ecr.*", _capture_raw)
+
+
+def raw_call(target, body, sign=True, region="us-east-1"):
+    """POST / with X-Amz-Target = AmazonEC2ContainerRegistry_V20150921.<target>, optionally
+    SigV4-signed with the dummy credentials. Returns (status, headers (lower-case keys), parsed JSON or None)."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    headers = {"X-Amz-Target": "AmazonEC2ContainerRegistry_V20150921." + target,
+               "Content-Type": "application/x-amz-json-1.1"}
+    req = AWSRequest(method="POST", url=ENDPOINT + "/", data=body, headers=headers)
+    if sign:
+        creds = Credentials(os.environ.get("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+                            os.environ.get("AWS_SECRET_ACCESS_KEY", "secret"))
+        SigV4Auth(creds, "ecr", region).add_auth(req)
+    prepared = req.prepare()
+    assert urllib.parse.urlsplit(prepared.url).hostname == "127.0.0.1"
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    r = urllib.request.Request(prepared.url, data=body, method="POST", headers=dict(prepared.headers.items()))
+    try:
+        with opener.open(r, timeout=HTTP_TIMEOUT) as resp:
+            status, hdrs, data = resp.status, resp.headers, resp.read()
+    except urllib.error.HTTPError as e:
+        status, hdrs, data = e.code, e.headers, e.read()
+    try:
+        parsed = json.loads(data) if data else None
+    except ValueError:
+        parsed = None
+    return status, {k.lower(): v for k, v in hdrs.items()}, parsed
+
 
 # --------------------------------------------------------------------------- sections
 def repositories():
@@ -216,13 +257,16 @@ def repositories():
     d = ecr.describe_repositories(repositoryNames=[REPO, REPO_IMM])["repositories"]
     check_eq("describe_repositories by name", sorted(x["repositoryName"] for x in d), sorted([REPO, REPO_IMM]))
 
-    tags = ecr.list_tags_for_resource(resourceArn=S["arn"])["tags"]
-    check_eq("list_tags_for_resource returns env=dev", tags, [{"Key": "env", "Value": "dev"}])
-
     expect_error("describe_repositories of a missing repo", "RepositoryNotFoundException",
                  ecr.describe_repositories, repositoryNames=[MISSING_REPO])
     expect_error("create_repository twice", "RepositoryAlreadyExistsException",
                  ecr.create_repository, repositoryName=REPO)
+
+    try:
+        tags = ecr.list_tags_for_resource(resourceArn=S["arn"])["tags"]
+        check_eq("list_tags_for_resource returns env=dev", tags, [{"Key": "env", "Value": "dev"}])
+    except ClientError as e:
+        bad(f"list_tags_for_resource failed: {e}")
 
 
 def multipart_upload():
@@ -513,6 +557,65 @@ def auth_token():
           and exp > datetime.datetime.now(datetime.timezone.utc), exp)
 
 
+def protocol():
+    """Wire-level details from sections 1.2-1.5 of the reference."""
+    # success response framing
+    ecr.describe_repositories(repositoryNames=[REPO_PAGES])
+    raw = RAW.get("DescribeRepositories", {})
+    hdrs = {k.lower(): v for k, v in raw.get("headers", {}).items()}
+    check("success: Content-Type application/x-amz-json-1.1",
+          hdrs.get("content-type", "").startswith("application/x-amz-json-1.1"), hdrs.get("content-type"))
+    check("success: x-amzn-RequestId header", bool(hdrs.get("x-amzn-requestid")), hdrs)
+
+    # timestamps are epoch-second numbers on the wire (Smithy SDKs need that)
+    body = json.loads(raw.get("body") or b"{}")
+    created = (body.get("repositories") or [{}])[0].get("createdAt")
+    check("createdAt is a JSON number on the wire", isinstance(created, (int, float)), repr(created))
+    ecr.describe_images(repositoryName=REPO_PAGES)
+    dets = json.loads(RAW.get("DescribeImages", {}).get("body") or b"{}").get("imageDetails") or [{}]
+    pushed = dets[0].get("imagePushedAt")
+    check("imagePushedAt is a JSON number on the wire", isinstance(pushed, (int, float)), repr(pushed))
+    ecr.get_authorization_token()
+    ad = json.loads(RAW.get("GetAuthorizationToken", {}).get("body") or b"{}").get("authorizationData") or [{}]
+    check("expiresAt is a JSON number on the wire", isinstance(ad[0].get("expiresAt"), (int, float)),
+          repr(ad[0].get("expiresAt")))
+
+    # error response framing
+    try:
+        ecr.describe_repositories(repositoryNames=[MISSING_REPO])
+        bad("describe_repositories of a missing repo succeeded")
+    except ClientError as e:
+        md = e.response.get("ResponseMetadata", {})
+        eh = md.get("HTTPHeaders", {})
+        check_eq("error: HTTP status 400", md.get("HTTPStatusCode"), 400)
+        check_eq("error: X-Amzn-ErrorType header equals __type", eh.get("x-amzn-errortype", "").split(":")[0],
+                 "RepositoryNotFoundException")
+        check("error: x-amzn-RequestId header", bool(eh.get("x-amzn-requestid")), eh)
+        check("error: message names the repository", MISSING_REPO in e.response["Error"].get("Message", ""),
+              e.response["Error"].get("Message"))
+
+    # requests the SDKs would not send
+    status, _, body = raw_call("DescribeRepositories", b"{}", sign=False)
+    check_eq("unsigned request -> 400 MissingAuthenticationTokenException",
+             (status, (body or {}).get("__type")), (400, "MissingAuthenticationTokenException"))
+    status, _, body = raw_call("DescribeRepositories", b"{}", region="eu-west-1")
+    check_eq("request signed for another region -> 400 InvalidSignatureException",
+             (status, (body or {}).get("__type")), (400, "InvalidSignatureException"))
+    status, _, body = raw_call("NoSuchOperation", b"{}")
+    check_eq("unknown X-Amz-Target -> 400 UnknownOperationException",
+             (status, (body or {}).get("__type")), (400, "UnknownOperationException"))
+    status, _, body = raw_call("DescribeRepositories", b"{not json")
+    check_eq("malformed JSON body -> 400 SerializationException",
+             (status, (body or {}).get("__type")), (400, "SerializationException"))
+    status, _, body = raw_call("DescribeRepositories", b"")
+    check("empty body is treated as {}", status == 200 and "repositories" in (body or {}), (status, body))
+
+    other = boto3.client("ecr", endpoint_url=ENDPOINT, region_name="eu-west-1",
+                         config=Config(connect_timeout=5, read_timeout=HTTP_TIMEOUT,
+                                       retries={"mode": "standard", "total_max_attempts": 1}))
+    expect_error("boto3 client configured for eu-west-1", "InvalidSignatureException", other.describe_repositories)
+
+
 def delete_repositories():
     expect_error("delete_repository of a non-empty repository", "RepositoryNotEmptyException",
                  ecr.delete_repository, repositoryName=REPO)
@@ -534,7 +637,7 @@ def delete_repositories():
 def main():
     print(f"== boto3_flow: endpoint {ENDPOINT} (boto3 {boto3.__version__})", flush=True)
     for fn in (repositories, multipart_upload, upload_errors, put_and_pull, immutability, pagination,
-               batch_delete, auth_token, delete_repositories):
+               batch_delete, auth_token, protocol, delete_repositories):
         section(fn)
     print(f"CHECKS passed={passed} failed={failed}", flush=True)
     return 0 if failed == 0 else 1

@@ -51,7 +51,7 @@ cleanup() {
   fi
   if [ "$rc" -ne 0 ] && [ -s "$TMP/server.err" ]; then
     echo "---- last lines of server stderr ----" >&2
-    tail -n 40 "$TMP/server.err" >&2 || true
+    tail -n 40 "$TMP/server.err" | sed -E 's/\x1b\[[0-9;]*m//g' >&2 || true
   fi
   if [ -n "${KEEP_TMP:-}" ]; then
     echo "keeping $TMP" >&2

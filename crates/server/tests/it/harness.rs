@@ -1,0 +1,211 @@
+//! Starts `berth serve` as a child process on 127.0.0.1:0 and builds clients for it.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use aws_sdk_ecr::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_ecr::primitives::Blob;
+use sha2::{Digest as _, Sha256};
+
+pub const MIB: usize = 1024 * 1024;
+
+pub struct TestServer {
+    child: Child,
+    pub endpoint: String,
+    data_dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl TestServer {
+    /// A server on a fresh, empty data directory.
+    pub async fn start() -> Self {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let mut s = Self::start_in(tmp.path()).await;
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// A server on `data_dir`, which the caller keeps (to restart on it).
+    pub async fn start_in(data_dir: &Path) -> Self {
+        let data_dir = data_dir.to_path_buf();
+        let dir = data_dir.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
+                .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+                .arg(&dir)
+                .env("BERTH_LOG", "warn")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .expect("start berth");
+            let mut line = String::new();
+            BufReader::new(child.stdout.take().expect("stdout"))
+                .read_line(&mut line)
+                .expect("read the ready line");
+            let endpoint = line
+                .trim()
+                .strip_prefix("listening on ")
+                .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+                .to_owned();
+            TestServer {
+                child,
+                endpoint,
+                data_dir: dir,
+                _tmp: None,
+            }
+        })
+        .await
+        .expect("spawn")
+        .with_data_dir(data_dir)
+    }
+
+    fn with_data_dir(mut self, d: PathBuf) -> Self {
+        self.data_dir = d;
+        self
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// `kill -9`: no chance to flush or clean up.
+    pub fn kill_hard(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn ecr(&self) -> aws_sdk_ecr::Client {
+        ecr_client(&self.endpoint)
+    }
+
+    pub fn http(&self) -> reqwest::Client {
+        reqwest::Client::new()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.kill_hard();
+    }
+}
+
+pub fn ecr_client(endpoint: &str) -> aws_sdk_ecr::Client {
+    let conf = aws_sdk_ecr::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(Credentials::new("AKIDEXAMPLE", "secret", None, None, "test"))
+        .http_client(aws_smithy_http_client::Builder::new().build_http())
+        .build();
+    aws_sdk_ecr::Client::from_conf(conf)
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so failures reproduce.
+pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+pub fn sha256_digest(b: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(b)))
+}
+
+pub async fn create_repo(ecr: &aws_sdk_ecr::Client, name: &str) {
+    ecr.create_repository().repository_name(name).send().await.expect("create repository");
+}
+
+/// Pushes `data` as one layer in parts of the given sizes; returns the digest ECR computed.
+pub async fn push_layer(ecr: &aws_sdk_ecr::Client, repo: &str, data: &[u8], part_sizes: &[usize]) -> String {
+    let up = ecr.initiate_layer_upload().repository_name(repo).send().await.expect("initiate");
+    let id = up.upload_id().expect("upload id").to_owned();
+    let mut off = 0usize;
+    for &size in part_sizes {
+        let end = (off + size).min(data.len());
+        let resp = ecr
+            .upload_layer_part()
+            .repository_name(repo)
+            .upload_id(&id)
+            .part_first_byte(off as i64)
+            .part_last_byte(end as i64 - 1)
+            .layer_part_blob(Blob::new(&data[off..end]))
+            .send()
+            .await
+            .expect("upload part");
+        assert_eq!(resp.last_byte_received(), Some(end as i64 - 1));
+        off = end;
+    }
+    assert_eq!(off, data.len(), "part sizes must cover the layer");
+    let done = ecr
+        .complete_layer_upload()
+        .repository_name(repo)
+        .upload_id(&id)
+        .layer_digests(sha256_digest(data))
+        .send()
+        .await
+        .expect("complete");
+    done.layer_digest().expect("digest").to_owned()
+}
+
+/// An OCI image manifest for a config and layers given as (digest, size).
+pub fn oci_manifest(config: (&str, usize), layers: &[(&str, usize)]) -> String {
+    let layers: Vec<serde_json::Value> = layers
+        .iter()
+        .map(|(d, s)| serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": d, "size": s}))
+        .collect();
+    serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config.0, "size": config.1},
+        "layers": layers,
+    })
+    .to_string()
+}
+
+/// Pushes a small single-layer image and tags it; returns (manifest, digest, layer digest).
+pub async fn push_small_image(ecr: &aws_sdk_ecr::Client, repo: &str, tag: &str, seed: u64) -> (String, String, String) {
+    let config = format!("{{\"seed\":{seed}}}").into_bytes();
+    let layer = random_bytes(1000 + seed as usize, seed);
+    let cd = push_layer_or_existing(ecr, repo, &config).await;
+    let ld = push_layer_or_existing(ecr, repo, &layer).await;
+    let manifest = oci_manifest((&cd, config.len()), &[(&ld, layer.len())]);
+    let out = ecr
+        .put_image()
+        .repository_name(repo)
+        .image_manifest(&manifest)
+        .image_tag(tag)
+        .send()
+        .await
+        .expect("put image");
+    let digest = out.image().and_then(|i| i.image_id()).and_then(|i| i.image_digest()).expect("digest").to_owned();
+    (manifest, digest, ld)
+}
+
+async fn push_layer_or_existing(ecr: &aws_sdk_ecr::Client, repo: &str, data: &[u8]) -> String {
+    let d = sha256_digest(data);
+    let check = ecr
+        .batch_check_layer_availability()
+        .repository_name(repo)
+        .layer_digests(&d)
+        .send()
+        .await
+        .expect("check");
+    if check.layers()[0].layer_availability().map(|a| a.as_str()) == Some("AVAILABLE") {
+        return d;
+    }
+    push_layer(ecr, repo, data, &[data.len()]).await
+}
+
+/// The modeled error code of an SDK error.
+pub fn code<E: aws_sdk_ecr::error::ProvideErrorMetadata>(e: &E) -> String {
+    e.code().unwrap_or("<none>").to_owned()
+}
+

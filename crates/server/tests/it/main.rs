@@ -1,0 +1,10 @@
+//! Black-box tests: the real `berth` binary on an ephemeral port, driven by the official
+//! `aws-sdk-ecr` client (and raw HTTP where an SDK will not send what is being tested).
+
+mod harness;
+mod layer_upload;
+mod pull;
+mod repositories;
+mod images;
+mod protocol;
+mod restart;
