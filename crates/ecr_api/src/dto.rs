@@ -371,3 +371,15 @@ pub struct AuthorizationData {
 pub struct GetAuthorizationTokenResponse {
     pub authorization_data: Vec<AuthorizationData>,
 }
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ListTagsForResourceRequest {
+    pub resource_arn: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListTagsForResourceResponse {
+    pub tags: Vec<Tag>,
+}

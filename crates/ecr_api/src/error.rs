@@ -16,6 +16,8 @@ pub enum ApiError {
     Serialization(String),
     MissingAuthenticationToken,
     IncompleteSignature(String),
+    /// The signature's credential scope names another service or region.
+    InvalidSignature(String),
     /// A member breaks a constraint of the model; the text is ECR's wording.
     InvalidParameter(String),
     /// A member breaks a repository tag constraint (key or value length).
@@ -90,6 +92,7 @@ impl IntoResponse for ApiError {
                 ("MissingAuthenticationTokenException", bad, Map::new(), "Missing Authentication Token".into())
             }
             ApiError::IncompleteSignature(m) => ("IncompleteSignatureException", bad, Map::new(), m.clone()),
+            ApiError::InvalidSignature(m) => ("InvalidSignatureException", bad, Map::new(), m.clone()),
             ApiError::InvalidParameter(m) => ("InvalidParameterException", bad, Map::new(), m.clone()),
             ApiError::InvalidTagParameter(m) => ("InvalidTagParameterException", bad, Map::new(), m.clone()),
             ApiError::RequestTooLarge(limit) => (

@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use model::{Digest, DigestError, UploadId};
-use registry::PartData;
+use registry::{CompletionRules, PartData};
 
 use crate::dto::{self, RepositoryScoped};
 use crate::error::{invalid, ApiError};
@@ -123,7 +123,7 @@ pub(crate) async fn upload_layer_part(
             &ctx.principal,
             &repo,
             id,
-            first as u64,
+            Some(first as u64),
             Some(last as u64),
             PartData::Buffered(Bytes::from(bytes)),
         )
@@ -150,7 +150,7 @@ pub(crate) async fn complete_layer_upload(
     // Clients send exactly one digest: the layer's. ECR verifies against the first.
     let digest = ctx
         .registry()
-        .complete_upload(&ctx.principal, &repo, id, &digests[0], true)
+        .complete_upload(&ctx.principal, &repo, id, &digests[0], CompletionRules::ECR)
         .await?;
     Ok(dto::CompleteLayerUploadResponse {
         registry_id: repo.registry_id.unwrap_or_else(|| ctx.principal.account_id.clone()),

@@ -131,6 +131,17 @@ async fn dispatch(api: &EcrApi, headers: &HeaderMap, target: &str, op: Option<Op
         auth::sigv4::SigV4Error::Missing => ApiError::MissingAuthenticationToken,
         auth::sigv4::SigV4Error::Incomplete(m) => ApiError::IncompleteSignature(m),
     })?;
+    // Until signatures are verified (issue 4), at least the scope must be ours, with AWS's
+    // wording (ecr-api.md section 1.4).
+    if sig.service != "ecr" {
+        return Err(ApiError::InvalidSignature("Credential should be scoped to correct service: 'ecr'. ".into()));
+    }
+    if sig.region != api.registry.region() {
+        return Err(ApiError::InvalidSignature(format!(
+            "Credential should be scoped to a valid region, not '{}'. ",
+            sig.region
+        )));
+    }
     let op = op.ok_or_else(|| ApiError::UnknownOperation(target.to_owned()))?;
     let body = axum::body::to_bytes(body, MAX_REQUEST_BODY)
         .await
@@ -158,6 +169,7 @@ async fn dispatch(api: &EcrApi, headers: &HeaderMap, target: &str, op: Option<Op
         O::ListImages => respond(&images::list_images(&ctx, parse(&body)?).await?),
         O::DescribeImages => respond(&images::describe_images(&ctx, parse(&body)?).await?),
         O::BatchDeleteImage => respond(&images::batch_delete_image(&ctx, parse(&body)?).await?),
+        O::ListTagsForResource => respond(&repositories::list_tags_for_resource(&ctx, parse(&body)?).await?),
         O::GetAuthorizationToken => respond(&authorization::get_authorization_token(&ctx, parse(&body)?)?),
     }
 }

@@ -20,6 +20,7 @@ pub enum Operation {
     DescribeImages,
     BatchDeleteImage,
     GetAuthorizationToken,
+    ListTagsForResource,
 }
 
 impl Operation {
@@ -40,6 +41,7 @@ impl Operation {
             "DescribeImages" => DescribeImages,
             "BatchDeleteImage" => BatchDeleteImage,
             "GetAuthorizationToken" => GetAuthorizationToken,
+            "ListTagsForResource" => ListTagsForResource,
             _ => return None,
         })
     }

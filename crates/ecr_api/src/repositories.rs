@@ -163,3 +163,38 @@ pub(crate) async fn delete_repository(ctx: &Ctx<'_>, req: dto::DeleteRepositoryR
         repository: repository_dto(ctx, &repo),
     })
 }
+
+/// `arn:aws:ecr:<region>:<registry id>:repository/<name>` of this region.
+fn repository_from_arn(ctx: &Ctx<'_>, arn: &str) -> Result<registry::RepositoryRef, ApiError> {
+    let bad = || invalid("resourceArn", "Invalid ARN");
+    let rest = arn.strip_prefix("arn:aws:ecr:").ok_or_else(bad)?;
+    let (region, rest) = rest.split_once(':').ok_or_else(bad)?;
+    let (registry_id, rest) = rest.split_once(':').ok_or_else(bad)?;
+    let name = rest.strip_prefix("repository/").ok_or_else(bad)?;
+    if region != ctx.registry().region() {
+        return Err(bad());
+    }
+    Ok(registry::RepositoryRef {
+        registry_id: validate::registry_id(Some(registry_id)).map_err(|_| bad())?,
+        name: model::RepositoryName::parse(name).map_err(|_| bad())?,
+    })
+}
+
+pub(crate) async fn list_tags_for_resource(
+    ctx: &Ctx<'_>,
+    req: dto::ListTagsForResourceRequest,
+) -> Result<dto::ListTagsForResourceResponse, ApiError> {
+    let arn = required(req.resource_arn, "resourceArn")?;
+    let r = repository_from_arn(ctx, &arn)?;
+    let repo = ctx.registry().describe_repository(&ctx.principal, &r).await?;
+    Ok(dto::ListTagsForResourceResponse {
+        tags: repo
+            .tags
+            .into_iter()
+            .map(|t| dto::Tag {
+                key: Some(t.key),
+                value: Some(t.value),
+            })
+            .collect(),
+    })
+}

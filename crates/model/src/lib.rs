@@ -4,12 +4,14 @@
 
 mod digest;
 mod media_type;
+mod reference;
 mod repository_name;
 mod tag;
 mod upload_id;
 
 pub use digest::{Digest, DigestAlgorithm, DigestError, ResumableSha256};
 pub use media_type::MediaType;
+pub use reference::Reference;
 pub use repository_name::{RepositoryName, RepositoryNameError};
 pub use tag::{ImageTag, TagError};
 pub use upload_id::UploadId;

@@ -55,3 +55,29 @@ impl Registry {
         Ok(self.storage.blobs.open(digest, range).await?)
     }
 }
+
+impl Registry {
+    /// A blob as repository `r` sees it, or `None` when it was never uploaded to or mounted
+    /// into it.
+    pub async fn blob_in_repository(&self, who: &Principal, r: &RepositoryRef, digest: &Digest) -> Result<Option<RepositoryBlob>> {
+        let repo = self.repository(who, r).await?;
+        Ok(self.storage.meta.repository_blob(repo.id, digest).await?)
+    }
+
+    /// Makes a blob of repository `from` available in `to` without uploading it again.
+    /// Answers false (and changes nothing) when `from` does not exist or lacks the blob, so
+    /// that the caller can fall back to a normal upload.
+    pub async fn mount_blob(&self, who: &Principal, from: &RepositoryRef, to: &RepositoryRef, digest: &Digest) -> Result<bool> {
+        let target = self.repository(who, to).await?;
+        let source = match self.repository(who, from).await {
+            Ok(s) => s,
+            Err(RegistryError::RepositoryNotFound { .. }) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        if self.storage.meta.repository_blob(source.id, digest).await?.is_none() {
+            return Ok(false);
+        }
+        self.storage.meta.link_blob(target.id, digest, crate::now_millis()).await?;
+        Ok(true)
+    }
+}

@@ -7,6 +7,7 @@ mod error;
 mod images;
 mod manifest;
 mod pagination;
+mod referrers;
 mod repositories;
 mod uploads;
 
@@ -19,12 +20,13 @@ pub use blobs::BlobDownload;
 pub use error::RegistryError;
 pub use images::{BatchDeleteResult, BatchGetResult, ImageFailure, ImageFailureCode, ImageIdInput, ImageIdOutput, PutImageRequest};
 pub use pagination::{Page, PageToken};
+pub use referrers::Referrer;
 pub use repositories::{CreateRepository, EncryptionConfiguration};
 pub use storage::{
     BlobRange, BlobReader, ByteStream, ImageRecord, ImageSummary, MutabilityExclusion, RepositoryBlob, RepositoryRecord, ResourceTag,
     TagStatus,
 };
-pub use uploads::{PartData, UploadProgress};
+pub use uploads::{CompletionRules, PartData, UploadProgress};
 
 pub type Result<T, E = RegistryError> = std::result::Result<T, E>;
 

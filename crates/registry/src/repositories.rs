@@ -103,6 +103,11 @@ impl Registry {
         Ok(finish_page(items, page.limit, |r| PageToken::new(&[r.name.as_str()])))
     }
 
+    /// One repository with its settings and resource tags.
+    pub async fn describe_repository(&self, who: &Principal, r: &RepositoryRef) -> Result<RepositoryRecord> {
+        self.repository(who, r).await
+    }
+
     /// Deletes a repository; without `force` only when it holds no image. Blobs stay in the
     /// blob store for garbage collection to judge.
     pub async fn delete_repository(&self, who: &Principal, r: &RepositoryRef, force: bool) -> Result<RepositoryRecord> {
@@ -121,5 +126,16 @@ impl Registry {
                 Ok(repo)
             }
         }
+    }
+}
+
+impl Registry {
+    /// Repository names of the caller's registry in lexical order after `last`, at most `n`,
+    /// and whether more follow (the `/v2/_catalog` listing).
+    pub async fn catalog(&self, who: &Principal, last: Option<&str>, n: u32) -> Result<(Vec<RepositoryName>, bool)> {
+        let mut items = self.storage.meta.list_repositories(&who.account_id, last, n + 1).await?;
+        let more = items.len() > n as usize;
+        items.truncate(n as usize);
+        Ok((items.into_iter().map(|r| r.name).collect(), more))
     }
 }

@@ -18,6 +18,30 @@ pub enum PartData {
     Stream(ByteStream),
 }
 
+/// How strict completion is. The ECR API and `/v2` differ: ECR requires parts of at least
+/// 5 MiB but the last, refuses an empty upload and reports a blob the repository already holds
+/// as `LayerAlreadyExistsException`; the OCI spec allows any chunk size, empty blobs, and
+/// re-pushing a blob.
+#[derive(Debug, Clone, Copy)]
+pub struct CompletionRules {
+    pub enforce_min_part_size: bool,
+    pub allow_empty: bool,
+    pub existing_is_success: bool,
+}
+
+impl CompletionRules {
+    pub const ECR: Self = Self {
+        enforce_min_part_size: true,
+        allow_empty: false,
+        existing_is_success: false,
+    };
+    pub const OCI: Self = Self {
+        enforce_min_part_size: false,
+        allow_empty: true,
+        existing_is_success: true,
+    };
+}
+
 /// Where an upload stands after a part.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UploadProgress {
@@ -97,19 +121,21 @@ impl Registry {
         })
     }
 
-    /// Appends one part. `first` must be the byte after the last one received; `last`, when
-    /// given, is the inclusive last byte and must match the data's length.
+    /// Appends one part. `first`, when given, must be the byte after the last one received
+    /// (`None` appends wherever the upload stands); `last`, when given, is the inclusive last
+    /// byte and must match the data's length.
     pub async fn upload_part(
         &self,
         who: &Principal,
         r: &RepositoryRef,
         id: UploadId,
-        first: u64,
+        first: Option<u64>,
         last: Option<u64>,
         data: PartData,
     ) -> Result<UploadProgress> {
         let repo = self.repository(who, r).await?;
         let upload = self.open_upload(&repo, id).await?;
+        let first = first.unwrap_or(upload.received);
         let part_error = |received: u64, reason: String| RegistryError::InvalidLayerPart {
             registry_id: repo.registry_id.clone(),
             name: repo.name.clone(),
@@ -219,23 +245,21 @@ impl Registry {
     }
 
     /// Finishes an upload: verifies the digest the client names against the one computed while
-    /// the parts arrived, and makes the blob available in the repository. With
-    /// `enforce_min_part_size`, every part but the last must have been at least the minimum
-    /// (the ECR API's rule; `/v2` chunks are not bound by it).
+    /// the parts arrived, and makes the blob available in the repository.
     pub async fn complete_upload(
         &self,
         who: &Principal,
         r: &RepositoryRef,
         id: UploadId,
         digest: &str,
-        enforce_min_part_size: bool,
+        rules: CompletionRules,
     ) -> Result<Digest> {
         let repo = self.repository(who, r).await?;
         let upload = self.open_upload(&repo, id).await?;
-        if upload.received == 0 {
+        if upload.received == 0 && !rules.allow_empty {
             return Err(RegistryError::EmptyUpload { upload_id: id });
         }
-        if enforce_min_part_size && upload.short_part_seen {
+        if rules.enforce_min_part_size && upload.short_part_seen {
             return Err(RegistryError::LayerPartTooSmall);
         }
         let hasher = ResumableSha256::restore(&upload.hash_state)
@@ -252,6 +276,11 @@ impl Registry {
             });
         }
         let existing = self.storage.meta.repository_blob(repo.id, &computed).await?;
+        if existing.is_some() && rules.existing_is_success {
+            self.storage.meta.delete_upload(id).await?;
+            self.storage.blobs.delete_upload(id).await?;
+            return Ok(computed);
+        }
         if existing.is_some() {
             self.storage.meta.delete_upload(id).await?;
             self.storage.blobs.delete_upload(id).await?;

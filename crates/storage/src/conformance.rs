@@ -138,6 +138,23 @@ pub async fn meta_store(meta: &dyn MetaStore) {
     assert_eq!(ids, vec![(image.digest.clone(), Some(v1.clone()))]);
     let described = meta.list_images(repo.id, TagStatus::Tagged, None, 10).await.unwrap();
     assert_eq!(described[0].tags, vec![v1.clone()]);
+    assert_eq!(meta.list_tags(repo.id, None, 10).await.unwrap(), vec![v1.clone()]);
+    assert!(meta.list_tags(repo.id, Some("v1"), 10).await.unwrap().is_empty());
+    let referrer_manifest = br#"{"schemaVersion":2,"subject":{}}"#.to_vec();
+    let referrer = ImageRecord {
+        digest: Digest::sha256_of(&referrer_manifest),
+        manifest: referrer_manifest,
+        subject: Some(image.digest.clone()),
+        ..image.clone()
+    };
+    meta.put_image(repo.id, &referrer, &ImageReferences::default(), None).await.unwrap();
+    assert_eq!(meta.list_referrers(repo.id, &image.digest).await.unwrap(), vec![referrer.clone()]);
+    assert!(meta.delete_image(repo.id, &referrer.digest).await.unwrap());
+    // Mounting links a blob some repository holds; an unknown blob is not found.
+    let other = meta.get_repository("000000000000", &RepositoryName::parse("team/other").unwrap()).await.unwrap().unwrap();
+    meta.link_blob(other.id, &layer, 4).await.unwrap();
+    assert_eq!(meta.repository_blob(other.id, &layer).await.unwrap().unwrap().size, 5);
+    assert!(matches!(meta.link_blob(other.id, &Digest::sha256_of(b"none"), 4).await, Err(StorageError::NotFound)));
     assert!(meta.delete_tag(repo.id, &v1).await.unwrap());
     let untagged = meta.list_image_ids(repo.id, TagStatus::Untagged, None, 10).await.unwrap();
     assert_eq!(untagged, vec![(image.digest.clone(), None)]);

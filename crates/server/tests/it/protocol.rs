@@ -40,6 +40,12 @@ async fn framing_errors_use_aws_exception_names() {
     let (s, b, _) = raw(&server, "CreateRepository", Some(AUTH), "{}").await;
     assert_eq!((s, b["__type"].as_str()), (400, Some("InvalidParameterException")));
     assert!(b["message"].as_str().unwrap().contains("repositoryName"));
+    // The credential scope must name this service and this region.
+    let (s, b, _) = raw(&server, "DescribeRepositories", Some(&AUTH.replace("us-east-1", "eu-west-1")), "{}").await;
+    assert_eq!((s, b["__type"].as_str()), (400, Some("InvalidSignatureException")));
+    assert!(b["message"].as_str().unwrap().contains("valid region"));
+    let (s, b, _) = raw(&server, "DescribeRepositories", Some(&AUTH.replace("/ecr/", "/s3/")), "{}").await;
+    assert_eq!((s, b["__type"].as_str()), (400, Some("InvalidSignatureException")));
     // An empty body is `{}`; a successful response is awsJson with a request id.
     let (s, b, h) = raw(&server, "DescribeRepositories", Some(AUTH), "").await;
     assert_eq!((s, &b), (200, &serde_json::json!({"repositories": []})));

@@ -47,6 +47,7 @@ CREATE TABLE images (
     pushed_at           INTEGER NOT NULL,
     PRIMARY KEY (repository_id, digest)
 ) STRICT;
+CREATE INDEX images_by_subject ON images (repository_id, subject) WHERE subject IS NOT NULL;
 
 CREATE TABLE image_tags (
     repository_id INTEGER NOT NULL,

@@ -101,7 +101,8 @@ impl BlobStore for FilesystemBlobStore {
         let dst = self.blob_path(digest);
         let dir = dst.parent().expect("blob path has a parent").to_path_buf();
         fs::create_dir_all(&dir).await?;
-        let file = fs::OpenOptions::new().write(true).open(&src).await?;
+        // An empty upload never wrote a part, so it has no staged file yet.
+        let file = fs::OpenOptions::new().create(size == 0).write(true).truncate(false).open(&src).await?;
         if file.metadata().await?.len() != size {
             file.set_len(size).await?;
             file.sync_all().await?;

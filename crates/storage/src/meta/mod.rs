@@ -137,6 +137,9 @@ pub trait MetaStore: Send + Sync {
 
     // Blobs.
     async fn repository_blob(&self, repo: RepositoryId, digest: &Digest) -> Result<Option<RepositoryBlob>, StorageError>;
+    /// Makes a blob the store already holds available in `repo` (a cross-repository mount);
+    /// `NotFound` if no repository holds it.
+    async fn link_blob(&self, repo: RepositoryId, digest: &Digest, now: Millis) -> Result<(), StorageError>;
 
     // Uploads.
     async fn create_upload(&self, upload: UploadRecord) -> Result<(), StorageError>;
@@ -175,6 +178,10 @@ pub trait MetaStore: Send + Sync {
     async fn delete_tag(&self, repo: RepositoryId, tag: &ImageTag) -> Result<bool, StorageError>;
     /// Removes an image with all its tags and references; answers whether it existed.
     async fn delete_image(&self, repo: RepositoryId, digest: &Digest) -> Result<bool, StorageError>;
+    /// Tags in lexical order after `after`, at most `limit`.
+    async fn list_tags(&self, repo: RepositoryId, after: Option<&str>, limit: u32) -> Result<Vec<ImageTag>, StorageError>;
+    /// Images whose `subject` is `digest`, in digest order.
+    async fn list_referrers(&self, repo: RepositoryId, digest: &Digest) -> Result<Vec<ImageRecord>, StorageError>;
     /// (digest, tag) pairs in (digest, tag) order after `after`: one per tag, plus one with no
     /// tag for each untagged image, as ListImages reports them.
     async fn list_image_ids(

@@ -288,6 +288,23 @@ impl MetaStore for SqliteMetaStore {
         }))
     }
 
+    async fn link_blob(&self, repo: RepositoryId, digest: &Digest, now: Millis) -> Result<(), StorageError> {
+        let res = sqlx::query(
+            "INSERT OR IGNORE INTO repository_blobs (repository_id, digest, created_at)
+             SELECT ?, digest, ? FROM blobs WHERE digest = ?",
+        )
+        .bind(repo.0)
+        .bind(now)
+        .bind(digest.as_str())
+        .execute(&self.writer)
+        .await
+        .map_err(db_err)?;
+        if res.rows_affected() == 0 && self.repository_blob(repo, digest).await?.is_none() {
+            return Err(StorageError::NotFound);
+        }
+        Ok(())
+    }
+
     async fn create_upload(&self, u: UploadRecord) -> Result<(), StorageError> {
         sqlx::query(
             "INSERT INTO uploads (id, repository_id, created_at, updated_at, received, part_count, last_part_size, short_part_seen, hash_state)
@@ -529,6 +546,28 @@ impl MetaStore for SqliteMetaStore {
             .await
             .map_err(db_err)?;
         Ok(res.rows_affected() == 1)
+    }
+
+    async fn list_tags(&self, repo: RepositoryId, after: Option<&str>, limit: u32) -> Result<Vec<ImageTag>, StorageError> {
+        let tags: Vec<String> =
+            sqlx::query_scalar("SELECT tag FROM image_tags WHERE repository_id = ? AND tag > ? ORDER BY tag LIMIT ?")
+                .bind(repo.0)
+                .bind(after.unwrap_or(""))
+                .bind(limit as i64)
+                .fetch_all(&self.readers)
+                .await
+                .map_err(db_err)?;
+        tags.iter().map(|t| parse_tag(t)).collect()
+    }
+
+    async fn list_referrers(&self, repo: RepositoryId, digest: &Digest) -> Result<Vec<ImageRecord>, StorageError> {
+        let rows = sqlx::query("SELECT * FROM images WHERE repository_id = ? AND subject = ? ORDER BY digest")
+            .bind(repo.0)
+            .bind(digest.as_str())
+            .fetch_all(&self.readers)
+            .await
+            .map_err(db_err)?;
+        rows.iter().map(image_from_row).collect()
     }
 
     async fn list_image_ids(

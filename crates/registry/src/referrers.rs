@@ -1,0 +1,80 @@
+//! Manifests by reference, tag listing and the referrers of a manifest: what the `/v2` API
+//! reads (ListImageReferrers is its ECR twin).
+
+use model::{Digest, ImageTag, Reference};
+use serde_json::Value;
+use storage::ImageRecord;
+
+use crate::{Principal, Registry, RegistryError, RepositoryRef, Result};
+
+/// One manifest that names another as its `subject`, as the referrers index lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Referrer {
+    pub digest: Digest,
+    pub media_type: String,
+    pub size: u64,
+    pub artifact_type: Option<String>,
+    pub annotations: Option<Value>,
+}
+
+impl Registry {
+    /// The manifest a tag or digest names in the repository.
+    pub async fn get_manifest(&self, who: &Principal, r: &RepositoryRef, reference: &Reference) -> Result<ImageRecord> {
+        let repo = self.repository(who, r).await?;
+        let meta = &self.storage.meta;
+        let digest = match reference {
+            Reference::Digest(d) => Some(d.clone()),
+            Reference::Tag(t) => meta.resolve_tag(repo.id, t).await?,
+        };
+        let found = match digest {
+            Some(d) => meta.get_image(repo.id, &d).await?,
+            None => None,
+        };
+        found.ok_or_else(|| RegistryError::ImageNotFound {
+            registry_id: repo.registry_id.clone(),
+            name: repo.name.clone(),
+            digest: match reference {
+                Reference::Digest(d) => Some(d.to_string()),
+                Reference::Tag(_) => None,
+            },
+            tag: match reference {
+                Reference::Tag(t) => Some(t.to_string()),
+                Reference::Digest(_) => None,
+            },
+        })
+    }
+
+    /// Tags in lexical order after `last`, at most `n`, and whether more follow.
+    pub async fn list_tags(&self, who: &Principal, r: &RepositoryRef, last: Option<&str>, n: u32) -> Result<(Vec<ImageTag>, bool)> {
+        let repo = self.repository(who, r).await?;
+        let mut tags = self.storage.meta.list_tags(repo.id, last, n + 1).await?;
+        let more = tags.len() > n as usize;
+        tags.truncate(n as usize);
+        Ok((tags, more))
+    }
+
+    /// Manifests whose `subject` is `subject`, optionally only those of one artifact type.
+    /// The artifact type is the manifest's `artifactType`, else its config's media type.
+    pub async fn referrers(&self, who: &Principal, r: &RepositoryRef, subject: &Digest, artifact_type: Option<&str>) -> Result<Vec<Referrer>> {
+        let repo = self.repository(who, r).await?;
+        let images = self.storage.meta.list_referrers(repo.id, subject).await?;
+        let mut out = Vec::with_capacity(images.len());
+        for img in images {
+            let v: Value = serde_json::from_slice(&img.manifest).unwrap_or(Value::Null);
+            let declared = v.get("artifactType").and_then(Value::as_str).map(str::to_owned);
+            let config_type = v.get("config").and_then(|c| c.get("mediaType")).and_then(Value::as_str).map(str::to_owned);
+            let kind = declared.or(config_type);
+            if artifact_type.is_some_and(|want| kind.as_deref() != Some(want)) {
+                continue;
+            }
+            out.push(Referrer {
+                size: img.manifest.len() as u64,
+                digest: img.digest,
+                media_type: img.media_type,
+                artifact_type: kind,
+                annotations: v.get("annotations").filter(|a| a.is_object()).cloned(),
+            });
+        }
+        Ok(out)
+    }
+}
