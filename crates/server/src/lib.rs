@@ -25,6 +25,13 @@ impl App {
             .with_context(|| format!("opening storage in {}", cfg.data_dir.display()))?;
         let signing_key = auth::SigningKey::load_or_create(&cfg.data_dir.join("signing.key")).context("loading the signing key")?;
         let registry = Arc::new(registry::Registry::new(storage, cfg.region.clone(), registry::Limits::default()));
+        let oci = oci_api::router(
+            registry.clone(),
+            oci_api::OciApiConfig {
+                signing_key: signing_key.clone(),
+                public_url: cfg.public_url.clone(),
+            },
+        );
         let ecr = ecr_api::router(
             registry,
             ecr_api::EcrApiConfig {
@@ -33,7 +40,7 @@ impl App {
                 signing_key,
             },
         );
-        Ok(Self { router: ecr })
+        Ok(Self { router: ecr.merge(oci) })
     }
 
     /// Serves on `listener` until `shutdown` completes, then drains open requests.

@@ -1,0 +1,181 @@
+//! The OCI Distribution (Docker Registry v2) front end under `/v2/`: the same registry core as
+//! the ECR API, so an upload here is an upload there (same id) and an image pushed one way is
+//! pulled the other. Authentication is ECR's: Basic with user `AWS` and a GetAuthorizationToken
+//! password. Bodies stay streams; only manifests (bounded) are buffered.
+
+mod blobs;
+mod error;
+mod listing;
+mod manifests;
+mod route;
+mod uploads;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use auth::token::{self, TokenError};
+use auth::SigningKey;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, Method};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use axum::Router;
+use registry::{Principal, Registry, RepositoryRef};
+
+pub use error::OciError;
+use route::{Route, RouteError};
+
+pub const API_VERSION: &str = "registry/2.0";
+
+#[derive(Clone)]
+pub struct OciApiConfig {
+    pub signing_key: SigningKey,
+    /// Base URL for the Basic realm; by default the request's `Host`.
+    pub public_url: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct OciApi {
+    registry: Arc<Registry>,
+    config: Arc<OciApiConfig>,
+}
+
+/// What a handler sees of one request.
+pub(crate) struct Ctx<'a> {
+    pub registry: &'a Registry,
+    pub principal: Principal,
+    pub method: Method,
+    pub headers: HeaderMap,
+    pub query: HashMap<String, String>,
+}
+
+impl Ctx<'_> {
+    pub fn repo(&self, name: &model::RepositoryName) -> RepositoryRef {
+        RepositoryRef {
+            registry_id: None,
+            name: name.clone(),
+        }
+    }
+
+    pub fn query(&self, k: &str) -> Option<&str> {
+        self.query.get(k).map(String::as_str)
+    }
+}
+
+pub fn router(registry: Arc<Registry>, config: OciApiConfig) -> Router {
+    let api = OciApi {
+        registry,
+        config: Arc::new(config),
+    };
+    Router::new()
+        .route("/v2", any(handle_base))
+        .route("/v2/", any(handle_base))
+        .route("/v2/{*rest}", any(handle))
+        .with_state(api)
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// Checks `Authorization: Basic base64("AWS:<password>")` against the tokens this deployment
+/// minted, in this region.
+fn authenticate(api: &OciApi, headers: &HeaderMap) -> Result<Principal, OciError> {
+    let realm = match &api.config.public_url {
+        Some(u) => format!("{}/", u.trim_end_matches('/')),
+        None => format!("http://{}/", headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("localhost")),
+    };
+    let unauthorized = || OciError::Unauthorized { realm: realm.clone() };
+    let value = headers.get("authorization").and_then(|v| v.to_str().ok()).ok_or_else(unauthorized)?;
+    let encoded = value.strip_prefix("Basic ").ok_or_else(unauthorized)?;
+    let decoded = base64_simd::STANDARD.decode_to_vec(encoded.trim()).map_err(|_| unauthorized())?;
+    let decoded = String::from_utf8(decoded).map_err(|_| unauthorized())?;
+    let (user, password) = decoded.split_once(':').ok_or_else(unauthorized)?;
+    if user != "AWS" {
+        return Err(unauthorized());
+    }
+    match token::verify(&api.config.signing_key, password, now_secs()) {
+        Ok(t) if t.region == api.registry.region() => Ok(Principal {
+            access_key_id: t.access_key_id,
+            account_id: t.account_id,
+        }),
+        Ok(_) | Err(TokenError::Invalid) => Err(unauthorized()),
+        Err(e @ TokenError::Expired) => Err(OciError::Denied(e.to_string())),
+    }
+}
+
+fn with_version(mut resp: Response) -> Response {
+    resp.headers_mut().insert("docker-distribution-api-version", HeaderValue::from_static(API_VERSION));
+    resp
+}
+
+async fn handle_base(State(api): State<OciApi>, method: Method, headers: HeaderMap) -> Response {
+    let result = match (&method, authenticate(&api, &headers)) {
+        (_, Err(e)) => Err(e),
+        (&Method::GET | &Method::HEAD, Ok(_)) => Ok(([("content-type", "application/json")], "{}").into_response()),
+        _ => Err(OciError::Unsupported(format!("{method} is not supported on /v2/"))),
+    };
+    with_version(result.unwrap_or_else(IntoResponse::into_response))
+}
+
+async fn handle(
+    State(api): State<OciApi>,
+    method: Method,
+    Path(rest): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let started = std::time::Instant::now();
+    let span = tracing::info_span!("oci", %method, path = %rest);
+    let _enter = span.enter();
+    let result = dispatch(&api, method, &rest, query, headers, body).await;
+    let resp = with_version(result.unwrap_or_else(IntoResponse::into_response));
+    tracing::info!(status = resp.status().as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "oci request");
+    resp
+}
+
+async fn dispatch(
+    api: &OciApi,
+    method: Method,
+    rest: &str,
+    query: HashMap<String, String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, OciError> {
+    let principal = authenticate(api, &headers)?;
+    let route = match route::parse(rest) {
+        Ok(r) => r,
+        Err(RouteError::NotFound) => return Err(OciError::NotFound),
+        Err(RouteError::NameInvalid(n)) => return Err(OciError::NameInvalid(n)),
+    };
+    let ctx = Ctx {
+        registry: &api.registry,
+        principal,
+        method: method.clone(),
+        headers,
+        query,
+    };
+    let unsupported = || OciError::Unsupported(format!("{method} is not supported here"));
+    match (&method, route) {
+        (&Method::GET | &Method::HEAD, Route::Base) => Ok(([("content-type", "application/json")], "{}").into_response()),
+        (&Method::GET, Route::Catalog) => listing::get_catalog(&ctx).await,
+        (&Method::GET | &Method::HEAD, Route::Blob(name, digest)) => blobs::get_blob(&ctx, &name, &digest).await,
+        (&Method::DELETE, Route::Blob(..)) => Err(OciError::Unsupported(
+            "blobs are deleted by garbage collection once no image references them".into(),
+        )),
+        (&Method::POST, Route::Uploads(name)) => uploads::post_upload(&ctx, &name, body).await,
+        (&Method::GET, Route::Upload(name, id)) => uploads::get_upload(&ctx, &name, &id).await,
+        (&Method::PATCH, Route::Upload(name, id)) => uploads::patch_upload(&ctx, &name, &id, body).await,
+        (&Method::PUT, Route::Upload(name, id)) => uploads::put_upload(&ctx, &name, &id, body).await,
+        (&Method::DELETE, Route::Upload(name, id)) => uploads::delete_upload(&ctx, &name, &id).await,
+        (&Method::GET | &Method::HEAD, Route::Manifest(name, reference)) => manifests::get_manifest(&ctx, &name, &reference).await,
+        (&Method::PUT, Route::Manifest(name, reference)) => manifests::put_manifest(&ctx, &name, &reference, body).await,
+        (&Method::DELETE, Route::Manifest(name, reference)) => manifests::delete_manifest(&ctx, &name, &reference).await,
+        (&Method::GET, Route::Tags(name)) => listing::get_tags(&ctx, &name).await,
+        (&Method::GET, Route::Referrers(name, digest)) => listing::get_referrers(&ctx, &name, &digest).await,
+        _ => Err(unsupported()),
+    }
+}
