@@ -209,3 +209,63 @@ pub fn code<E: aws_sdk_ecr::error::ProvideErrorMetadata>(e: &E) -> String {
     e.code().unwrap_or("<none>").to_owned()
 }
 
+
+impl TestServer {
+    /// `Authorization` header value for `/v2`: Basic with the GetAuthorizationToken token,
+    /// which is already base64("AWS:<password>").
+    pub async fn basic_auth(&self) -> String {
+        let out = self.ecr().get_authorization_token().send().await.expect("token");
+        format!("Basic {}", out.authorization_data()[0].authorization_token().expect("token"))
+    }
+
+    /// A `/v2` client that sends the registry password on every request.
+    pub async fn oci(&self) -> Oci {
+        Oci {
+            http: reqwest::Client::new(),
+            base: self.endpoint.clone(),
+            auth: self.basic_auth().await,
+        }
+    }
+}
+
+/// Raw `/v2` requests (the scripted tests drive skopeo; these check each endpoint exactly).
+pub struct Oci {
+    pub http: reqwest::Client,
+    pub base: String,
+    pub auth: String,
+}
+
+impl Oci {
+    pub fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let url = if path.starts_with("http") { path.to_owned() } else { format!("{}{}", self.base, path) };
+        self.http.request(method, url).header("authorization", &self.auth)
+    }
+
+    /// POST + PUT ?digest= in one go (monolithic); returns the digest.
+    pub async fn push_blob(&self, repo: &str, data: &[u8]) -> String {
+        let d = sha256_digest(data);
+        let r = self
+            .req(reqwest::Method::POST, &format!("/v2/{repo}/blobs/uploads/?digest={d}"))
+            .body(data.to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "monolithic push of {d}");
+        d
+    }
+
+    pub async fn put_manifest(&self, repo: &str, reference: &str, media_type: &str, body: &str) -> reqwest::Response {
+        self.req(reqwest::Method::PUT, &format!("/v2/{repo}/manifests/{reference}"))
+            .header("content-type", media_type)
+            .body(body.to_owned())
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+/// The `errors[0].code` of an OCI error body.
+pub async fn oci_code(r: reqwest::Response) -> String {
+    let v: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap_or_default();
+    v["errors"][0]["code"].as_str().unwrap_or("<none>").to_owned()
+}

@@ -3,6 +3,7 @@
 
 mod harness;
 mod layer_upload;
+mod oci;
 mod pull;
 mod repositories;
 mod images;
