@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Scripted end-to-end tests: start a berth server on 127.0.0.1 and drive it with the
-# real `aws` CLI (cli_flow.sh) and with boto3 (boto3_flow.py).
+# real `aws` CLI (cli_flow.sh), with boto3 (boto3_flow.py) and, for the OCI Distribution
+# API under /v2/, with skopeo (skopeo_flow.sh).
 #
 # Usage: tests/e2e/run.sh [path/to/berth] [extra `berth serve` args...]
 #   default binary: target/release/berth (relative to the repository root)
-# Needs: bash, aws (CLI v1 or v2), python3 with boto3, curl, coreutils (timeout, sha256sum).
+# Needs: bash, aws (CLI v1 or v2), python3 with boto3, curl, coreutils (timeout, sha256sum);
+# skopeo_flow also needs skopeo (>= 1.9), tar and gzip (without skopeo it reports one failure).
 # Output ends with "N passed, M failed"; exit status 0 only when M is 0.
 set -euo pipefail
 
@@ -77,6 +79,7 @@ export AWS_CONFIG_FILE="$TMP/aws-config"        # empty: ignore the user's ~/.aw
 export AWS_SHARED_CREDENTIALS_FILE="$TMP/aws-credentials"
 export AWS_MAX_ATTEMPTS=1                        # no client retries: see the server's first answer
 export AWS_RETRY_MODE=standard
+export REGISTRY_AUTH_FILE="$TMP/registry-auth.json"  # skopeo/podman: never the user's auth.json
 : >"$AWS_CONFIG_FILE"
 : >"$AWS_SHARED_CREDENTIALS_FILE"
 
@@ -161,6 +164,12 @@ if server_alive; then
   run_flow boto3_flow python3 "$HERE/boto3_flow.py"
 else
   echo "FAIL: boto3_flow not run because the server is gone"
+  TOTAL_FAILED=$((TOTAL_FAILED + 1))
+fi
+if server_alive; then
+  run_flow skopeo_flow bash "$HERE/skopeo_flow.sh"
+else
+  echo "FAIL: skopeo_flow not run because the server is gone"
   TOTAL_FAILED=$((TOTAL_FAILED + 1))
 fi
 

@@ -26,6 +26,7 @@ use axum::Router;
 use registry::{Principal, Registry};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use tracing::Instrument;
 
 pub use error::ApiError;
 use operation::Operation;
@@ -112,12 +113,17 @@ async fn handle(State(api): State<EcrApi>, headers: HeaderMap, body: Body) -> Re
     let request_id = uuid::Uuid::new_v4().to_string();
     let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or("");
     let op = Operation::from_target(target);
+    // `instrument`, not `enter`: a guard held across an await leaks into other requests' logs.
     let span = tracing::info_span!("ecr", op = ?op, request_id = %request_id);
-    let _enter = span.enter();
     let started = std::time::Instant::now();
-    let result = dispatch(&api, &headers, target, op, body).await;
-    let mut resp = result.unwrap_or_else(IntoResponse::into_response);
-    tracing::info!(status = resp.status().as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "ecr request");
+    let mut resp = async {
+        let result = dispatch(&api, &headers, target, op, body).await;
+        let resp = result.unwrap_or_else(IntoResponse::into_response);
+        tracing::info!(status = resp.status().as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "ecr request");
+        resp
+    }
+    .instrument(span)
+    .await;
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert("x-amzn-requestid", v);
     }

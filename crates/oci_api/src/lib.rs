@@ -23,6 +23,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::Router;
 use registry::{Principal, Registry, RepositoryRef};
+use tracing::Instrument;
 
 pub use error::OciError;
 use route::{Route, RouteError};
@@ -129,12 +130,16 @@ async fn handle(
     body: Body,
 ) -> Response {
     let started = std::time::Instant::now();
+    // `instrument`, not `enter`: a guard held across an await leaks into other requests' logs.
     let span = tracing::info_span!("oci", %method, path = %rest);
-    let _enter = span.enter();
-    let result = dispatch(&api, method, &rest, query, headers, body).await;
-    let resp = with_version(result.unwrap_or_else(IntoResponse::into_response));
-    tracing::info!(status = resp.status().as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "oci request");
-    resp
+    async move {
+        let result = dispatch(&api, method, &rest, query, headers, body).await;
+        let resp = with_version(result.unwrap_or_else(IntoResponse::into_response));
+        tracing::info!(status = resp.status().as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "oci request");
+        resp
+    }
+    .instrument(span)
+    .await
 }
 
 async fn dispatch(
