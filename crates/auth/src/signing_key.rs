@@ -28,7 +28,10 @@ impl SigningKey {
         match std::fs::read(path) {
             Ok(bytes) => {
                 let arr: [u8; KEY_LEN] = bytes.try_into().map_err(|_| {
-                    std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{} is not a {KEY_LEN}-byte key", path.display()))
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!("{} is not a {KEY_LEN}-byte key", path.display()),
+                    )
                 })?;
                 Ok(Self(arr))
             }
@@ -54,7 +57,8 @@ impl SigningKey {
     }
 
     fn mac(&self, purpose: &str, message: &[u8]) -> Hmac<Sha256> {
-        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.0).expect("HMAC takes any key length");
+        let mut mac =
+            <Hmac<Sha256> as KeyInit>::new_from_slice(&self.0).expect("HMAC takes any key length");
         // The purpose separates token and URL signatures, so one can never stand for the other.
         mac.update(purpose.as_bytes());
         mac.update(b"\0");

@@ -32,7 +32,11 @@ pub fn parse_authorization(header: Option<&str>) -> Result<Authorization, SigV4E
     let rest = header
         .strip_prefix(ALGORITHM)
         .filter(|r| r.starts_with(' '))
-        .ok_or_else(|| SigV4Error::Incomplete(format!("Authorization header requires the '{ALGORITHM}' algorithm")))?;
+        .ok_or_else(|| {
+            SigV4Error::Incomplete(format!(
+                "Authorization header requires the '{ALGORITHM}' algorithm"
+            ))
+        })?;
     let (mut credential, mut signed, mut signature) = (None, None, None);
     for part in rest.split(',') {
         let part = part.trim();
@@ -48,7 +52,9 @@ pub fn parse_authorization(header: Option<&str>) -> Result<Authorization, SigV4E
             _ => {}
         }
     }
-    let missing = |name: &str| SigV4Error::Incomplete(format!("Authorization header requires '{name}' parameter."));
+    let missing = |name: &str| {
+        SigV4Error::Incomplete(format!("Authorization header requires '{name}' parameter."))
+    };
     let credential = credential.ok_or_else(|| missing("Credential"))?;
     let signed = signed.ok_or_else(|| missing("SignedHeaders"))?;
     let signature = signature.ok_or_else(|| missing("Signature"))?;
@@ -59,11 +65,19 @@ pub fn parse_authorization(header: Option<&str>) -> Result<Authorization, SigV4E
             scope.get(2).copied().unwrap_or("")
         )));
     };
-    if akid.is_empty() || terminator != "aws4_request" || date.len() != 8 || !date.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(SigV4Error::Incomplete(format!("Credential is malformed: '{credential}'")));
+    if akid.is_empty()
+        || terminator != "aws4_request"
+        || date.len() != 8
+        || !date.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Err(SigV4Error::Incomplete(format!(
+            "Credential is malformed: '{credential}'"
+        )));
     }
     if signature.len() != 64 || !signature.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(SigV4Error::Incomplete("Signature must be 64 hexadecimal characters".into()));
+        return Err(SigV4Error::Incomplete(
+            "Signature must be 64 hexadecimal characters".into(),
+        ));
     }
     let signed_headers: Vec<String> = signed.split(';').map(str::to_owned).collect();
     if signed_headers.iter().any(String::is_empty) {
@@ -89,8 +103,14 @@ mod tests {
     fn parses_the_captured_cli_header() {
         let a = parse_authorization(Some(CAPTURED)).unwrap();
         assert_eq!(a.access_key_id, "AKIDEXAMPLE");
-        assert_eq!((a.date.as_str(), a.region.as_str(), a.service.as_str()), ("20261122", "us-east-1", "ecr"));
-        assert_eq!(a.signed_headers, ["content-type", "host", "x-amz-date", "x-amz-target"]);
+        assert_eq!(
+            (a.date.as_str(), a.region.as_str(), a.service.as_str()),
+            ("20261122", "us-east-1", "ecr")
+        );
+        assert_eq!(
+            a.signed_headers,
+            ["content-type", "host", "x-amz-date", "x-amz-target"]
+        );
     }
 
     #[test]
@@ -103,7 +123,13 @@ mod tests {
             "AWS4-HMAC-SHA256 Credential=AKID/20261122/us-east-1/ecr/aws4_request, SignedHeaders=host, Signature=xyz",
             "AWS4-HMAC-SHA256Credential=AKID",
         ] {
-            assert!(matches!(parse_authorization(Some(bad)), Err(SigV4Error::Incomplete(_))), "{bad}");
+            assert!(
+                matches!(
+                    parse_authorization(Some(bad)),
+                    Err(SigV4Error::Incomplete(_))
+                ),
+                "{bad}"
+            );
         }
     }
 }

@@ -38,16 +38,24 @@ pub fn mint(key: &SigningKey, token: &RegistryToken) -> String {
         token.account_id, token.region, token.access_key_id, token.expires_at
     );
     let mac = key.sign(PURPOSE, payload.as_bytes());
-    format!("{PREFIX}.{}.{}", b64().encode_to_string(payload), b64().encode_to_string(mac))
+    format!(
+        "{PREFIX}.{}.{}",
+        b64().encode_to_string(payload),
+        b64().encode_to_string(mac)
+    )
 }
 
 /// Checks a password's signature, then its expiry against `now` (epoch seconds).
 pub fn verify(key: &SigningKey, password: &str, now: u64) -> Result<RegistryToken, TokenError> {
     let mut parts = password.split('.');
-    let (Some(PREFIX), Some(payload), Some(mac), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+    let (Some(PREFIX), Some(payload), Some(mac), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return Err(TokenError::Invalid);
     };
-    let payload = b64().decode_to_vec(payload).map_err(|_| TokenError::Invalid)?;
+    let payload = b64()
+        .decode_to_vec(payload)
+        .map_err(|_| TokenError::Invalid)?;
     let mac = b64().decode_to_vec(mac).map_err(|_| TokenError::Invalid)?;
     if !key.verify(PURPOSE, &payload, &mac) {
         return Err(TokenError::Invalid);
@@ -100,9 +108,15 @@ mod tests {
         let mut t = token();
         t.expires_at = u64::MAX;
         let genuine = mint(&key, &token());
-        let forged_payload = b64().encode_to_string(format!("000000000000\nus-east-1\nAKIDEXAMPLE\n{}", u64::MAX));
+        let forged_payload = b64().encode_to_string(format!(
+            "000000000000\nus-east-1\nAKIDEXAMPLE\n{}",
+            u64::MAX
+        ));
         let mac = genuine.rsplit('.').next().unwrap();
-        assert_eq!(verify(&key, &format!("berth1.{forged_payload}.{mac}"), 0), Err(TokenError::Invalid));
+        assert_eq!(
+            verify(&key, &format!("berth1.{forged_payload}.{mac}"), 0),
+            Err(TokenError::Invalid)
+        );
         assert_eq!(verify(&key, "garbage", 0), Err(TokenError::Invalid));
     }
 }

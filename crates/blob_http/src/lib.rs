@@ -3,39 +3,56 @@
 //! the blob store without buffering.
 
 use axum::body::Body;
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use model::Digest;
 use registry::{BlobRange, Registry};
 
+/// A `Range` that selects no byte of the blob (answered with 416).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RangeNotSatisfiable;
+
 /// Parses `bytes=a-b`, `bytes=a-` and `bytes=-n` against `size`; `Err` when unsatisfiable.
 /// Anything else (several ranges, other units) is ignored and the whole blob is sent, which
 /// RFC 9110 allows.
-pub fn parse_range(h: &str, size: u64) -> Result<Option<BlobRange>, ()> {
-    let Some(spec) = h.strip_prefix("bytes=") else { return Ok(None) };
+pub fn parse_range(h: &str, size: u64) -> Result<Option<BlobRange>, RangeNotSatisfiable> {
+    let Some(spec) = h.strip_prefix("bytes=") else {
+        return Ok(None);
+    };
     if spec.contains(',') {
         return Ok(None);
     }
-    let Some((a, b)) = spec.trim().split_once('-') else { return Ok(None) };
+    let Some((a, b)) = spec.trim().split_once('-') else {
+        return Ok(None);
+    };
     let (first, last) = match (a.parse::<u64>().ok(), b.parse::<u64>().ok()) {
         (Some(a), Some(b)) if a <= b => (a, b.min(size.saturating_sub(1))),
         (Some(a), None) if b.is_empty() => (a, size.saturating_sub(1)),
-        (None, Some(n)) if a.is_empty() && n > 0 => (size.saturating_sub(n), size.saturating_sub(1)),
+        (None, Some(n)) if a.is_empty() && n > 0 => {
+            (size.saturating_sub(n), size.saturating_sub(1))
+        }
         _ => return Ok(None),
     };
     if size == 0 || first >= size {
-        return Err(());
+        return Err(RangeNotSatisfiable);
     }
     Ok(Some(BlobRange { first, last }))
 }
 
 /// The response for a GET or HEAD of a blob of `size` bytes the caller may read.
-pub async fn blob_response(registry: &Registry, method: &Method, headers: &HeaderMap, digest: &Digest, size: u64) -> Response {
+pub async fn blob_response(
+    registry: &Registry,
+    method: &Method,
+    headers: &HeaderMap,
+    digest: &Digest,
+    size: u64,
+) -> Response {
     let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
         Some(h) => match parse_range(h, size) {
             Ok(r) => r,
-            Err(()) => {
-                let mut resp = (StatusCode::RANGE_NOT_SATISFIABLE, "Range Not Satisfiable").into_response();
+            Err(RangeNotSatisfiable) => {
+                let mut resp =
+                    (StatusCode::RANGE_NOT_SATISFIABLE, "Range Not Satisfiable").into_response();
                 if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
                     resp.headers_mut().insert(header::CONTENT_RANGE, v);
                 }
@@ -52,13 +69,17 @@ pub async fn blob_response(registry: &Registry, method: &Method, headers: &Heade
             Ok(reader) => Body::from_stream(reader.body),
             Err(e) => {
                 tracing::error!(error = ?e, %digest, "cannot open blob");
-                return (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error").into_response();
+                return (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+                    .into_response();
             }
         }
     };
     let mut resp = Response::new(body);
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     if let Ok(v) = HeaderValue::from_str(digest.as_str()) {
@@ -87,7 +108,7 @@ mod tests {
         assert_eq!(parse_range("bytes=90-200", 100), r(90, 99));
         assert_eq!(parse_range("bytes=95-", 100), r(95, 99));
         assert_eq!(parse_range("bytes=-10", 100), r(90, 99));
-        assert_eq!(parse_range("bytes=100-", 100), Err(()));
+        assert_eq!(parse_range("bytes=100-", 100), Err(RangeNotSatisfiable));
         assert_eq!(parse_range("bytes=0-1,5-6", 100), Ok(None));
         assert_eq!(parse_range("items=0-1", 100), Ok(None));
         assert_eq!(parse_range("bytes=5-1", 100), Ok(None));

@@ -5,7 +5,7 @@ use auth::token::{self, RegistryToken};
 use crate::dto;
 use crate::error::ApiError;
 use crate::validate;
-use crate::{now_secs, Ctx};
+use crate::{Ctx, now_secs};
 
 pub const TOKEN_LIFETIME_SECS: u64 = 12 * 3600;
 

@@ -9,7 +9,7 @@ use model::{Digest, RepositoryName};
 use registry::{Principal, RepositoryRef};
 use serde::Deserialize;
 
-use crate::{now_secs, Ctx, EcrApi};
+use crate::{Ctx, EcrApi, now_secs};
 
 /// How long a download URL stays valid, as ECR's presigned URLs do.
 pub const URL_LIFETIME_SECS: u64 = 3600;
@@ -19,13 +19,17 @@ fn message(registry_id: &str, repo: &str, digest: &str, expires: u64) -> String 
     format!("{registry_id}\n{repo}\n{digest}\n{expires}")
 }
 
-pub(crate) fn presign(ctx: &Ctx<'_>, registry_id: &str, repo: &RepositoryName, digest: &Digest) -> String {
+pub(crate) fn presign(
+    ctx: &Ctx<'_>,
+    registry_id: &str,
+    repo: &RepositoryName,
+    digest: &Digest,
+) -> String {
     let expires = now_secs() + URL_LIFETIME_SECS;
-    let sig = ctx
-        .api
-        .config
-        .signing_key
-        .sign(PURPOSE, message(registry_id, repo.as_str(), digest.as_str(), expires).as_bytes());
+    let sig = ctx.api.config.signing_key.sign(
+        PURPOSE,
+        message(registry_id, repo.as_str(), digest.as_str(), expires).as_bytes(),
+    );
     format!(
         "{}/_berth/layers/{registry_id}/{repo}/{digest}?expires={expires}&signature={}",
         ctx.base_url,
@@ -58,11 +62,11 @@ pub(crate) async fn get_layer(
         return plain(StatusCode::NOT_FOUND, "Not Found");
     };
     let sig = hex::decode(&q.signature).unwrap_or_default();
-    if !api
-        .config
-        .signing_key
-        .verify(PURPOSE, message(registry_id, repo, digest, q.expires).as_bytes(), &sig)
-    {
+    if !api.config.signing_key.verify(
+        PURPOSE,
+        message(registry_id, repo, digest, q.expires).as_bytes(),
+        &sig,
+    ) {
         return plain(StatusCode::FORBIDDEN, "Signature does not match");
     }
     if now_secs() >= q.expires {
@@ -87,4 +91,3 @@ pub(crate) async fn get_layer(
     };
     blob_http::blob_response(&api.registry, &method, &headers, &digest, blob.size).await
 }
-

@@ -2,6 +2,8 @@
 //! Requests keep every member optional so that a missing required member becomes ECR's
 //! `InvalidParameterException` rather than a serialization error; no logic lives here.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Deserialize, Serialize, Clone)]
@@ -109,9 +111,17 @@ macro_rules! repository_scoped {
 }
 
 repository_scoped!(
-    DeleteRepositoryRequest, BatchCheckLayerAvailabilityRequest, InitiateLayerUploadRequest, UploadLayerPartRequest,
-    CompleteLayerUploadRequest, PutImageRequest, BatchGetImageRequest, GetDownloadUrlForLayerRequest,
-    ListImagesRequest, DescribeImagesRequest, BatchDeleteImageRequest
+    DeleteRepositoryRequest,
+    BatchCheckLayerAvailabilityRequest,
+    InitiateLayerUploadRequest,
+    UploadLayerPartRequest<'_>,
+    CompleteLayerUploadRequest,
+    PutImageRequest,
+    BatchGetImageRequest,
+    GetDownloadUrlForLayerRequest,
+    ListImagesRequest,
+    DescribeImagesRequest,
+    BatchDeleteImageRequest
 );
 
 #[derive(Debug, Deserialize, Default)]
@@ -164,13 +174,16 @@ pub struct InitiateLayerUploadResponse {
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
-pub struct UploadLayerPartRequest {
+pub struct UploadLayerPartRequest<'a> {
     pub registry_id: Option<String>,
     pub repository_name: Option<String>,
     pub upload_id: Option<String>,
     pub part_first_byte: Option<i64>,
     pub part_last_byte: Option<i64>,
-    pub layer_part_blob: Option<String>,
+    /// Borrowed from the request body when it holds no JSON escapes (base64 never needs
+    /// one), so a 28 MB part is not copied before it is decoded.
+    #[serde(borrow)]
+    pub layer_part_blob: Option<Cow<'a, str>>,
 }
 
 #[derive(Debug, Serialize)]

@@ -4,7 +4,7 @@
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use registry::RegistryError;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 
 use crate::CONTENT_TYPE_JSON;
 
@@ -34,7 +34,9 @@ impl From<RegistryError> for ApiError {
 
 /// Builds `Invalid parameter at '<field>' failed to satisfy constraint: '<constraint>'`.
 pub fn invalid(field: &str, constraint: &str) -> ApiError {
-    ApiError::InvalidParameter(format!("Invalid parameter at '{field}' failed to satisfy constraint: '{constraint}'"))
+    ApiError::InvalidParameter(format!(
+        "Invalid parameter at '{field}' failed to satisfy constraint: '{constraint}'"
+    ))
 }
 
 /// The exception name, status and extra members of a registry error. Exhaustive on purpose:
@@ -86,15 +88,31 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let bad = StatusCode::BAD_REQUEST;
         let (kind, status, extra, message) = match &self {
-            ApiError::UnknownOperation(t) => ("UnknownOperationException", bad, Map::new(), format!("Unknown operation {t}")),
+            ApiError::UnknownOperation(t) => (
+                "UnknownOperationException",
+                bad,
+                Map::new(),
+                format!("Unknown operation {t}"),
+            ),
             ApiError::Serialization(m) => ("SerializationException", bad, Map::new(), m.clone()),
-            ApiError::MissingAuthenticationToken => {
-                ("MissingAuthenticationTokenException", bad, Map::new(), "Missing Authentication Token".into())
+            ApiError::MissingAuthenticationToken => (
+                "MissingAuthenticationTokenException",
+                bad,
+                Map::new(),
+                "Missing Authentication Token".into(),
+            ),
+            ApiError::IncompleteSignature(m) => {
+                ("IncompleteSignatureException", bad, Map::new(), m.clone())
             }
-            ApiError::IncompleteSignature(m) => ("IncompleteSignatureException", bad, Map::new(), m.clone()),
-            ApiError::InvalidSignature(m) => ("InvalidSignatureException", bad, Map::new(), m.clone()),
-            ApiError::InvalidParameter(m) => ("InvalidParameterException", bad, Map::new(), m.clone()),
-            ApiError::InvalidTagParameter(m) => ("InvalidTagParameterException", bad, Map::new(), m.clone()),
+            ApiError::InvalidSignature(m) => {
+                ("InvalidSignatureException", bad, Map::new(), m.clone())
+            }
+            ApiError::InvalidParameter(m) => {
+                ("InvalidParameterException", bad, Map::new(), m.clone())
+            }
+            ApiError::InvalidTagParameter(m) => {
+                ("InvalidTagParameterException", bad, Map::new(), m.clone())
+            }
             ApiError::RequestTooLarge(limit) => (
                 "SerializationException",
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -119,7 +137,11 @@ impl IntoResponse for ApiError {
         let mut body = extra;
         body.insert("__type".into(), json!(kind));
         body.insert("message".into(), json!(message));
-        let mut resp = (status, serde_json::to_vec(&Value::Object(body)).unwrap_or_default()).into_response();
+        let mut resp = (
+            status,
+            serde_json::to_vec(&Value::Object(body)).unwrap_or_default(),
+        )
+            .into_response();
         let h = resp.headers_mut();
         h.insert("content-type", HeaderValue::from_static(CONTENT_TYPE_JSON));
         h.insert("x-amzn-errortype", HeaderValue::from_static(kind));

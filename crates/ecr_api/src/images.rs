@@ -1,17 +1,22 @@
 //! PutImage, BatchGetImage, ListImages, DescribeImages, BatchDeleteImage.
 
-use registry::{ImageFailure, ImageFailureCode, ImageIdInput, ImageIdOutput, ImageRecord, PutImageRequest, RepositoryRef};
+use registry::{
+    ImageFailure, ImageFailureCode, ImageIdInput, ImageIdOutput, ImageRecord, PutImageRequest,
+    RepositoryRef,
+};
 
-use crate::dto;
-use crate::error::{invalid, ApiError};
-use crate::validate::{self, required};
 use crate::Ctx;
+use crate::dto;
+use crate::error::{ApiError, invalid};
+use crate::validate::{self, required};
 
 /// The model's `imageManifest` maximum, in characters.
 const MAX_MANIFEST_CHARS: usize = 4_194_304;
 
 fn registry_id(ctx: &Ctx<'_>, r: &RepositoryRef) -> String {
-    r.registry_id.clone().unwrap_or_else(|| ctx.principal.account_id.clone())
+    r.registry_id
+        .clone()
+        .unwrap_or_else(|| ctx.principal.account_id.clone())
 }
 
 fn id_dto(id: &ImageIdOutput) -> dto::ImageIdentifier {
@@ -21,7 +26,12 @@ fn id_dto(id: &ImageIdOutput) -> dto::ImageIdentifier {
     }
 }
 
-fn image_dto(ctx: &Ctx<'_>, r: &RepositoryRef, id: &ImageIdOutput, img: &ImageRecord) -> dto::Image {
+fn image_dto(
+    ctx: &Ctx<'_>,
+    r: &RepositoryRef,
+    id: &ImageIdOutput,
+    img: &ImageRecord,
+) -> dto::Image {
     dto::Image {
         registry_id: registry_id(ctx, r),
         repository_name: r.name.to_string(),
@@ -61,14 +71,24 @@ fn image_ids(ids: &[dto::ImageIdentifier]) -> Result<Vec<ImageIdInput>, ApiError
         .collect())
 }
 
-pub(crate) async fn put_image(ctx: &Ctx<'_>, req: dto::PutImageRequest) -> Result<dto::PutImageResponse, ApiError> {
+pub(crate) async fn put_image(
+    ctx: &Ctx<'_>,
+    req: dto::PutImageRequest,
+) -> Result<dto::PutImageResponse, ApiError> {
     let repo = validate::repository(&req)?;
     let manifest = required(req.image_manifest, "imageManifest")?;
     let chars = manifest.chars().count();
     if chars == 0 || chars > MAX_MANIFEST_CHARS {
-        return Err(invalid("imageManifest", "Member must have length between 1 and 4194304"));
+        return Err(invalid(
+            "imageManifest",
+            "Member must have length between 1 and 4194304",
+        ));
     }
-    let tag = req.image_tag.as_deref().map(|t| validate::tag(t, "imageTag")).transpose()?;
+    let tag = req
+        .image_tag
+        .as_deref()
+        .map(|t| validate::tag(t, "imageTag"))
+        .transpose()?;
     let (image, tag) = ctx
         .registry()
         .put_image(
@@ -91,7 +111,10 @@ pub(crate) async fn put_image(ctx: &Ctx<'_>, req: dto::PutImageRequest) -> Resul
     })
 }
 
-pub(crate) async fn batch_get_image(ctx: &Ctx<'_>, req: dto::BatchGetImageRequest) -> Result<dto::BatchGetImageResponse, ApiError> {
+pub(crate) async fn batch_get_image(
+    ctx: &Ctx<'_>,
+    req: dto::BatchGetImageRequest,
+) -> Result<dto::BatchGetImageResponse, ApiError> {
     let repo = validate::repository(&req)?;
     let ids = image_ids(required(req.image_ids.as_deref(), "imageIds")?)?;
     if let Some(types) = &req.accepted_media_types {
@@ -99,29 +122,50 @@ pub(crate) async fn batch_get_image(ctx: &Ctx<'_>, req: dto::BatchGetImageReques
     }
     let res = ctx
         .registry()
-        .batch_get_image(&ctx.principal, &repo, &ids, req.accepted_media_types.as_deref())
+        .batch_get_image(
+            &ctx.principal,
+            &repo,
+            &ids,
+            req.accepted_media_types.as_deref(),
+        )
         .await?;
     Ok(dto::BatchGetImageResponse {
-        images: res.images.iter().map(|(id, img)| image_dto(ctx, &repo, id, img)).collect(),
+        images: res
+            .images
+            .iter()
+            .map(|(id, img)| image_dto(ctx, &repo, id, img))
+            .collect(),
         failures: res.failures.iter().map(failure_dto).collect(),
     })
 }
 
-pub(crate) async fn list_images(ctx: &Ctx<'_>, req: dto::ListImagesRequest) -> Result<dto::ListImagesResponse, ApiError> {
+pub(crate) async fn list_images(
+    ctx: &Ctx<'_>,
+    req: dto::ListImagesRequest,
+) -> Result<dto::ListImagesResponse, ApiError> {
     let repo = validate::repository(&req)?;
     let status = validate::tag_status(req.filter.as_ref())?;
     let page = validate::page(req.next_token.as_deref(), req.max_results)?;
     if !validate::includes_active(req.filter.as_ref()) {
-        return Ok(dto::ListImagesResponse { image_ids: vec![], next_token: None });
+        return Ok(dto::ListImagesResponse {
+            image_ids: vec![],
+            next_token: None,
+        });
     }
-    let (ids, next) = ctx.registry().list_images(&ctx.principal, &repo, status, page).await?;
+    let (ids, next) = ctx
+        .registry()
+        .list_images(&ctx.principal, &repo, status, page)
+        .await?;
     Ok(dto::ListImagesResponse {
         image_ids: ids.iter().map(id_dto).collect(),
         next_token: next.map(|t| t.encode()),
     })
 }
 
-pub(crate) async fn describe_images(ctx: &Ctx<'_>, req: dto::DescribeImagesRequest) -> Result<dto::DescribeImagesResponse, ApiError> {
+pub(crate) async fn describe_images(
+    ctx: &Ctx<'_>,
+    req: dto::DescribeImagesRequest,
+) -> Result<dto::DescribeImagesResponse, ApiError> {
     let repo = validate::repository(&req)?;
     let status = validate::tag_status(req.filter.as_ref())?;
     let ids = match &req.image_ids {
@@ -133,7 +177,10 @@ pub(crate) async fn describe_images(ctx: &Ctx<'_>, req: dto::DescribeImagesReque
     };
     let page = validate::page(req.next_token.as_deref(), req.max_results)?;
     if ids.is_none() && !validate::includes_active(req.filter.as_ref()) {
-        return Ok(dto::DescribeImagesResponse { image_details: vec![], next_token: None });
+        return Ok(dto::DescribeImagesResponse {
+            image_details: vec![],
+            next_token: None,
+        });
     }
     let (images, next) = ctx
         .registry()
@@ -166,7 +213,10 @@ pub(crate) async fn batch_delete_image(
 ) -> Result<dto::BatchDeleteImageResponse, ApiError> {
     let repo = validate::repository(&req)?;
     let ids = image_ids(required(req.image_ids.as_deref(), "imageIds")?)?;
-    let res = ctx.registry().batch_delete_image(&ctx.principal, &repo, &ids).await?;
+    let res = ctx
+        .registry()
+        .batch_delete_image(&ctx.principal, &repo, &ids)
+        .await?;
     Ok(dto::BatchDeleteImageResponse {
         image_ids: res.deleted.iter().map(id_dto).collect(),
         failures: res.failures.iter().map(failure_dto).collect(),

@@ -6,13 +6,13 @@ use model::{Digest, DigestError, UploadId};
 use registry::{CompletionRules, PartData};
 
 use crate::dto::{self, RepositoryScoped};
-use crate::error::{invalid, ApiError};
+use crate::error::{ApiError, invalid};
 use crate::validate::{self, required};
-use crate::{download, Ctx};
+use crate::{Ctx, download};
 
-const UPLOAD_ID_PATTERN: &str =
-    "must satisfy regular expression '[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}'";
-const LAYER_DIGEST_PATTERN: &str = "must satisfy regular expression '[a-zA-Z0-9-_+.]+:[a-fA-F0-9]+'";
+const UPLOAD_ID_PATTERN: &str = "must satisfy regular expression '[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}'";
+const LAYER_DIGEST_PATTERN: &str =
+    "must satisfy regular expression '[a-zA-Z0-9-_+.]+:[a-fA-F0-9]+'";
 
 /// The model's `layerPartBlob` maximum.
 const MAX_PART_BLOB: usize = 20_971_520;
@@ -23,9 +23,13 @@ fn upload_id(v: Option<&str>) -> Result<UploadId, ApiError> {
 
 /// True when `s` matches the model's `LayerDigest` pattern `[a-zA-Z0-9-_+.]+:[a-fA-F0-9]+`.
 fn matches_layer_digest_pattern(s: &str) -> bool {
-    let Some((alg, hex)) = s.split_once(':') else { return false };
+    let Some((alg, hex)) = s.split_once(':') else {
+        return false;
+    };
     !alg.is_empty()
-        && alg.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_+.".contains(&b))
+        && alg
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_+.".contains(&b))
         && !hex.is_empty()
         && hex.bytes().all(|b| b.is_ascii_hexdigit())
 }
@@ -38,7 +42,10 @@ pub(crate) async fn batch_check_layer_availability(
     let digests = required(req.layer_digests.as_ref(), "layerDigests")?;
     validate::list_len(digests, "layerDigests", 1, 100)?;
     if digests.iter().any(|d| d.len() > 1000) {
-        return Err(invalid("layerDigests.member", "Member must have length less than or equal to 1000"));
+        return Err(invalid(
+            "layerDigests.member",
+            "Member must have length less than or equal to 1000",
+        ));
     }
     let mut failures = Vec::new();
     let mut valid = Vec::new();
@@ -57,7 +64,10 @@ pub(crate) async fn batch_check_layer_availability(
             }),
         }
     }
-    let found = ctx.registry().layer_availability(&ctx.principal, &repo, &valid).await?;
+    let found = ctx
+        .registry()
+        .layer_availability(&ctx.principal, &repo, &valid)
+        .await?;
     let layers = valid
         .into_iter()
         .zip(found)
@@ -84,7 +94,10 @@ pub(crate) async fn initiate_layer_upload(
     req: dto::InitiateLayerUploadRequest,
 ) -> Result<dto::InitiateLayerUploadResponse, ApiError> {
     let repo = validate::repository(&req)?;
-    let (id, part_size) = ctx.registry().initiate_upload(&ctx.principal, &repo).await?;
+    let (id, part_size) = ctx
+        .registry()
+        .initiate_upload(&ctx.principal, &repo)
+        .await?;
     Ok(dto::InitiateLayerUploadResponse {
         upload_id: id.to_string(),
         part_size,
@@ -93,30 +106,41 @@ pub(crate) async fn initiate_layer_upload(
 
 pub(crate) async fn upload_layer_part(
     ctx: &Ctx<'_>,
-    req: dto::UploadLayerPartRequest,
+    req: dto::UploadLayerPartRequest<'_>,
 ) -> Result<dto::UploadLayerPartResponse, ApiError> {
     let repo = validate::repository(&req)?;
     let id = upload_id(req.upload_id.as_deref())?;
     let first = required(req.part_first_byte, "partFirstByte")?;
     let last = required(req.part_last_byte, "partLastByte")?;
     if first < 0 {
-        return Err(invalid("partFirstByte", "Member must have value greater than or equal to 0"));
+        return Err(invalid(
+            "partFirstByte",
+            "Member must have value greater than or equal to 0",
+        ));
     }
     if last < 0 {
-        return Err(invalid("partLastByte", "Member must have value greater than or equal to 0"));
+        return Err(invalid(
+            "partLastByte",
+            "Member must have value greater than or equal to 0",
+        ));
     }
     let blob = required(req.layer_part_blob.as_deref(), "layerPartBlob")?;
     // A base64 text decodes to at most 3/4 of its length: refuse oversize parts before decoding.
     if blob.len() / 4 * 3 > MAX_PART_BLOB + 2 {
-        return Err(invalid("layerPartBlob", "Member must have length less than or equal to 20971520"));
+        return Err(invalid(
+            "layerPartBlob",
+            "Member must have length less than or equal to 20971520",
+        ));
     }
     let bytes = base64_simd::STANDARD
         .decode_to_vec(blob.as_bytes())
         .map_err(|_| ApiError::Serialization("Invalid base64 in layerPartBlob".into()))?;
     if bytes.len() > MAX_PART_BLOB {
-        return Err(invalid("layerPartBlob", "Member must have length less than or equal to 20971520"));
+        return Err(invalid(
+            "layerPartBlob",
+            "Member must have length less than or equal to 20971520",
+        ));
     }
-    drop(req.layer_part_blob);
     let progress = ctx
         .registry()
         .upload_part(
@@ -129,7 +153,9 @@ pub(crate) async fn upload_layer_part(
         )
         .await?;
     Ok(dto::UploadLayerPartResponse {
-        registry_id: repo.registry_id.unwrap_or_else(|| ctx.principal.account_id.clone()),
+        registry_id: repo
+            .registry_id
+            .unwrap_or_else(|| ctx.principal.account_id.clone()),
         repository_name: repo.name.to_string(),
         upload_id: id.to_string(),
         last_byte_received: progress.received as i64 - 1,
@@ -153,7 +179,9 @@ pub(crate) async fn complete_layer_upload(
         .complete_upload(&ctx.principal, &repo, id, &digests[0], CompletionRules::ECR)
         .await?;
     Ok(dto::CompleteLayerUploadResponse {
-        registry_id: repo.registry_id.unwrap_or_else(|| ctx.principal.account_id.clone()),
+        registry_id: repo
+            .registry_id
+            .unwrap_or_else(|| ctx.principal.account_id.clone()),
         repository_name: repo.name.to_string(),
         upload_id: id.to_string(),
         layer_digest: digest.to_string(),
@@ -169,9 +197,15 @@ pub(crate) async fn get_download_url_for_layer(
     if !matches_layer_digest_pattern(digest_str) {
         return Err(invalid("layerDigest", LAYER_DIGEST_PATTERN));
     }
-    let digest = Digest::parse_sha256(digest_str).map_err(|_| invalid("layerDigest", LAYER_DIGEST_PATTERN))?;
-    let blob = ctx.registry().downloadable_layer(&ctx.principal, &repo, &digest).await?;
-    let registry_id = req.registry_id().map_or_else(|| ctx.principal.account_id.clone(), str::to_owned);
+    let digest = Digest::parse_sha256(digest_str)
+        .map_err(|_| invalid("layerDigest", LAYER_DIGEST_PATTERN))?;
+    let blob = ctx
+        .registry()
+        .downloadable_layer(&ctx.principal, &repo, &digest)
+        .await?;
+    let registry_id = req
+        .registry_id()
+        .map_or_else(|| ctx.principal.account_id.clone(), str::to_owned);
     Ok(dto::GetDownloadUrlForLayerResponse {
         download_url: download::presign(ctx, &registry_id, &repo.name, &blob.digest),
         layer_digest: blob.digest.to_string(),

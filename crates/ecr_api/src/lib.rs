@@ -17,14 +17,15 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use auth::SigningKey;
+use axum::Router;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Router;
+use futures_util::StreamExt;
 use registry::{Principal, Registry};
-use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use serde::Serialize;
 use tracing::Instrument;
 
@@ -75,13 +76,18 @@ pub fn router(registry: Arc<Registry>, config: EcrApiConfig) -> Router {
     };
     Router::new()
         .route("/", post(handle))
-        .route("/_berth/layers/{*rest}", get(download::get_layer).head(download::get_layer))
+        .route(
+            "/_berth/layers/{*rest}",
+            get(download::get_layer).head(download::get_layer),
+        )
         .layer(DefaultBodyLimit::disable())
         .with_state(api)
 }
 
 pub(crate) fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 pub(crate) fn base_url(api: &EcrApi, headers: &HeaderMap) -> String {
@@ -95,23 +101,55 @@ pub(crate) fn base_url(api: &EcrApi, headers: &HeaderMap) -> String {
     format!("http://{host}")
 }
 
+/// Reads the whole (bounded) request body into one buffer sized from `Content-Length`, which
+/// botocore always sends: collecting chunks and then joining them would hold a 28 MB part
+/// twice.
+async fn read_body(headers: &HeaderMap, body: Body) -> Result<Vec<u8>, ApiError> {
+    let declared = headers
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > MAX_REQUEST_BODY) {
+        return Err(ApiError::RequestTooLarge(MAX_REQUEST_BODY));
+    }
+    let mut buf = Vec::with_capacity(declared.unwrap_or(0));
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk =
+            chunk.map_err(|e| ApiError::Serialization(format!("reading the request body: {e}")))?;
+        if buf.len() + chunk.len() > MAX_REQUEST_BODY {
+            return Err(ApiError::RequestTooLarge(MAX_REQUEST_BODY));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf)
+}
+
 /// Decodes the body as the operation's request shape. An empty body is `{}` (botocore sends
 /// `{}`, but other clients send nothing for operations without input).
-fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    let body = if body.iter().all(u8::is_ascii_whitespace) { &b"{}"[..] } else { body };
+fn parse<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
+    let body = if body.iter().all(u8::is_ascii_whitespace) {
+        &b"{}"[..]
+    } else {
+        body
+    };
     serde_json::from_slice(body).map_err(|e| ApiError::Serialization(e.to_string()))
 }
 
 fn respond<T: Serialize>(value: &T) -> Result<Response, ApiError> {
     let body = serde_json::to_vec(value).map_err(|e| ApiError::Serialization(e.to_string()))?;
     let mut resp = Response::new(Body::from(body));
-    resp.headers_mut().insert("content-type", HeaderValue::from_static(CONTENT_TYPE_JSON));
+    resp.headers_mut()
+        .insert("content-type", HeaderValue::from_static(CONTENT_TYPE_JSON));
     Ok(resp)
 }
 
 async fn handle(State(api): State<EcrApi>, headers: HeaderMap, body: Body) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
-    let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let target = headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     let op = Operation::from_target(target);
     // `instrument`, not `enter`: a guard held across an await leaks into other requests' logs.
     let span = tracing::info_span!("ecr", op = ?op, request_id = %request_id);
@@ -119,7 +157,11 @@ async fn handle(State(api): State<EcrApi>, headers: HeaderMap, body: Body) -> Re
     let mut resp = async {
         let result = dispatch(&api, &headers, target, op, body).await;
         let resp = result.unwrap_or_else(IntoResponse::into_response);
-        tracing::info!(status = resp.status().as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "ecr request");
+        tracing::info!(
+            status = resp.status().as_u16(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "ecr request"
+        );
         resp
     }
     .instrument(span)
@@ -130,7 +172,13 @@ async fn handle(State(api): State<EcrApi>, headers: HeaderMap, body: Body) -> Re
     resp
 }
 
-async fn dispatch(api: &EcrApi, headers: &HeaderMap, target: &str, op: Option<Operation>, body: Body) -> Result<Response, ApiError> {
+async fn dispatch(
+    api: &EcrApi,
+    headers: &HeaderMap,
+    target: &str,
+    op: Option<Operation>,
+    body: Body,
+) -> Result<Response, ApiError> {
     // Authentication first, as AWS does: an unsigned request learns nothing about operations.
     let authz = headers.get("authorization").and_then(|v| v.to_str().ok());
     let sig = auth::sigv4::parse_authorization(authz).map_err(|e| match e {
@@ -140,7 +188,9 @@ async fn dispatch(api: &EcrApi, headers: &HeaderMap, target: &str, op: Option<Op
     // Until signatures are verified (issue 4), at least the scope must be ours, with AWS's
     // wording (ecr-api.md section 1.4).
     if sig.service != "ecr" {
-        return Err(ApiError::InvalidSignature("Credential should be scoped to correct service: 'ecr'. ".into()));
+        return Err(ApiError::InvalidSignature(
+            "Credential should be scoped to correct service: 'ecr'. ".into(),
+        ));
     }
     if sig.region != api.registry.region() {
         return Err(ApiError::InvalidSignature(format!(
@@ -149,9 +199,7 @@ async fn dispatch(api: &EcrApi, headers: &HeaderMap, target: &str, op: Option<Op
         )));
     }
     let op = op.ok_or_else(|| ApiError::UnknownOperation(target.to_owned()))?;
-    let body = axum::body::to_bytes(body, MAX_REQUEST_BODY)
-        .await
-        .map_err(|_| ApiError::RequestTooLarge(MAX_REQUEST_BODY))?;
+    let body = read_body(headers, body).await?;
     let ctx = Ctx {
         api,
         principal: Principal {
@@ -162,20 +210,39 @@ async fn dispatch(api: &EcrApi, headers: &HeaderMap, target: &str, op: Option<Op
     };
     use Operation as O;
     match op {
-        O::CreateRepository => respond(&repositories::create_repository(&ctx, parse(&body)?).await?),
-        O::DescribeRepositories => respond(&repositories::describe_repositories(&ctx, parse(&body)?).await?),
-        O::DeleteRepository => respond(&repositories::delete_repository(&ctx, parse(&body)?).await?),
-        O::BatchCheckLayerAvailability => respond(&layers::batch_check_layer_availability(&ctx, parse(&body)?).await?),
-        O::InitiateLayerUpload => respond(&layers::initiate_layer_upload(&ctx, parse(&body)?).await?),
+        O::CreateRepository => {
+            respond(&repositories::create_repository(&ctx, parse(&body)?).await?)
+        }
+        O::DescribeRepositories => {
+            respond(&repositories::describe_repositories(&ctx, parse(&body)?).await?)
+        }
+        O::DeleteRepository => {
+            respond(&repositories::delete_repository(&ctx, parse(&body)?).await?)
+        }
+        O::BatchCheckLayerAvailability => {
+            respond(&layers::batch_check_layer_availability(&ctx, parse(&body)?).await?)
+        }
+        O::InitiateLayerUpload => {
+            respond(&layers::initiate_layer_upload(&ctx, parse(&body)?).await?)
+        }
         O::UploadLayerPart => respond(&layers::upload_layer_part(&ctx, parse(&body)?).await?),
-        O::CompleteLayerUpload => respond(&layers::complete_layer_upload(&ctx, parse(&body)?).await?),
-        O::GetDownloadUrlForLayer => respond(&layers::get_download_url_for_layer(&ctx, parse(&body)?).await?),
+        O::CompleteLayerUpload => {
+            respond(&layers::complete_layer_upload(&ctx, parse(&body)?).await?)
+        }
+        O::GetDownloadUrlForLayer => {
+            respond(&layers::get_download_url_for_layer(&ctx, parse(&body)?).await?)
+        }
         O::PutImage => respond(&images::put_image(&ctx, parse(&body)?).await?),
         O::BatchGetImage => respond(&images::batch_get_image(&ctx, parse(&body)?).await?),
         O::ListImages => respond(&images::list_images(&ctx, parse(&body)?).await?),
         O::DescribeImages => respond(&images::describe_images(&ctx, parse(&body)?).await?),
         O::BatchDeleteImage => respond(&images::batch_delete_image(&ctx, parse(&body)?).await?),
-        O::ListTagsForResource => respond(&repositories::list_tags_for_resource(&ctx, parse(&body)?).await?),
-        O::GetAuthorizationToken => respond(&authorization::get_authorization_token(&ctx, parse(&body)?)?),
+        O::ListTagsForResource => {
+            respond(&repositories::list_tags_for_resource(&ctx, parse(&body)?).await?)
+        }
+        O::GetAuthorizationToken => respond(&authorization::get_authorization_token(
+            &ctx,
+            parse(&body)?,
+        )?),
     }
 }

@@ -57,8 +57,14 @@ mod tests {
             Operation::from_target("AmazonEC2ContainerRegistry_V20150921.UploadLayerPart"),
             Some(Operation::UploadLayerPart)
         );
-        assert_eq!(Operation::from_target("SpencerFrontendService.CreateRepository"), None);
-        assert_eq!(Operation::from_target("AmazonEC2ContainerRegistry_V20150921.Nope"), None);
+        assert_eq!(
+            Operation::from_target("SpencerFrontendService.CreateRepository"),
+            None
+        );
+        assert_eq!(
+            Operation::from_target("AmazonEC2ContainerRegistry_V20150921.Nope"),
+            None
+        );
         assert_eq!(Operation::from_target("UploadLayerPart"), None);
     }
 }

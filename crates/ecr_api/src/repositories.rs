@@ -1,19 +1,22 @@
 //! CreateRepository, DescribeRepositories, DeleteRepository.
 
-use registry::{CreateRepository, EncryptionConfiguration, MutabilityExclusion, ResourceTag};
 use registry::RepositoryRecord;
+use registry::{CreateRepository, EncryptionConfiguration, MutabilityExclusion, ResourceTag};
 
-use crate::dto;
-use crate::error::{invalid, ApiError};
-use crate::validate::{self, required};
 use crate::Ctx;
+use crate::dto;
+use crate::error::{ApiError, invalid};
+use crate::validate::{self, required};
 
 /// Converts a stored repository to the model's `Repository`.
 pub(crate) fn repository_dto(ctx: &Ctx<'_>, r: &RepositoryRecord) -> dto::Repository {
     let region = ctx.registry().region();
     let host = ctx.base_url.split("://").nth(1).unwrap_or(&ctx.base_url);
     dto::Repository {
-        repository_arn: format!("arn:aws:ecr:{region}:{}:repository/{}", r.registry_id, r.name),
+        repository_arn: format!(
+            "arn:aws:ecr:{region}:{}:repository/{}",
+            r.registry_id, r.name
+        ),
         registry_id: r.registry_id.clone(),
         repository_name: r.name.to_string(),
         repository_uri: format!("{host}/{}", r.name),
@@ -57,43 +60,79 @@ fn resource_tags(tags: Vec<dto::Tag>) -> Result<Vec<ResourceTag>, ApiError> {
         .collect()
 }
 
-fn exclusion_filters(filters: Vec<dto::MutabilityExclusionFilter>) -> Result<Vec<MutabilityExclusion>, ApiError> {
+fn exclusion_filters(
+    filters: Vec<dto::MutabilityExclusionFilter>,
+) -> Result<Vec<MutabilityExclusion>, ApiError> {
     let field = "imageTagMutabilityExclusionFilters";
     validate::list_len(&filters, field, 1, 5)?;
     filters
         .into_iter()
         .map(|f| {
-            let filter_type = required(f.filter_type, "imageTagMutabilityExclusionFilters.member.filterType")?;
-            validate::one_of(&filter_type, "imageTagMutabilityExclusionFilters.member.filterType", &["WILDCARD"])?;
+            let filter_type = required(
+                f.filter_type,
+                "imageTagMutabilityExclusionFilters.member.filterType",
+            )?;
+            validate::one_of(
+                &filter_type,
+                "imageTagMutabilityExclusionFilters.member.filterType",
+                &["WILDCARD"],
+            )?;
             let filter = required(f.filter, "imageTagMutabilityExclusionFilters.member.filter")?;
             let ok = (1..=128).contains(&filter.len())
-                && filter.bytes().all(|b| b.is_ascii_alphanumeric() || b"._*-".contains(&b));
+                && filter
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._*-".contains(&b));
             if !ok {
                 return Err(invalid(
                     "imageTagMutabilityExclusionFilters.member.filter",
                     "must satisfy regular expression '^[0-9a-zA-Z._*-]{1,128}$'",
                 ));
             }
-            Ok(MutabilityExclusion { filter_type, filter })
+            Ok(MutabilityExclusion {
+                filter_type,
+                filter,
+            })
         })
         .collect()
 }
 
-pub(crate) async fn create_repository(ctx: &Ctx<'_>, req: dto::CreateRepositoryRequest) -> Result<dto::RepositoryResponse, ApiError> {
-    let name = validate::repository_name(&required(req.repository_name, "repositoryName")?, "repositoryName")?;
+pub(crate) async fn create_repository(
+    ctx: &Ctx<'_>,
+    req: dto::CreateRepositoryRequest,
+) -> Result<dto::RepositoryResponse, ApiError> {
+    let name = validate::repository_name(
+        &required(req.repository_name, "repositoryName")?,
+        "repositoryName",
+    )?;
     let registry_id = validate::registry_id(req.registry_id.as_deref())?;
     if let Some(m) = &req.image_tag_mutability {
-        validate::one_of(m, "imageTagMutability", &["MUTABLE", "IMMUTABLE", "IMMUTABLE_WITH_EXCLUSION", "MUTABLE_WITH_EXCLUSION"])?;
+        validate::one_of(
+            m,
+            "imageTagMutability",
+            &[
+                "MUTABLE",
+                "IMMUTABLE",
+                "IMMUTABLE_WITH_EXCLUSION",
+                "MUTABLE_WITH_EXCLUSION",
+            ],
+        )?;
     }
     let encryption = match req.encryption_configuration {
         None => None,
         Some(e) => {
             let t = required(e.encryption_type, "encryptionConfiguration.encryptionType")?;
-            validate::one_of(&t, "encryptionConfiguration.encryptionType", &["AES256", "KMS", "KMS_DSSE"])?;
-            if let Some(k) = &e.kms_key {
-                if k.is_empty() || k.len() > 2048 {
-                    return Err(invalid("encryptionConfiguration.kmsKey", "Member must have length between 1 and 2048"));
-                }
+            validate::one_of(
+                &t,
+                "encryptionConfiguration.encryptionType",
+                &["AES256", "KMS", "KMS_DSSE"],
+            )?;
+            if let Some(k) = &e.kms_key
+                && (k.is_empty() || k.len() > 2048)
+            {
+                return Err(invalid(
+                    "encryptionConfiguration.kmsKey",
+                    "Member must have length between 1 and 2048",
+                ));
             }
             Some(EncryptionConfiguration {
                 encryption_type: t,
@@ -114,7 +153,9 @@ pub(crate) async fn create_repository(ctx: &Ctx<'_>, req: dto::CreateRepositoryR
                     Some(f) => exclusion_filters(f)?,
                     None => vec![],
                 },
-                scan_on_push: req.image_scanning_configuration.is_some_and(|c| c.scan_on_push),
+                scan_on_push: req
+                    .image_scanning_configuration
+                    .is_some_and(|c| c.scan_on_push),
                 encryption,
             },
         )
@@ -132,7 +173,11 @@ pub(crate) async fn describe_repositories(
     let names = match &req.repository_names {
         Some(names) => {
             validate::list_len(names, "repositoryNames", 1, 100)?;
-            validate::no_paging_with_ids(req.next_token.as_deref(), req.max_results, "repositoryNames")?;
+            validate::no_paging_with_ids(
+                req.next_token.as_deref(),
+                req.max_results,
+                "repositoryNames",
+            )?;
             Some(
                 names
                     .iter()
@@ -145,7 +190,12 @@ pub(crate) async fn describe_repositories(
     let page = validate::page(req.next_token.as_deref(), req.max_results)?;
     let (repos, next) = ctx
         .registry()
-        .describe_repositories(&ctx.principal, registry_id.as_deref(), names.as_deref(), page)
+        .describe_repositories(
+            &ctx.principal,
+            registry_id.as_deref(),
+            names.as_deref(),
+            page,
+        )
         .await?;
     Ok(dto::DescribeRepositoriesResponse {
         repositories: repos.iter().map(|r| repository_dto(ctx, r)).collect(),
@@ -153,7 +203,10 @@ pub(crate) async fn describe_repositories(
     })
 }
 
-pub(crate) async fn delete_repository(ctx: &Ctx<'_>, req: dto::DeleteRepositoryRequest) -> Result<dto::RepositoryResponse, ApiError> {
+pub(crate) async fn delete_repository(
+    ctx: &Ctx<'_>,
+    req: dto::DeleteRepositoryRequest,
+) -> Result<dto::RepositoryResponse, ApiError> {
     let repo_ref = validate::repository(&req)?;
     let repo = ctx
         .registry()
@@ -186,7 +239,10 @@ pub(crate) async fn list_tags_for_resource(
 ) -> Result<dto::ListTagsForResourceResponse, ApiError> {
     let arn = required(req.resource_arn, "resourceArn")?;
     let r = repository_from_arn(ctx, &arn)?;
-    let repo = ctx.registry().describe_repository(&ctx.principal, &r).await?;
+    let repo = ctx
+        .registry()
+        .describe_repository(&ctx.principal, &r)
+        .await?;
     Ok(dto::ListTagsForResourceResponse {
         tags: repo
             .tags

@@ -1,11 +1,11 @@
 //! Constraint checks of the botocore model that botocore itself does not make (it checks only
 //! required members, types and minimums), turning request members into model types.
 
-use model::{is_registry_id, ImageTag, RepositoryName, RepositoryNameError};
+use model::{ImageTag, RepositoryName, RepositoryNameError, is_registry_id};
 use registry::{Page, PageToken, RepositoryRef, TagStatus};
 
 use crate::dto::{ImagesFilter, RepositoryScoped};
-use crate::error::{invalid, ApiError};
+use crate::error::{ApiError, invalid};
 
 const REGISTRY_ID_PATTERN: &str = "must satisfy regular expression '[0-9]{12}'";
 
@@ -23,7 +23,13 @@ pub fn registry_id(v: Option<&str>) -> Result<Option<String>, ApiError> {
 pub fn repository_name(v: &str, field: &str) -> Result<RepositoryName, ApiError> {
     RepositoryName::parse(v).map_err(|e| match e {
         RepositoryNameError::Length => invalid(field, "Member must have length between 2 and 256"),
-        RepositoryNameError::Pattern => invalid(field, &format!("must satisfy regular expression '{}'", RepositoryName::PATTERN)),
+        RepositoryNameError::Pattern => invalid(
+            field,
+            &format!(
+                "must satisfy regular expression '{}'",
+                RepositoryName::PATTERN
+            ),
+        ),
     })
 }
 
@@ -31,7 +37,10 @@ pub fn repository_name(v: &str, field: &str) -> Result<RepositoryName, ApiError>
 pub fn repository(req: &impl RepositoryScoped) -> Result<RepositoryRef, ApiError> {
     Ok(RepositoryRef {
         registry_id: registry_id(req.registry_id())?,
-        name: repository_name(required(req.repository_name(), "repositoryName")?, "repositoryName")?,
+        name: repository_name(
+            required(req.repository_name(), "repositoryName")?,
+            "repositoryName",
+        )?,
     })
 }
 
@@ -41,7 +50,10 @@ pub fn tag(v: &str, field: &str) -> Result<ImageTag, ApiError> {
 
 pub fn list_len<T>(v: &[T], field: &str, min: usize, max: usize) -> Result<(), ApiError> {
     if v.len() < min || v.len() > max {
-        return Err(invalid(field, &format!("Member must have length between {min} and {max}")));
+        return Err(invalid(
+            field,
+            &format!("Member must have length between {min} and {max}"),
+        ));
     }
     Ok(())
 }
@@ -50,7 +62,13 @@ pub fn one_of<'a>(v: &'a str, field: &str, allowed: &[&str]) -> Result<&'a str, 
     if allowed.contains(&v) {
         Ok(v)
     } else {
-        Err(invalid(field, &format!("Member must satisfy enum value set: [{}]", allowed.join(", "))))
+        Err(invalid(
+            field,
+            &format!(
+                "Member must satisfy enum value set: [{}]",
+                allowed.join(", ")
+            ),
+        ))
     }
 }
 
@@ -59,14 +77,23 @@ pub fn page(next_token: Option<&str>, max_results: Option<i64>) -> Result<Page, 
     let limit = match max_results {
         None => 100,
         Some(n @ 1..=1000) => n as u32,
-        Some(_) => return Err(invalid("maxResults", "Member must have value between 1 and 1000")),
+        Some(_) => {
+            return Err(invalid(
+                "maxResults",
+                "Member must have value between 1 and 1000",
+            ));
+        }
     };
     let after = next_token.map(PageToken::decode).transpose()?;
     Ok(Page { after, limit })
 }
 
 /// Paging members together with an explicit id list are refused, as ECR does.
-pub fn no_paging_with_ids(next_token: Option<&str>, max_results: Option<i64>, ids_field: &str) -> Result<(), ApiError> {
+pub fn no_paging_with_ids(
+    next_token: Option<&str>,
+    max_results: Option<i64>,
+    ids_field: &str,
+) -> Result<(), ApiError> {
     if next_token.is_some() || max_results.is_some() {
         return Err(ApiError::InvalidParameter(format!(
             "Invalid parameter: nextToken and maxResults cannot be used together with {ids_field}"
@@ -77,7 +104,11 @@ pub fn no_paging_with_ids(next_token: Option<&str>, max_results: Option<i64>, id
 
 pub fn tag_status(filter: Option<&ImagesFilter>) -> Result<TagStatus, ApiError> {
     if let Some(s) = filter.and_then(|f| f.image_status.as_deref()) {
-        one_of(s, "filter.imageStatus", &["ACTIVE", "ARCHIVED", "ACTIVATING", "ANY"])?;
+        one_of(
+            s,
+            "filter.imageStatus",
+            &["ACTIVE", "ARCHIVED", "ACTIVATING", "ANY"],
+        )?;
     }
     Ok(match filter.and_then(|f| f.tag_status.as_deref()) {
         None => TagStatus::Any,
@@ -92,5 +123,8 @@ pub fn tag_status(filter: Option<&ImagesFilter>) -> Result<TagStatus, ApiError> 
 /// Whether an image of `filter` is listed at all: berth has no archive, so only images of
 /// status ACTIVE exist.
 pub fn includes_active(filter: Option<&ImagesFilter>) -> bool {
-    matches!(filter.and_then(|f| f.image_status.as_deref()), None | Some("ACTIVE" | "ANY"))
+    matches!(
+        filter.and_then(|f| f.image_status.as_deref()),
+        None | Some("ACTIVE" | "ANY")
+    )
 }

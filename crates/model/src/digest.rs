@@ -65,7 +65,9 @@ impl Digest {
             other => return Err(DigestError::UnsupportedAlgorithm(other.to_owned())),
         };
         if hex.len() != algorithm.hex_len()
-            || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            || !hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
         {
             return Err(DigestError::Malformed(s.to_owned()));
         }
@@ -168,14 +170,24 @@ mod tests {
     fn parses_sha256_and_sha512() {
         assert_eq!(Digest::parse(EMPTY).unwrap().hex().len(), 64);
         let s512 = format!("sha512:{}", "a".repeat(128));
-        assert_eq!(Digest::parse(&s512).unwrap().algorithm(), DigestAlgorithm::Sha512);
+        assert_eq!(
+            Digest::parse(&s512).unwrap().algorithm(),
+            DigestAlgorithm::Sha512
+        );
         assert!(Digest::parse_sha256(&s512).is_err());
     }
 
     #[test]
     fn rejects_malformed_digests() {
         assert_eq!(Digest::parse(""), Err(DigestError::Empty));
-        for bad in ["sha256", "sha256:", "sha256:abc", ":abcd", "SHA256:00", &EMPTY.to_uppercase()] {
+        for bad in [
+            "sha256",
+            "sha256:",
+            "sha256:abc",
+            ":abcd",
+            "SHA256:00",
+            &EMPTY.to_uppercase(),
+        ] {
             assert!(Digest::parse(bad).is_err(), "{bad}");
         }
         assert!(matches!(

@@ -2,10 +2,12 @@
 pub struct MediaType;
 
 impl MediaType {
-    pub const DOCKER_MANIFEST_V2: &'static str = "application/vnd.docker.distribution.manifest.v2+json";
+    pub const DOCKER_MANIFEST_V2: &'static str =
+        "application/vnd.docker.distribution.manifest.v2+json";
     pub const DOCKER_MANIFEST_LIST: &'static str =
         "application/vnd.docker.distribution.manifest.list.v2+json";
-    pub const DOCKER_MANIFEST_V1: &'static str = "application/vnd.docker.distribution.manifest.v1+json";
+    pub const DOCKER_MANIFEST_V1: &'static str =
+        "application/vnd.docker.distribution.manifest.v1+json";
     pub const DOCKER_MANIFEST_V1_SIGNED: &'static str =
         "application/vnd.docker.distribution.manifest.v1+prettyjws";
     pub const OCI_MANIFEST: &'static str = "application/vnd.oci.image.manifest.v1+json";

@@ -15,7 +15,10 @@ impl Reference {
         if s.contains(':') {
             Digest::parse(s).ok().map(Self::Digest)
         } else {
-            ImageTag::parse(s).ok().filter(|t| t.as_str().len() <= 128).map(Self::Tag)
+            ImageTag::parse(s)
+                .ok()
+                .filter(|t| t.as_str().len() <= 128)
+                .map(Self::Tag)
         }
     }
 }
@@ -39,7 +42,11 @@ mod tests {
         let d = format!("sha256:{}", "a".repeat(64));
         assert!(matches!(Reference::parse(&d), Some(Reference::Digest(_))));
         assert_eq!(Reference::parse("sha256:zz"), None);
-        assert_eq!(Reference::parse(&"a".repeat(129)), None, "OCI tags are at most 128 characters");
+        assert_eq!(
+            Reference::parse(&"a".repeat(129)),
+            None,
+            "OCI tags are at most 128 characters"
+        );
         assert_eq!(Reference::parse("-bad"), None);
     }
 }

@@ -87,7 +87,13 @@ mod tests {
 
     #[test]
     fn accepts_names_of_the_ecr_grammar() {
-        for ok in ["ab", "team/app", "a.b_c__d--e/f-g", "x1/y2/z3", "library/ubuntu"] {
+        for ok in [
+            "ab",
+            "team/app",
+            "a.b_c__d--e/f-g",
+            "x1/y2/z3",
+            "library/ubuntu",
+        ] {
             assert!(RepositoryName::parse(ok).is_ok(), "{ok}");
         }
     }
@@ -95,9 +101,18 @@ mod tests {
     #[test]
     fn rejects_names_outside_the_grammar() {
         assert_eq!(RepositoryName::parse("a"), Err(RepositoryNameError::Length));
-        assert_eq!(RepositoryName::parse(&"a".repeat(257)), Err(RepositoryNameError::Length));
-        for bad in ["Team", "a//b", "/ab", "ab/", "a___b", "a._b", "-ab", "ab-", "a b", "../etc", "a/../b"] {
-            assert_eq!(RepositoryName::parse(bad), Err(RepositoryNameError::Pattern), "{bad}");
+        assert_eq!(
+            RepositoryName::parse(&"a".repeat(257)),
+            Err(RepositoryNameError::Length)
+        );
+        for bad in [
+            "Team", "a//b", "/ab", "ab/", "a___b", "a._b", "-ab", "ab-", "a b", "../etc", "a/../b",
+        ] {
+            assert_eq!(
+                RepositoryName::parse(bad),
+                Err(RepositoryNameError::Pattern),
+                "{bad}"
+            );
         }
     }
 }

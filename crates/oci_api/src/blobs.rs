@@ -8,7 +8,11 @@ use crate::{Ctx, OciError};
 /// Streams a blob the repository holds (uploaded to or mounted into it), with `Range`. Unlike
 /// GetDownloadUrlForLayer this serves blobs no manifest references yet: the OCI spec lets a
 /// client read back what it pushed.
-pub(crate) async fn get_blob(ctx: &Ctx<'_>, name: &RepositoryName, digest: &str) -> Result<Response, OciError> {
+pub(crate) async fn get_blob(
+    ctx: &Ctx<'_>,
+    name: &RepositoryName,
+    digest: &str,
+) -> Result<Response, OciError> {
     let digest = Digest::parse(digest).map_err(|e| OciError::DigestInvalid(e.to_string()))?;
     let blob = ctx
         .registry

@@ -11,7 +11,9 @@ use crate::API_VERSION;
 #[derive(Debug)]
 pub enum OciError {
     /// No or unusable credentials: 401 with the Basic challenge.
-    Unauthorized { realm: String },
+    Unauthorized {
+        realm: String,
+    },
     /// A genuine token that has expired, or an authenticated caller refused.
     Denied(String),
     NameInvalid(String),
@@ -47,9 +49,15 @@ fn registry_error(e: &RegistryError) -> (StatusCode, &'static str) {
         E::InvalidParameter(_) => (S::BAD_REQUEST, "MANIFEST_INVALID"),
         E::UploadNotFound { .. } => (S::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN"),
         E::InvalidLayerPart { .. } => (S::RANGE_NOT_SATISFIABLE, "BLOB_UPLOAD_INVALID"),
-        E::EmptyUpload { .. } | E::LayerPartTooSmall | E::LayerAlreadyExists { .. } => (S::BAD_REQUEST, "BLOB_UPLOAD_INVALID"),
-        E::InvalidLayer { .. } | E::ImageDigestDoesNotMatch { .. } => (S::BAD_REQUEST, "DIGEST_INVALID"),
-        E::LayersNotFound { .. } | E::ReferencedImagesNotFound { .. } => (S::BAD_REQUEST, "MANIFEST_BLOB_UNKNOWN"),
+        E::EmptyUpload { .. } | E::LayerPartTooSmall | E::LayerAlreadyExists { .. } => {
+            (S::BAD_REQUEST, "BLOB_UPLOAD_INVALID")
+        }
+        E::InvalidLayer { .. } | E::ImageDigestDoesNotMatch { .. } => {
+            (S::BAD_REQUEST, "DIGEST_INVALID")
+        }
+        E::LayersNotFound { .. } | E::ReferencedImagesNotFound { .. } => {
+            (S::BAD_REQUEST, "MANIFEST_BLOB_UNKNOWN")
+        }
         E::LayerInaccessible { .. } => (S::NOT_FOUND, "BLOB_UNKNOWN"),
         E::ImageAlreadyExists { .. } => (S::BAD_REQUEST, "MANIFEST_INVALID"),
         E::ImageTagAlreadyExists { .. } => (S::BAD_REQUEST, "TAG_INVALID"),
@@ -63,20 +71,38 @@ impl IntoResponse for OciError {
     fn into_response(self) -> Response {
         use StatusCode as S;
         let (status, code, message) = match &self {
-            OciError::Unauthorized { .. } => (S::UNAUTHORIZED, "UNAUTHORIZED", "Not Authorized".to_owned()),
+            OciError::Unauthorized { .. } => {
+                (S::UNAUTHORIZED, "UNAUTHORIZED", "Not Authorized".to_owned())
+            }
             OciError::Denied(m) => (S::FORBIDDEN, "DENIED", m.clone()),
-            OciError::NameInvalid(n) => (S::BAD_REQUEST, "NAME_INVALID", format!("invalid repository name '{n}'")),
+            OciError::NameInvalid(n) => (
+                S::BAD_REQUEST,
+                "NAME_INVALID",
+                format!("invalid repository name '{n}'"),
+            ),
             OciError::NotFound => (S::NOT_FOUND, "NOT_FOUND", "no such route".to_owned()),
             OciError::DigestInvalid(m) => (S::BAD_REQUEST, "DIGEST_INVALID", m.clone()),
-            OciError::BlobUnknown(d) => (S::NOT_FOUND, "BLOB_UNKNOWN", format!("blob unknown to registry: {d}")),
+            OciError::BlobUnknown(d) => (
+                S::NOT_FOUND,
+                "BLOB_UNKNOWN",
+                format!("blob unknown to registry: {d}"),
+            ),
             OciError::ManifestUnknown(m) => (S::NOT_FOUND, "MANIFEST_UNKNOWN", m.clone()),
             OciError::ManifestInvalid(m) => (S::BAD_REQUEST, "MANIFEST_INVALID", m.clone()),
-            OciError::ManifestTooLarge(max) => (S::PAYLOAD_TOO_LARGE, "MANIFEST_INVALID", format!("manifest exceeds {max} bytes")),
+            OciError::ManifestTooLarge(max) => (
+                S::PAYLOAD_TOO_LARGE,
+                "MANIFEST_INVALID",
+                format!("manifest exceeds {max} bytes"),
+            ),
             OciError::TagInvalid(m) => (S::BAD_REQUEST, "TAG_INVALID", m.clone()),
-            OciError::RangeInvalid(m) => (S::RANGE_NOT_SATISFIABLE, "BLOB_UPLOAD_INVALID", m.clone()),
+            OciError::RangeInvalid(m) => {
+                (S::RANGE_NOT_SATISFIABLE, "BLOB_UPLOAD_INVALID", m.clone())
+            }
             OciError::BlobUploadUnknown(m) => (S::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN", m.clone()),
             OciError::Unsupported(m) => (S::METHOD_NOT_ALLOWED, "UNSUPPORTED", m.clone()),
-            OciError::PaginationInvalid(m) => (S::BAD_REQUEST, "PAGINATION_NUMBER_INVALID", m.clone()),
+            OciError::PaginationInvalid(m) => {
+                (S::BAD_REQUEST, "PAGINATION_NUMBER_INVALID", m.clone())
+            }
             OciError::Registry(e) => {
                 let (status, code) = registry_error(e);
                 let message = match e {
@@ -96,7 +122,10 @@ impl IntoResponse for OciError {
         let mut resp = (status, body.to_string()).into_response();
         let h = resp.headers_mut();
         h.insert("content-type", HeaderValue::from_static("application/json"));
-        h.insert("docker-distribution-api-version", HeaderValue::from_static(API_VERSION));
+        h.insert(
+            "docker-distribution-api-version",
+            HeaderValue::from_static(API_VERSION),
+        );
         if let OciError::Unauthorized { realm } = &self {
             let challenge = format!("Basic realm=\"{realm}\",service=\"ecr.amazonaws.com\"");
             if let Ok(v) = HeaderValue::from_str(&challenge) {

@@ -14,14 +14,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use auth::token::{self, TokenError};
 use auth::SigningKey;
+use auth::token::{self, TokenError};
+use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
-use axum::Router;
 use registry::{Principal, Registry, RepositoryRef};
 use tracing::Instrument;
 
@@ -78,7 +78,9 @@ pub fn router(registry: Arc<Registry>, config: OciApiConfig) -> Router {
 }
 
 fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// Checks `Authorization: Basic base64("AWS:<password>")` against the tokens this deployment
@@ -86,12 +88,25 @@ fn now_secs() -> u64 {
 fn authenticate(api: &OciApi, headers: &HeaderMap) -> Result<Principal, OciError> {
     let realm = match &api.config.public_url {
         Some(u) => format!("{}/", u.trim_end_matches('/')),
-        None => format!("http://{}/", headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("localhost")),
+        None => format!(
+            "http://{}/",
+            headers
+                .get("host")
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or("localhost")
+        ),
     };
-    let unauthorized = || OciError::Unauthorized { realm: realm.clone() };
-    let value = headers.get("authorization").and_then(|v| v.to_str().ok()).ok_or_else(unauthorized)?;
+    let unauthorized = || OciError::Unauthorized {
+        realm: realm.clone(),
+    };
+    let value = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(unauthorized)?;
     let encoded = value.strip_prefix("Basic ").ok_or_else(unauthorized)?;
-    let decoded = base64_simd::STANDARD.decode_to_vec(encoded.trim()).map_err(|_| unauthorized())?;
+    let decoded = base64_simd::STANDARD
+        .decode_to_vec(encoded.trim())
+        .map_err(|_| unauthorized())?;
     let decoded = String::from_utf8(decoded).map_err(|_| unauthorized())?;
     let (user, password) = decoded.split_once(':').ok_or_else(unauthorized)?;
     if user != "AWS" {
@@ -108,15 +123,22 @@ fn authenticate(api: &OciApi, headers: &HeaderMap) -> Result<Principal, OciError
 }
 
 fn with_version(mut resp: Response) -> Response {
-    resp.headers_mut().insert("docker-distribution-api-version", HeaderValue::from_static(API_VERSION));
+    resp.headers_mut().insert(
+        "docker-distribution-api-version",
+        HeaderValue::from_static(API_VERSION),
+    );
     resp
 }
 
 async fn handle_base(State(api): State<OciApi>, method: Method, headers: HeaderMap) -> Response {
     let result = match (&method, authenticate(&api, &headers)) {
         (_, Err(e)) => Err(e),
-        (&Method::GET | &Method::HEAD, Ok(_)) => Ok(([("content-type", "application/json")], "{}").into_response()),
-        _ => Err(OciError::Unsupported(format!("{method} is not supported on /v2/"))),
+        (&Method::GET | &Method::HEAD, Ok(_)) => {
+            Ok(([("content-type", "application/json")], "{}").into_response())
+        }
+        _ => Err(OciError::Unsupported(format!(
+            "{method} is not supported on /v2/"
+        ))),
     };
     with_version(result.unwrap_or_else(IntoResponse::into_response))
 }
@@ -135,7 +157,11 @@ async fn handle(
     async move {
         let result = dispatch(&api, method, &rest, query, headers, body).await;
         let resp = with_version(result.unwrap_or_else(IntoResponse::into_response));
-        tracing::info!(status = resp.status().as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "oci request");
+        tracing::info!(
+            status = resp.status().as_u16(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "oci request"
+        );
         resp
     }
     .instrument(span)
@@ -165,22 +191,40 @@ async fn dispatch(
     };
     let unsupported = || OciError::Unsupported(format!("{method} is not supported here"));
     match (&method, route) {
-        (&Method::GET | &Method::HEAD, Route::Base) => Ok(([("content-type", "application/json")], "{}").into_response()),
+        (&Method::GET | &Method::HEAD, Route::Base) => {
+            Ok(([("content-type", "application/json")], "{}").into_response())
+        }
         (&Method::GET, Route::Catalog) => listing::get_catalog(&ctx).await,
-        (&Method::GET | &Method::HEAD, Route::Blob(name, digest)) => blobs::get_blob(&ctx, &name, &digest).await,
+        (&Method::GET | &Method::HEAD, Route::Blob(name, digest)) => {
+            blobs::get_blob(&ctx, &name, &digest).await
+        }
         (&Method::DELETE, Route::Blob(..)) => Err(OciError::Unsupported(
             "blobs are deleted by garbage collection once no image references them".into(),
         )),
         (&Method::POST, Route::Uploads(name)) => uploads::post_upload(&ctx, &name, body).await,
         (&Method::GET, Route::Upload(name, id)) => uploads::get_upload(&ctx, &name, &id).await,
-        (&Method::PATCH, Route::Upload(name, id)) => uploads::patch_upload(&ctx, &name, &id, body).await,
-        (&Method::PUT, Route::Upload(name, id)) => uploads::put_upload(&ctx, &name, &id, body).await,
-        (&Method::DELETE, Route::Upload(name, id)) => uploads::delete_upload(&ctx, &name, &id).await,
-        (&Method::GET | &Method::HEAD, Route::Manifest(name, reference)) => manifests::get_manifest(&ctx, &name, &reference).await,
-        (&Method::PUT, Route::Manifest(name, reference)) => manifests::put_manifest(&ctx, &name, &reference, body).await,
-        (&Method::DELETE, Route::Manifest(name, reference)) => manifests::delete_manifest(&ctx, &name, &reference).await,
+        (&Method::PATCH, Route::Upload(name, id)) => {
+            uploads::patch_upload(&ctx, &name, &id, body).await
+        }
+        (&Method::PUT, Route::Upload(name, id)) => {
+            uploads::put_upload(&ctx, &name, &id, body).await
+        }
+        (&Method::DELETE, Route::Upload(name, id)) => {
+            uploads::delete_upload(&ctx, &name, &id).await
+        }
+        (&Method::GET | &Method::HEAD, Route::Manifest(name, reference)) => {
+            manifests::get_manifest(&ctx, &name, &reference).await
+        }
+        (&Method::PUT, Route::Manifest(name, reference)) => {
+            manifests::put_manifest(&ctx, &name, &reference, body).await
+        }
+        (&Method::DELETE, Route::Manifest(name, reference)) => {
+            manifests::delete_manifest(&ctx, &name, &reference).await
+        }
         (&Method::GET, Route::Tags(name)) => listing::get_tags(&ctx, &name).await,
-        (&Method::GET, Route::Referrers(name, digest)) => listing::get_referrers(&ctx, &name, &digest).await,
+        (&Method::GET, Route::Referrers(name, digest)) => {
+            listing::get_referrers(&ctx, &name, &digest).await
+        }
         _ => Err(unsupported()),
     }
 }

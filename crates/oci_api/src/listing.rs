@@ -1,6 +1,6 @@
 //! Tag listing, the catalog and the referrers API, with `n`/`last` pagination and `Link`.
 
-use axum::http::{header, HeaderValue};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use model::{Digest, RepositoryName};
 use serde_json::json;
@@ -17,13 +17,16 @@ fn page_size(ctx: &Ctx<'_>) -> Result<u32, OciError> {
             .parse::<u32>()
             .ok()
             .filter(|n| *n <= DEFAULT_PAGE)
-            .ok_or_else(|| OciError::PaginationInvalid(format!("n must be a number up to {DEFAULT_PAGE}"))),
+            .ok_or_else(|| {
+                OciError::PaginationInvalid(format!("n must be a number up to {DEFAULT_PAGE}"))
+            }),
     }
 }
 
 fn json_response(body: serde_json::Value, content_type: &'static str) -> Response {
     let mut resp = body.to_string().into_response();
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     resp
 }
 
@@ -37,34 +40,45 @@ pub(crate) async fn get_tags(ctx: &Ctx<'_>, name: &RepositoryName) -> Result<Res
     let n = page_size(ctx)?;
     let (tags, more) = if n == 0 {
         // Still a 404 for a missing repository.
-        ctx.registry.list_tags(&ctx.principal, &ctx.repo(name), None, 0).await.map(|_| (vec![], false))?
+        ctx.registry
+            .list_tags(&ctx.principal, &ctx.repo(name), None, 0)
+            .await
+            .map(|_| (vec![], false))?
     } else {
-        ctx.registry.list_tags(&ctx.principal, &ctx.repo(name), ctx.query("last"), n).await?
+        ctx.registry
+            .list_tags(&ctx.principal, &ctx.repo(name), ctx.query("last"), n)
+            .await?
     };
     let names: Vec<&str> = tags.iter().map(|t| t.as_str()).collect();
-    let mut resp = json_response(json!({"name": name.as_str(), "tags": names}), "application/json");
-    if more {
-        if let Some(last) = names.last() {
-            link(&mut resp, &format!("/v2/{name}/tags/list"), n, last);
-        }
+    let mut resp = json_response(
+        json!({"name": name.as_str(), "tags": names}),
+        "application/json",
+    );
+    if more && let Some(last) = names.last() {
+        link(&mut resp, &format!("/v2/{name}/tags/list"), n, last);
     }
     Ok(resp)
 }
 
 pub(crate) async fn get_catalog(ctx: &Ctx<'_>) -> Result<Response, OciError> {
     let n = page_size(ctx)?;
-    let (repos, more) = ctx.registry.catalog(&ctx.principal, ctx.query("last"), n).await?;
+    let (repos, more) = ctx
+        .registry
+        .catalog(&ctx.principal, ctx.query("last"), n)
+        .await?;
     let names: Vec<&str> = repos.iter().map(|r| r.as_str()).collect();
     let mut resp = json_response(json!({"repositories": names}), "application/json");
-    if more {
-        if let Some(last) = names.last() {
-            link(&mut resp, "/v2/_catalog", n, last);
-        }
+    if more && let Some(last) = names.last() {
+        link(&mut resp, "/v2/_catalog", n, last);
     }
     Ok(resp)
 }
 
-pub(crate) async fn get_referrers(ctx: &Ctx<'_>, name: &RepositoryName, digest: &str) -> Result<Response, OciError> {
+pub(crate) async fn get_referrers(
+    ctx: &Ctx<'_>,
+    name: &RepositoryName,
+    digest: &str,
+) -> Result<Response, OciError> {
     let digest = Digest::parse(digest).map_err(|e| OciError::DigestInvalid(e.to_string()))?;
     let artifact_type = ctx.query("artifactType");
     let referrers = ctx
@@ -74,7 +88,8 @@ pub(crate) async fn get_referrers(ctx: &Ctx<'_>, name: &RepositoryName, digest: 
     let manifests: Vec<serde_json::Value> = referrers
         .into_iter()
         .map(|r| {
-            let mut d = json!({"mediaType": r.media_type, "digest": r.digest.as_str(), "size": r.size});
+            let mut d =
+                json!({"mediaType": r.media_type, "digest": r.digest.as_str(), "size": r.size});
             if let Some(t) = r.artifact_type {
                 d["artifactType"] = json!(t);
             }
@@ -87,7 +102,10 @@ pub(crate) async fn get_referrers(ctx: &Ctx<'_>, name: &RepositoryName, digest: 
     let index = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": manifests});
     let mut resp = json_response(index, "application/vnd.oci.image.index.v1+json");
     if artifact_type.is_some() {
-        resp.headers_mut().insert("oci-filters-applied", HeaderValue::from_static("artifactType"));
+        resp.headers_mut().insert(
+            "oci-filters-applied",
+            HeaderValue::from_static("artifactType"),
+        );
     }
     Ok(resp)
 }

@@ -1,10 +1,10 @@
 //! Manifest GET, HEAD, PUT and DELETE, by tag or digest.
 
 use axum::body::Body;
-use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use model::{ImageTag, MediaType, Reference, RepositoryName};
-use registry::{ImageIdInput, ImageFailureCode, ImageRecord, PutImageRequest, RegistryError};
+use registry::{ImageFailureCode, ImageIdInput, ImageRecord, PutImageRequest, RegistryError};
 
 use crate::{Ctx, OciError};
 
@@ -49,19 +49,33 @@ fn manifest_headers(resp: &mut Response, img: &ImageRecord) {
     if let Ok(v) = HeaderValue::from_str(&format!("\"{}\"", img.digest)) {
         h.insert(header::ETAG, v);
     }
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(img.manifest.len()));
+    h.insert(
+        header::CONTENT_LENGTH,
+        HeaderValue::from(img.manifest.len()),
+    );
 }
 
-pub(crate) async fn get_manifest(ctx: &Ctx<'_>, name: &RepositoryName, reference_str: &str) -> Result<Response, OciError> {
+pub(crate) async fn get_manifest(
+    ctx: &Ctx<'_>,
+    name: &RepositoryName,
+    reference_str: &str,
+) -> Result<Response, OciError> {
     let r = reference(reference_str)?;
-    let img = ctx.registry.get_manifest(&ctx.principal, &ctx.repo(name), &r).await?;
+    let img = ctx
+        .registry
+        .get_manifest(&ctx.principal, &ctx.repo(name), &r)
+        .await?;
     if !accepts(ctx, &img.media_type) {
         return Err(OciError::ManifestUnknown(format!(
             "the manifest is {} and the request accepts none of that type",
             img.media_type
         )));
     }
-    let body = if ctx.method == Method::HEAD { Body::empty() } else { Body::from(img.manifest.clone()) };
+    let body = if ctx.method == Method::HEAD {
+        Body::empty()
+    } else {
+        Body::from(img.manifest.clone())
+    };
     let mut resp = Response::new(body);
     manifest_headers(&mut resp, &img);
     Ok(resp)
@@ -75,7 +89,12 @@ fn declared_media_type(ctx: &Ctx<'_>) -> Option<String> {
     MediaType::is_supported_manifest(ct).then(|| ct.to_owned())
 }
 
-pub(crate) async fn put_manifest(ctx: &Ctx<'_>, name: &RepositoryName, reference_str: &str, body: Body) -> Result<Response, OciError> {
+pub(crate) async fn put_manifest(
+    ctx: &Ctx<'_>,
+    name: &RepositoryName,
+    reference_str: &str,
+    body: Body,
+) -> Result<Response, OciError> {
     let r = reference(reference_str)?;
     let bytes = axum::body::to_bytes(body, MAX_MANIFEST_BYTES)
         .await
@@ -102,7 +121,9 @@ pub(crate) async fn put_manifest(ctx: &Ctx<'_>, name: &RepositoryName, reference
         Ok((image, _)) => image,
         // Re-pushing what is already there is success on /v2 (ecr-api.md section 6.4).
         Err(RegistryError::ImageAlreadyExists { digest, .. }) => {
-            ctx.registry.get_manifest(&ctx.principal, &repo, &Reference::Digest(digest)).await?
+            ctx.registry
+                .get_manifest(&ctx.principal, &repo, &Reference::Digest(digest))
+                .await?
         }
         Err(e) => return Err(e.into()),
     };
@@ -114,10 +135,10 @@ pub(crate) async fn put_manifest(ctx: &Ctx<'_>, name: &RepositoryName, reference
     if let Ok(v) = HeaderValue::from_str(image.digest.as_str()) {
         h.insert("docker-content-digest", v);
     }
-    if let Some(subject) = &image.subject {
-        if let Ok(v) = HeaderValue::from_str(subject.as_str()) {
-            h.insert("oci-subject", v);
-        }
+    if let Some(subject) = &image.subject
+        && let Ok(v) = HeaderValue::from_str(subject.as_str())
+    {
+        h.insert("oci-subject", v);
     }
     h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
     Ok(resp)
@@ -125,16 +146,32 @@ pub(crate) async fn put_manifest(ctx: &Ctx<'_>, name: &RepositoryName, reference
 
 /// DELETE by digest removes the image and its tags; by tag, the tag (and the image with its
 /// last tag), as BatchDeleteImage does.
-pub(crate) async fn delete_manifest(ctx: &Ctx<'_>, name: &RepositoryName, reference_str: &str) -> Result<Response, OciError> {
+pub(crate) async fn delete_manifest(
+    ctx: &Ctx<'_>,
+    name: &RepositoryName,
+    reference_str: &str,
+) -> Result<Response, OciError> {
     let id = match reference(reference_str)? {
-        Reference::Tag(t) => ImageIdInput { digest: None, tag: Some(t.to_string()) },
-        Reference::Digest(d) => ImageIdInput { digest: Some(d.to_string()), tag: None },
+        Reference::Tag(t) => ImageIdInput {
+            digest: None,
+            tag: Some(t.to_string()),
+        },
+        Reference::Digest(d) => ImageIdInput {
+            digest: Some(d.to_string()),
+            tag: None,
+        },
     };
-    let res = ctx.registry.batch_delete_image(&ctx.principal, &ctx.repo(name), &[id]).await?;
+    let res = ctx
+        .registry
+        .batch_delete_image(&ctx.principal, &ctx.repo(name), &[id])
+        .await?;
     match res.failures.first() {
         None => Ok(StatusCode::ACCEPTED.into_response()),
-        Some(f) if f.code == ImageFailureCode::ImageReferencedByManifestList => Err(OciError::Denied(f.reason.clone())),
-        Some(_) => Err(OciError::ManifestUnknown("Requested image not found".into())),
+        Some(f) if f.code == ImageFailureCode::ImageReferencedByManifestList => {
+            Err(OciError::Denied(f.reason.clone()))
+        }
+        Some(_) => Err(OciError::ManifestUnknown(
+            "Requested image not found".into(),
+        )),
     }
 }
-

@@ -45,23 +45,31 @@ pub fn parse(rest: &str) -> Result<Route, RouteError> {
     if let Some(n) = rest.strip_suffix("/tags/list") {
         return Ok(Route::Tags(name(n)?));
     }
-    if let Some(n) = rest.strip_suffix("/blobs/uploads/").or_else(|| rest.strip_suffix("/blobs/uploads")) {
+    if let Some(n) = rest
+        .strip_suffix("/blobs/uploads/")
+        .or_else(|| rest.strip_suffix("/blobs/uploads"))
+    {
         return Ok(Route::Uploads(name(n)?));
     }
-    if let Some((n, id)) = rest.rsplit_once("/blobs/uploads/") {
-        if !id.is_empty() && !id.contains('/') {
-            return Ok(Route::Upload(name(n)?, id.to_owned()));
-        }
+    if let Some((n, id)) = rest.rsplit_once("/blobs/uploads/")
+        && !id.is_empty()
+        && !id.contains('/')
+    {
+        return Ok(Route::Upload(name(n)?, id.to_owned()));
     }
     for (kw, make) in [
-        ("/blobs/", Route::Blob as fn(RepositoryName, String) -> Route),
+        (
+            "/blobs/",
+            Route::Blob as fn(RepositoryName, String) -> Route,
+        ),
         ("/manifests/", Route::Manifest),
         ("/referrers/", Route::Referrers),
     ] {
-        if let Some((n, last)) = rest.rsplit_once(kw) {
-            if !last.is_empty() && !last.contains('/') {
-                return Ok(make(name(n)?, last.to_owned()));
-            }
+        if let Some((n, last)) = rest.rsplit_once(kw)
+            && !last.is_empty()
+            && !last.contains('/')
+        {
+            return Ok(make(name(n)?, last.to_owned()));
         }
     }
     Err(RouteError::NotFound)
@@ -81,15 +89,32 @@ mod tests {
         assert_eq!(parse(""), Ok(Route::Base));
         assert_eq!(parse("_catalog"), Ok(Route::Catalog));
         assert_eq!(parse("team/app/tags/list"), Ok(Route::Tags(n("team/app"))));
-        assert_eq!(parse(&format!("a/b/c/blobs/{d}")), Ok(Route::Blob(n("a/b/c"), d.clone())));
+        assert_eq!(
+            parse(&format!("a/b/c/blobs/{d}")),
+            Ok(Route::Blob(n("a/b/c"), d.clone()))
+        );
         assert_eq!(parse("app/blobs/uploads/"), Ok(Route::Uploads(n("app"))));
         assert_eq!(parse("app/blobs/uploads"), Ok(Route::Uploads(n("app"))));
-        assert_eq!(parse("org/app/blobs/uploads/0f0e7c1a-1b2c-4d5e-8f90-a1b2c3d4e5f6"),
-            Ok(Route::Upload(n("org/app"), "0f0e7c1a-1b2c-4d5e-8f90-a1b2c3d4e5f6".into())));
-        assert_eq!(parse("org/app/manifests/v1"), Ok(Route::Manifest(n("org/app"), "v1".into())));
-        assert_eq!(parse(&format!("org/app/referrers/{d}")), Ok(Route::Referrers(n("org/app"), d)));
+        assert_eq!(
+            parse("org/app/blobs/uploads/0f0e7c1a-1b2c-4d5e-8f90-a1b2c3d4e5f6"),
+            Ok(Route::Upload(
+                n("org/app"),
+                "0f0e7c1a-1b2c-4d5e-8f90-a1b2c3d4e5f6".into()
+            ))
+        );
+        assert_eq!(
+            parse("org/app/manifests/v1"),
+            Ok(Route::Manifest(n("org/app"), "v1".into()))
+        );
+        assert_eq!(
+            parse(&format!("org/app/referrers/{d}")),
+            Ok(Route::Referrers(n("org/app"), d))
+        );
         // Names that contain a keyword as a component still route on the last one.
-        assert_eq!(parse("blobs/manifests/manifests/latest"), Ok(Route::Manifest(n("blobs/manifests"), "latest".into())));
+        assert_eq!(
+            parse("blobs/manifests/manifests/latest"),
+            Ok(Route::Manifest(n("blobs/manifests"), "latest".into()))
+        );
     }
 
     #[test]
@@ -97,7 +122,13 @@ mod tests {
         assert_eq!(parse("app"), Err(RouteError::NotFound));
         assert_eq!(parse("app/manifests/"), Err(RouteError::NotFound));
         assert_eq!(parse("app/other/x"), Err(RouteError::NotFound));
-        assert_eq!(parse("Bad/Name/manifests/v1"), Err(RouteError::NameInvalid("Bad/Name".into())));
-        assert_eq!(parse("../etc/manifests/v1"), Err(RouteError::NameInvalid("../etc".into())));
+        assert_eq!(
+            parse("Bad/Name/manifests/v1"),
+            Err(RouteError::NameInvalid("Bad/Name".into()))
+        );
+        assert_eq!(
+            parse("../etc/manifests/v1"),
+            Err(RouteError::NameInvalid("../etc".into()))
+        );
     }
 }

@@ -12,11 +12,14 @@ use registry::{CompletionRules, PartData, UploadProgress};
 use crate::{Ctx, OciError};
 
 fn stream(body: Body) -> PartData {
-    PartData::Stream(Box::pin(body.into_data_stream().map_err(std::io::Error::other)))
+    PartData::Stream(Box::pin(
+        body.into_data_stream().map_err(std::io::Error::other),
+    ))
 }
 
 fn upload_id(id: &str) -> Result<UploadId, OciError> {
-    UploadId::parse(id).ok_or_else(|| OciError::BlobUploadUnknown(format!("upload '{id}' is unknown")))
+    UploadId::parse(id)
+        .ok_or_else(|| OciError::BlobUploadUnknown(format!("upload '{id}' is unknown")))
 }
 
 /// 202 (or 204 for a status query) with where the upload stands.
@@ -26,7 +29,11 @@ fn progress_response(status: StatusCode, name: &RepositoryName, p: UploadProgres
     let location = format!("/v2/{name}/blobs/uploads/{}", p.upload_id);
     // Inclusive range of what is stored; distribution answers "0-0" for an empty upload too.
     let range = format!("0-{}", p.received.saturating_sub(1));
-    for (k, v) in [("location", location), ("range", range), ("docker-upload-uuid", p.upload_id.to_string())] {
+    for (k, v) in [
+        ("location", location),
+        ("range", range),
+        ("docker-upload-uuid", p.upload_id.to_string()),
+    ] {
         if let Ok(v) = HeaderValue::from_str(&v) {
             h.insert(k, v);
         }
@@ -48,55 +55,99 @@ fn created_blob(name: &RepositoryName, digest: &Digest) -> Response {
     resp
 }
 
-pub(crate) async fn post_upload(ctx: &Ctx<'_>, name: &RepositoryName, body: Body) -> Result<Response, OciError> {
+pub(crate) async fn post_upload(
+    ctx: &Ctx<'_>,
+    name: &RepositoryName,
+    body: Body,
+) -> Result<Response, OciError> {
     let repo = ctx.repo(name);
     if let (Some(mount), Some(from)) = (ctx.query("mount"), ctx.query("from")) {
         // A mount that cannot be done falls back to a new upload, as the spec asks.
-        if let (Ok(digest), Ok(from)) = (Digest::parse(mount), RepositoryName::parse(from)) {
-            if ctx.registry.mount_blob(&ctx.principal, &ctx.repo(&from), &repo, &digest).await? {
-                return Ok(created_blob(name, &digest));
-            }
+        if let (Ok(digest), Ok(from)) = (Digest::parse(mount), RepositoryName::parse(from))
+            && ctx
+                .registry
+                .mount_blob(&ctx.principal, &ctx.repo(&from), &repo, &digest)
+                .await?
+        {
+            return Ok(created_blob(name, &digest));
         }
     }
     let (id, _) = ctx.registry.initiate_upload(&ctx.principal, &repo).await?;
     if let Some(digest) = ctx.query("digest") {
         // Monolithic upload: the body is the whole blob.
-        ctx.registry.upload_part(&ctx.principal, &repo, id, Some(0), None, stream(body)).await?;
+        ctx.registry
+            .upload_part(&ctx.principal, &repo, id, Some(0), None, stream(body))
+            .await?;
         let digest = complete(ctx, name, id, digest).await?;
         return Ok(created_blob(name, &digest));
     }
-    Ok(progress_response(StatusCode::ACCEPTED, name, UploadProgress { upload_id: id, received: 0 }))
+    Ok(progress_response(
+        StatusCode::ACCEPTED,
+        name,
+        UploadProgress {
+            upload_id: id,
+            received: 0,
+        },
+    ))
 }
 
-async fn complete(ctx: &Ctx<'_>, name: &RepositoryName, id: UploadId, digest: &str) -> Result<Digest, OciError> {
+async fn complete(
+    ctx: &Ctx<'_>,
+    name: &RepositoryName,
+    id: UploadId,
+    digest: &str,
+) -> Result<Digest, OciError> {
     Digest::parse(digest).map_err(|e| OciError::DigestInvalid(e.to_string()))?;
     Ok(ctx
         .registry
-        .complete_upload(&ctx.principal, &ctx.repo(name), id, digest, CompletionRules::OCI)
+        .complete_upload(
+            &ctx.principal,
+            &ctx.repo(name),
+            id,
+            digest,
+            CompletionRules::OCI,
+        )
         .await?)
 }
 
-pub(crate) async fn get_upload(ctx: &Ctx<'_>, name: &RepositoryName, id: &str) -> Result<Response, OciError> {
-    let p = ctx.registry.upload_progress(&ctx.principal, &ctx.repo(name), upload_id(id)?).await?;
+pub(crate) async fn get_upload(
+    ctx: &Ctx<'_>,
+    name: &RepositoryName,
+    id: &str,
+) -> Result<Response, OciError> {
+    let p = ctx
+        .registry
+        .upload_progress(&ctx.principal, &ctx.repo(name), upload_id(id)?)
+        .await?;
     Ok(progress_response(StatusCode::NO_CONTENT, name, p))
 }
 
 /// `Content-Range: <first>-<last>` (inclusive, `^[0-9]+-[0-9]+$`); some clients prefix `bytes `.
 fn content_range(ctx: &Ctx<'_>) -> Result<Option<(u64, u64)>, OciError> {
-    let Some(v) = ctx.headers.get("content-range") else { return Ok(None) };
+    let Some(v) = ctx.headers.get("content-range") else {
+        return Ok(None);
+    };
     let bad = || OciError::RangeInvalid("Content-Range must be <first>-<last>".into());
     let s = v.to_str().map_err(|_| bad())?;
     let s = s.strip_prefix("bytes ").unwrap_or(s);
     let (a, b) = s.split_once('-').ok_or_else(bad)?;
     let b = b.split('/').next().unwrap_or(b);
-    let (first, last) = (a.parse::<u64>().map_err(|_| bad())?, b.parse::<u64>().map_err(|_| bad())?);
+    let (first, last) = (
+        a.parse::<u64>().map_err(|_| bad())?,
+        b.parse::<u64>().map_err(|_| bad())?,
+    );
     if last < first {
         return Err(bad());
     }
     Ok(Some((first, last)))
 }
 
-pub(crate) async fn patch_upload(ctx: &Ctx<'_>, name: &RepositoryName, id: &str, body: Body) -> Result<Response, OciError> {
+pub(crate) async fn patch_upload(
+    ctx: &Ctx<'_>,
+    name: &RepositoryName,
+    id: &str,
+    body: Body,
+) -> Result<Response, OciError> {
     let id = upload_id(id)?;
     let (first, last) = match content_range(ctx)? {
         Some((f, l)) => (Some(f), Some(l)),
@@ -104,12 +155,24 @@ pub(crate) async fn patch_upload(ctx: &Ctx<'_>, name: &RepositoryName, id: &str,
     };
     let p = ctx
         .registry
-        .upload_part(&ctx.principal, &ctx.repo(name), id, first, last, stream(body))
+        .upload_part(
+            &ctx.principal,
+            &ctx.repo(name),
+            id,
+            first,
+            last,
+            stream(body),
+        )
         .await?;
     Ok(progress_response(StatusCode::ACCEPTED, name, p))
 }
 
-pub(crate) async fn put_upload(ctx: &Ctx<'_>, name: &RepositoryName, id: &str, body: Body) -> Result<Response, OciError> {
+pub(crate) async fn put_upload(
+    ctx: &Ctx<'_>,
+    name: &RepositoryName,
+    id: &str,
+    body: Body,
+) -> Result<Response, OciError> {
     let id = upload_id(id)?;
     let digest = ctx
         .query("digest")
@@ -118,13 +181,26 @@ pub(crate) async fn put_upload(ctx: &Ctx<'_>, name: &RepositoryName, id: &str, b
     let range = content_range(ctx)?;
     // The last chunk may ride on the PUT; an empty body adds nothing.
     ctx.registry
-        .upload_part(&ctx.principal, &ctx.repo(name), id, range.map(|r| r.0), range.map(|r| r.1), stream(body))
+        .upload_part(
+            &ctx.principal,
+            &ctx.repo(name),
+            id,
+            range.map(|r| r.0),
+            range.map(|r| r.1),
+            stream(body),
+        )
         .await?;
     let digest = complete(ctx, name, id, &digest).await?;
     Ok(created_blob(name, &digest))
 }
 
-pub(crate) async fn delete_upload(ctx: &Ctx<'_>, name: &RepositoryName, id: &str) -> Result<Response, OciError> {
-    ctx.registry.cancel_upload(&ctx.principal, &ctx.repo(name), upload_id(id)?).await?;
+pub(crate) async fn delete_upload(
+    ctx: &Ctx<'_>,
+    name: &RepositoryName,
+    id: &str,
+) -> Result<Response, OciError> {
+    ctx.registry
+        .cancel_upload(&ctx.principal, &ctx.repo(name), upload_id(id)?)
+        .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

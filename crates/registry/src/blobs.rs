@@ -30,7 +30,12 @@ impl Registry {
 
     /// Checks that a layer may be downloaded from the repository: uploaded to it and referenced
     /// by one of its images (GetDownloadUrlForLayer's rules).
-    pub async fn downloadable_layer(&self, who: &Principal, r: &RepositoryRef, digest: &Digest) -> Result<BlobDownload> {
+    pub async fn downloadable_layer(
+        &self,
+        who: &Principal,
+        r: &RepositoryRef,
+        digest: &Digest,
+    ) -> Result<BlobDownload> {
         let repo = self.repository(who, r).await?;
         match self.storage.meta.repository_blob(repo.id, digest).await? {
             None => Err(RegistryError::LayersNotFound {
@@ -59,7 +64,12 @@ impl Registry {
 impl Registry {
     /// A blob as repository `r` sees it, or `None` when it was never uploaded to or mounted
     /// into it.
-    pub async fn blob_in_repository(&self, who: &Principal, r: &RepositoryRef, digest: &Digest) -> Result<Option<RepositoryBlob>> {
+    pub async fn blob_in_repository(
+        &self,
+        who: &Principal,
+        r: &RepositoryRef,
+        digest: &Digest,
+    ) -> Result<Option<RepositoryBlob>> {
         let repo = self.repository(who, r).await?;
         Ok(self.storage.meta.repository_blob(repo.id, digest).await?)
     }
@@ -67,17 +77,32 @@ impl Registry {
     /// Makes a blob of repository `from` available in `to` without uploading it again.
     /// Answers false (and changes nothing) when `from` does not exist or lacks the blob, so
     /// that the caller can fall back to a normal upload.
-    pub async fn mount_blob(&self, who: &Principal, from: &RepositoryRef, to: &RepositoryRef, digest: &Digest) -> Result<bool> {
+    pub async fn mount_blob(
+        &self,
+        who: &Principal,
+        from: &RepositoryRef,
+        to: &RepositoryRef,
+        digest: &Digest,
+    ) -> Result<bool> {
         let target = self.repository(who, to).await?;
         let source = match self.repository(who, from).await {
             Ok(s) => s,
             Err(RegistryError::RepositoryNotFound { .. }) => return Ok(false),
             Err(e) => return Err(e),
         };
-        if self.storage.meta.repository_blob(source.id, digest).await?.is_none() {
+        if self
+            .storage
+            .meta
+            .repository_blob(source.id, digest)
+            .await?
+            .is_none()
+        {
             return Ok(false);
         }
-        self.storage.meta.link_blob(target.id, digest, crate::now_millis()).await?;
+        self.storage
+            .meta
+            .link_blob(target.id, digest, crate::now_millis())
+            .await?;
         Ok(true)
     }
 }

@@ -5,19 +5,35 @@ use storage::StorageError;
 /// it once, exhaustively, to its protocol's error.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
-    #[error("The repository with name '{name}' does not exist in the registry with id '{registry_id}'")]
+    #[error(
+        "The repository with name '{name}' does not exist in the registry with id '{registry_id}'"
+    )]
     RepositoryNotFound { registry_id: String, name: String },
-    #[error("The repository with name '{name}' already exists in the registry with id '{registry_id}'")]
-    RepositoryAlreadyExists { registry_id: String, name: RepositoryName },
+    #[error(
+        "The repository with name '{name}' already exists in the registry with id '{registry_id}'"
+    )]
+    RepositoryAlreadyExists {
+        registry_id: String,
+        name: RepositoryName,
+    },
     #[error(
         "The repository with name '{name}' in registry with id '{registry_id}' cannot be deleted because it still contains images"
     )]
-    RepositoryNotEmpty { registry_id: String, name: RepositoryName },
+    RepositoryNotEmpty {
+        registry_id: String,
+        name: RepositoryName,
+    },
     /// A request value breaks a constraint; the text says which, in ECR's wording.
     #[error("{0}")]
     InvalidParameter(String),
-    #[error("The upload with id '{upload_id}' does not exist in the repository with name '{name}' in the registry with id '{registry_id}'")]
-    UploadNotFound { registry_id: String, name: RepositoryName, upload_id: String },
+    #[error(
+        "The upload with id '{upload_id}' does not exist in the repository with name '{name}' in the registry with id '{registry_id}'"
+    )]
+    UploadNotFound {
+        registry_id: String,
+        name: RepositoryName,
+        upload_id: String,
+    },
     #[error("{reason}")]
     InvalidLayerPart {
         registry_id: String,
@@ -33,22 +49,54 @@ pub enum RegistryError {
     LayerPartTooSmall,
     #[error("The layer digest '{given}' does not match the computed digest '{computed}'")]
     InvalidLayer { given: String, computed: Digest },
-    #[error("The layer with digest '{digest}' already exists in the repository with name '{name}' in registry with id '{registry_id}'")]
-    LayerAlreadyExists { registry_id: String, name: RepositoryName, digest: Digest },
+    #[error(
+        "The layer with digest '{digest}' already exists in the repository with name '{name}' in registry with id '{registry_id}'"
+    )]
+    LayerAlreadyExists {
+        registry_id: String,
+        name: RepositoryName,
+        digest: Digest,
+    },
     #[error("Layers with digests {} required for pushing image into repository with name '{name}' in the registry with id '{registry_id}' do not exist", digest_list(.digests))]
-    LayersNotFound { registry_id: String, name: RepositoryName, digests: Vec<Digest> },
-    #[error("The layer with digest '{digest}' in the repository with name '{name}' in the registry with id '{registry_id}' is not associated with an image")]
-    LayerInaccessible { registry_id: String, name: RepositoryName, digest: Digest },
+    LayersNotFound {
+        registry_id: String,
+        name: RepositoryName,
+        digests: Vec<Digest>,
+    },
+    #[error(
+        "The layer with digest '{digest}' in the repository with name '{name}' in the registry with id '{registry_id}' is not associated with an image"
+    )]
+    LayerInaccessible {
+        registry_id: String,
+        name: RepositoryName,
+        digest: Digest,
+    },
     #[error("Manifests with digests {} referenced by the image index do not exist in the repository with name '{name}' in the registry with id '{registry_id}'", digest_list(.digests))]
-    ReferencedImagesNotFound { registry_id: String, name: RepositoryName, digests: Vec<Digest> },
+    ReferencedImagesNotFound {
+        registry_id: String,
+        name: RepositoryName,
+        digests: Vec<Digest>,
+    },
     #[error("Image with digest '{digest}' and tag '{}' already exists in the repository with name '{name}' in registry with id '{registry_id}'", .tag.as_deref().unwrap_or("null"))]
-    ImageAlreadyExists { registry_id: String, name: RepositoryName, digest: Digest, tag: Option<String> },
-    #[error("The image tag '{tag}' already exists in the '{name}' repository and cannot be overwritten because the tag is immutable.")]
+    ImageAlreadyExists {
+        registry_id: String,
+        name: RepositoryName,
+        digest: Digest,
+        tag: Option<String>,
+    },
+    #[error(
+        "The image tag '{tag}' already exists in the '{name}' repository and cannot be overwritten because the tag is immutable."
+    )]
     ImageTagAlreadyExists { name: RepositoryName, tag: String },
     #[error("Provided digest '{given}' does not match calculated digest '{computed}'")]
     ImageDigestDoesNotMatch { given: String, computed: Digest },
     #[error("The image with imageId {{imageDigest:'{}', imageTag:'{}'}} does not exist within the repository with name '{name}' in the registry with id '{registry_id}'", .digest.as_deref().unwrap_or("null"), .tag.as_deref().unwrap_or("null"))]
-    ImageNotFound { registry_id: String, name: RepositoryName, digest: Option<String>, tag: Option<String> },
+    ImageNotFound {
+        registry_id: String,
+        name: RepositoryName,
+        digest: Option<String>,
+        tag: Option<String>,
+    },
     #[error("{0}")]
     LimitExceeded(String),
     #[error("The repository can have at most {limit} tags")]

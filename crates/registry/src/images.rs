@@ -1,10 +1,15 @@
 //! PutImage, BatchGetImage, ListImages, DescribeImages, BatchDeleteImage.
 
 use model::{Digest, ImageTag};
-use storage::{ImageRecord, ImageReferences, ImageSummary, RepositoryRecord, StorageError, TagStatus};
+use storage::{
+    ImageRecord, ImageReferences, ImageSummary, RepositoryRecord, StorageError, TagStatus,
+};
 
 use crate::pagination::finish_page;
-use crate::{manifest, now_millis, Page, PageToken, Principal, Registry, RegistryError, RepositoryRef, Result};
+use crate::{
+    Page, PageToken, Principal, Registry, RegistryError, RepositoryRef, Result, manifest,
+    now_millis,
+};
 
 /// How often PutImage retries when a concurrent push moved the tag between its read and its
 /// write. Each retry re-applies the immutability rule to the new state.
@@ -120,7 +125,13 @@ fn parse_image_id(id: &ImageIdInput) -> Result<ImageRef, ImageFailure> {
         None => None,
     };
     let tag = match id.tag.as_deref() {
-        Some(t) => Some(ImageTag::parse(t).map_err(|_| failure(id, ImageFailureCode::InvalidImageTag, "Invalid request parameters: image tag is not valid"))?),
+        Some(t) => Some(ImageTag::parse(t).map_err(|_| {
+            failure(
+                id,
+                ImageFailureCode::InvalidImageTag,
+                "Invalid request parameters: image tag is not valid",
+            )
+        })?),
         None => None,
     };
     match (digest, tag) {
@@ -137,17 +148,22 @@ fn parse_image_id(id: &ImageIdInput) -> Result<ImageRef, ImageFailure> {
 
 impl Registry {
     /// Stores a manifest (and tag) after checking everything it references is present.
-    pub async fn put_image(&self, who: &Principal, r: &RepositoryRef, req: PutImageRequest) -> Result<(ImageRecord, Option<ImageTag>)> {
+    pub async fn put_image(
+        &self,
+        who: &Principal,
+        r: &RepositoryRef,
+        req: PutImageRequest,
+    ) -> Result<(ImageRecord, Option<ImageTag>)> {
         let repo = self.repository(who, r).await?;
         let parsed = manifest::parse(&req.manifest, req.media_type.as_deref())?;
         let digest = Digest::sha256_of(&req.manifest);
-        if let Some(given) = &req.digest {
-            if given != digest.as_str() {
-                return Err(RegistryError::ImageDigestDoesNotMatch {
-                    given: given.clone(),
-                    computed: digest,
-                });
-            }
+        if let Some(given) = &req.digest
+            && given != digest.as_str()
+        {
+            return Err(RegistryError::ImageDigestDoesNotMatch {
+                given: given.clone(),
+                computed: digest,
+            });
         }
         let meta = &self.storage.meta;
         let mut missing = Vec::new();
@@ -197,13 +213,14 @@ impl Registry {
                 Some(t) => meta.resolve_tag(repo.id, t).await?,
                 None => None,
             };
-            if let (Some(tag), Some(cur)) = (&req.tag, &current) {
-                if *cur != digest && tag_is_immutable(&repo, tag) {
-                    return Err(RegistryError::ImageTagAlreadyExists {
-                        name: repo.name,
-                        tag: tag.to_string(),
-                    });
-                }
+            if let (Some(tag), Some(cur)) = (&req.tag, &current)
+                && *cur != digest
+                && tag_is_immutable(&repo, tag)
+            {
+                return Err(RegistryError::ImageTagAlreadyExists {
+                    name: repo.name,
+                    tag: tag.to_string(),
+                });
             }
             if existing.is_some() && (req.tag.is_none() || current.as_ref() == Some(&digest)) {
                 return Err(RegistryError::ImageAlreadyExists {
@@ -213,7 +230,9 @@ impl Registry {
                     tag: req.tag.map(|t| t.to_string()),
                 });
             }
-            if req.tag.is_some() && meta.image_tags(repo.id, &digest).await?.len() >= self.limits.max_tags_per_image {
+            if req.tag.is_some()
+                && meta.image_tags(repo.id, &digest).await?.len() >= self.limits.max_tags_per_image
+            {
                 return Err(RegistryError::LimitExceeded(format!(
                     "The image with digest '{digest}' exceeds the maximum allowed number of tags per image which is '{}'",
                     self.limits.max_tags_per_image
@@ -232,16 +251,29 @@ impl Registry {
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(RegistryError::Storage(StorageError::Conflict("tag kept moving during PutImage")))
+        Err(RegistryError::Storage(StorageError::Conflict(
+            "tag kept moving during PutImage",
+        )))
     }
 
     /// Finds an image by tag or digest (both: the tag must point at the digest).
-    async fn find_image(&self, repo: &RepositoryRecord, id: &ImageRef) -> Result<Option<(Digest, Option<ImageTag>)>> {
+    async fn find_image(
+        &self,
+        repo: &RepositoryRecord,
+        id: &ImageRef,
+    ) -> Result<Option<(Digest, Option<ImageTag>)>> {
         let meta = &self.storage.meta;
         Ok(match id {
             ImageRef::Digest(d) => meta.get_image(repo.id, d).await?.map(|_| (d.clone(), None)),
-            ImageRef::Tag(t) => meta.resolve_tag(repo.id, t).await?.map(|d| (d, Some(t.clone()))),
-            ImageRef::Both(d, t) => meta.resolve_tag(repo.id, t).await?.filter(|x| x == d).map(|d| (d, Some(t.clone()))),
+            ImageRef::Tag(t) => meta
+                .resolve_tag(repo.id, t)
+                .await?
+                .map(|d| (d, Some(t.clone()))),
+            ImageRef::Both(d, t) => meta
+                .resolve_tag(repo.id, t)
+                .await?
+                .filter(|x| x == d)
+                .map(|d| (d, Some(t.clone()))),
         })
     }
 
@@ -262,25 +294,49 @@ impl Registry {
                     continue;
                 }
             };
-            if let ImageRef::Both(d, t) = &parsed {
-                if let Some(other) = self.storage.meta.resolve_tag(repo.id, t).await? {
-                    if other != *d {
-                        out.failures.push(failure(id, ImageFailureCode::ImageTagDoesNotMatchDigest, "Invalid request parameters: the tag and digest do not refer to the same image"));
-                        continue;
-                    }
-                }
+            if let ImageRef::Both(d, t) = &parsed
+                && let Some(other) = self.storage.meta.resolve_tag(repo.id, t).await?
+                && other != *d
+            {
+                out.failures.push(failure(
+                    id,
+                    ImageFailureCode::ImageTagDoesNotMatchDigest,
+                    "Invalid request parameters: the tag and digest do not refer to the same image",
+                ));
+                continue;
             }
             let found = match self.find_image(&repo, &parsed).await? {
-                Some((digest, tag)) => self.storage.meta.get_image(repo.id, &digest).await?.map(|img| (img, tag)),
+                Some((digest, tag)) => self
+                    .storage
+                    .meta
+                    .get_image(repo.id, &digest)
+                    .await?
+                    .map(|img| (img, tag)),
                 None => None,
             };
             match found {
-                Some((img, tag)) if accepted_media_types.is_none_or(|a| a.iter().any(|m| *m == img.media_type)) => {
-                    if !out.images.iter().any(|(i, _)| i.digest == img.digest && i.tag == tag) {
-                        out.images.push((ImageIdOutput { digest: img.digest.clone(), tag }, img));
+                Some((img, tag))
+                    if accepted_media_types.is_none_or(|a| a.contains(&img.media_type)) =>
+                {
+                    if !out
+                        .images
+                        .iter()
+                        .any(|(i, _)| i.digest == img.digest && i.tag == tag)
+                    {
+                        out.images.push((
+                            ImageIdOutput {
+                                digest: img.digest.clone(),
+                                tag,
+                            },
+                            img,
+                        ));
                     }
                 }
-                _ => out.failures.push(failure(id, ImageFailureCode::ImageNotFound, "Requested image not found")),
+                _ => out.failures.push(failure(
+                    id,
+                    ImageFailureCode::ImageNotFound,
+                    "Requested image not found",
+                )),
             }
         }
         Ok(out)
@@ -296,12 +352,19 @@ impl Registry {
     ) -> Result<(Vec<ImageIdOutput>, Option<PageToken>)> {
         let repo = self.repository(who, r).await?;
         let after = page.after.as_ref().map(|t| (t.part(0), t.part(1)));
-        let items = self.storage.meta.list_image_ids(repo.id, status, after, page.limit + 1).await?;
+        let items = self
+            .storage
+            .meta
+            .list_image_ids(repo.id, status, after, page.limit + 1)
+            .await?;
         let (items, next) = finish_page(items, page.limit, |(d, t)| {
             PageToken::new(&[d.as_str(), t.as_ref().map_or("", ImageTag::as_str)])
         });
         Ok((
-            items.into_iter().map(|(digest, tag)| ImageIdOutput { digest, tag }).collect(),
+            items
+                .into_iter()
+                .map(|(digest, tag)| ImageIdOutput { digest, tag })
+                .collect(),
             next,
         ))
     }
@@ -332,24 +395,39 @@ impl Registry {
                     ),
                     _ => not_found(),
                 })?;
-                let (digest, _) = self.find_image(&repo, &parsed).await?.ok_or_else(not_found)?;
+                let (digest, _) = self
+                    .find_image(&repo, &parsed)
+                    .await?
+                    .ok_or_else(not_found)?;
                 if out.iter().any(|s| s.image.digest == digest) {
                     continue;
                 }
-                let image = meta.get_image(repo.id, &digest).await?.ok_or_else(not_found)?;
+                let image = meta
+                    .get_image(repo.id, &digest)
+                    .await?
+                    .ok_or_else(not_found)?;
                 let tags = meta.image_tags(repo.id, &digest).await?;
                 out.push(ImageSummary { image, tags });
             }
             return Ok((out, None));
         }
         let after = page.after.as_ref().map(|t| t.part(0).to_owned());
-        let items = meta.list_images(repo.id, status, after.as_deref(), page.limit + 1).await?;
-        Ok(finish_page(items, page.limit, |s| PageToken::new(&[s.image.digest.as_str()])))
+        let items = meta
+            .list_images(repo.id, status, after.as_deref(), page.limit + 1)
+            .await?;
+        Ok(finish_page(items, page.limit, |s| {
+            PageToken::new(&[s.image.digest.as_str()])
+        }))
     }
 
     /// Deletes by tag (the tag; the image too when it was its last tag) or by digest (the image
     /// and all its tags). An image an index lists cannot be deleted.
-    pub async fn batch_delete_image(&self, who: &Principal, r: &RepositoryRef, ids: &[ImageIdInput]) -> Result<BatchDeleteResult> {
+    pub async fn batch_delete_image(
+        &self,
+        who: &Principal,
+        r: &RepositoryRef,
+        ids: &[ImageIdInput],
+    ) -> Result<BatchDeleteResult> {
         let repo = self.repository(who, r).await?;
         let meta = &self.storage.meta;
         let mut out = BatchDeleteResult::default();
@@ -362,7 +440,11 @@ impl Registry {
                 }
             };
             let Some((digest, tag)) = self.find_image(&repo, &parsed).await? else {
-                out.failures.push(failure(id, ImageFailureCode::ImageNotFound, "Requested image not found"));
+                out.failures.push(failure(
+                    id,
+                    ImageFailureCode::ImageNotFound,
+                    "Requested image not found",
+                ));
                 continue;
             };
             let tags = meta.image_tags(repo.id, &digest).await?;
@@ -374,7 +456,10 @@ impl Registry {
                 if let Some(t) = &tag {
                     // The image stays alive through its index; only the tag goes.
                     meta.delete_tag(repo.id, t).await?;
-                    out.deleted.push(ImageIdOutput { digest, tag: Some(t.clone()) });
+                    out.deleted.push(ImageIdOutput {
+                        digest,
+                        tag: Some(t.clone()),
+                    });
                 } else {
                     out.failures.push(failure(
                         id,
@@ -390,17 +475,22 @@ impl Registry {
                     out.deleted.push(ImageIdOutput { digest, tag: None });
                 } else {
                     for t in tags {
-                        out.deleted.push(ImageIdOutput { digest: digest.clone(), tag: Some(t) });
+                        out.deleted.push(ImageIdOutput {
+                            digest: digest.clone(),
+                            tag: Some(t),
+                        });
                     }
                 }
             } else if let Some(t) = tag {
                 meta.delete_tag(repo.id, &t).await?;
-                out.deleted.push(ImageIdOutput { digest, tag: Some(t) });
+                out.deleted.push(ImageIdOutput {
+                    digest,
+                    tag: Some(t),
+                });
             }
         }
         Ok(out)
     }
-
 }
 
 #[cfg(test)]

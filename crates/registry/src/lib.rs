@@ -18,13 +18,16 @@ use storage::{Millis, Storage};
 
 pub use blobs::BlobDownload;
 pub use error::RegistryError;
-pub use images::{BatchDeleteResult, BatchGetResult, ImageFailure, ImageFailureCode, ImageIdInput, ImageIdOutput, PutImageRequest};
+pub use images::{
+    BatchDeleteResult, BatchGetResult, ImageFailure, ImageFailureCode, ImageIdInput, ImageIdOutput,
+    PutImageRequest,
+};
 pub use pagination::{Page, PageToken};
 pub use referrers::Referrer;
 pub use repositories::{CreateRepository, EncryptionConfiguration};
 pub use storage::{
-    BlobRange, BlobReader, ByteStream, ImageRecord, ImageSummary, MutabilityExclusion, RepositoryBlob, RepositoryRecord, ResourceTag,
-    TagStatus,
+    BlobRange, BlobReader, ByteStream, ImageRecord, ImageSummary, MutabilityExclusion,
+    RepositoryBlob, RepositoryRecord, ResourceTag, TagStatus,
 };
 pub use uploads::{CompletionRules, PartData, UploadProgress};
 

@@ -36,8 +36,13 @@ fn descriptor(v: &Value, field: &str) -> Result<(Digest, String, u64)> {
         .get("digest")
         .and_then(Value::as_str)
         .ok_or_else(|| invalid(&format!("{field} descriptor has no digest")))?;
-    let digest = Digest::parse(digest).map_err(|_| invalid(&format!("{field} descriptor has an invalid digest")))?;
-    let media_type = v.get("mediaType").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let digest = Digest::parse(digest)
+        .map_err(|_| invalid(&format!("{field} descriptor has an invalid digest")))?;
+    let media_type = v
+        .get("mediaType")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
     let size = v.get("size").and_then(Value::as_u64).unwrap_or(0);
     Ok((digest, media_type, size))
 }
@@ -58,7 +63,9 @@ pub(crate) fn parse(bytes: &[u8], declared: Option<&str>) -> Result<ParsedManife
         }
         (Some(d), _) => d,
         (None, Some(o)) => o,
-        (None, None) if v.get("schemaVersion").and_then(Value::as_u64) == Some(1) => MediaType::DOCKER_MANIFEST_V1,
+        (None, None) if v.get("schemaVersion").and_then(Value::as_u64) == Some(1) => {
+            MediaType::DOCKER_MANIFEST_V1
+        }
         (None, None) => {
             return Err(RegistryError::InvalidParameter(
                 "Invalid parameter at 'imageManifestMediaType' failed to satisfy constraint: 'the manifest has no mediaType and none was given'".into(),
@@ -77,13 +84,27 @@ pub(crate) fn parse(bytes: &[u8], declared: Option<&str>) -> Result<ParsedManife
     if let Some(s) = v.get("subject") {
         out.subject = Some(descriptor(s, "subject")?.0);
     }
-    if media_type == MediaType::DOCKER_MANIFEST_V1 || media_type == MediaType::DOCKER_MANIFEST_V1_SIGNED {
+    if media_type == MediaType::DOCKER_MANIFEST_V1
+        || media_type == MediaType::DOCKER_MANIFEST_V1_SIGNED
+    {
         // Schema 1 names its layers in fsLayers[].blobSum and has no config.
-        for l in v.get("fsLayers").and_then(Value::as_array).into_iter().flatten() {
-            let d = l.get("blobSum").and_then(Value::as_str).ok_or_else(|| invalid("fsLayers entry has no blobSum"))?;
-            let d = Digest::parse(d).map_err(|_| invalid("fsLayers entry has an invalid blobSum"))?;
+        for l in v
+            .get("fsLayers")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let d = l
+                .get("blobSum")
+                .and_then(Value::as_str)
+                .ok_or_else(|| invalid("fsLayers entry has no blobSum"))?;
+            let d =
+                Digest::parse(d).map_err(|_| invalid("fsLayers entry has an invalid blobSum"))?;
             if !out.blobs.iter().any(|(x, _)| *x == d) {
-                out.blobs.push((d, "application/vnd.docker.container.image.rootfs.diff+x-gtar".into()));
+                out.blobs.push((
+                    d,
+                    "application/vnd.docker.container.image.rootfs.diff+x-gtar".into(),
+                ));
             }
         }
         return Ok(out);
@@ -100,10 +121,15 @@ pub(crate) fn parse(bytes: &[u8], declared: Option<&str>) -> Result<ParsedManife
             let (d, _, size) = descriptor(m, "manifests")?;
             out.children.push((d, size));
         }
-        out.artifact_media_type = v.get("artifactType").and_then(Value::as_str).map(str::to_owned);
+        out.artifact_media_type = v
+            .get("artifactType")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
         return Ok(out);
     }
-    let config = v.get("config").ok_or_else(|| invalid("an image manifest must have a config"))?;
+    let config = v
+        .get("config")
+        .ok_or_else(|| invalid("an image manifest must have a config"))?;
     let (cd, cmt, csize) = descriptor(config, "config")?;
     out.artifact_media_type = Some(cmt.clone());
     out.size = csize;
@@ -147,13 +173,19 @@ mod tests {
         let p = parse(m.as_bytes(), None).unwrap();
         assert_eq!(p.blobs.len(), 2, "the foreign layer need not be uploaded");
         assert_eq!(p.size, 115);
-        assert_eq!(p.artifact_media_type.as_deref(), Some("application/vnd.oci.image.config.v1+json"));
+        assert_eq!(
+            p.artifact_media_type.as_deref(),
+            Some("application/vnd.oci.image.config.v1+json")
+        );
         assert_eq!(p.subject, Some(Digest::parse(&d('e')).unwrap()));
     }
 
     #[test]
     fn reads_an_index() {
-        let m = format!(r#"{{"schemaVersion":2,"manifests":[{{"digest":"{}","size":7}}]}}"#, d('a'));
+        let m = format!(
+            r#"{{"schemaVersion":2,"manifests":[{{"digest":"{}","size":7}}]}}"#,
+            d('a')
+        );
         let p = parse(m.as_bytes(), Some(MediaType::OCI_INDEX)).unwrap();
         assert_eq!(p.children, vec![(Digest::parse(&d('a')).unwrap(), 7)]);
     }
@@ -162,10 +194,22 @@ mod tests {
     fn refuses_bad_manifests() {
         assert!(parse(b"not json", Some(MediaType::OCI_MANIFEST)).is_err());
         assert!(parse(b"[]", Some(MediaType::OCI_MANIFEST)).is_err());
-        assert!(parse(br#"{"schemaVersion":2}"#, None).is_err(), "no media type anywhere");
+        assert!(
+            parse(br#"{"schemaVersion":2}"#, None).is_err(),
+            "no media type anywhere"
+        );
         assert!(parse(br#"{"schemaVersion":2,"mediaType":"text/plain"}"#, None).is_err());
-        let mismatch = format!(r#"{{"schemaVersion":2,"mediaType":"{}"}}"#, MediaType::OCI_INDEX);
+        let mismatch = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{}"}}"#,
+            MediaType::OCI_INDEX
+        );
         assert!(parse(mismatch.as_bytes(), Some(MediaType::OCI_MANIFEST)).is_err());
-        assert!(parse(br#"{"schemaVersion":2,"config":{"digest":"nope"},"layers":[]}"#, Some(MediaType::OCI_MANIFEST)).is_err());
+        assert!(
+            parse(
+                br#"{"schemaVersion":2,"config":{"digest":"nope"},"layers":[]}"#,
+                Some(MediaType::OCI_MANIFEST)
+            )
+            .is_err()
+        );
     }
 }

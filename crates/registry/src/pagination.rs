@@ -38,7 +38,11 @@ impl PageToken {
 
 /// Splits one extra fetched item off a page: fetching `limit + 1` tells whether more remain
 /// without a second query.
-pub(crate) fn finish_page<T>(mut items: Vec<T>, limit: u32, key: impl Fn(&T) -> PageToken) -> (Vec<T>, Option<PageToken>) {
+pub(crate) fn finish_page<T>(
+    mut items: Vec<T>,
+    limit: u32,
+    key: impl Fn(&T) -> PageToken,
+) -> (Vec<T>, Option<PageToken>) {
     if items.len() > limit as usize {
         items.truncate(limit as usize);
         let next = items.last().map(key);

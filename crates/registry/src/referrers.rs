@@ -19,7 +19,12 @@ pub struct Referrer {
 
 impl Registry {
     /// The manifest a tag or digest names in the repository.
-    pub async fn get_manifest(&self, who: &Principal, r: &RepositoryRef, reference: &Reference) -> Result<ImageRecord> {
+    pub async fn get_manifest(
+        &self,
+        who: &Principal,
+        r: &RepositoryRef,
+        reference: &Reference,
+    ) -> Result<ImageRecord> {
         let repo = self.repository(who, r).await?;
         let meta = &self.storage.meta;
         let digest = match reference {
@@ -45,7 +50,13 @@ impl Registry {
     }
 
     /// Tags in lexical order after `last`, at most `n`, and whether more follow.
-    pub async fn list_tags(&self, who: &Principal, r: &RepositoryRef, last: Option<&str>, n: u32) -> Result<(Vec<ImageTag>, bool)> {
+    pub async fn list_tags(
+        &self,
+        who: &Principal,
+        r: &RepositoryRef,
+        last: Option<&str>,
+        n: u32,
+    ) -> Result<(Vec<ImageTag>, bool)> {
         let repo = self.repository(who, r).await?;
         let mut tags = self.storage.meta.list_tags(repo.id, last, n + 1).await?;
         let more = tags.len() > n as usize;
@@ -55,14 +66,27 @@ impl Registry {
 
     /// Manifests whose `subject` is `subject`, optionally only those of one artifact type.
     /// The artifact type is the manifest's `artifactType`, else its config's media type.
-    pub async fn referrers(&self, who: &Principal, r: &RepositoryRef, subject: &Digest, artifact_type: Option<&str>) -> Result<Vec<Referrer>> {
+    pub async fn referrers(
+        &self,
+        who: &Principal,
+        r: &RepositoryRef,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Vec<Referrer>> {
         let repo = self.repository(who, r).await?;
         let images = self.storage.meta.list_referrers(repo.id, subject).await?;
         let mut out = Vec::with_capacity(images.len());
         for img in images {
             let v: Value = serde_json::from_slice(&img.manifest).unwrap_or(Value::Null);
-            let declared = v.get("artifactType").and_then(Value::as_str).map(str::to_owned);
-            let config_type = v.get("config").and_then(|c| c.get("mediaType")).and_then(Value::as_str).map(str::to_owned);
+            let declared = v
+                .get("artifactType")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            let config_type = v
+                .get("config")
+                .and_then(|c| c.get("mediaType"))
+                .and_then(Value::as_str)
+                .map(str::to_owned);
             let kind = declared.or(config_type);
             if artifact_type.is_some_and(|want| kind.as_deref() != Some(want)) {
                 continue;

@@ -4,7 +4,9 @@ use model::RepositoryName;
 use storage::{MutabilityExclusion, RepositoryId, RepositoryRecord, ResourceTag, StorageError};
 
 use crate::pagination::finish_page;
-use crate::{now_millis, Page, PageToken, Principal, Registry, RegistryError, RepositoryRef, Result};
+use crate::{
+    Page, PageToken, Principal, Registry, RegistryError, RepositoryRef, Result, now_millis,
+};
 
 /// Resource tags per repository (TooManyTagsException past this).
 pub const MAX_RESOURCE_TAGS: usize = 50;
@@ -28,17 +30,29 @@ pub struct CreateRepository {
 }
 
 impl Registry {
-    pub async fn create_repository(&self, who: &Principal, req: CreateRepository) -> Result<RepositoryRecord> {
+    pub async fn create_repository(
+        &self,
+        who: &Principal,
+        req: CreateRepository,
+    ) -> Result<RepositoryRecord> {
         if req.tags.len() > MAX_RESOURCE_TAGS {
-            return Err(RegistryError::TooManyTags { limit: MAX_RESOURCE_TAGS });
+            return Err(RegistryError::TooManyTags {
+                limit: MAX_RESOURCE_TAGS,
+            });
         }
-        let mutability = req.image_tag_mutability.unwrap_or_else(|| "MUTABLE".to_owned());
+        let mutability = req
+            .image_tag_mutability
+            .unwrap_or_else(|| "MUTABLE".to_owned());
         let needs_filters = mutability.ends_with("_WITH_EXCLUSION");
-        if needs_filters != !req.mutability_exclusions.is_empty() {
+        if needs_filters == req.mutability_exclusions.is_empty() {
             return Err(RegistryError::InvalidParameter(if needs_filters {
-                format!("Invalid parameter at 'imageTagMutabilityExclusionFilters' failed to satisfy constraint: 'Exclusion filters are required when imageTagMutability is {mutability}'")
+                format!(
+                    "Invalid parameter at 'imageTagMutabilityExclusionFilters' failed to satisfy constraint: 'Exclusion filters are required when imageTagMutability is {mutability}'"
+                )
             } else {
-                format!("Invalid parameter at 'imageTagMutabilityExclusionFilters' failed to satisfy constraint: 'Exclusion filters are only allowed when imageTagMutability is MUTABLE_WITH_EXCLUSION or IMMUTABLE_WITH_EXCLUSION, not {mutability}'")
+                format!(
+                    "Invalid parameter at 'imageTagMutabilityExclusionFilters' failed to satisfy constraint: 'Exclusion filters are only allowed when imageTagMutability is MUTABLE_WITH_EXCLUSION or IMMUTABLE_WITH_EXCLUSION, not {mutability}'"
+                )
             }));
         }
         let (encryption_type, kms_key) = match req.encryption {
@@ -100,17 +114,28 @@ impl Registry {
             .meta
             .list_repositories(registry_id, after.as_deref(), page.limit + 1)
             .await?;
-        Ok(finish_page(items, page.limit, |r| PageToken::new(&[r.name.as_str()])))
+        Ok(finish_page(items, page.limit, |r| {
+            PageToken::new(&[r.name.as_str()])
+        }))
     }
 
     /// One repository with its settings and resource tags.
-    pub async fn describe_repository(&self, who: &Principal, r: &RepositoryRef) -> Result<RepositoryRecord> {
+    pub async fn describe_repository(
+        &self,
+        who: &Principal,
+        r: &RepositoryRef,
+    ) -> Result<RepositoryRecord> {
         self.repository(who, r).await
     }
 
     /// Deletes a repository; without `force` only when it holds no image. Blobs stay in the
     /// blob store for garbage collection to judge.
-    pub async fn delete_repository(&self, who: &Principal, r: &RepositoryRef, force: bool) -> Result<RepositoryRecord> {
+    pub async fn delete_repository(
+        &self,
+        who: &Principal,
+        r: &RepositoryRef,
+        force: bool,
+    ) -> Result<RepositoryRecord> {
         let repo = self.repository(who, r).await?;
         match self.storage.meta.delete_repository(repo.id, !force).await {
             Err(StorageError::Conflict(_)) => Err(RegistryError::RepositoryNotEmpty {
@@ -132,8 +157,17 @@ impl Registry {
 impl Registry {
     /// Repository names of the caller's registry in lexical order after `last`, at most `n`,
     /// and whether more follow (the `/v2/_catalog` listing).
-    pub async fn catalog(&self, who: &Principal, last: Option<&str>, n: u32) -> Result<(Vec<RepositoryName>, bool)> {
-        let mut items = self.storage.meta.list_repositories(&who.account_id, last, n + 1).await?;
+    pub async fn catalog(
+        &self,
+        who: &Principal,
+        last: Option<&str>,
+        n: u32,
+    ) -> Result<(Vec<RepositoryName>, bool)> {
+        let mut items = self
+            .storage
+            .meta
+            .list_repositories(&who.account_id, last, n + 1)
+            .await?;
         let more = items.len() > n as usize;
         items.truncate(n as usize);
         Ok((items.into_iter().map(|r| r.name).collect(), more))

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use model::{Digest, DigestAlgorithm, ResumableSha256, UploadId};
 use storage::{ByteStream, RepositoryRecord, StorageError, UploadRecord};
 
-use crate::{now_millis, Principal, Registry, RegistryError, RepositoryRef, Result};
+use crate::{Principal, Registry, RegistryError, RepositoryRef, Result, now_millis};
 
 /// The bytes of one part: buffered (an ECR part, decoded from base64) or streamed (a `/v2`
 /// PATCH body of any size).
@@ -78,7 +78,11 @@ impl Drop for PartGuard<'_> {
 
 impl Registry {
     /// Starts an upload session in a repository; answers its id and the part size to use.
-    pub async fn initiate_upload(&self, who: &Principal, r: &RepositoryRef) -> Result<(UploadId, u64)> {
+    pub async fn initiate_upload(
+        &self,
+        who: &Principal,
+        r: &RepositoryRef,
+    ) -> Result<(UploadId, u64)> {
         let repo = self.repository(who, r).await?;
         let now = now_millis();
         let id = UploadId::new_random();
@@ -112,7 +116,12 @@ impl Registry {
     }
 
     /// Where an upload stands (the `/v2` upload status).
-    pub async fn upload_progress(&self, who: &Principal, r: &RepositoryRef, id: UploadId) -> Result<UploadProgress> {
+    pub async fn upload_progress(
+        &self,
+        who: &Principal,
+        r: &RepositoryRef,
+        id: UploadId,
+    ) -> Result<UploadProgress> {
         let repo = self.repository(who, r).await?;
         let u = self.open_upload(&repo, id).await?;
         Ok(UploadProgress {
@@ -154,25 +163,34 @@ impl Registry {
         }
         let expected_len = match (last, &data) {
             (Some(last), _) if last < first => {
-                return Err(part_error(upload.received, format!("The part's last byte {last} is before its first byte {first}")));
+                return Err(part_error(
+                    upload.received,
+                    format!("The part's last byte {last} is before its first byte {first}"),
+                ));
             }
             (Some(last), PartData::Buffered(b)) if last - first + 1 != b.len() as u64 => {
                 return Err(part_error(
                     upload.received,
-                    format!("The part's byte range {first}-{last} does not match its length {}", b.len()),
+                    format!(
+                        "The part's byte range {first}-{last} does not match its length {}",
+                        b.len()
+                    ),
                 ));
             }
             (Some(last), _) => Some(last - first + 1),
             (None, PartData::Buffered(b)) => Some(b.len() as u64),
             (None, PartData::Stream(_)) => None,
         };
-        if let (Some(len), PartData::Buffered(_)) = (expected_len, &data) {
-            if len > self.limits.max_part_size {
-                return Err(part_error(
-                    upload.received,
-                    format!("The part size {len} exceeds the maximum part size {}", self.limits.max_part_size),
-                ));
-            }
+        if let (Some(len), PartData::Buffered(_)) = (expected_len, &data)
+            && len > self.limits.max_part_size
+        {
+            return Err(part_error(
+                upload.received,
+                format!(
+                    "The part size {len} exceeds the maximum part size {}",
+                    self.limits.max_part_size
+                ),
+            ));
         }
         if upload.part_count >= self.limits.max_parts_per_upload {
             return Err(RegistryError::LimitExceeded(format!(
@@ -187,11 +205,15 @@ impl Registry {
             )));
         }
         let Some(_guard) = self.uploads_in_flight.try_lock(id) else {
-            return Err(part_error(upload.received, "Another part of this upload is being written".into()));
+            return Err(part_error(
+                upload.received,
+                "Another part of this upload is being written".into(),
+            ));
         };
 
-        let mut hasher = ResumableSha256::restore(&upload.hash_state)
-            .ok_or_else(|| RegistryError::Storage(StorageError::Other("corrupt upload hash state".into())))?;
+        let mut hasher = ResumableSha256::restore(&upload.hash_state).ok_or_else(|| {
+            RegistryError::Storage(StorageError::Other("corrupt upload hash state".into()))
+        })?;
         let stream: ByteStream = match data {
             PartData::Buffered(b) => Box::pin(futures_util::stream::iter([Ok(b)])),
             PartData::Stream(s) => s,
@@ -204,7 +226,10 @@ impl Registry {
         if expected_len.is_some_and(|len| len != written) {
             return Err(part_error(
                 upload.received,
-                format!("The part's byte range says {} bytes but {written} arrived", expected_len.unwrap_or(0)),
+                format!(
+                    "The part's byte range says {} bytes but {written} arrived",
+                    expected_len.unwrap_or(0)
+                ),
             ));
         }
         if first + written > max_layer {
@@ -214,7 +239,10 @@ impl Registry {
         }
         if written == 0 {
             // An empty part changes nothing; it is not counted as a part.
-            return Ok(UploadProgress { upload_id: id, received: upload.received });
+            return Ok(UploadProgress {
+                upload_id: id,
+                received: upload.received,
+            });
         }
         let updated = UploadRecord {
             updated_at: now_millis(),
@@ -226,7 +254,12 @@ impl Registry {
             hash_state: hasher.save(),
             ..upload.clone()
         };
-        match self.storage.meta.record_part(&updated, upload.received).await {
+        match self
+            .storage
+            .meta
+            .record_part(&updated, upload.received)
+            .await
+        {
             Ok(()) => Ok(UploadProgress {
                 upload_id: id,
                 received: updated.received,
@@ -237,8 +270,16 @@ impl Registry {
                 upload_id: id.to_string(),
             }),
             Err(StorageError::Conflict(_)) => {
-                let now = self.storage.meta.get_upload(id).await?.map_or(0, |u| u.received);
-                Err(part_error(now, "Another part of this upload was received first".into()))
+                let now = self
+                    .storage
+                    .meta
+                    .get_upload(id)
+                    .await?
+                    .map_or(0, |u| u.received);
+                Err(part_error(
+                    now,
+                    "Another part of this upload was received first".into(),
+                ))
             }
             Err(e) => Err(e.into()),
         }
@@ -262,8 +303,9 @@ impl Registry {
         if rules.enforce_min_part_size && upload.short_part_seen {
             return Err(RegistryError::LayerPartTooSmall);
         }
-        let hasher = ResumableSha256::restore(&upload.hash_state)
-            .ok_or_else(|| RegistryError::Storage(StorageError::Other("corrupt upload hash state".into())))?;
+        let hasher = ResumableSha256::restore(&upload.hash_state).ok_or_else(|| {
+            RegistryError::Storage(StorageError::Other("corrupt upload hash state".into()))
+        })?;
         let computed = hasher.finish();
         let given = Digest::parse(digest).map_err(|_| RegistryError::InvalidLayer {
             given: digest.to_owned(),
@@ -275,7 +317,11 @@ impl Registry {
                 computed,
             });
         }
-        let existing = self.storage.meta.repository_blob(repo.id, &computed).await?;
+        let existing = self
+            .storage
+            .meta
+            .repository_blob(repo.id, &computed)
+            .await?;
         if existing.is_some() && rules.existing_is_success {
             self.storage.meta.delete_upload(id).await?;
             self.storage.blobs.delete_upload(id).await?;
@@ -292,7 +338,10 @@ impl Registry {
         }
         // Blob first, then metadata: a crash in between leaves an unreferenced file for GC,
         // never a metadata row pointing at nothing.
-        self.storage.blobs.commit_upload(id, upload.received, &computed).await?;
+        self.storage
+            .blobs
+            .commit_upload(id, upload.received, &computed)
+            .await?;
         self.storage
             .meta
             .complete_upload(id, repo.id, &computed, upload.received, now_millis())
@@ -309,7 +358,12 @@ impl Registry {
     }
 
     /// Abandons an upload and its staged bytes.
-    pub async fn cancel_upload(&self, who: &Principal, r: &RepositoryRef, id: UploadId) -> Result<()> {
+    pub async fn cancel_upload(
+        &self,
+        who: &Principal,
+        r: &RepositoryRef,
+        id: UploadId,
+    ) -> Result<()> {
         let repo = self.repository(who, r).await?;
         self.open_upload(&repo, id).await?;
         self.storage.meta.delete_upload(id).await?;

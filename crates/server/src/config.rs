@@ -79,12 +79,18 @@ impl Config {
         let listen = o.listen.clone().or(file.listen);
         let cfg = Config {
             listen: match listen {
-                Some(s) => s.parse().with_context(|| format!("listen: '{s}' is not an ADDR:PORT"))?,
+                Some(s) => s
+                    .parse()
+                    .with_context(|| format!("listen: '{s}' is not an ADDR:PORT"))?,
                 None => d.listen,
             },
             data_dir: o.data_dir.clone().or(file.data_dir).unwrap_or(d.data_dir),
             region: o.region.clone().or(file.region).unwrap_or(d.region),
-            account_id: o.account_id.clone().or(file.account_id).unwrap_or(d.account_id),
+            account_id: o
+                .account_id
+                .clone()
+                .or(file.account_id)
+                .unwrap_or(d.account_id),
             public_url: o.public_url.clone().or(file.public_url),
         };
         cfg.validate()?;
@@ -98,12 +104,19 @@ impl Config {
             self.account_id
         );
         anyhow::ensure!(
-            !self.region.is_empty() && self.region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'),
+            !self.region.is_empty()
+                && self
+                    .region
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'),
             "region: '{}' is not a region name",
             self.region
         );
         if let Some(u) = &self.public_url {
-            anyhow::ensure!(u.starts_with("http://") || u.starts_with("https://"), "public-url: '{u}' must start with http:// or https://");
+            anyhow::ensure!(
+                u.starts_with("http://") || u.starts_with("https://"),
+                "public-url: '{u}' must start with http:// or https://"
+            );
         }
         Ok(())
     }
@@ -122,14 +135,22 @@ mod tests {
     fn layers_apply_in_order() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("berth.toml");
-        std::fs::write(&file, "listen = \"127.0.0.1:6000\"\nregion = \"eu-west-1\"\n").unwrap();
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:6000\"\nregion = \"eu-west-1\"\n",
+        )
+        .unwrap();
         let o = Overrides {
             config: Some(file.clone()),
             region: Some("ap-south-1".into()),
             ..Default::default()
         };
         let c = Config::load(&o).unwrap();
-        assert_eq!(c.listen.port(), 6000, "the file sets what nothing overrides");
+        assert_eq!(
+            c.listen.port(),
+            6000,
+            "the file sets what nothing overrides"
+        );
         assert_eq!(c.region, "ap-south-1", "a flag beats the file");
         assert_eq!(c.account_id, "000000000000", "defaults fill the rest");
 

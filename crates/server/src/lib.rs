@@ -23,8 +23,13 @@ impl App {
         let storage = storage::Storage::open_embedded(&cfg.data_dir)
             .await
             .with_context(|| format!("opening storage in {}", cfg.data_dir.display()))?;
-        let signing_key = auth::SigningKey::load_or_create(&cfg.data_dir.join("signing.key")).context("loading the signing key")?;
-        let registry = Arc::new(registry::Registry::new(storage, cfg.region.clone(), registry::Limits::default()));
+        let signing_key = auth::SigningKey::load_or_create(&cfg.data_dir.join("signing.key"))
+            .context("loading the signing key")?;
+        let registry = Arc::new(registry::Registry::new(
+            storage,
+            cfg.region.clone(),
+            registry::Limits::default(),
+        ));
         let oci = oci_api::router(
             registry.clone(),
             oci_api::OciApiConfig {
@@ -40,11 +45,17 @@ impl App {
                 signing_key,
             },
         );
-        Ok(Self { router: ecr.merge(oci) })
+        Ok(Self {
+            router: ecr.merge(oci),
+        })
     }
 
     /// Serves on `listener` until `shutdown` completes, then drains open requests.
-    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         axum::serve(listener, self.router)
             .with_graceful_shutdown(shutdown)
             .await

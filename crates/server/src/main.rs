@@ -4,7 +4,11 @@ use berth::config::{Config, Overrides};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "berth", version, about = "A container registry that speaks Amazon ECR's API")]
+#[command(
+    name = "berth",
+    version,
+    about = "A container registry that speaks Amazon ECR's API"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -20,7 +24,8 @@ enum Command {
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG").unwrap_or_else(|_| "info,sqlx=warn".into()),
+            tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
+                .unwrap_or_else(|_| "info,sqlx=warn".into()),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())

@@ -95,7 +95,13 @@ pub fn ecr_client(endpoint: &str) -> aws_sdk_ecr::Client {
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .endpoint_url(endpoint)
-        .credentials_provider(Credentials::new("AKIDEXAMPLE", "secret", None, None, "test"))
+        .credentials_provider(Credentials::new(
+            "AKIDEXAMPLE",
+            "secret",
+            None,
+            None,
+            "test",
+        ))
         .http_client(aws_smithy_http_client::Builder::new().build_http())
         .build();
     aws_sdk_ecr::Client::from_conf(conf)
@@ -120,12 +126,26 @@ pub fn sha256_digest(b: &[u8]) -> String {
 }
 
 pub async fn create_repo(ecr: &aws_sdk_ecr::Client, name: &str) {
-    ecr.create_repository().repository_name(name).send().await.expect("create repository");
+    ecr.create_repository()
+        .repository_name(name)
+        .send()
+        .await
+        .expect("create repository");
 }
 
 /// Pushes `data` as one layer in parts of the given sizes; returns the digest ECR computed.
-pub async fn push_layer(ecr: &aws_sdk_ecr::Client, repo: &str, data: &[u8], part_sizes: &[usize]) -> String {
-    let up = ecr.initiate_layer_upload().repository_name(repo).send().await.expect("initiate");
+pub async fn push_layer(
+    ecr: &aws_sdk_ecr::Client,
+    repo: &str,
+    data: &[u8],
+    part_sizes: &[usize],
+) -> String {
+    let up = ecr
+        .initiate_layer_upload()
+        .repository_name(repo)
+        .send()
+        .await
+        .expect("initiate");
     let id = up.upload_id().expect("upload id").to_owned();
     let mut off = 0usize;
     for &size in part_sizes {
@@ -171,7 +191,12 @@ pub fn oci_manifest(config: (&str, usize), layers: &[(&str, usize)]) -> String {
 }
 
 /// Pushes a small single-layer image and tags it; returns (manifest, digest, layer digest).
-pub async fn push_small_image(ecr: &aws_sdk_ecr::Client, repo: &str, tag: &str, seed: u64) -> (String, String, String) {
+pub async fn push_small_image(
+    ecr: &aws_sdk_ecr::Client,
+    repo: &str,
+    tag: &str,
+    seed: u64,
+) -> (String, String, String) {
     let config = format!("{{\"seed\":{seed}}}").into_bytes();
     let layer = random_bytes(1000 + seed as usize, seed);
     let cd = push_layer_or_existing(ecr, repo, &config).await;
@@ -185,7 +210,12 @@ pub async fn push_small_image(ecr: &aws_sdk_ecr::Client, repo: &str, tag: &str, 
         .send()
         .await
         .expect("put image");
-    let digest = out.image().and_then(|i| i.image_id()).and_then(|i| i.image_digest()).expect("digest").to_owned();
+    let digest = out
+        .image()
+        .and_then(|i| i.image_id())
+        .and_then(|i| i.image_digest())
+        .expect("digest")
+        .to_owned();
     (manifest, digest, ld)
 }
 
@@ -209,13 +239,22 @@ pub fn code<E: aws_sdk_ecr::error::ProvideErrorMetadata>(e: &E) -> String {
     e.code().unwrap_or("<none>").to_owned()
 }
 
-
 impl TestServer {
     /// `Authorization` header value for `/v2`: Basic with the GetAuthorizationToken token,
     /// which is already base64("AWS:<password>").
     pub async fn basic_auth(&self) -> String {
-        let out = self.ecr().get_authorization_token().send().await.expect("token");
-        format!("Basic {}", out.authorization_data()[0].authorization_token().expect("token"))
+        let out = self
+            .ecr()
+            .get_authorization_token()
+            .send()
+            .await
+            .expect("token");
+        format!(
+            "Basic {}",
+            out.authorization_data()[0]
+                .authorization_token()
+                .expect("token")
+        )
     }
 
     /// A `/v2` client that sends the registry password on every request.
@@ -237,15 +276,24 @@ pub struct Oci {
 
 impl Oci {
     pub fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        let url = if path.starts_with("http") { path.to_owned() } else { format!("{}{}", self.base, path) };
-        self.http.request(method, url).header("authorization", &self.auth)
+        let url = if path.starts_with("http") {
+            path.to_owned()
+        } else {
+            format!("{}{}", self.base, path)
+        };
+        self.http
+            .request(method, url)
+            .header("authorization", &self.auth)
     }
 
     /// POST + PUT ?digest= in one go (monolithic); returns the digest.
     pub async fn push_blob(&self, repo: &str, data: &[u8]) -> String {
         let d = sha256_digest(data);
         let r = self
-            .req(reqwest::Method::POST, &format!("/v2/{repo}/blobs/uploads/?digest={d}"))
+            .req(
+                reqwest::Method::POST,
+                &format!("/v2/{repo}/blobs/uploads/?digest={d}"),
+            )
             .body(data.to_vec())
             .send()
             .await
@@ -254,18 +302,31 @@ impl Oci {
         d
     }
 
-    pub async fn put_manifest(&self, repo: &str, reference: &str, media_type: &str, body: &str) -> reqwest::Response {
-        self.req(reqwest::Method::PUT, &format!("/v2/{repo}/manifests/{reference}"))
-            .header("content-type", media_type)
-            .body(body.to_owned())
-            .send()
-            .await
-            .unwrap()
+    pub async fn put_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+        media_type: &str,
+        body: &str,
+    ) -> reqwest::Response {
+        self.req(
+            reqwest::Method::PUT,
+            &format!("/v2/{repo}/manifests/{reference}"),
+        )
+        .header("content-type", media_type)
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap()
     }
 }
 
 /// The `errors[0].code` of an OCI error body.
 pub async fn oci_code(r: reqwest::Response) -> String {
-    let v: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap_or_default();
-    v["errors"][0]["code"].as_str().unwrap_or("<none>").to_owned()
+    let v: serde_json::Value =
+        serde_json::from_slice(&r.bytes().await.unwrap()).unwrap_or_default();
+    v["errors"][0]["code"]
+        .as_str()
+        .unwrap_or("<none>")
+        .to_owned()
 }

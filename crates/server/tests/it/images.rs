@@ -1,6 +1,8 @@
 //! PutImage rules, ListImages, DescribeImages and BatchDeleteImage.
 
-use aws_sdk_ecr::types::{ImageFailureCode, ImageIdentifier, ImageTagMutability, ListImagesFilter, TagStatus};
+use aws_sdk_ecr::types::{
+    ImageFailureCode, ImageIdentifier, ImageTagMutability, ListImagesFilter, TagStatus,
+};
 
 use crate::harness::*;
 
@@ -29,16 +31,31 @@ async fn put_image_checks_references_digest_and_duplicates() {
     let put = |manifest: String, tag: Option<&str>| {
         let ecr = ecr.clone();
         let tag = tag.map(str::to_owned);
-        async move { ecr.put_image().repository_name("team/app").image_manifest(manifest).set_image_tag(tag).send().await }
+        async move {
+            ecr.put_image()
+                .repository_name("team/app")
+                .image_manifest(manifest)
+                .set_image_tag(tag)
+                .send()
+                .await
+        }
     };
 
     let missing = sha256_digest(b"not uploaded");
-    let e = put(oci_manifest((&missing, 12), &[]), Some("x")).await.unwrap_err();
+    let e = put(oci_manifest((&missing, 12), &[]), Some("x"))
+        .await
+        .unwrap_err();
     assert_eq!(code(&e), "LayersNotFoundException");
     let e = put("{not json".into(), None).await.unwrap_err();
     assert_eq!(code(&e), "InvalidParameterException");
-    let e = put(r#"{"schemaVersion":2}"#.into(), None).await.unwrap_err();
-    assert_eq!(code(&e), "InvalidParameterException", "no media type given or inside");
+    let e = put(r#"{"schemaVersion":2}"#.into(), None)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        code(&e),
+        "InvalidParameterException",
+        "no media type given or inside"
+    );
 
     let (manifest, digest, _) = push_small_image(&ecr, "team/app", "v1", 1).await;
     let e = put(manifest.clone(), Some("v1")).await.unwrap_err();
@@ -47,7 +64,10 @@ async fn put_image_checks_references_digest_and_duplicates() {
     assert_eq!(code(&e), "ImageAlreadyExistsException");
     // A new tag on an existing manifest is a retag.
     let retag = put(manifest.clone(), Some("stable")).await.unwrap();
-    assert_eq!(retag.image().unwrap().image_id().unwrap().image_digest(), Some(digest.as_str()));
+    assert_eq!(
+        retag.image().unwrap().image_id().unwrap().image_digest(),
+        Some(digest.as_str())
+    );
     let e = ecr
         .put_image()
         .repository_name("team/app")
@@ -63,7 +83,12 @@ async fn put_image_checks_references_digest_and_duplicates() {
 
     // An index needs its children first.
     let absent = sha256_digest(b"absent child");
-    let e = put(index_of(&[(&digest, manifest.len()), (&absent, 10)]), Some("multi")).await.unwrap_err();
+    let e = put(
+        index_of(&[(&digest, manifest.len()), (&absent, 10)]),
+        Some("multi"),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(code(&e), "ReferencedImagesNotFoundException");
     let index = index_of(&[(&digest, manifest.len())]);
     let out = ecr
@@ -74,17 +99,49 @@ async fn put_image_checks_references_digest_and_duplicates() {
         .send()
         .await
         .unwrap();
-    assert_eq!(out.image().unwrap().image_manifest_media_type(), Some("application/vnd.oci.image.index.v1+json"));
+    assert_eq!(
+        out.image().unwrap().image_manifest_media_type(),
+        Some("application/vnd.oci.image.index.v1+json")
+    );
 
     // The child of an index cannot be deleted by digest; the index can.
-    let del = ecr.batch_delete_image().repository_name("team/app").image_ids(by_digest(&digest)).send().await.unwrap();
-    assert_eq!(del.failures()[0].failure_code(), Some(&ImageFailureCode::ImageReferencedByManifestList));
-    let del = ecr.batch_delete_image().repository_name("team/app").image_ids(by_tag("multi")).send().await.unwrap();
+    let del = ecr
+        .batch_delete_image()
+        .repository_name("team/app")
+        .image_ids(by_digest(&digest))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        del.failures()[0].failure_code(),
+        Some(&ImageFailureCode::ImageReferencedByManifestList)
+    );
+    let del = ecr
+        .batch_delete_image()
+        .repository_name("team/app")
+        .image_ids(by_tag("multi"))
+        .send()
+        .await
+        .unwrap();
     assert!(del.failures().is_empty());
-    let del = ecr.batch_delete_image().repository_name("team/app").image_ids(by_digest(&digest)).send().await.unwrap();
-    let mut tags: Vec<_> = del.image_ids().iter().map(|i| i.image_tag().unwrap().to_owned()).collect();
+    let del = ecr
+        .batch_delete_image()
+        .repository_name("team/app")
+        .image_ids(by_digest(&digest))
+        .send()
+        .await
+        .unwrap();
+    let mut tags: Vec<_> = del
+        .image_ids()
+        .iter()
+        .map(|i| i.image_tag().unwrap().to_owned())
+        .collect();
     tags.sort();
-    assert_eq!(tags, ["stable", "v1"], "deleting by digest removes the image and all its tags");
+    assert_eq!(
+        tags,
+        ["stable", "v1"],
+        "deleting by digest removes the image and all its tags"
+    );
 }
 
 #[tokio::test]
@@ -99,26 +156,52 @@ async fn immutable_tags_cannot_move() {
         .unwrap();
     push_small_image(&ecr, "team/frozen", "v1", 1).await;
     let (m2, _, _) = push_small_image(&ecr, "team/frozen", "v2", 2).await;
-    let e = ecr.put_image().repository_name("team/frozen").image_manifest(&m2).image_tag("v1").send().await.unwrap_err();
+    let e = ecr
+        .put_image()
+        .repository_name("team/frozen")
+        .image_manifest(&m2)
+        .image_tag("v1")
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(code(&e), "ImageTagAlreadyExistsException");
 
     // In a mutable repository the tag moves and the old image stays, untagged.
     create_repo(&ecr, "team/app").await;
     let (_, d1, _) = push_small_image(&ecr, "team/app", "latest", 1).await;
     let (m2, d2, _) = push_small_image(&ecr, "team/app", "v2", 2).await;
-    ecr.put_image().repository_name("team/app").image_manifest(&m2).image_tag("latest").send().await.unwrap();
+    ecr.put_image()
+        .repository_name("team/app")
+        .image_manifest(&m2)
+        .image_tag("latest")
+        .send()
+        .await
+        .unwrap();
     let untagged = ecr
         .list_images()
         .repository_name("team/app")
-        .filter(ListImagesFilter::builder().tag_status(TagStatus::Untagged).build())
+        .filter(
+            ListImagesFilter::builder()
+                .tag_status(TagStatus::Untagged)
+                .build(),
+        )
         .send()
         .await
         .unwrap();
     assert_eq!(untagged.image_ids().len(), 1);
     assert_eq!(untagged.image_ids()[0].image_digest(), Some(d1.as_str()));
     assert_eq!(untagged.image_ids()[0].image_tag(), None);
-    let latest = ecr.batch_get_image().repository_name("team/app").image_ids(by_tag("latest")).send().await.unwrap();
-    assert_eq!(latest.images()[0].image_id().unwrap().image_digest(), Some(d2.as_str()));
+    let latest = ecr
+        .batch_get_image()
+        .repository_name("team/app")
+        .image_ids(by_tag("latest"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        latest.images()[0].image_id().unwrap().image_digest(),
+        Some(d2.as_str())
+    );
 }
 
 #[tokio::test]
@@ -130,41 +213,106 @@ async fn listing_and_describing_paginate_over_tags_and_images() {
         push_small_image(&ecr, "team/app", &format!("v{i}"), i).await;
     }
     // A second tag on one image: ListImages has one entry per tag.
-    let first = ecr.batch_get_image().repository_name("team/app").image_ids(by_tag("v0")).send().await.unwrap();
+    let first = ecr
+        .batch_get_image()
+        .repository_name("team/app")
+        .image_ids(by_tag("v0"))
+        .send()
+        .await
+        .unwrap();
     let m0 = first.images()[0].image_manifest().unwrap().to_owned();
-    ecr.put_image().repository_name("team/app").image_manifest(&m0).image_tag("extra").send().await.unwrap();
+    ecr.put_image()
+        .repository_name("team/app")
+        .image_manifest(&m0)
+        .image_tag("extra")
+        .send()
+        .await
+        .unwrap();
 
     let mut ids = Vec::new();
-    let mut pages = ecr.list_images().repository_name("team/app").max_results(2).into_paginator().send();
+    let mut pages = ecr
+        .list_images()
+        .repository_name("team/app")
+        .max_results(2)
+        .into_paginator()
+        .send();
     while let Some(p) = pages.next().await {
         let p = p.unwrap();
         assert!(p.image_ids().len() <= 2);
-        ids.extend(p.image_ids().iter().map(|i| i.image_tag().unwrap().to_owned()));
+        ids.extend(
+            p.image_ids()
+                .iter()
+                .map(|i| i.image_tag().unwrap().to_owned()),
+        );
     }
     ids.sort();
     assert_eq!(ids, ["extra", "v0", "v1", "v2", "v3", "v4"]);
 
     let mut details = Vec::new();
-    let mut pages = ecr.describe_images().repository_name("team/app").max_results(2).into_paginator().send();
+    let mut pages = ecr
+        .describe_images()
+        .repository_name("team/app")
+        .max_results(2)
+        .into_paginator()
+        .send();
     while let Some(p) = pages.next().await {
         details.extend(p.unwrap().image_details().to_vec());
     }
     assert_eq!(details.len(), 5, "one detail per image");
-    let d0 = details.iter().find(|d| d.image_tags().contains(&"v0".to_owned())).unwrap();
+    let d0 = details
+        .iter()
+        .find(|d| d.image_tags().contains(&"v0".to_owned()))
+        .unwrap();
     let mut t = d0.image_tags().to_vec();
     t.sort();
     assert_eq!(t, ["extra", "v0"]);
 
-    let e = ecr.describe_images().repository_name("team/app").image_ids(by_tag("nope")).send().await.unwrap_err();
+    let e = ecr
+        .describe_images()
+        .repository_name("team/app")
+        .image_ids(by_tag("nope"))
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(code(&e), "ImageNotFoundException");
-    let named = ecr.describe_images().repository_name("team/app").image_ids(by_tag("v3")).send().await.unwrap();
+    let named = ecr
+        .describe_images()
+        .repository_name("team/app")
+        .image_ids(by_tag("v3"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(named.image_details().len(), 1);
 
     // Deleting one of two tags keeps the image; deleting the last deletes it.
-    ecr.batch_delete_image().repository_name("team/app").image_ids(by_tag("extra")).send().await.unwrap();
-    ecr.batch_delete_image().repository_name("team/app").image_ids(by_tag("v0")).send().await.unwrap();
-    let all = ecr.describe_images().repository_name("team/app").send().await.unwrap();
+    ecr.batch_delete_image()
+        .repository_name("team/app")
+        .image_ids(by_tag("extra"))
+        .send()
+        .await
+        .unwrap();
+    ecr.batch_delete_image()
+        .repository_name("team/app")
+        .image_ids(by_tag("v0"))
+        .send()
+        .await
+        .unwrap();
+    let all = ecr
+        .describe_images()
+        .repository_name("team/app")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(all.image_details().len(), 4);
-    let del = ecr.batch_delete_image().repository_name("team/app").image_ids(by_tag("v0")).send().await.unwrap();
-    assert_eq!(del.failures()[0].failure_code(), Some(&ImageFailureCode::ImageNotFound));
+    let del = ecr
+        .batch_delete_image()
+        .repository_name("team/app")
+        .image_ids(by_tag("v0"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        del.failures()[0].failure_code(),
+        Some(&ImageFailureCode::ImageNotFound)
+    );
 }

@@ -2,10 +2,10 @@
 //! `aws-sdk-ecr` client (and raw HTTP where an SDK will not send what is being tested).
 
 mod harness;
+mod images;
 mod layer_upload;
 mod oci;
+mod protocol;
 mod pull;
 mod repositories;
-mod images;
-mod protocol;
 mod restart;

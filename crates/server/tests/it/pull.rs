@@ -28,15 +28,28 @@ async fn batch_get_image_reports_per_image_failures() {
         .image_ids(by_tag("missing"))
         .image_ids(by_digest("sha256:zz"))
         .image_ids(ImageIdentifier::builder().build())
-        .image_ids(ImageIdentifier::builder().image_tag("v1").image_digest(&other).build())
+        .image_ids(
+            ImageIdentifier::builder()
+                .image_tag("v1")
+                .image_digest(&other)
+                .build(),
+        )
         .send()
         .await
         .unwrap();
     assert_eq!(got.images().len(), 2);
     for img in got.images() {
-        assert_eq!(img.image_manifest(), Some(manifest.as_str()), "stored bytes, byte for byte");
+        assert_eq!(
+            img.image_manifest(),
+            Some(manifest.as_str()),
+            "stored bytes, byte for byte"
+        );
     }
-    let codes: Vec<_> = got.failures().iter().map(|f| f.failure_code().cloned().unwrap()).collect();
+    let codes: Vec<_> = got
+        .failures()
+        .iter()
+        .map(|f| f.failure_code().cloned().unwrap())
+        .collect();
     assert_eq!(
         codes,
         [
@@ -46,7 +59,10 @@ async fn batch_get_image_reports_per_image_failures() {
             ImageFailureCode::ImageTagDoesNotMatchDigest
         ]
     );
-    assert_eq!(got.failures()[0].failure_reason(), Some("Requested image not found"));
+    assert_eq!(
+        got.failures()[0].failure_reason(),
+        Some("Requested image not found")
+    );
 
     // A media type the client does not accept is not found for it.
     let got = ecr
@@ -58,9 +74,18 @@ async fn batch_get_image_reports_per_image_failures() {
         .await
         .unwrap();
     assert!(got.images().is_empty());
-    assert_eq!(got.failures()[0].failure_code(), Some(&ImageFailureCode::ImageNotFound));
+    assert_eq!(
+        got.failures()[0].failure_code(),
+        Some(&ImageFailureCode::ImageNotFound)
+    );
 
-    let e = ecr.batch_get_image().repository_name("team/none").image_ids(by_tag("v1")).send().await.unwrap_err();
+    let e = ecr
+        .batch_get_image()
+        .repository_name("team/none")
+        .image_ids(by_tag("v1"))
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(code(&e), "RepositoryNotFoundException");
 }
 
@@ -85,11 +110,21 @@ async fn download_urls_authorise_themselves_support_range_and_expire_with_the_im
         .to_owned();
     assert!(url.starts_with(&server.endpoint));
     let http = server.http();
-    let r = http.get(&url).header("range", "bytes=100-199").send().await.unwrap();
+    let r = http
+        .get(&url)
+        .header("range", "bytes=100-199")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 206);
     assert_eq!(r.headers()["content-range"], "bytes 100-199/1007");
     assert_eq!(r.bytes().await.unwrap(), &layer[100..200]);
-    let r = http.get(&url).header("range", "bytes=2000-").send().await.unwrap();
+    let r = http
+        .get(&url)
+        .header("range", "bytes=2000-")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 416);
 
     // A tampered URL is refused.
@@ -99,7 +134,12 @@ async fn download_urls_authorise_themselves_support_range_and_expire_with_the_im
     assert_eq!(http.get(&other).send().await.unwrap().status(), 403);
 
     // Once no image references the layer, the URL stops working and no new one is issued.
-    ecr.batch_delete_image().repository_name("team/app").image_ids(by_digest(&digest)).send().await.unwrap();
+    ecr.batch_delete_image()
+        .repository_name("team/app")
+        .image_ids(by_digest(&digest))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(http.get(&url).send().await.unwrap().status(), 404);
     let e = ecr
         .get_download_url_for_layer()

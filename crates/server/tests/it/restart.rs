@@ -13,7 +13,15 @@ async fn an_upload_continues_after_kill_9_and_completes_with_the_right_digest() 
         let ecr = server.ecr();
         create_repo(&ecr, "team/app").await;
         let (_, image_digest, _) = push_small_image(&ecr, "team/app", "before", 1).await;
-        let id = ecr.initiate_layer_upload().repository_name("team/app").send().await.unwrap().upload_id().unwrap().to_owned();
+        let id = ecr
+            .initiate_layer_upload()
+            .repository_name("team/app")
+            .send()
+            .await
+            .unwrap()
+            .upload_id()
+            .unwrap()
+            .to_owned();
         ecr.upload_layer_part()
             .repository_name("team/app")
             .upload_id(&id)
@@ -33,11 +41,18 @@ async fn an_upload_continues_after_kill_9_and_completes_with_the_right_digest() 
     let got = ecr
         .batch_get_image()
         .repository_name("team/app")
-        .image_ids(aws_sdk_ecr::types::ImageIdentifier::builder().image_tag("before").build())
+        .image_ids(
+            aws_sdk_ecr::types::ImageIdentifier::builder()
+                .image_tag("before")
+                .build(),
+        )
         .send()
         .await
         .unwrap();
-    assert_eq!(got.images()[0].image_id().unwrap().image_digest(), Some(image_digest.as_str()));
+    assert_eq!(
+        got.images()[0].image_id().unwrap().image_digest(),
+        Some(image_digest.as_str())
+    );
     // The upload resumes at the byte after the last acknowledged one.
     let e = ecr
         .upload_layer_part()
@@ -50,7 +65,10 @@ async fn an_upload_continues_after_kill_9_and_completes_with_the_right_digest() 
         .await
         .unwrap_err()
         .into_service_error();
-    let aws_sdk_ecr::operation::upload_layer_part::UploadLayerPartError::InvalidLayerPartException(e) = e else {
+    let aws_sdk_ecr::operation::upload_layer_part::UploadLayerPartError::InvalidLayerPartException(
+        e,
+    ) = e
+    else {
         panic!("{e:?}")
     };
     assert_eq!(e.last_valid_byte_received(), Some(5 * MIB as i64 - 1));

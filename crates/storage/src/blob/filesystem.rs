@@ -77,7 +77,8 @@ impl BlobStore for FilesystemBlobStore {
             // The metadata store acknowledged bytes this file does not hold: refuse rather
             // than produce a blob with a hole.
             return Err(StorageError::Other(
-                format!("upload {upload}: {staged} bytes staged but part starts at {offset}").into(),
+                format!("upload {upload}: {staged} bytes staged but part starts at {offset}")
+                    .into(),
             ));
         }
         if staged > offset {
@@ -96,13 +97,23 @@ impl BlobStore for FilesystemBlobStore {
         Ok(written)
     }
 
-    async fn commit_upload(&self, upload: UploadId, size: u64, digest: &Digest) -> Result<(), StorageError> {
+    async fn commit_upload(
+        &self,
+        upload: UploadId,
+        size: u64,
+        digest: &Digest,
+    ) -> Result<(), StorageError> {
         let src = self.upload_path(upload);
         let dst = self.blob_path(digest);
         let dir = dst.parent().expect("blob path has a parent").to_path_buf();
         fs::create_dir_all(&dir).await?;
         // An empty upload never wrote a part, so it has no staged file yet.
-        let file = fs::OpenOptions::new().create(size == 0).write(true).truncate(false).open(&src).await?;
+        let file = fs::OpenOptions::new()
+            .create(size == 0)
+            .write(true)
+            .truncate(false)
+            .open(&src)
+            .await?;
         if file.metadata().await?.len() != size {
             file.set_len(size).await?;
             file.sync_all().await?;
@@ -130,7 +141,11 @@ impl BlobStore for FilesystemBlobStore {
         }
     }
 
-    async fn open(&self, digest: &Digest, range: Option<BlobRange>) -> Result<BlobReader, StorageError> {
+    async fn open(
+        &self,
+        digest: &Digest,
+        range: Option<BlobRange>,
+    ) -> Result<BlobReader, StorageError> {
         let mut file = fs::File::open(self.blob_path(digest)).await?;
         let size = file.metadata().await?.len();
         let (start, len) = match range {

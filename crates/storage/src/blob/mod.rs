@@ -44,7 +44,12 @@ pub trait BlobStore: Send + Sync {
 
     /// Turns the first `size` staged bytes of the upload into the blob `digest`, atomically:
     /// readers see either no blob or the whole blob. The caller has verified the digest.
-    async fn commit_upload(&self, upload: UploadId, size: u64, digest: &Digest) -> Result<(), StorageError>;
+    async fn commit_upload(
+        &self,
+        upload: UploadId,
+        size: u64,
+        digest: &Digest,
+    ) -> Result<(), StorageError>;
 
     /// Discards an upload's staged bytes; succeeds if there are none.
     async fn delete_upload(&self, upload: UploadId) -> Result<(), StorageError>;
@@ -54,7 +59,11 @@ pub trait BlobStore: Send + Sync {
 
     /// Opens a blob, or the inclusive `range` of it (the caller checks the range against the
     /// size it learned from the metadata store or `stat`).
-    async fn open(&self, digest: &Digest, range: Option<BlobRange>) -> Result<BlobReader, StorageError>;
+    async fn open(
+        &self,
+        digest: &Digest,
+        range: Option<BlobRange>,
+    ) -> Result<BlobReader, StorageError>;
 
     /// Removes a blob; succeeds if it is already gone.
     async fn delete(&self, digest: &Digest) -> Result<(), StorageError>;

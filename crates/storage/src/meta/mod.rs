@@ -121,9 +121,15 @@ pub struct UploadRecord {
 pub trait MetaStore: Send + Sync {
     // Repositories.
     /// Creates a repository; `Conflict` if the name exists in the registry.
-    async fn create_repository(&self, repo: RepositoryRecord) -> Result<RepositoryRecord, StorageError>;
-    async fn get_repository(&self, registry_id: &str, name: &RepositoryName)
-    -> Result<Option<RepositoryRecord>, StorageError>;
+    async fn create_repository(
+        &self,
+        repo: RepositoryRecord,
+    ) -> Result<RepositoryRecord, StorageError>;
+    async fn get_repository(
+        &self,
+        registry_id: &str,
+        name: &RepositoryName,
+    ) -> Result<Option<RepositoryRecord>, StorageError>;
     /// Repositories in name order, those after `after`, at most `limit`.
     async fn list_repositories(
         &self,
@@ -133,20 +139,37 @@ pub trait MetaStore: Send + Sync {
     ) -> Result<Vec<RepositoryRecord>, StorageError>;
     /// Deletes a repository with its images, tags, blob links and uploads. With
     /// `only_if_empty`, answers `Conflict` if it holds an image.
-    async fn delete_repository(&self, id: RepositoryId, only_if_empty: bool) -> Result<(), StorageError>;
+    async fn delete_repository(
+        &self,
+        id: RepositoryId,
+        only_if_empty: bool,
+    ) -> Result<(), StorageError>;
 
     // Blobs.
-    async fn repository_blob(&self, repo: RepositoryId, digest: &Digest) -> Result<Option<RepositoryBlob>, StorageError>;
+    async fn repository_blob(
+        &self,
+        repo: RepositoryId,
+        digest: &Digest,
+    ) -> Result<Option<RepositoryBlob>, StorageError>;
     /// Makes a blob the store already holds available in `repo` (a cross-repository mount);
     /// `NotFound` if no repository holds it.
-    async fn link_blob(&self, repo: RepositoryId, digest: &Digest, now: Millis) -> Result<(), StorageError>;
+    async fn link_blob(
+        &self,
+        repo: RepositoryId,
+        digest: &Digest,
+        now: Millis,
+    ) -> Result<(), StorageError>;
 
     // Uploads.
     async fn create_upload(&self, upload: UploadRecord) -> Result<(), StorageError>;
     async fn get_upload(&self, id: UploadId) -> Result<Option<UploadRecord>, StorageError>;
     /// Saves the state after a part, if the upload still has `expected_received` bytes;
     /// otherwise `Conflict` (another part won the race) or `NotFound`.
-    async fn record_part(&self, updated: &UploadRecord, expected_received: u64) -> Result<(), StorageError>;
+    async fn record_part(
+        &self,
+        updated: &UploadRecord,
+        expected_received: u64,
+    ) -> Result<(), StorageError>;
     /// Ends an upload and links the blob it produced into its repository. Answers whether
     /// the repository already had the blob.
     async fn complete_upload(
@@ -160,9 +183,21 @@ pub trait MetaStore: Send + Sync {
     async fn delete_upload(&self, id: UploadId) -> Result<(), StorageError>;
 
     // Images and tags.
-    async fn get_image(&self, repo: RepositoryId, digest: &Digest) -> Result<Option<ImageRecord>, StorageError>;
-    async fn resolve_tag(&self, repo: RepositoryId, tag: &ImageTag) -> Result<Option<Digest>, StorageError>;
-    async fn image_tags(&self, repo: RepositoryId, digest: &Digest) -> Result<Vec<ImageTag>, StorageError>;
+    async fn get_image(
+        &self,
+        repo: RepositoryId,
+        digest: &Digest,
+    ) -> Result<Option<ImageRecord>, StorageError>;
+    async fn resolve_tag(
+        &self,
+        repo: RepositoryId,
+        tag: &ImageTag,
+    ) -> Result<Option<Digest>, StorageError>;
+    async fn image_tags(
+        &self,
+        repo: RepositoryId,
+        digest: &Digest,
+    ) -> Result<Vec<ImageTag>, StorageError>;
     /// Stores an image (if new) with its references, and points `tag` at it. `tag_was` is the
     /// tag's target the caller saw; `Conflict` if it has changed since.
     async fn put_image(
@@ -173,15 +208,29 @@ pub trait MetaStore: Send + Sync {
         tag: Option<(&ImageTag, Option<&Digest>)>,
     ) -> Result<PutImageOutcome, StorageError>;
     /// Digests of the indexes in the repository that list `digest` as a child.
-    async fn parent_indexes(&self, repo: RepositoryId, digest: &Digest) -> Result<Vec<Digest>, StorageError>;
+    async fn parent_indexes(
+        &self,
+        repo: RepositoryId,
+        digest: &Digest,
+    ) -> Result<Vec<Digest>, StorageError>;
     /// Removes one tag; answers whether it existed.
     async fn delete_tag(&self, repo: RepositoryId, tag: &ImageTag) -> Result<bool, StorageError>;
     /// Removes an image with all its tags and references; answers whether it existed.
-    async fn delete_image(&self, repo: RepositoryId, digest: &Digest) -> Result<bool, StorageError>;
+    async fn delete_image(&self, repo: RepositoryId, digest: &Digest)
+    -> Result<bool, StorageError>;
     /// Tags in lexical order after `after`, at most `limit`.
-    async fn list_tags(&self, repo: RepositoryId, after: Option<&str>, limit: u32) -> Result<Vec<ImageTag>, StorageError>;
+    async fn list_tags(
+        &self,
+        repo: RepositoryId,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<ImageTag>, StorageError>;
     /// Images whose `subject` is `digest`, in digest order.
-    async fn list_referrers(&self, repo: RepositoryId, digest: &Digest) -> Result<Vec<ImageRecord>, StorageError>;
+    async fn list_referrers(
+        &self,
+        repo: RepositoryId,
+        digest: &Digest,
+    ) -> Result<Vec<ImageRecord>, StorageError>;
     /// (digest, tag) pairs in (digest, tag) order after `after`: one per tag, plus one with no
     /// tag for each untagged image, as ListImages reports them.
     async fn list_image_ids(

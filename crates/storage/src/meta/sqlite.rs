@@ -9,7 +9,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use model::{Digest, ImageTag, RepositoryName, UploadId};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
 use sqlx::{Row, SqlitePool};
 
 use super::*;
@@ -62,7 +64,9 @@ fn parse_tag(s: &str) -> Result<ImageTag, StorageError> {
 }
 
 fn encode_exclusions(ex: &[MutabilityExclusion]) -> String {
-    ex.iter().map(|e| format!("{}\t{}\n", e.filter_type, e.filter)).collect()
+    ex.iter()
+        .map(|e| format!("{}\t{}\n", e.filter_type, e.filter))
+        .collect()
 }
 
 fn decode_exclusions(s: &str) -> Vec<MutabilityExclusion> {
@@ -102,11 +106,13 @@ impl SqliteMetaStore {
     }
 
     async fn repository_tags(&self, id: RepositoryId) -> Result<Vec<ResourceTag>, StorageError> {
-        let rows = sqlx::query("SELECT key, value FROM repository_tags WHERE repository_id = ? ORDER BY position")
-            .bind(id.0)
-            .fetch_all(&self.readers)
-            .await
-            .map_err(db_err)?;
+        let rows = sqlx::query(
+            "SELECT key, value FROM repository_tags WHERE repository_id = ? ORDER BY position",
+        )
+        .bind(id.0)
+        .fetch_all(&self.readers)
+        .await
+        .map_err(db_err)?;
         Ok(rows
             .iter()
             .map(|r| ResourceTag {
@@ -121,7 +127,8 @@ impl SqliteMetaStore {
         Ok(RepositoryRecord {
             id,
             registry_id: row.get("registry_id"),
-            name: RepositoryName::parse(row.get::<&str, _>("name")).map_err(|_| corrupt("repository name"))?,
+            name: RepositoryName::parse(row.get::<&str, _>("name"))
+                .map_err(|_| corrupt("repository name"))?,
             created_at: row.get("created_at"),
             image_tag_mutability: row.get("image_tag_mutability"),
             mutability_exclusions: decode_exclusions(row.get("mutability_exclusions")),
@@ -165,14 +172,21 @@ fn upload_from_row(row: &SqliteRow) -> Result<UploadRecord, StorageError> {
 fn tag_status_clause(status: TagStatus) -> &'static str {
     match status {
         TagStatus::Any => "1",
-        TagStatus::Tagged => "EXISTS (SELECT 1 FROM image_tags t WHERE t.repository_id = i.repository_id AND t.digest = i.digest)",
-        TagStatus::Untagged => "NOT EXISTS (SELECT 1 FROM image_tags t WHERE t.repository_id = i.repository_id AND t.digest = i.digest)",
+        TagStatus::Tagged => {
+            "EXISTS (SELECT 1 FROM image_tags t WHERE t.repository_id = i.repository_id AND t.digest = i.digest)"
+        }
+        TagStatus::Untagged => {
+            "NOT EXISTS (SELECT 1 FROM image_tags t WHERE t.repository_id = i.repository_id AND t.digest = i.digest)"
+        }
     }
 }
 
 #[async_trait]
 impl MetaStore for SqliteMetaStore {
-    async fn create_repository(&self, repo: RepositoryRecord) -> Result<RepositoryRecord, StorageError> {
+    async fn create_repository(
+        &self,
+        repo: RepositoryRecord,
+    ) -> Result<RepositoryRecord, StorageError> {
         let mut tx = self.writer.begin().await.map_err(db_err)?;
         let res = sqlx::query(
             "INSERT INTO repositories (registry_id, name, created_at, image_tag_mutability, mutability_exclusions, scan_on_push, encryption_type, kms_key)
@@ -190,7 +204,9 @@ impl MetaStore for SqliteMetaStore {
         .await;
         let id = match res {
             Ok(r) => RepositoryId(r.last_insert_rowid()),
-            Err(e) if is_unique_violation(&e) => return Err(StorageError::Conflict("repository exists")),
+            Err(e) if is_unique_violation(&e) => {
+                return Err(StorageError::Conflict("repository exists"));
+            }
             Err(e) => return Err(db_err(e)),
         };
         for (pos, t) in repo.tags.iter().enumerate() {
@@ -230,13 +246,15 @@ impl MetaStore for SqliteMetaStore {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<RepositoryRecord>, StorageError> {
-        let rows = sqlx::query("SELECT * FROM repositories WHERE registry_id = ? AND name > ? ORDER BY name LIMIT ?")
-            .bind(registry_id)
-            .bind(after.unwrap_or(""))
-            .bind(limit as i64)
-            .fetch_all(&self.readers)
-            .await
-            .map_err(db_err)?;
+        let rows = sqlx::query(
+            "SELECT * FROM repositories WHERE registry_id = ? AND name > ? ORDER BY name LIMIT ?",
+        )
+        .bind(registry_id)
+        .bind(after.unwrap_or(""))
+        .bind(limit as i64)
+        .fetch_all(&self.readers)
+        .await
+        .map_err(db_err)?;
         let mut out = Vec::with_capacity(rows.len());
         for r in &rows {
             out.push(self.repository_from_row(r).await?);
@@ -244,14 +262,19 @@ impl MetaStore for SqliteMetaStore {
         Ok(out)
     }
 
-    async fn delete_repository(&self, id: RepositoryId, only_if_empty: bool) -> Result<(), StorageError> {
+    async fn delete_repository(
+        &self,
+        id: RepositoryId,
+        only_if_empty: bool,
+    ) -> Result<(), StorageError> {
         let mut tx = self.writer.begin().await.map_err(db_err)?;
         if only_if_empty {
-            let images: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM images WHERE repository_id = ?")
-                .bind(id.0)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(db_err)?;
+            let images: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM images WHERE repository_id = ?")
+                    .bind(id.0)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
             if images > 0 {
                 return Err(StorageError::Conflict("repository not empty"));
             }
@@ -269,7 +292,11 @@ impl MetaStore for SqliteMetaStore {
         tx.commit().await.map_err(db_err)
     }
 
-    async fn repository_blob(&self, repo: RepositoryId, digest: &Digest) -> Result<Option<RepositoryBlob>, StorageError> {
+    async fn repository_blob(
+        &self,
+        repo: RepositoryId,
+        digest: &Digest,
+    ) -> Result<Option<RepositoryBlob>, StorageError> {
         let row = sqlx::query(
             "SELECT b.size, rb.media_type,
                     EXISTS (SELECT 1 FROM image_blobs ib WHERE ib.repository_id = rb.repository_id AND ib.blob_digest = rb.digest) AS referenced
@@ -288,7 +315,12 @@ impl MetaStore for SqliteMetaStore {
         }))
     }
 
-    async fn link_blob(&self, repo: RepositoryId, digest: &Digest, now: Millis) -> Result<(), StorageError> {
+    async fn link_blob(
+        &self,
+        repo: RepositoryId,
+        digest: &Digest,
+        now: Millis,
+    ) -> Result<(), StorageError> {
         let res = sqlx::query(
             "INSERT OR IGNORE INTO repository_blobs (repository_id, digest, created_at)
              SELECT ?, digest, ? FROM blobs WHERE digest = ?",
@@ -335,7 +367,11 @@ impl MetaStore for SqliteMetaStore {
         row.as_ref().map(upload_from_row).transpose()
     }
 
-    async fn record_part(&self, u: &UploadRecord, expected_received: u64) -> Result<(), StorageError> {
+    async fn record_part(
+        &self,
+        u: &UploadRecord,
+        expected_received: u64,
+    ) -> Result<(), StorageError> {
         let res = sqlx::query(
             "UPDATE uploads SET updated_at = ?, received = ?, part_count = ?, last_part_size = ?, short_part_seen = ?, hash_state = ?
              WHERE id = ? AND received = ?",
@@ -404,7 +440,11 @@ impl MetaStore for SqliteMetaStore {
         Ok(())
     }
 
-    async fn get_image(&self, repo: RepositoryId, digest: &Digest) -> Result<Option<ImageRecord>, StorageError> {
+    async fn get_image(
+        &self,
+        repo: RepositoryId,
+        digest: &Digest,
+    ) -> Result<Option<ImageRecord>, StorageError> {
         let row = sqlx::query("SELECT * FROM images WHERE repository_id = ? AND digest = ?")
             .bind(repo.0)
             .bind(digest.as_str())
@@ -414,24 +454,34 @@ impl MetaStore for SqliteMetaStore {
         row.as_ref().map(image_from_row).transpose()
     }
 
-    async fn resolve_tag(&self, repo: RepositoryId, tag: &ImageTag) -> Result<Option<Digest>, StorageError> {
-        let d: Option<String> = sqlx::query_scalar("SELECT digest FROM image_tags WHERE repository_id = ? AND tag = ?")
-            .bind(repo.0)
-            .bind(tag.as_str())
-            .fetch_optional(&self.readers)
-            .await
-            .map_err(db_err)?;
+    async fn resolve_tag(
+        &self,
+        repo: RepositoryId,
+        tag: &ImageTag,
+    ) -> Result<Option<Digest>, StorageError> {
+        let d: Option<String> =
+            sqlx::query_scalar("SELECT digest FROM image_tags WHERE repository_id = ? AND tag = ?")
+                .bind(repo.0)
+                .bind(tag.as_str())
+                .fetch_optional(&self.readers)
+                .await
+                .map_err(db_err)?;
         d.as_deref().map(parse_digest).transpose()
     }
 
-    async fn image_tags(&self, repo: RepositoryId, digest: &Digest) -> Result<Vec<ImageTag>, StorageError> {
-        let tags: Vec<String> =
-            sqlx::query_scalar("SELECT tag FROM image_tags WHERE repository_id = ? AND digest = ? ORDER BY tag")
-                .bind(repo.0)
-                .bind(digest.as_str())
-                .fetch_all(&self.readers)
-                .await
-                .map_err(db_err)?;
+    async fn image_tags(
+        &self,
+        repo: RepositoryId,
+        digest: &Digest,
+    ) -> Result<Vec<ImageTag>, StorageError> {
+        let tags: Vec<String> = sqlx::query_scalar(
+            "SELECT tag FROM image_tags WHERE repository_id = ? AND digest = ? ORDER BY tag",
+        )
+        .bind(repo.0)
+        .bind(digest.as_str())
+        .fetch_all(&self.readers)
+        .await
+        .map_err(db_err)?;
         tags.iter().map(|t| parse_tag(t)).collect()
     }
 
@@ -488,13 +538,14 @@ impl MetaStore for SqliteMetaStore {
         }
         let mut tag_changed = false;
         if let Some((tag, was)) = tag {
-            let current: Option<String> =
-                sqlx::query_scalar("SELECT digest FROM image_tags WHERE repository_id = ? AND tag = ?")
-                    .bind(repo.0)
-                    .bind(tag.as_str())
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(db_err)?;
+            let current: Option<String> = sqlx::query_scalar(
+                "SELECT digest FROM image_tags WHERE repository_id = ? AND tag = ?",
+            )
+            .bind(repo.0)
+            .bind(tag.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?;
             if current.as_deref() != was.map(Digest::as_str) {
                 return Err(StorageError::Conflict("tag moved concurrently"));
             }
@@ -516,7 +567,11 @@ impl MetaStore for SqliteMetaStore {
         })
     }
 
-    async fn parent_indexes(&self, repo: RepositoryId, digest: &Digest) -> Result<Vec<Digest>, StorageError> {
+    async fn parent_indexes(
+        &self,
+        repo: RepositoryId,
+        digest: &Digest,
+    ) -> Result<Vec<Digest>, StorageError> {
         let rows: Vec<String> = sqlx::query_scalar(
             "SELECT index_digest FROM image_children WHERE repository_id = ? AND child_digest = ? ORDER BY index_digest",
         )
@@ -538,7 +593,11 @@ impl MetaStore for SqliteMetaStore {
         Ok(res.rows_affected() == 1)
     }
 
-    async fn delete_image(&self, repo: RepositoryId, digest: &Digest) -> Result<bool, StorageError> {
+    async fn delete_image(
+        &self,
+        repo: RepositoryId,
+        digest: &Digest,
+    ) -> Result<bool, StorageError> {
         let res = sqlx::query("DELETE FROM images WHERE repository_id = ? AND digest = ?")
             .bind(repo.0)
             .bind(digest.as_str())
@@ -548,25 +607,37 @@ impl MetaStore for SqliteMetaStore {
         Ok(res.rows_affected() == 1)
     }
 
-    async fn list_tags(&self, repo: RepositoryId, after: Option<&str>, limit: u32) -> Result<Vec<ImageTag>, StorageError> {
-        let tags: Vec<String> =
-            sqlx::query_scalar("SELECT tag FROM image_tags WHERE repository_id = ? AND tag > ? ORDER BY tag LIMIT ?")
-                .bind(repo.0)
-                .bind(after.unwrap_or(""))
-                .bind(limit as i64)
-                .fetch_all(&self.readers)
-                .await
-                .map_err(db_err)?;
+    async fn list_tags(
+        &self,
+        repo: RepositoryId,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<ImageTag>, StorageError> {
+        let tags: Vec<String> = sqlx::query_scalar(
+            "SELECT tag FROM image_tags WHERE repository_id = ? AND tag > ? ORDER BY tag LIMIT ?",
+        )
+        .bind(repo.0)
+        .bind(after.unwrap_or(""))
+        .bind(limit as i64)
+        .fetch_all(&self.readers)
+        .await
+        .map_err(db_err)?;
         tags.iter().map(|t| parse_tag(t)).collect()
     }
 
-    async fn list_referrers(&self, repo: RepositoryId, digest: &Digest) -> Result<Vec<ImageRecord>, StorageError> {
-        let rows = sqlx::query("SELECT * FROM images WHERE repository_id = ? AND subject = ? ORDER BY digest")
-            .bind(repo.0)
-            .bind(digest.as_str())
-            .fetch_all(&self.readers)
-            .await
-            .map_err(db_err)?;
+    async fn list_referrers(
+        &self,
+        repo: RepositoryId,
+        digest: &Digest,
+    ) -> Result<Vec<ImageRecord>, StorageError> {
+        let rows = sqlx::query(
+            "SELECT * FROM images WHERE repository_id = ? AND subject = ? ORDER BY digest",
+        )
+        .bind(repo.0)
+        .bind(digest.as_str())
+        .fetch_all(&self.readers)
+        .await
+        .map_err(db_err)?;
         rows.iter().map(image_from_row).collect()
     }
 
@@ -606,7 +677,11 @@ impl MetaStore for SqliteMetaStore {
                 let tag: &str = r.get(1);
                 Ok((
                     parse_digest(r.get(0))?,
-                    if tag.is_empty() { None } else { Some(parse_tag(tag)?) },
+                    if tag.is_empty() {
+                        None
+                    } else {
+                        Some(parse_tag(tag)?)
+                    },
                 ))
             })
             .collect()
