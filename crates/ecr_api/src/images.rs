@@ -99,6 +99,7 @@ pub(crate) async fn put_image(
                 media_type: req.image_manifest_media_type,
                 tag,
                 digest: req.image_digest,
+                allow_sha512: false,
             },
         )
         .await?;

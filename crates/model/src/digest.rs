@@ -2,7 +2,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use sha2::digest::common::hazmat::SerializableState;
-use sha2::{Digest as _, Sha256};
+use sha2::{Digest as _, Sha256, Sha512};
 
 /// The hash algorithms a digest may name. ECR computes only sha256; the OCI front end may also
 /// accept sha512 (OCI image spec, "Registered Algorithms").
@@ -88,6 +88,16 @@ impl Digest {
         Self::from_sha256_bytes(&Sha256::digest(bytes))
     }
 
+    /// The digest of `bytes` with `algorithm`.
+    pub fn of(algorithm: DigestAlgorithm, bytes: &[u8]) -> Self {
+        match algorithm {
+            DigestAlgorithm::Sha256 => Self::sha256_of(bytes),
+            DigestAlgorithm::Sha512 => {
+                Self(format!("sha512:{}", hex::encode(Sha512::digest(bytes))))
+            }
+        }
+    }
+
     fn from_sha256_bytes(raw: &[u8]) -> Self {
         Self(format!("sha256:{}", hex::encode(raw)))
     }
@@ -126,6 +136,21 @@ impl FromStr for Digest {
     type Err = DigestError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Self::parse(s)
+    }
+}
+
+/// An incremental sha512, for the `/v2` clients that name blobs by sha512 (rare: computed by
+/// reading the staged upload back at completion rather than on every upload's hot path).
+#[derive(Clone, Default)]
+pub struct Sha512Hasher(Sha512);
+
+impl Sha512Hasher {
+    pub fn update(&mut self, data: &[u8]) {
+        self.0.update(data);
+    }
+
+    pub fn finish(self) -> Digest {
+        Digest(format!("sha512:{}", hex::encode(self.0.finalize())))
     }
 }
 
@@ -205,5 +230,16 @@ mod tests {
         assert_eq!(resumed.finish(), Digest::sha256_of(b"hello world"));
         assert!(ResumableSha256::restore(b"junk").is_none());
         assert_eq!(ResumableSha256::new().finish().as_str(), EMPTY);
+    }
+
+    #[test]
+    fn sha512_digests() {
+        let mut h = Sha512Hasher::default();
+        h.update(b"ab");
+        h.update(b"c");
+        let d = h.finish();
+        assert_eq!(d, Digest::of(DigestAlgorithm::Sha512, b"abc"));
+        assert!(d.as_str().starts_with("sha512:ddaf35a193617aba"));
+        assert_eq!(Digest::parse(d.as_str()).unwrap(), d);
     }
 }

@@ -9,7 +9,7 @@ mod repository_name;
 mod tag;
 mod upload_id;
 
-pub use digest::{Digest, DigestAlgorithm, DigestError, ResumableSha256};
+pub use digest::{Digest, DigestAlgorithm, DigestError, ResumableSha256, Sha512Hasher};
 pub use media_type::MediaType;
 pub use reference::Reference;
 pub use repository_name::{RepositoryName, RepositoryNameError};

@@ -114,6 +114,7 @@ pub(crate) async fn put_manifest(
                 media_type: declared_media_type(ctx),
                 tag,
                 digest,
+                allow_sha512: true,
             },
         )
         .await

@@ -1,6 +1,6 @@
 //! PutImage, BatchGetImage, ListImages, DescribeImages, BatchDeleteImage.
 
-use model::{Digest, ImageTag};
+use model::{Digest, DigestAlgorithm, ImageTag};
 use storage::{
     ImageRecord, ImageReferences, ImageSummary, RepositoryRecord, StorageError, TagStatus,
 };
@@ -65,6 +65,8 @@ pub struct PutImageRequest {
     pub tag: Option<ImageTag>,
     /// The digest the client says the manifest has (`imageDigest`, or the `/v2` reference).
     pub digest: Option<String>,
+    /// Whether a sha512 `digest` names the image by sha512 (`/v2`); ECR is sha256 only.
+    pub allow_sha512: bool,
 }
 
 /// `*` matches any run of characters; everything else literally (ECR's WILDCARD filter).
@@ -156,7 +158,11 @@ impl Registry {
     ) -> Result<(ImageRecord, Option<ImageTag>)> {
         let repo = self.repository(who, r).await?;
         let parsed = manifest::parse(&req.manifest, req.media_type.as_deref())?;
-        let digest = Digest::sha256_of(&req.manifest);
+        let algorithm = match req.digest.as_deref().map(Digest::parse) {
+            Some(Ok(d)) if req.allow_sha512 => d.algorithm(),
+            _ => DigestAlgorithm::Sha256,
+        };
+        let digest = Digest::of(algorithm, &req.manifest);
         if let Some(given) = &req.digest
             && given != digest.as_str()
         {

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use bytes::Bytes;
-use model::{Digest, DigestAlgorithm, ResumableSha256, UploadId};
+use model::{Digest, DigestAlgorithm, ResumableSha256, Sha512Hasher, UploadId};
 use storage::{ByteStream, RepositoryRecord, StorageError, UploadRecord};
 
 use crate::{Principal, Registry, RegistryError, RepositoryRef, Result, now_millis};
@@ -27,6 +27,8 @@ pub struct CompletionRules {
     pub enforce_min_part_size: bool,
     pub allow_empty: bool,
     pub existing_is_success: bool,
+    /// Whether a sha512 digest is accepted (OCI) or only sha256 (ECR).
+    pub allow_sha512: bool,
 }
 
 impl CompletionRules {
@@ -34,11 +36,13 @@ impl CompletionRules {
         enforce_min_part_size: true,
         allow_empty: false,
         existing_is_success: false,
+        allow_sha512: false,
     };
     pub const OCI: Self = Self {
         enforce_min_part_size: false,
         allow_empty: true,
         existing_is_success: true,
+        allow_sha512: true,
     };
 }
 
@@ -306,16 +310,21 @@ impl Registry {
         let hasher = ResumableSha256::restore(&upload.hash_state).ok_or_else(|| {
             RegistryError::Storage(StorageError::Other("corrupt upload hash state".into()))
         })?;
-        let computed = hasher.finish();
-        let given = Digest::parse(digest).map_err(|_| RegistryError::InvalidLayer {
+        let sha256 = hasher.finish();
+        let invalid = |computed: Digest| RegistryError::InvalidLayer {
             given: digest.to_owned(),
-            computed: computed.clone(),
-        })?;
-        if given.algorithm() != DigestAlgorithm::Sha256 || given != computed {
-            return Err(RegistryError::InvalidLayer {
-                given: digest.to_owned(),
-                computed,
-            });
+            computed,
+        };
+        let given = Digest::parse(digest).map_err(|_| invalid(sha256.clone()))?;
+        let computed = match given.algorithm() {
+            DigestAlgorithm::Sha256 => sha256,
+            DigestAlgorithm::Sha512 if rules.allow_sha512 => {
+                self.staged_sha512(id, upload.received).await?
+            }
+            DigestAlgorithm::Sha512 => return Err(invalid(sha256)),
+        };
+        if given != computed {
+            return Err(invalid(computed));
         }
         let existing = self
             .storage
@@ -355,6 +364,17 @@ impl Registry {
                 other => other.into(),
             })?;
         Ok(computed)
+    }
+
+    /// sha512 of an upload's staged bytes, read back: only sha256 is computed as parts arrive.
+    async fn staged_sha512(&self, id: UploadId, size: u64) -> Result<Digest> {
+        use futures_util::StreamExt;
+        let mut stream = self.storage.blobs.read_upload(id, size).await?;
+        let mut h = Sha512Hasher::default();
+        while let Some(chunk) = stream.next().await {
+            h.update(&chunk.map_err(StorageError::from)?);
+        }
+        Ok(h.finish())
     }
 
     /// Abandons an upload and its staged bytes.

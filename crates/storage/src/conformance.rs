@@ -49,6 +49,15 @@ pub async fn blob_store(store: &dyn BlobStore) {
             .is_err()
     );
 
+    let staged = store.read_upload(id, 11).await.unwrap();
+    assert_eq!(
+        read_all(BlobReader {
+            size: 11,
+            body: staged
+        })
+        .await,
+        b"hello world"
+    );
     let digest = Digest::sha256_of(b"hello world");
     assert_eq!(store.stat(&digest).await.unwrap(), None);
     store.commit_upload(id, 11, &digest).await.unwrap();

@@ -768,3 +768,84 @@ impl JsonBody for reqwest::Response {
         serde_json::from_slice(&self.bytes().await.unwrap()).unwrap()
     }
 }
+
+fn sha512_digest(b: &[u8]) -> String {
+    use sha2::{Digest as _, Sha512};
+    format!("sha512:{}", hex::encode(Sha512::digest(b)))
+}
+
+#[tokio::test]
+async fn sha512_digests_are_accepted_on_v2() {
+    let server = TestServer::start().await;
+    create_repo(&server.ecr(), "team/app").await;
+    let oci = server.oci().await;
+    let data = random_bytes(70_000, 21);
+    let d512 = sha512_digest(&data);
+
+    // Monolithic, then chunked with the digest named only at the end.
+    let r = oci
+        .req(
+            Method::POST,
+            &format!("/v2/team/app/blobs/uploads/?digest={d512}"),
+        )
+        .body(data.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(r.headers()["docker-content-digest"].to_str().unwrap(), d512);
+    let other = random_bytes(10_000, 22);
+    let r = oci
+        .req(Method::POST, "/v2/team/app/blobs/uploads/")
+        .send()
+        .await
+        .unwrap();
+    let loc = r.headers()["location"].to_str().unwrap().to_owned();
+    oci.req(Method::PATCH, &loc)
+        .header("content-range", "0-4999")
+        .body(other[..5000].to_vec())
+        .send()
+        .await
+        .unwrap();
+    let wrong = oci
+        .req(
+            Method::PUT,
+            &format!("{loc}?digest={}", sha512_digest(b"x")),
+        )
+        .body(other[5000..].to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(oci_code(wrong).await, "DIGEST_INVALID");
+    let r = oci
+        .req(
+            Method::PUT,
+            &format!("{loc}?digest={}", sha512_digest(&other)),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let got = oci
+        .req(Method::GET, &format!("/v2/team/app/blobs/{d512}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.bytes().await.unwrap(), &data[..]);
+
+    // A manifest pushed by its sha512 digest is stored and served under it.
+    let config = oci.push_blob("team/app", b"{}").await;
+    let manifest = oci_manifest((&config, 2), &[(&d512, data.len())]);
+    let m512 = sha512_digest(manifest.as_bytes());
+    let r = oci
+        .put_manifest("team/app", &m512, OCI_MANIFEST, &manifest)
+        .await;
+    assert_eq!(r.status(), 201);
+    assert_eq!(r.headers()["docker-content-digest"].to_str().unwrap(), m512);
+    let r = oci
+        .req(Method::GET, &format!("/v2/team/app/manifests/{m512}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.text().await.unwrap(), manifest);
+}

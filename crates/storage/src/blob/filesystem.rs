@@ -125,6 +125,17 @@ impl BlobStore for FilesystemBlobStore {
         Ok(())
     }
 
+    async fn read_upload(&self, upload: UploadId, size: u64) -> Result<ByteStream, StorageError> {
+        if size == 0 {
+            return Ok(Box::pin(futures_util::stream::empty()));
+        }
+        let file = fs::File::open(self.upload_path(upload)).await?;
+        Ok(Box::pin(ReaderStream::with_capacity(
+            file.take(size),
+            READ_CHUNK,
+        )))
+    }
+
     async fn delete_upload(&self, upload: UploadId) -> Result<(), StorageError> {
         match fs::remove_file(self.upload_path(upload)).await {
             Ok(()) => Ok(()),

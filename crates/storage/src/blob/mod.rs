@@ -51,6 +51,10 @@ pub trait BlobStore: Send + Sync {
         digest: &Digest,
     ) -> Result<(), StorageError>;
 
+    /// The first `size` staged bytes of an upload, for the rare digest that was not computed
+    /// while the parts arrived.
+    async fn read_upload(&self, upload: UploadId, size: u64) -> Result<ByteStream, StorageError>;
+
     /// Discards an upload's staged bytes; succeeds if there are none.
     async fn delete_upload(&self, upload: UploadId) -> Result<(), StorageError>;
 
