@@ -8,6 +8,7 @@ mod reference;
 mod repository_name;
 mod tag;
 mod upload_id;
+mod wildcard;
 
 pub use digest::{Digest, DigestAlgorithm, DigestError, ResumableSha256, Sha512Hasher};
 pub use media_type::MediaType;
@@ -15,6 +16,7 @@ pub use reference::Reference;
 pub use repository_name::{RepositoryName, RepositoryNameError};
 pub use tag::{ImageTag, TagError};
 pub use upload_id::UploadId;
+pub use wildcard::wildcard_match;
 
 /// A 12-digit AWS account id, which ECR calls the registry id.
 pub type RegistryId = String;

@@ -33,6 +33,12 @@ pub const API_VERSION: &str = "registry/2.0";
 #[derive(Clone)]
 pub struct OciApiConfig {
     pub signing_key: SigningKey,
+    /// The account anonymous pulls read from.
+    pub account_id: String,
+    /// Create a missing repository on the first push instead of answering NAME_UNKNOWN.
+    pub create_on_push: bool,
+    /// Repository name patterns (`*` wildcards) anyone may pull without logging in.
+    pub anonymous_pull: Vec<String>,
     /// Base URL for the Basic realm; by default the request's `Host`.
     pub public_url: Option<String>,
 }
@@ -50,6 +56,7 @@ pub(crate) struct Ctx<'a> {
     pub method: Method,
     pub headers: HeaderMap,
     pub query: HashMap<String, String>,
+    pub create_on_push: bool,
 }
 
 impl Ctx<'_> {
@@ -62,6 +69,16 @@ impl Ctx<'_> {
 
     pub fn query(&self, k: &str) -> Option<&str> {
         self.query.get(k).map(String::as_str)
+    }
+
+    /// With create-on-push, makes sure a repository about to be pushed to exists.
+    pub async fn prepare_push(&self, name: &model::RepositoryName) -> Result<(), OciError> {
+        if self.create_on_push {
+            self.registry
+                .create_repository_if_missing(&self.principal, &self.repo(name))
+                .await?;
+        }
+        Ok(())
     }
 }
 
@@ -122,6 +139,21 @@ fn authenticate(api: &OciApi, headers: &HeaderMap) -> Result<Principal, OciError
     }
 }
 
+/// A read (GET/HEAD) of a repository whose name matches an anonymous-pull pattern.
+fn anonymous_pull_allowed(api: &OciApi, method: &Method, route: &Route) -> bool {
+    if method != Method::GET && method != Method::HEAD {
+        return false;
+    }
+    let name = match route {
+        Route::Blob(n, _) | Route::Manifest(n, _) | Route::Tags(n) | Route::Referrers(n, _) => n,
+        _ => return false,
+    };
+    api.config
+        .anonymous_pull
+        .iter()
+        .any(|p| model::wildcard_match(p, name.as_str()))
+}
+
 fn with_version(mut resp: Response) -> Response {
     resp.headers_mut().insert(
         "docker-distribution-api-version",
@@ -176,8 +208,23 @@ async fn dispatch(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, OciError> {
-    let principal = authenticate(api, &headers)?;
-    let route = match route::parse(rest) {
+    let route = route::parse(rest);
+    let principal = match authenticate(api, &headers) {
+        Ok(p) => p,
+        Err(OciError::Unauthorized { .. })
+            if route
+                .as_ref()
+                .is_ok_and(|r| anonymous_pull_allowed(api, &method, r)) =>
+        {
+            Principal {
+                access_key_id: String::new(),
+                account_id: api.config.account_id.clone(),
+            }
+        }
+        // Before the path is looked at: an unauthenticated caller learns nothing from it.
+        Err(e) => return Err(e),
+    };
+    let route = match route {
         Ok(r) => r,
         Err(RouteError::NotFound) => return Err(OciError::NotFound),
         Err(RouteError::NameInvalid(n)) => return Err(OciError::NameInvalid(n)),
@@ -188,6 +235,7 @@ async fn dispatch(
         method: method.clone(),
         headers,
         query,
+        create_on_push: api.config.create_on_push,
     };
     let unsupported = || OciError::Unsupported(format!("{method} is not supported here"));
     match (&method, route) {

@@ -96,6 +96,7 @@ pub(crate) async fn put_manifest(
     body: Body,
 ) -> Result<Response, OciError> {
     let r = reference(reference_str)?;
+    ctx.prepare_push(name).await?;
     let bytes = axum::body::to_bytes(body, MAX_MANIFEST_BYTES)
         .await
         .map_err(|_| OciError::ManifestTooLarge(MAX_MANIFEST_BYTES))?;

@@ -60,6 +60,7 @@ pub(crate) async fn post_upload(
     name: &RepositoryName,
     body: Body,
 ) -> Result<Response, OciError> {
+    ctx.prepare_push(name).await?;
     let repo = ctx.repo(name);
     if let (Some(mount), Some(from)) = (ctx.query("mount"), ctx.query("from")) {
         // A mount that cannot be done falls back to a new upload, as the spec asks.

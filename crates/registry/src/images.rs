@@ -1,6 +1,6 @@
 //! PutImage, BatchGetImage, ListImages, DescribeImages, BatchDeleteImage.
 
-use model::{Digest, DigestAlgorithm, ImageTag};
+use model::{Digest, DigestAlgorithm, ImageTag, wildcard_match};
 use storage::{
     ImageRecord, ImageReferences, ImageSummary, RepositoryRecord, StorageError, TagStatus,
 };
@@ -67,26 +67,6 @@ pub struct PutImageRequest {
     pub digest: Option<String>,
     /// Whether a sha512 `digest` names the image by sha512 (`/v2`); ECR is sha256 only.
     pub allow_sha512: bool,
-}
-
-/// `*` matches any run of characters; everything else literally (ECR's WILDCARD filter).
-fn wildcard_match(pattern: &str, s: &str) -> bool {
-    let parts: Vec<&str> = pattern.split('*').collect();
-    if parts.len() == 1 {
-        return pattern == s;
-    }
-    let (first, last) = (parts[0], parts[parts.len() - 1]);
-    if !s.starts_with(first) || s.len() < first.len() + last.len() || !s.ends_with(last) {
-        return false;
-    }
-    let mut rest = &s[first.len()..s.len() - last.len()];
-    for mid in &parts[1..parts.len() - 1] {
-        match rest.find(mid) {
-            Some(i) => rest = &rest[i + mid.len()..],
-            None => return false,
-        }
-    }
-    true
 }
 
 /// Whether pushing `tag` onto another image is refused (ecr-api.md section 3.2).
@@ -496,20 +476,5 @@ impl Registry {
             }
         }
         Ok(out)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn wildcards() {
-        assert!(wildcard_match("prod*", "prod-1"));
-        assert!(wildcard_match("*-rc*", "1.0-rc2"));
-        assert!(wildcard_match("*", ""));
-        assert!(wildcard_match("exact", "exact"));
-        assert!(!wildcard_match("prod*", "dev"));
-        assert!(!wildcard_match("a*a", "a"));
     }
 }

@@ -119,6 +119,32 @@ impl Registry {
         }))
     }
 
+    /// Creates the repository with default settings unless it exists (`/v2` create-on-push).
+    pub async fn create_repository_if_missing(
+        &self,
+        who: &Principal,
+        r: &RepositoryRef,
+    ) -> Result<()> {
+        match self.repository(who, r).await {
+            Ok(_) => return Ok(()),
+            Err(RegistryError::RepositoryNotFound { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        let req = CreateRepository {
+            registry_id: r.registry_id.clone(),
+            name: r.name.clone(),
+            tags: vec![],
+            image_tag_mutability: None,
+            mutability_exclusions: vec![],
+            scan_on_push: false,
+            encryption: None,
+        };
+        match self.create_repository(who, req).await {
+            Ok(_) | Err(RegistryError::RepositoryAlreadyExists { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// One repository with its settings and resource tags.
     pub async fn describe_repository(
         &self,

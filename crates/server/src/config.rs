@@ -21,6 +21,12 @@ pub struct Config {
     /// Base URL clients reach berth at, for download URLs and `proxyEndpoint`. Default: the
     /// scheme and `Host` of each request.
     pub public_url: Option<String>,
+    /// Create a missing repository on a `/v2` push instead of answering NAME_UNKNOWN (ECR's
+    /// CREATE_ON_PUSH). The ECR API still requires CreateRepository. Default false.
+    pub create_on_push: bool,
+    /// Repository name patterns (`*` matches any run of characters) that anyone may pull
+    /// through `/v2` without logging in. Default: none.
+    pub anonymous_pull: Vec<String>,
 }
 
 impl Default for Config {
@@ -31,6 +37,8 @@ impl Default for Config {
             region: "us-east-1".into(),
             account_id: "000000000000".into(),
             public_url: None,
+            create_on_push: false,
+            anonymous_pull: vec![],
         }
     }
 }
@@ -44,6 +52,8 @@ pub struct FileConfig {
     pub region: Option<String>,
     pub account_id: Option<String>,
     pub public_url: Option<String>,
+    pub create_on_push: Option<bool>,
+    pub anonymous_pull: Option<Vec<String>>,
 }
 
 /// Values from the environment or flags (clap merges those two, flags winning).
@@ -67,6 +77,12 @@ pub struct Overrides {
     /// Public base URL, e.g. https://registry.example.com [default: from the Host header].
     #[arg(long, env = "BERTH_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Create missing repositories on /v2 push [default: false].
+    #[arg(long, env = "BERTH_CREATE_ON_PUSH", num_args = 0..=1, default_missing_value = "true")]
+    pub create_on_push: Option<bool>,
+    /// Repository patterns anyone may pull without login, e.g. 'public/*' (repeatable, or comma-separated in the env).
+    #[arg(long, env = "BERTH_ANONYMOUS_PULL", value_delimiter = ',')]
+    pub anonymous_pull: Vec<String>,
 }
 
 impl Config {
@@ -92,6 +108,15 @@ impl Config {
                 .or(file.account_id)
                 .unwrap_or(d.account_id),
             public_url: o.public_url.clone().or(file.public_url),
+            create_on_push: o
+                .create_on_push
+                .or(file.create_on_push)
+                .unwrap_or(d.create_on_push),
+            anonymous_pull: if o.anonymous_pull.is_empty() {
+                file.anonymous_pull.unwrap_or(d.anonymous_pull)
+            } else {
+                o.anonymous_pull.clone()
+            },
         };
         cfg.validate()?;
         Ok(cfg)

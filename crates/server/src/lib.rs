@@ -34,6 +34,9 @@ impl App {
             registry.clone(),
             oci_api::OciApiConfig {
                 signing_key: signing_key.clone(),
+                account_id: cfg.account_id.clone(),
+                create_on_push: cfg.create_on_push,
+                anonymous_pull: cfg.anonymous_pull.clone(),
                 public_url: cfg.public_url.clone(),
             },
         );

@@ -26,14 +26,27 @@ impl TestServer {
         s
     }
 
+    /// A server on a fresh data directory with extra `serve` flags.
+    pub async fn start_with(args: &[&str]) -> Self {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let mut s = Self::spawn(tmp.path(), args.iter().map(|a| (*a).to_owned()).collect()).await;
+        s._tmp = Some(tmp);
+        s
+    }
+
     /// A server on `data_dir`, which the caller keeps (to restart on it).
     pub async fn start_in(data_dir: &Path) -> Self {
+        Self::spawn(data_dir, vec![]).await
+    }
+
+    async fn spawn(data_dir: &Path, extra: Vec<String>) -> Self {
         let data_dir = data_dir.to_path_buf();
         let dir = data_dir.clone();
         tokio::task::spawn_blocking(move || {
             let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
                 .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
                 .arg(&dir)
+                .args(&extra)
                 .env("BERTH_LOG", "warn")
                 .stdout(Stdio::piped())
                 .stderr(Stdio::inherit())

@@ -849,3 +849,108 @@ async fn sha512_digests_are_accepted_on_v2() {
         .unwrap();
     assert_eq!(r.text().await.unwrap(), manifest);
 }
+
+#[tokio::test]
+async fn create_on_push_and_anonymous_pull_are_options() {
+    // Off by default: pushing to a missing repository is NAME_UNKNOWN, and pulls need a login.
+    let plain = TestServer::start().await;
+    let oci = plain.oci().await;
+    let r = oci
+        .req(Method::POST, "/v2/fresh/app/blobs/uploads/")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(oci_code(r).await, "NAME_UNKNOWN");
+
+    let server =
+        TestServer::start_with(&["--create-on-push", "--anonymous-pull", "public/*"]).await;
+    let oci = server.oci().await;
+    let manifest = image(&oci, "public/tools", 5).await;
+    assert_eq!(
+        oci.put_manifest("public/tools", "v1", OCI_MANIFEST, &manifest)
+            .await
+            .status(),
+        201
+    );
+    let repos = server
+        .ecr()
+        .describe_repositories()
+        .repository_names("public/tools")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        repos.repositories()[0]
+            .image_tag_mutability()
+            .map(|m| m.as_str()),
+        Some("MUTABLE")
+    );
+    create_repo(&server.ecr(), "private/app").await;
+    let m2 = image(&oci, "private/app", 6).await;
+    assert_eq!(
+        oci.put_manifest("private/app", "v1", OCI_MANIFEST, &m2)
+            .await
+            .status(),
+        201
+    );
+
+    let anon = reqwest::Client::new();
+    let url = |p: &str| format!("{}{p}", server.endpoint);
+    let r = anon
+        .get(url("/v2/public/tools/manifests/v1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), manifest);
+    let layer =
+        serde_json::from_str::<serde_json::Value>(&manifest).unwrap()["layers"][0]["digest"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    assert_eq!(
+        anon.get(url(&format!("/v2/public/tools/blobs/{layer}")))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        anon.get(url("/v2/public/tools/tags/list"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    // Only pulls, only of matching repositories.
+    assert_eq!(
+        anon.get(url("/v2/private/app/manifests/v1"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    assert_eq!(
+        anon.post(url("/v2/public/tools/blobs/uploads/"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    assert_eq!(
+        anon.delete(url("/v2/public/tools/manifests/v1"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    assert_eq!(
+        anon.get(url("/v2/_catalog")).send().await.unwrap().status(),
+        401
+    );
+}
