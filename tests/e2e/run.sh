@@ -6,7 +6,8 @@
 # Usage: tests/e2e/run.sh [path/to/berth] [extra `berth serve` args...]
 #   default binary: target/release/berth (relative to the repository root)
 # Needs: bash, aws (CLI v1 or v2), python3 with boto3, curl, coreutils (timeout, sha256sum);
-# skopeo_flow also needs skopeo (>= 1.9), tar and gzip (without skopeo it reports one failure).
+# skopeo_flow also needs skopeo (>= 1.9), tar and gzip; podman_flow needs podman (each reports
+# one failure when its tool is missing).
 # Output ends with "N passed, M failed"; exit status 0 only when M is 0.
 set -euo pipefail
 
@@ -170,6 +171,12 @@ if server_alive; then
   run_flow skopeo_flow bash "$HERE/skopeo_flow.sh"
 else
   echo "FAIL: skopeo_flow not run because the server is gone"
+  TOTAL_FAILED=$((TOTAL_FAILED + 1))
+fi
+if server_alive; then
+  run_flow podman_flow bash "$HERE/podman_flow.sh"
+else
+  echo "FAIL: podman_flow not run because the server is gone"
   TOTAL_FAILED=$((TOTAL_FAILED + 1))
 fi
 
