@@ -741,6 +741,49 @@ async fn tags_catalog_and_referrers_paginate_and_filter() {
         .json_body()
         .await;
     assert_eq!(v["manifests"], serde_json::json!([]));
+    // A referrer pushed the pre-1.1 way, through the referrers tag schema, is listed too.
+    let old_style = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.example.old","digest":"{empty}","size":2}},"layers":[]}}"#
+    );
+    let old_digest = sha256_digest(old_style.as_bytes());
+    assert_eq!(
+        oci.put_manifest("team/app", &old_digest, OCI_MANIFEST, &old_style)
+            .await
+            .status(),
+        201
+    );
+    let fallback = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{{"mediaType":"{OCI_MANIFEST}","digest":"{old_digest}","size":{},"artifactType":"application/vnd.example.old"}}]}}"#,
+        old_style.len()
+    );
+    let tag = subject.replace(':', "-");
+    assert_eq!(
+        oci.put_manifest(
+            "team/app",
+            &tag,
+            "application/vnd.oci.image.index.v1+json",
+            &fallback
+        )
+        .await
+        .status(),
+        201
+    );
+    let v: serde_json::Value = oci
+        .req(Method::GET, &format!("/v2/team/app/referrers/{subject}"))
+        .send()
+        .await
+        .unwrap()
+        .json_body()
+        .await;
+    let listed: Vec<&str> = v["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["digest"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed.len(), 3);
+    assert!(listed.contains(&old_digest.as_str()));
+
     // The artifact is an image like any other to the ECR API, with its subject.
     let d = ecr
         .describe_images()
