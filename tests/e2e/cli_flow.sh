@@ -351,5 +351,15 @@ fi
 expect_error RepositoryNotFoundException "describe-repositories after delete" describe-repositories --repository-names "$REPO"
 ok "delete-repository of the empty IMMUTABLE repository (no --force)" delete-repository --repository-name "$REPO_IMM"
 
+# ---------------------------------------------------------------- signatures
+# The server verifies SigV4 against the key run.sh gave it: a wrong secret, an unknown key and
+# a request signed for another region are refused with AWS's exceptions.
+AWS_SECRET_ACCESS_KEY=wrong-secret expect_error InvalidSignatureException "a request signed with the wrong secret" \
+  describe-repositories
+AWS_ACCESS_KEY_ID=AKIDUNKNOWN expect_error UnrecognizedClientException "a request signed with an unknown access key" \
+  describe-repositories
+AWS_DEFAULT_REGION=eu-west-1 AWS_REGION=eu-west-1 expect_error InvalidSignatureException "a request signed for another region" \
+  describe-repositories
+
 echo "CHECKS passed=$PASSED failed=$FAILED"
 [ "$FAILED" -eq 0 ]

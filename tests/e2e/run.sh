@@ -86,7 +86,9 @@ export REGISTRY_AUTH_FILE="$TMP/registry-auth.json"  # skopeo/podman: never the 
 
 mkdir -p "$TMP/data"
 echo "starting: $BERTH serve --listen 127.0.0.1:0 --data-dir $TMP/data $*"
-"$BERTH" serve --listen 127.0.0.1:0 --data-dir "$TMP/data" "$@" >"$TMP/server.out" 2>"$TMP/server.err" &
+# The server knows the clients' key, so every aws CLI and boto3 call is really SigV4-verified.
+BERTH_ACCESS_KEY_ID="$AWS_ACCESS_KEY_ID" BERTH_SECRET_ACCESS_KEY="$AWS_SECRET_ACCESS_KEY" \
+  "$BERTH" serve --listen 127.0.0.1:0 --data-dir "$TMP/data" "$@" >"$TMP/server.out" 2>"$TMP/server.err" &
 PID=$!
 
 PORT=""

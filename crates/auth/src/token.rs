@@ -15,6 +15,8 @@ pub struct RegistryToken {
     pub account_id: String,
     pub region: String,
     pub access_key_id: String,
+    /// The principal the token was issued to.
+    pub arn: String,
     /// Seconds since the Unix epoch.
     pub expires_at: u64,
 }
@@ -34,8 +36,8 @@ fn b64() -> base64_simd::Base64 {
 pub fn mint(key: &SigningKey, token: &RegistryToken) -> String {
     // Fields are separated by newlines, which none of them can contain.
     let payload = format!(
-        "{}\n{}\n{}\n{}",
-        token.account_id, token.region, token.access_key_id, token.expires_at
+        "{}\n{}\n{}\n{}\n{}",
+        token.account_id, token.region, token.access_key_id, token.arn, token.expires_at
     );
     let mac = key.sign(PURPOSE, payload.as_bytes());
     format!(
@@ -62,7 +64,7 @@ pub fn verify(key: &SigningKey, password: &str, now: u64) -> Result<RegistryToke
     }
     let payload = String::from_utf8(payload).map_err(|_| TokenError::Invalid)?;
     let f: Vec<&str> = payload.split('\n').collect();
-    let [account_id, region, access_key_id, expires_at] = f[..] else {
+    let [account_id, region, access_key_id, arn, expires_at] = f[..] else {
         return Err(TokenError::Invalid);
     };
     let expires_at: u64 = expires_at.parse().map_err(|_| TokenError::Invalid)?;
@@ -73,6 +75,7 @@ pub fn verify(key: &SigningKey, password: &str, now: u64) -> Result<RegistryToke
         account_id: account_id.to_owned(),
         region: region.to_owned(),
         access_key_id: access_key_id.to_owned(),
+        arn: arn.to_owned(),
         expires_at,
     })
 }
@@ -86,6 +89,7 @@ mod tests {
             account_id: "000000000000".into(),
             region: "us-east-1".into(),
             access_key_id: "AKIDEXAMPLE".into(),
+            arn: "arn:aws:iam::000000000000:user/dev".into(),
             expires_at: 1_000,
         }
     }
@@ -105,11 +109,9 @@ mod tests {
         let other = SigningKey::from_bytes([8; 32]);
         let pw = mint(&other, &token());
         assert_eq!(verify(&key, &pw, 0), Err(TokenError::Invalid));
-        let mut t = token();
-        t.expires_at = u64::MAX;
         let genuine = mint(&key, &token());
         let forged_payload = b64().encode_to_string(format!(
-            "000000000000\nus-east-1\nAKIDEXAMPLE\n{}",
+            "000000000000\nus-east-1\nAKIDEXAMPLE\narn:aws:iam::000000000000:user/dev\n{}",
             u64::MAX
         ));
         let mac = genuine.rsplit('.').next().unwrap();

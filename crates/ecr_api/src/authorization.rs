@@ -31,6 +31,7 @@ pub(crate) fn get_authorization_token(
             account_id: ctx.principal.account_id.clone(),
             region: ctx.registry().region().to_owned(),
             access_key_id: ctx.principal.access_key_id.clone(),
+            arn: ctx.principal.arn.clone(),
             expires_at,
         },
     );

@@ -79,6 +79,7 @@ pub(crate) async fn get_layer(
     // URL stops working once its image is deleted.
     let who = Principal {
         access_key_id: String::new(),
+        arn: String::new(),
         account_id: registry_id.to_owned(),
     };
     let r = RepositoryRef {

@@ -18,6 +18,8 @@ pub enum ApiError {
     IncompleteSignature(String),
     /// The signature's credential scope names another service or region.
     InvalidSignature(String),
+    /// An access key berth does not know.
+    UnrecognizedClient(String),
     /// A member breaks a constraint of the model; the text is ECR's wording.
     InvalidParameter(String),
     /// A member breaks a repository tag constraint (key or value length).
@@ -80,6 +82,7 @@ fn registry_error(e: &RegistryError) -> (&'static str, StatusCode, Map<String, V
         E::ImageNotFound { .. } => ("ImageNotFoundException", bad, none),
         E::LimitExceeded(_) => ("LimitExceededException", bad, none),
         E::TooManyTags { .. } => ("TooManyTagsException", bad, none),
+        E::AccessDenied { .. } => ("AccessDeniedException", bad, none),
         E::Storage(_) => ("ServerException", StatusCode::INTERNAL_SERVER_ERROR, none),
     }
 }
@@ -106,6 +109,9 @@ impl IntoResponse for ApiError {
             }
             ApiError::InvalidSignature(m) => {
                 ("InvalidSignatureException", bad, Map::new(), m.clone())
+            }
+            ApiError::UnrecognizedClient(m) => {
+                ("UnrecognizedClientException", bad, Map::new(), m.clone())
             }
             ApiError::InvalidParameter(m) => {
                 ("InvalidParameterException", bad, Map::new(), m.clone())

@@ -3,6 +3,7 @@
 //! requests into model types, calls the registry, and renders results and errors; it holds
 //! no registry rules and never touches storage.
 
+mod authentication;
 mod authorization;
 mod download;
 mod dto;
@@ -20,7 +21,7 @@ use auth::SigningKey;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::{HeaderMap, HeaderValue, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures_util::StreamExt;
@@ -40,8 +41,10 @@ pub const MAX_REQUEST_BODY: usize = 40 * 1024 * 1024;
 /// What the ECR front end needs to know about the deployment.
 #[derive(Clone)]
 pub struct EcrApiConfig {
-    /// The account callers belong to until access keys map to accounts (issue 4).
+    /// The account of callers when no access keys are configured.
     pub account_id: String,
+    /// Access keys to verify signatures against; `None` accepts any well-formed signature.
+    pub credentials: Option<Arc<dyn auth::CredentialStore>>,
     /// Base URL for download URLs and `proxyEndpoint`; by default taken from the request's
     /// `Host` (what the client connected to).
     pub public_url: Option<String>,
@@ -144,7 +147,7 @@ fn respond<T: Serialize>(value: &T) -> Result<Response, ApiError> {
     Ok(resp)
 }
 
-async fn handle(State(api): State<EcrApi>, headers: HeaderMap, body: Body) -> Response {
+async fn handle(State(api): State<EcrApi>, uri: Uri, headers: HeaderMap, body: Body) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
     let target = headers
         .get("x-amz-target")
@@ -155,7 +158,7 @@ async fn handle(State(api): State<EcrApi>, headers: HeaderMap, body: Body) -> Re
     let span = tracing::info_span!("ecr", op = ?op, request_id = %request_id);
     let started = std::time::Instant::now();
     let mut resp = async {
-        let result = dispatch(&api, &headers, target, op, body).await;
+        let result = dispatch(&api, &uri, &headers, target, op, body).await;
         let resp = result.unwrap_or_else(IntoResponse::into_response);
         tracing::info!(
             status = resp.status().as_u16(),
@@ -174,38 +177,27 @@ async fn handle(State(api): State<EcrApi>, headers: HeaderMap, body: Body) -> Re
 
 async fn dispatch(
     api: &EcrApi,
+    uri: &Uri,
     headers: &HeaderMap,
     target: &str,
     op: Option<Operation>,
     body: Body,
 ) -> Result<Response, ApiError> {
     // Authentication first, as AWS does: an unsigned request learns nothing about operations.
-    let authz = headers.get("authorization").and_then(|v| v.to_str().ok());
-    let sig = auth::sigv4::parse_authorization(authz).map_err(|e| match e {
-        auth::sigv4::SigV4Error::Missing => ApiError::MissingAuthenticationToken,
-        auth::sigv4::SigV4Error::Incomplete(m) => ApiError::IncompleteSignature(m),
-    })?;
-    // Until signatures are verified (issue 4), at least the scope must be ours, with AWS's
-    // wording (ecr-api.md section 1.4).
-    if sig.service != "ecr" {
-        return Err(ApiError::InvalidSignature(
-            "Credential should be scoped to correct service: 'ecr'. ".into(),
-        ));
-    }
-    if sig.region != api.registry.region() {
-        return Err(ApiError::InvalidSignature(format!(
-            "Credential should be scoped to a valid region, not '{}'. ",
-            sig.region
-        )));
-    }
-    let op = op.ok_or_else(|| ApiError::UnknownOperation(target.to_owned()))?;
+    let sig = authentication::parse(api, headers)?;
     let body = read_body(headers, body).await?;
+    let principal = authentication::authenticate(
+        api,
+        &sig,
+        headers,
+        uri.path(),
+        uri.query().unwrap_or(""),
+        &body,
+    )?;
+    let op = op.ok_or_else(|| ApiError::UnknownOperation(target.to_owned()))?;
     let ctx = Ctx {
         api,
-        principal: Principal {
-            access_key_id: sig.access_key_id,
-            account_id: api.config.account_id.clone(),
-        },
+        principal,
         base_url: base_url(api, headers),
     };
     use Operation as O;

@@ -62,7 +62,9 @@ fn registry_error(e: &RegistryError) -> (StatusCode, &'static str) {
         E::ImageAlreadyExists { .. } => (S::BAD_REQUEST, "MANIFEST_INVALID"),
         E::ImageTagAlreadyExists { .. } => (S::BAD_REQUEST, "TAG_INVALID"),
         E::ImageNotFound { .. } => (S::NOT_FOUND, "MANIFEST_UNKNOWN"),
-        E::LimitExceeded(_) | E::TooManyTags { .. } => (S::FORBIDDEN, "DENIED"),
+        E::LimitExceeded(_) | E::TooManyTags { .. } | E::AccessDenied { .. } => {
+            (S::FORBIDDEN, "DENIED")
+        }
         E::Storage(_) => (S::INTERNAL_SERVER_ERROR, "UNKNOWN"),
     }
 }

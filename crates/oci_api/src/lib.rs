@@ -132,6 +132,7 @@ fn authenticate(api: &OciApi, headers: &HeaderMap) -> Result<Principal, OciError
     match token::verify(&api.config.signing_key, password, now_secs()) {
         Ok(t) if t.region == api.registry.region() => Ok(Principal {
             access_key_id: t.access_key_id,
+            arn: t.arn,
             account_id: t.account_id,
         }),
         Ok(_) | Err(TokenError::Invalid) => Err(unauthorized()),
@@ -218,6 +219,7 @@ async fn dispatch(
         {
             Principal {
                 access_key_id: String::new(),
+                arn: "anonymous".into(),
                 account_id: api.config.account_id.clone(),
             }
         }

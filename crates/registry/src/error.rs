@@ -101,6 +101,10 @@ pub enum RegistryError {
     LimitExceeded(String),
     #[error("The repository can have at most {limit} tags")]
     TooManyTags { limit: usize },
+    #[error(
+        "User: {principal} is not authorized to perform this action on resource: {resource} because no resource-based policy allows it"
+    )]
+    AccessDenied { principal: String, resource: String },
     #[error("internal storage failure")]
     Storage(#[from] StorageError),
 }

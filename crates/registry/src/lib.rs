@@ -66,6 +66,8 @@ impl Default for Limits {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
     pub access_key_id: String,
+    /// e.g. `arn:aws:iam::123456789012:user/ci`; named in AccessDenied messages.
+    pub arn: String,
     /// The caller's account: the registry id an omitted `registryId` means.
     pub account_id: String,
 }
@@ -103,9 +105,32 @@ impl Registry {
         &self.limits
     }
 
+    /// The registry a request names (default: the caller's account). Another account's
+    /// registry needs a policy allowing it, and berth has no policies yet (issue 4), so it is
+    /// refused.
+    fn registry_id<'a>(
+        &self,
+        who: &'a Principal,
+        requested: Option<&'a str>,
+        resource: &str,
+    ) -> Result<&'a str> {
+        let id = requested.unwrap_or(&who.account_id);
+        if id != who.account_id {
+            return Err(RegistryError::AccessDenied {
+                principal: who.arn.clone(),
+                resource: format!("arn:aws:ecr:{}:{id}:{resource}", self.region),
+            });
+        }
+        Ok(id)
+    }
+
     /// The repository a request names, or `RepositoryNotFound`.
     async fn repository(&self, who: &Principal, r: &RepositoryRef) -> Result<RepositoryRecord> {
-        let registry_id = r.registry_id.as_deref().unwrap_or(&who.account_id);
+        let registry_id = self.registry_id(
+            who,
+            r.registry_id.as_deref(),
+            &format!("repository/{}", r.name),
+        )?;
         self.storage
             .meta
             .get_repository(registry_id, &r.name)

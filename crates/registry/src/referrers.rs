@@ -111,43 +111,42 @@ impl Registry {
         if let Some(index) = match fallback {
             Some(t) => self.storage.meta.resolve_tag(repo.id, &t).await?,
             None => None,
-        } {
-            if let Some(img) = self.storage.meta.get_image(repo.id, &index).await? {
-                let v: Value = serde_json::from_slice(&img.manifest).unwrap_or(Value::Null);
-                for m in v
-                    .get("manifests")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
+        } && let Some(img) = self.storage.meta.get_image(repo.id, &index).await?
+        {
+            let v: Value = serde_json::from_slice(&img.manifest).unwrap_or(Value::Null);
+            for m in v
+                .get("manifests")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let Some(digest) = m
+                    .get("digest")
+                    .and_then(Value::as_str)
+                    .and_then(|d| Digest::parse(d).ok())
+                else {
+                    continue;
+                };
+                let kind = m
+                    .get("artifactType")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+                if out.iter().any(|r| r.digest == digest)
+                    || artifact_type.is_some_and(|want| kind.as_deref() != Some(want))
                 {
-                    let Some(digest) = m
-                        .get("digest")
-                        .and_then(Value::as_str)
-                        .and_then(|d| Digest::parse(d).ok())
-                    else {
-                        continue;
-                    };
-                    let kind = m
-                        .get("artifactType")
-                        .and_then(Value::as_str)
-                        .map(str::to_owned);
-                    if out.iter().any(|r| r.digest == digest)
-                        || artifact_type.is_some_and(|want| kind.as_deref() != Some(want))
-                    {
-                        continue;
-                    }
-                    out.push(Referrer {
-                        digest,
-                        media_type: m
-                            .get("mediaType")
-                            .and_then(Value::as_str)
-                            .unwrap_or_default()
-                            .to_owned(),
-                        size: m.get("size").and_then(Value::as_u64).unwrap_or(0),
-                        artifact_type: kind,
-                        annotations: m.get("annotations").filter(|a| a.is_object()).cloned(),
-                    });
+                    continue;
                 }
+                out.push(Referrer {
+                    digest,
+                    media_type: m
+                        .get("mediaType")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned(),
+                    size: m.get("size").and_then(Value::as_u64).unwrap_or(0),
+                    artifact_type: kind,
+                    annotations: m.get("annotations").filter(|a| a.is_object()).cloned(),
+                });
             }
         }
         Ok(out)

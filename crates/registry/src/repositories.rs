@@ -66,7 +66,13 @@ impl Registry {
             }
             None => ("AES256".to_owned(), None),
         };
-        let registry_id = req.registry_id.unwrap_or_else(|| who.account_id.clone());
+        let registry_id = self
+            .registry_id(
+                who,
+                req.registry_id.as_deref(),
+                &format!("repository/{}", req.name),
+            )?
+            .to_owned();
         let record = RepositoryRecord {
             id: RepositoryId(0),
             registry_id: registry_id.clone(),
@@ -96,7 +102,7 @@ impl Registry {
         names: Option<&[RepositoryName]>,
         page: Page,
     ) -> Result<(Vec<RepositoryRecord>, Option<PageToken>)> {
-        let registry_id = registry_id.unwrap_or(&who.account_id);
+        let registry_id = self.registry_id(who, registry_id, "repository/*")?;
         if let Some(names) = names {
             let mut out = Vec::with_capacity(names.len());
             for name in names {

@@ -27,6 +27,30 @@ pub struct Config {
     /// Repository name patterns (`*` matches any run of characters) that anyone may pull
     /// through `/v2` without logging in. Default: none.
     pub anonymous_pull: Vec<String>,
+    /// Access keys whose SigV4 signatures are verified. With none, any well-formed signature is
+    /// accepted (laptop mode), which berth allows only on loopback unless
+    /// `insecure_accept_any_signature` is set.
+    pub access_keys: Vec<auth::Identity>,
+    /// Allow listening beyond loopback with no access keys. Default false.
+    pub insecure_accept_any_signature: bool,
+}
+
+/// One `[[access-keys]]` entry of the TOML file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct AccessKeyConfig {
+    /// The access key id clients sign with.
+    pub id: String,
+    /// The secret access key; or give `secret-file`.
+    pub secret: Option<String>,
+    /// A file holding the secret access key (trailing whitespace ignored).
+    pub secret_file: Option<PathBuf>,
+    /// The key's account (registry id). Default: `account-id`.
+    pub account_id: Option<String>,
+    /// The key's principal. Default: `arn:aws:iam::<account>:user/<id>`.
+    pub arn: Option<String>,
+    /// When set, requests must carry this `X-Amz-Security-Token`.
+    pub session_token: Option<String>,
 }
 
 impl Default for Config {
@@ -39,6 +63,8 @@ impl Default for Config {
             public_url: None,
             create_on_push: false,
             anonymous_pull: vec![],
+            access_keys: vec![],
+            insecure_accept_any_signature: false,
         }
     }
 }
@@ -54,6 +80,8 @@ pub struct FileConfig {
     pub public_url: Option<String>,
     pub create_on_push: Option<bool>,
     pub anonymous_pull: Option<Vec<String>>,
+    pub access_keys: Option<Vec<AccessKeyConfig>>,
+    pub insecure_accept_any_signature: Option<bool>,
 }
 
 /// Values from the environment or flags (clap merges those two, flags winning).
@@ -83,6 +111,23 @@ pub struct Overrides {
     /// Repository patterns anyone may pull without login, e.g. 'public/*' (repeatable, or comma-separated in the env).
     #[arg(long, env = "BERTH_ANONYMOUS_PULL", value_delimiter = ',')]
     pub anonymous_pull: Vec<String>,
+    /// An access key to verify signatures with (adds to the file's [[access-keys]]).
+    #[arg(long, env = "BERTH_ACCESS_KEY_ID", requires = "secret")]
+    pub access_key_id: Option<String>,
+    /// Its secret access key (prefer the environment or a file to a flag).
+    #[arg(
+        long,
+        env = "BERTH_SECRET_ACCESS_KEY",
+        hide_env_values = true,
+        group = "secret"
+    )]
+    pub secret_access_key: Option<String>,
+    /// A file holding its secret access key.
+    #[arg(long, env = "BERTH_SECRET_ACCESS_KEY_FILE", group = "secret")]
+    pub secret_access_key_file: Option<PathBuf>,
+    /// Accept any well-formed signature even when listening beyond loopback with no access keys.
+    #[arg(long, env = "BERTH_INSECURE_ACCEPT_ANY_SIGNATURE", num_args = 0..=1, default_missing_value = "true")]
+    pub insecure_accept_any_signature: Option<bool>,
 }
 
 impl Config {
@@ -93,7 +138,7 @@ impl Config {
         };
         let d = Config::default();
         let listen = o.listen.clone().or(file.listen);
-        let cfg = Config {
+        let mut cfg = Config {
             listen: match listen {
                 Some(s) => s
                     .parse()
@@ -117,12 +162,41 @@ impl Config {
             } else {
                 o.anonymous_pull.clone()
             },
+            access_keys: vec![],
+            insecure_accept_any_signature: o
+                .insecure_accept_any_signature
+                .or(file.insecure_accept_any_signature)
+                .unwrap_or(false),
         };
+        let default_account = cfg.account_id.clone();
+        let mut keys: Vec<AccessKeyConfig> = file.access_keys.unwrap_or_default();
+        if let Some(id) = &o.access_key_id {
+            keys.push(AccessKeyConfig {
+                id: id.clone(),
+                secret: o.secret_access_key.clone(),
+                secret_file: o.secret_access_key_file.clone(),
+                account_id: None,
+                arn: None,
+                session_token: None,
+            });
+        }
+        for (i, k) in keys.into_iter().enumerate() {
+            cfg.access_keys.push(identity(i, k, &default_account)?);
+        }
         cfg.validate()?;
         Ok(cfg)
     }
 
     pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            !self.access_keys.is_empty()
+                || self.listen.ip().is_loopback()
+                || self.insecure_accept_any_signature,
+            "refusing to listen on {} with no access keys configured: anyone could push and pull. \
+             Configure [[access-keys]] (or BERTH_ACCESS_KEY_ID and BERTH_SECRET_ACCESS_KEY), or pass \
+             --insecure-accept-any-signature",
+            self.listen
+        );
         anyhow::ensure!(
             self.account_id.len() == 12 && self.account_id.bytes().all(|b| b.is_ascii_digit()),
             "account-id: '{}' is not 12 digits",
@@ -145,6 +219,34 @@ impl Config {
         }
         Ok(())
     }
+}
+
+fn identity(i: usize, k: AccessKeyConfig, default_account: &str) -> anyhow::Result<auth::Identity> {
+    let key = format!("access-keys[{i}]");
+    anyhow::ensure!(!k.id.is_empty(), "{key}.id is empty");
+    let secret = match (k.secret, k.secret_file) {
+        (Some(s), None) => s,
+        (None, Some(f)) => std::fs::read_to_string(&f)
+            .with_context(|| format!("{key}.secret-file: reading {}", f.display()))?
+            .trim_end()
+            .to_owned(),
+        _ => anyhow::bail!("{key}: give exactly one of secret and secret-file"),
+    };
+    anyhow::ensure!(!secret.is_empty(), "{key}: the secret is empty");
+    let account_id = k.account_id.unwrap_or_else(|| default_account.to_owned());
+    anyhow::ensure!(
+        account_id.len() == 12 && account_id.bytes().all(|b| b.is_ascii_digit()),
+        "{key}.account-id: '{account_id}' is not 12 digits"
+    );
+    Ok(auth::Identity {
+        arn: k
+            .arn
+            .unwrap_or_else(|| format!("arn:aws:iam::{account_id}:user/{}", k.id)),
+        access_key_id: k.id,
+        secret: auth::Secret::new(secret),
+        account_id,
+        session_token: k.session_token.map(auth::Secret::new),
+    })
 }
 
 fn read_file(p: &Path) -> anyhow::Result<FileConfig> {
@@ -186,5 +288,42 @@ mod tests {
             ..Default::default()
         };
         assert!(Config::load(&bad).is_err());
+    }
+
+    #[test]
+    fn access_keys_and_the_loopback_rule() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("berth.toml");
+        let secret = dir.path().join("secret");
+        std::fs::write(&secret, "s3cret\n").unwrap();
+        std::fs::write(
+            &file,
+            format!(
+                "listen = \"0.0.0.0:5000\"\n[[access-keys]]\nid = \"AKIA1\"\nsecret-file = \"{}\"\naccount-id = \"111111111111\"\n",
+                secret.display()
+            ),
+        )
+        .unwrap();
+        let o = Overrides {
+            config: Some(file.clone()),
+            ..Default::default()
+        };
+        let c = Config::load(&o).unwrap();
+        assert_eq!(c.access_keys[0].secret.expose(), "s3cret");
+        assert_eq!(c.access_keys[0].arn, "arn:aws:iam::111111111111:user/AKIA1");
+        assert!(!format!("{c:?}").contains("s3cret"), "secrets never print");
+
+        // No keys beyond loopback: refused unless explicitly allowed.
+        let open = Overrides {
+            listen: Some("0.0.0.0:5000".into()),
+            ..Default::default()
+        };
+        let err = Config::load(&open).unwrap_err().to_string();
+        assert!(err.contains("--insecure-accept-any-signature"), "{err}");
+        let allowed = Overrides {
+            insecure_accept_any_signature: Some(true),
+            ..open
+        };
+        assert!(Config::load(&allowed).is_ok());
     }
 }

@@ -44,6 +44,10 @@ impl App {
             registry,
             ecr_api::EcrApiConfig {
                 account_id: cfg.account_id.clone(),
+                credentials: (!cfg.access_keys.is_empty()).then(|| {
+                    Arc::new(auth::StaticCredentials::new(cfg.access_keys.clone()))
+                        as Arc<dyn auth::CredentialStore>
+                }),
                 public_url: cfg.public_url.clone(),
                 signing_key,
             },

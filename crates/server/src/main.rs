@@ -35,8 +35,13 @@ async fn main() -> anyhow::Result<()> {
     let app = berth::App::build(&cfg).await?;
     let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
     let addr = listener.local_addr()?;
-    if !addr.ip().is_loopback() {
-        tracing::warn!(%addr, "listening beyond loopback: SigV4 signatures are not yet verified (any well-formed signature is accepted)");
+    if cfg.access_keys.is_empty() {
+        tracing::warn!(
+            %addr,
+            "NO ACCESS KEYS CONFIGURED: any well-formed SigV4 signature is accepted and every caller acts as account {}. \
+             Configure [[access-keys]] or BERTH_ACCESS_KEY_ID/BERTH_SECRET_ACCESS_KEY to verify signatures.",
+            cfg.account_id
+        );
     }
     tracing::info!(%addr, data_dir = %cfg.data_dir.display(), region = %cfg.region, account_id = %cfg.account_id, "berth ready");
     // Scripts wait for this exact line on stdout.

@@ -9,6 +9,9 @@ use aws_sdk_ecr::primitives::Blob;
 use sha2::{Digest as _, Sha256};
 
 pub const MIB: usize = 1024 * 1024;
+/// The key the default test server knows and [`ecr_client`] signs with.
+pub const ACCESS_KEY: &str = "AKIDEXAMPLE";
+pub const SECRET_KEY: &str = "secret";
 
 pub struct TestServer {
     child: Child,
@@ -18,10 +21,16 @@ pub struct TestServer {
 }
 
 impl TestServer {
-    /// A server on a fresh, empty data directory.
+    /// A server on a fresh, empty data directory that verifies signatures against the
+    /// clients' key ([`ACCESS_KEY`], [`SECRET_KEY`]).
     pub async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// A server with no access keys: it accepts any well-formed signature.
+    pub async fn start_without_keys() -> Self {
         let tmp = tempfile::tempdir().expect("temp dir");
-        let mut s = Self::start_in(tmp.path()).await;
+        let mut s = Self::spawn(tmp.path(), vec![], false).await;
         s._tmp = Some(tmp);
         s
     }
@@ -29,25 +38,35 @@ impl TestServer {
     /// A server on a fresh data directory with extra `serve` flags.
     pub async fn start_with(args: &[&str]) -> Self {
         let tmp = tempfile::tempdir().expect("temp dir");
-        let mut s = Self::spawn(tmp.path(), args.iter().map(|a| (*a).to_owned()).collect()).await;
+        let mut s = Self::spawn(
+            tmp.path(),
+            args.iter().map(|a| (*a).to_owned()).collect(),
+            true,
+        )
+        .await;
         s._tmp = Some(tmp);
         s
     }
 
     /// A server on `data_dir`, which the caller keeps (to restart on it).
     pub async fn start_in(data_dir: &Path) -> Self {
-        Self::spawn(data_dir, vec![]).await
+        Self::spawn(data_dir, vec![], true).await
     }
 
-    async fn spawn(data_dir: &Path, extra: Vec<String>) -> Self {
+    async fn spawn(data_dir: &Path, extra: Vec<String>, with_keys: bool) -> Self {
         let data_dir = data_dir.to_path_buf();
         let dir = data_dir.clone();
         tokio::task::spawn_blocking(move || {
-            let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
-                .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_berth"));
+            cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
                 .arg(&dir)
-                .args(&extra)
-                .env("BERTH_LOG", "warn")
+                .args(&extra);
+            if with_keys {
+                cmd.env("BERTH_ACCESS_KEY_ID", ACCESS_KEY)
+                    .env("BERTH_SECRET_ACCESS_KEY", SECRET_KEY);
+            }
+            let mut child = cmd
+                .env("BERTH_LOG", "error")
                 .stdout(Stdio::piped())
                 .stderr(Stdio::inherit())
                 .spawn()

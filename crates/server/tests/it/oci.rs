@@ -50,6 +50,7 @@ async fn login_is_ecr_style_basic_auth() {
                 account_id: "000000000000".into(),
                 region: "us-east-1".into(),
                 access_key_id: "AKIDEXAMPLE".into(),
+                arn: "arn:aws:iam::000000000000:root".into(),
                 expires_at,
             },
         );
