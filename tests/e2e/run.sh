@@ -175,6 +175,8 @@ else
   echo "FAIL: skopeo_flow not run because the server is gone"
   TOTAL_FAILED=$((TOTAL_FAILED + 1))
 fi
+# The TLS flow starts its own HTTPS server.
+run_flow tls_flow bash "$HERE/tls_flow.sh" "$BERTH"
 if server_alive; then
   run_flow podman_flow bash "$HERE/podman_flow.sh"
 else

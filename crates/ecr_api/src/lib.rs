@@ -48,6 +48,8 @@ pub struct EcrApiConfig {
     /// Base URL for download URLs and `proxyEndpoint`; by default taken from the request's
     /// `Host` (what the client connected to).
     pub public_url: Option<String>,
+    /// `http` or `https`: the scheme of URLs built from `Host`.
+    pub scheme: &'static str,
     pub signing_key: SigningKey,
 }
 
@@ -101,7 +103,7 @@ pub(crate) fn base_url(api: &EcrApi, headers: &HeaderMap) -> String {
         .get("host")
         .and_then(|h| h.to_str().ok())
         .unwrap_or("localhost");
-    format!("http://{host}")
+    format!("{}://{host}", api.config.scheme)
 }
 
 /// Reads the whole (bounded) request body into one buffer sized from `Content-Length`, which

@@ -41,6 +41,8 @@ pub struct OciApiConfig {
     pub anonymous_pull: Vec<String>,
     /// Base URL for the Basic realm; by default the request's `Host`.
     pub public_url: Option<String>,
+    /// `http` or `https`: the scheme of the realm built from `Host`.
+    pub scheme: &'static str,
 }
 
 #[derive(Clone)]
@@ -106,7 +108,8 @@ fn authenticate(api: &OciApi, headers: &HeaderMap) -> Result<Principal, OciError
     let realm = match &api.config.public_url {
         Some(u) => format!("{}/", u.trim_end_matches('/')),
         None => format!(
-            "http://{}/",
+            "{}://{}/",
+            api.config.scheme,
             headers
                 .get("host")
                 .and_then(|h| h.to_str().ok())

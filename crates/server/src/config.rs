@@ -33,6 +33,14 @@ pub struct Config {
     pub access_keys: Vec<auth::Identity>,
     /// Allow listening beyond loopback with no access keys. Default false.
     pub insecure_accept_any_signature: bool,
+    /// PEM certificate chain and private key: serve HTTPS instead of HTTP. Default: none.
+    pub tls: Option<TlsConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsConfig {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 /// One `[[access-keys]]` entry of the TOML file.
@@ -65,6 +73,7 @@ impl Default for Config {
             anonymous_pull: vec![],
             access_keys: vec![],
             insecure_accept_any_signature: false,
+            tls: None,
         }
     }
 }
@@ -82,6 +91,8 @@ pub struct FileConfig {
     pub anonymous_pull: Option<Vec<String>>,
     pub access_keys: Option<Vec<AccessKeyConfig>>,
     pub insecure_accept_any_signature: Option<bool>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 /// Values from the environment or flags (clap merges those two, flags winning).
@@ -128,6 +139,12 @@ pub struct Overrides {
     /// Accept any well-formed signature even when listening beyond loopback with no access keys.
     #[arg(long, env = "BERTH_INSECURE_ACCEPT_ANY_SIGNATURE", num_args = 0..=1, default_missing_value = "true")]
     pub insecure_accept_any_signature: Option<bool>,
+    /// PEM certificate (chain) to serve HTTPS with; needs --tls-key.
+    #[arg(long, env = "BERTH_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "BERTH_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Config {
@@ -167,6 +184,14 @@ impl Config {
                 .insecure_accept_any_signature
                 .or(file.insecure_accept_any_signature)
                 .unwrap_or(false),
+            tls: match (
+                o.tls_cert.clone().or(file.tls_cert),
+                o.tls_key.clone().or(file.tls_key),
+            ) {
+                (Some(cert), Some(key)) => Some(TlsConfig { cert, key }),
+                (None, None) => None,
+                _ => anyhow::bail!("tls-cert and tls-key go together"),
+            },
         };
         let default_account = cfg.account_id.clone();
         let mut keys: Vec<AccessKeyConfig> = file.access_keys.unwrap_or_default();
@@ -325,5 +350,13 @@ mod tests {
             ..open
         };
         assert!(Config::load(&allowed).is_ok());
+        let half_tls = Overrides {
+            tls_cert: Some("cert.pem".into()),
+            ..Default::default()
+        };
+        assert!(
+            Config::load(&half_tls).is_err(),
+            "a certificate needs its key"
+        );
     }
 }

@@ -15,11 +15,13 @@ pub use config::Config;
 /// The assembled application.
 pub struct App {
     pub router: Router,
+    tls: Option<config::TlsConfig>,
 }
 
 impl App {
     /// Opens storage under the data directory and builds every front end.
     pub async fn build(cfg: &Config) -> anyhow::Result<Self> {
+        let scheme = if cfg.tls.is_some() { "https" } else { "http" };
         let storage = storage::Storage::open_embedded(&cfg.data_dir)
             .await
             .with_context(|| format!("opening storage in {}", cfg.data_dir.display()))?;
@@ -38,6 +40,7 @@ impl App {
                 create_on_push: cfg.create_on_push,
                 anonymous_pull: cfg.anonymous_pull.clone(),
                 public_url: cfg.public_url.clone(),
+                scheme,
             },
         );
         let ecr = ecr_api::router(
@@ -49,12 +52,19 @@ impl App {
                         as Arc<dyn auth::CredentialStore>
                 }),
                 public_url: cfg.public_url.clone(),
+                scheme,
                 signing_key,
             },
         );
         Ok(Self {
             router: ecr.merge(oci),
+            tls: cfg.tls.clone(),
         })
+    }
+
+    /// `http` or `https`, as clients reach this server.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
     }
 
     /// Serves on `listener` until `shutdown` completes, then drains open requests.
@@ -63,10 +73,35 @@ impl App {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        axum::serve(listener, self.router)
-            .with_graceful_shutdown(shutdown)
+        let Some(tls) = &self.tls else {
+            return axum::serve(listener, self.router)
+                .with_graceful_shutdown(shutdown)
+                .await
+                .context("serving");
+        };
+        // Another component may have installed a provider already; either is fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let rustls_config =
+            axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key)
+                .await
+                .with_context(|| {
+                    format!(
+                        "loading TLS certificate {} and key {}",
+                        tls.cert.display(),
+                        tls.key.display()
+                    )
+                })?;
+        let handle = axum_server::Handle::new();
+        let on_signal = handle.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            on_signal.graceful_shutdown(Some(std::time::Duration::from_secs(30)));
+        });
+        axum_server::from_tcp_rustls(listener.into_std()?, rustls_config)
+            .handle(handle)
+            .serve(self.router.into_make_service())
             .await
-            .context("serving")
+            .context("serving TLS")
     }
 }
 

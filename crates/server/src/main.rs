@@ -45,7 +45,7 @@ async fn main() -> anyhow::Result<()> {
     }
     tracing::info!(%addr, data_dir = %cfg.data_dir.display(), region = %cfg.region, account_id = %cfg.account_id, "berth ready");
     // Scripts wait for this exact line on stdout.
-    println!("listening on http://{addr}");
+    println!("listening on {}://{addr}", app.scheme());
     std::io::stdout().flush()?;
     app.serve(listener, berth::shutdown_signal()).await?;
     tracing::info!("stopped");
