@@ -111,6 +111,8 @@ macro_rules! repository_scoped {
 }
 
 repository_scoped!(
+    SetRepositoryPolicyRequest,
+    RepositoryPolicyRequest,
     DeleteRepositoryRequest,
     BatchCheckLayerAvailabilityRequest,
     InitiateLayerUploadRequest,
@@ -395,4 +397,46 @@ pub struct ListTagsForResourceRequest {
 #[serde(rename_all = "camelCase")]
 pub struct ListTagsForResourceResponse {
     pub tags: Vec<Tag>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct SetRepositoryPolicyRequest {
+    pub registry_id: Option<String>,
+    pub repository_name: Option<String>,
+    pub policy_text: Option<String>,
+    pub force: Option<bool>,
+}
+
+/// GetRepositoryPolicy and DeleteRepositoryPolicy.
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RepositoryPolicyRequest {
+    pub registry_id: Option<String>,
+    pub repository_name: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RepositoryPolicyResponse {
+    pub registry_id: String,
+    pub repository_name: String,
+    pub policy_text: String,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct PutRegistryPolicyRequest {
+    pub policy_text: Option<String>,
+}
+
+/// GetRegistryPolicy and DeleteRegistryPolicy take no members.
+#[derive(Debug, Deserialize, Default)]
+pub struct Empty {}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RegistryPolicyResponse {
+    pub registry_id: String,
+    pub policy_text: String,
 }

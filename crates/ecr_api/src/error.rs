@@ -83,6 +83,8 @@ fn registry_error(e: &RegistryError) -> (&'static str, StatusCode, Map<String, V
         E::LimitExceeded(_) => ("LimitExceededException", bad, none),
         E::TooManyTags { .. } => ("TooManyTagsException", bad, none),
         E::AccessDenied { .. } => ("AccessDeniedException", bad, none),
+        E::RepositoryPolicyNotFound { .. } => ("RepositoryPolicyNotFoundException", bad, none),
+        E::RegistryPolicyNotFound { .. } => ("RegistryPolicyNotFoundException", bad, none),
         E::Storage(_) => ("ServerException", StatusCode::INTERNAL_SERVER_ERROR, none),
     }
 }

@@ -11,6 +11,7 @@ mod error;
 mod images;
 mod layers;
 mod operation;
+mod policies;
 mod repositories;
 mod validate;
 
@@ -231,6 +232,20 @@ async fn dispatch(
         O::ListImages => respond(&images::list_images(&ctx, parse(&body)?).await?),
         O::DescribeImages => respond(&images::describe_images(&ctx, parse(&body)?).await?),
         O::BatchDeleteImage => respond(&images::batch_delete_image(&ctx, parse(&body)?).await?),
+        O::SetRepositoryPolicy => {
+            respond(&policies::set_repository_policy(&ctx, parse(&body)?).await?)
+        }
+        O::GetRepositoryPolicy => {
+            respond(&policies::get_repository_policy(&ctx, parse(&body)?).await?)
+        }
+        O::DeleteRepositoryPolicy => {
+            respond(&policies::delete_repository_policy(&ctx, parse(&body)?).await?)
+        }
+        O::PutRegistryPolicy => respond(&policies::put_registry_policy(&ctx, parse(&body)?).await?),
+        O::GetRegistryPolicy => respond(&policies::get_registry_policy(&ctx, parse(&body)?).await?),
+        O::DeleteRegistryPolicy => {
+            respond(&policies::delete_registry_policy(&ctx, parse(&body)?).await?)
+        }
         O::ListTagsForResource => {
             respond(&repositories::list_tags_for_resource(&ctx, parse(&body)?).await?)
         }

@@ -21,6 +21,12 @@ pub enum Operation {
     BatchDeleteImage,
     GetAuthorizationToken,
     ListTagsForResource,
+    SetRepositoryPolicy,
+    GetRepositoryPolicy,
+    DeleteRepositoryPolicy,
+    PutRegistryPolicy,
+    GetRegistryPolicy,
+    DeleteRegistryPolicy,
 }
 
 impl Operation {
@@ -42,6 +48,12 @@ impl Operation {
             "BatchDeleteImage" => BatchDeleteImage,
             "GetAuthorizationToken" => GetAuthorizationToken,
             "ListTagsForResource" => ListTagsForResource,
+            "SetRepositoryPolicy" => SetRepositoryPolicy,
+            "GetRepositoryPolicy" => GetRepositoryPolicy,
+            "DeleteRepositoryPolicy" => DeleteRepositoryPolicy,
+            "PutRegistryPolicy" => PutRegistryPolicy,
+            "GetRegistryPolicy" => GetRegistryPolicy,
+            "DeleteRegistryPolicy" => DeleteRegistryPolicy,
             _ => return None,
         })
     }

@@ -20,7 +20,9 @@ impl Registry {
         r: &RepositoryRef,
         digests: &[Digest],
     ) -> Result<Vec<Option<RepositoryBlob>>> {
-        let repo = self.repository(who, r).await?;
+        let repo = self
+            .repository(who, r, "ecr:BatchCheckLayerAvailability")
+            .await?;
         let mut out = Vec::with_capacity(digests.len());
         for d in digests {
             out.push(self.storage.meta.repository_blob(repo.id, d).await?);
@@ -36,7 +38,9 @@ impl Registry {
         r: &RepositoryRef,
         digest: &Digest,
     ) -> Result<BlobDownload> {
-        let repo = self.repository(who, r).await?;
+        let repo = self
+            .repository(who, r, "ecr:GetDownloadUrlForLayer")
+            .await?;
         match self.storage.meta.repository_blob(repo.id, digest).await? {
             None => Err(RegistryError::LayersNotFound {
                 registry_id: repo.registry_id,
@@ -70,7 +74,9 @@ impl Registry {
         r: &RepositoryRef,
         digest: &Digest,
     ) -> Result<Option<RepositoryBlob>> {
-        let repo = self.repository(who, r).await?;
+        let repo = self
+            .repository(who, r, "ecr:BatchCheckLayerAvailability")
+            .await?;
         Ok(self.storage.meta.repository_blob(repo.id, digest).await?)
     }
 
@@ -84,8 +90,11 @@ impl Registry {
         to: &RepositoryRef,
         digest: &Digest,
     ) -> Result<bool> {
-        let target = self.repository(who, to).await?;
-        let source = match self.repository(who, from).await {
+        let target = self.repository(who, to, "ecr:InitiateLayerUpload").await?;
+        let source = match self
+            .repository(who, from, "ecr:GetDownloadUrlForLayer")
+            .await
+        {
             Ok(s) => s,
             Err(RegistryError::RepositoryNotFound { .. }) => return Ok(false),
             Err(e) => return Err(e),

@@ -101,10 +101,22 @@ pub enum RegistryError {
     LimitExceeded(String),
     #[error("The repository can have at most {limit} tags")]
     TooManyTags { limit: usize },
+    #[error("User: {principal} is not authorized to perform: {action} on resource: {resource} {}", denial_reason(*.explicit, action))]
+    AccessDenied {
+        principal: String,
+        action: String,
+        resource: String,
+        explicit: bool,
+    },
     #[error(
-        "User: {principal} is not authorized to perform this action on resource: {resource} because no resource-based policy allows it"
+        "Repository policy does not exist for the repository with name '{name}' in the registry with id '{registry_id}'"
     )]
-    AccessDenied { principal: String, resource: String },
+    RepositoryPolicyNotFound {
+        registry_id: String,
+        name: RepositoryName,
+    },
+    #[error("Registry policy does not exist in the registry with id '{registry_id}'")]
+    RegistryPolicyNotFound { registry_id: String },
     #[error("internal storage failure")]
     Storage(#[from] StorageError),
 }
@@ -112,4 +124,12 @@ pub enum RegistryError {
 fn digest_list(d: &[Digest]) -> String {
     let items: Vec<&str> = d.iter().map(Digest::as_str).collect();
     format!("'[{}]'", items.join(", "))
+}
+
+fn denial_reason(explicit: bool, action: &str) -> String {
+    if explicit {
+        "with an explicit deny in a resource-based policy".to_owned()
+    } else {
+        format!("because no resource-based policy allows the {action} action")
+    }
 }

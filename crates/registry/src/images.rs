@@ -136,7 +136,7 @@ impl Registry {
         r: &RepositoryRef,
         req: PutImageRequest,
     ) -> Result<(ImageRecord, Option<ImageTag>)> {
-        let repo = self.repository(who, r).await?;
+        let repo = self.repository(who, r, "ecr:PutImage").await?;
         let parsed = manifest::parse(&req.manifest, req.media_type.as_deref())?;
         let algorithm = match req.digest.as_deref().map(Digest::parse) {
             Some(Ok(d)) if req.allow_sha512 => d.algorithm(),
@@ -270,7 +270,7 @@ impl Registry {
         ids: &[ImageIdInput],
         accepted_media_types: Option<&[String]>,
     ) -> Result<BatchGetResult> {
-        let repo = self.repository(who, r).await?;
+        let repo = self.repository(who, r, "ecr:BatchGetImage").await?;
         let mut out = BatchGetResult::default();
         for id in ids {
             let parsed = match parse_image_id(id) {
@@ -336,7 +336,7 @@ impl Registry {
         status: TagStatus,
         page: Page,
     ) -> Result<(Vec<ImageIdOutput>, Option<PageToken>)> {
-        let repo = self.repository(who, r).await?;
+        let repo = self.repository(who, r, "ecr:ListImages").await?;
         let after = page.after.as_ref().map(|t| (t.part(0), t.part(1)));
         let items = self
             .storage
@@ -364,7 +364,7 @@ impl Registry {
         status: TagStatus,
         page: Page,
     ) -> Result<(Vec<ImageSummary>, Option<PageToken>)> {
-        let repo = self.repository(who, r).await?;
+        let repo = self.repository(who, r, "ecr:DescribeImages").await?;
         let meta = &self.storage.meta;
         if let Some(ids) = ids {
             let mut out: Vec<ImageSummary> = Vec::new();
@@ -414,7 +414,7 @@ impl Registry {
         r: &RepositoryRef,
         ids: &[ImageIdInput],
     ) -> Result<BatchDeleteResult> {
-        let repo = self.repository(who, r).await?;
+        let repo = self.repository(who, r, "ecr:BatchDeleteImage").await?;
         let meta = &self.storage.meta;
         let mut out = BatchDeleteResult::default();
         for id in ids {

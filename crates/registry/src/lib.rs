@@ -7,6 +7,8 @@ mod error;
 mod images;
 mod manifest;
 mod pagination;
+mod policies;
+mod policy;
 mod referrers;
 mod repositories;
 mod uploads;
@@ -23,6 +25,7 @@ pub use images::{
     PutImageRequest,
 };
 pub use pagination::{Page, PageToken};
+pub use policies::RepositoryPolicy;
 pub use referrers::Referrer;
 pub use repositories::{CreateRepository, EncryptionConfiguration};
 pub use storage::{
@@ -105,40 +108,81 @@ impl Registry {
         &self.limits
     }
 
-    /// The registry a request names (default: the caller's account). Another account's
-    /// registry needs a policy allowing it, and berth has no policies yet (issue 4), so it is
-    /// refused.
-    fn registry_id<'a>(
+    /// Checks `who` may perform `action` on `resource` (`repository/<name>` or `repository/*`)
+    /// of registry `registry_id`, against the repository's policy (if any) and the registry's
+    /// policy (see `policy.rs` for the rules).
+    async fn authorize(
         &self,
-        who: &'a Principal,
-        requested: Option<&'a str>,
+        who: &Principal,
+        registry_id: &str,
+        repo: Option<&RepositoryRecord>,
         resource: &str,
-    ) -> Result<&'a str> {
-        let id = requested.unwrap_or(&who.account_id);
-        if id != who.account_id {
-            return Err(RegistryError::AccessDenied {
-                principal: who.arn.clone(),
-                resource: format!("arn:aws:ecr:{}:{id}:{resource}", self.region),
-            });
+        action: &str,
+    ) -> Result<()> {
+        let resource_arn = format!("arn:aws:ecr:{}:{registry_id}:{resource}", self.region);
+        let req = policy::Request {
+            principal_arn: &who.arn,
+            principal_account: &who.account_id,
+            action,
+            resource_arn: &resource_arn,
+        };
+        let mut decisions = Vec::with_capacity(2);
+        // Stored policies were validated when set; one that no longer parses grants nothing.
+        if let Some(text) = repo.and_then(|r| r.policy.as_deref())
+            && let Ok(p) = policy::Policy::parse(text, false)
+        {
+            decisions.push(p.evaluate(&req));
         }
-        Ok(id)
+        if let Some(text) = self.storage.meta.registry_policy(registry_id).await?
+            && let Ok(p) = policy::Policy::parse(&text, true)
+        {
+            decisions.push(p.evaluate(&req));
+        }
+        let denied = |explicit| RegistryError::AccessDenied {
+            principal: who.arn.clone(),
+            action: action.to_owned(),
+            resource: resource_arn.clone(),
+            explicit,
+        };
+        if decisions.contains(&policy::Decision::ExplicitDeny) {
+            return Err(denied(true));
+        }
+        if who.account_id == registry_id || decisions.contains(&policy::Decision::Allow) {
+            return Ok(());
+        }
+        Err(denied(false))
     }
 
-    /// The repository a request names, or `RepositoryNotFound`.
-    async fn repository(&self, who: &Principal, r: &RepositoryRef) -> Result<RepositoryRecord> {
-        let registry_id = self.registry_id(
-            who,
-            r.registry_id.as_deref(),
-            &format!("repository/{}", r.name),
-        )?;
-        self.storage
+    /// The repository a request names, once `who` is cleared for `action` on it. Another
+    /// account learns whether it exists only if it may act on it.
+    async fn repository(
+        &self,
+        who: &Principal,
+        r: &RepositoryRef,
+        action: &str,
+    ) -> Result<RepositoryRecord> {
+        let registry_id = r.registry_id.as_deref().unwrap_or(&who.account_id);
+        let resource = format!("repository/{}", r.name);
+        match self
+            .storage
             .meta
             .get_repository(registry_id, &r.name)
             .await?
-            .ok_or_else(|| RegistryError::RepositoryNotFound {
-                registry_id: registry_id.to_owned(),
-                name: r.name.to_string(),
-            })
+        {
+            Some(repo) => {
+                self.authorize(who, registry_id, Some(&repo), &resource, action)
+                    .await?;
+                Ok(repo)
+            }
+            None => {
+                self.authorize(who, registry_id, None, &resource, action)
+                    .await?;
+                Err(RegistryError::RepositoryNotFound {
+                    registry_id: registry_id.to_owned(),
+                    name: r.name.to_string(),
+                })
+            }
+        }
     }
 }
 

@@ -25,7 +25,7 @@ impl Registry {
         r: &RepositoryRef,
         reference: &Reference,
     ) -> Result<ImageRecord> {
-        let repo = self.repository(who, r).await?;
+        let repo = self.repository(who, r, "ecr:BatchGetImage").await?;
         let meta = &self.storage.meta;
         let digest = match reference {
             Reference::Digest(d) => Some(d.clone()),
@@ -57,7 +57,7 @@ impl Registry {
         last: Option<&str>,
         n: u32,
     ) -> Result<(Vec<ImageTag>, bool)> {
-        let repo = self.repository(who, r).await?;
+        let repo = self.repository(who, r, "ecr:ListImages").await?;
         let mut tags = self.storage.meta.list_tags(repo.id, last, n + 1).await?;
         let more = tags.len() > n as usize;
         tags.truncate(n as usize);
@@ -73,7 +73,7 @@ impl Registry {
         subject: &Digest,
         artifact_type: Option<&str>,
     ) -> Result<Vec<Referrer>> {
-        let repo = self.repository(who, r).await?;
+        let repo = self.repository(who, r, "ecr:BatchGetImage").await?;
         let images = self.storage.meta.list_referrers(repo.id, subject).await?;
         let mut out = Vec::with_capacity(images.len());
         for img in images {

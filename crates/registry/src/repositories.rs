@@ -66,13 +66,10 @@ impl Registry {
             }
             None => ("AES256".to_owned(), None),
         };
-        let registry_id = self
-            .registry_id(
-                who,
-                req.registry_id.as_deref(),
-                &format!("repository/{}", req.name),
-            )?
-            .to_owned();
+        let registry_id = req.registry_id.unwrap_or_else(|| who.account_id.clone());
+        let resource = format!("repository/{}", req.name);
+        self.authorize(who, &registry_id, None, &resource, "ecr:CreateRepository")
+            .await?;
         let record = RepositoryRecord {
             id: RepositoryId(0),
             registry_id: registry_id.clone(),
@@ -84,6 +81,7 @@ impl Registry {
             encryption_type,
             kms_key,
             tags: req.tags,
+            policy: None,
         };
         match self.storage.meta.create_repository(record).await {
             Err(StorageError::Conflict(_)) => Err(RegistryError::RepositoryAlreadyExists {
@@ -102,7 +100,7 @@ impl Registry {
         names: Option<&[RepositoryName]>,
         page: Page,
     ) -> Result<(Vec<RepositoryRecord>, Option<PageToken>)> {
-        let registry_id = self.registry_id(who, registry_id, "repository/*")?;
+        let registry_id = registry_id.unwrap_or(&who.account_id);
         if let Some(names) = names {
             let mut out = Vec::with_capacity(names.len());
             for name in names {
@@ -110,10 +108,18 @@ impl Registry {
                     registry_id: Some(registry_id.to_owned()),
                     name: name.clone(),
                 };
-                out.push(self.repository(who, &r).await?);
+                out.push(self.repository(who, &r, "ecr:DescribeRepositories").await?);
             }
             return Ok((out, None));
         }
+        self.authorize(
+            who,
+            registry_id,
+            None,
+            "repository/*",
+            "ecr:DescribeRepositories",
+        )
+        .await?;
         let after = page.after.as_ref().map(|t| t.part(0).to_owned());
         let items = self
             .storage
@@ -131,7 +137,7 @@ impl Registry {
         who: &Principal,
         r: &RepositoryRef,
     ) -> Result<()> {
-        match self.repository(who, r).await {
+        match self.repository(who, r, "ecr:CreateRepository").await {
             Ok(_) => return Ok(()),
             Err(RegistryError::RepositoryNotFound { .. }) => {}
             Err(e) => return Err(e),
@@ -157,7 +163,7 @@ impl Registry {
         who: &Principal,
         r: &RepositoryRef,
     ) -> Result<RepositoryRecord> {
-        self.repository(who, r).await
+        self.repository(who, r, "ecr:ListTagsForResource").await
     }
 
     /// Deletes a repository; without `force` only when it holds no image. Blobs stay in the
@@ -168,7 +174,7 @@ impl Registry {
         r: &RepositoryRef,
         force: bool,
     ) -> Result<RepositoryRecord> {
-        let repo = self.repository(who, r).await?;
+        let repo = self.repository(who, r, "ecr:DeleteRepository").await?;
         match self.storage.meta.delete_repository(repo.id, !force).await {
             Err(StorageError::Conflict(_)) => Err(RegistryError::RepositoryNotEmpty {
                 registry_id: repo.registry_id,
@@ -195,6 +201,14 @@ impl Registry {
         last: Option<&str>,
         n: u32,
     ) -> Result<(Vec<RepositoryName>, bool)> {
+        self.authorize(
+            who,
+            &who.account_id,
+            None,
+            "repository/*",
+            "ecr:DescribeRepositories",
+        )
+        .await?;
         let mut items = self
             .storage
             .meta

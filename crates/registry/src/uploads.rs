@@ -87,7 +87,7 @@ impl Registry {
         who: &Principal,
         r: &RepositoryRef,
     ) -> Result<(UploadId, u64)> {
-        let repo = self.repository(who, r).await?;
+        let repo = self.repository(who, r, "ecr:InitiateLayerUpload").await?;
         let now = now_millis();
         let id = UploadId::new_random();
         self.storage
@@ -126,7 +126,7 @@ impl Registry {
         r: &RepositoryRef,
         id: UploadId,
     ) -> Result<UploadProgress> {
-        let repo = self.repository(who, r).await?;
+        let repo = self.repository(who, r, "ecr:UploadLayerPart").await?;
         let u = self.open_upload(&repo, id).await?;
         Ok(UploadProgress {
             upload_id: id,
@@ -146,7 +146,7 @@ impl Registry {
         last: Option<u64>,
         data: PartData,
     ) -> Result<UploadProgress> {
-        let repo = self.repository(who, r).await?;
+        let repo = self.repository(who, r, "ecr:UploadLayerPart").await?;
         let upload = self.open_upload(&repo, id).await?;
         let first = first.unwrap_or(upload.received);
         let part_error = |received: u64, reason: String| RegistryError::InvalidLayerPart {
@@ -299,7 +299,7 @@ impl Registry {
         digest: &str,
         rules: CompletionRules,
     ) -> Result<Digest> {
-        let repo = self.repository(who, r).await?;
+        let repo = self.repository(who, r, "ecr:CompleteLayerUpload").await?;
         let upload = self.open_upload(&repo, id).await?;
         if upload.received == 0 && !rules.allow_empty {
             return Err(RegistryError::EmptyUpload { upload_id: id });
@@ -384,7 +384,7 @@ impl Registry {
         r: &RepositoryRef,
         id: UploadId,
     ) -> Result<()> {
-        let repo = self.repository(who, r).await?;
+        let repo = self.repository(who, r, "ecr:UploadLayerPart").await?;
         self.open_upload(&repo, id).await?;
         self.storage.meta.delete_upload(id).await?;
         self.storage.blobs.delete_upload(id).await?;

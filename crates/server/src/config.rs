@@ -35,6 +35,10 @@ pub struct Config {
     pub insecure_accept_any_signature: bool,
     /// PEM certificate chain and private key: serve HTTPS instead of HTTP. Default: none.
     pub tls: Option<TlsConfig>,
+    /// The key registry passwords and download URLs are signed with (32 bytes, created if
+    /// absent). Every node of one deployment must use the same file. Default:
+    /// `<data-dir>/signing.key`.
+    pub signing_key_file: PathBuf,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +78,7 @@ impl Default for Config {
             access_keys: vec![],
             insecure_accept_any_signature: false,
             tls: None,
+            signing_key_file: PathBuf::from("./berth-data/signing.key"),
         }
     }
 }
@@ -93,6 +98,7 @@ pub struct FileConfig {
     pub insecure_accept_any_signature: Option<bool>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    pub signing_key_file: Option<PathBuf>,
 }
 
 /// Values from the environment or flags (clap merges those two, flags winning).
@@ -145,6 +151,9 @@ pub struct Overrides {
     /// PEM private key of --tls-cert.
     #[arg(long, env = "BERTH_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
+    /// Key file for registry passwords and download URLs, shared by all nodes [default: <data-dir>/signing.key].
+    #[arg(long, env = "BERTH_SIGNING_KEY_FILE")]
+    pub signing_key_file: Option<PathBuf>,
 }
 
 impl Config {
@@ -162,6 +171,7 @@ impl Config {
                     .with_context(|| format!("listen: '{s}' is not an ADDR:PORT"))?,
                 None => d.listen,
             },
+            signing_key_file: PathBuf::new(),
             data_dir: o.data_dir.clone().or(file.data_dir).unwrap_or(d.data_dir),
             region: o.region.clone().or(file.region).unwrap_or(d.region),
             account_id: o
@@ -193,6 +203,11 @@ impl Config {
                 _ => anyhow::bail!("tls-cert and tls-key go together"),
             },
         };
+        cfg.signing_key_file = o
+            .signing_key_file
+            .clone()
+            .or(file.signing_key_file)
+            .unwrap_or_else(|| cfg.data_dir.join("signing.key"));
         let default_account = cfg.account_id.clone();
         let mut keys: Vec<AccessKeyConfig> = file.access_keys.unwrap_or_default();
         if let Some(id) = &o.access_key_id {

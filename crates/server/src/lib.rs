@@ -25,7 +25,7 @@ impl App {
         let storage = storage::Storage::open_embedded(&cfg.data_dir)
             .await
             .with_context(|| format!("opening storage in {}", cfg.data_dir.display()))?;
-        let signing_key = auth::SigningKey::load_or_create(&cfg.data_dir.join("signing.key"))
+        let signing_key = auth::SigningKey::load_or_create(&cfg.signing_key_file)
             .context("loading the signing key")?;
         let registry = Arc::new(registry::Registry::new(
             storage,

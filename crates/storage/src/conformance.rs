@@ -93,6 +93,7 @@ fn repo_record(name: &str) -> RepositoryRecord {
             key: "env".into(),
             value: "dev".into(),
         }],
+        policy: None,
     }
 }
 
@@ -111,6 +112,31 @@ pub async fn meta_store(meta: &dyn MetaStore) {
         .unwrap()
         .unwrap();
     assert_eq!(got, repo);
+    meta.set_repository_policy(repo.id, Some("{\"p\":1}"))
+        .await
+        .unwrap();
+    let with_policy = meta
+        .get_repository("000000000000", &repo.name)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(with_policy.policy.as_deref(), Some("{\"p\":1}"));
+    meta.set_repository_policy(repo.id, None).await.unwrap();
+    assert_eq!(meta.registry_policy("000000000000").await.unwrap(), None);
+    meta.set_registry_policy("000000000000", Some("{}"))
+        .await
+        .unwrap();
+    assert_eq!(
+        meta.registry_policy("000000000000")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("{}")
+    );
+    meta.set_registry_policy("000000000000", None)
+        .await
+        .unwrap();
+    assert_eq!(meta.registry_policy("000000000000").await.unwrap(), None);
     meta.create_repository(repo_record("team/other"))
         .await
         .unwrap();

@@ -6,6 +6,7 @@ mod harness;
 mod images;
 mod layer_upload;
 mod oci;
+mod policies;
 mod protocol;
 mod pull;
 mod repositories;

@@ -45,6 +45,8 @@ pub struct RepositoryRecord {
     pub encryption_type: String,
     pub kms_key: Option<String>,
     pub tags: Vec<ResourceTag>,
+    /// The repository policy (SetRepositoryPolicy), as given.
+    pub policy: Option<String>,
 }
 
 /// A blob as one repository sees it.
@@ -143,6 +145,20 @@ pub trait MetaStore: Send + Sync {
         &self,
         id: RepositoryId,
         only_if_empty: bool,
+    ) -> Result<(), StorageError>;
+
+    /// Sets or (with `None`) removes a repository's policy.
+    async fn set_repository_policy(
+        &self,
+        id: RepositoryId,
+        policy: Option<&str>,
+    ) -> Result<(), StorageError>;
+    async fn registry_policy(&self, registry_id: &str) -> Result<Option<String>, StorageError>;
+    /// Sets or (with `None`) removes a registry's policy.
+    async fn set_registry_policy(
+        &self,
+        registry_id: &str,
+        policy: Option<&str>,
     ) -> Result<(), StorageError>;
 
     // Blobs.

@@ -19,13 +19,22 @@ use super::*;
 const READERS: u32 = 4;
 
 fn migrator() -> Migrator {
-    let migrations = vec![Migration::new(
-        1,
-        Cow::Borrowed("initial"),
-        MigrationType::Simple,
-        Cow::Borrowed(include_str!("../../migrations/sqlite/0001_initial.sql")),
-        false,
-    )];
+    let migrations = vec![
+        Migration::new(
+            1,
+            Cow::Borrowed("initial"),
+            MigrationType::Simple,
+            Cow::Borrowed(include_str!("../../migrations/sqlite/0001_initial.sql")),
+            false,
+        ),
+        Migration::new(
+            2,
+            Cow::Borrowed("policies"),
+            MigrationType::Simple,
+            Cow::Borrowed(include_str!("../../migrations/sqlite/0002_policies.sql")),
+            false,
+        ),
+    ];
     Migrator {
         migrations: Cow::Owned(migrations),
         ..Migrator::DEFAULT
@@ -135,6 +144,7 @@ impl SqliteMetaStore {
             scan_on_push: row.get::<i64, _>("scan_on_push") != 0,
             encryption_type: row.get("encryption_type"),
             kms_key: row.get("kms_key"),
+            policy: row.get("policy"),
             tags: self.repository_tags(id).await?,
         })
     }
@@ -313,6 +323,50 @@ impl MetaStore for SqliteMetaStore {
             media_type: r.get(1),
             referenced: r.get::<i64, _>(2) != 0,
         }))
+    }
+
+    async fn set_repository_policy(
+        &self,
+        id: RepositoryId,
+        policy: Option<&str>,
+    ) -> Result<(), StorageError> {
+        let res = sqlx::query("UPDATE repositories SET policy = ? WHERE id = ?")
+            .bind(policy)
+            .bind(id.0)
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
+        if res.rows_affected() == 0 {
+            return Err(StorageError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn registry_policy(&self, registry_id: &str) -> Result<Option<String>, StorageError> {
+        sqlx::query_scalar("SELECT policy FROM registry_policies WHERE registry_id = ?")
+            .bind(registry_id)
+            .fetch_optional(&self.readers)
+            .await
+            .map_err(db_err)
+    }
+
+    async fn set_registry_policy(
+        &self,
+        registry_id: &str,
+        policy: Option<&str>,
+    ) -> Result<(), StorageError> {
+        let q = match policy {
+            Some(p) => sqlx::query(
+                "INSERT OR REPLACE INTO registry_policies (registry_id, policy) VALUES (?, ?)",
+            )
+            .bind(registry_id)
+            .bind(p),
+            None => {
+                sqlx::query("DELETE FROM registry_policies WHERE registry_id = ?").bind(registry_id)
+            }
+        };
+        q.execute(&self.writer).await.map_err(db_err)?;
+        Ok(())
     }
 
     async fn link_blob(
