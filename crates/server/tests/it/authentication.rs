@@ -7,15 +7,7 @@ use sha2::{Digest as _, Sha256};
 use crate::harness::*;
 
 fn client(server: &TestServer, akid: &str, secret: &str) -> aws_sdk_ecr::Client {
-    use aws_sdk_ecr::config::{BehaviorVersion, Credentials, Region};
-    let conf = aws_sdk_ecr::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(&server.endpoint)
-        .credentials_provider(Credentials::new(akid, secret, None, None, "test"))
-        .http_client(aws_smithy_http_client::Builder::new().build_http())
-        .build();
-    aws_sdk_ecr::Client::from_conf(conf)
+    ecr_client_as(&server.endpoint, akid, secret)
 }
 
 #[tokio::test]

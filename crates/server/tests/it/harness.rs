@@ -123,17 +123,16 @@ impl Drop for TestServer {
 }
 
 pub fn ecr_client(endpoint: &str) -> aws_sdk_ecr::Client {
+    ecr_client_as(endpoint, ACCESS_KEY, SECRET_KEY)
+}
+
+/// An `aws-sdk-ecr` client signing with the given key.
+pub fn ecr_client_as(endpoint: &str, access_key: &str, secret: &str) -> aws_sdk_ecr::Client {
     let conf = aws_sdk_ecr::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .endpoint_url(endpoint)
-        .credentials_provider(Credentials::new(
-            "AKIDEXAMPLE",
-            "secret",
-            None,
-            None,
-            "test",
-        ))
+        .credentials_provider(Credentials::new(access_key, secret, None, None, "test"))
         .http_client(aws_smithy_http_client::Builder::new().build_http())
         .build();
     aws_sdk_ecr::Client::from_conf(conf)

@@ -8,15 +8,7 @@ use crate::harness::*;
 const OTHER: &str = "111111111111";
 
 fn client(server: &TestServer, akid: &str, secret: &str) -> aws_sdk_ecr::Client {
-    use aws_sdk_ecr::config::{BehaviorVersion, Credentials, Region};
-    let conf = aws_sdk_ecr::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(&server.endpoint)
-        .credentials_provider(Credentials::new(akid, secret, None, None, "test"))
-        .http_client(aws_smithy_http_client::Builder::new().build_http())
-        .build();
-    aws_sdk_ecr::Client::from_conf(conf)
+    ecr_client_as(&server.endpoint, akid, secret)
 }
 
 /// The owner (account 000000000000), another account, and a restricted user of the owner's
