@@ -108,6 +108,7 @@ impl Registry {
         {
             return Ok(false);
         }
+        let _linking = self.gc_lock.read().await;
         self.storage
             .meta
             .link_blob(target.id, digest, crate::now_millis())

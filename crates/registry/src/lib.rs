@@ -4,6 +4,7 @@
 
 mod blobs;
 mod error;
+mod gc;
 mod images;
 mod manifest;
 mod pagination;
@@ -20,6 +21,7 @@ use storage::{Millis, Storage};
 
 pub use blobs::BlobDownload;
 pub use error::RegistryError;
+pub use gc::{FsckProblem, GcOptions, GcReport};
 pub use images::{
     BatchDeleteResult, BatchGetResult, ImageFailure, ImageFailureCode, ImageIdInput, ImageIdOutput,
     PutImageRequest,
@@ -49,6 +51,10 @@ pub struct Limits {
     pub max_layer_size: u64,
     pub max_tags_per_image: usize,
     pub max_images_per_repository: u64,
+    /// Open uploads one repository may have at once (LimitExceededException past it).
+    pub max_open_uploads_per_repository: u64,
+    /// An upload that receives nothing for this long is gone (UploadNotFoundException).
+    pub upload_expiry_millis: i64,
 }
 
 impl Default for Limits {
@@ -61,6 +67,8 @@ impl Default for Limits {
             max_layer_size: 52_000 * 1024 * 1024,
             max_tags_per_image: 1000,
             max_images_per_repository: 100_000,
+            max_open_uploads_per_repository: 1_000,
+            upload_expiry_millis: 24 * 3600 * 1000,
         }
     }
 }
@@ -88,6 +96,9 @@ pub struct Registry {
     region: String,
     limits: Limits,
     uploads_in_flight: uploads::PartLocks,
+    /// Readers: upload completions and mounts (file, then metadata). Writer: GC's removal of
+    /// blob files. Keeps GC from deleting a file a completion is about to record.
+    gc_lock: tokio::sync::RwLock<()>,
 }
 
 impl Registry {
@@ -97,6 +108,7 @@ impl Registry {
             region,
             limits,
             uploads_in_flight: Default::default(),
+            gc_lock: Default::default(),
         }
     }
 

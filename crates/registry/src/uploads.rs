@@ -88,6 +88,13 @@ impl Registry {
         r: &RepositoryRef,
     ) -> Result<(UploadId, u64)> {
         let repo = self.repository(who, r, "ecr:InitiateLayerUpload").await?;
+        let cap = self.limits.max_open_uploads_per_repository;
+        if self.storage.meta.count_uploads(repo.id).await? >= cap {
+            return Err(RegistryError::LimitExceeded(format!(
+                "The repository with name '{}' in registry with id '{}' already has the maximum number of open uploads ({cap})",
+                repo.name, repo.registry_id
+            )));
+        }
         let now = now_millis();
         let id = UploadId::new_random();
         self.storage
@@ -110,7 +117,12 @@ impl Registry {
     /// The upload `id` of repository `repo`, or `UploadNotFound`.
     async fn open_upload(&self, repo: &RepositoryRecord, id: UploadId) -> Result<UploadRecord> {
         match self.storage.meta.get_upload(id).await? {
-            Some(u) if u.repository == repo.id => Ok(u),
+            Some(u)
+                if u.repository == repo.id
+                    && now_millis() - u.updated_at < self.limits.upload_expiry_millis =>
+            {
+                Ok(u)
+            }
             _ => Err(RegistryError::UploadNotFound {
                 registry_id: repo.registry_id.clone(),
                 name: repo.name.clone(),
@@ -346,7 +358,8 @@ impl Registry {
             });
         }
         // Blob first, then metadata: a crash in between leaves an unreferenced file for GC,
-        // never a metadata row pointing at nothing.
+        // never a metadata row pointing at nothing. GC waits for both steps.
+        let _completing = self.gc_lock.read().await;
         self.storage
             .blobs
             .commit_upload(id, upload.received, &computed)

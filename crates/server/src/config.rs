@@ -39,6 +39,15 @@ pub struct Config {
     /// absent). Every node of one deployment must use the same file. Default:
     /// `<data-dir>/signing.key`.
     pub signing_key_file: PathBuf,
+    /// Seconds between background garbage collections; 0 turns them off. Default 3600.
+    pub gc_interval_secs: u64,
+    /// Seconds an unreferenced blob (or an unknown file) is kept before GC may remove it.
+    /// Default 3600.
+    pub gc_grace_secs: u64,
+    /// Seconds an upload may receive nothing before it expires. Default 86400.
+    pub upload_expiry_secs: u64,
+    /// Open uploads one repository may have at once. Default 1000.
+    pub max_open_uploads: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,6 +88,10 @@ impl Default for Config {
             insecure_accept_any_signature: false,
             tls: None,
             signing_key_file: PathBuf::from("./berth-data/signing.key"),
+            gc_interval_secs: 3600,
+            gc_grace_secs: 3600,
+            upload_expiry_secs: 86_400,
+            max_open_uploads: 1_000,
         }
     }
 }
@@ -99,6 +112,10 @@ pub struct FileConfig {
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub signing_key_file: Option<PathBuf>,
+    pub gc_interval_secs: Option<u64>,
+    pub gc_grace_secs: Option<u64>,
+    pub upload_expiry_secs: Option<u64>,
+    pub max_open_uploads: Option<u64>,
 }
 
 /// Values from the environment or flags (clap merges those two, flags winning).
@@ -154,6 +171,18 @@ pub struct Overrides {
     /// Key file for registry passwords and download URLs, shared by all nodes [default: <data-dir>/signing.key].
     #[arg(long, env = "BERTH_SIGNING_KEY_FILE")]
     pub signing_key_file: Option<PathBuf>,
+    /// Seconds between background garbage collections, 0 for none [default: 3600].
+    #[arg(long, env = "BERTH_GC_INTERVAL_SECS")]
+    pub gc_interval_secs: Option<u64>,
+    /// Seconds an unreferenced blob is kept before GC may remove it [default: 3600].
+    #[arg(long, env = "BERTH_GC_GRACE_SECS")]
+    pub gc_grace_secs: Option<u64>,
+    /// Seconds an upload may receive nothing before it expires [default: 86400].
+    #[arg(long, env = "BERTH_UPLOAD_EXPIRY_SECS")]
+    pub upload_expiry_secs: Option<u64>,
+    /// Open uploads one repository may have at once [default: 1000].
+    #[arg(long, env = "BERTH_MAX_OPEN_UPLOADS")]
+    pub max_open_uploads: Option<u64>,
 }
 
 impl Config {
@@ -172,6 +201,22 @@ impl Config {
                 None => d.listen,
             },
             signing_key_file: PathBuf::new(),
+            gc_interval_secs: o
+                .gc_interval_secs
+                .or(file.gc_interval_secs)
+                .unwrap_or(d.gc_interval_secs),
+            gc_grace_secs: o
+                .gc_grace_secs
+                .or(file.gc_grace_secs)
+                .unwrap_or(d.gc_grace_secs),
+            upload_expiry_secs: o
+                .upload_expiry_secs
+                .or(file.upload_expiry_secs)
+                .unwrap_or(d.upload_expiry_secs),
+            max_open_uploads: o
+                .max_open_uploads
+                .or(file.max_open_uploads)
+                .unwrap_or(d.max_open_uploads),
             data_dir: o.data_dir.clone().or(file.data_dir).unwrap_or(d.data_dir),
             region: o.region.clone().or(file.region).unwrap_or(d.region),
             account_id: o

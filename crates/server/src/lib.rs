@@ -15,7 +15,10 @@ pub use config::Config;
 /// The assembled application.
 pub struct App {
     pub router: Router,
+    pub registry: Arc<registry::Registry>,
     tls: Option<config::TlsConfig>,
+    gc: registry::GcOptions,
+    gc_interval: Option<std::time::Duration>,
 }
 
 impl App {
@@ -30,7 +33,11 @@ impl App {
         let registry = Arc::new(registry::Registry::new(
             storage,
             cfg.region.clone(),
-            registry::Limits::default(),
+            registry::Limits {
+                upload_expiry_millis: (cfg.upload_expiry_secs as i64).saturating_mul(1000),
+                max_open_uploads_per_repository: cfg.max_open_uploads,
+                ..registry::Limits::default()
+            },
         ));
         let oci = oci_api::router(
             registry.clone(),
@@ -44,7 +51,7 @@ impl App {
             },
         );
         let ecr = ecr_api::router(
-            registry,
+            registry.clone(),
             ecr_api::EcrApiConfig {
                 account_id: cfg.account_id.clone(),
                 credentials: (!cfg.access_keys.is_empty()).then(|| {
@@ -58,8 +65,44 @@ impl App {
         );
         Ok(Self {
             router: ecr.merge(oci),
+            registry,
             tls: cfg.tls.clone(),
+            gc: registry::GcOptions {
+                dry_run: false,
+                grace: std::time::Duration::from_secs(cfg.gc_grace_secs),
+            },
+            gc_interval: (cfg.gc_interval_secs > 0)
+                .then(|| std::time::Duration::from_secs(cfg.gc_interval_secs)),
         })
+    }
+
+    /// One garbage collection with the configured grace period.
+    pub async fn collect_garbage(&self, dry_run: bool) -> anyhow::Result<registry::GcReport> {
+        let opts = registry::GcOptions {
+            dry_run,
+            ..self.gc.clone()
+        };
+        Ok(self.registry.collect_garbage(&opts).await?)
+    }
+
+    /// Collects garbage every `gc_interval` while the server runs.
+    fn spawn_gc(&self) {
+        let Some(interval) = self.gc_interval else {
+            return;
+        };
+        let registry = self.registry.clone();
+        let opts = self.gc.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval);
+            tick.tick().await; // not at start-up: let clients reconnect first
+            loop {
+                tick.tick().await;
+                match registry.collect_garbage(&opts).await {
+                    Ok(r) => tracing::info!(?r, "garbage collected"),
+                    Err(e) => tracing::error!(error = ?e, "garbage collection failed"),
+                }
+            }
+        });
     }
 
     /// `http` or `https`, as clients reach this server.
@@ -73,6 +116,7 @@ impl App {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        self.spawn_gc();
         let Some(tls) = &self.tls else {
             return axum::serve(listener, self.router)
                 .with_graceful_shutdown(shutdown)

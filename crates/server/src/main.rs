@@ -18,6 +18,16 @@ struct Cli {
 enum Command {
     /// Run the registry.
     Serve(Overrides),
+    /// Remove expired uploads and blobs no image uses (past the grace period) once, and exit.
+    Gc {
+        #[command(flatten)]
+        overrides: Overrides,
+        /// Report what would be removed without removing anything.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Re-hash every blob and check the metadata against the blob store; exit 1 on problems.
+    Fsck(Overrides),
 }
 
 #[tokio::main]
@@ -30,7 +40,31 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-    let Command::Serve(overrides) = Cli::parse().command;
+    let overrides = match Cli::parse().command {
+        Command::Serve(o) => o,
+        Command::Gc { overrides, dry_run } => {
+            let app = berth::App::build(&Config::load(&overrides)?).await?;
+            let report = app.collect_garbage(dry_run).await?;
+            println!(
+                "{}{report:#?}",
+                if dry_run {
+                    "dry run, nothing removed: "
+                } else {
+                    ""
+                }
+            );
+            return Ok(());
+        }
+        Command::Fsck(o) => {
+            let app = berth::App::build(&Config::load(&o)?).await?;
+            let problems = app.registry.fsck().await?;
+            for p in &problems {
+                println!("{p:?}");
+            }
+            println!("{} problem(s)", problems.len());
+            std::process::exit(i32::from(!problems.is_empty()));
+        }
+    };
     let cfg = Config::load(&overrides)?;
     let app = berth::App::build(&cfg).await?;
     let listener = tokio::net::TcpListener::bind(cfg.listen).await?;

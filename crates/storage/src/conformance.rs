@@ -72,6 +72,18 @@ pub async fn blob_store(store: &dyn BlobStore) {
         .unwrap();
     assert_eq!(ranged.size, 11);
     assert_eq!(read_all(ranged).await, b"worl");
+    let listed = store.list_blobs().await.unwrap();
+    assert_eq!(
+        listed
+            .iter()
+            .map(|(d, s, _)| (d.clone(), *s))
+            .collect::<Vec<_>>(),
+        vec![(digest.clone(), 11)]
+    );
+    assert!(
+        store.list_uploads().await.unwrap().is_empty(),
+        "a committed upload is no longer staged"
+    );
     store.delete(&digest).await.unwrap();
     store.delete(&digest).await.unwrap();
     assert_eq!(store.stat(&digest).await.unwrap(), None);

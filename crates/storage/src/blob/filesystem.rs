@@ -6,6 +6,7 @@
 
 use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use async_trait::async_trait;
 use futures_util::StreamExt;
@@ -44,6 +45,14 @@ impl FilesystemBlobStore {
 
     fn upload_path(&self, upload: UploadId) -> PathBuf {
         self.root.join("uploads").join(upload.to_string())
+    }
+}
+
+fn read_dir_or_empty(dir: &Path) -> std::io::Result<Vec<std::fs::DirEntry>> {
+    match std::fs::read_dir(dir) {
+        Ok(entries) => entries.collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(vec![]),
+        Err(e) => Err(e),
     }
 }
 
@@ -171,6 +180,44 @@ impl BlobStore for FilesystemBlobStore {
             size,
             body: Box::pin(body),
         })
+    }
+
+    async fn list_blobs(&self) -> Result<Vec<(Digest, u64, SystemTime)>, StorageError> {
+        let root = self.root.join("blobs");
+        tokio::task::spawn_blocking(move || -> Result<_, StorageError> {
+            let mut out = Vec::new();
+            for alg in read_dir_or_empty(&root)? {
+                let alg_name = alg.file_name().to_string_lossy().into_owned();
+                for prefix in read_dir_or_empty(&alg.path())? {
+                    for f in read_dir_or_empty(&prefix.path())? {
+                        let name = f.file_name().to_string_lossy().into_owned();
+                        // Anything that is not a well-formed blob name is not a blob.
+                        if let Ok(d) = Digest::parse(&format!("{alg_name}:{name}")) {
+                            let m = f.metadata()?;
+                            out.push((d, m.len(), m.modified()?));
+                        }
+                    }
+                }
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(|e| StorageError::Other(Box::new(e)))?
+    }
+
+    async fn list_uploads(&self) -> Result<Vec<(UploadId, SystemTime)>, StorageError> {
+        let root = self.root.join("uploads");
+        tokio::task::spawn_blocking(move || -> Result<_, StorageError> {
+            let mut out = Vec::new();
+            for f in read_dir_or_empty(&root)? {
+                if let Some(id) = UploadId::parse(&f.file_name().to_string_lossy()) {
+                    out.push((id, f.metadata()?.modified()?));
+                }
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(|e| StorageError::Other(Box::new(e)))?
     }
 
     async fn delete(&self, digest: &Digest) -> Result<(), StorageError> {

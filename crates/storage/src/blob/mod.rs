@@ -4,6 +4,7 @@ pub mod filesystem;
 
 use std::io;
 use std::pin::Pin;
+use std::time::SystemTime;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -71,4 +72,10 @@ pub trait BlobStore: Send + Sync {
 
     /// Removes a blob; succeeds if it is already gone.
     async fn delete(&self, digest: &Digest) -> Result<(), StorageError>;
+
+    /// Every stored blob with its size and last modification.
+    async fn list_blobs(&self) -> Result<Vec<(Digest, u64, SystemTime)>, StorageError>;
+
+    /// Every staged upload with its last modification.
+    async fn list_uploads(&self) -> Result<Vec<(UploadId, SystemTime)>, StorageError>;
 }

@@ -197,6 +197,32 @@ pub trait MetaStore: Send + Sync {
         now: Millis,
     ) -> Result<bool, StorageError>;
     async fn delete_upload(&self, id: UploadId) -> Result<(), StorageError>;
+    /// Open uploads of a repository.
+    async fn count_uploads(&self, repo: RepositoryId) -> Result<u64, StorageError>;
+
+    // Garbage collection and checks.
+    /// Uploads that received nothing since `idle_before`.
+    async fn idle_uploads(&self, idle_before: Millis) -> Result<Vec<UploadId>, StorageError>;
+    /// Blob links made before `linked_before` that no image of their repository references.
+    async fn unreferenced_links(
+        &self,
+        linked_before: Millis,
+    ) -> Result<Vec<(RepositoryId, Digest)>, StorageError>;
+    /// Removes a blob link if, at this moment, no image of the repository references it.
+    async fn unlink_if_unreferenced(
+        &self,
+        repo: RepositoryId,
+        digest: &Digest,
+    ) -> Result<bool, StorageError>;
+    /// Blobs first stored before `created_before` that no repository links.
+    async fn unlinked_blobs(
+        &self,
+        created_before: Millis,
+    ) -> Result<Vec<(Digest, u64)>, StorageError>;
+    /// Removes a blob's row if, at this moment, no repository links it.
+    async fn delete_blob_if_unlinked(&self, digest: &Digest) -> Result<bool, StorageError>;
+    /// Every blob the metadata knows, with its size.
+    async fn all_blobs(&self) -> Result<Vec<(Digest, u64)>, StorageError>;
 
     // Images and tags.
     async fn get_image(

@@ -485,6 +485,101 @@ impl MetaStore for SqliteMetaStore {
         Ok(linked.rows_affected() == 0)
     }
 
+    async fn count_uploads(&self, repo: RepositoryId) -> Result<u64, StorageError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM uploads WHERE repository_id = ?")
+            .bind(repo.0)
+            .fetch_one(&self.writer)
+            .await
+            .map_err(db_err)?;
+        Ok(n as u64)
+    }
+
+    async fn idle_uploads(&self, idle_before: Millis) -> Result<Vec<UploadId>, StorageError> {
+        let ids: Vec<String> =
+            sqlx::query_scalar("SELECT id FROM uploads WHERE updated_at < ? ORDER BY id")
+                .bind(idle_before)
+                .fetch_all(&self.writer)
+                .await
+                .map_err(db_err)?;
+        ids.iter()
+            .map(|i| UploadId::parse(i).ok_or_else(|| corrupt("upload id")))
+            .collect()
+    }
+
+    async fn unreferenced_links(
+        &self,
+        linked_before: Millis,
+    ) -> Result<Vec<(RepositoryId, Digest)>, StorageError> {
+        let rows = sqlx::query(
+            "SELECT rb.repository_id, rb.digest FROM repository_blobs rb
+             WHERE rb.created_at < ? AND NOT EXISTS
+               (SELECT 1 FROM image_blobs ib WHERE ib.repository_id = rb.repository_id AND ib.blob_digest = rb.digest)
+             ORDER BY rb.repository_id, rb.digest",
+        )
+        .bind(linked_before)
+        .fetch_all(&self.writer)
+        .await
+        .map_err(db_err)?;
+        rows.iter()
+            .map(|r| Ok((RepositoryId(r.get(0)), parse_digest(r.get(1))?)))
+            .collect()
+    }
+
+    async fn unlink_if_unreferenced(
+        &self,
+        repo: RepositoryId,
+        digest: &Digest,
+    ) -> Result<bool, StorageError> {
+        let res = sqlx::query(
+            "DELETE FROM repository_blobs WHERE repository_id = ?1 AND digest = ?2 AND NOT EXISTS
+               (SELECT 1 FROM image_blobs WHERE repository_id = ?1 AND blob_digest = ?2)",
+        )
+        .bind(repo.0)
+        .bind(digest.as_str())
+        .execute(&self.writer)
+        .await
+        .map_err(db_err)?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    async fn unlinked_blobs(
+        &self,
+        created_before: Millis,
+    ) -> Result<Vec<(Digest, u64)>, StorageError> {
+        let rows = sqlx::query(
+            "SELECT b.digest, b.size FROM blobs b WHERE b.created_at < ? AND NOT EXISTS
+               (SELECT 1 FROM repository_blobs rb WHERE rb.digest = b.digest) ORDER BY b.digest",
+        )
+        .bind(created_before)
+        .fetch_all(&self.writer)
+        .await
+        .map_err(db_err)?;
+        rows.iter()
+            .map(|r| Ok((parse_digest(r.get(0))?, r.get::<i64, _>(1) as u64)))
+            .collect()
+    }
+
+    async fn delete_blob_if_unlinked(&self, digest: &Digest) -> Result<bool, StorageError> {
+        let res = sqlx::query(
+            "DELETE FROM blobs WHERE digest = ?1 AND NOT EXISTS (SELECT 1 FROM repository_blobs WHERE digest = ?1)",
+        )
+        .bind(digest.as_str())
+        .execute(&self.writer)
+        .await
+        .map_err(db_err)?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    async fn all_blobs(&self) -> Result<Vec<(Digest, u64)>, StorageError> {
+        let rows = sqlx::query("SELECT digest, size FROM blobs ORDER BY digest")
+            .fetch_all(&self.readers)
+            .await
+            .map_err(db_err)?;
+        rows.iter()
+            .map(|r| Ok((parse_digest(r.get(0))?, r.get::<i64, _>(1) as u64)))
+            .collect()
+    }
+
     async fn delete_upload(&self, id: UploadId) -> Result<(), StorageError> {
         sqlx::query("DELETE FROM uploads WHERE id = ?")
             .bind(id.to_string())
@@ -565,6 +660,19 @@ impl MetaStore for SqliteMetaStore {
         let image_created = inserted.rows_affected() == 1;
         if image_created {
             for (blob, media_type) in &refs.blobs {
+                // Checked again inside the transaction: garbage collection may have unlinked
+                // an unreferenced blob since the caller looked.
+                let linked: Option<i64> = sqlx::query_scalar(
+                    "SELECT 1 FROM repository_blobs WHERE repository_id = ? AND digest = ?",
+                )
+                .bind(repo.0)
+                .bind(blob.as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_err)?;
+                if linked.is_none() {
+                    return Err(StorageError::Conflict("a referenced blob was unlinked"));
+                }
                 sqlx::query("INSERT OR IGNORE INTO image_blobs (repository_id, image_digest, blob_digest) VALUES (?, ?, ?)")
                     .bind(repo.0)
                     .bind(image.digest.as_str())

@@ -1,0 +1,174 @@
+//! Garbage collection and consistency checks.
+//!
+//! What is collected: uploads idle past their expiry (rows and staged bytes); blob links no
+//! image of their repository references, made longer ago than the grace period; blobs no
+//! repository links; and files on disk the metadata does not know, older than the grace
+//! period (left by a crash between writing and recording). The grace period is what keeps a
+//! blob uploaded but not yet named by a PutImage from being collected.
+//!
+//! Safety against a concurrent push: every removal is conditional in the metadata store
+//! ("unlink if still unreferenced", "delete if still unlinked"), PutImage re-checks its blob
+//! links inside its transaction, and blob files are only deleted under the write side of
+//! `gc_lock`, whose read side covers an upload's commit from file to metadata.
+
+use std::collections::HashSet;
+use std::time::{Duration, SystemTime};
+
+use futures_util::StreamExt;
+use model::{Digest, DigestAlgorithm, ResumableSha256, Sha512Hasher};
+
+use crate::{Registry, Result, now_millis};
+
+#[derive(Debug, Clone)]
+pub struct GcOptions {
+    /// Report what would be removed, remove nothing.
+    pub dry_run: bool,
+    /// How long an unreferenced blob or an unknown file is left alone.
+    pub grace: Duration,
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct GcReport {
+    pub expired_uploads: usize,
+    pub unlinked_blobs: usize,
+    pub deleted_blobs: usize,
+    pub freed_bytes: u64,
+    pub orphan_blob_files: usize,
+    pub orphan_upload_files: usize,
+}
+
+/// One problem `fsck` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FsckProblem {
+    /// The metadata names a blob the blob store does not hold.
+    MissingBlob(Digest),
+    SizeMismatch {
+        digest: Digest,
+        recorded: u64,
+        stored: u64,
+    },
+    /// The stored bytes do not hash to the blob's name: corrupted on disk.
+    Corrupt { digest: Digest, actual: Digest },
+    /// A blob file the metadata does not know (harmless; GC removes it after the grace period).
+    UnknownFile(Digest),
+}
+
+fn millis(d: Duration) -> i64 {
+    d.as_millis().min(i64::MAX as u128) as i64
+}
+
+impl Registry {
+    pub async fn collect_garbage(&self, opts: &GcOptions) -> Result<GcReport> {
+        let meta = &self.storage.meta;
+        let blobs = &self.storage.blobs;
+        let now = now_millis();
+        let cutoff = now - millis(opts.grace);
+        let mut report = GcReport::default();
+
+        for id in meta
+            .idle_uploads(now - self.limits.upload_expiry_millis)
+            .await?
+        {
+            report.expired_uploads += 1;
+            if !opts.dry_run {
+                meta.delete_upload(id).await?;
+                blobs.delete_upload(id).await?;
+            }
+        }
+        for (repo, digest) in meta.unreferenced_links(cutoff).await? {
+            if opts.dry_run || meta.unlink_if_unreferenced(repo, &digest).await? {
+                report.unlinked_blobs += 1;
+            }
+        }
+
+        let _exclusive = self.gc_lock.write().await;
+        let candidates = meta.unlinked_blobs(cutoff).await?;
+        // After a dry-run "unlink", blobs it would unlink would then be unlinked too; the
+        // report counts only what is unlinked now.
+        for (digest, size) in candidates {
+            if opts.dry_run || meta.delete_blob_if_unlinked(&digest).await? {
+                if !opts.dry_run {
+                    blobs.delete(&digest).await?;
+                }
+                report.deleted_blobs += 1;
+                report.freed_bytes += size;
+            }
+        }
+        let known: HashSet<Digest> = meta
+            .all_blobs()
+            .await?
+            .into_iter()
+            .map(|(d, _)| d)
+            .collect();
+        let old_enough =
+            |t: SystemTime| SystemTime::now().duration_since(t).unwrap_or_default() > opts.grace;
+        for (digest, size, modified) in blobs.list_blobs().await? {
+            if !known.contains(&digest) && old_enough(modified) {
+                report.orphan_blob_files += 1;
+                report.freed_bytes += size;
+                if !opts.dry_run {
+                    blobs.delete(&digest).await?;
+                }
+            }
+        }
+        let open: HashSet<_> = meta.idle_uploads(i64::MAX).await?.into_iter().collect();
+        for (id, modified) in blobs.list_uploads().await? {
+            if !open.contains(&id) && old_enough(modified) {
+                report.orphan_upload_files += 1;
+                if !opts.dry_run {
+                    blobs.delete_upload(id).await?;
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Re-hashes every blob and checks the metadata against the blob store.
+    pub async fn fsck(&self) -> Result<Vec<FsckProblem>> {
+        let meta = &self.storage.meta;
+        let blobs = &self.storage.blobs;
+        let mut problems = Vec::new();
+        let recorded = meta.all_blobs().await?;
+        let known: HashSet<Digest> = recorded.iter().map(|(d, _)| d.clone()).collect();
+        for (digest, size) in recorded {
+            let Some(stored) = blobs.stat(&digest).await? else {
+                problems.push(FsckProblem::MissingBlob(digest));
+                continue;
+            };
+            if stored != size {
+                problems.push(FsckProblem::SizeMismatch {
+                    digest,
+                    recorded: size,
+                    stored,
+                });
+                continue;
+            }
+            let mut body = blobs.open(&digest, None).await?.body;
+            let actual = match digest.algorithm() {
+                DigestAlgorithm::Sha256 => {
+                    let mut h = ResumableSha256::new();
+                    while let Some(chunk) = body.next().await {
+                        h.update(&chunk.map_err(storage::StorageError::from)?);
+                    }
+                    h.finish()
+                }
+                DigestAlgorithm::Sha512 => {
+                    let mut h = Sha512Hasher::default();
+                    while let Some(chunk) = body.next().await {
+                        h.update(&chunk.map_err(storage::StorageError::from)?);
+                    }
+                    h.finish()
+                }
+            };
+            if actual != digest {
+                problems.push(FsckProblem::Corrupt { digest, actual });
+            }
+        }
+        for (digest, _, _) in blobs.list_blobs().await? {
+            if !known.contains(&digest) {
+                problems.push(FsckProblem::UnknownFile(digest));
+            }
+        }
+        Ok(problems)
+    }
+}
