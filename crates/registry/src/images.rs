@@ -225,8 +225,10 @@ impl Registry {
                 )));
             }
             let tag = req.tag.as_ref().map(|t| (t, current.as_ref()));
+            self.failpoint("put_image.before_record");
             match meta.put_image(repo.id, &image, &refs, tag).await {
                 Ok(_) => {
+                    self.failpoint("put_image.after_record");
                     let stored = match existing {
                         Some(e) => e,
                         None => image,

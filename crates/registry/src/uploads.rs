@@ -239,6 +239,7 @@ impl Registry {
             .blobs
             .write_part(id, first, stream, &mut |chunk| hasher.update(chunk))
             .await?;
+        self.failpoint("upload_part.after_write");
         if expected_len.is_some_and(|len| len != written) {
             return Err(part_error(
                 upload.received,
@@ -364,6 +365,7 @@ impl Registry {
             .blobs
             .commit_upload(id, upload.received, &computed)
             .await?;
+        self.failpoint("complete_upload.after_commit");
         self.storage
             .meta
             .complete_upload(id, repo.id, &computed, upload.received, now_millis())

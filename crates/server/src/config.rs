@@ -48,6 +48,8 @@ pub struct Config {
     pub upload_expiry_secs: u64,
     /// Open uploads one repository may have at once. Default 1000.
     pub max_open_uploads: u64,
+    /// Crash points to arm (tests only; see `Registry::failpoint`). Default: none.
+    pub failpoints: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,6 +94,7 @@ impl Default for Config {
             gc_grace_secs: 3600,
             upload_expiry_secs: 86_400,
             max_open_uploads: 1_000,
+            failpoints: vec![],
         }
     }
 }
@@ -183,6 +186,9 @@ pub struct Overrides {
     /// Open uploads one repository may have at once [default: 1000].
     #[arg(long, env = "BERTH_MAX_OPEN_UPLOADS")]
     pub max_open_uploads: Option<u64>,
+    /// Crash points to arm, for the crash tests only: the process aborts on reaching one.
+    #[arg(long = "failpoint", hide = true)]
+    pub failpoints: Vec<String>,
 }
 
 impl Config {
@@ -217,6 +223,7 @@ impl Config {
                 .max_open_uploads
                 .or(file.max_open_uploads)
                 .unwrap_or(d.max_open_uploads),
+            failpoints: o.failpoints.clone(),
             data_dir: o.data_dir.clone().or(file.data_dir).unwrap_or(d.data_dir),
             region: o.region.clone().or(file.region).unwrap_or(d.region),
             account_id: o

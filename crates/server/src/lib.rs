@@ -30,15 +30,18 @@ impl App {
             .with_context(|| format!("opening storage in {}", cfg.data_dir.display()))?;
         let signing_key = auth::SigningKey::load_or_create(&cfg.signing_key_file)
             .context("loading the signing key")?;
-        let registry = Arc::new(registry::Registry::new(
-            storage,
-            cfg.region.clone(),
-            registry::Limits {
-                upload_expiry_millis: (cfg.upload_expiry_secs as i64).saturating_mul(1000),
-                max_open_uploads_per_repository: cfg.max_open_uploads,
-                ..registry::Limits::default()
-            },
-        ));
+        let registry = Arc::new(
+            registry::Registry::new(
+                storage,
+                cfg.region.clone(),
+                registry::Limits {
+                    upload_expiry_millis: (cfg.upload_expiry_secs as i64).saturating_mul(1000),
+                    max_open_uploads_per_repository: cfg.max_open_uploads,
+                    ..registry::Limits::default()
+                },
+            )
+            .with_failpoints(cfg.failpoints.clone()),
+        );
         let oci = oci_api::router(
             registry.clone(),
             oci_api::OciApiConfig {

@@ -53,6 +53,27 @@ impl TestServer {
         Self::spawn(data_dir, vec![], true).await
     }
 
+    /// A server on `data_dir` with extra `serve` flags (e.g. an armed crash point).
+    pub async fn start_in_with(data_dir: &Path, args: &[&str]) -> Self {
+        Self::spawn(
+            data_dir,
+            args.iter().map(|a| (*a).to_owned()).collect(),
+            true,
+        )
+        .await
+    }
+
+    /// Waits (at most 10 s) for the server process to end by itself; true if it did.
+    pub async fn exited(&mut self) -> bool {
+        for _ in 0..200 {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        false
+    }
+
     async fn spawn(data_dir: &Path, extra: Vec<String>, with_keys: bool) -> Self {
         let data_dir = data_dir.to_path_buf();
         let dir = data_dir.clone();

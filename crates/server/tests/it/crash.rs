@@ -1,0 +1,212 @@
+//! Crash safety: the server aborts (as `kill -9` would) at each named crash point; after a
+//! restart every acknowledged part, blob, manifest and tag is intact, the interrupted step can
+//! be retried, and GC plus fsck leave a clean store.
+
+use aws_sdk_ecr::primitives::Blob;
+use aws_sdk_ecr::types::{ImageIdentifier, LayerAvailability};
+
+use crate::harness::*;
+
+fn by_tag(t: &str) -> ImageIdentifier {
+    ImageIdentifier::builder().image_tag(t).build()
+}
+
+async fn crashing_server(dir: &std::path::Path, point: &str) -> TestServer {
+    TestServer::start_in_with(dir, &["--failpoint", point, "--gc-interval-secs", "0"]).await
+}
+
+async fn part(ecr: &aws_sdk_ecr::Client, id: &str, data: &[u8], first: usize, last: usize) -> bool {
+    ecr.upload_layer_part()
+        .repository_name("team/app")
+        .upload_id(id)
+        .part_first_byte(first as i64)
+        .part_last_byte(last as i64 - 1)
+        .layer_part_blob(Blob::new(&data[first..last]))
+        .send()
+        .await
+        .is_ok()
+}
+
+async fn complete(ecr: &aws_sdk_ecr::Client, id: &str, data: &[u8]) -> Result<String, String> {
+    ecr.complete_layer_upload()
+        .repository_name("team/app")
+        .upload_id(id)
+        .layer_digests(sha256_digest(data))
+        .send()
+        .await
+        .map(|r| r.layer_digest().unwrap().to_owned())
+        .map_err(|e| code(&e))
+}
+
+#[tokio::test]
+async fn every_crash_point_leaves_acknowledged_data_intact() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let layer = random_bytes(6 * MIB + 77, 5);
+    let config = br#"{"architecture":"amd64","os":"linux"}"#.to_vec();
+
+    // Acknowledged before any crash: an image, and the first part of a new layer.
+    let (base_manifest, upload) = {
+        let server = TestServer::start_in_with(d, &["--gc-interval-secs", "0"]).await;
+        let ecr = server.ecr();
+        create_repo(&ecr, "team/app").await;
+        let (m, _, _) = push_small_image(&ecr, "team/app", "base", 1).await;
+        push_layer(&ecr, "team/app", &config, &[config.len()]).await;
+        let id = ecr
+            .initiate_layer_upload()
+            .repository_name("team/app")
+            .send()
+            .await
+            .unwrap()
+            .upload_id()
+            .unwrap()
+            .to_owned();
+        assert!(part(&ecr, &id, &layer, 0, 5 * MIB).await);
+        (m, id)
+    };
+
+    // 1. Between writing a part and recording it.
+    let mut server = crashing_server(d, "upload_part.after_write").await;
+    assert!(
+        !part(&server.ecr(), &upload, &layer, 5 * MIB, layer.len()).await,
+        "the part is never acknowledged"
+    );
+    assert!(
+        server.exited().await,
+        "the server aborted at the crash point"
+    );
+    drop(server);
+
+    // 2. Between putting the blob in place and recording the completion.
+    let mut server = crashing_server(d, "complete_upload.after_commit").await;
+    let ecr = server.ecr();
+    assert!(
+        part(&ecr, &upload, &layer, 5 * MIB, layer.len()).await,
+        "the retried part lands where the last acknowledged one ended"
+    );
+    assert!(complete(&ecr, &upload, &layer).await.is_err());
+    assert!(server.exited().await);
+    drop(server);
+
+    // 3. Before and 4. after PutImage records the image.
+    let manifest = oci_manifest(
+        (&sha256_digest(&config), config.len()),
+        &[(&sha256_digest(&layer), layer.len())],
+    );
+    let mut server = crashing_server(d, "put_image.before_record").await;
+    let ecr = server.ecr();
+    assert_eq!(
+        complete(&ecr, &upload, &layer).await,
+        Ok(sha256_digest(&layer)),
+        "the completion is retried and finishes"
+    );
+    assert!(
+        ecr.put_image()
+            .repository_name("team/app")
+            .image_manifest(&manifest)
+            .image_tag("v1")
+            .send()
+            .await
+            .is_err()
+    );
+    assert!(server.exited().await);
+    drop(server);
+
+    let mut server = crashing_server(d, "put_image.after_record").await;
+    let ecr = server.ecr();
+    let got = ecr
+        .batch_get_image()
+        .repository_name("team/app")
+        .image_ids(by_tag("v1"))
+        .send()
+        .await
+        .unwrap();
+    assert!(got.images().is_empty(), "nothing half-written is visible");
+    assert!(
+        ecr.put_image()
+            .repository_name("team/app")
+            .image_manifest(&manifest)
+            .image_tag("v1")
+            .send()
+            .await
+            .is_err()
+    );
+    assert!(server.exited().await);
+    drop(server);
+
+    // After the last restart: everything acknowledged, and the last PutImage, is there.
+    let server = TestServer::start_in_with(d, &["--gc-interval-secs", "0"]).await;
+    let ecr = server.ecr();
+    let e = ecr
+        .put_image()
+        .repository_name("team/app")
+        .image_manifest(&manifest)
+        .image_tag("v1")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        code(&e),
+        "ImageAlreadyExistsException",
+        "the record made just before the crash survived"
+    );
+    for (tag, m) in [("base", &base_manifest), ("v1", &manifest)] {
+        let got = ecr
+            .batch_get_image()
+            .repository_name("team/app")
+            .image_ids(by_tag(tag))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(got.images()[0].image_manifest(), Some(m.as_str()), "{tag}");
+    }
+    let url = ecr
+        .get_download_url_for_layer()
+        .repository_name("team/app")
+        .layer_digest(sha256_digest(&layer))
+        .send()
+        .await
+        .unwrap()
+        .download_url()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        reqwest::get(url).await.unwrap().bytes().await.unwrap(),
+        &layer[..]
+    );
+    let check = ecr
+        .batch_check_layer_availability()
+        .repository_name("team/app")
+        .layer_digests(sha256_digest(&config))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        check.layers()[0].layer_availability(),
+        Some(&LayerAvailability::Available)
+    );
+
+    // Nothing the crashes left behind survives a GC, and the store checks clean.
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+            .args(args)
+            .arg("--data-dir")
+            .arg(d)
+            .env("BERTH_LOG", "error")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    run(&["gc", "--gc-grace-secs", "0"]);
+    assert_eq!(run(&["fsck"]), (Some(0), "0 problem(s)\n".to_owned()));
+    assert!(
+        std::fs::read_dir(d.join("uploads"))
+            .unwrap()
+            .next()
+            .is_none(),
+        "no staged file outlives GC"
+    );
+}
