@@ -59,9 +59,14 @@ impl Registry {
         }
     }
 
-    /// Opens a blob the caller has already been cleared to read.
+    /// Opens a blob the caller has already been cleared to read. A whole-blob read is
+    /// verified against the digest as it streams (see `verify.rs`).
     pub async fn open_blob(&self, digest: &Digest, range: Option<BlobRange>) -> Result<BlobReader> {
-        Ok(self.storage.blobs.open(digest, range).await?)
+        let mut reader = self.storage.blobs.open(digest, range).await?;
+        if range.is_none() {
+            reader.body = Box::pin(crate::verify::Verified::new(reader.body, digest.clone()));
+        }
+        Ok(reader)
     }
 }
 

@@ -13,6 +13,7 @@ mod policy;
 mod referrers;
 mod repositories;
 mod uploads;
+mod verify;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

@@ -189,4 +189,28 @@ async fn fsck_finds_a_corrupted_blob() {
     let (rc, out) = berth(&["fsck"], server.data_dir());
     assert_eq!(rc, 1, "{out}");
     assert!(out.contains("Corrupt") && out.contains(&layer), "{out}");
+    // Served whole, the corruption is detected as the bytes go out: the transfer fails rather
+    // than ending cleanly with bad data.
+    let url = ecr
+        .get_download_url_for_layer()
+        .repository_name("team/app")
+        .layer_digest(&layer)
+        .send()
+        .await
+        .unwrap()
+        .download_url()
+        .unwrap()
+        .to_owned();
+    let resp = reqwest::get(&url).await.unwrap();
+    assert!(
+        resp.bytes().await.is_err(),
+        "a corrupted blob is never served as good data"
+    );
+    let oci = server.oci().await;
+    let resp = oci
+        .req(reqwest::Method::GET, &format!("/v2/team/app/blobs/{layer}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.bytes().await.is_err());
 }

@@ -1,0 +1,80 @@
+//! Reading a whole blob re-hashes it on the way out. The last chunk is held back until the
+//! digest checks, so a blob corrupted on disk ends short of its `Content-Length` with an
+//! error: the client sees a failed transfer, never bad data presented as good. (A ranged read
+//! cannot be checked; `berth fsck` covers those bytes.)
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use futures_util::Stream;
+use model::{Digest, DigestAlgorithm, ResumableSha256, Sha512Hasher};
+use storage::ByteStream;
+
+enum Hasher {
+    Sha256(ResumableSha256),
+    Sha512(Sha512Hasher),
+}
+
+pub(crate) struct Verified {
+    inner: ByteStream,
+    hasher: Option<Hasher>,
+    /// The chunk read but not yet passed on.
+    held: Option<Bytes>,
+    expected: Digest,
+}
+
+impl Verified {
+    pub(crate) fn new(inner: ByteStream, expected: Digest) -> Self {
+        let hasher = match expected.algorithm() {
+            DigestAlgorithm::Sha256 => Hasher::Sha256(ResumableSha256::new()),
+            DigestAlgorithm::Sha512 => Hasher::Sha512(Sha512Hasher::default()),
+        };
+        Self {
+            inner,
+            hasher: Some(hasher),
+            held: None,
+            expected,
+        }
+    }
+}
+
+impl Stream for Verified {
+    type Item = std::io::Result<Bytes>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        loop {
+            match this.inner.as_mut().poll_next(cx) {
+                Poll::Ready(Some(Ok(chunk))) => {
+                    match &mut this.hasher {
+                        Some(Hasher::Sha256(h)) => h.update(&chunk),
+                        Some(Hasher::Sha512(h)) => h.update(&chunk),
+                        None => {}
+                    }
+                    // Pass on the previous chunk; hold this one.
+                    if let Some(prev) = this.held.replace(chunk) {
+                        return Poll::Ready(Some(Ok(prev)));
+                    }
+                }
+                Poll::Ready(None) => {
+                    let actual = match this.hasher.take() {
+                        Some(Hasher::Sha256(h)) => h.finish(),
+                        Some(Hasher::Sha512(h)) => h.finish(),
+                        None => return Poll::Ready(None),
+                    };
+                    if actual != this.expected {
+                        this.held = None;
+                        tracing::error!(expected = %this.expected, %actual, "blob corrupted on disk; the transfer is aborted (run berth fsck)");
+                        return Poll::Ready(Some(Err(std::io::Error::other(format!(
+                            "blob {} is corrupted",
+                            this.expected
+                        )))));
+                    }
+                    return Poll::Ready(this.held.take().map(Ok));
+                }
+                other => return other,
+            }
+        }
+    }
+}
