@@ -2,7 +2,7 @@
 
 use model::{Digest, DigestAlgorithm, ImageTag, wildcard_match};
 use storage::{
-    ImageRecord, ImageReferences, ImageSummary, RepositoryRecord, StorageError, TagStatus,
+    ImageRecord, ImageReferences, ImageSummary, RepositoryRecord, StorageError, TagStatus, TagWrite,
 };
 
 use crate::pagination::finish_page;
@@ -224,7 +224,15 @@ impl Registry {
                     self.limits.max_tags_per_image
                 )));
             }
-            let tag = req.tag.as_ref().map(|t| (t, current.as_ref()));
+            // Only an immutable tag needs the state its check saw to hold; a mutable tag just
+            // moves (last writer wins), so concurrent pushes of one tag never starve.
+            let tag = req.tag.as_ref().map(|t| {
+                if tag_is_immutable(&repo, t) {
+                    TagWrite::IfUnchanged(t, current.as_ref())
+                } else {
+                    TagWrite::Move(t)
+                }
+            });
             self.failpoint("put_image.before_record");
             match meta.put_image(repo.id, &image, &refs, tag).await {
                 Ok(_) => {

@@ -217,7 +217,12 @@ pub async fn meta_store(meta: &dyn MetaStore) {
     };
     let v1 = ImageTag::parse("v1").unwrap();
     let out = meta
-        .put_image(repo.id, &image, &refs, Some((&v1, None)))
+        .put_image(
+            repo.id,
+            &image,
+            &refs,
+            Some(TagWrite::IfUnchanged(&v1, None)),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -228,8 +233,13 @@ pub async fn meta_store(meta: &dyn MetaStore) {
         }
     );
     assert!(matches!(
-        meta.put_image(repo.id, &image, &refs, Some((&v1, None)))
-            .await,
+        meta.put_image(
+            repo.id,
+            &image,
+            &refs,
+            Some(TagWrite::IfUnchanged(&v1, None))
+        )
+        .await,
         Err(StorageError::Conflict(_))
     ));
     assert_eq!(

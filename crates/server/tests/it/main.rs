@@ -13,3 +13,4 @@ mod protocol;
 mod pull;
 mod repositories;
 mod restart;
+mod soak;

@@ -95,6 +95,16 @@ pub enum TagStatus {
     Any,
 }
 
+/// How [`MetaStore::put_image`] writes its tag.
+#[derive(Debug, Clone, Copy)]
+pub enum TagWrite<'a> {
+    /// Point the tag at the image whatever it points at now: a mutable tag, last writer wins.
+    Move(&'a ImageTag),
+    /// Only if the tag still points where the caller saw it (`None`: nowhere), else
+    /// `Conflict`: the caller's immutability decision was based on that state.
+    IfUnchanged(&'a ImageTag, Option<&'a Digest>),
+}
+
 /// The outcome of [`MetaStore::put_image`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PutImageOutcome {
@@ -247,7 +257,7 @@ pub trait MetaStore: Send + Sync {
         repo: RepositoryId,
         image: &ImageRecord,
         refs: &ImageReferences,
-        tag: Option<(&ImageTag, Option<&Digest>)>,
+        tag: Option<TagWrite<'_>>,
     ) -> Result<PutImageOutcome, StorageError>;
     /// Digests of the indexes in the repository that list `digest` as a child.
     async fn parent_indexes(

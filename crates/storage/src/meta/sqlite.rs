@@ -639,7 +639,7 @@ impl MetaStore for SqliteMetaStore {
         repo: RepositoryId,
         image: &ImageRecord,
         refs: &ImageReferences,
-        tag: Option<(&ImageTag, Option<&Digest>)>,
+        tag: Option<TagWrite<'_>>,
     ) -> Result<PutImageOutcome, StorageError> {
         let mut tx = self.writer.begin().await.map_err(db_err)?;
         let inserted = sqlx::query(
@@ -699,7 +699,11 @@ impl MetaStore for SqliteMetaStore {
             }
         }
         let mut tag_changed = false;
-        if let Some((tag, was)) = tag {
+        if let Some(write) = tag {
+            let (tag, expected) = match write {
+                TagWrite::Move(t) => (t, None),
+                TagWrite::IfUnchanged(t, was) => (t, Some(was)),
+            };
             let current: Option<String> = sqlx::query_scalar(
                 "SELECT digest FROM image_tags WHERE repository_id = ? AND tag = ?",
             )
@@ -708,7 +712,7 @@ impl MetaStore for SqliteMetaStore {
             .fetch_optional(&mut *tx)
             .await
             .map_err(db_err)?;
-            if current.as_deref() != was.map(Digest::as_str) {
+            if expected.is_some_and(|was| current.as_deref() != was.map(Digest::as_str)) {
                 return Err(StorageError::Conflict("tag moved concurrently"));
             }
             if current.as_deref() != Some(image.digest.as_str()) {
