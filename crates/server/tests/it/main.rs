@@ -3,6 +3,7 @@
 
 mod authentication;
 mod crash;
+mod faults;
 mod gc;
 mod harness;
 mod images;
