@@ -187,21 +187,8 @@ async fn every_crash_point_leaves_acknowledged_data_intact() {
     );
 
     // Nothing the crashes left behind survives a GC, and the store checks clean.
-    let run = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
-            .args(args)
-            .arg("--data-dir")
-            .arg(d)
-            .env("BERTH_LOG", "error")
-            .output()
-            .unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-        )
-    };
-    run(&["gc", "--gc-grace-secs", "0"]);
-    assert_eq!(run(&["fsck"]), (Some(0), "0 problem(s)\n".to_owned()));
+    berth_cli(&["gc", "--gc-grace-secs", "0"], d);
+    assert_eq!(berth_cli(&["fsck"], d), (0, "0 problem(s)\n".to_owned()));
     assert!(
         std::fs::read_dir(d.join("uploads"))
             .unwrap()

@@ -1,26 +1,9 @@
 //! Garbage collection (`berth gc`), upload expiry and caps, and `berth fsck`.
 
-use std::process::Command;
-
 use aws_sdk_ecr::primitives::Blob;
 use aws_sdk_ecr::types::{ImageIdentifier, LayerAvailability};
 
 use crate::harness::*;
-
-/// Runs `berth <args> --data-dir <dir>` to completion: (exit code, stdout).
-fn berth(args: &[&str], dir: &std::path::Path) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_berth"))
-        .args(args)
-        .arg("--data-dir")
-        .arg(dir)
-        .env("BERTH_LOG", "error")
-        .output()
-        .expect("run berth");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
-}
 
 fn count(report: &str, field: &str) -> u64 {
     report
@@ -52,17 +35,17 @@ async fn gc_removes_only_what_no_image_uses_and_only_after_the_grace_period() {
     let orphan = push_layer(&ecr, "team/app", &orphan_bytes, &[orphan_bytes.len()]).await;
 
     // Within the grace period nothing goes, not even the unreferenced upload.
-    let (rc, out) = berth(&["gc"], &dir);
+    let (rc, out) = berth_cli(&["gc"], &dir);
     assert_eq!((rc, count(&out, "deleted_blobs")), (0, 0), "{out}");
     // A dry run reports without removing.
-    let (_, out) = berth(&["gc", "--dry-run", "--gc-grace-secs", "0"], &dir);
+    let (_, out) = berth_cli(&["gc", "--dry-run", "--gc-grace-secs", "0"], &dir);
     assert_eq!(count(&out, "unlinked_blobs"), 1, "{out}");
     assert_eq!(
         availability(&ecr, &orphan).await,
         LayerAvailability::Available
     );
     // For real: the unreferenced blob goes; the image is untouched.
-    let (_, out) = berth(&["gc", "--gc-grace-secs", "0"], &dir);
+    let (_, out) = berth_cli(&["gc", "--gc-grace-secs", "0"], &dir);
     assert_eq!(
         (count(&out, "unlinked_blobs"), count(&out, "deleted_blobs")),
         (1, 1),
@@ -95,9 +78,9 @@ async fn gc_removes_only_what_no_image_uses_and_only_after_the_grace_period() {
         .send()
         .await
         .unwrap();
-    let (_, out) = berth(&["gc", "--gc-grace-secs", "0"], &dir);
+    let (_, out) = berth_cli(&["gc", "--gc-grace-secs", "0"], &dir);
     assert_eq!(count(&out, "deleted_blobs"), 2, "config and layer: {out}");
-    let (rc, out) = berth(&["fsck"], &dir);
+    let (rc, out) = berth_cli(&["fsck"], &dir);
     assert_eq!((rc, out.trim()), (0, "0 problem(s)"));
 }
 
@@ -158,7 +141,7 @@ async fn uploads_expire_and_are_capped_per_repository() {
         .await
         .unwrap_err();
     assert_eq!(code(&e), "UploadNotFoundException", "idle past its expiry");
-    let (_, out) = berth(&["gc", "--upload-expiry-secs", "2"], server.data_dir());
+    let (_, out) = berth_cli(&["gc", "--upload-expiry-secs", "2"], server.data_dir());
     assert_eq!(count(&out, "expired_uploads"), 2, "{out}");
     assert!(
         !server.data_dir().join("uploads").join(&a).exists(),
@@ -186,7 +169,7 @@ async fn fsck_finds_a_corrupted_blob() {
     let mut bytes = std::fs::read(&path).unwrap();
     bytes[10] ^= 0xff;
     std::fs::write(&path, &bytes).unwrap();
-    let (rc, out) = berth(&["fsck"], server.data_dir());
+    let (rc, out) = berth_cli(&["fsck"], server.data_dir());
     assert_eq!(rc, 1, "{out}");
     assert!(out.contains("Corrupt") && out.contains(&layer), "{out}");
     // Served whole, the corruption is detected as the bytes go out: the transfer fails rather

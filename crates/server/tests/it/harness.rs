@@ -382,3 +382,18 @@ pub async fn oci_code(r: reqwest::Response) -> String {
         .unwrap_or("<none>")
         .to_owned()
 }
+
+/// Runs `berth <args> --data-dir <dir>` to completion (e.g. `gc`, `fsck`): (exit code, stdout).
+pub fn berth_cli(args: &[&str], dir: &Path) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir)
+        .env("BERTH_LOG", "error")
+        .output()
+        .expect("run berth");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}

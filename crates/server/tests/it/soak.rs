@@ -208,15 +208,9 @@ async fn pushes_and_pulls_through_both_apis_while_gc_runs() {
         pushed.len() + 1,
         "one entry per tag, plus latest"
     );
-    let fsck = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
-        .args(["fsck", "--data-dir"])
-        .arg(server.data_dir())
-        .env("BERTH_LOG", "error")
-        .output()
-        .unwrap();
     assert_eq!(
-        String::from_utf8_lossy(&fsck.stdout),
-        "0 problem(s)\n",
+        berth_cli(&["fsck"], server.data_dir()),
+        (0, "0 problem(s)\n".to_owned()),
         "fsck is clean after the soak"
     );
     eprintln!(
