@@ -139,18 +139,35 @@ impl FromStr for Digest {
     }
 }
 
-/// An incremental sha512, for the `/v2` clients that name blobs by sha512 (rare: computed by
-/// reading the staged upload back at completion rather than on every upload's hot path).
-#[derive(Clone, Default)]
-pub struct Sha512Hasher(Sha512);
+/// An incremental digest of either registered algorithm, for reading a blob back (fsck,
+/// verified downloads, the rare sha512 upload). Uploads use [`ResumableSha256`] instead,
+/// whose state can be saved between parts.
+#[derive(Clone)]
+pub enum DigestHasher {
+    Sha256(Sha256),
+    Sha512(Sha512),
+}
 
-impl Sha512Hasher {
+impl DigestHasher {
+    pub fn new(algorithm: DigestAlgorithm) -> Self {
+        match algorithm {
+            DigestAlgorithm::Sha256 => Self::Sha256(Sha256::new()),
+            DigestAlgorithm::Sha512 => Self::Sha512(Sha512::new()),
+        }
+    }
+
     pub fn update(&mut self, data: &[u8]) {
-        self.0.update(data);
+        match self {
+            Self::Sha256(h) => h.update(data),
+            Self::Sha512(h) => h.update(data),
+        }
     }
 
     pub fn finish(self) -> Digest {
-        Digest(format!("sha512:{}", hex::encode(self.0.finalize())))
+        match self {
+            Self::Sha256(h) => Digest::from_sha256_bytes(&h.finalize()),
+            Self::Sha512(h) => Digest(format!("sha512:{}", hex::encode(h.finalize()))),
+        }
     }
 }
 
@@ -234,7 +251,7 @@ mod tests {
 
     #[test]
     fn sha512_digests() {
-        let mut h = Sha512Hasher::default();
+        let mut h = DigestHasher::new(DigestAlgorithm::Sha512);
         h.update(b"ab");
         h.update(b"c");
         let d = h.finish();

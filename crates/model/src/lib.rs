@@ -10,7 +10,7 @@ mod tag;
 mod upload_id;
 mod wildcard;
 
-pub use digest::{Digest, DigestAlgorithm, DigestError, ResumableSha256, Sha512Hasher};
+pub use digest::{Digest, DigestAlgorithm, DigestError, DigestHasher, ResumableSha256};
 pub use media_type::MediaType;
 pub use reference::Reference;
 pub use repository_name::{RepositoryName, RepositoryNameError};

@@ -105,19 +105,19 @@ fn now_secs() -> u64 {
 /// Checks `Authorization: Basic base64("AWS:<password>")` against the tokens this deployment
 /// minted, in this region.
 fn authenticate(api: &OciApi, headers: &HeaderMap) -> Result<Principal, OciError> {
-    let realm = match &api.config.public_url {
-        Some(u) => format!("{}/", u.trim_end_matches('/')),
-        None => format!(
-            "{}://{}/",
-            api.config.scheme,
-            headers
-                .get("host")
-                .and_then(|h| h.to_str().ok())
-                .unwrap_or("localhost")
-        ),
-    };
+    // The challenge's realm is built only for a refusal, not on every request.
     let unauthorized = || OciError::Unauthorized {
-        realm: realm.clone(),
+        realm: match &api.config.public_url {
+            Some(u) => format!("{}/", u.trim_end_matches('/')),
+            None => format!(
+                "{}://{}/",
+                api.config.scheme,
+                headers
+                    .get("host")
+                    .and_then(|h| h.to_str().ok())
+                    .unwrap_or("localhost")
+            ),
+        },
     };
     let value = headers
         .get("authorization")

@@ -14,8 +14,7 @@
 use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
 
-use futures_util::StreamExt;
-use model::{Digest, DigestAlgorithm, ResumableSha256, Sha512Hasher};
+use model::Digest;
 
 use crate::{Registry, Result, now_millis};
 
@@ -111,6 +110,7 @@ impl Registry {
                 }
             }
         }
+        // Idle since before the end of time: every open upload.
         let open: HashSet<_> = meta.idle_uploads(i64::MAX).await?.into_iter().collect();
         for (id, modified) in blobs.list_uploads().await? {
             if !open.contains(&id) && old_enough(modified) {
@@ -143,23 +143,8 @@ impl Registry {
                 });
                 continue;
             }
-            let mut body = blobs.open(&digest, None).await?.body;
-            let actual = match digest.algorithm() {
-                DigestAlgorithm::Sha256 => {
-                    let mut h = ResumableSha256::new();
-                    while let Some(chunk) = body.next().await {
-                        h.update(&chunk.map_err(storage::StorageError::from)?);
-                    }
-                    h.finish()
-                }
-                DigestAlgorithm::Sha512 => {
-                    let mut h = Sha512Hasher::default();
-                    while let Some(chunk) = body.next().await {
-                        h.update(&chunk.map_err(storage::StorageError::from)?);
-                    }
-                    h.finish()
-                }
-            };
+            let body = blobs.open(&digest, None).await?.body;
+            let actual = crate::verify::digest_of(body, digest.algorithm()).await?;
             if actual != digest {
                 problems.push(FsckProblem::Corrupt { digest, actual });
             }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use bytes::Bytes;
-use model::{Digest, DigestAlgorithm, ResumableSha256, Sha512Hasher, UploadId};
+use model::{Digest, DigestAlgorithm, ResumableSha256, UploadId};
 use storage::{ByteStream, RepositoryRecord, StorageError, UploadRecord};
 
 use crate::{Principal, Registry, RegistryError, RepositoryRef, Result, now_millis};
@@ -383,13 +383,8 @@ impl Registry {
 
     /// sha512 of an upload's staged bytes, read back: only sha256 is computed as parts arrive.
     async fn staged_sha512(&self, id: UploadId, size: u64) -> Result<Digest> {
-        use futures_util::StreamExt;
-        let mut stream = self.storage.blobs.read_upload(id, size).await?;
-        let mut h = Sha512Hasher::default();
-        while let Some(chunk) = stream.next().await {
-            h.update(&chunk.map_err(StorageError::from)?);
-        }
-        Ok(h.finish())
+        let staged = self.storage.blobs.read_upload(id, size).await?;
+        Ok(crate::verify::digest_of(staged, DigestAlgorithm::Sha512).await?)
     }
 
     /// Abandons an upload and its staged bytes.

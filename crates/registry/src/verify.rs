@@ -8,17 +8,12 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use futures_util::Stream;
-use model::{Digest, DigestAlgorithm, ResumableSha256, Sha512Hasher};
+use model::{Digest, DigestAlgorithm, DigestHasher};
 use storage::ByteStream;
-
-enum Hasher {
-    Sha256(ResumableSha256),
-    Sha512(Sha512Hasher),
-}
 
 pub(crate) struct Verified {
     inner: ByteStream,
-    hasher: Option<Hasher>,
+    hasher: Option<DigestHasher>,
     /// The chunk read but not yet passed on.
     held: Option<Bytes>,
     expected: Digest,
@@ -26,10 +21,7 @@ pub(crate) struct Verified {
 
 impl Verified {
     pub(crate) fn new(inner: ByteStream, expected: Digest) -> Self {
-        let hasher = match expected.algorithm() {
-            DigestAlgorithm::Sha256 => Hasher::Sha256(ResumableSha256::new()),
-            DigestAlgorithm::Sha512 => Hasher::Sha512(Sha512Hasher::default()),
-        };
+        let hasher = DigestHasher::new(expected.algorithm());
         Self {
             inner,
             hasher: Some(hasher),
@@ -47,10 +39,8 @@ impl Stream for Verified {
         loop {
             match this.inner.as_mut().poll_next(cx) {
                 Poll::Ready(Some(Ok(chunk))) => {
-                    match &mut this.hasher {
-                        Some(Hasher::Sha256(h)) => h.update(&chunk),
-                        Some(Hasher::Sha512(h)) => h.update(&chunk),
-                        None => {}
+                    if let Some(h) = &mut this.hasher {
+                        h.update(&chunk);
                     }
                     // Pass on the previous chunk; hold this one.
                     if let Some(prev) = this.held.replace(chunk) {
@@ -58,11 +48,10 @@ impl Stream for Verified {
                     }
                 }
                 Poll::Ready(None) => {
-                    let actual = match this.hasher.take() {
-                        Some(Hasher::Sha256(h)) => h.finish(),
-                        Some(Hasher::Sha512(h)) => h.finish(),
-                        None => return Poll::Ready(None),
+                    let Some(h) = this.hasher.take() else {
+                        return Poll::Ready(None);
                     };
+                    let actual = h.finish();
                     if actual != this.expected {
                         this.held = None;
                         tracing::error!(expected = %this.expected, %actual, "blob corrupted on disk; the transfer is aborted (run berth fsck)");
@@ -77,4 +66,17 @@ impl Stream for Verified {
             }
         }
     }
+}
+
+/// The digest (of `algorithm`) of everything `stream` yields.
+pub(crate) async fn digest_of(
+    mut stream: ByteStream,
+    algorithm: DigestAlgorithm,
+) -> Result<Digest, storage::StorageError> {
+    use futures_util::StreamExt;
+    let mut h = DigestHasher::new(algorithm);
+    while let Some(chunk) = stream.next().await {
+        h.update(&chunk?);
+    }
+    Ok(h.finish())
 }

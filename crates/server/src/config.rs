@@ -199,6 +199,12 @@ impl Config {
         };
         let d = Config::default();
         let listen = o.listen.clone().or(file.listen);
+        let data_dir = o.data_dir.clone().or(file.data_dir).unwrap_or(d.data_dir);
+        let signing_key_file = o
+            .signing_key_file
+            .clone()
+            .or(file.signing_key_file)
+            .unwrap_or_else(|| data_dir.join("signing.key"));
         let mut cfg = Config {
             listen: match listen {
                 Some(s) => s
@@ -206,7 +212,7 @@ impl Config {
                     .with_context(|| format!("listen: '{s}' is not an ADDR:PORT"))?,
                 None => d.listen,
             },
-            signing_key_file: PathBuf::new(),
+            signing_key_file,
             gc_interval_secs: o
                 .gc_interval_secs
                 .or(file.gc_interval_secs)
@@ -224,7 +230,7 @@ impl Config {
                 .or(file.max_open_uploads)
                 .unwrap_or(d.max_open_uploads),
             failpoints: o.failpoints.clone(),
-            data_dir: o.data_dir.clone().or(file.data_dir).unwrap_or(d.data_dir),
+            data_dir,
             region: o.region.clone().or(file.region).unwrap_or(d.region),
             account_id: o
                 .account_id
@@ -255,11 +261,6 @@ impl Config {
                 _ => anyhow::bail!("tls-cert and tls-key go together"),
             },
         };
-        cfg.signing_key_file = o
-            .signing_key_file
-            .clone()
-            .or(file.signing_key_file)
-            .unwrap_or_else(|| cfg.data_dir.join("signing.key"));
         let default_account = cfg.account_id.clone();
         let mut keys: Vec<AccessKeyConfig> = file.access_keys.unwrap_or_default();
         if let Some(id) = &o.access_key_id {
