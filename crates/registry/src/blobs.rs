@@ -113,7 +113,7 @@ impl Registry {
         {
             return Ok(false);
         }
-        let _linking = self.gc_lock.read().await;
+        let _linking = self.storage.gc_fence.shared().await?;
         self.storage
             .meta
             .link_blob(target.id, digest, crate::now_millis())

@@ -8,8 +8,9 @@
 //!
 //! Safety against a concurrent push: every removal is conditional in the metadata store
 //! ("unlink if still unreferenced", "delete if still unlinked"), PutImage re-checks its blob
-//! links inside its transaction, and blob files are only deleted under the write side of
-//! `gc_lock`, whose read side covers an upload's commit from file to metadata.
+//! links inside its transaction, and blob files are only deleted with the storage's GC fence
+//! held exclusive, which every commit from file to metadata holds shared — across processes
+//! too, so `berth gc` beside a running server is safe.
 
 use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
@@ -80,13 +81,14 @@ impl Registry {
             }
         }
 
-        let _exclusive = self.gc_lock.write().await;
+        let _exclusive = self.storage.gc_fence.exclusive().await?;
         let candidates = meta.unlinked_blobs(cutoff).await?;
         // After a dry-run "unlink", blobs it would unlink would then be unlinked too; the
         // report counts only what is unlinked now.
         for (digest, size) in candidates {
             if opts.dry_run || meta.delete_blob_if_unlinked(&digest).await? {
                 if !opts.dry_run {
+                    self.failpoint("gc.after_forget");
                     blobs.delete(&digest).await?;
                 }
                 report.deleted_blobs += 1;

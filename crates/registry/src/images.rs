@@ -466,7 +466,9 @@ impl Registry {
                 continue;
             }
             if deletes_image {
+                self.failpoint("delete_image.before_commit");
                 meta.delete_image(repo.id, &digest).await?;
+                self.failpoint("delete_image.after_commit");
                 if tags.is_empty() {
                     out.deleted.push(ImageIdOutput { digest, tag: None });
                 } else {

@@ -97,10 +97,6 @@ pub struct Registry {
     region: String,
     limits: Limits,
     uploads_in_flight: uploads::PartLocks,
-    /// Readers: upload completions and mounts (file, then metadata). Writer: GC's removal of
-    /// blob files. Keeps GC from deleting a file a completion is about to record.
-    gc_lock: tokio::sync::RwLock<()>,
-    failpoints: Vec<String>,
 }
 
 impl Registry {
@@ -110,27 +106,17 @@ impl Registry {
             region,
             limits,
             uploads_in_flight: Default::default(),
-            gc_lock: Default::default(),
-            failpoints: Vec::new(),
         }
     }
 
-    /// Arms crash points for the crash tests: the process aborts (as `kill -9` would: no
-    /// flush, no cleanup) when it reaches one. See [`Registry::failpoint`] for the names.
-    pub fn with_failpoints(mut self, names: Vec<String>) -> Self {
-        self.failpoints = names;
+    /// Arms crash points for the crash tests (see [`storage::failpoint`] for the names).
+    pub fn with_failpoints(self, names: Vec<String>) -> Self {
+        storage::failpoint::arm(names);
         self
     }
 
-    /// Aborts the process here if the crash point `name` is armed. Points:
-    /// `upload_part.after_write` (bytes durable, metadata not updated),
-    /// `complete_upload.after_commit` (blob in place, upload not recorded as complete),
-    /// `put_image.before_record` and `put_image.after_record` (around the metadata write).
     fn failpoint(&self, name: &str) {
-        if self.failpoints.iter().any(|f| f == name) {
-            eprintln!("failpoint {name}: aborting");
-            std::process::abort();
-        }
+        storage::failpoint::hit(name);
     }
 
     pub fn region(&self) -> &str {

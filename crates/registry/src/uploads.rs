@@ -360,7 +360,7 @@ impl Registry {
         }
         // Blob first, then metadata: a crash in between leaves an unreferenced file for GC,
         // never a metadata row pointing at nothing. GC waits for both steps.
-        let _completing = self.gc_lock.read().await;
+        let _completing = self.storage.gc_fence.shared().await?;
         self.storage
             .blobs
             .commit_upload(id, upload.received, &computed)

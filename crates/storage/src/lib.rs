@@ -4,6 +4,8 @@
 //! protocol rules. Never calls the registry.
 
 pub mod blob;
+pub mod failpoint;
+pub mod fence;
 pub mod meta;
 
 #[cfg(test)]
@@ -48,6 +50,8 @@ pub struct Storage {
 
 impl Storage {
     /// Opens the embedded backends under `data_dir`: blobs on the filesystem, metadata in
+    /// Orders GC's file deletions against writers that make a blob referenced.
+    pub gc_fence: fence::GcFence,
     /// SQLite. Creates the directory on first use.
     pub async fn open_embedded(data_dir: &Path) -> Result<Self, StorageError> {
         std::fs::create_dir_all(data_dir)?;
@@ -59,3 +63,4 @@ impl Storage {
         })
     }
 }
+            gc_fence: fence::GcFence::open(data_dir)?,

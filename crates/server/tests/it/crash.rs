@@ -197,3 +197,111 @@ async fn every_crash_point_leaves_acknowledged_data_intact() {
         "no staged file outlives GC"
     );
 }
+
+async fn manifest_by_tag(ecr: &aws_sdk_ecr::Client, tag: &str) -> Option<String> {
+    let got = ecr
+        .batch_get_image()
+        .repository_name("team/app")
+        .image_ids(by_tag(tag))
+        .send()
+        .await
+        .unwrap();
+    got.images()
+        .first()
+        .and_then(|i| i.image_manifest())
+        .map(str::to_owned)
+}
+
+async fn delete_tag(ecr: &aws_sdk_ecr::Client, tag: &str) -> bool {
+    ecr.batch_delete_image()
+        .repository_name("team/app")
+        .image_ids(by_tag(tag))
+        .send()
+        .await
+        .is_ok()
+}
+
+#[tokio::test]
+async fn tag_moves_deletions_and_gc_survive_crashes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (a, b, b_layer) = {
+        let server = TestServer::start_in_with(d, &["--gc-interval-secs", "0"]).await;
+        let ecr = server.ecr();
+        create_repo(&ecr, "team/app").await;
+        let (a, _, _) = push_small_image(&ecr, "team/app", "live", 11).await;
+        let (b, _, b_layer) = push_small_image(&ecr, "team/app", "next", 12).await;
+        (a, b, b_layer)
+    };
+
+    // A tag move cut off inside its transaction: the tag still names the old image.
+    let mut server = crashing_server(d, "put_image.before_commit").await;
+    let moved = server
+        .ecr()
+        .put_image()
+        .repository_name("team/app")
+        .image_manifest(&b)
+        .image_tag("live")
+        .send()
+        .await;
+    assert!(moved.is_err(), "the move is never acknowledged");
+    assert!(server.exited().await);
+    drop(server);
+
+    // A deletion cut off before, then after, its metadata change.
+    let mut server = crashing_server(d, "delete_image.before_commit").await;
+    let ecr = server.ecr();
+    assert_eq!(manifest_by_tag(&ecr, "live").await, Some(a.clone()));
+    assert!(!delete_tag(&ecr, "next").await);
+    assert!(server.exited().await);
+    drop(server);
+
+    let mut server = crashing_server(d, "delete_image.after_commit").await;
+    let ecr = server.ecr();
+    assert_eq!(
+        manifest_by_tag(&ecr, "next").await,
+        Some(b.clone()),
+        "a deletion that crashed before committing changed nothing"
+    );
+    assert!(!delete_tag(&ecr, "next").await);
+    assert!(server.exited().await);
+    drop(server);
+
+    // GC cut off between forgetting a blob and deleting its file.
+    let (code, _) = berth_cli(
+        &["gc", "--gc-grace-secs", "0", "--failpoint", "gc.after_forget"],
+        d,
+    );
+    assert_ne!(code, 0, "gc aborted at its crash point");
+
+    let server = TestServer::start_in_with(d, &["--gc-interval-secs", "0"]).await;
+    let ecr = server.ecr();
+    assert_eq!(manifest_by_tag(&ecr, "live").await, Some(a.clone()));
+    assert_eq!(
+        manifest_by_tag(&ecr, "next").await,
+        None,
+        "the committed deletion survived the crash"
+    );
+    let gone = ecr
+        .batch_check_layer_availability()
+        .repository_name("team/app")
+        .layer_digests(&b_layer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        gone.layers()[0].layer_availability(),
+        Some(&LayerAvailability::Unavailable),
+        "the forgotten blob is not offered"
+    );
+    // The deleted tag can be pushed again.
+    let (again, _, _) = push_small_image(&ecr, "team/app", "next", 13).await;
+    assert_eq!(manifest_by_tag(&ecr, "next").await, Some(again));
+    drop(server);
+
+    // The file the crashed GC left is removed by the next one; the store checks clean.
+    let (code, report) = berth_cli(&["gc", "--gc-grace-secs", "0"], d);
+    assert_eq!(code, 0);
+    assert!(report.contains("orphan_blob_files: 1"), "{report}");
+    assert_eq!(berth_cli(&["fsck"], d), (0, "0 problem(s)\n".to_owned()));
+}

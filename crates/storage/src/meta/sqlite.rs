@@ -726,6 +726,7 @@ impl MetaStore for SqliteMetaStore {
                 tag_changed = true;
             }
         }
+        crate::failpoint::hit("put_image.before_commit");
         tx.commit().await.map_err(db_err)?;
         Ok(PutImageOutcome {
             image_created,

@@ -1,0 +1,92 @@
+//! The fence between garbage collection and writers that make a blob referenced.
+//!
+//! GC decides a blob is unreferenced in the metadata store and then deletes its file; a
+//! completion or a mount stores (or finds) the file and then records the reference. If the two
+//! interleave, the reference lands on a file GC is about to delete. Writers hold the fence
+//! shared for the length of "file, then metadata"; GC holds it exclusive while it deletes
+//! files. On the embedded backends the fence is an advisory `flock` on `<data-dir>/gc.lock`, so
+//! it holds between processes too: `berth gc` run beside a serving `berth` waits for in-flight
+//! completions, and they wait for it.
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+
+use crate::StorageError;
+
+/// Held while the fence is taken; dropping it releases the lock (closing the descriptor).
+#[must_use = "the fence is released when the guard is dropped"]
+pub struct FenceGuard(#[allow(dead_code)] File);
+
+#[derive(Debug, Clone)]
+pub struct GcFence {
+    path: PathBuf,
+}
+
+impl GcFence {
+    /// Creates the lock file if needed.
+    pub fn open(data_dir: &Path) -> Result<Self, StorageError> {
+        let path = data_dir.join("gc.lock");
+        OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)?;
+        Ok(Self { path })
+    }
+
+    /// Taken by writers that make a blob referenced.
+    pub async fn shared(&self) -> Result<FenceGuard, StorageError> {
+        self.take(false).await
+    }
+
+    /// Taken by GC while it deletes blob files.
+    pub async fn exclusive(&self) -> Result<FenceGuard, StorageError> {
+        self.take(true).await
+    }
+
+    async fn take(&self, exclusive: bool) -> Result<FenceGuard, StorageError> {
+        let path = self.path.clone();
+        // Each guard opens its own descriptor: flock belongs to the open file description,
+        // so guards in one process exclude (or share with) each other exactly as guards in
+        // two processes do.
+        tokio::task::spawn_blocking(move || -> std::io::Result<FenceGuard> {
+            let file = OpenOptions::new().read(true).open(&path)?;
+            if exclusive {
+                file.lock()?;
+            } else {
+                file.lock_shared()?;
+            }
+            Ok(FenceGuard(file))
+        })
+        .await
+        .map_err(|e| StorageError::Other(Box::new(e)))?
+        .map_err(StorageError::from)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn exclusive_waits_for_shared_and_shared_guards_coexist() {
+        let dir = tempfile::tempdir().unwrap();
+        let fence = GcFence::open(dir.path()).unwrap();
+        let a = fence.shared().await.unwrap();
+        let _b = fence.shared().await.unwrap();
+        // A second descriptor stands in for another process.
+        let other = File::open(dir.path().join("gc.lock")).unwrap();
+        assert!(other.try_lock().is_err(), "exclusive must wait for readers");
+        drop(a);
+        drop(_b);
+        other.try_lock().unwrap();
+        let waiting = tokio::spawn({
+            let fence = fence.clone();
+            async move { fence.shared().await.map(drop) }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert!(!waiting.is_finished(), "a writer must wait for GC");
+        other.unlock().unwrap();
+        waiting.await.unwrap().unwrap();
+    }
+}
