@@ -1,4 +1,5 @@
-//! The `berth serve` child process and what `/proc` says about processes.
+//! Server child processes (`berth serve`, or this binary's `null-server`) and what `/proc` says
+//! about processes.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -7,7 +8,11 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
 
-/// `berth serve` on 127.0.0.1:0 in a temporary data directory; killed (by PID) when dropped.
+/// The access key pair [`Server::start_with_keys`] gives berth, and [`crate::ecr_client`] signs with.
+pub const ACCESS_KEY_ID: &str = "AKIDEXAMPLE";
+pub const SECRET_ACCESS_KEY: &str = "secret";
+
+/// A server child on 127.0.0.1:0 (with a temporary data directory); killed (by PID) when dropped.
 pub struct Server {
     child: Child,
     pub endpoint: String,
@@ -17,17 +22,51 @@ pub struct Server {
 }
 
 impl Server {
+    /// `berth serve` that accepts any well-formed signature (no access keys).
     pub async fn start(berth: &Path) -> Result<Self> {
+        Self::start_berth(berth, false).await
+    }
+
+    /// `berth serve` that verifies every SigV4 signature against one access key.
+    pub async fn start_with_keys(berth: &Path) -> Result<Self> {
+        Self::start_berth(berth, true).await
+    }
+
+    async fn start_berth(berth: &Path, keys: bool) -> Result<Self> {
         let data_dir = tempfile::tempdir().context("create a temporary data directory")?;
-        let mut child = Command::new(berth)
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir.path())
-            .env("BERTH_LOG", "warn")
+        let mut cmd = Command::new(berth);
+        cmd.args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--gc-interval-secs",
+            "0",
+        ])
+        .arg("--data-dir")
+        .arg(data_dir.path())
+        .env("BERTH_LOG", "warn");
+        if keys {
+            cmd.env("BERTH_ACCESS_KEY_ID", ACCESS_KEY_ID)
+                .env("BERTH_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY);
+        }
+        Self::spawn(cmd, data_dir).await
+    }
+
+    /// This executable's `null-server`: answers every request at once (see `null.rs`).
+    pub async fn start_null() -> Result<Self> {
+        let data_dir = tempfile::tempdir().context("create a temporary directory")?;
+        let mut cmd = Command::new(std::env::current_exe()?);
+        cmd.args(["null-server", "--listen", "127.0.0.1:0"]);
+        Self::spawn(cmd, data_dir).await
+    }
+
+    async fn spawn(mut cmd: Command, data_dir: tempfile::TempDir) -> Result<Self> {
+        let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .with_context(|| format!("start {}", berth.display()))?;
+            .with_context(|| format!("start {:?}", cmd.get_program()))?;
         let stdout = child.stdout.take().context("child stdout")?;
         let mut server = Server {
             child,
@@ -41,7 +80,7 @@ impl Server {
             loop {
                 line.clear();
                 if reader.read_line(&mut line)? == 0 {
-                    bail!("berth exited before printing `listening on ...`");
+                    bail!("the server exited before printing `listening on ...`");
                 }
                 if let Some(url) = line.trim().strip_prefix("listening on ") {
                     return Ok((reader, url.to_owned()));
@@ -51,7 +90,7 @@ impl Server {
         // On timeout or error `server` is dropped, which kills the child and unblocks the reader.
         let (reader, endpoint) = tokio::time::timeout(Duration::from_secs(60), ready)
             .await
-            .context("berth did not get ready within 60 s")???;
+            .context("the server did not get ready within 60 s")???;
         ensure!(
             endpoint.starts_with("http://127.0.0.1:"),
             "unexpected endpoint {endpoint}"
@@ -63,6 +102,12 @@ impl Server {
 
     pub fn pid(&self) -> String {
         self.child.id().to_string()
+    }
+
+    /// Resets the peak RSS (`VmHWM`) to the current RSS, so that a later reading belongs to one
+    /// workload (`echo 5 > /proc/PID/clear_refs`; silently nothing where that is not allowed).
+    pub fn reset_peak_rss(&self) {
+        let _ = std::fs::write(format!("/proc/{}/clear_refs", self.child.id()), "5");
     }
 }
 
