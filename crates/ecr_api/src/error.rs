@@ -25,6 +25,8 @@ pub enum ApiError {
     /// A member breaks a repository tag constraint (key or value length).
     InvalidTagParameter(String),
     RequestTooLarge(usize),
+    /// The body stalled past the idle timeout.
+    RequestTimeout,
     Registry(RegistryError),
 }
 
@@ -85,6 +87,7 @@ fn registry_error(e: &RegistryError) -> (&'static str, StatusCode, Map<String, V
         E::AccessDenied { .. } => ("AccessDeniedException", bad, none),
         E::RepositoryPolicyNotFound { .. } => ("RepositoryPolicyNotFoundException", bad, none),
         E::RegistryPolicyNotFound { .. } => ("RegistryPolicyNotFoundException", bad, none),
+        E::RequestBodyFailed(_) => ("RequestTimeoutException", StatusCode::REQUEST_TIMEOUT, none),
         E::Storage(_) => ("ServerException", StatusCode::INTERNAL_SERVER_ERROR, none),
     }
 }
@@ -126,6 +129,12 @@ impl IntoResponse for ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 Map::new(),
                 format!("Request body exceeds the limit of {limit} bytes"),
+            ),
+            ApiError::RequestTimeout => (
+                "RequestTimeoutException",
+                StatusCode::REQUEST_TIMEOUT,
+                Map::new(),
+                "Your socket connection to the server was not read from or written to within the timeout period.".into(),
             ),
             ApiError::Registry(e) => {
                 let (kind, status, extra) = registry_error(e);

@@ -121,14 +121,31 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<Vec<u8>, ApiError>
     let mut buf = Vec::with_capacity(declared.unwrap_or(0));
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
-        let chunk =
-            chunk.map_err(|e| ApiError::Serialization(format!("reading the request body: {e}")))?;
+        let chunk = chunk.map_err(|e| {
+            if is_timeout(&e) {
+                ApiError::RequestTimeout
+            } else {
+                ApiError::Serialization(format!("reading the request body: {e}"))
+            }
+        })?;
         if buf.len() + chunk.len() > MAX_REQUEST_BODY {
             return Err(ApiError::RequestTooLarge(MAX_REQUEST_BODY));
         }
         buf.extend_from_slice(&chunk);
     }
     Ok(buf)
+}
+
+/// Whether a body error is the server's idle timeout (tower-http's, somewhere in the chain).
+fn is_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(e) = cur {
+        if e.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        cur = e.source();
+    }
+    false
 }
 
 /// Decodes the body as the operation's request shape. An empty body is `{}` (botocore sends

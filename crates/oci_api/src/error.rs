@@ -68,6 +68,7 @@ fn registry_error(e: &RegistryError) -> (StatusCode, &'static str) {
         E::LimitExceeded(_) | E::TooManyTags { .. } | E::AccessDenied { .. } => {
             (S::FORBIDDEN, "DENIED")
         }
+        E::RequestBodyFailed(_) => (S::BAD_REQUEST, "BLOB_UPLOAD_INVALID"),
         E::Storage(_) => (S::INTERNAL_SERVER_ERROR, "UNKNOWN"),
     }
 }

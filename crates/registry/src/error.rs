@@ -117,8 +117,11 @@ pub enum RegistryError {
     },
     #[error("Registry policy does not exist in the registry with id '{registry_id}'")]
     RegistryPolicyNotFound { registry_id: String },
+    /// The request body stopped or broke before its end (an idle timeout, a disconnect).
+    #[error("The request body ended before it was complete: {0}")]
+    RequestBodyFailed(String),
     #[error("internal storage failure")]
-    Storage(#[from] StorageError),
+    Storage(StorageError),
 }
 
 fn digest_list(d: &[Digest]) -> String {
@@ -131,5 +134,15 @@ fn denial_reason(explicit: bool, action: &str) -> String {
         "with an explicit deny in a resource-based policy".to_owned()
     } else {
         format!("because no resource-based policy allows the {action} action")
+    }
+}
+
+impl From<StorageError> for RegistryError {
+    fn from(e: StorageError) -> Self {
+        match e {
+            // The client's fault, not the storage's: no ServerException, no error log.
+            StorageError::SourceFailed(m) => RegistryError::RequestBodyFailed(m),
+            e => RegistryError::Storage(e),
+        }
     }
 }

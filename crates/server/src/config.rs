@@ -48,6 +48,12 @@ pub struct Config {
     pub upload_expiry_secs: u64,
     /// Open uploads one repository may have at once. Default 1000.
     pub max_open_uploads: u64,
+    /// Seconds a connection may stay silent: while sending request headers (or idle between
+    /// requests) and between pieces of a request body. Stops slow-loris clients holding
+    /// connections and uploads open. Default 60 (an AWS load balancer's idle timeout).
+    pub idle_timeout_secs: u64,
+    /// Limit overrides (tests only): `max-layer-size=N`, `max-parts-per-upload=N`.
+    pub limit_overrides: Vec<String>,
     /// Crash points to arm (tests only; see `Registry::failpoint`). Default: none.
     pub failpoints: Vec<String>,
 }
@@ -94,6 +100,8 @@ impl Default for Config {
             gc_grace_secs: 3600,
             upload_expiry_secs: 86_400,
             max_open_uploads: 1_000,
+            idle_timeout_secs: 60,
+            limit_overrides: vec![],
             failpoints: vec![],
         }
     }
@@ -119,6 +127,7 @@ pub struct FileConfig {
     pub gc_grace_secs: Option<u64>,
     pub upload_expiry_secs: Option<u64>,
     pub max_open_uploads: Option<u64>,
+    pub idle_timeout_secs: Option<u64>,
 }
 
 /// Values from the environment or flags (clap merges those two, flags winning).
@@ -186,6 +195,12 @@ pub struct Overrides {
     /// Open uploads one repository may have at once [default: 1000].
     #[arg(long, env = "BERTH_MAX_OPEN_UPLOADS")]
     pub max_open_uploads: Option<u64>,
+    /// Seconds a client may send nothing (headers, body, or between requests) before its connection is closed [default: 60].
+    #[arg(long, env = "BERTH_IDLE_TIMEOUT_SECS")]
+    pub idle_timeout_secs: Option<u64>,
+    /// Registry limit overrides, for tests only: max-layer-size=N or max-parts-per-upload=N.
+    #[arg(long = "limit", hide = true)]
+    pub limit_overrides: Vec<String>,
     /// Crash points to arm, for the crash tests only: the process aborts on reaching one.
     #[arg(long = "failpoint", hide = true)]
     pub failpoints: Vec<String>,
@@ -229,6 +244,11 @@ impl Config {
                 .max_open_uploads
                 .or(file.max_open_uploads)
                 .unwrap_or(d.max_open_uploads),
+            idle_timeout_secs: o
+                .idle_timeout_secs
+                .or(file.idle_timeout_secs)
+                .unwrap_or(d.idle_timeout_secs),
+            limit_overrides: o.limit_overrides.clone(),
             failpoints: o.failpoints.clone(),
             data_dir,
             region: o.region.clone().or(file.region).unwrap_or(d.region),

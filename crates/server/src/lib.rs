@@ -2,9 +2,11 @@
 //! and the protocol front ends on one listener.
 
 pub mod config;
+mod idle;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
@@ -19,6 +21,7 @@ pub struct App {
     tls: Option<config::TlsConfig>,
     gc: registry::GcOptions,
     gc_interval: Option<std::time::Duration>,
+    idle_timeout: Option<Duration>,
 }
 
 impl App {
@@ -31,16 +34,8 @@ impl App {
         let signing_key = auth::SigningKey::load_or_create(&cfg.signing_key_file)
             .context("loading the signing key")?;
         let registry = Arc::new(
-            registry::Registry::new(
-                storage,
-                cfg.region.clone(),
-                registry::Limits {
-                    upload_expiry_millis: (cfg.upload_expiry_secs as i64).saturating_mul(1000),
-                    max_open_uploads_per_repository: cfg.max_open_uploads,
-                    ..registry::Limits::default()
-                },
-            )
-            .with_failpoints(cfg.failpoints.clone()),
+            registry::Registry::new(storage, cfg.region.clone(), limits(cfg)?)
+                .with_failpoints(cfg.failpoints.clone()),
         );
         let oci = oci_api::router(
             registry.clone(),
@@ -66,8 +61,17 @@ impl App {
                 signing_key,
             },
         );
+        let idle_timeout =
+            (cfg.idle_timeout_secs > 0).then(|| Duration::from_secs(cfg.idle_timeout_secs));
+        let mut router = ecr.merge(oci);
+        if let Some(idle) = idle_timeout {
+            // Per piece of body, not per request: a 10 GiB upload may take as long as it
+            // needs, but a client that stops sending is dropped.
+            router = router.layer(tower_http::timeout::RequestBodyTimeoutLayer::new(idle));
+        }
         Ok(Self {
-            router: ecr.merge(oci),
+            router,
+            idle_timeout,
             registry,
             tls: cfg.tls.clone(),
             gc: registry::GcOptions {
@@ -113,16 +117,29 @@ impl App {
         if self.tls.is_some() { "https" } else { "http" }
     }
 
-    /// Serves on `listener` until `shutdown` completes, then drains open requests.
+    /// Serves on `listener` until `shutdown` completes, then drains open requests (for up
+    /// to 30 seconds).
     pub async fn serve(
         self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         self.spawn_gc();
+        let handle = axum_server::Handle::new();
+        let on_signal = handle.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            on_signal.graceful_shutdown(Some(Duration::from_secs(30)));
+        });
+        let listener = listener.into_std()?;
         let Some(tls) = &self.tls else {
-            return axum::serve(listener, self.router)
-                .with_graceful_shutdown(shutdown)
+            let idle = self.idle_timeout;
+            let mut server = axum_server::from_tcp(listener)
+                .handle(handle)
+                .map(|a| idle::FirstReadTimeout::new(a, idle));
+            self.configure_http(server.http_builder());
+            return server
+                .serve(self.router.into_make_service())
                 .await
                 .context("serving");
         };
@@ -138,18 +155,52 @@ impl App {
                         tls.key.display()
                     )
                 })?;
-        let handle = axum_server::Handle::new();
-        let on_signal = handle.clone();
-        tokio::spawn(async move {
-            shutdown.await;
-            on_signal.graceful_shutdown(Some(std::time::Duration::from_secs(30)));
-        });
-        axum_server::from_tcp_rustls(listener.into_std()?, rustls_config)
+        let idle = self.idle_timeout;
+        let mut server = axum_server::from_tcp_rustls(listener, rustls_config)
             .handle(handle)
+            .map(|a| idle::FirstReadTimeout::new(a, idle));
+        self.configure_http(server.http_builder());
+        server
             .serve(self.router.into_make_service())
             .await
             .context("serving TLS")
     }
+
+    /// A client must send a request's headers within the idle timeout, which also closes
+    /// keep-alive connections idle that long: slow-loris clients cannot pin connections.
+    fn configure_http(
+        &self,
+        builder: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
+    ) {
+        let mut http1 = builder.http1();
+        http1.timer(hyper_util::rt::TokioTimer::new());
+        http1.header_read_timeout(self.idle_timeout);
+    }
+}
+
+/// ECR's limits, with the configured upload expiry and cap, and any test overrides.
+fn limits(cfg: &Config) -> anyhow::Result<registry::Limits> {
+    let mut limits = registry::Limits {
+        upload_expiry_millis: (cfg.upload_expiry_secs as i64).saturating_mul(1000),
+        max_open_uploads_per_repository: cfg.max_open_uploads,
+        ..registry::Limits::default()
+    };
+    for o in &cfg.limit_overrides {
+        let (name, value) = o
+            .split_once('=')
+            .with_context(|| format!("limit '{o}' is not NAME=VALUE"))?;
+        let value: u64 = value
+            .parse()
+            .with_context(|| format!("limit '{o}': not a number"))?;
+        match name {
+            "max-layer-size" => limits.max_layer_size = value,
+            "max-parts-per-upload" => {
+                limits.max_parts_per_upload = value.try_into().context("max-parts-per-upload")?;
+            }
+            _ => anyhow::bail!("unknown limit '{name}'"),
+        }
+    }
+    Ok(limits)
 }
 
 /// Completes on Ctrl-C or SIGTERM.

@@ -26,6 +26,10 @@ pub enum StorageError {
     /// A concurrent change or a uniqueness rule stopped the write; nothing was changed.
     #[error("conflict: {0}")]
     Conflict(&'static str),
+    /// The data being written failed before its end (the client's body stopped or broke);
+    /// nothing of it is acknowledged.
+    #[error("the data source failed: {0}")]
+    SourceFailed(String),
     #[error("storage unavailable: {0}")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("storage failure: {0}")]
@@ -46,12 +50,12 @@ impl From<std::io::Error> for StorageError {
 pub struct Storage {
     pub blobs: Arc<dyn BlobStore>,
     pub meta: Arc<dyn MetaStore>,
+    /// Orders GC's file deletions against writers that make a blob referenced.
+    pub gc_fence: fence::GcFence,
 }
 
 impl Storage {
     /// Opens the embedded backends under `data_dir`: blobs on the filesystem, metadata in
-    /// Orders GC's file deletions against writers that make a blob referenced.
-    pub gc_fence: fence::GcFence,
     /// SQLite. Creates the directory on first use.
     pub async fn open_embedded(data_dir: &Path) -> Result<Self, StorageError> {
         std::fs::create_dir_all(data_dir)?;
@@ -60,7 +64,7 @@ impl Storage {
         Ok(Self {
             blobs: Arc::new(blobs),
             meta: Arc::new(meta),
+            gc_fence: fence::GcFence::open(data_dir)?,
         })
     }
 }
-            gc_fence: fence::GcFence::open(data_dir)?,

@@ -269,7 +269,13 @@ async fn tag_moves_deletions_and_gc_survive_crashes() {
 
     // GC cut off between forgetting a blob and deleting its file.
     let (code, _) = berth_cli(
-        &["gc", "--gc-grace-secs", "0", "--failpoint", "gc.after_forget"],
+        &[
+            "gc",
+            "--gc-grace-secs",
+            "0",
+            "--failpoint",
+            "gc.after_forget",
+        ],
         d,
     );
     assert_ne!(code, 0, "gc aborted at its crash point");

@@ -29,8 +29,18 @@ impl TestServer {
 
     /// A server with no access keys: it accepts any well-formed signature.
     pub async fn start_without_keys() -> Self {
+        Self::start_without_keys_with(&[]).await
+    }
+
+    /// A server with no access keys and extra `serve` flags.
+    pub async fn start_without_keys_with(args: &[&str]) -> Self {
         let tmp = tempfile::tempdir().expect("temp dir");
-        let mut s = Self::spawn(tmp.path(), vec![], false).await;
+        let mut s = Self::spawn(
+            tmp.path(),
+            args.iter().map(|a| (*a).to_owned()).collect(),
+            false,
+        )
+        .await;
         s._tmp = Some(tmp);
         s
     }

@@ -96,7 +96,7 @@ impl BlobStore for FilesystemBlobStore {
         file.seek(SeekFrom::Start(offset)).await?;
         let mut written = 0u64;
         while let Some(chunk) = data.next().await {
-            let chunk = chunk?;
+            let chunk = chunk.map_err(|e| StorageError::SourceFailed(e.to_string()))?;
             observe(&chunk);
             file.write_all(&chunk).await?;
             written += chunk.len() as u64;

@@ -1,0 +1,754 @@
+//! Hostile and broken input, through both APIs: every case gets its exact ECR exception or OCI
+//! error code, nothing stored changes, and the server stays up. The cases also write the table
+//! in `docs/hostile-inputs.md`: run with `BERTH_WRITE_DOCS=1` to regenerate it; otherwise the
+//! test fails when the committed table and the responses disagree.
+
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::harness::*;
+
+/// A well-formed signature: the server runs without keys, so what is checked is the input.
+const AUTH: &str = "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261122/us-east-1/ecr/aws4_request, SignedHeaders=content-type;host;x-amz-date;x-amz-target, Signature=cc80b12e5205077afb1128a499e015621a1a267fe63142d60b063cff72896fbd";
+const IDLE_SECS: u64 = 2;
+const REPO: &str = "hostile/repo";
+
+struct Table {
+    rows: Vec<String>,
+    mismatches: Vec<String>,
+}
+
+impl Table {
+    fn check(&mut self, api: &str, input: &str, want: (u16, &str), got: (u16, String)) {
+        if (want.0, want.1) != (got.0, got.1.as_str()) {
+            self.mismatches
+                .push(format!("{api} {input}: want {want:?}, got {got:?}"));
+        }
+        self.rows.push(format!(
+            "| {api} | {} | {} | `{}` |",
+            input.replace('|', "\\|"),
+            got.0,
+            got.1
+        ));
+    }
+}
+
+async fn ecr_raw(
+    server: &TestServer,
+    op: &str,
+    auth: Option<&str>,
+    body: Vec<u8>,
+) -> (u16, String) {
+    let mut req = server
+        .http()
+        .post(format!("{}/", server.endpoint))
+        .header("content-type", "application/x-amz-json-1.1")
+        .header(
+            "x-amz-target",
+            format!("AmazonEC2ContainerRegistry_V20150921.{op}"),
+        )
+        .body(body);
+    if let Some(a) = auth {
+        req = req.header("authorization", a);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let v: serde_json::Value =
+        serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap_or_default();
+    (status, v["__type"].as_str().unwrap_or("<none>").to_owned())
+}
+
+/// The first failure code of a batch answer (ECR reports bad image ids per item, with 200).
+async fn ecr_failure(server: &TestServer, op: &str, body: String) -> (u16, String) {
+    let resp = server
+        .http()
+        .post(format!("{}/", server.endpoint))
+        .header("content-type", "application/x-amz-json-1.1")
+        .header(
+            "x-amz-target",
+            format!("AmazonEC2ContainerRegistry_V20150921.{op}"),
+        )
+        .header("authorization", AUTH)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let v: serde_json::Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
+    let code = v["failures"][0]["failureCode"]
+        .as_str()
+        .map(|c| format!("failures[0].failureCode={c}"))
+        .unwrap_or_else(|| v["__type"].as_str().unwrap_or("<none>").to_owned());
+    (status, code)
+}
+
+async fn oci_send(r: reqwest::RequestBuilder) -> (u16, String) {
+    let resp = r.send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, oci_code(resp).await)
+}
+
+/// Raw bytes on a fresh connection; returns what the server answered before closing, and
+/// how long the connection stayed open.
+async fn raw_tcp(server: &TestServer, send: &[u8], then_wait: Duration) -> (String, Duration) {
+    let addr = server.endpoint.trim_start_matches("http://");
+    let mut conn = TcpStream::connect(addr).await.unwrap();
+    let started = Instant::now();
+    conn.write_all(send).await.unwrap();
+    let mut got = Vec::new();
+    let _ = tokio::time::timeout(then_wait, conn.read_to_end(&mut got)).await;
+    (
+        String::from_utf8_lossy(&got).into_owned(),
+        started.elapsed(),
+    )
+}
+
+/// A GET sent byte for byte: HTTP clients normalise `..` and `%2e%2e` away before sending.
+async fn raw_get(server: &TestServer, auth: &str, path: &str) -> (u16, String) {
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nhost: x\r\nauthorization: {auth}\r\nconnection: close\r\n\r\n"
+    );
+    let (resp, _) = raw_tcp(server, req.as_bytes(), Duration::from_secs(5)).await;
+    (status_line(&resp), json_value(&resp, "errors"))
+}
+
+fn status_line(resp: &str) -> u16 {
+    resp.split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+fn json_value(resp: &str, key: &str) -> String {
+    let body = resp.split("\r\n\r\n").nth(1).unwrap_or("");
+    let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+    match key {
+        "__type" => v["__type"].as_str(),
+        _ => v["errors"][0]["code"].as_str(),
+    }
+    .unwrap_or("<none>")
+    .to_owned()
+}
+
+#[tokio::test]
+async fn hostile_inputs_get_exact_errors_and_change_nothing() {
+    let idle = IDLE_SECS.to_string();
+    let server = TestServer::start_without_keys_with(&[
+        "--idle-timeout-secs",
+        &idle,
+        "--max-open-uploads",
+        "3",
+    ])
+    .await;
+    let ecr = server.ecr();
+    create_repo(&ecr, REPO).await;
+    let (manifest, image_digest, layer_digest) = push_small_image(&ecr, REPO, "keep", 1).await;
+    let oci = server.oci().await;
+    let mut t = Table {
+        rows: vec![],
+        mismatches: vec![],
+    };
+    let json = |v: serde_json::Value| v.to_string().into_bytes();
+
+    // --- ECR JSON API ---
+    t.check(
+        "ECR",
+        "no Authorization header",
+        (400, "MissingAuthenticationTokenException"),
+        ecr_raw(&server, "DescribeRepositories", None, b"{}".to_vec()).await,
+    );
+    t.check(
+        "ECR",
+        "Authorization header without Signature",
+        (400, "IncompleteSignatureException"),
+        ecr_raw(
+            &server,
+            "DescribeRepositories",
+            Some("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261122/us-east-1/ecr/aws4_request"),
+            b"{}".to_vec(),
+        )
+        .await,
+    );
+    t.check(
+        "ECR",
+        "unknown X-Amz-Target operation",
+        (400, "UnknownOperationException"),
+        ecr_raw(&server, "DropAllTables", Some(AUTH), b"{}".to_vec()).await,
+    );
+    t.check(
+        "ECR",
+        "body that is not JSON",
+        (400, "SerializationException"),
+        ecr_raw(&server, "CreateRepository", Some(AUTH), b"{\"repo".to_vec()).await,
+    );
+    t.check(
+        "ECR",
+        "body of invalid UTF-8",
+        (400, "SerializationException"),
+        ecr_raw(
+            &server,
+            "CreateRepository",
+            Some(AUTH),
+            b"{\"repositoryName\": \"\xff\xfe\"}".to_vec(),
+        )
+        .await,
+    );
+    t.check(
+        "ECR",
+        "JSON nested 100,000 arrays deep",
+        (400, "SerializationException"),
+        ecr_raw(
+            &server,
+            "CreateRepository",
+            Some(AUTH),
+            "[".repeat(100_000).into_bytes(),
+        )
+        .await,
+    );
+    t.check(
+        "ECR",
+        "member of the wrong JSON type",
+        (400, "SerializationException"),
+        ecr_raw(
+            &server,
+            "CreateRepository",
+            Some(AUTH),
+            json(serde_json::json!({"repositoryName": ["a"]})),
+        )
+        .await,
+    );
+    t.check(
+        "ECR",
+        "repositoryName of 1 MiB",
+        (400, "InvalidParameterException"),
+        ecr_raw(
+            &server,
+            "CreateRepository",
+            Some(AUTH),
+            json(serde_json::json!({"repositoryName": "a".repeat(MIB)})),
+        )
+        .await,
+    );
+    for name in [
+        "../../etc",
+        "a/../b",
+        "UPPER",
+        "a//b",
+        "a\u{0}b",
+        "a b",
+        "/abs",
+    ] {
+        t.check(
+            "ECR",
+            &format!("repositoryName {name:?}"),
+            (400, "InvalidParameterException"),
+            ecr_raw(
+                &server,
+                "CreateRepository",
+                Some(AUTH),
+                json(serde_json::json!({ "repositoryName": name })),
+            )
+            .await,
+        );
+    }
+    for tag in ["../x", "a/b", "-lead", "x".repeat(301).as_str()] {
+        t.check(
+            "ECR",
+            &format!("PutImage imageTag {:?}", if tag.len() > 20 { "x × 301" } else { tag }),
+            (400, "InvalidParameterException"),
+            ecr_raw(
+                &server,
+                "PutImage",
+                Some(AUTH),
+                json(serde_json::json!({"repositoryName": REPO, "imageManifest": manifest, "imageTag": tag})),
+            )
+            .await,
+        );
+    }
+    t.check(
+        "ECR",
+        "body over 40 MiB",
+        (413, "SerializationException"),
+        {
+            // Refused on its Content-Length, before the body: send only the head.
+            let head = format!(
+                "POST / HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-amz-json-1.1\r\nx-amz-target: AmazonEC2ContainerRegistry_V20150921.UploadLayerPart\r\nauthorization: {AUTH}\r\ncontent-length: {}\r\n\r\n",
+                41 * MIB
+            );
+            let (resp, _) = raw_tcp(&server, head.as_bytes(), Duration::from_secs(5)).await;
+            (status_line(&resp), json_value(&resp, "__type"))
+        },
+    );
+    t.check(
+        "ECR",
+        "PutImage manifest over 4 MiB",
+        (400, "InvalidParameterException"),
+        ecr_raw(
+            &server,
+            "PutImage",
+            Some(AUTH),
+            json(serde_json::json!({"repositoryName": REPO, "imageManifest": format!("{{\"pad\":\"{}\"}}", "a".repeat(4 * MIB))})),
+        )
+        .await,
+    );
+    t.check(
+        "ECR",
+        "PutImage manifest that is not JSON",
+        (400, "InvalidParameterException"),
+        ecr_raw(
+            &server,
+            "PutImage",
+            Some(AUTH),
+            json(serde_json::json!({"repositoryName": REPO, "imageManifest": "not json", "imageTag": "x"})),
+        )
+        .await,
+    );
+    let upload = ecr
+        .initiate_layer_upload()
+        .repository_name(REPO)
+        .send()
+        .await
+        .unwrap()
+        .upload_id()
+        .unwrap()
+        .to_owned();
+    let part = |first: i64, last: i64, blob: &str| {
+        json(
+            serde_json::json!({"repositoryName": REPO, "uploadId": upload, "partFirstByte": first, "partLastByte": last, "layerPartBlob": blob}),
+        )
+    };
+    t.check(
+        "ECR",
+        "UploadLayerPart with invalid base64",
+        (400, "SerializationException"),
+        ecr_raw(&server, "UploadLayerPart", Some(AUTH), part(0, 3, "!!!!")).await,
+    );
+    t.check(
+        "ECR",
+        "UploadLayerPart starting past the received bytes",
+        (400, "InvalidLayerPartException"),
+        ecr_raw(
+            &server,
+            "UploadLayerPart",
+            Some(AUTH),
+            part(10, 13, "AAAAAA=="),
+        )
+        .await,
+    );
+    t.check(
+        "ECR",
+        "UploadLayerPart whose range disagrees with its length",
+        (400, "InvalidLayerPartException"),
+        ecr_raw(
+            &server,
+            "UploadLayerPart",
+            Some(AUTH),
+            part(0, 99, "AAAAAA=="),
+        )
+        .await,
+    );
+    t.check(
+        "ECR",
+        "UploadLayerPart with a negative partLastByte",
+        (400, "InvalidParameterException"),
+        ecr_raw(
+            &server,
+            "UploadLayerPart",
+            Some(AUTH),
+            part(0, -5, "AAAAAA=="),
+        )
+        .await,
+    );
+    let big = base64_simd::STANDARD.encode_to_string(vec![0u8; 20 * MIB + 1]);
+    t.check(
+        "ECR",
+        "UploadLayerPart of 20 MiB + 1 byte",
+        (400, "InvalidParameterException"),
+        ecr_raw(
+            &server,
+            "UploadLayerPart",
+            Some(AUTH),
+            part(0, (20 * MIB) as i64, &big),
+        )
+        .await,
+    );
+    t.check(
+        "ECR",
+        "UploadLayerPart to an unknown uploadId",
+        (400, "UploadNotFoundException"),
+        ecr_raw(
+            &server,
+            "UploadLayerPart",
+            Some(AUTH),
+            json(serde_json::json!({"repositoryName": REPO, "uploadId": "00000000-0000-0000-0000-000000000000", "partFirstByte": 0, "partLastByte": 0, "layerPartBlob": "AA=="})),
+        )
+        .await,
+    );
+    // A stored part, so that completion gets as far as the digest.
+    let stored = ecr_raw(
+        &server,
+        "UploadLayerPart",
+        Some(AUTH),
+        part(0, 3, "AAAAAA=="),
+    )
+    .await;
+    assert_eq!(stored.0, 200);
+    for (what, digest) in [
+        ("md5 digest", "md5:d41d8cd98f00b204e9800998ecf8427e"),
+        ("sha256 digest of 10 hex digits", "sha256:0123456789"),
+        (
+            "sha256 digest in upper case",
+            &"sha256:"
+                .chars()
+                .chain("A".repeat(64).chars())
+                .collect::<String>(),
+        ),
+    ] {
+        t.check(
+            "ECR",
+            &format!("CompleteLayerUpload with a {what}"),
+            (400, "InvalidLayerException"),
+            ecr_raw(
+                &server,
+                "CompleteLayerUpload",
+                Some(AUTH),
+                json(serde_json::json!({"repositoryName": REPO, "uploadId": upload, "layerDigests": [digest]})),
+            )
+            .await,
+        );
+        t.check(
+            "ECR",
+            &format!("BatchGetImage with a {what}"),
+            (200, "failures[0].failureCode=InvalidImageDigest"),
+            ecr_failure(
+                &server,
+                "BatchGetImage",
+                serde_json::json!({"repositoryName": REPO, "imageIds": [{"imageDigest": digest}]})
+                    .to_string(),
+            )
+            .await,
+        );
+    }
+    t.check(
+        "ECR",
+        "BatchCheckLayerAvailability with a sha512 digest",
+        (200, "failures[0].failureCode=InvalidLayerDigest"),
+        ecr_failure(
+            &server,
+            "BatchCheckLayerAvailability",
+            serde_json::json!({"repositoryName": REPO, "layerDigests": [format!("sha512:{}", "a".repeat(128))]}).to_string(),
+        )
+        .await,
+    );
+    // Open uploads past the per-repository cap (3 here; 1000 by default).
+    create_repo(&ecr, "hostile/cap").await;
+    let mut last = (0, String::new());
+    for _ in 0..4 {
+        last = ecr_raw(
+            &server,
+            "InitiateLayerUpload",
+            Some(AUTH),
+            json(serde_json::json!({ "repositoryName": "hostile/cap" })),
+        )
+        .await;
+    }
+    t.check(
+        "ECR",
+        "InitiateLayerUpload past the open-upload cap",
+        (400, "LimitExceededException"),
+        last,
+    );
+    // A body that stops arriving: the idle timeout answers, nothing is stored.
+    let head = format!(
+        "POST / HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-amz-json-1.1\r\nx-amz-target: AmazonEC2ContainerRegistry_V20150921.CreateRepository\r\nauthorization: {AUTH}\r\ncontent-length: 100\r\n\r\n{{\"repositoryName\""
+    );
+    let (resp, open_for) =
+        raw_tcp(&server, head.as_bytes(), Duration::from_secs(IDLE_SECS * 5)).await;
+    assert!(
+        open_for < Duration::from_secs(IDLE_SECS * 4),
+        "stalled body held {open_for:?}"
+    );
+    t.check(
+        "ECR",
+        "request body that stalls (idle timeout)",
+        (408, "RequestTimeoutException"),
+        (status_line(&resp), json_value(&resp, "__type")),
+    );
+
+    // --- OCI /v2 ---
+    let get = |path: &str| oci.req(Method::GET, path);
+    t.check(
+        "OCI",
+        "GET /v2/ without credentials",
+        (401, "UNAUTHORIZED"),
+        oci_send(server.http().get(format!("{}/v2/", server.endpoint))).await,
+    );
+    t.check(
+        "OCI",
+        "repository name in upper case",
+        (400, "NAME_INVALID"),
+        oci_send(get("/v2/Hostile/Repo/tags/list")).await,
+    );
+    t.check(
+        "OCI",
+        "percent-encoded ../ in the repository name",
+        (400, "NAME_INVALID"),
+        raw_get(
+            &server,
+            &oci.auth,
+            "/v2/hostile/%2e%2e/%2e%2e/etc/tags/list",
+        )
+        .await,
+    );
+    t.check(
+        "OCI",
+        "../ in the repository name",
+        (400, "NAME_INVALID"),
+        raw_get(&server, &oci.auth, "/v2/hostile/../../etc/tags/list").await,
+    );
+    t.check(
+        "OCI",
+        "blob digest with the md5 algorithm",
+        (400, "DIGEST_INVALID"),
+        oci_send(get(&format!(
+            "/v2/{REPO}/blobs/md5:d41d8cd98f00b204e9800998ecf8427e"
+        )))
+        .await,
+    );
+    t.check(
+        "OCI",
+        "blob digest of the wrong length",
+        (400, "DIGEST_INVALID"),
+        oci_send(get(&format!("/v2/{REPO}/blobs/sha256:abc"))).await,
+    );
+    t.check(
+        "OCI",
+        "manifest reference that is neither tag nor digest",
+        (400, "TAG_INVALID"),
+        oci_send(get(&format!("/v2/{REPO}/manifests/-bad%21"))).await,
+    );
+    t.check(
+        "OCI",
+        "tags/list with n=-1",
+        (400, "PAGINATION_NUMBER_INVALID"),
+        oci_send(get(&format!("/v2/{REPO}/tags/list?n=-1"))).await,
+    );
+    let mt = "application/vnd.oci.image.manifest.v1+json";
+    let put = |reference: &str, body: Vec<u8>| {
+        oci.req(Method::PUT, &format!("/v2/{REPO}/manifests/{reference}"))
+            .header("content-type", mt)
+            .body(body)
+    };
+    t.check(
+        "OCI",
+        "manifest PUT over 4 MiB",
+        (413, "MANIFEST_INVALID"),
+        oci_send(put("big", vec![b' '; 4 * MIB + 1])).await,
+    );
+    t.check(
+        "OCI",
+        "manifest PUT that is not JSON",
+        (400, "MANIFEST_INVALID"),
+        oci_send(put("junk", b"{\"schemaVersion\":".to_vec())).await,
+    );
+    t.check(
+        "OCI",
+        "manifest PUT of invalid UTF-8",
+        (400, "MANIFEST_INVALID"),
+        oci_send(put(
+            "junk",
+            b"{\"schemaVersion\":2,\"x\":\"\xff\"}".to_vec(),
+        ))
+        .await,
+    );
+    t.check(
+        "OCI",
+        "manifest PUT naming a blob the repository lacks",
+        (400, "MANIFEST_BLOB_UNKNOWN"),
+        oci_send(put(
+            "missing",
+            oci_manifest(
+                (&layer_digest, 1001),
+                &[(&format!("sha256:{}", "0".repeat(64)), 5)],
+            )
+            .into_bytes(),
+        ))
+        .await,
+    );
+    t.check(
+        "OCI",
+        "manifest PUT by digest that does not match the body",
+        (400, "DIGEST_INVALID"),
+        oci_send(put(
+            &format!("sha256:{}", "1".repeat(64)),
+            manifest.clone().into_bytes(),
+        ))
+        .await,
+    );
+    let start = oci
+        .req(Method::POST, &format!("/v2/{REPO}/blobs/uploads/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(start.status(), 202);
+    let location = start.headers()["location"].to_str().unwrap().to_owned();
+    let patch = |range: &str, body: &'static [u8]| {
+        oci.req(Method::PATCH, &location)
+            .header("content-type", "application/octet-stream")
+            .header("content-range", range)
+            .body(body)
+    };
+    for (what, range) in [
+        ("Content-Range not starting at the received offset", "5-9"),
+        ("Content-Range that is not a range", "bytes=abc"),
+        ("Content-Range with last before first", "4-0"),
+        ("Content-Range whose length disagrees with the body", "0-99"),
+    ] {
+        t.check(
+            "OCI",
+            what,
+            (416, "BLOB_UPLOAD_INVALID"),
+            oci_send(patch(range, b"hello")).await,
+        );
+    }
+    t.check(
+        "OCI",
+        "Content-Range past the 52,000 MiB layer limit (body never sent)",
+        (403, "DENIED"),
+        {
+            let path = location.trim_start_matches(&server.endpoint);
+            let head = format!(
+                "PATCH {path} HTTP/1.1\r\nhost: x\r\nauthorization: {}\r\ncontent-type: application/octet-stream\r\ncontent-range: 0-54525952000\r\ncontent-length: 54525952001\r\n\r\n",
+                oci.auth
+            );
+            let (resp, _) = raw_tcp(&server, head.as_bytes(), Duration::from_secs(5)).await;
+            (status_line(&resp), json_value(&resp, "errors"))
+        },
+    );
+    t.check(
+        "OCI",
+        "upload finished with a digest its bytes do not have",
+        (400, "DIGEST_INVALID"),
+        oci_send(
+            oci.req(
+                Method::PUT,
+                &format!("{location}?digest=sha256:{}", "2".repeat(64)),
+            )
+            .body(&b"abc"[..]),
+        )
+        .await,
+    );
+    t.check(
+        "OCI",
+        "upload session id `..%2f..%2fmeta.sqlite`",
+        (404, "NOT_FOUND"),
+        raw_get(
+            &server,
+            &oci.auth,
+            &format!("/v2/{REPO}/blobs/uploads/..%2f..%2fmeta.sqlite"),
+        )
+        .await,
+    );
+    // A PATCH body that stops arriving: answered at the idle timeout, nothing acknowledged.
+    let stalled = oci
+        .req(Method::POST, &format!("/v2/{REPO}/blobs/uploads/"))
+        .send()
+        .await
+        .unwrap();
+    let stalled_at = stalled.headers()["location"].to_str().unwrap().to_owned();
+    let head = format!(
+        "PATCH {} HTTP/1.1\r\nhost: x\r\nauthorization: {}\r\ncontent-type: application/octet-stream\r\ncontent-length: 1000\r\n\r\nonly ten b",
+        stalled_at.trim_start_matches(&server.endpoint),
+        oci.auth
+    );
+    let (resp, open_for) =
+        raw_tcp(&server, head.as_bytes(), Duration::from_secs(IDLE_SECS * 5)).await;
+    assert!(
+        open_for < Duration::from_secs(IDLE_SECS * 4),
+        "stalled PATCH held {open_for:?}"
+    );
+    t.check(
+        "OCI",
+        "PATCH body that stalls (idle timeout)",
+        (400, "BLOB_UPLOAD_INVALID"),
+        (status_line(&resp), json_value(&resp, "errors")),
+    );
+    let status = oci.req(Method::GET, &stalled_at).send().await.unwrap();
+    assert_eq!(status.status(), 204);
+    assert_eq!(
+        status.headers()["range"],
+        "0-0",
+        "no byte of the stalled PATCH is acknowledged"
+    );
+
+    // --- The connection itself ---
+    let (resp, open_for) = raw_tcp(
+        &server,
+        b"GET /v2/ HTTP/1.1\r\nhost: x\r\nx-slow: ",
+        Duration::from_secs(IDLE_SECS * 5),
+    )
+    .await;
+    assert!(
+        open_for < Duration::from_secs(IDLE_SECS * 4)
+            && open_for >= Duration::from_secs(IDLE_SECS - 1),
+        "a client that never finishes its headers is cut off at the idle timeout, not before: {open_for:?}"
+    );
+    t.rows.push(format!(
+        "| HTTP | request headers never finished (slow loris) | {} | connection closed after {IDLE_SECS} s (`--idle-timeout-secs`) |",
+        if resp.is_empty() { "—".to_owned() } else { status_line(&resp).to_string() }
+    ));
+    let (_, open_for) = raw_tcp(&server, b"", Duration::from_secs(IDLE_SECS * 5)).await;
+    assert!(
+        open_for < Duration::from_secs(IDLE_SECS * 4),
+        "idle connection held {open_for:?}"
+    );
+    t.rows.push(format!(
+        "| HTTP | connection opened and left silent | — | closed after {IDLE_SECS} s |"
+    ));
+
+    // Nothing stored changed, and the server still serves.
+    let got = ecr
+        .batch_get_image()
+        .repository_name(REPO)
+        .image_ids(
+            aws_sdk_ecr::types::ImageIdentifier::builder()
+                .image_tag("keep")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.images()[0].image_manifest(), Some(manifest.as_str()));
+    assert_eq!(
+        got.images()[0].image_id().unwrap().image_digest(),
+        Some(image_digest.as_str())
+    );
+    let repos = ecr.describe_repositories().send().await.unwrap();
+    assert_eq!(repos.repositories().len(), 2, "no repository was created");
+
+    assert!(t.mismatches.is_empty(), "{}", t.mismatches.join("\n"));
+    let doc = format!(
+        "# Hostile inputs and what berth answers\n\n\
+         Generated by `crates/server/tests/it/hostile.rs` from the responses of a real server \
+         (regenerate with `BERTH_WRITE_DOCS=1 cargo test -p berth --test it hostile`; the test \
+         fails when this table and the responses disagree). After every case the test checks \
+         that the stored image is unchanged and the server still serves. ECR rows give the \
+         awsJson `__type`; OCI rows the `errors[0].code`.\n\n\
+         | API | input | status | answer |\n|---|---|---|---|\n{}\n",
+        t.rows.join("\n")
+    );
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/hostile-inputs.md");
+    if std::env::var_os("BERTH_WRITE_DOCS").is_some() {
+        std::fs::write(&path, &doc).unwrap();
+    } else {
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            committed == doc,
+            "docs/hostile-inputs.md is out of date: run BERTH_WRITE_DOCS=1 cargo test -p berth --test it hostile"
+        );
+    }
+}
