@@ -155,10 +155,26 @@ async fn pushes_and_pulls_through_both_apis_while_gc_runs() {
             rounds
         }));
     }
+    // `berth gc` from a second process as well, against the same data directory: the two
+    // share SQLite and the GC fence, and neither may break the other's requests.
+    let external_gc = {
+        let dir = server.data_dir().to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            let mut runs = 0;
+            while runs < 50 && started.elapsed() < SOAK_TIME {
+                let (code, out) = berth_cli(&["gc", "--gc-grace-secs", "30"], &dir);
+                assert_eq!(code, 0, "berth gc beside the server: {out}");
+                runs += 1;
+            }
+            runs
+        })
+    };
     let mut total = 0;
     for w in workers {
         total += w.await.unwrap();
     }
+    let gc_runs = external_gc.await.unwrap();
+    assert!(gc_runs > 0);
     assert!(total >= WORKERS * 3, "only {total} rounds ran");
 
     // Every pushed image pulls with the right digests, through both APIs.
