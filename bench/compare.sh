@@ -1,36 +1,91 @@
 #!/usr/bin/env bash
-# Side-by-side benchmark: berth and the reference registry (CNCF distribution, Debian's
-# docker-registry) on loopback with filesystem storage, the same workload against both, and a
-# table of figures with berth/distribution ratios (plus a JSON file). Not a test; run on demand:
+# Side-by-side benchmark (issue 6): berth and the reference registry (CNCF distribution, Debian's
+# docker-registry) on loopback with filesystem storage in the same directory tree, the same
+# workload against both, run back to back and repeated; a table of medians with their spread,
+# berth/distribution ratios, each client's own ceiling (the same workload against
+# `berth-bench null-server`, which does nothing) and each berth figure as a fraction of the machine
+# limit that bounds it (bench/limits.sh); plus a JSON file. Not a test; run on demand:
 #
-#   cargo build --release -p berth && bench/compare.sh [SIZE_MIB] [REPEAT]
+#   cargo build --release -p berth -p bench && bench/compare.sh [SIZE_MIB] [REPEAT]
 #
-# Workloads (first version): a SIZE_MIB blob (default 1024) pushed monolithically (POST +
-# PUT ?digest) and streamed (one PATCH without Content-Range), pulled whole and in 16 MiB
-# ranges, and GET manifest by tag with wrk at concurrency 1, 16 and 64 (wrk cannot do HEAD); server CPU-seconds
-# and peak RSS for each. Needs docker-registry, wrk, curl and the aws CLI (apt-get install
-# docker-registry wrk curl; pip install awscli). Traffic stays on 127.0.0.1.
+# Workloads, against both registries unless marked berth-only:
+#   push: a SIZE_MIB blob (default 1024) monolithic (POST + PUT ?digest=), chunked (PATCHes of
+#         CHUNK_MIB, default 20, each with Content-Range, then PUT), streamed (one PATCH without
+#         Content-Range, then PUT); CONC (8) pushes of CONC_MIB (256) at once (MB/s in all)
+#   pull: the blob whole, and in RANGE_MIB (16) Range GETs
+#   skopeo: an image of IMAGE_LAYERS (10) random layers, IMAGE_MIB (500) in all, copied from a
+#         dir: to the registry and back (SKOPEO=0 skips)
+#   small requests per second at concurrency 1, 16 and 64 for SMALL_SECS (5) each: HEAD manifest
+#         by tag, GET manifest, HEAD blob, tags/list with `berth-bench load` (wrk cannot do HEAD:
+#         it waits for a body after a HEAD answer with Content-Length), and GET manifest with wrk
+#         once as a cross-check of the load tool
+#   berth-only (ECR=0 skips): UploadLayerPart throughput in 20 MiB parts (`berth-bench upload`),
+#         BatchCheckLayerAvailability and BatchGetImage calls/s and parallel UploadLayerPart
+#         uploads with SigV4 verified, and the SDK's ceiling (`berth-bench ecr-rates`)
+#   for every workload: server CPU-seconds per GiB or CPU microseconds per request, and the
+#         server's peak RSS (reset between workload groups through /proc/PID/clear_refs)
+# The scale curve (tags/list, ListImages, DescribeImages at 10 .. 100,000 tags and with 10,000
+# repositories) is `target/release/berth-bench scale`, run separately: it takes minutes.
+#
+# Needs docker-registry, wrk, curl, jq, bc, python3, openssl, skopeo and the aws CLI
+# (apt-get install docker-registry wrk curl jq bc openssl skopeo; pip install awscli).
+# Traffic stays on 127.0.0.1; data goes under $TMPDIR (or /tmp), which needs about
+# 3 x SIZE_MIB + 2 x CONC x CONC_MIB + 3 x IMAGE_MIB free. LIMITS_JSON=file reuses a
+# bench/limits.sh result instead of measuring the limits first. Writes $OUT
+# (default target/bench/compare.json).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZE_MIB=${1:-1024}
 REPEAT=${2:-3}
+CHUNK_MIB=${CHUNK_MIB:-20}
+RANGE_MIB=${RANGE_MIB:-16}
+CONC=${CONC:-8}
+CONC_MIB=${CONC_MIB:-256}
+SMALL_SECS=${SMALL_SECS:-5}
+IMAGE_MIB=${IMAGE_MIB:-500}
+IMAGE_LAYERS=${IMAGE_LAYERS:-10}
+ECR=${ECR:-1}
+SKOPEO=${SKOPEO:-1}
 BERTH=${BERTH:-target/release/berth}
+BENCH=${BENCH:-target/release/berth-bench}
 OUT=${OUT:-target/bench/compare.json}
-W=$(mktemp -d)
+W=$(mktemp -d "${TMPDIR:-/tmp}/berth-compare.XXXXXX")
 PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
   rm -rf "$W"
 }
 trap cleanup EXIT
-for tool in docker-registry wrk curl aws; do
+tools=(docker-registry wrk curl jq bc python3 aws)
+[ "$SKOPEO" = 1 ] && tools+=(skopeo)
+for tool in "${tools[@]}"; do
   command -v "$tool" >/dev/null || { echo "needs $tool" >&2; exit 2; }
+done
+for bin in "$BERTH" "$BENCH"; do
+  [ -x "$bin" ] || { echo "$bin not found (cargo build --release -p berth -p bench)" >&2; exit 2; }
 done
 export AWS_ACCESS_KEY_ID=AKIDBENCH AWS_SECRET_ACCESS_KEY=bench-secret AWS_DEFAULT_REGION=us-east-1 AWS_PAGER=
 TICK=$(getconf CLK_TCK)
+RESULTS=$W/results # lines: "<registry|ceiling> <metric> <value>"
+: >"$RESULTS"
+note() { echo "[$(date +%T)] $*" >&2; }
+record() { echo "$1 $2 $3" >>"$RESULTS"; }
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 peak_rss_mib() { awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
+# Peak RSS from here on: VmHWM back to the current RSS (needs root or the process's owner).
+reset_peak_rss() { echo 5 >"/proc/$1/clear_refs" 2>/dev/null || true; }
+
+# wait_listening LOGFILE -> the URL after "listening on " in its first line
+wait_listening() {
+  local line=
+  for _ in $(seq 1 100); do
+    line=$(head -n1 "$1" 2>/dev/null || true)
+    case "$line" in "listening on "*) echo "${line#listening on }"; return 0 ;; esac
+    sleep 0.1
+  done
+  echo "no 'listening on' in $1" >&2; exit 1
+}
 
 start_distribution() {
   local port=$1 dir=$2
@@ -45,22 +100,29 @@ YML
   docker-registry serve "$W/registry.yml" >"$W/distribution.log" 2>&1 &
   PIDS+=($!)
   DIST_PID=$!
-  for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/v2/" >/dev/null && return 0; sleep 0.1; done
+  DIST_EP=http://127.0.0.1:$port
+  for _ in $(seq 1 100); do curl -sf "$DIST_EP/v2/" >/dev/null && return 0; sleep 0.1; done
   echo "distribution did not start" >&2; exit 1
 }
 
 start_berth() {
   local dir=$1
-  mkfifo "$W/ready"
   BERTH_LOG=warn BERTH_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID BERTH_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY \
-    "$BERTH" serve --listen 127.0.0.1:0 --data-dir "$dir" --gc-interval-secs 0 >"$W/ready" 2>"$W/berth.log" &
+    "$BERTH" serve --listen 127.0.0.1:0 --data-dir "$dir" --gc-interval-secs 0 --create-on-push \
+    >"$W/berth.out" 2>"$W/berth.log" &
   PIDS+=($!)
   BERTH_PID=$!
-  read -r line <"$W/ready"; rm "$W/ready"
-  BERTH_EP=${line#listening on }
-  aws ecr create-repository --repository-name bench/blob --endpoint-url "$BERTH_EP" >/dev/null
-  BERTH_AUTH="Authorization: Basic $(aws ecr get-authorization-token --endpoint-url "$BERTH_EP" \
-    --query 'authorizationData[0].authorizationToken' --output text)"
+  BERTH_EP=$(wait_listening "$W/berth.out")
+  BERTH_TOKEN=$(aws ecr get-authorization-token --endpoint-url "$BERTH_EP" \
+    --query 'authorizationData[0].authorizationToken' --output text)
+  BERTH_AUTH="Authorization: Basic $BERTH_TOKEN"
+}
+
+start_null() {
+  "$BENCH" null-server >"$W/null.out" 2>&1 &
+  PIDS+=($!)
+  NULL_PID=$!
+  NULL_EP=$(wait_listening "$W/null.out")
 }
 
 # time_cmd VAR PID CMD... -- runs CMD, sets VAR_s (seconds) and VAR_cpu (server CPU seconds).
@@ -73,101 +135,326 @@ time_cmd() {
   printf -v "${var}_s" '%s' "$(echo "$t1 - $t0" | bc -l)"
   printf -v "${var}_cpu" '%s' "$(echo "($c1 - $c0) / $TICK" | bc -l)"
 }
+mbps() { echo "$1 * 1.048576 / $2" | bc -l; }              # MIB SECONDS -> MB/s
+cpu_per_gib() { echo "$1 * 1024 / $2" | bc -l; }           # CPU_S MIB -> CPU s/GiB
 
-median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
-
-upload_location() { # EP AUTH-HEADER REPO -> Location of a new upload
-  curl -sf -D - -o /dev/null -X POST ${2:+-H "$2"} "$1/v2/$3/blobs/uploads/" | tr -d '\r' | sed -n 's/^location: //Ip'
-}
-absolute() { case "$2" in http*) echo "$2" ;; *) echo "$1$2" ;; esac; }
+location() { tr -d '\r' | sed -n 's/^location: //Ip'; }
+absolute() { case "$2" in http*) echo "$2" ;; "") echo "$3" ;; *) echo "$1$2" ;; esac; }
 join_query() { case "$1" in *\?*) echo "$1&$2" ;; *) echo "$1?$2" ;; esac; }
+upload_location() { # EP AUTH REPO -> absolute URL of a new upload
+  absolute "$1" "$(curl -sf -D - -o /dev/null -X POST ${2:+-H "$2"} "$1/v2/$3/blobs/uploads/" | location)" "$1/v2/$3/blobs/uploads/x"
+}
+# No Expect: 100-continue (docker and containerd do not send it): no extra round trip.
+UP=(-sf -H 'Expect:' -H 'Content-Type: application/octet-stream')
 
+push_monolithic() { # EP AUTH REPO FILE DIGEST
+  local loc
+  loc=$(upload_location "$1" "$2" "$3")
+  curl "${UP[@]}" -o /dev/null -X PUT ${2:+-H "$2"} -T "$4" "$(join_query "$loc" "digest=$5")"
+}
+push_streamed() { # EP AUTH REPO FILE DIGEST
+  local loc next
+  loc=$(upload_location "$1" "$2" "$3")
+  next=$(curl "${UP[@]}" -D - -o /dev/null -X PATCH ${2:+-H "$2"} -H 'Transfer-Encoding: chunked' -T "$4" "$loc" | location)
+  curl -sf -o /dev/null -X PUT ${2:+-H "$2"} "$(join_query "$(absolute "$1" "$next" "$loc")" "digest=$5")"
+}
+push_chunked() { # EP AUTH REPO DIGEST CHUNK_FILES... (one PATCH with Content-Range per chunk)
+  local ep=$1 auth=$2 repo=$3 digest=$4 loc next off=0 len f
+  shift 4
+  loc=$(upload_location "$ep" "$auth" "$repo")
+  for f in "$@"; do
+    len=$(stat -c%s "$f")
+    next=$(curl "${UP[@]}" -D - -o /dev/null -X PATCH ${auth:+-H "$auth"} \
+      -H "Content-Range: $off-$((off + len - 1))" -T "$f" "$loc" | location)
+    loc=$(absolute "$ep" "$next" "$loc")
+    off=$((off + len))
+  done
+  curl -sf -o /dev/null -X PUT ${auth:+-H "$auth"} "$(join_query "$loc" "digest=$digest")"
+}
+pull_ranges() { # URL AUTH TOTAL_BYTES
+  local off=0 step=$((RANGE_MIB * 1024 * 1024))
+  while [ "$off" -lt "$3" ]; do
+    curl -sf ${2:+-H "$2"} -r "$off-$((off + step - 1))" -o /dev/null "$1"
+    off=$((off + step))
+  done
+}
+push_concurrent() { # EP AUTH REPO_PREFIX
+  local i pids=() rc=0
+  for i in $(seq 1 "$CONC"); do
+    push_monolithic "$1" "$2" "$3-$i" "$W/conc.$i" "${CONC_DIGESTS[$i]}" &
+    pids+=($!)
+  done
+  for i in "${pids[@]}"; do wait "$i" || rc=1; done
+  return $rc
+}
+
+# ---- data ------------------------------------------------------------------------------------
+note "preparing data in $W"
 head -c $((SIZE_MIB * 1024 * 1024)) /dev/urandom >"$W/blob"
 DIGEST=sha256:$(sha256sum "$W/blob" | cut -c1-64)
-MANIFEST_CFG="$W/cfg.json"; printf '{"architecture":"amd64","os":"linux"}' >"$MANIFEST_CFG"
-CFG_DIGEST=sha256:$(sha256sum "$MANIFEST_CFG" | cut -c1-64)
+mkdir "$W/chunks"
+split -b $((CHUNK_MIB * 1024 * 1024)) -d -a 5 "$W/blob" "$W/chunks/c."
+CHUNKS=("$W"/chunks/c.*)
+CONC_DIGESTS=()
+for i in $(seq 1 "$CONC"); do
+  head -c $((CONC_MIB * 1024 * 1024)) /dev/urandom >"$W/conc.$i"
+  CONC_DIGESTS[$i]=sha256:$(sha256sum "$W/conc.$i" | cut -c1-64)
+done
+CFG="$W/cfg.json"; printf '{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}' >"$CFG"
+CFG_DIGEST=sha256:$(sha256sum "$CFG" | cut -c1-64)
+printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"%s","size":%d},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"%s","size":%d}]}' \
+  "$CFG_DIGEST" "$(stat -c%s "$CFG")" "$DIGEST" "$((SIZE_MIB * 1024 * 1024))" >"$W/manifest.json"
+if [ "$SKOPEO" = 1 ]; then
+  # An OCI image in skopeo's dir: layout, IMAGE_LAYERS layers of random bytes (as incompressible as
+  # gzip output), each stored as a "tar+gzip" layer: neither registry looks inside.
+  mkdir "$W/image"
+  layers=""
+  for i in $(seq 1 "$IMAGE_LAYERS"); do
+    head -c $((IMAGE_MIB * 1024 * 1024 / IMAGE_LAYERS)) /dev/urandom >"$W/image/layer"
+    d=$(sha256sum "$W/image/layer" | cut -c1-64)
+    mv "$W/image/layer" "$W/image/$d"
+    layers+="${layers:+,}{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar+gzip\",\"digest\":\"sha256:$d\",\"size\":$(stat -c%s "$W/image/$d")}"
+  done
+  cp "$CFG" "$W/image/${CFG_DIGEST#sha256:}"
+  printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"%s","size":%d},"layers":[%s]}' \
+    "$CFG_DIGEST" "$(stat -c%s "$CFG")" "$layers" >"$W/image/manifest.json"
+  echo 'Directory Transport Version: 1.1' >"$W/image/version"
+  IMAGE_BYTES=$(($(du -cb "$W"/image/* | tail -n1 | cut -f1)))
+fi
 
-# run_workloads NAME EP AUTH PID -> appends "NAME metric value" lines to $W/results
-run_workloads() {
-  local name=$1 ep=$2 auth=$3 pid=$4 repo=bench/blob i loc
-  for i in $(seq 1 "$REPEAT"); do
-    # Monolithic push: POST + PUT ?digest= with the body. A fresh repository each time, so a
-    # registry cannot answer from an existing blob.
-    repo="bench/mono$i"
-    [ "$name" = berth ] && aws ecr create-repository --repository-name "$repo" --endpoint-url "$ep" >/dev/null
-    loc=$(absolute "$ep" "$(upload_location "$ep" "$auth" "$repo")")
-    time_cmd r "$pid" curl -sf -X PUT ${auth:+-H "$auth"} -H 'Content-Type: application/octet-stream' \
-      -T "$W/blob" "$(join_query "$loc" "digest=$DIGEST")"
-    echo "$name push_monolithic_MBps $(echo "$SIZE_MIB * 1.048576 / $r_s" | bc -l)" >>"$W/results"
-    echo "$name push_cpu_s_per_GiB $(echo "$r_cpu * 1024 / $SIZE_MIB" | bc -l)" >>"$W/results"
-    # Streamed push: one PATCH without Content-Range, then PUT ?digest=.
-    repo="bench/stream$i"
-    [ "$name" = berth ] && aws ecr create-repository --repository-name "$repo" --endpoint-url "$ep" >/dev/null
-    loc=$(absolute "$ep" "$(upload_location "$ep" "$auth" "$repo")")
-    stream_push() {
-      local next
-      next=$(curl -sf -D - -o /dev/null -X PATCH ${auth:+-H "$auth"} -H 'Transfer-Encoding: chunked' \
-        -H 'Content-Type: application/octet-stream' -T "$W/blob" "$loc" | tr -d '\r' | sed -n 's/^location: //Ip')
-      curl -sf -X PUT ${auth:+-H "$auth"} "$(join_query "$(absolute "$ep" "$next")" "digest=$DIGEST")"
-    }
-    time_cmd r "$pid" stream_push
-    echo "$name push_streamed_MBps $(echo "$SIZE_MIB * 1.048576 / $r_s" | bc -l)" >>"$W/results"
-    # Pull, whole and in 16 MiB ranges.
-    time_cmd r "$pid" curl -sf ${auth:+-H "$auth"} -o /dev/null "$ep/v2/$repo/blobs/$DIGEST"
-    echo "$name pull_MBps $(echo "$SIZE_MIB * 1.048576 / $r_s" | bc -l)" >>"$W/results"
-    echo "$name pull_cpu_s_per_GiB $(echo "$r_cpu * 1024 / $SIZE_MIB" | bc -l)" >>"$W/results"
-    ranged_pull() {
-      local off=0 step=$((16 * 1024 * 1024)) total=$((SIZE_MIB * 1024 * 1024))
-      while [ "$off" -lt "$total" ]; do
-        curl -sf ${auth:+-H "$auth"} -r "$off-$((off + step - 1))" -o /dev/null "$ep/v2/$repo/blobs/$DIGEST"
-        off=$((off + step))
-      done
-    }
-    time_cmd r "$pid" ranged_pull
-    echo "$name pull_range16M_MBps $(echo "$SIZE_MIB * 1.048576 / $r_s" | bc -l)" >>"$W/results"
-  done
-  # A manifest to HEAD: config blob + the big blob, tagged v1 in the last repository.
-  loc=$(absolute "$ep" "$(upload_location "$ep" "$auth" "$repo")")
-  curl -sf -X PUT ${auth:+-H "$auth"} -H 'Content-Type: application/octet-stream' --data-binary @"$MANIFEST_CFG" \
-    "$(join_query "$loc" "digest=$CFG_DIGEST")" >/dev/null
-  printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"%s","size":%d},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"%s","size":%d}]}' \
-    "$CFG_DIGEST" "$(stat -c%s "$MANIFEST_CFG")" "$DIGEST" "$((SIZE_MIB * 1024 * 1024))" >"$W/manifest.json"
-  curl -sf -X PUT ${auth:+-H "$auth"} -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' \
-    --data-binary @"$W/manifest.json" "$ep/v2/$repo/manifests/v1" >/dev/null
-  local c
-  for c in 1 16 64; do
-    local c0 c1 rps
-    c0=$(cpu_ticks "$pid")
-    wrk -t $((c < 2 ? 1 : 2)) -c "$c" -d 5s ${auth:+-H "$auth"} -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
-      "$ep/v2/$repo/manifests/v1" >"$W/wrk-$name-$c.txt" 2>&1 || true
-    rps=$(awk '/Requests\/sec/ {print $2}' "$W/wrk-$name-$c.txt")
-    if grep -q "Non-2xx" "$W/wrk-$name-$c.txt" || [ -z "$rps" ]; then
-      echo "wrk against $name failed or saw errors:" >&2; cat "$W/wrk-$name-$c.txt" >&2; exit 1
-    fi
-    c1=$(cpu_ticks "$pid")
-    echo "$name get_manifest_rps_c$c $rps" >>"$W/results"
-    echo "$name get_manifest_cpu_us_per_req_c$c $(echo "($c1 - $c0) / $TICK / ($rps * 5) * 1000000" | bc -l)" >>"$W/results"
-  done
-  echo "$name peak_rss_MiB $(peak_rss_mib "$pid")" >>"$W/results"
+# ---- machine limits --------------------------------------------------------------------------
+if [ -n "${LIMITS_JSON:-}" ]; then
+  cp "$LIMITS_JSON" "$W/limits.json"
+else
+  note "machine limits (bench/limits.sh $SIZE_MIB)"
+  OUT="$W/limits.json" BENCH="$BENCH" bench/limits.sh "$SIZE_MIB" "$(dirname "$W")"
+fi
+
+# ---- servers ---------------------------------------------------------------------------------
+start_distribution 5099 "$W/dist-data"
+start_berth "$W/berth-data"
+start_null
+note "distribution $DIST_EP (pid $DIST_PID), berth $BERTH_EP (pid $BERTH_PID), null-server $NULL_EP"
+ep_of() { case $1 in distribution) echo "$DIST_EP" ;; berth) echo "$BERTH_EP" ;; ceiling) echo "$NULL_EP" ;; esac; }
+auth_of() { [ "$1" = berth ] && echo "$BERTH_AUTH" || true; }
+pid_of() { case $1 in distribution) echo "$DIST_PID" ;; berth) echo "$BERTH_PID" ;; ceiling) echo "$NULL_PID" ;; esac; }
+declare -A PEAK=([distribution]=0 [berth]=0)
+peak() { # NAME GROUP: record the peak RSS since the last reset, keep the overall maximum
+  local pid mib
+  pid=$(pid_of "$1"); mib=$(peak_rss_mib "$pid")
+  record "$1" "peak_rss_MiB_$2" "$mib"
+  PEAK[$1]=$(awk -v a="$mib" -v b="${PEAK[$1]}" 'BEGIN { print (a > b) ? a : b }')
 }
 
-: >"$W/results"
-start_distribution 5099 "$W/dist-data"
-run_workloads distribution http://127.0.0.1:5099 "" "$DIST_PID"
-start_berth "$W/berth-data"
-run_workloads berth "$BERTH_EP" "$BERTH_AUTH" "$BERTH_PID"
+# ---- blob push and pull: registries back to back, REPEAT rounds; the client ceiling once ------
+blob_round() { # NAME ROUND
+  local name=$1 i=$2 ep auth pid repo
+  ep=$(ep_of "$name"); auth=$(auth_of "$name"); pid=$(pid_of "$name")
+  # A fresh repository for each push, so that no registry can answer from an existing link.
+  time_cmd r "$pid" push_monolithic "$ep" "$auth" "bench/mono$i" "$W/blob" "$DIGEST"
+  record "$name" push_monolithic_MBps "$(mbps "$SIZE_MIB" "$r_s")"
+  record "$name" push_monolithic_cpu_s_per_GiB "$(cpu_per_gib "$r_cpu" "$SIZE_MIB")"
+  time_cmd r "$pid" push_chunked "$ep" "$auth" "bench/chunked$i" "$DIGEST" "${CHUNKS[@]}"
+  record "$name" "push_chunked${CHUNK_MIB}M_MBps" "$(mbps "$SIZE_MIB" "$r_s")"
+  record "$name" "push_chunked${CHUNK_MIB}M_cpu_s_per_GiB" "$(cpu_per_gib "$r_cpu" "$SIZE_MIB")"
+  time_cmd r "$pid" push_streamed "$ep" "$auth" "bench/stream$i" "$W/blob" "$DIGEST"
+  record "$name" push_streamed_MBps "$(mbps "$SIZE_MIB" "$r_s")"
+  record "$name" push_streamed_cpu_s_per_GiB "$(cpu_per_gib "$r_cpu" "$SIZE_MIB")"
+  local url="$ep/v2/bench/stream$i/blobs/$DIGEST"
+  [ "$name" = ceiling ] && url="$ep/bytes/$((SIZE_MIB * 1024 * 1024))"
+  time_cmd r "$pid" curl -sf ${auth:+-H "$auth"} -o /dev/null "$url"
+  record "$name" pull_MBps "$(mbps "$SIZE_MIB" "$r_s")"
+  record "$name" pull_cpu_s_per_GiB "$(cpu_per_gib "$r_cpu" "$SIZE_MIB")"
+  time_cmd r "$pid" pull_ranges "$url" "$auth" $((SIZE_MIB * 1024 * 1024))
+  record "$name" "pull_range${RANGE_MIB}M_MBps" "$(mbps "$SIZE_MIB" "$r_s")"
+  record "$name" "pull_range${RANGE_MIB}M_cpu_s_per_GiB" "$(cpu_per_gib "$r_cpu" "$SIZE_MIB")"
+}
+conc_round() { # NAME ROUND
+  local name=$1 i=$2 pid
+  pid=$(pid_of "$name")
+  time_cmd r "$pid" push_concurrent "$(ep_of "$name")" "$(auth_of "$name")" "bench/conc$i"
+  record "$name" "push_concurrent${CONC}x${CONC_MIB}M_MBps" "$(mbps $((CONC * CONC_MIB)) "$r_s")"
+  record "$name" "push_concurrent${CONC}x${CONC_MIB}M_cpu_s_per_GiB" "$(cpu_per_gib "$r_cpu" $((CONC * CONC_MIB)))"
+}
+skopeo_round() { # NAME ROUND
+  local name=$1 i=$2 pid ep creds=()
+  pid=$(pid_of "$name"); ep=$(ep_of "$name")
+  [ "$name" = berth ] && creds=(--dest-creds "AWS:$BERTH_PASSWORD")
+  time_cmd r "$pid" skopeo copy -q --dest-tls-verify=false "${creds[@]}" "dir:$W/image" "docker://${ep#http://}/bench/image$i:v1"
+  record "$name" skopeo_push_MBps "$(echo "$IMAGE_BYTES / 1000000 / $r_s" | bc -l)"
+  record "$name" skopeo_push_cpu_s_per_GiB "$(echo "$r_cpu * 1073741824 / $IMAGE_BYTES" | bc -l)"
+  creds=()
+  [ "$name" = berth ] && creds=(--src-creds "AWS:$BERTH_PASSWORD")
+  rm -rf "$W/pulled"
+  time_cmd r "$pid" skopeo copy -q --src-tls-verify=false "${creds[@]}" "docker://${ep#http://}/bench/image$i:v1" "dir:$W/pulled"
+  record "$name" skopeo_pull_MBps "$(echo "$IMAGE_BYTES / 1000000 / $r_s" | bc -l)"
+  record "$name" skopeo_pull_cpu_s_per_GiB "$(echo "$r_cpu * 1073741824 / $IMAGE_BYTES" | bc -l)"
+  rm -rf "$W/pulled"
+}
 
-mkdir -p "$(dirname "$OUT")"
-printf '%-36s %14s %14s %8s\n' metric distribution berth ratio
-json="{"
-sep=""
-for m in $(awk '{print $2}' "$W/results" | awk '!seen[$0]++'); do
-  d=$(awk -v m="$m" '$1 == "distribution" && $2 == m {print $3}' "$W/results" | median)
-  b=$(awk -v m="$m" '$1 == "berth" && $2 == m {print $3}' "$W/results" | median)
-  ratio=$(awk -v d="$d" -v b="$b" 'BEGIN { if (d > 0) printf "%.3f", b / d; else print 0 }')
-  printf '%-36s %14.1f %14.1f %8.2f\n' "$m" "$d" "$b" "$ratio"
-  json+="$sep\"$m\": {\"distribution\": $d, \"berth\": $b, \"ratio\": $ratio}"
-  sep=", "
+for name in distribution berth; do reset_peak_rss "$(pid_of $name)"; done
+# Each round: distribution, berth, then the same clients against null-server (their ceiling).
+for i in $(seq 1 "$REPEAT"); do
+  for name in distribution berth ceiling; do note "blob push/pull, $name, round $i/$REPEAT"; blob_round "$name" "$i"; done
 done
-echo "$json}" >"$OUT"
-echo "medians of $REPEAT runs for the blob workloads; JSON in $OUT"
+for name in distribution berth; do peak "$name" blob; reset_peak_rss "$(pid_of $name)"; done
+
+for i in $(seq 1 "$REPEAT"); do
+  for name in distribution berth ceiling; do note "$CONC concurrent pushes, $name, round $i/$REPEAT"; conc_round "$name" "$i"; done
+done
+for name in distribution berth; do peak "$name" concurrent; reset_peak_rss "$(pid_of $name)"; done
+
+if [ "$SKOPEO" = 1 ]; then
+  BERTH_PASSWORD=$(aws ecr get-login-password --endpoint-url "$BERTH_EP")
+  for i in $(seq 1 "$REPEAT"); do
+    for name in distribution berth; do note "skopeo $IMAGE_LAYERS-layer image, $name, round $i/$REPEAT"; skopeo_round "$name" "$i"; done
+  done
+  for name in distribution berth; do peak "$name" skopeo; reset_peak_rss "$(pid_of $name)"; done
+fi
+
+# ---- small requests ---------------------------------------------------------------------------
+for name in distribution berth; do
+  ep=$(ep_of "$name"); auth=$(auth_of "$name")
+  push_monolithic "$ep" "$auth" bench/small "$CFG" "$CFG_DIGEST"
+  push_monolithic "$ep" "$auth" bench/small "$W/conc.1" "${CONC_DIGESTS[1]}"
+  sed "s/$DIGEST/${CONC_DIGESTS[1]}/; s/\"size\":$((SIZE_MIB * 1024 * 1024))}/\"size\":$((CONC_MIB * 1024 * 1024))}/" \
+    "$W/manifest.json" >"$W/small.json"
+  curl -sf -o /dev/null -X PUT ${auth:+-H "$auth"} -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' \
+    --data-binary @"$W/small.json" "$ep/v2/bench/small/manifests/v1"
+done
+ACCEPT='Accept: application/vnd.oci.image.manifest.v1+json'
+small_run() { # NAME OP C
+  local name=$1 op=$2 c=$3 ep auth method path out
+  ep=$(ep_of "$name"); auth=$(auth_of "$name")
+  case $op in
+    head_manifest) method=HEAD path=/v2/bench/small/manifests/v1 ;;
+    get_manifest) method=GET path=/v2/bench/small/manifests/v1 ;;
+    head_blob) method=HEAD path=/v2/bench/small/blobs/$CFG_DIGEST ;;
+    tags_list) method=GET path=/v2/bench/small/tags/list ;;
+  esac
+  out=$("$BENCH" load -m "$method" -c "$c" -d "$SMALL_SECS" --server-pid "$(pid_of "$name")" \
+    ${auth:+-H "$auth"} -H "$ACCEPT" "$ep$path" 2>/dev/null) || {
+    echo "berth-bench load against $name ($op c=$c) failed" >&2; exit 1; }
+  if [ "$(jq .errors <<<"$out")" != 0 ]; then
+    echo "$op against $name saw errors: $out" >&2; exit 1
+  fi
+  record "$name" "${op}_rps_c$c" "$(jq .requests_per_s <<<"$out")"
+  record "$name" "${op}_cpu_us_per_req_c$c" "$(jq .server_cpu_us_per_request <<<"$out")"
+}
+OPS=(head_manifest get_manifest head_blob tags_list)
+for c in 1 16 64; do
+  for i in $(seq 1 "$REPEAT"); do
+    for op in "${OPS[@]}"; do
+      for name in distribution berth ceiling; do note "$op c=$c, $name, round $i/$REPEAT"; small_run "$name" "$op" "$c"; done
+    done
+  done
+  # wrk as a cross-check of berth-bench load (GET only: wrk hangs on HEAD).
+  for name in distribution berth ceiling; do
+    ep=$(ep_of "$name"); auth=$(auth_of "$name")
+    wrk -t $((c < 2 ? 1 : 2)) -c "$c" -d "${SMALL_SECS}s" ${auth:+-H "$auth"} -H "$ACCEPT" \
+      "$ep/v2/bench/small/manifests/v1" >"$W/wrk.txt" 2>&1 || true
+    rps=$(awk '/Requests\/sec/ {print $2}' "$W/wrk.txt")
+    if grep -q "Non-2xx" "$W/wrk.txt" || [ -z "$rps" ]; then
+      echo "wrk against $name failed or saw errors:" >&2; cat "$W/wrk.txt" >&2; exit 1
+    fi
+    record "$name" "get_manifest_wrk_rps_c$c" "$rps"
+  done
+done
+for name in distribution berth; do peak "$name" small; record "$name" peak_rss_MiB "${PEAK[$name]}"; done
+
+# ---- berth only: the ECR API ------------------------------------------------------------------
+if [ "$ECR" = 1 ]; then
+  note "berth-bench: UploadLayerPart, ${SIZE_MIB} MiB in 20 MiB parts, $REPEAT runs"
+  "$BENCH" --berth "$BERTH" --sizes "${SIZE_MIB}M" --repeat "$REPEAT" --json "$W/upload.json" >&2
+  note "berth-bench ecr-rates"
+  "$BENCH" ecr-rates --berth "$BERTH" --duration "$SMALL_SECS" --parallel-uploads 4 \
+    --upload-size "${CONC_MIB}M" --json "$W/ecr-rates.json" >&2
+fi
+
+# ---- report -----------------------------------------------------------------------------------
+mkdir -p "$(dirname "$OUT")"
+python3 - "$W" "$OUT" "$SIZE_MIB" "$REPEAT" <<'PY'
+import json, os, statistics, sys
+w, out, size_mib, repeat = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+vals = {}
+order = []
+for line in open(os.path.join(w, "results")):
+    who, metric, value = line.split()
+    if metric not in vals:
+        vals[metric] = {}
+        order.append(metric)
+    vals[metric].setdefault(who, []).append(float(value))
+limits = json.load(open(os.path.join(w, "limits.json")))
+def load(name):
+    p = os.path.join(w, name)
+    return json.load(open(p)) if os.path.exists(p) else None
+upload, rates = load("upload.json"), load("ecr-rates.json")
+if upload:
+    r = upload["results"][0]
+    vals["ecr_upload_layer_part_MBps"] = {"berth": [x and r["size_bytes"] / x["seconds"] / 1e6 for x in r["runs"]]}
+    vals["ecr_upload_layer_part_cpu_s_per_GiB"] = {"berth": [x["server_cpu_seconds"] * 2**30 / r["size_bytes"] for x in r["runs"]]}
+    vals["ecr_upload_layer_part_peak_rss_MiB"] = {"berth": [x["server_peak_rss_kib"] / 1024 for x in r["runs"]]}
+    order += ["ecr_upload_layer_part_MBps", "ecr_upload_layer_part_cpu_s_per_GiB", "ecr_upload_layer_part_peak_rss_MiB"]
+if rates:
+    for k, v in rates["berth"].items():
+        ceil = rates["client_ceiling_null_server"] or {}
+        if "calls_per_s" in v:
+            m = "ecr_" + k
+            vals[m] = {"berth": [v["calls_per_s"]]}
+            if k in ceil:
+                vals[m]["ceiling"] = [ceil[k]["calls_per_s"]]
+            vals["ecr_" + k.replace("_per_s_", "_cpu_us_per_call_")] = {"berth": [v["server_cpu_us_per_call"]]}
+            order += [m, "ecr_" + k.replace("_per_s_", "_cpu_us_per_call_")]
+        else:
+            m = "ecr_parallel%dx_upload_layer_part_MBps" % v["uploads"]
+            vals[m] = {"berth": [v["mb_per_s"]]}
+            if k in ceil:
+                vals[m]["ceiling"] = [ceil[k]["mb_per_s"]]
+            vals[m.replace("_MBps", "_cpu_s_per_GiB")] = {"berth": [v["server_cpu_s_per_gib"]]}
+            vals[m.replace("_MBps", "_peak_rss_MiB")] = {"berth": [v["server_peak_rss_mib"]]}
+            order += [m, m.replace("_MBps", "_cpu_s_per_GiB"), m.replace("_MBps", "_peak_rss_MiB")]
+# The machine limit that bounds each throughput figure.
+b64_sha = 1 / (1 / limits["base64_decode_MBps"] + 1 / limits["sha256_MBps"])
+def limit_of(m):
+    if not m.endswith("_MBps"):
+        return None
+    if m.startswith("ecr_") and "upload" in m:
+        return ("base64+sha256 on one core", b64_sha)
+    if m.startswith("push") or m.startswith("skopeo_push"):
+        return ("disk write+fdatasync", limits["disk_write_fdatasync_MBps"])
+    if m.startswith("pull") or m.startswith("skopeo_pull"):
+        return ("loopback copy", limits["loopback_copy_MBps"])
+    return None
+def stat(xs):
+    if not xs:
+        return None
+    return {"median": statistics.median(xs), "min": min(xs), "max": max(xs), "n": len(xs)}
+def fmt(s):
+    if not s:
+        return "-"
+    med = s["median"]
+    spread = (s["max"] - s["min"]) / 2 / med * 100 if med and s["n"] > 1 else 0
+    num = f"{med:.1f}" if abs(med) < 1e5 else f"{med:.0f}"
+    return num + (f" ±{spread:.0f}%" if s["n"] > 1 else "")
+report = {}
+print(f"\n{'metric':<50} {'distribution':>16} {'berth':>16} {'b/d':>6} {'client ceiling':>14} {'berth/limit':>12}  limit")
+for m in order:
+    v = vals[m]
+    d, b, c = stat(v.get("distribution")), stat(v.get("berth")), stat(v.get("ceiling"))
+    ratio = b["median"] / d["median"] if b and d and d["median"] else None
+    lim = limit_of(m)
+    frac = b["median"] / lim[1] if b and lim else None
+    row = {"distribution": d, "berth": b, "ratio": ratio, "client_ceiling": c}
+    if lim:
+        row.update({"limit": lim[0], "limit_MBps": lim[1], "berth_fraction_of_limit": frac})
+    report[m] = row
+    cells = [fmt(d), fmt(b), f"{ratio:.2f}" if ratio else "-",
+             fmt(c) if c and "cpu" not in m else "-",
+             f"{frac:.2f}" if frac else "-", lim[0] if lim else ""]
+    print(f"{m:<50} {cells[0]:>16} {cells[1]:>16} {cells[2]:>6} {cells[3]:>14} {cells[4]:>12}  {cells[5]}")
+print("\nmachine limits (MB/s): " + ", ".join(f"{k} {v:.0f}" for k, v in limits.items() if k.endswith("MBps")))
+json.dump({"size_mib": size_mib, "repeat": repeat, "limits": limits, "metrics": report,
+           "upload_layer_part": upload, "ecr_rates": rates}, open(out, "w"), indent=1)
+print(f"medians of {repeat} rounds (± half the min-max spread); client ceiling = the same client "
+      f"against berth-bench null-server; JSON in {out}")
+PY

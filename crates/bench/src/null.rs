@@ -2,7 +2,8 @@
 //! ceiling (curl, wrk, `berth-bench load`, the AWS SDK) so that a client's limit is never taken
 //! for berth's.
 //!
-//! - `GET /bytes/<n>` answers `n` bytes (zeros, from one shared 1 MiB buffer; no Range).
+//! - `GET /bytes/<n>` answers `n` bytes (zeros, from one shared 1 MiB buffer), or with
+//!   `Range: bytes=<first>-<last>` that part of them (`206`).
 //! - Anything else: the request body is read and dropped, and the answer is `200` with `{}` as
 //!   `application/x-amz-json-1.1` (an empty but valid answer to every ECR operation the benchmark
 //!   calls) and a `Docker-Content-Digest` header. `HEAD` gets the headers only.
@@ -47,6 +48,11 @@ async fn answer(
     zeros: Bytes,
 ) -> Result<Response<BoxBody<Bytes, Infallible>>, hyper::Error> {
     let path = req.uri().path().to_owned();
+    let range = req
+        .headers()
+        .get("range")
+        .and_then(|v| v.to_str().ok()?.strip_prefix("bytes=")?.split_once('-'))
+        .and_then(|(a, b)| Some((a.parse::<u64>().ok()?, b.parse::<u64>().ok()?)));
     // Read and drop the request body, whatever its size.
     let mut body = req.into_body();
     while let Some(frame) = body.frame().await {
@@ -57,13 +63,20 @@ async fn answer(
         .strip_prefix("/bytes/")
         .and_then(|n| n.parse::<u64>().ok())
     {
-        Some(n) => {
+        Some(total) => {
+            let (status, n) = match range {
+                Some((first, last)) if first <= last && first < total => {
+                    (206, last.min(total - 1) - first + 1)
+                }
+                _ => (200, total),
+            };
             let chunks = n.div_ceil(CHUNK as u64);
             let frames = (0..chunks).map(move |i| {
                 let len = (n - i * CHUNK as u64).min(CHUNK as u64) as usize;
                 Ok::<_, Infallible>(Frame::data(zeros.slice(..len)))
             });
-            resp.header("Content-Type", "application/octet-stream")
+            resp.status(status)
+                .header("Content-Type", "application/octet-stream")
                 .header("Content-Length", n)
                 .body(StreamBody::new(futures_util::stream::iter(frames)).boxed())
         }
