@@ -108,6 +108,7 @@ impl Registry {
             uploads_in_flight: Default::default(),
         }
     }
+    registry_policies: policies::PolicyCache,
 
     /// Arms crash points for the crash tests (see [`storage::failpoint`] for the names).
     pub fn with_failpoints(self, names: Vec<String>) -> Self {
@@ -117,6 +118,7 @@ impl Registry {
 
     fn failpoint(&self, name: &str) {
         storage::failpoint::hit(name);
+            registry_policies: Default::default(),
     }
 
     pub fn region(&self) -> &str {
@@ -152,9 +154,7 @@ impl Registry {
         {
             decisions.push(p.evaluate(&req));
         }
-        if let Some(text) = self.storage.meta.registry_policy(registry_id).await?
-            && let Ok(p) = policy::Policy::parse(&text, true)
-        {
+        if let Some(p) = self.registry_policy(registry_id).await? {
             decisions.push(p.evaluate(&req));
         }
         let denied = |explicit| RegistryError::AccessDenied {

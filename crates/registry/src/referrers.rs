@@ -27,13 +27,9 @@ impl Registry {
     ) -> Result<ImageRecord> {
         let repo = self.repository(who, r, "ecr:BatchGetImage").await?;
         let meta = &self.storage.meta;
-        let digest = match reference {
-            Reference::Digest(d) => Some(d.clone()),
-            Reference::Tag(t) => meta.resolve_tag(repo.id, t).await?,
-        };
-        let found = match digest {
-            Some(d) => meta.get_image(repo.id, &d).await?,
-            None => None,
+        let found = match reference {
+            Reference::Digest(d) => meta.get_image(repo.id, d).await?,
+            Reference::Tag(t) => meta.image_by_tag(repo.id, t).await?,
         };
         found.ok_or_else(|| RegistryError::ImageNotFound {
             registry_id: repo.registry_id.clone(),

@@ -246,6 +246,13 @@ pub async fn meta_store(meta: &dyn MetaStore) {
         meta.resolve_tag(repo.id, &v1).await.unwrap(),
         Some(image.digest.clone())
     );
+    let by_tag = meta.image_by_tag(repo.id, &v1).await.unwrap().unwrap();
+    assert_eq!(
+        (by_tag.digest, by_tag.manifest),
+        (image.digest.clone(), image.manifest.clone())
+    );
+    let missing = ImageTag::parse("missing").unwrap();
+    assert!(meta.image_by_tag(repo.id, &missing).await.unwrap().is_none());
     assert!(
         meta.repository_blob(repo.id, &layer)
             .await

@@ -23,15 +23,20 @@ pub struct GcFence {
 }
 
 impl GcFence {
-    /// Creates the lock file if needed.
-    pub fn open(data_dir: &Path) -> Result<Self, StorageError> {
+    /// Creates the lock file if needed. A data directory that cannot take it (mounted
+    /// read-only) still opens: it can serve reads, and the writers that need the fence fail
+    /// there anyway.
+    pub fn open(data_dir: &Path) -> Self {
         let path = data_dir.join("gc.lock");
-        OpenOptions::new()
+        if let Err(e) = OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
-            .open(&path)?;
-        Ok(Self { path })
+            .open(&path)
+        {
+            tracing::warn!(path = %path.display(), error = %e, "cannot create the GC lock file");
+        }
+        Self { path }
     }
 
     /// Taken by writers that make a blob referenced.
@@ -71,7 +76,7 @@ mod tests {
     #[tokio::test]
     async fn exclusive_waits_for_shared_and_shared_guards_coexist() {
         let dir = tempfile::tempdir().unwrap();
-        let fence = GcFence::open(dir.path()).unwrap();
+        let fence = GcFence::open(dir.path());
         let a = fence.shared().await.unwrap();
         let _b = fence.shared().await.unwrap();
         // A second descriptor stands in for another process.

@@ -64,7 +64,7 @@ impl Storage {
         Ok(Self {
             blobs: Arc::new(blobs),
             meta: Arc::new(meta),
-            gc_fence: fence::GcFence::open(data_dir)?,
+            gc_fence: fence::GcFence::open(data_dir),
         })
     }
 }

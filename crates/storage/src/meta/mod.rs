@@ -245,6 +245,12 @@ pub trait MetaStore: Send + Sync {
         repo: RepositoryId,
         tag: &ImageTag,
     ) -> Result<Option<Digest>, StorageError>;
+    /// The image a tag names, in one lookup (a pull by tag does nothing else).
+    async fn image_by_tag(
+        &self,
+        repo: RepositoryId,
+        tag: &ImageTag,
+    ) -> Result<Option<ImageRecord>, StorageError>;
     async fn image_tags(
         &self,
         repo: RepositoryId,

@@ -145,9 +145,22 @@ impl SqliteMetaStore {
             encryption_type: row.get("encryption_type"),
             kms_key: row.get("kms_key"),
             policy: row.get("policy"),
-            tags: self.repository_tags(id).await?,
+            tags: match row.try_get::<Option<String>, _>("tags_json") {
+                Ok(Some(json)) => decode_tags(&json)?,
+                _ => self.repository_tags(id).await?,
+            },
         })
     }
+}
+
+/// `[[key, value], ...]` as `json_group_array` builds it.
+fn decode_tags(json: &str) -> Result<Vec<ResourceTag>, StorageError> {
+    let pairs: Vec<(String, String)> =
+        serde_json::from_str(json).map_err(|_| corrupt("repository tags"))?;
+    Ok(pairs
+        .into_iter()
+        .map(|(key, value)| ResourceTag { key, value })
+        .collect())
 }
 
 fn image_from_row(row: &SqliteRow) -> Result<ImageRecord, StorageError> {
@@ -238,12 +251,17 @@ impl MetaStore for SqliteMetaStore {
         registry_id: &str,
         name: &RepositoryName,
     ) -> Result<Option<RepositoryRecord>, StorageError> {
-        let row = sqlx::query("SELECT * FROM repositories WHERE registry_id = ? AND name = ?")
-            .bind(registry_id)
-            .bind(name.as_str())
-            .fetch_optional(&self.readers)
-            .await
-            .map_err(db_err)?;
+        // One statement, tags included: every request looks its repository up.
+        let row = sqlx::query(
+            "SELECT r.*, (SELECT json_group_array(json_array(key, value)) FROM \
+             (SELECT key, value FROM repository_tags WHERE repository_id = r.id ORDER BY position)) \
+             AS tags_json FROM repositories r WHERE registry_id = ? AND name = ?",
+        )
+        .bind(registry_id)
+        .bind(name.as_str())
+        .fetch_optional(&self.readers)
+        .await
+        .map_err(db_err)?;
         match row {
             Some(r) => Ok(Some(self.repository_from_row(&r).await?)),
             None => Ok(None),
@@ -600,6 +618,24 @@ impl MetaStore for SqliteMetaStore {
             .fetch_optional(&self.readers)
             .await
             .map_err(db_err)?;
+        row.as_ref().map(image_from_row).transpose()
+    }
+
+    async fn image_by_tag(
+        &self,
+        repo: RepositoryId,
+        tag: &ImageTag,
+    ) -> Result<Option<ImageRecord>, StorageError> {
+        let row = sqlx::query(
+            "SELECT i.* FROM image_tags t JOIN images i \
+             ON i.repository_id = t.repository_id AND i.digest = t.digest \
+             WHERE t.repository_id = ? AND t.tag = ?",
+        )
+        .bind(repo.0)
+        .bind(tag.as_str())
+        .fetch_optional(&self.readers)
+        .await
+        .map_err(db_err)?;
         row.as_ref().map(image_from_row).transpose()
     }
 
