@@ -36,6 +36,9 @@ pub struct UploadArgs {
     /// Where to write the figures as JSON.
     #[arg(long, default_value = "target/bench/upload-layer-part.json")]
     pub json: PathBuf,
+    /// Give berth an access key, so that it verifies every signature (and payload hash).
+    #[arg(long)]
+    pub verify_signatures: bool,
 }
 
 struct Sample {
@@ -47,8 +50,12 @@ struct Sample {
     parts: usize,
 }
 
-async fn run_once(berth: &Path, size: u64, buf: &mut [u8], tck: f64) -> Result<Sample> {
-    let server = Server::start(berth).await?;
+async fn run_once(berth: &Path, size: u64, buf: &mut [u8], tck: f64, keys: bool) -> Result<Sample> {
+    let server = if keys {
+        Server::start_with_keys(berth).await?
+    } else {
+        Server::start(berth).await?
+    };
     let pid = server.pid();
     let ecr = ecr_client(&server.endpoint);
     ecr.create_repository()
@@ -211,7 +218,7 @@ pub async fn run(berth: &Path, args: &UploadArgs) -> Result<()> {
     for &size in &sizes {
         let mut runs = Vec::new();
         for i in 1..=args.repeat {
-            let s = run_once(berth, size, &mut buf, tck)
+            let s = run_once(berth, size, &mut buf, tck, args.verify_signatures)
                 .await
                 .with_context(|| format!("{} run {i}", human(size)))?;
             eprintln!(
@@ -266,6 +273,7 @@ pub async fn run(berth: &Path, args: &UploadArgs) -> Result<()> {
         "berth": berth.display().to_string(),
         "part_size_bytes": part_size,
         "repeat": args.repeat,
+        "signatures_verified": args.verify_signatures,
         "clk_tck": tck,
         "results": summaries.iter().map(Summary::to_json).collect::<Vec<_>>(),
         "server_peak_rss_ratio_largest_to_smallest": ratio,
