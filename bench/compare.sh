@@ -30,7 +30,7 @@
 # Needs docker-registry, wrk, curl, jq, bc, python3, openssl, skopeo and the aws CLI
 # (apt-get install docker-registry wrk curl jq bc openssl skopeo; pip install awscli).
 # Traffic stays on 127.0.0.1; data goes under $TMPDIR (or /tmp), which needs about
-# 3 x SIZE_MIB + 2 x CONC x CONC_MIB + 3 x IMAGE_MIB free. LIMITS_JSON=file reuses a
+# 4 x SIZE_MIB + 3 x CONC x CONC_MIB + 4 x IMAGE_MIB free (some 12 GiB by default). LIMITS_JSON=file reuses a
 # bench/limits.sh result instead of measuring the limits first. Writes $OUT
 # (default target/bench/compare.json).
 set -euo pipefail

@@ -347,5 +347,39 @@ pub async fn run(berth: &std::path::Path, args: &ScaleArgs) -> Result<Value> {
         print(format!("{n} repositories, one image each"), &fig);
         results.push(Value::Object(fig));
     }
+    print_curve(&results);
     Ok(json!({ "benchmark": "scale", "page": PAGE, "results": results }))
+}
+
+/// The curve: one row per listing, one column per size, median milliseconds.
+fn print_curve(results: &[Value]) {
+    let label = |r: &Value| match (r.get("tags"), r.get("repositories")) {
+        (Some(t), _) => format!("{t} tags"),
+        (_, Some(n)) => format!("{n} repos"),
+        _ => "?".into(),
+    };
+    let mut queries: Vec<&str> = Vec::new();
+    for r in results {
+        for (k, v) in r.as_object().into_iter().flatten() {
+            if v.get("median_ms").is_some() && !queries.contains(&k.as_str()) {
+                queries.push(k);
+            }
+        }
+    }
+    println!("\nmedian ms of one listing (page size {PAGE}):");
+    print!("{:<32}", "");
+    for r in results {
+        print!(" {:>13}", label(r));
+    }
+    println!();
+    for q in queries {
+        print!("{q:<32}");
+        for r in results {
+            match r[q]["median_ms"].as_f64() {
+                Some(ms) => print!(" {ms:>13.2}"),
+                None => print!(" {:>13}", "-"),
+            }
+        }
+        println!();
+    }
 }
