@@ -337,8 +337,8 @@ small_run() { # NAME OP C
     tags_list) method=GET path=/v2/bench/small/tags/list ;;
   esac
   out=$("$BENCH" load -m "$method" -c "$c" -d "$SMALL_SECS" --server-pid "$(pid_of "$name")" \
-    ${auth:+-H "$auth"} -H "$ACCEPT" "$ep$path" 2>/dev/null) || {
-    echo "berth-bench load against $name ($op c=$c) failed" >&2; exit 1; }
+    ${auth:+-H "$auth"} -H "$ACCEPT" "$ep$path" 2>"$W/load.err") || {
+    echo "berth-bench load against $name ($op c=$c) failed:" >&2; cat "$W/load.err" >&2; exit 1; }
   if [ "$(jq .errors <<<"$out")" != 0 ]; then
     echo "$op against $name saw errors: $out" >&2; exit 1
   fi
@@ -396,7 +396,7 @@ def load(name):
 upload, rates = load("upload.json"), load("ecr-rates.json")
 if upload:
     r = upload["results"][0]
-    vals["ecr_upload_layer_part_MBps"] = {"berth": [x and r["size_bytes"] / x["seconds"] / 1e6 for x in r["runs"]]}
+    vals["ecr_upload_layer_part_MBps"] = {"berth": [r["size_bytes"] / x["seconds"] / 1e6 for x in r["runs"]]}
     vals["ecr_upload_layer_part_cpu_s_per_GiB"] = {"berth": [x["server_cpu_seconds"] * 2**30 / r["size_bytes"] for x in r["runs"]]}
     vals["ecr_upload_layer_part_peak_rss_MiB"] = {"berth": [x["server_peak_rss_kib"] / 1024 for x in r["runs"]]}
     order += ["ecr_upload_layer_part_MBps", "ecr_upload_layer_part_cpu_s_per_GiB", "ecr_upload_layer_part_peak_rss_MiB"]
