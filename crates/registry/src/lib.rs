@@ -97,6 +97,7 @@ pub struct Registry {
     region: String,
     limits: Limits,
     uploads_in_flight: uploads::PartLocks,
+    registry_policies: policies::PolicyCache,
 }
 
 impl Registry {
@@ -106,9 +107,9 @@ impl Registry {
             region,
             limits,
             uploads_in_flight: Default::default(),
+            registry_policies: Default::default(),
         }
     }
-    registry_policies: policies::PolicyCache,
 
     /// Arms crash points for the crash tests (see [`storage::failpoint`] for the names).
     pub fn with_failpoints(self, names: Vec<String>) -> Self {
@@ -118,7 +119,6 @@ impl Registry {
 
     fn failpoint(&self, name: &str) {
         storage::failpoint::hit(name);
-            registry_policies: Default::default(),
     }
 
     pub fn region(&self) -> &str {
