@@ -215,60 +215,125 @@ async fn dispatch(
         &body,
     )?;
     let op = op.ok_or_else(|| ApiError::UnknownOperation(target.to_owned()))?;
+    let req = decode(op, &body)?;
     let ctx = Ctx {
         api,
         principal,
         base_url: base_url(api, headers),
     };
+    use Request as R;
+    match req {
+        R::CreateRepository(r) => respond(&repositories::create_repository(&ctx, r).await?),
+        R::DescribeRepositories(r) => respond(&repositories::describe_repositories(&ctx, r).await?),
+        R::DeleteRepository(r) => respond(&repositories::delete_repository(&ctx, r).await?),
+        R::BatchCheckLayerAvailability(r) => {
+            respond(&layers::batch_check_layer_availability(&ctx, r).await?)
+        }
+        R::InitiateLayerUpload(r) => respond(&layers::initiate_layer_upload(&ctx, r).await?),
+        R::UploadLayerPart(r) => respond(&layers::upload_layer_part(&ctx, r).await?),
+        R::CompleteLayerUpload(r) => respond(&layers::complete_layer_upload(&ctx, r).await?),
+        R::GetDownloadUrlForLayer(r) => {
+            respond(&layers::get_download_url_for_layer(&ctx, r).await?)
+        }
+        R::PutImage(r) => respond(&images::put_image(&ctx, r).await?),
+        R::BatchGetImage(r) => respond(&images::batch_get_image(&ctx, r).await?),
+        R::ListImages(r) => respond(&images::list_images(&ctx, r).await?),
+        R::DescribeImages(r) => respond(&images::describe_images(&ctx, r).await?),
+        R::BatchDeleteImage(r) => respond(&images::batch_delete_image(&ctx, r).await?),
+        R::SetRepositoryPolicy(r) => respond(&policies::set_repository_policy(&ctx, r).await?),
+        R::GetRepositoryPolicy(r) => respond(&policies::get_repository_policy(&ctx, r).await?),
+        R::DeleteRepositoryPolicy(r) => {
+            respond(&policies::delete_repository_policy(&ctx, r).await?)
+        }
+        R::PutRegistryPolicy(r) => respond(&policies::put_registry_policy(&ctx, r).await?),
+        R::GetRegistryPolicy(r) => respond(&policies::get_registry_policy(&ctx, r).await?),
+        R::DeleteRegistryPolicy(r) => respond(&policies::delete_registry_policy(&ctx, r).await?),
+        R::ListTagsForResource(r) => respond(&repositories::list_tags_for_resource(&ctx, r).await?),
+        R::GetAuthorizationToken(r) => respond(&authorization::get_authorization_token(&ctx, r)?),
+    }
+}
+
+/// A request body decoded as the shape of its operation; the handlers validate the members.
+enum Request<'a> {
+    CreateRepository(dto::CreateRepositoryRequest),
+    DescribeRepositories(dto::DescribeRepositoriesRequest),
+    DeleteRepository(dto::DeleteRepositoryRequest),
+    BatchCheckLayerAvailability(dto::BatchCheckLayerAvailabilityRequest),
+    InitiateLayerUpload(dto::InitiateLayerUploadRequest),
+    UploadLayerPart(dto::UploadLayerPartRequest<'a>),
+    CompleteLayerUpload(dto::CompleteLayerUploadRequest),
+    GetDownloadUrlForLayer(dto::GetDownloadUrlForLayerRequest),
+    PutImage(dto::PutImageRequest),
+    BatchGetImage(dto::BatchGetImageRequest),
+    ListImages(dto::ListImagesRequest),
+    DescribeImages(dto::DescribeImagesRequest),
+    BatchDeleteImage(dto::BatchDeleteImageRequest),
+    SetRepositoryPolicy(dto::SetRepositoryPolicyRequest),
+    GetRepositoryPolicy(dto::RepositoryPolicyRequest),
+    DeleteRepositoryPolicy(dto::RepositoryPolicyRequest),
+    PutRegistryPolicy(dto::PutRegistryPolicyRequest),
+    GetRegistryPolicy(dto::Empty),
+    DeleteRegistryPolicy(dto::Empty),
+    ListTagsForResource(dto::ListTagsForResourceRequest),
+    GetAuthorizationToken(dto::GetAuthorizationTokenRequest),
+}
+
+/// Decodes `body` as the request shape of `op`.
+fn decode(op: Operation, body: &[u8]) -> Result<Request<'_>, ApiError> {
     use Operation as O;
-    match op {
-        O::CreateRepository => {
-            respond(&repositories::create_repository(&ctx, parse(&body)?).await?)
-        }
-        O::DescribeRepositories => {
-            respond(&repositories::describe_repositories(&ctx, parse(&body)?).await?)
-        }
-        O::DeleteRepository => {
-            respond(&repositories::delete_repository(&ctx, parse(&body)?).await?)
-        }
-        O::BatchCheckLayerAvailability => {
-            respond(&layers::batch_check_layer_availability(&ctx, parse(&body)?).await?)
-        }
-        O::InitiateLayerUpload => {
-            respond(&layers::initiate_layer_upload(&ctx, parse(&body)?).await?)
-        }
-        O::UploadLayerPart => respond(&layers::upload_layer_part(&ctx, parse(&body)?).await?),
-        O::CompleteLayerUpload => {
-            respond(&layers::complete_layer_upload(&ctx, parse(&body)?).await?)
-        }
-        O::GetDownloadUrlForLayer => {
-            respond(&layers::get_download_url_for_layer(&ctx, parse(&body)?).await?)
-        }
-        O::PutImage => respond(&images::put_image(&ctx, parse(&body)?).await?),
-        O::BatchGetImage => respond(&images::batch_get_image(&ctx, parse(&body)?).await?),
-        O::ListImages => respond(&images::list_images(&ctx, parse(&body)?).await?),
-        O::DescribeImages => respond(&images::describe_images(&ctx, parse(&body)?).await?),
-        O::BatchDeleteImage => respond(&images::batch_delete_image(&ctx, parse(&body)?).await?),
-        O::SetRepositoryPolicy => {
-            respond(&policies::set_repository_policy(&ctx, parse(&body)?).await?)
-        }
-        O::GetRepositoryPolicy => {
-            respond(&policies::get_repository_policy(&ctx, parse(&body)?).await?)
-        }
-        O::DeleteRepositoryPolicy => {
-            respond(&policies::delete_repository_policy(&ctx, parse(&body)?).await?)
-        }
-        O::PutRegistryPolicy => respond(&policies::put_registry_policy(&ctx, parse(&body)?).await?),
-        O::GetRegistryPolicy => respond(&policies::get_registry_policy(&ctx, parse(&body)?).await?),
-        O::DeleteRegistryPolicy => {
-            respond(&policies::delete_registry_policy(&ctx, parse(&body)?).await?)
-        }
-        O::ListTagsForResource => {
-            respond(&repositories::list_tags_for_resource(&ctx, parse(&body)?).await?)
-        }
-        O::GetAuthorizationToken => respond(&authorization::get_authorization_token(
-            &ctx,
-            parse(&body)?,
-        )?),
+    use Request as R;
+    Ok(match op {
+        O::CreateRepository => R::CreateRepository(parse(body)?),
+        O::DescribeRepositories => R::DescribeRepositories(parse(body)?),
+        O::DeleteRepository => R::DeleteRepository(parse(body)?),
+        O::BatchCheckLayerAvailability => R::BatchCheckLayerAvailability(parse(body)?),
+        O::InitiateLayerUpload => R::InitiateLayerUpload(parse(body)?),
+        O::UploadLayerPart => R::UploadLayerPart(parse(body)?),
+        O::CompleteLayerUpload => R::CompleteLayerUpload(parse(body)?),
+        O::GetDownloadUrlForLayer => R::GetDownloadUrlForLayer(parse(body)?),
+        O::PutImage => R::PutImage(parse(body)?),
+        O::BatchGetImage => R::BatchGetImage(parse(body)?),
+        O::ListImages => R::ListImages(parse(body)?),
+        O::DescribeImages => R::DescribeImages(parse(body)?),
+        O::BatchDeleteImage => R::BatchDeleteImage(parse(body)?),
+        O::SetRepositoryPolicy => R::SetRepositoryPolicy(parse(body)?),
+        O::GetRepositoryPolicy => R::GetRepositoryPolicy(parse(body)?),
+        O::DeleteRepositoryPolicy => R::DeleteRepositoryPolicy(parse(body)?),
+        O::PutRegistryPolicy => R::PutRegistryPolicy(parse(body)?),
+        O::GetRegistryPolicy => R::GetRegistryPolicy(parse(body)?),
+        O::DeleteRegistryPolicy => R::DeleteRegistryPolicy(parse(body)?),
+        O::ListTagsForResource => R::ListTagsForResource(parse(body)?),
+        O::GetAuthorizationToken => R::GetAuthorizationToken(parse(body)?),
+    })
+}
+
+/// Decodes `body` as the request of the operation `target` (an `X-Amz-Target` value) exactly
+/// as the server does once a request is authenticated, without running it. The entry point of
+/// the `ecr_request` fuzz target (`fuzz/`).
+#[doc(hidden)]
+pub fn decode_request(target: &str, body: &[u8]) -> Result<(), ApiError> {
+    let op = Operation::from_target(target)
+        .ok_or_else(|| ApiError::UnknownOperation(target.to_owned()))?;
+    decode(op, body).map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PUT_IMAGE: &str = "AmazonEC2ContainerRegistry_V20150921.PutImage";
+
+    #[test]
+    fn decodes_request_shapes() {
+        assert!(decode_request(PUT_IMAGE, br#"{"repositoryName":"app"}"#).is_ok());
+        assert!(decode_request(PUT_IMAGE, b" \n").is_ok(), "no body is {{}}");
+        assert!(matches!(
+            decode_request(PUT_IMAGE, br#"{"repositoryName":1}"#),
+            Err(ApiError::Serialization(_))
+        ));
+        assert!(matches!(
+            decode_request("AmazonEC2ContainerRegistry_V20150921.Nope", b"{}"),
+            Err(ApiError::UnknownOperation(_))
+        ));
     }
 }

@@ -7,7 +7,7 @@ mod blobs;
 mod error;
 mod listing;
 mod manifests;
-mod route;
+pub mod route;
 mod uploads;
 
 use std::collections::HashMap;
@@ -27,6 +27,7 @@ use tracing::Instrument;
 
 pub use error::OciError;
 use route::{Route, RouteError};
+pub use uploads::parse_content_range;
 
 pub const API_VERSION: &str = "registry/2.0";
 

@@ -123,24 +123,33 @@ pub(crate) async fn get_upload(
     Ok(progress_response(StatusCode::NO_CONTENT, name, p))
 }
 
-/// `Content-Range: <first>-<last>` (inclusive, `^[0-9]+-[0-9]+$`); some clients prefix `bytes `.
+fn range_invalid() -> OciError {
+    OciError::RangeInvalid("Content-Range must be <first>-<last>".into())
+}
+
+/// A `Content-Range` value: `<first>-<last>` (inclusive, `^[0-9]+-[0-9]+$`); some clients
+/// prefix `bytes ` or append `/<total>`, which are ignored.
+pub fn parse_content_range(s: &str) -> Result<(u64, u64), OciError> {
+    let s = s.strip_prefix("bytes ").unwrap_or(s);
+    let (a, b) = s.split_once('-').ok_or_else(range_invalid)?;
+    let b = b.split('/').next().unwrap_or(b);
+    let (first, last) = (
+        a.parse::<u64>().map_err(|_| range_invalid())?,
+        b.parse::<u64>().map_err(|_| range_invalid())?,
+    );
+    if last < first {
+        return Err(range_invalid());
+    }
+    Ok((first, last))
+}
+
+/// The request's `Content-Range`, if it has one.
 fn content_range(ctx: &Ctx<'_>) -> Result<Option<(u64, u64)>, OciError> {
     let Some(v) = ctx.headers.get("content-range") else {
         return Ok(None);
     };
-    let bad = || OciError::RangeInvalid("Content-Range must be <first>-<last>".into());
-    let s = v.to_str().map_err(|_| bad())?;
-    let s = s.strip_prefix("bytes ").unwrap_or(s);
-    let (a, b) = s.split_once('-').ok_or_else(bad)?;
-    let b = b.split('/').next().unwrap_or(b);
-    let (first, last) = (
-        a.parse::<u64>().map_err(|_| bad())?,
-        b.parse::<u64>().map_err(|_| bad())?,
-    );
-    if last < first {
-        return Err(bad());
-    }
-    Ok(Some((first, last)))
+    let s = v.to_str().map_err(|_| range_invalid())?;
+    parse_content_range(s).map(Some)
 }
 
 pub(crate) async fn patch_upload(
@@ -204,4 +213,21 @@ pub(crate) async fn delete_upload(
         .cancel_upload(&ctx.principal, &ctx.repo(name), upload_id(id)?)
         .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_ranges() {
+        assert_eq!(parse_content_range("0-1023").ok(), Some((0, 1023)));
+        assert_eq!(
+            parse_content_range("bytes 1024-2047/4096").ok(),
+            Some((1024, 2047))
+        );
+        for bad in ["", "5-4", "0-", "-5", "a-b", "0-18446744073709551616"] {
+            assert!(parse_content_range(bad).is_err(), "{bad}");
+        }
+    }
 }

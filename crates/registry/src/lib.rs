@@ -39,6 +39,17 @@ pub use uploads::{CompletionRules, PartData, UploadProgress};
 
 pub type Result<T, E = RegistryError> = std::result::Result<T, E>;
 
+/// Entry points for the fuzz targets in `fuzz/`; not part of the API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::manifest::ParsedManifest;
+
+    /// The manifest check PutImage and a `/v2` manifest PUT make before touching storage.
+    pub fn parse_manifest(bytes: &[u8], declared: Option<&str>) -> crate::Result<ParsedManifest> {
+        crate::manifest::parse(bytes, declared)
+    }
+}
+
 /// Limits from the ECR service quotas (ecr-api.md section 5).
 #[derive(Debug, Clone)]
 pub struct Limits {

@@ -8,7 +8,7 @@ use crate::{RegistryError, Result};
 
 /// What a manifest tells the registry.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub(crate) struct ParsedManifest {
+pub struct ParsedManifest {
     pub media_type: String,
     /// Blobs the repository must hold: config and non-foreign layers, with their media types.
     pub blobs: Vec<(Digest, String)>,
