@@ -236,10 +236,21 @@ pub fn parse_amz_date(s: &str) -> Option<i64> {
     if b.len() != 16 || b[8] != b'T' || b[15] != b'Z' {
         return None;
     }
+    // Digits only: `parse` alone would also take a sign (`+5`, `-1`).
+    if !b[..8].iter().chain(&b[9..15]).all(u8::is_ascii_digit) {
+        return None;
+    }
     let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
     let (y, m, d) = (num(0..4)?, num(4..6)?, num(6..8)?);
     let (hh, mm, ss) = (num(9..11)?, num(11..13)?, num(13..15)?);
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
+    let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    let month_days = match m {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
+    if !(1..=12).contains(&m) || !(1..=month_days).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
         return None;
     }
     // Days from civil (Howard Hinnant's algorithm).
@@ -467,6 +478,14 @@ mod tests {
         );
         assert_eq!(parse_amz_date("2015-08-30T12:36:00Z"), None);
         assert_eq!(parse_amz_date("20151330T123600Z"), None);
+        // Found by fuzzing (fuzz/ sigv4_header): days past the end of the month were accepted
+        // as days of the next month.
+        assert_eq!(parse_amz_date("20150631T231000Z"), None);
+        assert_eq!(parse_amz_date("20230229T000000Z"), None);
+        assert!(parse_amz_date("20000229T000000Z").is_some());
+        // Found by fuzzing: fields with a sign were accepted (`T+35359Z` as 03:53:59).
+        assert_eq!(parse_amz_date("24020209T+35359Z"), None);
+        assert_eq!(parse_amz_date("20150830T-10000Z"), None);
     }
 
     #[test]
