@@ -140,7 +140,10 @@ pub(crate) fn parse(bytes: &[u8], declared: Option<&str>) -> Result<ParsedManife
         .ok_or_else(|| invalid("an image manifest must have layers"))?;
     for l in layers {
         let (d, mt, size) = descriptor(l, "layers")?;
-        out.size += size;
+        out.size = out
+            .size
+            .checked_add(size)
+            .ok_or_else(|| invalid("the sizes of the config and layers overflow"))?;
         if !is_foreign(&mt) && !out.blobs.iter().any(|(x, _)| *x == d) {
             out.blobs.push((d, mt));
         }
@@ -211,5 +214,21 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn refuses_sizes_that_overflow() {
+        // A config and layers whose sizes add up past u64::MAX: an overflow panic in debug
+        // builds (the fuzz target's), a wrapped image size otherwise.
+        let m = format!(
+            r#"{{"schemaVersion":2,"config":{{"digest":"{}","size":18446744073709551615}},
+               "layers":[{{"digest":"{}","size":1}}]}}"#,
+            d('a'),
+            d('b')
+        );
+        assert!(matches!(
+            parse(m.as_bytes(), Some(MediaType::OCI_MANIFEST)),
+            Err(RegistryError::InvalidParameter(_))
+        ));
     }
 }
