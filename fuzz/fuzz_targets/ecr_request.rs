@@ -1,0 +1,43 @@
+//! The awsJson request decoding of every ECR operation: `<X-Amz-Target>\n<body>` goes through
+//! `ecr_api::decode_request`, the step the server takes once a request is authenticated.
+#![no_main]
+
+use axum::response::IntoResponse;
+use ecr_api::ApiError;
+use libfuzzer_sys::fuzz_target;
+
+const PREFIX: &str = "AmazonEC2ContainerRegistry_V20150921.";
+
+fuzz_target!(|data: &[u8]| {
+    let (target, body) = match data.iter().position(|&b| b == b'\n') {
+        Some(i) => (&data[..i], &data[i + 1..]),
+        None => (data, &data[data.len()..]),
+    };
+    // The server reads the header as a string (a non-UTF-8 one as no target at all).
+    let Ok(target) = std::str::from_utf8(target) else {
+        return;
+    };
+    let no_body = body.iter().all(u8::is_ascii_whitespace);
+    match ecr_api::decode_request(target, body) {
+        Ok(()) => {
+            assert!(target.starts_with(PREFIX), "decoded for target {target:?}");
+            assert!(
+                no_body || serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok(),
+                "a body that is not JSON decoded"
+            );
+        }
+        Err(e) => {
+            match &e {
+                ApiError::UnknownOperation(t) => assert_eq!(t, target),
+                ApiError::Serialization(_) => {
+                    assert!(target.starts_with(PREFIX));
+                    // Every member is optional: no body is `{}`, which every shape accepts.
+                    assert!(!no_body, "a known operation refused an empty body");
+                }
+                other => panic!("decoding failed with {other:?}"),
+            }
+            let status = e.into_response().status();
+            assert!(status.is_client_error(), "{status}");
+        }
+    }
+});
