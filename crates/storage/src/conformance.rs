@@ -252,7 +252,12 @@ pub async fn meta_store(meta: &dyn MetaStore) {
         (image.digest.clone(), image.manifest.clone())
     );
     let missing = ImageTag::parse("missing").unwrap();
-    assert!(meta.image_by_tag(repo.id, &missing).await.unwrap().is_none());
+    assert!(
+        meta.image_by_tag(repo.id, &missing)
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert!(
         meta.repository_blob(repo.id, &layer)
             .await
