@@ -11,11 +11,7 @@ set -uo pipefail
 STEP_TIMEOUT="${STEP_TIMEOUT:-60}"
 W="$(mktemp -d "${TMPDIR:-/tmp}/berth-e2e-podman.XXXXXX")"
 HOST="${ENDPOINT#http://}"
-PASSED=0
-FAILED=0
-pass() { PASSED=$((PASSED + 1)); echo "PASS: $*"; }
-fail() { FAILED=$((FAILED + 1)); echo "FAIL: $*"; }
-finish() { echo "CHECKS passed=$PASSED failed=$FAILED"; [ "$FAILED" -eq 0 ]; exit $?; }
+. "$(dirname "$0")/lib.sh"
 
 if ! command -v podman >/dev/null 2>&1; then
   fail "podman is not installed (apt-get install podman)"

@@ -22,17 +22,11 @@ STEP_TIMEOUT="${STEP_TIMEOUT:-60}"   # seconds per aws/curl/skopeo invocation
 W="$(mktemp -d "${TMPDIR:-/tmp}/berth-e2e-skopeo.XXXXXX")"
 trap 'rm -rf "$W"' EXIT
 
-PASSED=0
-FAILED=0
-pass() { PASSED=$((PASSED + 1)); echo "PASS: $*"; }
-fail() { FAILED=$((FAILED + 1)); echo "FAIL: $*"; }
-# Short excerpt of a file for failure messages (single line).
-excerpt() { head -c 600 "$1" 2>/dev/null | tr '\n' ' '; }
+. "$(dirname "$0")/lib.sh"
 
 if ! command -v skopeo >/dev/null 2>&1; then
   fail "skopeo is not installed (apt-get install skopeo)"
-  echo "CHECKS passed=$PASSED failed=$FAILED"
-  exit 1
+  finish
 fi
 
 HOST="${ENDPOINT#http://}"           # 127.0.0.1:PORT, the registry host skopeo talks to
@@ -69,54 +63,6 @@ sk_fails() {
   fi
 }
 
-# aws ecr <args...> against the server under test, bounded in time.
-ecr() {
-  timeout "$STEP_TIMEOUT" aws ecr "$@" --endpoint-url "$ENDPOINT" --output json
-}
-# ok DESC ecr-args...   -- run an ecr command that must succeed; stdout -> $W/out.json
-ok() {
-  local desc=$1 rc=0
-  shift
-  ecr "$@" >"$W/out.json" 2>"$W/err.txt" || rc=$?
-  if [ "$rc" -eq 0 ]; then
-    pass "$desc"
-    return 0
-  fi
-  fail "$desc (exit $rc; stderr: $(excerpt "$W/err.txt"))"
-  return 1
-}
-# expect_error EXCEPTION DESC ecr-args...  -- command must fail and name EXCEPTION on stderr
-expect_error() {
-  local exc=$1 desc=$2 rc=0
-  shift 2
-  ecr "$@" >"$W/out.json" 2>"$W/err.txt" || rc=$?
-  if [ "$rc" -ne 0 ] && grep -q "($exc)" "$W/err.txt"; then
-    pass "$desc -> $exc"
-  else
-    fail "$desc: expected $exc, got exit $rc; stderr: $(excerpt "$W/err.txt"); stdout: $(excerpt "$W/out.json")"
-  fi
-}
-
-# jv FILE EXPR  -- evaluate a Python expression over the parsed JSON `d`; prints the result
-# (strings raw, everything else as JSON).  Prints nothing and fails on any error.
-jv() {
-  python3 - "$1" "$2" <<'PY' 2>/dev/null
-import json, sys
-with open(sys.argv[1], "rb") as f:
-    d = json.load(f)
-v = eval(sys.argv[2], {"d": d})
-print(v if isinstance(v, str) else json.dumps(v))
-PY
-}
-
-# eq DESC ACTUAL EXPECTED
-eq() {
-  if [ "$2" = "$3" ]; then pass "$1"; else fail "$1: expected '$3', got '$2'"; fi
-}
-
-sha256_of() { echo "sha256:$(sha256sum "$1" | cut -d' ' -f1)"; }
-size_of() { stat -c %s "$1"; }
-is_local_url() { [[ "$1" =~ ^https?://127\.0\.0\.1(:[0-9]+)?/ ]]; }
 
 # Tags of an image as a sorted JSON list, from `skopeo list-tags` ("" when the call fails).
 list_tags() {
@@ -336,13 +282,6 @@ if ok "get-download-url-for-layer (6 MiB layer)" get-download-url-for-layer --re
     fail "download of the layer (url '$DL_URL'): $(excerpt "$W/err.txt")"
   fi
 fi
-manifest_bytes_digest() {
-  python3 - "$1" <<'PY' 2>/dev/null
-import hashlib, json, sys
-d = json.load(open(sys.argv[1], "rb"))
-print("sha256:" + hashlib.sha256(d["images"][0]["imageManifest"].encode("utf-8")).hexdigest())
-PY
-}
 if ok "batch-get-image $REPO:v1" batch-get-image --repository-name "$REPO" --image-ids imageTag=v1 \
   --accepted-media-types "$OCI_MANIFEST"; then
   eq "batch-get-image manifest hashes to the skopeo-pushed digest" "$(manifest_bytes_digest "$W/out.json")" "$MANIFEST_DIGEST"
@@ -521,5 +460,4 @@ sk_fails "skopeo list-tags without any credentials is unauthorized" "unauthorize
   list-tags --tls-verify=false --authfile "$W/empty-auth.json" "docker://$HOST/$REPO"
 eq "no tag v9 appeared through the refused push" "$(list_tags "$REPO")" '["v1"]'
 
-echo "CHECKS passed=$PASSED failed=$FAILED"
-[ "$FAILED" -eq 0 ]
+finish

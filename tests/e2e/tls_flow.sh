@@ -10,16 +10,12 @@ BERTH=${1:?path to the berth binary}
 STEP_TIMEOUT="${STEP_TIMEOUT:-60}"
 W="$(mktemp -d "${TMPDIR:-/tmp}/berth-e2e-tls.XXXXXX")"
 PID=
-PASSED=0
-FAILED=0
-pass() { PASSED=$((PASSED + 1)); echo "PASS: $*"; }
-fail() { FAILED=$((FAILED + 1)); echo "FAIL: $*"; }
+. "$(dirname "$0")/lib.sh"
 cleanup() {
   if [ -n "$PID" ]; then kill "$PID" 2>/dev/null; wait "$PID" 2>/dev/null; fi
   rm -rf "$W"
 }
 trap cleanup EXIT
-finish() { echo "CHECKS passed=$PASSED failed=$FAILED"; [ "$FAILED" -eq 0 ]; exit $?; }
 
 # A CA and a server certificate for 127.0.0.1.
 mkdir -p "$W/certs"
