@@ -36,13 +36,13 @@ impl Table {
     }
 }
 
-async fn ecr_raw(
+fn ecr_request(
     server: &TestServer,
     op: &str,
     auth: Option<&str>,
     body: Vec<u8>,
-) -> (u16, String) {
-    let mut req = server
+) -> reqwest::RequestBuilder {
+    let req = server
         .http()
         .post(format!("{}/", server.endpoint))
         .header("content-type", "application/x-amz-json-1.1")
@@ -51,38 +51,49 @@ async fn ecr_raw(
             format!("AmazonEC2ContainerRegistry_V20150921.{op}"),
         )
         .body(body);
-    if let Some(a) = auth {
-        req = req.header("authorization", a);
+    match auth {
+        Some(a) => req.header("authorization", a),
+        None => req,
     }
-    let resp = req.send().await.unwrap();
+}
+
+async fn ecr_json(
+    server: &TestServer,
+    op: &str,
+    auth: Option<&str>,
+    body: Vec<u8>,
+) -> (u16, serde_json::Value) {
+    let resp = ecr_request(server, op, auth, body).send().await.unwrap();
     let status = resp.status().as_u16();
-    let v: serde_json::Value =
-        serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap_or_default();
+    let v = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap_or_default();
+    (status, v)
+}
+
+async fn ecr_raw(
+    server: &TestServer,
+    op: &str,
+    auth: Option<&str>,
+    body: Vec<u8>,
+) -> (u16, String) {
+    let (status, v) = ecr_json(server, op, auth, body).await;
     (status, v["__type"].as_str().unwrap_or("<none>").to_owned())
 }
 
 /// The first failure code of a batch answer (ECR reports bad image ids per item, with 200).
 async fn ecr_failure(server: &TestServer, op: &str, body: String) -> (u16, String) {
-    let resp = server
-        .http()
-        .post(format!("{}/", server.endpoint))
-        .header("content-type", "application/x-amz-json-1.1")
-        .header(
-            "x-amz-target",
-            format!("AmazonEC2ContainerRegistry_V20150921.{op}"),
-        )
-        .header("authorization", AUTH)
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    let v: serde_json::Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
+    let (status, v) = ecr_json(server, op, Some(AUTH), body.into_bytes()).await;
     let code = v["failures"][0]["failureCode"]
         .as_str()
         .map(|c| format!("failures[0].failureCode={c}"))
         .unwrap_or_else(|| v["__type"].as_str().unwrap_or("<none>").to_owned());
     (status, code)
+}
+
+/// The head of a signed ECR request declaring `content_length`, then `body_start` only.
+fn ecr_head(op: &str, content_length: usize, body_start: &str) -> String {
+    format!(
+        "POST / HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-amz-json-1.1\r\nx-amz-target: AmazonEC2ContainerRegistry_V20150921.{op}\r\nauthorization: {AUTH}\r\ncontent-length: {content_length}\r\n\r\n{body_start}"
+    )
 }
 
 async fn oci_send(r: reqwest::RequestBuilder) -> (u16, String) {
@@ -274,10 +285,7 @@ async fn hostile_inputs_get_exact_errors_and_change_nothing() {
         (413, "SerializationException"),
         {
             // Refused on its Content-Length, before the body: send only the head.
-            let head = format!(
-                "POST / HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-amz-json-1.1\r\nx-amz-target: AmazonEC2ContainerRegistry_V20150921.UploadLayerPart\r\nauthorization: {AUTH}\r\ncontent-length: {}\r\n\r\n",
-                41 * MIB
-            );
+            let head = ecr_head("UploadLayerPart", 41 * MIB, "");
             let (resp, _) = raw_tcp(&server, head.as_bytes(), Duration::from_secs(5)).await;
             (status_line(&resp), json_value(&resp, "__type"))
         },
@@ -462,9 +470,7 @@ async fn hostile_inputs_get_exact_errors_and_change_nothing() {
         last,
     );
     // A body that stops arriving: the idle timeout answers, nothing is stored.
-    let head = format!(
-        "POST / HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-amz-json-1.1\r\nx-amz-target: AmazonEC2ContainerRegistry_V20150921.CreateRepository\r\nauthorization: {AUTH}\r\ncontent-length: 100\r\n\r\n{{\"repositoryName\""
-    );
+    let head = ecr_head("CreateRepository", 100, r#"{"repositoryName""#);
     let (resp, open_for) =
         raw_tcp(&server, head.as_bytes(), Duration::from_secs(IDLE_SECS * 5)).await;
     assert!(

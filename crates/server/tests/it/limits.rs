@@ -94,9 +94,13 @@ async fn an_image_takes_at_most_1000_tags() {
         .await
         .unwrap_err();
     assert_eq!(code(&e), "LimitExceededException");
+    let message = e
+        .as_service_error()
+        .and_then(|s| s.meta().message())
+        .unwrap_or("");
     assert!(
-        e.to_string().contains("1000") || format!("{e:?}").contains("1000"),
-        "{e:?}"
+        message.contains("maximum allowed number of tags per image which is '1000'"),
+        "{message}"
     );
     let listed = ecr
         .describe_images()
