@@ -1,12 +1,15 @@
 //! Serving a blob over HTTP, shared by both front ends (ECR download URLs and `/v2` blob GETs):
 //! `Range` (one range; 206 or 416), `Content-Length`, `Docker-Content-Digest`, streamed from
-//! the blob store without buffering.
+//! the blob store without buffering, or zero-copy from a local file (see [`zero_copy`]).
+
+pub mod zero_copy;
 
 use axum::body::Body;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Version, header};
 use axum::response::{IntoResponse, Response};
 use model::Digest;
 use registry::{BlobRange, Registry};
+pub use zero_copy::ZeroCopyConn;
 
 /// A `Range` that selects no byte of the blob (answered with 416).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,14 +42,23 @@ pub fn parse_range(h: &str, size: u64) -> Result<Option<BlobRange>, RangeNotSati
     Ok(Some(BlobRange { first, last }))
 }
 
+/// What a blob response depends on in the request.
+pub struct BlobRequest<'a> {
+    pub method: &'a Method,
+    pub version: Version,
+    pub headers: &'a HeaderMap,
+    /// Present when the request came over a connection that can send files zero-copy.
+    pub zero_copy: Option<&'a ZeroCopyConn>,
+}
+
 /// The response for a GET or HEAD of a blob of `size` bytes the caller may read.
 pub async fn blob_response(
     registry: &Registry,
-    method: &Method,
-    headers: &HeaderMap,
+    req: BlobRequest<'_>,
     digest: &Digest,
     size: u64,
 ) -> Response {
+    let (method, headers) = (req.method, req.headers);
     let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
         Some(h) => match parse_range(h, size) {
             Ok(r) => r,
@@ -64,6 +76,8 @@ pub async fn blob_response(
     let len = range.map_or(size, |r| r.last - r.first + 1);
     let body = if method == Method::HEAD {
         Body::empty()
+    } else if let Some((conn, file)) = zero_copy_file(registry, &req, digest).await {
+        conn.body(file, range.map_or(0, |r| r.first), len)
     } else {
         match registry.open_blob(digest, range).await {
             Ok(reader) => Body::from_stream(reader.body),
@@ -95,6 +109,23 @@ pub async fn blob_response(
         }
     }
     resp
+}
+
+/// The blob's file and the connection to send it on, when it can go zero-copy.
+async fn zero_copy_file<'a>(
+    registry: &Registry,
+    req: &BlobRequest<'a>,
+    digest: &Digest,
+) -> Option<(&'a ZeroCopyConn, std::fs::File)> {
+    let conn = ZeroCopyConn::for_version(req.zero_copy, req.version)?;
+    match registry.blob_file(digest).await {
+        Ok(file) => Some((conn, file?)),
+        Err(e) => {
+            // The copying path reports the error if it persists.
+            tracing::warn!(error = ?e, %digest, "cannot open blob file for zero-copy");
+            None
+        }
+    }
 }
 
 #[cfg(test)]

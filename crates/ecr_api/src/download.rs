@@ -2,9 +2,11 @@
 //! seconds>&signature=<hex HMAC>`. Like ECR's presigned S3 URLs they authorise themselves (a
 //! client fetches them with a bare GET), expire after an hour, and support `Range`.
 
+use axum::Extension;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode, Version};
 use axum::response::{IntoResponse, Response};
+use blob_http::ZeroCopyConn;
 use model::{Digest, RepositoryName};
 use registry::{Principal, RepositoryRef};
 use serde::Deserialize;
@@ -50,6 +52,8 @@ fn plain(status: StatusCode, text: &'static str) -> Response {
 pub(crate) async fn get_layer(
     State(api): State<EcrApi>,
     method: Method,
+    version: Version,
+    zero_copy: Option<Extension<ZeroCopyConn>>,
     Path(rest): Path<String>,
     Query(q): Query<Signed>,
     headers: HeaderMap,
@@ -90,5 +94,11 @@ pub(crate) async fn get_layer(
         Ok(b) => b,
         Err(_) => return plain(StatusCode::NOT_FOUND, "Not Found"),
     };
-    blob_http::blob_response(&api.registry, &method, &headers, &digest, blob.size).await
+    let req = blob_http::BlobRequest {
+        method: &method,
+        version,
+        headers: &headers,
+        zero_copy: zero_copy.as_deref(),
+    };
+    blob_http::blob_response(&api.registry, req, &digest, blob.size).await
 }

@@ -19,5 +19,11 @@ pub(crate) async fn get_blob(
         .blob_in_repository(&ctx.principal, &ctx.repo(name), &digest)
         .await?
         .ok_or_else(|| OciError::BlobUnknown(digest.to_string()))?;
-    Ok(blob_http::blob_response(ctx.registry, &ctx.method, &ctx.headers, &digest, blob.size).await)
+    let req = blob_http::BlobRequest {
+        method: &ctx.method,
+        version: ctx.version,
+        headers: &ctx.headers,
+        zero_copy: ctx.zero_copy.as_ref(),
+    };
+    Ok(blob_http::blob_response(ctx.registry, req, &digest, blob.size).await)
 }

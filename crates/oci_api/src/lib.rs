@@ -16,12 +16,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use auth::SigningKey;
 use auth::token::{self, TokenError};
-use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, Method};
+use axum::http::{HeaderMap, HeaderValue, Method, Version};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
+use axum::{Extension, Router};
 use registry::{Principal, Registry, RepositoryRef};
 use tracing::Instrument;
 
@@ -57,7 +57,10 @@ pub(crate) struct Ctx<'a> {
     pub registry: &'a Registry,
     pub principal: Principal,
     pub method: Method,
+    pub version: Version,
     pub headers: HeaderMap,
+    /// The connection's zero-copy sender, when it has one (plain TCP).
+    pub zero_copy: Option<blob_http::ZeroCopyConn>,
     pub query: HashMap<String, String>,
     pub create_on_push: bool,
 }
@@ -180,9 +183,12 @@ async fn handle_base(State(api): State<OciApi>, method: Method, headers: HeaderM
     with_version(result.unwrap_or_else(IntoResponse::into_response))
 }
 
+#[allow(clippy::too_many_arguments)] // axum extractors
 async fn handle(
     State(api): State<OciApi>,
     method: Method,
+    version: Version,
+    zero_copy: Option<Extension<blob_http::ZeroCopyConn>>,
     Path(rest): Path<String>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
@@ -192,7 +198,15 @@ async fn handle(
     // `instrument`, not `enter`: a guard held across an await leaks into other requests' logs.
     let span = tracing::info_span!("oci", %method, path = %rest);
     async move {
-        let result = dispatch(&api, method, &rest, query, headers, body).await;
+        let req = Incoming {
+            method,
+            version,
+            zero_copy: zero_copy.map(|Extension(z)| z),
+            headers,
+            query,
+            body,
+        };
+        let result = dispatch(&api, &rest, req).await;
         let resp = with_version(result.unwrap_or_else(IntoResponse::into_response));
         tracing::info!(
             status = resp.status().as_u16(),
@@ -205,14 +219,25 @@ async fn handle(
     .await
 }
 
-async fn dispatch(
-    api: &OciApi,
+/// A request as the dispatcher needs it.
+struct Incoming {
     method: Method,
-    rest: &str,
-    query: HashMap<String, String>,
+    version: Version,
+    zero_copy: Option<blob_http::ZeroCopyConn>,
     headers: HeaderMap,
+    query: HashMap<String, String>,
     body: Body,
-) -> Result<Response, OciError> {
+}
+
+async fn dispatch(api: &OciApi, rest: &str, req: Incoming) -> Result<Response, OciError> {
+    let Incoming {
+        method,
+        version,
+        zero_copy,
+        headers,
+        query,
+        body,
+    } = req;
     let route = route::parse(rest);
     let principal = match authenticate(api, &headers) {
         Ok(p) => p,
@@ -239,7 +264,9 @@ async fn dispatch(
         registry: &api.registry,
         principal,
         method: method.clone(),
+        version,
         headers,
+        zero_copy,
         query,
         create_on_push: api.config.create_on_push,
     };

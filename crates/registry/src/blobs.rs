@@ -59,14 +59,26 @@ impl Registry {
         }
     }
 
-    /// Opens a blob the caller has already been cleared to read. A whole-blob read is
-    /// verified against the digest as it streams (see `verify.rs`).
+    /// Opens a blob the caller has already been cleared to read. With verified reads, a
+    /// whole-blob read is checked against the digest as it streams (see `verify.rs`).
     pub async fn open_blob(&self, digest: &Digest, range: Option<BlobRange>) -> Result<BlobReader> {
         let mut reader = self.storage.blobs.open(digest, range).await?;
-        if range.is_none() {
+        if range.is_none() && self.verify_reads {
             reader.body = Box::pin(crate::verify::Verified::new(reader.body, digest.clone()));
         }
         Ok(reader)
+    }
+}
+
+impl Registry {
+    /// A local file holding a blob the caller has already been cleared to read, for serving
+    /// it zero-copy; `None` when the backend has no local files or reads are verified (a
+    /// verified read must pass through the hasher).
+    pub async fn blob_file(&self, digest: &Digest) -> Result<Option<std::fs::File>> {
+        if self.verify_reads {
+            return Ok(None);
+        }
+        Ok(self.storage.blobs.open_file(digest).await?)
     }
 }
 

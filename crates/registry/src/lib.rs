@@ -109,6 +109,9 @@ pub struct Registry {
     limits: Limits,
     uploads_in_flight: uploads::PartLocks,
     registry_policies: policies::PolicyCache,
+    /// Re-hash every whole-blob read (see `verify.rs`); off by default, as clients verify
+    /// digests themselves and `berth fsck` scrubs the store.
+    verify_reads: bool,
 }
 
 impl Registry {
@@ -119,7 +122,15 @@ impl Registry {
             limits,
             uploads_in_flight: Default::default(),
             registry_policies: Default::default(),
+            verify_reads: false,
         }
+    }
+
+    /// Re-hashes every whole-blob read on its way out, so a blob corrupted on disk ends in a
+    /// failed transfer instead of bad bytes. Such reads cannot be served zero-copy.
+    pub fn with_verified_reads(mut self, verify: bool) -> Self {
+        self.verify_reads = verify;
+        self
     }
 
     /// Arms crash points for the crash tests (see [`storage::failpoint`] for the names).

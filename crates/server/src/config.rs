@@ -52,6 +52,10 @@ pub struct Config {
     /// requests) and between pieces of a request body. Stops slow-loris clients holding
     /// connections and uploads open. Default 60 (an AWS load balancer's idle timeout).
     pub idle_timeout_secs: u64,
+    /// Re-hash every whole-blob read on its way out, so a blob corrupted on disk fails the
+    /// transfer instead of being served. Costs a core per ~1.4 GB/s and rules out zero-copy
+    /// serving; clients verify digests themselves and `berth fsck` scrubs. Default false.
+    pub verify_reads: bool,
     /// Limit overrides (tests only): `max-layer-size=N`, `max-parts-per-upload=N`.
     pub limit_overrides: Vec<String>,
     /// Crash points to arm (tests only; see `Registry::failpoint`). Default: none.
@@ -101,6 +105,7 @@ impl Default for Config {
             upload_expiry_secs: 86_400,
             max_open_uploads: 1_000,
             idle_timeout_secs: 60,
+            verify_reads: false,
             limit_overrides: vec![],
             failpoints: vec![],
         }
@@ -128,6 +133,7 @@ pub struct FileConfig {
     pub upload_expiry_secs: Option<u64>,
     pub max_open_uploads: Option<u64>,
     pub idle_timeout_secs: Option<u64>,
+    pub verify_reads: Option<bool>,
 }
 
 /// Values from the environment or flags (clap merges those two, flags winning).
@@ -198,6 +204,9 @@ pub struct Overrides {
     /// Seconds a client may send nothing (headers, body, or between requests) before its connection is closed [default: 60].
     #[arg(long, env = "BERTH_IDLE_TIMEOUT_SECS")]
     pub idle_timeout_secs: Option<u64>,
+    /// Re-hash whole-blob reads as they are served (no zero-copy) [default: false].
+    #[arg(long, env = "BERTH_VERIFY_READS", num_args = 0..=1, default_missing_value = "true")]
+    pub verify_reads: Option<bool>,
     /// Registry limit overrides, for tests only: max-layer-size=N or max-parts-per-upload=N.
     #[arg(long = "limit", hide = true)]
     pub limit_overrides: Vec<String>,
@@ -248,6 +257,10 @@ impl Config {
                 .idle_timeout_secs
                 .or(file.idle_timeout_secs)
                 .unwrap_or(d.idle_timeout_secs),
+            verify_reads: o
+                .verify_reads
+                .or(file.verify_reads)
+                .unwrap_or(d.verify_reads),
             limit_overrides: o.limit_overrides.clone(),
             failpoints: o.failpoints.clone(),
             data_dir,

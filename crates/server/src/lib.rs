@@ -3,6 +3,7 @@
 
 pub mod config;
 mod idle;
+mod zero_copy;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -35,7 +36,8 @@ impl App {
             .context("loading the signing key")?;
         let registry = Arc::new(
             registry::Registry::new(storage, cfg.region.clone(), limits(cfg)?)
-                .with_failpoints(cfg.failpoints.clone()),
+                .with_failpoints(cfg.failpoints.clone())
+                .with_verified_reads(cfg.verify_reads),
         );
         let oci = oci_api::router(
             registry.clone(),
@@ -136,8 +138,12 @@ impl App {
             let idle = self.idle_timeout;
             let mut server = axum_server::from_tcp(listener)
                 .handle(handle)
+                .acceptor(zero_copy::ZeroCopyAcceptor)
                 .map(|a| idle::FirstReadTimeout::new(a, idle));
             self.configure_http(server.http_builder());
+            // Zero-copy bodies need hyper to queue body slices as they are (see
+            // `blob_http::zero_copy`); it would otherwise decide from the stream.
+            server.http_builder().http1().writev(true);
             return server
                 .serve(self.router.into_make_service())
                 .await

@@ -156,7 +156,7 @@ async fn uploads_expire_and_are_capped_per_repository() {
 
 #[tokio::test]
 async fn fsck_finds_a_corrupted_blob() {
-    let server = TestServer::start_with(&["--gc-interval-secs", "0"]).await;
+    let server = TestServer::start_with(&["--gc-interval-secs", "0", "--verify-reads"]).await;
     let ecr = server.ecr();
     create_repo(&ecr, "team/app").await;
     let (_, _, layer) = push_small_image(&ecr, "team/app", "v1", 4).await;
@@ -172,8 +172,8 @@ async fn fsck_finds_a_corrupted_blob() {
     let (rc, out) = berth_cli(&["fsck"], server.data_dir());
     assert_eq!(rc, 1, "{out}");
     assert!(out.contains("Corrupt") && out.contains(&layer), "{out}");
-    // Served whole, the corruption is detected as the bytes go out: the transfer fails rather
-    // than ending cleanly with bad data.
+    // Served whole with verified reads, the corruption is detected as the bytes go out: the
+    // transfer fails rather than ending cleanly with bad data.
     let url = ecr
         .get_download_url_for_layer()
         .repository_name("team/app")

@@ -166,3 +166,121 @@ async fn download_urls_authorise_themselves_support_range_and_expire_with_the_im
         .unwrap_err();
     assert_eq!(code(&e), "InvalidParameterException");
 }
+
+/// Reads one HTTP/1.1 response (Content-Length framed) from `conn`: status and body.
+async fn read_response(
+    conn: &mut tokio::io::BufReader<tokio::net::TcpStream>,
+    head_request: bool,
+) -> (u16, Vec<u8>) {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt};
+    let mut status = 0;
+    let mut len = 0usize;
+    loop {
+        let mut line = String::new();
+        conn.read_line(&mut line).await.unwrap();
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some(rest) = line.strip_prefix("HTTP/1.1 ") {
+            status = rest[..3].parse().unwrap();
+        } else if let Some((k, v)) = line.split_once(':')
+            && k.eq_ignore_ascii_case("content-length")
+        {
+            len = v.trim().parse().unwrap();
+        }
+    }
+    let mut body = vec![0; if head_request { 0 } else { len }];
+    conn.read_exact(&mut body).await.unwrap();
+    (status, body)
+}
+
+/// On plain HTTP/1 blobs go out of their files zero-copy (see `blob_http::zero_copy`): byte
+/// for byte, whole and ranged, on keep-alive and pipelined connections, between HEADs and
+/// other responses; a file cut short under the server ends its response short, never padded.
+#[tokio::test]
+async fn blobs_are_served_zero_copy_byte_for_byte() {
+    use reqwest::Method;
+    use tokio::io::AsyncWriteExt;
+    let server = TestServer::start().await;
+    let ecr = server.ecr();
+    create_repo(&ecr, "team/app").await;
+    let oci = server.oci().await;
+    // Several placeholder frames (1 MiB each) and a partial one.
+    let big = random_bytes(5 * 1024 * 1024 + 12_345, 11);
+    let big_d = oci.push_blob("team/app", &big).await;
+    let small = random_bytes(777, 12);
+    let small_d = oci.push_blob("team/app", &small).await;
+    let blob = |d: &str| format!("/v2/team/app/blobs/{d}");
+
+    // One client: the requests share a keep-alive connection.
+    for _ in 0..3 {
+        for (d, data) in [(&big_d, &big), (&small_d, &small)] {
+            let r = oci.req(Method::GET, &blob(d)).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            assert_eq!(r.bytes().await.unwrap(), &data[..]);
+        }
+        let r = oci
+            .req(Method::GET, &blob(&big_d))
+            .header("range", "bytes=1048570-3000000")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 206);
+        assert_eq!(r.bytes().await.unwrap(), &big[1_048_570..=3_000_000]);
+    }
+
+    // Pipelined: every request written at once, the answers read back in order.
+    let addr = server.endpoint.trim_start_matches("http://");
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut conn = tokio::io::BufReader::new(tcp);
+    let req = |method: &str, path: &str, extra: &str| {
+        format!(
+            "{method} {path} HTTP/1.1\r\nhost: x\r\nauthorization: {}\r\n{extra}\r\n",
+            oci.auth
+        )
+    };
+    let requests = [
+        req("GET", &blob(&big_d), ""),
+        req("HEAD", &blob(&big_d), ""),
+        req("GET", &blob(&small_d), "range: bytes=-100\r\n"),
+        req("GET", "/v2/team/app/manifests/missing", ""),
+        req("GET", &blob(&big_d), "range: bytes=4000000-\r\n"),
+        req("GET", &blob(&small_d), ""),
+    ]
+    .concat();
+    conn.get_mut().write_all(requests.as_bytes()).await.unwrap();
+    assert_eq!(read_response(&mut conn, false).await, (200, big.clone()));
+    assert_eq!(read_response(&mut conn, true).await, (200, vec![]));
+    assert_eq!(
+        read_response(&mut conn, false).await,
+        (206, small[677..].to_vec())
+    );
+    let (status, body) = read_response(&mut conn, false).await;
+    assert_eq!(status, 404);
+    assert!(String::from_utf8_lossy(&body).contains("MANIFEST_UNKNOWN"));
+    assert_eq!(
+        read_response(&mut conn, false).await,
+        (206, big[4_000_000..].to_vec())
+    );
+    assert_eq!(read_response(&mut conn, false).await, (200, small.clone()));
+
+    // A blob file truncated on disk: the response stops short of its Content-Length (the
+    // client sees a failed transfer) and the server goes on serving.
+    let hex = big_d.trim_start_matches("sha256:");
+    let path = server
+        .data_dir()
+        .join("blobs/sha256")
+        .join(&hex[..2])
+        .join(hex);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(2 * 1024 * 1024)
+        .unwrap();
+    let r = oci.req(Method::GET, &blob(&big_d)).send().await.unwrap();
+    assert!(r.bytes().await.is_err(), "a short file is never padded");
+    let r = oci.req(Method::GET, &blob(&small_d)).send().await.unwrap();
+    assert_eq!(r.bytes().await.unwrap(), &small[..]);
+}

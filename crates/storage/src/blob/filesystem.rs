@@ -190,6 +190,14 @@ impl BlobStore for FilesystemBlobStore {
         })
     }
 
+    async fn open_file(&self, digest: &Digest) -> Result<Option<std::fs::File>, StorageError> {
+        match fs::File::open(self.blob_path(digest)).await {
+            Ok(f) => Ok(Some(f.into_std().await)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     async fn list_blobs(&self) -> Result<Vec<(Digest, u64, SystemTime)>, StorageError> {
         let root = self.root.join("blobs");
         tokio::task::spawn_blocking(move || -> Result<_, StorageError> {

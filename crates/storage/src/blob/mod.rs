@@ -70,6 +70,13 @@ pub trait BlobStore: Send + Sync {
         range: Option<BlobRange>,
     ) -> Result<BlobReader, StorageError>;
 
+    /// A local file holding exactly the blob's bytes, for serving it without copying through
+    /// userspace (`sendfile`). `None` when the backend keeps no local files (the default) or
+    /// the blob is missing.
+    async fn open_file(&self, _digest: &Digest) -> Result<Option<std::fs::File>, StorageError> {
+        Ok(None)
+    }
+
     /// Removes a blob; succeeds if it is already gone.
     async fn delete(&self, digest: &Digest) -> Result<(), StorageError>;
 
