@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo build --release -p berth -p bench
-//! target/release/berth-bench [--sizes 256M,1G] [--part-size 20M] [--repeat 3]   UploadLayerPart MB/s
+//! target/release/berth-bench --verify-signatures [--sizes 256M,1G] [--parallel 1] [--ceiling]   UploadLayerPart MB/s
 //! target/release/berth-bench ecr-rates      BatchCheckLayerAvailability, BatchGetImage calls/s; parallel uploads
 //! target/release/berth-bench scale          tags/list, ListImages, DescribeImages against 10..100,000 tags
 //! target/release/berth-bench limits         single-core SHA-256, base64 decode, loopback bandwidth
@@ -16,6 +16,7 @@ mod ecr_rates;
 mod limits;
 mod load;
 mod null;
+mod raw_part;
 mod scale;
 mod server;
 mod upload;

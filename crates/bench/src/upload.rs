@@ -1,26 +1,45 @@
 //! The default benchmark: berth's ECR layer upload path (InitiateLayerUpload → UploadLayerPart ×n
-//! → CompleteLayerUpload) with the AWS SDK, against a real `berth serve` child process on
-//! 127.0.0.1 with a fresh data directory for every run.
+//! → CompleteLayerUpload) against a real `berth serve` child process on 127.0.0.1 with a fresh
+//! data directory for every run; `--parallel N` runs N such uploads at once, each on its own
+//! connection, and `--ceiling` runs the same client against `null-server` (which does no work):
+//! the client's own ceiling, so that a client limit is never taken for berth's.
 //!
-//! For each layer size it reports the throughput (MB/s = 10^6 bytes/s, and MiB/s) from the first
-//! UploadLayerPart to the CompleteLayerUpload response, the server's and the client's CPU time
-//! over that window (utime+stime from `/proc/<pid>/stat`, in ticks of `getconf CLK_TCK`, 100 if
-//! that fails) per GiB uploaded, and the server's peak RSS (`VmHWM`). The layer is never held in
-//! memory: each part comes from one reusable pseudo-random buffer with the part index in its first
-//! 8 bytes, and the client hashes it incrementally and checks the digest berth answers.
+//! The parts go as pre-signed raw requests over hyper (`raw_part.rs`), whose CPU cost is a small
+//! fraction of the server's; `--client sdk` sends them with the AWS SDK instead (about as
+//! much client CPU per byte as the server spends). InitiateLayerUpload and CompleteLayerUpload
+//! always go through the SDK.
+//!
+//! For each layer size it reports the throughput (MB/s = 10^6 bytes/s, and MiB/s, all uploads
+//! together) from the first UploadLayerPart to the last CompleteLayerUpload response, the
+//! server's and the client's CPU time over that window (utime+stime from `/proc/<pid>/stat`, in
+//! ticks of `getconf CLK_TCK`, 100 if that fails) per GiB uploaded, and the server's peak RSS
+//! (`VmHWM`). The layer is never held in memory: every part is one reusable pseudo-random buffer
+//! with the upload's seed and the part's index in its last 16 bytes; the digest each upload must
+//! get is computed before the clock starts and checked against berth's answer.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result, ensure};
 use aws_sdk_ecr::primitives::Blob;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
+use crate::raw_part::{self, Prefixes, VARYING};
 use crate::server::{Server, clk_tck, cpu_ticks, vm_kib};
 use crate::{GIB, MIB, ecr_client, human, parse_size, random_bytes};
 
 const REPO: &str = "bench/layer";
+/// The upload ID used against null-server, which answers `{}` to InitiateLayerUpload.
+const NULL_UPLOAD_ID: &str = "00000000-0000-4000-8000-000000000000";
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Client {
+    /// Pre-signed raw requests over hyper.
+    Raw,
+    /// The AWS SDK for Rust.
+    Sdk,
+}
 
 #[derive(clap::Args)]
 pub struct UploadArgs {
@@ -33,10 +52,20 @@ pub struct UploadArgs {
     /// Runs per size, each on a fresh server; the table shows the median [min-max].
     #[arg(long, default_value_t = 3)]
     pub repeat: usize,
+    /// Uploads of each size at once, each on its own connection (MB/s counts them all).
+    #[arg(long, default_value_t = 1)]
+    pub parallel: usize,
+    /// How UploadLayerPart requests are sent.
+    #[arg(long, value_enum, default_value_t = Client::Raw)]
+    pub client: Client,
+    /// Also run the same uploads against `null-server` (the client's ceiling), `repeat` times.
+    #[arg(long)]
+    pub ceiling: bool,
     /// Where to write the figures as JSON.
     #[arg(long, default_value = "target/bench/upload-layer-part.json")]
     pub json: PathBuf,
     /// Give berth an access key, so that it verifies every signature (and payload hash).
+    /// The raw client needs it: its requests are signed with that key.
     #[arg(long)]
     pub verify_signatures: bool,
 }
@@ -50,12 +79,36 @@ struct Sample {
     parts: usize,
 }
 
-async fn run_once(berth: &Path, size: u64, buf: &mut [u8], tck: f64, keys: bool) -> Result<Sample> {
-    let server = if keys {
-        Server::start_with_keys(berth).await?
-    } else {
-        Server::start(berth).await?
+/// What every run of one size shares: the part buffer, the request prefixes, the digests.
+struct Layer {
+    size: u64,
+    part_size: u64,
+    base: Arc<Vec<u8>>,
+    prefixes: Arc<Prefixes>,
+    /// The digest of upload `i` (seed `i`).
+    digests: Vec<String>,
+}
+
+/// Which server a run goes to.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Target {
+    Berth { keys: bool },
+    Null,
+}
+
+async fn run_once(
+    berth: &Path,
+    layer: &Layer,
+    args: &UploadArgs,
+    target: Target,
+    tck: f64,
+) -> Result<Sample> {
+    let server = match target {
+        Target::Berth { keys: true } => Server::start_with_keys(berth).await?,
+        Target::Berth { keys: false } => Server::start(berth).await?,
+        Target::Null => Server::start_null().await?,
     };
+    let real = target != Target::Null;
     let pid = server.pid();
     let ecr = ecr_client(&server.endpoint);
     ecr.create_repository()
@@ -63,59 +116,68 @@ async fn run_once(berth: &Path, size: u64, buf: &mut [u8], tck: f64, keys: bool)
         .send()
         .await
         .context("CreateRepository")?;
-    let init = ecr
-        .initiate_layer_upload()
-        .repository_name(REPO)
-        .send()
-        .await
-        .context("InitiateLayerUpload")?;
-    let upload_id = init.upload_id().context("no uploadId")?.to_owned();
+    let mut ids = Vec::new();
+    for _ in 0..args.parallel {
+        let init = ecr
+            .initiate_layer_upload()
+            .repository_name(REPO)
+            .send()
+            .await
+            .context("InitiateLayerUpload")?;
+        ids.push(init.upload_id().unwrap_or(NULL_UPLOAD_ID).to_owned());
+    }
 
+    server.reset_peak_rss();
     let rss_before = vm_kib(&pid, "VmRSS")?;
     let (srv0, cli0) = (cpu_ticks(&pid)?, cpu_ticks("self")?);
     let start = Instant::now();
-    let mut hasher = Sha256::new();
-    let (mut offset, mut parts) = (0u64, 0usize);
-    while offset < size {
-        let len = (size - offset).min(buf.len() as u64);
-        buf[..8].copy_from_slice(&(parts as u64).to_le_bytes());
-        let blob = Blob::new(&buf[..len as usize]);
-        // Hash this part on a blocking thread while it is being sent (Blob clones share the bytes).
-        let to_hash = blob.clone();
-        let hashing = tokio::task::spawn_blocking(move || {
-            hasher.update(to_hash.as_ref());
-            hasher
+    let mut tasks = tokio::task::JoinSet::new();
+    for (seed, id) in ids.into_iter().enumerate() {
+        let (ecr, endpoint) = (ecr.clone(), server.endpoint.clone());
+        let (base, prefixes) = (layer.base.clone(), layer.prefixes.clone());
+        let digest = layer.digests[seed].clone();
+        let (size, part_size, client) = (layer.size, layer.part_size, args.client);
+        tasks.spawn(async move {
+            let parts = match client {
+                Client::Raw => {
+                    raw_part::upload_parts(
+                        &endpoint,
+                        &prefixes,
+                        &base,
+                        REPO,
+                        &id,
+                        seed as u64,
+                        size,
+                        real,
+                    )
+                    .await?
+                }
+                Client::Sdk => sdk_parts(&ecr, &base, &id, seed as u64, size, part_size).await?,
+            };
+            let done = ecr
+                .complete_layer_upload()
+                .repository_name(REPO)
+                .upload_id(&id)
+                .layer_digests(&digest)
+                .send()
+                .await
+                .context("CompleteLayerUpload")?;
+            if real {
+                ensure!(
+                    done.layer_digest() == Some(digest.as_str()),
+                    "berth answered {:?}, expected {digest}",
+                    done.layer_digest()
+                );
+            }
+            Ok::<_, anyhow::Error>(parts)
         });
-        let sent = ecr
-            .upload_layer_part()
-            .repository_name(REPO)
-            .upload_id(&upload_id)
-            .part_first_byte(offset as i64)
-            .part_last_byte((offset + len - 1) as i64)
-            .layer_part_blob(blob)
-            .send();
-        let (sent, hashed) = tokio::join!(sent, hashing);
-        sent.with_context(|| format!("UploadLayerPart {parts} at byte {offset}"))?;
-        hasher = hashed?;
-        offset += len;
-        parts += 1;
     }
-    let digest = format!("sha256:{}", hex::encode(hasher.finalize()));
-    let done = ecr
-        .complete_layer_upload()
-        .repository_name(REPO)
-        .upload_id(&upload_id)
-        .layer_digests(&digest)
-        .send()
-        .await
-        .context("CompleteLayerUpload")?;
+    let mut parts = 0;
+    while let Some(r) = tasks.join_next().await {
+        parts += r??;
+    }
     let secs = start.elapsed().as_secs_f64();
     let (srv1, cli1) = (cpu_ticks(&pid)?, cpu_ticks("self")?);
-    ensure!(
-        done.layer_digest() == Some(digest.as_str()),
-        "berth answered {:?}, expected {digest}",
-        done.layer_digest()
-    );
     let sample = Sample {
         secs,
         server_cpu_s: (srv1 - srv0) as f64 / tck,
@@ -126,6 +188,40 @@ async fn run_once(berth: &Path, size: u64, buf: &mut [u8], tck: f64, keys: bool)
     };
     drop(server); // kill + wait; also happens on every `?` above
     Ok(sample)
+}
+
+/// The parts of one upload through the AWS SDK, one copy of the part buffer per upload.
+async fn sdk_parts(
+    ecr: &aws_sdk_ecr::Client,
+    base: &[u8],
+    upload_id: &str,
+    seed: u64,
+    size: u64,
+    part_size: u64,
+) -> Result<usize> {
+    let mut buf = base[..part_size as usize].to_vec();
+    let (mut offset, mut index) = (0u64, 0u64);
+    while offset < size {
+        let len = (size - offset).min(part_size) as usize;
+        let constant = len.saturating_sub(VARYING);
+        let mut v = [0u8; VARYING];
+        v[..8].copy_from_slice(&seed.to_le_bytes());
+        v[8..].copy_from_slice(&index.to_le_bytes());
+        buf[..constant].copy_from_slice(&base[..constant]);
+        buf[constant..len].copy_from_slice(&v[VARYING - (len - constant)..]);
+        ecr.upload_layer_part()
+            .repository_name(REPO)
+            .upload_id(upload_id)
+            .part_first_byte(offset as i64)
+            .part_last_byte((offset + len as u64 - 1) as i64)
+            .layer_part_blob(Blob::new(&buf[..len]))
+            .send()
+            .await
+            .with_context(|| format!("UploadLayerPart {index} at byte {offset}"))?;
+        offset += len as u64;
+        index += 1;
+    }
+    Ok(index as usize)
 }
 
 /// (median, min, max) over the runs.
@@ -159,8 +255,9 @@ struct Summary {
 }
 
 impl Summary {
-    fn new(size: u64, runs: Vec<Sample>) -> Self {
-        let (bytes, gib) = (size as f64, size as f64 / GIB);
+    /// `bytes`: what one run uploads, all parallel uploads together.
+    fn new(size: u64, bytes: u64, runs: Vec<Sample>) -> Self {
+        let (bytes, gib) = (bytes as f64, bytes as f64 / GIB);
         Summary {
             size,
             parts: runs[0].parts,
@@ -209,34 +306,90 @@ pub async fn run(berth: &Path, args: &UploadArgs) -> Result<()> {
         .collect::<Result<_>>()?;
     sizes.sort_unstable();
     let part_size = parse_size(&args.part_size)?;
-    ensure!(part_size >= 8, "--part-size must be at least 8 bytes");
+    ensure!(
+        part_size >= VARYING as u64,
+        "--part-size must be at least {VARYING} bytes"
+    );
     ensure!(args.repeat >= 1, "--repeat must be at least 1");
+    ensure!(
+        (1..=64).contains(&args.parallel),
+        "--parallel must be in 1..=64"
+    );
+    ensure!(
+        args.verify_signatures || args.client == Client::Sdk,
+        "the raw client signs with the benchmark's key: add --verify-signatures (or --client sdk)"
+    );
     let tck = clk_tck();
-    let mut buf = random_bytes(usize::try_from(part_size)?);
+    let base = Arc::new(random_bytes(usize::try_from(part_size)?));
 
     let mut summaries = Vec::new();
+    let mut ceilings = Vec::new();
     for &size in &sizes {
-        let mut runs = Vec::new();
-        for i in 1..=args.repeat {
-            let s = run_once(berth, size, &mut buf, tck, args.verify_signatures)
-                .await
-                .with_context(|| format!("{} run {i}", human(size)))?;
-            eprintln!(
-                "{} run {i}/{}: {:.2} s, server CPU {:.2} s, client CPU {:.2} s, server peak RSS {} KiB",
-                human(size),
-                args.repeat,
-                s.secs,
-                s.server_cpu_s,
-                s.client_cpu_s,
-                s.server_hwm_kib
-            );
-            runs.push(s);
+        // Before the clock: the request prefixes and each upload's digest.
+        let layer = {
+            let (base, parallel) = (base.clone(), args.parallel);
+            tokio::task::spawn_blocking(move || Layer {
+                size,
+                part_size,
+                prefixes: Prefixes::new(&base, size, part_size),
+                digests: (0..parallel as u64)
+                    .map(|seed| raw_part::layer_digest(&base, size, part_size, seed))
+                    .collect(),
+                base,
+            })
+            .await?
+        };
+        let label = if args.parallel > 1 {
+            format!("{} x {}", args.parallel, human(size))
+        } else {
+            human(size)
+        };
+        let mut targets = vec![(
+            "berth",
+            Target::Berth {
+                keys: args.verify_signatures,
+            },
+        )];
+        if args.ceiling {
+            targets.push(("null-server", Target::Null));
         }
-        summaries.push(Summary::new(size, runs));
+        for (name, target) in targets {
+            let mut runs = Vec::new();
+            for i in 1..=args.repeat {
+                let s = run_once(berth, &layer, args, target, tck)
+                    .await
+                    .with_context(|| format!("{label} run {i} against {name}"))?;
+                eprintln!(
+                    "{label} {name} run {i}/{}: {:.2} s ({:.1} MB/s), server CPU {:.2} s, client CPU {:.2} s, server peak RSS {} KiB",
+                    args.repeat,
+                    s.secs,
+                    (size * args.parallel as u64) as f64 / s.secs / 1e6,
+                    s.server_cpu_s,
+                    s.client_cpu_s,
+                    s.server_hwm_kib
+                );
+                runs.push(s);
+            }
+            let summary = Summary::new(size, size * args.parallel as u64, runs);
+            if target == Target::Null {
+                ceilings.push(summary);
+            } else {
+                summaries.push(summary);
+            }
+        }
     }
 
     let (part, n) = (human(part_size), args.repeat);
-    println!("\nECR layer upload, part size {part}, {n} run(s) per size: median [min-max]\n");
+    let (uploads, client) = (
+        args.parallel,
+        match args.client {
+            Client::Raw => "raw pre-signed requests",
+            Client::Sdk => "AWS SDK",
+        },
+    );
+    println!(
+        "\nECR layer upload, part size {part}, {uploads} upload(s) at once, {client}, {n} run(s) per size: median [min-max]\n"
+    );
     println!(
         "{:>9} {:>5} {:>24} {:>7} {:>17} {:>17} {:>24}",
         "size",
@@ -259,6 +412,17 @@ pub async fn run(berth: &Path, args: &UploadArgs) -> Result<()> {
             range(s.server_rss_mib),
         );
     }
+    for c in &ceilings {
+        println!(
+            "{:>9} {:>5} {:>24} {:>7.1} {:>17} {:>17.2}   client ceiling (null-server)",
+            human(c.size),
+            c.parts,
+            range(c.mb_s),
+            c.mib_s.0,
+            "-",
+            c.client_cpu_per_gib.0,
+        );
+    }
     let (lo, hi) = (&summaries[0], &summaries[summaries.len() - 1]);
     let ratio = hi.server_rss_mib.0 / lo.server_rss_mib.0;
     println!(
@@ -274,8 +438,11 @@ pub async fn run(berth: &Path, args: &UploadArgs) -> Result<()> {
         "part_size_bytes": part_size,
         "repeat": args.repeat,
         "signatures_verified": args.verify_signatures,
+        "parallel_uploads": args.parallel,
+        "client": client,
         "clk_tck": tck,
         "results": summaries.iter().map(Summary::to_json).collect::<Vec<_>>(),
+        "client_ceiling_null_server": ceilings.iter().map(Summary::to_json).collect::<Vec<_>>(),
         "server_peak_rss_ratio_largest_to_smallest": ratio,
     });
     if let Some(dir) = args.json.parent().filter(|d| !d.as_os_str().is_empty()) {
