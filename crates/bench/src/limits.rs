@@ -2,7 +2,8 @@
 //! same code berth runs where there is such code: single-core SHA-256 with the `sha2` crate (every
 //! byte pushed is hashed once, and an UploadLayerPart body once more for SigV4), base64 decoding
 //! of 20 MiB parts with `base64-simd` (UploadLayerPart), and loopback TCP bandwidth with plain
-//! read/write copies through the kernel (berth serves blobs that way, not with sendfile). Disk
+//! read/write copies through the kernel (berth's pull path over TLS and HTTP/2; plain HTTP/1
+//! pulls use sendfile). Disk
 //! write with fdatasync and sendfile bandwidth are measured by `bench/limits.sh` with dd and
 //! python. Prints one JSON object on stdout.
 
