@@ -3,6 +3,7 @@
 //! wire formats: it speaks model types and answers `RegistryError`.
 
 mod blobs;
+mod cache;
 mod error;
 mod gc;
 mod images;
@@ -15,7 +16,8 @@ mod repositories;
 mod uploads;
 mod verify;
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use model::RepositoryName;
 use storage::{Millis, Storage};
@@ -108,7 +110,10 @@ pub struct Registry {
     region: String,
     limits: Limits,
     uploads_in_flight: uploads::PartLocks,
-    registry_policies: policies::PolicyCache,
+    /// Parsed registry policies by registry id: every request is authorized against one.
+    registry_policies: cache::TtlCache<Option<Arc<policy::Policy>>>,
+    /// Repository records by `registry id/name`: every request looks its repository up.
+    repositories: cache::TtlCache<RepositoryRecord>,
     /// Re-hash every whole-blob read (see `verify.rs`); off by default, as clients verify
     /// digests themselves and `berth fsck` scrubs the store.
     verify_reads: bool,
@@ -121,7 +126,9 @@ impl Registry {
             region,
             limits,
             uploads_in_flight: Default::default(),
-            registry_policies: Default::default(),
+            registry_policies: cache::TtlCache::new(Duration::from_secs(5)),
+            // Short: a repository deleted by another process lingers here this long.
+            repositories: cache::TtlCache::new(Duration::from_secs(1)),
             verify_reads: false,
         }
     }
@@ -204,12 +211,23 @@ impl Registry {
     ) -> Result<RepositoryRecord> {
         let registry_id = r.registry_id.as_deref().unwrap_or(&who.account_id);
         let resource = format!("repository/{}", r.name);
-        match self
-            .storage
-            .meta
-            .get_repository(registry_id, &r.name)
-            .await?
-        {
+        let key = repository_key(registry_id, &r.name);
+        let found = match self.repositories.get(&key) {
+            Ok(repo) => Some(repo),
+            Err(generation) => {
+                let found = self
+                    .storage
+                    .meta
+                    .get_repository(registry_id, &r.name)
+                    .await?;
+                // Only what exists is cached: a repository created meanwhile is seen at once.
+                if let Some(repo) = &found {
+                    self.repositories.put(key, generation, repo.clone());
+                }
+                found
+            }
+        };
+        match found {
             Some(repo) => {
                 self.authorize(who, registry_id, Some(&repo), &resource, action)
                     .await?;
@@ -225,6 +243,18 @@ impl Registry {
             }
         }
     }
+}
+
+impl Registry {
+    /// Drops a repository's cached record; called after every change to one.
+    pub(crate) fn forget_repository(&self, registry_id: &str, name: &RepositoryName) {
+        self.repositories.forget(&repository_key(registry_id, name));
+    }
+}
+
+/// A registry id has no `/`, so this names one repository.
+fn repository_key(registry_id: &str, name: &RepositoryName) -> String {
+    format!("{registry_id}/{name}")
 }
 
 pub fn now_millis() -> Millis {

@@ -51,10 +51,13 @@ impl Registry {
                 "it would prevent the caller from setting the policy again; pass force to set it anyway",
             ));
         }
-        self.storage
+        let set = self
+            .storage
             .meta
             .set_repository_policy(repo.id, Some(text))
-            .await?;
+            .await;
+        self.forget_repository(&repo.registry_id, &repo.name);
+        set?;
         Ok(RepositoryPolicy {
             registry_id: repo.registry_id,
             name: repo.name,
@@ -94,8 +97,11 @@ impl Registry {
             .repository(who, r, "ecr:DeleteRepositoryPolicy")
             .await?;
         let id = repo.id;
+        let (registry_id, name) = (repo.registry_id.clone(), repo.name.clone());
         let old = Self::stored_policy(repo)?;
-        self.storage.meta.set_repository_policy(id, None).await?;
+        let removed = self.storage.meta.set_repository_policy(id, None).await;
+        self.forget_repository(&registry_id, &name);
+        removed?;
         Ok(old)
     }
 
@@ -156,57 +162,6 @@ impl Registry {
     }
 }
 
-/// Parsed registry policies by registry id: every request is authorized against its registry's
-/// policy, and reading and parsing it each time was a third of a small request's cost. A
-/// change through this process forgets its entry at once; entries also expire after
-/// [`PolicyCache::TTL`], so a change made by another process sharing the metadata store is seen
-/// within that time.
-#[derive(Default)]
-pub(crate) struct PolicyCache {
-    inner: std::sync::Mutex<PolicyCacheInner>,
-}
-
-#[derive(Default)]
-struct PolicyCacheInner {
-    /// Bumped by every change: a read that began before one must not cache what it read.
-    generation: u64,
-    entries: std::collections::HashMap<String, (std::time::Instant, Option<Arc<Policy>>)>,
-}
-
-impl PolicyCache {
-    const TTL: std::time::Duration = std::time::Duration::from_secs(5);
-    /// Registry ids come from requests; a flood of made-up ones must not grow memory.
-    const MAX_ENTRIES: usize = 10_000;
-
-    /// The cached policy, or (on a miss) the generation to hand back to [`PolicyCache::put`].
-    fn get(&self, registry_id: &str) -> std::result::Result<Option<Arc<Policy>>, u64> {
-        let inner = self.inner.lock().expect("policy cache poisoned");
-        match inner.entries.get(registry_id) {
-            Some((at, p)) if at.elapsed() < Self::TTL => Ok(p.clone()),
-            _ => Err(inner.generation),
-        }
-    }
-
-    fn put(&self, registry_id: &str, generation: u64, policy: Option<Arc<Policy>>) {
-        let mut inner = self.inner.lock().expect("policy cache poisoned");
-        if inner.generation != generation {
-            return;
-        }
-        if inner.entries.len() >= Self::MAX_ENTRIES {
-            inner.entries.clear();
-        }
-        inner
-            .entries
-            .insert(registry_id.to_owned(), (std::time::Instant::now(), policy));
-    }
-
-    pub(crate) fn forget(&self, registry_id: &str) {
-        let mut inner = self.inner.lock().expect("policy cache poisoned");
-        inner.generation += 1;
-        inner.entries.remove(registry_id);
-    }
-}
-
 impl Registry {
     /// The registry's policy, parsed. A stored policy was validated when set; one that no
     /// longer parses grants nothing.
@@ -223,7 +178,7 @@ impl Registry {
             .and_then(|text| Policy::parse(&text, true).ok())
             .map(Arc::new);
         self.registry_policies
-            .put(registry_id, generation, policy.clone());
+            .put(registry_id.to_owned(), generation, policy.clone());
         Ok(policy)
     }
 }

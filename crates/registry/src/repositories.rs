@@ -175,7 +175,9 @@ impl Registry {
         force: bool,
     ) -> Result<RepositoryRecord> {
         let repo = self.repository(who, r, "ecr:DeleteRepository").await?;
-        match self.storage.meta.delete_repository(repo.id, !force).await {
+        let deleted = self.storage.meta.delete_repository(repo.id, !force).await;
+        self.forget_repository(&repo.registry_id, &repo.name);
+        match deleted {
             Err(StorageError::Conflict(_)) => Err(RegistryError::RepositoryNotEmpty {
                 registry_id: repo.registry_id,
                 name: repo.name,
