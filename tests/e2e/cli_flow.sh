@@ -221,6 +221,13 @@ if is_local_url "$DL_URL"; then
   else
     fail "curl GET of downloadUrl failed: $(excerpt "$W/err.txt")"
   fi
+  # Over HTTP/2 (prior knowledge, h2c) the body is copied rather than sent with sendfile.
+  if timeout "$STEP_TIMEOUT" curl -fsS --http2-prior-knowledge --max-time "$STEP_TIMEOUT" -o "$W/download-h2.bin" -w '%{http_version}' "$DL_URL" >"$W/h2.txt" 2>"$W/err.txt"; then
+    eq "layer downloaded over h2c: HTTP version" "$(cat "$W/h2.txt")" "2"
+    eq "layer downloaded over h2c: sha256 equals layer digest" "$(sha256_of "$W/download-h2.bin")" "$LAYER_DIGEST"
+  else
+    fail "curl GET of downloadUrl over h2c failed: $(excerpt "$W/err.txt")"
+  fi
   HTTP_CODE="$(timeout "$STEP_TIMEOUT" curl -sS --max-time "$STEP_TIMEOUT" -r 100-199 -o "$W/range.bin" -w '%{http_code}' "$DL_URL" 2>"$W/err.txt")"
   eq "range request 100-199 answers 206" "$HTTP_CODE" "206"
   tail -c +101 "$W/layer.bin" | head -c 100 >"$W/expected-range.bin"
