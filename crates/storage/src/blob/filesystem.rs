@@ -6,6 +6,7 @@
 
 use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
@@ -23,6 +24,8 @@ const READ_CHUNK: usize = 256 * 1024;
 
 pub struct FilesystemBlobStore {
     root: PathBuf,
+    /// Aligned buffers for direct writes of upload parts.
+    blocks: Arc<super::direct::BlockPool>,
 }
 
 impl FilesystemBlobStore {
@@ -31,6 +34,7 @@ impl FilesystemBlobStore {
         fs::create_dir_all(root.join("uploads")).await?;
         Ok(Self {
             root: root.to_path_buf(),
+            blocks: Arc::default(),
         })
     }
 
@@ -92,6 +96,12 @@ impl BlobStore for FilesystemBlobStore {
         }
         if staged > offset {
             file.set_len(offset).await?; // drop a part that was written but never acknowledged
+        }
+        // Past the page cache where the file system allows (see direct.rs).
+        if let Some(direct) = super::direct::open(&path).await? {
+            drop(file);
+            return super::direct::write_part(&self.blocks, &path, direct, offset, data, observe)
+                .await;
         }
         file.seek(SeekFrom::Start(offset)).await?;
         let mut written = 0u64;

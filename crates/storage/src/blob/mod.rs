@@ -1,5 +1,6 @@
 //! Content-addressed blob storage and upload staging.
 
+mod direct;
 pub mod filesystem;
 
 use std::io;

@@ -1,0 +1,266 @@
+//! Writing an upload part with `O_DIRECT` (Linux): the bytes go from an aligned buffer to the
+//! device, never through the page cache. On the VMs berth is measured on, copying a part into
+//! fresh page-cache pages cost more CPU than both SHA-256 passes over it (some 2.5 CPU-seconds
+//! per GiB, against 0.1 for direct writes); a staged part is not read again before the upload
+//! completes, so caching it buys nothing.
+//!
+//! The part is copied into one of two aligned blocks while it is observed (hashed); a full
+//! block is written on a blocking thread while the next one fills, so hashing and writing
+//! overlap. A part that does not start on an alignment boundary first re-reads the staged
+//! bytes of its first block; one that does not end on one is written padded with zeros and the
+//! file is cut back to its real length. `fdatasync` at the end still makes the part (and the
+//! file's size) durable: `O_DIRECT` alone guarantees neither.
+
+use std::fs::File;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use futures_util::StreamExt;
+
+use super::ByteStream;
+use crate::StorageError;
+
+/// Offsets and lengths of direct writes are multiples of this (the largest logical block size
+/// in common use).
+const ALIGN: usize = 4096;
+/// Bytes per write.
+const BLOCK: usize = 4 * 1024 * 1024;
+/// Blocks kept for reuse (fresh pages cost a fault each); two per part being written.
+const POOL: usize = 4;
+
+/// A heap buffer of `BLOCK` bytes starting on an `ALIGN` boundary (moving the `Vec` does not
+/// move its heap memory).
+pub(crate) struct Block {
+    raw: Vec<u8>,
+    start: usize,
+    filled: usize,
+}
+
+impl Block {
+    fn new() -> Self {
+        let raw = vec![0u8; BLOCK + ALIGN];
+        let start = raw.as_ptr().align_offset(ALIGN);
+        assert!(start < ALIGN, "a byte buffer can always be aligned");
+        Block {
+            raw,
+            start,
+            filled: 0,
+        }
+    }
+
+    fn spare(&mut self) -> &mut [u8] {
+        &mut self.raw[self.start + self.filled..self.start + BLOCK]
+    }
+
+    /// The filled bytes padded with zeros to a multiple of `ALIGN`.
+    fn padded(&mut self) -> &[u8] {
+        let end = self.filled.next_multiple_of(ALIGN);
+        self.raw[self.start + self.filled..self.start + end].fill(0);
+        &self.raw[self.start..self.start + end]
+    }
+}
+
+/// Blocks kept between parts.
+#[derive(Default)]
+pub(crate) struct BlockPool(Mutex<Vec<Block>>);
+
+impl BlockPool {
+    fn take(&self) -> Block {
+        let reused = self.0.lock().ok().and_then(|mut p| p.pop());
+        let mut b = reused.unwrap_or_else(Block::new);
+        b.filled = 0;
+        b
+    }
+
+    fn give(&self, b: Block) {
+        if let Ok(mut p) = self.0.lock()
+            && p.len() < POOL
+        {
+            p.push(b);
+        }
+    }
+}
+
+/// Opens `path` for direct writes; `None` where the file system does not do `O_DIRECT`
+/// (tmpfs, some FUSE and network file systems): the caller writes through the page cache.
+pub(crate) async fn open(path: &Path) -> Result<Option<File>, StorageError> {
+    let path = path.to_path_buf();
+    let opened = tokio::task::spawn_blocking(move || {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_DIRECT)
+            .open(&path)
+    })
+    .await
+    .map_err(|e| StorageError::Other(Box::new(e)))?;
+    match opened {
+        Ok(f) => Ok(Some(f)),
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> Result<T, StorageError> {
+    Ok(tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StorageError::Other(Box::new(e)))??)
+}
+
+/// Writes `data` at `offset` of the staged file `path` (already cut to `offset` bytes) through
+/// `direct`, an `O_DIRECT` handle on it, and makes it durable. Returns the bytes written.
+pub(crate) async fn write_part(
+    pool: &Arc<BlockPool>,
+    path: &Path,
+    direct: File,
+    offset: u64,
+    mut data: ByteStream,
+    observe: &mut (dyn for<'b> FnMut(&'b [u8]) + Send),
+) -> Result<u64, StorageError> {
+    let direct = Arc::new(direct);
+    // Writes start at the block boundary at or before `offset`: the staged bytes between them
+    // go first.
+    let mut pos = offset - offset % ALIGN as u64;
+    let mut cur = pool.take();
+    let head = (offset - pos) as usize;
+    if head > 0 {
+        let path = path.to_path_buf();
+        let mut buf = cur;
+        buf = blocking(move || {
+            use std::os::unix::fs::FileExt;
+            let start = buf.start;
+            File::open(path)?.read_exact_at(&mut buf.raw[start..start + head], pos)?;
+            buf.filled = head;
+            Ok(buf)
+        })
+        .await?;
+        cur = buf;
+    }
+    let mut in_flight: Option<tokio::task::JoinHandle<std::io::Result<Block>>> = None;
+    let mut written = 0u64;
+    let result = async {
+        while let Some(chunk) = data.next().await {
+            let chunk = chunk.map_err(|e| StorageError::SourceFailed(e.to_string()))?;
+            observe(&chunk);
+            written += chunk.len() as u64;
+            let mut rest = &chunk[..];
+            while !rest.is_empty() {
+                let spare = cur.spare();
+                let n = spare.len().min(rest.len());
+                spare[..n].copy_from_slice(&rest[..n]);
+                cur.filled += n;
+                rest = &rest[n..];
+                if cur.filled == BLOCK {
+                    // The previous block must be on disk before its buffer is reused.
+                    let next = match in_flight.take() {
+                        Some(w) => w.await.map_err(|e| StorageError::Other(Box::new(e)))??,
+                        None => pool.take(),
+                    };
+                    let (full, file, at) = (std::mem::replace(&mut cur, next), direct.clone(), pos);
+                    cur.filled = 0;
+                    pos += BLOCK as u64;
+                    in_flight = Some(tokio::task::spawn_blocking(move || {
+                        use std::os::unix::fs::FileExt;
+                        let mut full = full;
+                        file.write_all_at(full.padded(), at)?;
+                        Ok(full)
+                    }));
+                }
+            }
+        }
+        if let Some(w) = in_flight.take() {
+            pool.give(w.await.map_err(|e| StorageError::Other(Box::new(e)))??);
+        }
+        let end = pos + cur.filled as u64;
+        let (file, last) = (direct.clone(), std::mem::replace(&mut cur, pool.take()));
+        let last = blocking(move || {
+            use std::os::unix::fs::FileExt;
+            let mut last = last;
+            if last.filled > 0 {
+                file.write_all_at(last.padded(), pos)?;
+                if last.filled % ALIGN != 0 {
+                    file.set_len(end)?; // cut the padding
+                }
+            }
+            file.sync_data()?;
+            Ok(last)
+        })
+        .await?;
+        pool.give(last);
+        Ok(written)
+    }
+    .await;
+    // On an error, a write may still be running: let it finish before the caller reuses the
+    // file (the next part cuts whatever it left).
+    if let Some(w) = in_flight.take() {
+        let _ = w.await;
+    }
+    pool.give(cur);
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use model::UploadId;
+
+    use crate::blob::BlobStore;
+    use crate::blob::filesystem::FilesystemBlobStore;
+
+    fn bytes(len: usize, seed: u8) -> Vec<u8> {
+        (0..len)
+            .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+            .collect()
+    }
+
+    /// Parts of every alignment and size, in chunks that straddle blocks, end up as the plain
+    /// concatenation, whether the file system takes O_DIRECT (the temporary directory's
+    /// usually does) or not; a part written again after one never acknowledged replaces it.
+    #[tokio::test]
+    async fn parts_at_any_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FilesystemBlobStore::open(dir.path()).await.unwrap();
+        let id = UploadId::new_random();
+        let sizes = [
+            1usize,
+            4095,
+            4097,
+            super::BLOCK + 3,
+            2 * super::BLOCK,
+            10,
+            super::BLOCK - 1,
+            0,
+            5000,
+        ];
+        let mut expected = Vec::new();
+        for (i, &len) in sizes.iter().enumerate() {
+            let part = bytes(len, i as u8);
+            let offset = expected.len() as u64;
+            // A part that is written but never acknowledged first, then the real one.
+            for attempt in [bytes(len + 7000, 99), part.clone()] {
+                let chunks: Vec<std::io::Result<Bytes>> = attempt
+                    .chunks(1_000_003)
+                    .map(|c| Ok(Bytes::copy_from_slice(c)))
+                    .collect();
+                let mut seen = Vec::new();
+                let n = store
+                    .write_part(
+                        id,
+                        offset,
+                        Box::pin(futures_util::stream::iter(chunks)),
+                        &mut |c| seen.extend_from_slice(c),
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!(n as usize, attempt.len());
+                assert_eq!(seen, attempt);
+            }
+            expected.extend_from_slice(&part);
+            let staged = std::fs::read(dir.path().join("uploads").join(id.to_string())).unwrap();
+            assert_eq!(staged.len(), expected.len(), "after part {i}");
+            assert!(staged == expected, "content after part {i}");
+        }
+    }
+}
