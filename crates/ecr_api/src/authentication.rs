@@ -5,7 +5,6 @@
 use auth::sigv4::{self, Authorization, RequestParts};
 use axum::http::HeaderMap;
 use registry::Principal;
-use sha2::{Digest as _, Sha256};
 
 use crate::{ApiError, EcrApi, now_secs};
 
@@ -40,7 +39,8 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// Verifies the signature over the request and answers who made it. Without configured
+/// Verifies the signature over the request (whose body hashes to `payload_sha256`, hex) and
+/// answers who made it. Without configured
 /// keys, any well-formed signature is accepted for the default account (the laptop mode that
 /// `berth serve` warns about at start).
 pub(crate) fn authenticate(
@@ -49,7 +49,7 @@ pub(crate) fn authenticate(
     headers: &HeaderMap,
     path: &str,
     query: &str,
-    body: &[u8],
+    payload_sha256: String,
 ) -> Result<Principal, ApiError> {
     let Some(store) = &api.config.credentials else {
         let account_id = api.config.account_id.clone();
@@ -120,7 +120,6 @@ pub(crate) fn authenticate(
         return Err(ApiError::UnrecognizedClient(INVALID_TOKEN.into()));
     }
 
-    let payload_sha256 = hex::encode(Sha256::digest(body));
     if header(headers, "x-amz-content-sha256").is_some_and(|h| h != payload_sha256) {
         return Err(ApiError::InvalidSignature(
             "The provided 'x-amz-content-sha256' header does not match what was computed.".into(),

@@ -25,10 +25,12 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use bytes::Bytes;
 use futures_util::StreamExt;
 use registry::{Principal, Registry};
 use serde::Deserialize;
 use serde::Serialize;
+use sha2::{Digest as _, Sha256};
 use tracing::Instrument;
 
 pub use error::ApiError;
@@ -107,10 +109,79 @@ pub(crate) fn base_url(api: &EcrApi, headers: &HeaderMap) -> String {
     format!("{}://{host}", api.config.scheme)
 }
 
+/// A large body's SHA-256 runs on a blocking thread, in batches of this many bytes, while the
+/// rest of it arrives (an UploadLayerPart of 20 MiB is ~28 MB). Small bodies are hashed at the
+/// end on the request's task.
+const HASH_BATCH: usize = 2 * 1024 * 1024;
+
+/// The SHA-256 (for SigV4) of a body that is arriving: the chunks not yet hashed and at most
+/// one batch being hashed on a blocking thread. It holds at most two batches beyond the body
+/// itself (the chunks are shared with the body's buffer until hashed), and it occupies a
+/// blocking thread only while there are bytes to hash, never while waiting for a slow client.
+struct PayloadHasher {
+    state: Option<Sha256>,
+    batch: Vec<Bytes>,
+    batch_len: usize,
+    running: Option<tokio::task::JoinHandle<Sha256>>,
+}
+
+impl PayloadHasher {
+    fn new() -> Self {
+        PayloadHasher {
+            state: Some(Sha256::new()),
+            batch: Vec::new(),
+            batch_len: 0,
+            running: None,
+        }
+    }
+
+    async fn wait(&mut self) -> Result<(), ApiError> {
+        if let Some(job) = self.running.take() {
+            let state = job
+                .await
+                .map_err(|e| ApiError::Serialization(format!("hashing the request body: {e}")))?;
+            self.state = Some(state);
+        }
+        Ok(())
+    }
+
+    async fn push(&mut self, chunk: Bytes) -> Result<(), ApiError> {
+        self.batch_len += chunk.len();
+        self.batch.push(chunk);
+        if self.batch_len >= HASH_BATCH {
+            self.wait().await?;
+            let mut state = self.state.take().unwrap_or_default();
+            let batch = std::mem::take(&mut self.batch);
+            self.batch_len = 0;
+            self.running = Some(tokio::task::spawn_blocking(move || {
+                for chunk in &batch {
+                    state.update(chunk);
+                }
+                state
+            }));
+        }
+        Ok(())
+    }
+
+    /// The hex digest of everything pushed.
+    async fn finish(mut self) -> Result<String, ApiError> {
+        self.wait().await?;
+        let mut state = self.state.take().unwrap_or_default();
+        for chunk in &self.batch {
+            state.update(chunk);
+        }
+        Ok(hex::encode(state.finalize()))
+    }
+}
+
 /// Reads the whole (bounded) request body into one buffer sized from `Content-Length`, which
 /// botocore always sends: collecting chunks and then joining them would hold a 28 MB part
-/// twice.
-async fn read_body(headers: &HeaderMap, body: Body) -> Result<Vec<u8>, ApiError> {
+/// twice. Also answers the body's hashing: of a large body, started on another core as the
+/// chunks arrived, so that it is (nearly) done when the last byte is.
+async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(Vec<u8>, Option<PayloadHasher>), ApiError> {
     let declared = headers
         .get("content-length")
         .and_then(|v| v.to_str().ok())
@@ -119,6 +190,9 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<Vec<u8>, ApiError>
         return Err(ApiError::RequestTooLarge(MAX_REQUEST_BODY));
     }
     let mut buf = Vec::with_capacity(declared.unwrap_or(0));
+    let mut hasher = declared
+        .is_some_and(|n| n >= HASH_BATCH)
+        .then(PayloadHasher::new);
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| {
@@ -132,8 +206,11 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<Vec<u8>, ApiError>
             return Err(ApiError::RequestTooLarge(MAX_REQUEST_BODY));
         }
         buf.extend_from_slice(&chunk);
+        if let Some(h) = &mut hasher {
+            h.push(chunk).await?;
+        }
     }
-    Ok(buf)
+    Ok((buf, hasher))
 }
 
 /// Whether a body error is the server's idle timeout (tower-http's, somewhere in the chain).
@@ -205,17 +282,22 @@ async fn dispatch(
 ) -> Result<Response, ApiError> {
     // Authentication first, as AWS does: an unsigned request learns nothing about operations.
     let sig = authentication::parse(api, headers)?;
-    let body = read_body(headers, body).await?;
+    let (body, hasher) = read_body(headers, body).await?;
+    // Parsing needs no trust: it runs while the body's hash may still be finishing, and its
+    // errors come after the signature's, as before.
+    let decoded = op.map(|op| decode(op, &body));
     let principal = authentication::authenticate(
         api,
         &sig,
         headers,
         uri.path(),
         uri.query().unwrap_or(""),
-        &body,
+        match hasher {
+            Some(h) => h.finish().await?,
+            None => hex::encode(Sha256::digest(&body)),
+        },
     )?;
-    let op = op.ok_or_else(|| ApiError::UnknownOperation(target.to_owned()))?;
-    let req = decode(op, &body)?;
+    let req = decoded.ok_or_else(|| ApiError::UnknownOperation(target.to_owned()))??;
     let ctx = Ctx {
         api,
         principal,

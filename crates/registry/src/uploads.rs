@@ -46,6 +46,9 @@ impl CompletionRules {
     };
 }
 
+/// A buffered part goes to the blob store in slices of this size.
+const BUFFERED_SLICE: usize = 1024 * 1024;
+
 /// Where an upload stands after a part.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UploadProgress {
@@ -231,7 +234,12 @@ impl Registry {
             RegistryError::Storage(StorageError::Other("corrupt upload hash state".into()))
         })?;
         let stream: ByteStream = match data {
-            PartData::Buffered(b) => Box::pin(futures_util::stream::iter([Ok(b)])),
+            // In slices (no copy), so that the store hashes one while it writes the previous.
+            PartData::Buffered(b) => Box::pin(futures_util::stream::iter(
+                (0..b.len())
+                    .step_by(BUFFERED_SLICE)
+                    .map(move |at| Ok(b.slice(at..b.len().min(at + BUFFERED_SLICE)))),
+            )),
             PartData::Stream(s) => s,
         };
         let written = self

@@ -304,3 +304,78 @@ async fn accounts_are_separate_registries() {
     let v: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
     assert_eq!(v["tags"], serde_json::json!([]), "their team/app, not ours");
 }
+
+/// A large part (its body hashed on another thread while it arrives) whose bytes were changed
+/// after signing is refused and leaves the upload where it was: the next part at the same
+/// offset is taken, and the layer's digest covers only the parts acknowledged.
+#[tokio::test]
+async fn a_tampered_part_leaves_the_upload_where_it_was() {
+    let server = TestServer::start().await;
+    let ecr = server.ecr();
+    create_repo(&ecr, "team/app").await;
+    let id = ecr
+        .initiate_layer_upload()
+        .repository_name("team/app")
+        .send()
+        .await
+        .unwrap()
+        .upload_id()
+        .unwrap()
+        .to_owned();
+    let kind = |v: &serde_json::Value| v["__type"].as_str().unwrap_or("").to_owned();
+    let part = |data: &[u8], first: usize| {
+        Raw::new(
+            "UploadLayerPart",
+            &format!(
+                r#"{{"repositoryName":"team/app","uploadId":"{id}","partFirstByte":{first},"partLastByte":{},"layerPartBlob":"{}"}}"#,
+                first + data.len() - 1,
+                base64_simd::STANDARD.encode_to_string(data)
+            ),
+        )
+    };
+    // One base64 character changed in the middle: same length, valid JSON and base64.
+    let flip = |b: &mut String| {
+        let at = b.len() / 2;
+        let c = if &b[at..=at] == "A" { "B" } else { "A" };
+        b.replace_range(at..=at, c);
+    };
+    let first = random_bytes(5 * 1024 * 1024, 1);
+    let second = random_bytes(2 * 1024 * 1024, 2);
+
+    let (s, v, _) = part(&first, 0).send(&server, |_, b, _| flip(b)).await;
+    assert_eq!(
+        (s, kind(&v).as_str()),
+        (400, "InvalidSignatureException"),
+        "{v}"
+    );
+    let (s, v, _) = part(&first, 0).send(&server, |_, _, _| {}).await;
+    assert_eq!(
+        (s, v["lastByteReceived"].as_i64()),
+        (200, Some(first.len() as i64 - 1)),
+        "{v}"
+    );
+    let (s, v, _) = part(&second, first.len())
+        .send(&server, |_, b, _| flip(b))
+        .await;
+    assert_eq!(
+        (s, kind(&v).as_str()),
+        (400, "InvalidSignatureException"),
+        "{v}"
+    );
+    let (s, v, _) = part(&second, first.len()).send(&server, |_, _, _| {}).await;
+    assert_eq!(
+        (s, v["lastByteReceived"].as_i64()),
+        (200, Some((first.len() + second.len()) as i64 - 1)),
+        "{v}"
+    );
+    let layer = [first, second].concat();
+    let done = ecr
+        .complete_layer_upload()
+        .repository_name("team/app")
+        .upload_id(&id)
+        .layer_digests(sha256_digest(&layer))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.layer_digest(), Some(sha256_digest(&layer).as_str()));
+}
