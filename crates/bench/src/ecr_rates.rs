@@ -3,7 +3,8 @@
 //!
 //! - BatchCheckLayerAvailability (two digests) and BatchGetImage (one tag) calls per second at
 //!   each concurrency, with server and client CPU per call;
-//! - several UploadLayerPart uploads at once (aggregate MB/s, server CPU-seconds per GiB, peak RSS);
+//! - several UploadLayerPart uploads at once (aggregate MB/s, server CPU-seconds per GiB, peak RSS),
+//!   their parts sent as pre-signed raw requests (`raw_part.rs`), not through the SDK;
 //! - the same loops against `null-server` (answers `{}` at once): the SDK client's own ceiling, so
 //!   a figure that is the client's limit is never taken for berth's.
 
@@ -18,9 +19,11 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::server::{Server, clk_tck, cpu_ticks, vm_kib};
-use crate::{MIB, ecr_client, human, parse_size, random_bytes};
+use crate::{MIB, ecr_client, human, parse_size, random_bytes, raw_part};
 
 const REPO: &str = "bench/rates";
+/// The upload ID used against null-server, which answers `{}` to InitiateLayerUpload.
+const NULL_UPLOAD_ID: &str = "00000000-0000-4000-8000-000000000000";
 
 #[derive(clap::Args)]
 pub struct RatesArgs {
@@ -241,16 +244,68 @@ async fn measure(
         }
     }
 
-    // Parallel uploads.
+    // Parallel uploads, their parts as pre-signed raw requests (`raw_part.rs`): the SDK would
+    // spend as much CPU per byte as berth does, on the same two cores. The part bytes, request
+    // prefixes and each upload's digest are made before the clock starts.
     let n = args.parallel_uploads.max(1);
+    let part_size = part.len() as u64;
+    let (base, prefixes, digests) = {
+        let base = Arc::new(part.clone());
+        tokio::task::spawn_blocking(move || {
+            let prefixes = raw_part::Prefixes::new(&base, upload_size, part_size);
+            let digests: Vec<String> = (0..n as u64)
+                .map(|seed| raw_part::layer_digest(&base, upload_size, part_size, seed))
+                .collect();
+            (base, prefixes, digests)
+        })
+        .await?
+    };
+    let mut ids = Vec::new();
+    for _ in 0..n {
+        let init = ecr
+            .initiate_layer_upload()
+            .repository_name(REPO)
+            .send()
+            .await
+            .context("InitiateLayerUpload")?;
+        ids.push(init.upload_id().unwrap_or(NULL_UPLOAD_ID).to_owned());
+    }
     server.reset_peak_rss();
     let (s0, c0) = (cpu_ticks(&pid)?, cpu_ticks("self")?);
     let start = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
-    let part = Arc::new(part);
-    for i in 0..n {
-        let (ecr, part) = (ecr.clone(), part.clone());
-        tasks.spawn(async move { upload_layer(&ecr, upload_size, &part, i as u64, real).await });
+    for (seed, (id, digest)) in ids.into_iter().zip(digests).enumerate() {
+        let (ecr, endpoint) = (ecr.clone(), server.endpoint.clone());
+        let (base, prefixes) = (base.clone(), prefixes.clone());
+        tasks.spawn(async move {
+            raw_part::upload_parts(
+                &endpoint,
+                &prefixes,
+                &base,
+                REPO,
+                &id,
+                seed as u64,
+                upload_size,
+                real,
+            )
+            .await?;
+            let done = ecr
+                .complete_layer_upload()
+                .repository_name(REPO)
+                .upload_id(&id)
+                .layer_digests(&digest)
+                .send()
+                .await
+                .context("CompleteLayerUpload")?;
+            if real {
+                ensure!(
+                    done.layer_digest() == Some(digest.as_str()),
+                    "berth answered {:?}, expected {digest}",
+                    done.layer_digest()
+                );
+            }
+            Ok::<_, anyhow::Error>(())
+        });
     }
     while let Some(r) = tasks.join_next().await {
         r??;
@@ -298,7 +353,7 @@ pub async fn run(berth: &std::path::Path, args: &RatesArgs) -> Result<Value> {
     let ceiling = if args.no_ceiling {
         Value::Null
     } else {
-        eprintln!("null-server (the SDK client's ceiling):");
+        eprintln!("null-server (the clients' ceilings):");
         let server = Server::start_null().await?;
         measure(args, &server, &concurrencies, false).await?
     };
