@@ -5,7 +5,7 @@ use storage::{
     ImageRecord, ImageReferences, ImageSummary, RepositoryRecord, StorageError, TagStatus, TagWrite,
 };
 
-use crate::pagination::finish_page;
+use crate::pagination::{finish_page, invalid_token};
 use crate::{
     Page, PageToken, Principal, Registry, RegistryError, RepositoryRef, Result, manifest,
     now_millis,
@@ -347,7 +347,18 @@ impl Registry {
         page: Page,
     ) -> Result<(Vec<ImageIdOutput>, Option<PageToken>)> {
         let repo = self.repository(who, r, "ecr:ListImages").await?;
-        let after = page.after.as_ref().map(|t| (t.part(0), t.part(1)));
+        let after = match &page.after {
+            Some(t) => {
+                let [digest, tag] = t.parts()?;
+                if Digest::parse(digest).is_err()
+                    || (!tag.is_empty() && ImageTag::parse(tag).is_err())
+                {
+                    return Err(invalid_token());
+                }
+                Some((digest, tag))
+            }
+            None => None,
+        };
         let items = self
             .storage
             .meta
@@ -395,7 +406,7 @@ impl Registry {
                     .find_image(&repo, &parsed)
                     .await?
                     .ok_or_else(not_found)?;
-                if out.iter().any(|s| s.image.digest == digest) {
+                if out.iter().any(|s| s.digest == digest) {
                     continue;
                 }
                 let image = meta
@@ -403,16 +414,23 @@ impl Registry {
                     .await?
                     .ok_or_else(not_found)?;
                 let tags = meta.image_tags(repo.id, &digest).await?;
-                out.push(ImageSummary { image, tags });
+                out.push(ImageSummary::new(image, tags));
             }
             return Ok((out, None));
         }
-        let after = page.after.as_ref().map(|t| t.part(0).to_owned());
+        let after = match &page.after {
+            Some(t) => {
+                let [digest] = t.parts()?;
+                Digest::parse(digest).map_err(|_| invalid_token())?;
+                Some(digest)
+            }
+            None => None,
+        };
         let items = meta
-            .list_images(repo.id, status, after.as_deref(), page.limit + 1)
+            .list_images(repo.id, status, after, page.limit + 1)
             .await?;
         Ok(finish_page(items, page.limit, |s| {
-            PageToken::new(&[s.image.digest.as_str()])
+            PageToken::new(&[s.digest.as_str()])
         }))
     }
 

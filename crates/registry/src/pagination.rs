@@ -1,5 +1,8 @@
 //! Opaque `nextToken`s: the key of the last item of a page, base64url-encoded so that clients
-//! treat it as opaque and cannot confuse it with a name.
+//! treat it as opaque and cannot confuse it with a name. The key is where the next page starts
+//! (an index seek in storage), so a page costs the same however deep into a listing it lies.
+//! Each operation checks that a token has the shape of its own keys: a token it did not issue
+//! (garbage, or another operation's) is refused as ECR refuses it.
 
 use crate::{RegistryError, Result};
 
@@ -28,12 +31,23 @@ impl PageToken {
             .ok()
             .and_then(|b| String::from_utf8(b).ok())
             .map(|s| Self(s.split('\n').map(str::to_owned).collect()))
-            .ok_or_else(|| RegistryError::InvalidParameter("Invalid parameter at 'nextToken' failed to satisfy constraint: 'Invalid NextToken'".into()))
+            .ok_or_else(invalid_token)
     }
 
-    pub(crate) fn part(&self, i: usize) -> &str {
-        self.0.get(i).map_or("", String::as_str)
+    /// The token's parts if it has exactly `N`, else [`invalid_token`].
+    pub(crate) fn parts<const N: usize>(&self) -> Result<[&str; N]> {
+        if self.0.len() != N {
+            return Err(invalid_token());
+        }
+        Ok(std::array::from_fn(|i| self.0[i].as_str()))
     }
+}
+
+/// What ECR answers for a `nextToken` it did not issue.
+pub(crate) fn invalid_token() -> RegistryError {
+    RegistryError::InvalidParameter(
+        "Invalid parameter at 'nextToken' failed to satisfy constraint: 'Invalid NextToken'".into(),
+    )
 }
 
 /// Splits one extra fetched item off a page: fetching `limit + 1` tells whether more remain
@@ -61,5 +75,8 @@ mod tests {
         let t = PageToken::new(&["sha256:ab", "v1"]);
         assert_eq!(PageToken::decode(&t.encode()).unwrap(), t);
         assert!(PageToken::decode("!!!").is_err());
+        assert_eq!(t.parts::<2>().unwrap(), ["sha256:ab", "v1"]);
+        assert!(t.parts::<1>().is_err());
+        assert!(t.parts::<3>().is_err());
     }
 }

@@ -3,7 +3,7 @@
 use model::RepositoryName;
 use storage::{MutabilityExclusion, RepositoryId, RepositoryRecord, ResourceTag, StorageError};
 
-use crate::pagination::finish_page;
+use crate::pagination::{finish_page, invalid_token};
 use crate::{
     Page, PageToken, Principal, Registry, RegistryError, RepositoryRef, Result, now_millis,
 };
@@ -120,11 +120,18 @@ impl Registry {
             "ecr:DescribeRepositories",
         )
         .await?;
-        let after = page.after.as_ref().map(|t| t.part(0).to_owned());
+        let after = match &page.after {
+            Some(t) => {
+                let [name] = t.parts()?;
+                RepositoryName::parse(name).map_err(|_| invalid_token())?;
+                Some(name)
+            }
+            None => None,
+        };
         let items = self
             .storage
             .meta
-            .list_repositories(registry_id, after.as_deref(), page.limit + 1)
+            .list_repositories(registry_id, after, page.limit + 1)
             .await?;
         Ok(finish_page(items, page.limit, |r| {
             PageToken::new(&[r.name.as_str()])

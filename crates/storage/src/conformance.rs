@@ -350,10 +350,292 @@ pub async fn meta_store(meta: &dyn MetaStore) {
     ));
 }
 
+fn listed_image(n: u32) -> ImageRecord {
+    let manifest = format!(r#"{{"schemaVersion":2,"n":{n}}}"#).into_bytes();
+    ImageRecord {
+        digest: Digest::sha256_of(&manifest),
+        manifest,
+        media_type: model::MediaType::OCI_MANIFEST.into(),
+        artifact_media_type: n.is_multiple_of(2).then(|| "application/x.test".into()),
+        subject: None,
+        size: u64::from(n) * 10,
+        pushed_at: i64::from(n),
+    }
+}
+
+/// Every page of a listing, each asked for from the key of the last entry of the one before.
+async fn all_pages<T, K, F, Fut>(limit: u32, key: K, page: F) -> Vec<T>
+where
+    T: Clone,
+    K: Fn(&T) -> (String, String),
+    F: Fn(Option<(String, String)>, u32) -> Fut,
+    Fut: std::future::Future<Output = Vec<T>>,
+{
+    let mut out: Vec<T> = Vec::new();
+    loop {
+        let items = page(out.last().map(&key), limit).await;
+        assert!(items.len() <= limit as usize);
+        let done = items.len() < limit as usize;
+        out.extend(items);
+        if done {
+            return out;
+        }
+    }
+}
+
+/// Checks ListImages' and DescribeImages' listings of `repo` against `model` (digest to its
+/// tags), with each tag status and page size.
+async fn check_image_listings(
+    meta: &dyn MetaStore,
+    repo: RepositoryId,
+    model: &std::collections::BTreeMap<Digest, Vec<ImageTag>>,
+) {
+    let images: std::collections::BTreeMap<Digest, ImageRecord> = (0..20)
+        .map(listed_image)
+        .map(|i| (i.digest.clone(), i))
+        .collect();
+    for status in [TagStatus::Any, TagStatus::Tagged, TagStatus::Untagged] {
+        let keep = |tags: &Vec<ImageTag>| match status {
+            TagStatus::Any => true,
+            TagStatus::Tagged => !tags.is_empty(),
+            TagStatus::Untagged => tags.is_empty(),
+        };
+        let ids: Vec<(Digest, Option<ImageTag>)> = model
+            .iter()
+            .filter(|(_, tags)| keep(tags))
+            .flat_map(|(d, tags)| {
+                let mut tags = tags.clone();
+                tags.sort();
+                if tags.is_empty() {
+                    vec![(d.clone(), None)]
+                } else {
+                    tags.into_iter().map(|t| (d.clone(), Some(t))).collect()
+                }
+            })
+            .collect();
+        let summaries: Vec<ImageSummary> = model
+            .iter()
+            .filter(|(_, tags)| keep(tags))
+            .map(|(d, tags)| {
+                let mut tags = tags.clone();
+                tags.sort();
+                ImageSummary::new(images[d].clone(), tags)
+            })
+            .collect();
+        for limit in [1, 2, 3, 7, 100] {
+            let got = all_pages(
+                limit,
+                |(d, t): &(Digest, Option<ImageTag>)| {
+                    (
+                        d.to_string(),
+                        t.as_ref().map_or(String::new(), ToString::to_string),
+                    )
+                },
+                |after, limit| async move {
+                    let after = after.as_ref().map(|(d, t)| (d.as_str(), t.as_str()));
+                    meta.list_image_ids(repo, status, after, limit)
+                        .await
+                        .unwrap()
+                },
+            )
+            .await;
+            assert_eq!(got, ids, "ListImages {status:?}, pages of {limit}");
+            let got = all_pages(
+                limit,
+                |s: &ImageSummary| (s.digest.to_string(), String::new()),
+                |after, limit| async move {
+                    meta.list_images(repo, status, after.as_ref().map(|a| a.0.as_str()), limit)
+                        .await
+                        .unwrap()
+                },
+            )
+            .await;
+            assert_eq!(
+                got, summaries,
+                "DescribeImages {status:?}, pages of {limit}"
+            );
+        }
+    }
+}
+
+/// Listings page by the key of their last entry, whatever the tag status filter, and follow
+/// tags as they move and go.
+pub async fn meta_listings(meta: &dyn MetaStore) {
+    let mut names = Vec::new();
+    for i in 0..5 {
+        let mut rec = repo_record(&format!("paging/r{i}"));
+        rec.tags.push(ResourceTag {
+            key: "a-first-by-key".into(),
+            value: i.to_string(),
+        });
+        let rec = meta.create_repository(rec).await.unwrap();
+        if i == 3 {
+            meta.set_repository_policy(rec.id, Some("{\"Version\":\"2012-10-17\"}"))
+                .await
+                .unwrap();
+        }
+        names.push(rec.name.clone());
+    }
+    let mut expected = Vec::new();
+    for n in &names {
+        expected.push(
+            meta.get_repository("000000000000", n)
+                .await
+                .unwrap()
+                .unwrap(),
+        );
+    }
+    for limit in [1, 2, 5, 6] {
+        let got = all_pages(
+            limit,
+            |r: &RepositoryRecord| (r.name.to_string(), String::new()),
+            |after, limit| async move {
+                meta.list_repositories("000000000000", after.as_ref().map(|a| a.0.as_str()), limit)
+                    .await
+                    .unwrap()
+            },
+        )
+        .await;
+        let got: Vec<_> = got
+            .into_iter()
+            .filter(|r| r.name.as_str().starts_with("paging/"))
+            .collect();
+        assert_eq!(got, expected, "repositories in pages of {limit}");
+    }
+    // Resource tags keep the order they were given in, not key order.
+    assert_eq!(expected[0].tags[0].key, "env");
+    assert!(
+        meta.list_repositories("999999999999", None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let repo = meta
+        .create_repository(repo_record("paging/images"))
+        .await
+        .unwrap()
+        .id;
+    let tag = |s: &str| ImageTag::parse(s).unwrap();
+    let mut model = std::collections::BTreeMap::new();
+    check_image_listings(meta, repo, &model).await;
+    // Images 0-3 untagged, 4-9 with one tag, 10-13 with three; tag names unrelated to digests.
+    for n in 0..14u32 {
+        let image = listed_image(n);
+        let tags: Vec<ImageTag> = match n {
+            0..4 => vec![],
+            4..10 => vec![tag(&format!("z{n}"))],
+            _ => vec![
+                tag(&format!("b{n}")),
+                tag(&format!("a{n}")),
+                tag(&format!("c{n}")),
+            ],
+        };
+        if tags.is_empty() {
+            meta.put_image(repo, &image, &ImageReferences::default(), None)
+                .await
+                .unwrap();
+        }
+        for t in &tags {
+            meta.put_image(
+                repo,
+                &image,
+                &ImageReferences::default(),
+                Some(TagWrite::Move(t)),
+            )
+            .await
+            .unwrap();
+        }
+        model.insert(image.digest, tags);
+    }
+    check_image_listings(meta, repo, &model).await;
+    let tags = all_pages(
+        3,
+        |t: &ImageTag| (t.to_string(), String::new()),
+        |after, limit| async move {
+            meta.list_tags(repo, after.as_ref().map(|a| a.0.as_str()), limit)
+                .await
+                .unwrap()
+        },
+    )
+    .await;
+    let mut all_tags: Vec<ImageTag> = model.values().flatten().cloned().collect();
+    all_tags.sort();
+    assert_eq!(tags, all_tags);
+
+    let d = |n: u32| listed_image(n).digest;
+    // Moving an image's only tag leaves it untagged; the tag's new image is tagged.
+    let z4 = tag("z4");
+    meta.put_image(
+        repo,
+        &listed_image(0),
+        &ImageReferences::default(),
+        Some(TagWrite::Move(&z4)),
+    )
+    .await
+    .unwrap();
+    model.get_mut(&d(4)).unwrap().clear();
+    model.get_mut(&d(0)).unwrap().push(z4.clone());
+    // So does a move that checks the tag's previous image.
+    let z5 = tag("z5");
+    meta.put_image(
+        repo,
+        &listed_image(1),
+        &ImageReferences::default(),
+        Some(TagWrite::IfUnchanged(&z5, Some(&d(5)))),
+    )
+    .await
+    .unwrap();
+    model.get_mut(&d(5)).unwrap().clear();
+    model.get_mut(&d(1)).unwrap().push(z5);
+    // Deleting one tag of three keeps the image tagged; deleting the only tag does not.
+    assert!(meta.delete_tag(repo, &tag("a10")).await.unwrap());
+    model
+        .get_mut(&d(10))
+        .unwrap()
+        .retain(|t| t.as_str() != "a10");
+    assert!(meta.delete_tag(repo, &tag("z6")).await.unwrap());
+    model.get_mut(&d(6)).unwrap().clear();
+    // A deleted image leaves every listing.
+    assert!(meta.delete_image(repo, &d(11)).await.unwrap());
+    model.remove(&d(11));
+    check_image_listings(meta, repo, &model).await;
+    // A page may start after a key that is gone.
+    let after = d(11).to_string();
+    let rest: Vec<Digest> = meta
+        .list_images(repo, TagStatus::Any, Some(&after), 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.digest)
+        .collect();
+    let want: Vec<Digest> = model
+        .keys()
+        .filter(|k| k.as_str() > after.as_str())
+        .cloned()
+        .collect();
+    assert_eq!(rest, want);
+    let rest = meta
+        .list_image_ids(repo, TagStatus::Any, Some((&after, "zzz")), 100)
+        .await
+        .unwrap();
+    assert_eq!(rest.first().map(|e| &e.0), want.first());
+    // Listing another repository sees none of these.
+    let other = meta
+        .create_repository(repo_record("paging/empty"))
+        .await
+        .unwrap()
+        .id;
+    check_image_listings(meta, other, &Default::default()).await;
+    meta.delete_repository(repo, false).await.unwrap();
+    meta.delete_repository(other, false).await.unwrap();
+}
+
 #[tokio::test]
 async fn embedded_backends_conform() {
     let dir = tempfile::tempdir().unwrap();
     let storage = Storage::open_embedded(dir.path()).await.unwrap();
     blob_store(storage.blobs.as_ref()).await;
     meta_store(storage.meta.as_ref()).await;
+    meta_listings(storage.meta.as_ref()).await;
 }

@@ -316,3 +316,173 @@ async fn listing_and_describing_paginate_over_tags_and_images() {
         Some(&ImageFailureCode::ImageNotFound)
     );
 }
+
+#[tokio::test]
+async fn page_tokens_resume_their_own_listing_and_no_other() {
+    let server = TestServer::start().await;
+    let ecr = server.ecr();
+    create_repo(&ecr, "team/app").await;
+    create_repo(&ecr, "team/other").await;
+    let mut digests = Vec::new();
+    for i in 0..4 {
+        digests.push(
+            push_small_image(&ecr, "team/app", &format!("v{i}"), i)
+                .await
+                .1,
+        );
+    }
+    // An image with two tags, and one left untagged by a moved tag.
+    let m = ecr
+        .batch_get_image()
+        .repository_name("team/app")
+        .image_ids(by_tag("v1"))
+        .send()
+        .await
+        .unwrap()
+        .images()[0]
+        .image_manifest()
+        .unwrap()
+        .to_owned();
+    ecr.put_image()
+        .repository_name("team/app")
+        .image_manifest(&m)
+        .image_tag("v1-again")
+        .send()
+        .await
+        .unwrap();
+    push_small_image(&ecr, "team/app", "v3", 4).await;
+    let mut untagged_seen = Vec::new();
+    for status in [TagStatus::Any, TagStatus::Tagged, TagStatus::Untagged] {
+        let all = ecr
+            .list_images()
+            .repository_name("team/app")
+            .filter(
+                ListImagesFilter::builder()
+                    .tag_status(status.clone())
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap()
+            .image_ids()
+            .to_vec();
+        let mut paged = Vec::new();
+        let mut pages = ecr
+            .list_images()
+            .repository_name("team/app")
+            .filter(
+                ListImagesFilter::builder()
+                    .tag_status(status.clone())
+                    .build(),
+            )
+            .max_results(1)
+            .into_paginator()
+            .send();
+        while let Some(p) = pages.next().await {
+            paged.extend(p.unwrap().image_ids().to_vec());
+        }
+        assert_eq!(paged, all, "{status:?}");
+        if status == TagStatus::Untagged {
+            untagged_seen = all;
+        }
+    }
+    assert_eq!(untagged_seen.len(), 1);
+    assert_eq!(untagged_seen[0].image_digest(), Some(digests[3].as_str()));
+
+    let list_token = ecr
+        .list_images()
+        .repository_name("team/app")
+        .max_results(1)
+        .send()
+        .await
+        .unwrap()
+        .next_token()
+        .unwrap()
+        .to_owned();
+    let describe_token = ecr
+        .describe_images()
+        .repository_name("team/app")
+        .max_results(1)
+        .send()
+        .await
+        .unwrap()
+        .next_token()
+        .unwrap()
+        .to_owned();
+    let repos_token = ecr
+        .describe_repositories()
+        .max_results(1)
+        .send()
+        .await
+        .unwrap()
+        .next_token()
+        .unwrap()
+        .to_owned();
+    // Each resumes its own listing.
+    let next = ecr
+        .list_images()
+        .repository_name("team/app")
+        .max_results(1)
+        .next_token(&list_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(next.image_ids().len(), 1);
+    let next = ecr
+        .describe_images()
+        .repository_name("team/app")
+        .max_results(1)
+        .next_token(&describe_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(next.image_details().len(), 1);
+    let next = ecr
+        .describe_repositories()
+        .max_results(1)
+        .next_token(&repos_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(next.repositories()[0].repository_name(), Some("team/other"));
+    // Another listing's token, or well-formed base64 of no key ("Hello World"), is refused as ECR
+    // refuses a token it did not issue.
+    let hello = "SGVsbG8gV29ybGQ";
+    for token in [&describe_token, &repos_token, hello] {
+        let e = ecr
+            .list_images()
+            .repository_name("team/app")
+            .next_token(token)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(code(&e), "InvalidParameterException", "ListImages {token}");
+    }
+    for token in [&list_token, &repos_token, hello] {
+        let e = ecr
+            .describe_images()
+            .repository_name("team/app")
+            .next_token(token)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(
+            code(&e),
+            "InvalidParameterException",
+            "DescribeImages {token}"
+        );
+    }
+    for token in [&list_token, &describe_token, hello] {
+        let e = ecr
+            .describe_repositories()
+            .next_token(token)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(
+            code(&e),
+            "InvalidParameterException",
+            "DescribeRepositories {token}"
+        );
+    }
+}

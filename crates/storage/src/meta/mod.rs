@@ -81,11 +81,31 @@ pub struct ImageReferences {
     pub children: Vec<Digest>,
 }
 
-/// An image with its tags, for DescribeImages.
+/// An image as DescribeImages reports it: everything but the manifest bytes, with its tags in
+/// lexical order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageSummary {
-    pub image: ImageRecord,
+    pub digest: Digest,
+    pub media_type: String,
+    pub artifact_media_type: Option<String>,
+    pub subject: Option<Digest>,
+    pub size: u64,
+    pub pushed_at: Millis,
     pub tags: Vec<ImageTag>,
+}
+
+impl ImageSummary {
+    pub fn new(image: ImageRecord, tags: Vec<ImageTag>) -> Self {
+        Self {
+            digest: image.digest,
+            media_type: image.media_type,
+            artifact_media_type: image.artifact_media_type,
+            subject: image.subject,
+            size: image.size,
+            pushed_at: image.pushed_at,
+            tags,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,7 +162,9 @@ pub trait MetaStore: Send + Sync {
         registry_id: &str,
         name: &RepositoryName,
     ) -> Result<Option<RepositoryRecord>, StorageError>;
-    /// Repositories in name order, those after `after`, at most `limit`.
+    /// Repositories in name order, those after `after`, at most `limit`. Like the other paged
+    /// listings (tags, image ids, images), a page costs its own rows plus one index seek to
+    /// `after`, however many entries precede it.
     async fn list_repositories(
         &self,
         registry_id: &str,
@@ -290,7 +312,8 @@ pub trait MetaStore: Send + Sync {
         digest: &Digest,
     ) -> Result<Vec<ImageRecord>, StorageError>;
     /// (digest, tag) pairs in (digest, tag) order after `after`: one per tag, plus one with no
-    /// tag for each untagged image, as ListImages reports them.
+    /// tag for each untagged image, as ListImages reports them. An untagged image's entry sorts
+    /// as if its tag were empty; `status` keeps the entries of tagged or of untagged images.
     async fn list_image_ids(
         &self,
         repo: RepositoryId,
@@ -298,7 +321,7 @@ pub trait MetaStore: Send + Sync {
         after: Option<(&str, &str)>,
         limit: u32,
     ) -> Result<Vec<(Digest, Option<ImageTag>)>, StorageError>;
-    /// Images in digest order after `after`, with their tags.
+    /// Images in digest order after `after`, with their tags, those `status` keeps.
     async fn list_images(
         &self,
         repo: RepositoryId,

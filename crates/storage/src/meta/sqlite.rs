@@ -34,6 +34,15 @@ fn migrator() -> Migrator {
             Cow::Borrowed(include_str!("../../migrations/sqlite/0002_policies.sql")),
             false,
         ),
+        Migration::new(
+            3,
+            Cow::Borrowed("listing indexes"),
+            MigrationType::Simple,
+            Cow::Borrowed(include_str!(
+                "../../migrations/sqlite/0003_listing_indexes.sql"
+            )),
+            false,
+        ),
     ];
     Migrator {
         migrations: Cow::Owned(migrations),
@@ -96,6 +105,8 @@ impl SqliteMetaStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
+            // The triggers that keep `images.tagged` see the rows a REPLACE deletes too.
+            .pragma("recursive_triggers", "ON")
             .busy_timeout(Duration::from_secs(10));
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
@@ -192,16 +203,150 @@ fn upload_from_row(row: &SqliteRow) -> Result<UploadRecord, StorageError> {
     })
 }
 
-fn tag_status_clause(status: TagStatus) -> &'static str {
+/// How a ListImages page reads `images i` for `status`: the index to use (unfiltered, the
+/// primary key) and the condition that keeps the range of images_by_tag_status (repository,
+/// tagged, digest, ...) `status` wants.
+fn tag_status_range(status: TagStatus) -> (&'static str, &'static str) {
     match status {
-        TagStatus::Any => "1",
-        TagStatus::Tagged => {
-            "EXISTS (SELECT 1 FROM image_tags t WHERE t.repository_id = i.repository_id AND t.digest = i.digest)"
-        }
-        TagStatus::Untagged => {
-            "NOT EXISTS (SELECT 1 FROM image_tags t WHERE t.repository_id = i.repository_id AND t.digest = i.digest)"
-        }
+        TagStatus::Any => ("", ""),
+        TagStatus::Tagged => ("INDEXED BY images_by_tag_status", "AND i.tagged = 1"),
+        TagStatus::Untagged => ("INDEXED BY images_by_tag_status", "AND i.tagged = 0"),
     }
+}
+
+// Listings return their whole page as one JSON row built by SQLite: sqlx hands every result
+// row from its SQLite thread to the async side one at a time, which for a page of 1,000 rows
+// cost more than the query itself.
+
+/// Runs a statement that answers one JSON array, and its text.
+async fn fetch_json<'q>(
+    query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+    pool: &SqlitePool,
+) -> Result<String, StorageError> {
+    let json: Option<String> = query.fetch_one(pool).await.map_err(db_err)?.get(0);
+    Ok(json.unwrap_or_else(|| "[]".to_owned()))
+}
+
+/// A page of repositories (`?1` registry, `?2` after this name, `?3` limit), resource tags
+/// included: a page of 1,000 repositories is one statement, not 1,001.
+fn list_repositories_sql() -> String {
+    format!(
+        "SELECT json_group_array({REPOSITORY_JSON} ORDER BY name) FROM (
+           SELECT r.*, (SELECT json_group_array(json_array(key, value) ORDER BY position)
+                          FROM repository_tags WHERE repository_id = r.id) AS tags
+           FROM repositories r WHERE registry_id = ?1 AND name > ?2 ORDER BY name LIMIT ?3)"
+    )
+}
+
+/// A page of tags: `?1` repository, `?2` after this tag, `?3` limit.
+const LIST_TAGS_SQL: &str = "SELECT json_group_array(tag ORDER BY tag) FROM
+   (SELECT tag FROM image_tags WHERE repository_id = ?1 AND tag > ?2 ORDER BY tag LIMIT ?3)";
+
+/// A page of ListImages entries: `?1` repository, after (`?2` digest, `?3` tag), `?4` limit.
+/// Images in digest order (the primary key, or images_by_tag_status with a filter), each joined
+/// to its tags in tag order (image_tags_by_digest): already in (digest, tag) order, so the
+/// LIMIT ends the scan with the page. An untagged image joins to one NULL tag, which sorts as
+/// the empty tag its key carries.
+fn list_image_ids_sql(status: TagStatus) -> String {
+    let (index, filter) = tag_status_range(status);
+    format!(
+        "SELECT json_group_array(json_array(digest, tag) ORDER BY digest, tag) FROM (
+           SELECT i.digest AS digest, t.tag AS tag FROM images i {index}
+             LEFT JOIN image_tags t ON t.repository_id = i.repository_id AND t.digest = i.digest
+           WHERE i.repository_id = ?1 {filter} AND i.digest >= ?2
+             AND (i.digest > ?2 OR coalesce(t.tag, '') > ?3)
+           ORDER BY i.digest, t.tag LIMIT ?4)"
+    )
+}
+
+/// A page of DescribeImages entries: `?1` repository, `?2` after this digest, `?3` limit. Read
+/// from images_by_tag_status alone, which holds every column a summary needs; without a filter,
+/// its tagged and untagged ranges (each in digest order) are merged.
+fn list_images_sql(status: TagStatus) -> String {
+    let range = |tagged: u8| {
+        format!(
+            "SELECT i.digest, i.media_type, i.artifact_media_type, i.subject, i.size, i.pushed_at,
+                    (SELECT json_group_array(tag ORDER BY tag) FROM image_tags t
+                      WHERE t.repository_id = i.repository_id AND t.digest = i.digest) AS tags
+             FROM images i INDEXED BY images_by_tag_status
+             WHERE i.repository_id = ?1 AND i.tagged = {tagged} AND i.digest > ?2"
+        )
+    };
+    let ranges = match status {
+        TagStatus::Tagged => range(1),
+        TagStatus::Untagged => range(0),
+        TagStatus::Any => format!("{} UNION ALL {}", range(0), range(1)),
+    };
+    format!(
+        "SELECT json_group_array(json_array(digest, media_type, artifact_media_type, subject,
+                                            size, pushed_at, json(tags)) ORDER BY digest)
+         FROM ({ranges} ORDER BY 1 LIMIT ?3)"
+    )
+}
+
+/// `json_array(...)` of `repositories r` plus `tags`, as [`repository_from_json`] reads it.
+const REPOSITORY_JSON: &str = "json_array(id, registry_id, name, created_at, image_tag_mutability, \
+     mutability_exclusions, scan_on_push, encryption_type, kms_key, policy, json(tags))";
+
+type RepositoryJson = (
+    i64,
+    String,
+    String,
+    Millis,
+    String,
+    String,
+    i64,
+    String,
+    Option<String>,
+    Option<String>,
+    Vec<(String, String)>,
+);
+
+fn repository_from_json(r: RepositoryJson) -> Result<RepositoryRecord, StorageError> {
+    let (id, registry_id, name, created_at, mutability, exclusions, scan, enc, kms, policy, tags) =
+        r;
+    Ok(RepositoryRecord {
+        id: RepositoryId(id),
+        registry_id,
+        name: RepositoryName::parse(&name).map_err(|_| corrupt("repository name"))?,
+        created_at,
+        image_tag_mutability: mutability,
+        mutability_exclusions: decode_exclusions(&exclusions),
+        scan_on_push: scan != 0,
+        encryption_type: enc,
+        kms_key: kms,
+        policy,
+        tags: tags
+            .into_iter()
+            .map(|(key, value)| ResourceTag { key, value })
+            .collect(),
+    })
+}
+
+type ImageSummaryJson = (
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    u64,
+    Millis,
+    Vec<String>,
+);
+
+fn summary_from_json(i: ImageSummaryJson) -> Result<ImageSummary, StorageError> {
+    let (digest, media_type, artifact_media_type, subject, size, pushed_at, tags) = i;
+    Ok(ImageSummary {
+        digest: parse_digest(&digest)?,
+        media_type,
+        artifact_media_type,
+        subject: subject.as_deref().map(parse_digest).transpose()?,
+        size,
+        pushed_at,
+        tags: tags
+            .iter()
+            .map(|t| parse_tag(t))
+            .collect::<Result<_, _>>()?,
+    })
 }
 
 #[async_trait]
@@ -274,20 +419,16 @@ impl MetaStore for SqliteMetaStore {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<RepositoryRecord>, StorageError> {
-        let rows = sqlx::query(
-            "SELECT * FROM repositories WHERE registry_id = ? AND name > ? ORDER BY name LIMIT ?",
-        )
-        .bind(registry_id)
-        .bind(after.unwrap_or(""))
-        .bind(limit as i64)
-        .fetch_all(&self.readers)
-        .await
-        .map_err(db_err)?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in &rows {
-            out.push(self.repository_from_row(r).await?);
-        }
-        Ok(out)
+        let sql = list_repositories_sql();
+        let q = sqlx::query(&sql)
+            .bind(registry_id)
+            .bind(after.unwrap_or(""))
+            .bind(limit as i64);
+        serde_json::from_str::<Vec<RepositoryJson>>(&fetch_json(q, &self.readers).await?)
+            .map_err(|_| corrupt("listing"))?
+            .into_iter()
+            .map(repository_from_json)
+            .collect()
     }
 
     async fn delete_repository(
@@ -752,13 +893,18 @@ impl MetaStore for SqliteMetaStore {
                 return Err(StorageError::Conflict("tag moved concurrently"));
             }
             if current.as_deref() != Some(image.digest.as_str()) {
-                sqlx::query("INSERT OR REPLACE INTO image_tags (repository_id, tag, digest) VALUES (?, ?, ?)")
-                    .bind(repo.0)
-                    .bind(tag.as_str())
-                    .bind(image.digest.as_str())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db_err)?;
+                // An upsert, so that the triggers keeping `images.tagged` see a moved tag as
+                // an update of its row.
+                sqlx::query(
+                    "INSERT INTO image_tags (repository_id, tag, digest) VALUES (?, ?, ?)
+                     ON CONFLICT (repository_id, tag) DO UPDATE SET digest = excluded.digest",
+                )
+                .bind(repo.0)
+                .bind(tag.as_str())
+                .bind(image.digest.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
                 tag_changed = true;
             }
         }
@@ -816,16 +962,15 @@ impl MetaStore for SqliteMetaStore {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<ImageTag>, StorageError> {
-        let tags: Vec<String> = sqlx::query_scalar(
-            "SELECT tag FROM image_tags WHERE repository_id = ? AND tag > ? ORDER BY tag LIMIT ?",
-        )
-        .bind(repo.0)
-        .bind(after.unwrap_or(""))
-        .bind(limit as i64)
-        .fetch_all(&self.readers)
-        .await
-        .map_err(db_err)?;
-        tags.iter().map(|t| parse_tag(t)).collect()
+        let q = sqlx::query(LIST_TAGS_SQL)
+            .bind(repo.0)
+            .bind(after.unwrap_or(""))
+            .bind(limit as i64);
+        serde_json::from_str::<Vec<String>>(&fetch_json(q, &self.readers).await?)
+            .map_err(|_| corrupt("listing"))?
+            .iter()
+            .map(|t| parse_tag(t))
+            .collect()
     }
 
     async fn list_referrers(
@@ -851,42 +996,17 @@ impl MetaStore for SqliteMetaStore {
         after: Option<(&str, &str)>,
         limit: u32,
     ) -> Result<Vec<(Digest, Option<ImageTag>)>, StorageError> {
-        // Untagged images are listed with tag '' so that (digest, tag) orders every entry.
-        let (want_tagged, want_untagged) = match status {
-            TagStatus::Tagged => (1, 0),
-            TagStatus::Untagged => (0, 1),
-            TagStatus::Any => (1, 1),
-        };
         let (after_digest, after_tag) = after.unwrap_or(("", ""));
-        let rows = sqlx::query(
-            "SELECT digest, tag FROM (
-                SELECT t.digest AS digest, t.tag AS tag FROM image_tags t WHERE t.repository_id = ?1 AND ?2
-                UNION ALL
-                SELECT i.digest AS digest, '' AS tag FROM images i WHERE i.repository_id = ?1 AND ?3
-                  AND NOT EXISTS (SELECT 1 FROM image_tags t WHERE t.repository_id = i.repository_id AND t.digest = i.digest)
-             ) WHERE (digest, tag) > (?4, ?5) ORDER BY digest, tag LIMIT ?6",
-        )
-        .bind(repo.0)
-        .bind(want_tagged)
-        .bind(want_untagged)
-        .bind(after_digest)
-        .bind(after_tag)
-        .bind(limit as i64)
-        .fetch_all(&self.readers)
-        .await
-        .map_err(db_err)?;
-        rows.iter()
-            .map(|r| {
-                let tag: &str = r.get(1);
-                Ok((
-                    parse_digest(r.get(0))?,
-                    if tag.is_empty() {
-                        None
-                    } else {
-                        Some(parse_tag(tag)?)
-                    },
-                ))
-            })
+        let sql = list_image_ids_sql(status);
+        let q = sqlx::query(&sql)
+            .bind(repo.0)
+            .bind(after_digest)
+            .bind(after_tag)
+            .bind(limit as i64);
+        serde_json::from_str::<Vec<(String, Option<String>)>>(&fetch_json(q, &self.readers).await?)
+            .map_err(|_| corrupt("listing"))?
+            .into_iter()
+            .map(|(d, t)| Ok((parse_digest(&d)?, t.as_deref().map(parse_tag).transpose()?)))
             .collect()
     }
 
@@ -897,31 +1017,64 @@ impl MetaStore for SqliteMetaStore {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<ImageSummary>, StorageError> {
-        let sql = format!(
-            "SELECT i.*, (SELECT group_concat(tag, char(10)) FROM (SELECT tag FROM image_tags t WHERE t.repository_id = i.repository_id AND t.digest = i.digest ORDER BY tag)) AS tags
-             FROM images i WHERE i.repository_id = ? AND i.digest > ? AND {} ORDER BY i.digest LIMIT ?",
-            tag_status_clause(status)
-        );
-        let rows = sqlx::query(&sql)
+        let sql = list_images_sql(status);
+        let q = sqlx::query(&sql)
             .bind(repo.0)
             .bind(after.unwrap_or(""))
-            .bind(limit as i64)
-            .fetch_all(&self.readers)
-            .await
-            .map_err(db_err)?;
-        rows.iter()
-            .map(|r| {
-                let tags: Option<String> = r.get("tags");
-                Ok(ImageSummary {
-                    image: image_from_row(r)?,
-                    tags: tags
-                        .as_deref()
-                        .unwrap_or("")
-                        .lines()
-                        .map(parse_tag)
-                        .collect::<Result<_, _>>()?,
-                })
-            })
+            .bind(limit as i64);
+        serde_json::from_str::<Vec<ImageSummaryJson>>(&fetch_json(q, &self.readers).await?)
+            .map_err(|_| corrupt("listing"))?
+            .into_iter()
+            .map(summary_from_json)
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each listing seeks its start in an index and reads its rows in the order it returns
+    /// them: no scan of a whole table or index, no sort but of the page itself, so a page costs
+    /// the same in a repository of 10 or 100,000 images (and a registry of as many
+    /// repositories). Plans as SQLite makes them without statistics, which berth never gathers.
+    #[tokio::test]
+    async fn listing_pages_seek_and_never_sort_a_repository() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteMetaStore::open(&dir.path().join("meta.db"))
+            .await
+            .unwrap();
+        let mut statements = vec![(list_repositories_sql(), 3), (LIST_TAGS_SQL.to_owned(), 3)];
+        for status in [TagStatus::Any, TagStatus::Tagged, TagStatus::Untagged] {
+            statements.push((list_image_ids_sql(status), 4));
+            statements.push((list_images_sql(status), 3));
+        }
+        for (sql, params) in statements {
+            let explain = format!("EXPLAIN QUERY PLAN {sql}");
+            let mut q = sqlx::query_as::<_, (i64, i64, i64, String)>(&explain).persistent(false);
+            for _ in 0..params {
+                q = q.bind("x");
+            }
+            let plan: Vec<String> = q
+                .fetch_all(&store.readers)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|r| r.3)
+                .collect();
+            for step in &plan {
+                let scans_table = step.starts_with("SCAN") && !step.starts_with("SCAN (subquery");
+                // Allowed: the aggregate's own ORDER BY sorts one page (or one image's tags), and
+                // a sort of the last ORDER BY term sorts one image's tags at a time.
+                let sorts = step.contains("TEMP B-TREE")
+                    && !step.ends_with("(ORDER BY)")
+                    && !step.ends_with("LAST TERM OF ORDER BY");
+                assert!(
+                    !scans_table && !sorts && !step.contains("AUTOMATIC"),
+                    "{step}\nin the plan {plan:#?}\nof {sql}"
+                );
+            }
+            assert!(plan.iter().any(|s| s.starts_with("SEARCH")), "{plan:#?}");
+        }
     }
 }
