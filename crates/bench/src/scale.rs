@@ -4,7 +4,10 @@
 //! tagged image each. Then one page of each listing is timed (median of `--samples` after one
 //! warm-up): `/v2/<repo>/tags/list?n=1000`, the whole `/v2/<repo>/tags/list`, ListImages and
 //! DescribeImages with maxResults 1000, and with many repositories also DescribeRepositories and
-//! `/v2/_catalog?n=1000`. Populating is bounded by `--time-limit` per size.
+//! `/v2/_catalog?n=1000`. Where a listing has more than one page, the page halfway through it
+//! (`..._middle`: from the nextToken or `last` a client paging from the start holds there) is
+//! timed too: it must cost what the first page costs. Populating is bounded by `--time-limit`
+//! per size.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -211,13 +214,34 @@ impl V2 {
     }
 }
 
-/// Times the listings of `repo` (and, with `repos`, of the repositories).
+/// The nextToken a client holds halfway through a listing of `total` entries paged by
+/// `page(token)` (which answers a page's length and its nextToken); `None` for a single page.
+async fn middle_token<F, Fut>(total: u64, page: F) -> Result<Option<String>>
+where
+    F: Fn(Option<String>) -> Fut,
+    Fut: Future<Output = Result<(usize, Option<String>)>>,
+{
+    let (mut seen, mut token) = (0u64, None);
+    while seen < total / 2 {
+        let (n, next) = page(token.take()).await?;
+        seen += n as u64;
+        match next {
+            Some(t) => token = Some(t),
+            None => return Ok(None),
+        }
+    }
+    Ok(token)
+}
+
+/// Times the listings of `repo`, which holds `tags` tags (and, with `repos`, of that many
+/// repositories).
 async fn listings(
     ecr: &aws_sdk_ecr::Client,
     v2: &V2,
     repo: &str,
     samples: usize,
-    repos: bool,
+    tags: u64,
+    repos: Option<u64>,
 ) -> Result<serde_json::Map<String, Value>> {
     let mut out = serde_json::Map::new();
     let tags_page = format!("/v2/{repo}/tags/list?n={PAGE}");
@@ -256,7 +280,52 @@ async fn listings(
         })
         .await?,
     );
-    if repos {
+    if tags > PAGE as u64 {
+        let middle = format!("/v2/{repo}/tags/list?n={PAGE}&last=t{:07}", tags / 2 - 1);
+        out.insert(
+            "v2_tags_list_page1000_middle".into(),
+            time_it(samples, || v2.count(&middle, "tags")).await?,
+        );
+    }
+    let list_images = |token: Option<String>| async move {
+        let r = ecr
+            .list_images()
+            .repository_name(repo)
+            .max_results(PAGE)
+            .set_next_token(token)
+            .send()
+            .await?;
+        Ok((r.image_ids().len(), r.next_token().map(str::to_owned)))
+    };
+    if let Some(token) = middle_token(tags, list_images).await? {
+        out.insert(
+            "list_images_page1000_middle".into(),
+            time_it(samples, || async {
+                Ok(list_images(Some(token.clone())).await?.0)
+            })
+            .await?,
+        );
+    }
+    let describe_images = |token: Option<String>| async move {
+        let r = ecr
+            .describe_images()
+            .repository_name(repo)
+            .max_results(PAGE)
+            .set_next_token(token)
+            .send()
+            .await?;
+        Ok((r.image_details().len(), r.next_token().map(str::to_owned)))
+    };
+    if let Some(token) = middle_token(tags, describe_images).await? {
+        out.insert(
+            "describe_images_page1000_middle".into(),
+            time_it(samples, || async {
+                Ok(describe_images(Some(token.clone())).await?.0)
+            })
+            .await?,
+        );
+    }
+    if let Some(repos) = repos {
         out.insert(
             "describe_repositories_page1000".into(),
             time_it(samples, || async {
@@ -270,6 +339,29 @@ async fn listings(
             "v2_catalog_page1000".into(),
             time_it(samples, || v2.count(&catalog, "repositories")).await?,
         );
+        let describe_repositories = |token: Option<String>| async move {
+            let r = ecr
+                .describe_repositories()
+                .max_results(PAGE)
+                .set_next_token(token)
+                .send()
+                .await?;
+            Ok((r.repositories().len(), r.next_token().map(str::to_owned)))
+        };
+        if let Some(token) = middle_token(repos, describe_repositories).await? {
+            out.insert(
+                "describe_repositories_page1000_middle".into(),
+                time_it(samples, || async {
+                    Ok(describe_repositories(Some(token.clone())).await?.0)
+                })
+                .await?,
+            );
+            let middle = format!("/v2/_catalog?n={PAGE}&last=scale/r{:06}", repos / 2 - 1);
+            out.insert(
+                "v2_catalog_page1000_middle".into(),
+                time_it(samples, || v2.count(&middle, "repositories")).await?,
+            );
+        }
     }
     Ok(out)
 }
@@ -281,13 +373,13 @@ pub async fn run(berth: &std::path::Path, args: &ScaleArgs) -> Result<Value> {
         for (k, v) in fig {
             if let Some(ms) = v.get("median_ms").and_then(Value::as_f64) {
                 eprintln!(
-                    "  {k:<32} {ms:>10.2} ms  [{:.2}-{:.2}]  {} items",
+                    "  {k:<38} {ms:>10.2} ms  [{:.2}-{:.2}]  {} items",
                     v["min_ms"].as_f64().unwrap_or(0.0),
                     v["max_ms"].as_f64().unwrap_or(0.0),
                     v["items"]
                 );
             } else {
-                eprintln!("  {k:<32} {v}");
+                eprintln!("  {k:<38} {v}");
             }
         }
     };
@@ -304,7 +396,7 @@ pub async fn run(berth: &std::path::Path, args: &ScaleArgs) -> Result<Value> {
         .await
         .with_context(|| format!("{n} tags"))?;
         let v2 = V2::new(&ecr, &server.endpoint).await?;
-        let mut fig = listings(&ecr, &v2, repo, args.samples, false).await?;
+        let mut fig = listings(&ecr, &v2, repo, args.samples, n, None).await?;
         fig.insert("tags".into(), json!(n));
         fig.insert("populate_seconds".into(), json!(secs));
         fig.insert("put_image_per_s".into(), json!(n as f64 / secs));
@@ -332,7 +424,7 @@ pub async fn run(berth: &std::path::Path, args: &ScaleArgs) -> Result<Value> {
         .with_context(|| format!("{n} repositories"))?;
         let cpu1 = cpu_ticks(&server.pid())?;
         let v2 = V2::new(&ecr, &server.endpoint).await?;
-        let mut fig = listings(&ecr, &v2, "scale/r000000", args.samples, true).await?;
+        let mut fig = listings(&ecr, &v2, "scale/r000000", args.samples, 1, Some(n)).await?;
         fig.insert("repositories".into(), json!(n));
         fig.insert("populate_seconds".into(), json!(secs));
         fig.insert("repositories_per_s".into(), json!(n as f64 / secs));
@@ -367,13 +459,13 @@ fn print_curve(results: &[Value]) {
         }
     }
     println!("\nmedian ms of one listing (page size {PAGE}):");
-    print!("{:<32}", "");
+    print!("{:<38}", "");
     for r in results {
         print!(" {:>13}", label(r));
     }
     println!();
     for q in queries {
-        print!("{q:<32}");
+        print!("{q:<38}");
         for r in results {
             match r[q]["median_ms"].as_f64() {
                 Some(ms) => print!(" {ms:>13.2}"),
