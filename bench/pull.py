@@ -1,12 +1,11 @@
 #!/usr/bin/env python3
-"""Pull one blob over one keep-alive HTTP/1.1 connection, as fast as a client can take it.
+"""Pull one blob over one keep-alive HTTP/1.1 connection.
 
     bench/pull.py URL [HEADER] [RANGE_BYTES]
 
-Reads into a reused 1 MiB buffer (recv_into), like bench/limits.sh's loopback bounds, so the
-client copies each byte once and costs little CPU: curl, with its 16 KiB reads, tops out near
-what distribution serves and would hide the difference between servers. With RANGE_BYTES, the
-blob is fetched in `Range` requests of that size, one after another on the same connection.
+Reads into a reused 1 MiB buffer (recv_into). With RANGE_BYTES, the blob is fetched in
+`Range` requests of that size, one after another on the same connection, as a client resuming
+or fetching in pieces does (one curl process per range would measure process start-up).
 Follows no redirects; exits 1 on any status but 200/206 or a short body. Prints bytes read."""
 import socket
 import sys
