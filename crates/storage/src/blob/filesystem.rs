@@ -67,8 +67,18 @@ fn read_dir_or_empty(dir: &Path) -> std::io::Result<Vec<std::fs::DirEntry>> {
 /// writing. Best effort: failing changes nothing but the next read's speed.
 fn prefetch(blob: PathBuf) {
     tokio::task::spawn_blocking(move || {
-        if let Ok(file) = std::fs::File::open(&blob) {
-            let _ = rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::WillNeed);
+        // The kernel reads only a readahead window per call (8 MiB here), so ask window by
+        // window.
+        const WINDOW: u64 = 8 << 20;
+        let Ok(file) = std::fs::File::open(&blob) else {
+            return;
+        };
+        let size = file.metadata().map_or(0, |m| m.len());
+        for offset in (0..size).step_by(WINDOW as usize) {
+            let len = std::num::NonZeroU64::new(WINDOW);
+            if rustix::fs::fadvise(&file, offset, len, rustix::fs::Advice::WillNeed).is_err() {
+                return;
+            }
         }
     });
 }
