@@ -19,11 +19,9 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::server::{Server, clk_tck, cpu_ticks, vm_kib};
-use crate::{MIB, ecr_client, human, parse_size, random_bytes, raw_part};
+use crate::{MIB, ecr_client, human, parse_size, random_bytes, upload};
 
 const REPO: &str = "bench/rates";
-/// The upload ID used against null-server, which answers `{}` to InitiateLayerUpload.
-const NULL_UPLOAD_ID: &str = "00000000-0000-4000-8000-000000000000";
 
 #[derive(clap::Args)]
 pub struct RatesArgs {
@@ -249,67 +247,21 @@ async fn measure(
     // prefixes and each upload's digest are made before the clock starts.
     let n = args.parallel_uploads.max(1);
     let part_size = part.len() as u64;
-    let (base, prefixes, digests) = {
-        let base = Arc::new(part.clone());
-        tokio::task::spawn_blocking(move || {
-            let prefixes = raw_part::Prefixes::new(&base, upload_size, part_size);
-            let digests: Vec<String> = (0..n as u64)
-                .map(|seed| raw_part::layer_digest(&base, upload_size, part_size, seed))
-                .collect();
-            (base, prefixes, digests)
-        })
-        .await?
-    };
-    let mut ids = Vec::new();
-    for _ in 0..n {
-        let init = ecr
-            .initiate_layer_upload()
-            .repository_name(REPO)
-            .send()
-            .await
-            .context("InitiateLayerUpload")?;
-        ids.push(init.upload_id().unwrap_or(NULL_UPLOAD_ID).to_owned());
-    }
+    let layer = upload::Layer::prepare(Arc::new(part.clone()), upload_size, part_size, n).await?;
+    let ids = upload::initiate(&ecr, REPO, n).await?;
     server.reset_peak_rss();
     let (s0, c0) = (cpu_ticks(&pid)?, cpu_ticks("self")?);
     let start = Instant::now();
-    let mut tasks = tokio::task::JoinSet::new();
-    for (seed, (id, digest)) in ids.into_iter().zip(digests).enumerate() {
-        let (ecr, endpoint) = (ecr.clone(), server.endpoint.clone());
-        let (base, prefixes) = (base.clone(), prefixes.clone());
-        tasks.spawn(async move {
-            raw_part::upload_parts(
-                &endpoint,
-                &prefixes,
-                &base,
-                REPO,
-                &id,
-                seed as u64,
-                upload_size,
-                real,
-            )
-            .await?;
-            let done = ecr
-                .complete_layer_upload()
-                .repository_name(REPO)
-                .upload_id(&id)
-                .layer_digests(&digest)
-                .send()
-                .await
-                .context("CompleteLayerUpload")?;
-            if real {
-                ensure!(
-                    done.layer_digest() == Some(digest.as_str()),
-                    "berth answered {:?}, expected {digest}",
-                    done.layer_digest()
-                );
-            }
-            Ok::<_, anyhow::Error>(())
-        });
-    }
-    while let Some(r) = tasks.join_next().await {
-        r??;
-    }
+    upload::upload_all(
+        &ecr,
+        &server.endpoint,
+        REPO,
+        &layer,
+        ids,
+        upload::Client::Raw,
+        real,
+    )
+    .await?;
     let secs = start.elapsed().as_secs_f64();
     let (s1, c1) = (cpu_ticks(&pid)?, cpu_ticks("self")?);
     let gib = (upload_size * n as u64) as f64 / (1024.0 * MIB as f64);

@@ -80,7 +80,7 @@ struct Sample {
 }
 
 /// What every run of one size shares: the part buffer, the request prefixes, the digests.
-struct Layer {
+pub(crate) struct Layer {
     size: u64,
     part_size: u64,
     base: Arc<Vec<u8>>,
@@ -116,27 +116,85 @@ async fn run_once(
         .send()
         .await
         .context("CreateRepository")?;
-    let mut ids = Vec::new();
-    for _ in 0..args.parallel {
-        let init = ecr
-            .initiate_layer_upload()
-            .repository_name(REPO)
-            .send()
-            .await
-            .context("InitiateLayerUpload")?;
-        ids.push(init.upload_id().unwrap_or(NULL_UPLOAD_ID).to_owned());
-    }
+    let ids = initiate(&ecr, REPO, args.parallel).await?;
 
     server.reset_peak_rss();
     let rss_before = vm_kib(&pid, "VmRSS")?;
     let (srv0, cli0) = (cpu_ticks(&pid)?, cpu_ticks("self")?);
     let start = Instant::now();
+    let parts = upload_all(&ecr, &server.endpoint, REPO, layer, ids, args.client, real).await?;
+    let secs = start.elapsed().as_secs_f64();
+    let (srv1, cli1) = (cpu_ticks(&pid)?, cpu_ticks("self")?);
+    let sample = Sample {
+        secs,
+        server_cpu_s: (srv1 - srv0) as f64 / tck,
+        client_cpu_s: (cli1 - cli0) as f64 / tck,
+        server_hwm_kib: vm_kib(&pid, "VmHWM")?,
+        server_rss_before_kib: rss_before,
+        parts,
+    };
+    drop(server); // kill + wait; also happens on every `?` above
+    Ok(sample)
+}
+
+impl Layer {
+    /// Makes the request prefixes and the digests of `uploads` uploads of `size` bytes, off
+    /// the async threads (and before any clock starts).
+    pub(crate) async fn prepare(
+        base: Arc<Vec<u8>>,
+        size: u64,
+        part_size: u64,
+        uploads: usize,
+    ) -> Result<Self> {
+        Ok(tokio::task::spawn_blocking(move || Layer {
+            size,
+            part_size,
+            prefixes: Prefixes::new(&base, size, part_size),
+            digests: (0..uploads as u64)
+                .map(|seed| raw_part::layer_digest(&base, size, part_size, seed))
+                .collect(),
+            base,
+        })
+        .await?)
+    }
+}
+
+/// Initiates `n` uploads in `repo` (null-server answers none; it gets a made-up ID).
+pub(crate) async fn initiate(
+    ecr: &aws_sdk_ecr::Client,
+    repo: &str,
+    n: usize,
+) -> Result<Vec<String>> {
+    let mut ids = Vec::with_capacity(n);
+    for _ in 0..n {
+        let init = ecr
+            .initiate_layer_upload()
+            .repository_name(repo)
+            .send()
+            .await
+            .context("InitiateLayerUpload")?;
+        ids.push(init.upload_id().unwrap_or(NULL_UPLOAD_ID).to_owned());
+    }
+    Ok(ids)
+}
+
+/// Sends upload `i` of `layer` to `ids[i]`, all at once, and completes each, checking the
+/// digest berth answers when `real`. Returns the number of parts sent.
+pub(crate) async fn upload_all(
+    ecr: &aws_sdk_ecr::Client,
+    endpoint: &str,
+    repo: &'static str,
+    layer: &Layer,
+    ids: Vec<String>,
+    client: Client,
+    real: bool,
+) -> Result<usize> {
     let mut tasks = tokio::task::JoinSet::new();
     for (seed, id) in ids.into_iter().enumerate() {
-        let (ecr, endpoint) = (ecr.clone(), server.endpoint.clone());
+        let (ecr, endpoint) = (ecr.clone(), endpoint.to_owned());
         let (base, prefixes) = (layer.base.clone(), layer.prefixes.clone());
         let digest = layer.digests[seed].clone();
-        let (size, part_size, client) = (layer.size, layer.part_size, args.client);
+        let (size, part_size) = (layer.size, layer.part_size);
         tasks.spawn(async move {
             let parts = match client {
                 Client::Raw => {
@@ -144,7 +202,7 @@ async fn run_once(
                         &endpoint,
                         &prefixes,
                         &base,
-                        REPO,
+                        repo,
                         &id,
                         seed as u64,
                         size,
@@ -152,11 +210,13 @@ async fn run_once(
                     )
                     .await?
                 }
-                Client::Sdk => sdk_parts(&ecr, &base, &id, seed as u64, size, part_size).await?,
+                Client::Sdk => {
+                    sdk_parts(&ecr, repo, &base, &id, seed as u64, size, part_size).await?
+                }
             };
             let done = ecr
                 .complete_layer_upload()
-                .repository_name(REPO)
+                .repository_name(repo)
                 .upload_id(&id)
                 .layer_digests(&digest)
                 .send()
@@ -176,23 +236,13 @@ async fn run_once(
     while let Some(r) = tasks.join_next().await {
         parts += r??;
     }
-    let secs = start.elapsed().as_secs_f64();
-    let (srv1, cli1) = (cpu_ticks(&pid)?, cpu_ticks("self")?);
-    let sample = Sample {
-        secs,
-        server_cpu_s: (srv1 - srv0) as f64 / tck,
-        client_cpu_s: (cli1 - cli0) as f64 / tck,
-        server_hwm_kib: vm_kib(&pid, "VmHWM")?,
-        server_rss_before_kib: rss_before,
-        parts,
-    };
-    drop(server); // kill + wait; also happens on every `?` above
-    Ok(sample)
+    Ok(parts)
 }
 
 /// The parts of one upload through the AWS SDK, one copy of the part buffer per upload.
 async fn sdk_parts(
     ecr: &aws_sdk_ecr::Client,
+    repo: &str,
     base: &[u8],
     upload_id: &str,
     seed: u64,
@@ -210,7 +260,7 @@ async fn sdk_parts(
         buf[..constant].copy_from_slice(&base[..constant]);
         buf[constant..len].copy_from_slice(&v[VARYING - (len - constant)..]);
         ecr.upload_layer_part()
-            .repository_name(REPO)
+            .repository_name(repo)
             .upload_id(upload_id)
             .part_first_byte(offset as i64)
             .part_last_byte((offset + len as u64 - 1) as i64)
@@ -326,19 +376,7 @@ pub async fn run(berth: &Path, args: &UploadArgs) -> Result<()> {
     let mut ceilings = Vec::new();
     for &size in &sizes {
         // Before the clock: the request prefixes and each upload's digest.
-        let layer = {
-            let (base, parallel) = (base.clone(), args.parallel);
-            tokio::task::spawn_blocking(move || Layer {
-                size,
-                part_size,
-                prefixes: Prefixes::new(&base, size, part_size),
-                digests: (0..parallel as u64)
-                    .map(|seed| raw_part::layer_digest(&base, size, part_size, seed))
-                    .collect(),
-                base,
-            })
-            .await?
-        };
+        let layer = Layer::prepare(base.clone(), size, part_size, args.parallel).await?;
         let label = if args.parallel > 1 {
             format!("{} x {}", args.parallel, human(size))
         } else {
