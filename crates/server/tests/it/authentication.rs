@@ -313,15 +313,7 @@ async fn a_tampered_part_leaves_the_upload_where_it_was() {
     let server = TestServer::start().await;
     let ecr = server.ecr();
     create_repo(&ecr, "team/app").await;
-    let id = ecr
-        .initiate_layer_upload()
-        .repository_name("team/app")
-        .send()
-        .await
-        .unwrap()
-        .upload_id()
-        .unwrap()
-        .to_owned();
+    let id = initiate_upload(&ecr, "team/app").await;
     let kind = |v: &serde_json::Value| v["__type"].as_str().unwrap_or("").to_owned();
     let part = |data: &[u8], first: usize| {
         Raw::new(

@@ -52,15 +52,7 @@ async fn every_crash_point_leaves_acknowledged_data_intact() {
         create_repo(&ecr, "team/app").await;
         let (m, _, _) = push_small_image(&ecr, "team/app", "base", 1).await;
         push_layer(&ecr, "team/app", &config, &[config.len()]).await;
-        let id = ecr
-            .initiate_layer_upload()
-            .repository_name("team/app")
-            .send()
-            .await
-            .unwrap()
-            .upload_id()
-            .unwrap()
-            .to_owned();
+        let id = initiate_upload(&ecr, "team/app").await;
         assert!(part(&ecr, &id, &layer, 0, 5 * MIB).await);
         (m, id)
     };

@@ -46,15 +46,7 @@ async fn a_full_disk_fails_writes_cleanly_and_keeps_serving() {
     let (manifest, _, _) = push_small_image(&ecr, "team/app", "v1", 1).await;
 
     // Parts until the disk is full: the failing one is a ServerException, not a panic.
-    let id = ecr
-        .initiate_layer_upload()
-        .repository_name("team/app")
-        .send()
-        .await
-        .unwrap()
-        .upload_id()
-        .unwrap()
-        .to_owned();
+    let id = initiate_upload(&ecr, "team/app").await;
     let chunk = random_bytes(8 * 1024 * 1024, 2);
     let mut offset = 0usize;
     let mut failure = None;

@@ -97,15 +97,7 @@ async fn uploads_expire_and_are_capped_per_repository() {
     .await;
     let ecr = server.ecr();
     create_repo(&ecr, "team/app").await;
-    let a = ecr
-        .initiate_layer_upload()
-        .repository_name("team/app")
-        .send()
-        .await
-        .unwrap()
-        .upload_id()
-        .unwrap()
-        .to_owned();
+    let a = initiate_upload(&ecr, "team/app").await;
     ecr.upload_layer_part()
         .repository_name("team/app")
         .upload_id(&a)
@@ -160,12 +152,7 @@ async fn fsck_finds_a_corrupted_blob() {
     let ecr = server.ecr();
     create_repo(&ecr, "team/app").await;
     let (_, _, layer) = push_small_image(&ecr, "team/app", "v1", 4).await;
-    let hex = layer.trim_start_matches("sha256:");
-    let path = server
-        .data_dir()
-        .join("blobs/sha256")
-        .join(&hex[..2])
-        .join(hex);
+    let path = server.blob_file(&layer);
     let mut bytes = std::fs::read(&path).unwrap();
     bytes[10] ^= 0xff;
     std::fs::write(&path, &bytes).unwrap();

@@ -133,6 +133,15 @@ impl TestServer {
     }
 
     /// `kill -9`: no chance to flush or clean up.
+    /// Where the filesystem store keeps the blob `digest` (`sha256:<hex>`).
+    pub fn blob_file(&self, digest: &str) -> PathBuf {
+        let hex = digest.trim_start_matches("sha256:");
+        self.data_dir()
+            .join("blobs/sha256")
+            .join(&hex[..2])
+            .join(hex)
+    }
+
     pub fn kill_hard(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -195,6 +204,18 @@ pub async fn create_repo(ecr: &aws_sdk_ecr::Client, name: &str) {
         .expect("create repository");
 }
 
+/// InitiateLayerUpload in `repo`; returns the upload ID.
+pub async fn initiate_upload(ecr: &aws_sdk_ecr::Client, repo: &str) -> String {
+    ecr.initiate_layer_upload()
+        .repository_name(repo)
+        .send()
+        .await
+        .expect("initiate")
+        .upload_id()
+        .expect("upload id")
+        .to_owned()
+}
+
 /// Pushes `data` as one layer in parts of the given sizes; returns the digest ECR computed.
 pub async fn push_layer(
     ecr: &aws_sdk_ecr::Client,
@@ -202,13 +223,7 @@ pub async fn push_layer(
     data: &[u8],
     part_sizes: &[usize],
 ) -> String {
-    let up = ecr
-        .initiate_layer_upload()
-        .repository_name(repo)
-        .send()
-        .await
-        .expect("initiate");
-    let id = up.upload_id().expect("upload id").to_owned();
+    let id = initiate_upload(ecr, repo).await;
     let mut off = 0usize;
     for &size in part_sizes {
         let end = (off + size).min(data.len());

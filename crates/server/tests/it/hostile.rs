@@ -314,15 +314,7 @@ async fn hostile_inputs_get_exact_errors_and_change_nothing() {
         )
         .await,
     );
-    let upload = ecr
-        .initiate_layer_upload()
-        .repository_name(REPO)
-        .send()
-        .await
-        .unwrap()
-        .upload_id()
-        .unwrap()
-        .to_owned();
+    let upload = initiate_upload(&ecr, REPO).await;
     let part = |first: i64, last: i64, blob: &str| {
         json(
             serde_json::json!({"repositoryName": REPO, "uploadId": upload, "partFirstByte": first, "partLastByte": last, "layerPartBlob": blob}),

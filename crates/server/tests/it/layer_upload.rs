@@ -170,17 +170,6 @@ async fn multi_layer_image_pushes_in_parts_and_pulls_back_byte_for_byte() {
     assert!(detail.image_pushed_at().is_some());
 }
 
-async fn initiated(ecr: &aws_sdk_ecr::Client, repo: &str) -> String {
-    ecr.initiate_layer_upload()
-        .repository_name(repo)
-        .send()
-        .await
-        .unwrap()
-        .upload_id()
-        .unwrap()
-        .to_owned()
-}
-
 async fn part(
     ecr: &aws_sdk_ecr::Client,
     repo: &str,
@@ -205,7 +194,7 @@ async fn out_of_order_parts_get_invalid_layer_part_with_the_last_valid_byte() {
     let server = TestServer::start().await;
     let ecr = server.ecr();
     create_repo(&ecr, "team/app").await;
-    let id = initiated(&ecr, "team/app").await;
+    let id = initiate_upload(&ecr, "team/app").await;
     let data = random_bytes(6 * MIB, 3);
 
     // A first part that does not start at 0: nothing is stored yet, so no last valid byte.
@@ -280,7 +269,7 @@ async fn unknown_or_foreign_uploads_are_not_found() {
     let ecr = server.ecr();
     create_repo(&ecr, "team/app").await;
     create_repo(&ecr, "team/other").await;
-    let id = initiated(&ecr, "team/app").await;
+    let id = initiate_upload(&ecr, "team/app").await;
     for (repo, upload) in [
         ("team/app", "0f0e7c1a-1b2c-4d5e-8f90-a1b2c3d4e5f6"),
         ("team/other", id.as_str()),
@@ -327,13 +316,13 @@ async fn completion_checks_parts_and_digest() {
         }
     };
 
-    let empty = initiated(&ecr, "team/app").await;
+    let empty = initiate_upload(&ecr, "team/app").await;
     let e = complete(empty, sha256_digest(b"")).await.unwrap_err();
     assert_eq!(code(&e), "EmptyUploadException");
 
     // Two 1 MiB parts: the first is not the last and is under 5 MiB.
     let small = random_bytes(2 * MIB, 4);
-    let id = initiated(&ecr, "team/app").await;
+    let id = initiate_upload(&ecr, "team/app").await;
     part(&ecr, "team/app", &id, 0, MIB as i64 - 1, &small[..MIB])
         .await
         .unwrap();
@@ -351,7 +340,7 @@ async fn completion_checks_parts_and_digest() {
     assert_eq!(code(&e), "LayerPartTooSmallException");
 
     let data = random_bytes(1234, 5);
-    let id = initiated(&ecr, "team/app").await;
+    let id = initiate_upload(&ecr, "team/app").await;
     part(&ecr, "team/app", &id, 0, 1233, &data).await.unwrap();
     let e = complete(id.clone(), sha256_digest(b"other bytes"))
         .await
@@ -385,7 +374,7 @@ async fn completion_checks_parts_and_digest() {
     );
 
     // The same layer again in the same repository.
-    let id = initiated(&ecr, "team/app").await;
+    let id = initiate_upload(&ecr, "team/app").await;
     part(&ecr, "team/app", &id, 0, 1233, &data).await.unwrap();
     let e = complete(id, sha256_digest(&data)).await.unwrap_err();
     assert_eq!(code(&e), "LayerAlreadyExistsException");
@@ -427,7 +416,7 @@ async fn oversized_parts_are_refused() {
     let server = TestServer::start().await;
     let ecr = server.ecr();
     create_repo(&ecr, "team/app").await;
-    let id = initiated(&ecr, "team/app").await;
+    let id = initiate_upload(&ecr, "team/app").await;
     let data = vec![7u8; 20 * MIB + 1];
     let e = part(&ecr, "team/app", &id, 0, data.len() as i64 - 1, &data)
         .await

@@ -24,17 +24,6 @@ async fn part(
         .map_err(|e| code(&e))
 }
 
-async fn initiate(ecr: &aws_sdk_ecr::Client) -> String {
-    ecr.initiate_layer_upload()
-        .repository_name("lim/app")
-        .send()
-        .await
-        .unwrap()
-        .upload_id()
-        .unwrap()
-        .to_owned()
-}
-
 #[tokio::test]
 async fn parts_per_upload_and_layer_size_are_capped() {
     let server = TestServer::start_with(&[
@@ -47,14 +36,14 @@ async fn parts_per_upload_and_layer_size_are_capped() {
     let ecr = server.ecr();
     create_repo(&ecr, "lim/app").await;
 
-    let id = initiate(&ecr).await;
+    let id = initiate_upload(&ecr, "lim/app").await;
     for i in 0..4 {
         assert_eq!(part(&ecr, &id, i * 10, 10).await, Ok((i * 10 + 9) as i64));
     }
     let e = part(&ecr, &id, 40, 10).await.unwrap_err();
     assert_eq!(e, "LimitExceededException", "the fifth part of four");
 
-    let id = initiate(&ecr).await;
+    let id = initiate_upload(&ecr, "lim/app").await;
     assert_eq!(part(&ecr, &id, 0, 8000).await, Ok(7999));
     let e = part(&ecr, &id, 8000, 2001).await.unwrap_err();
     assert_eq!(e, "LimitExceededException", "one byte past the layer size");

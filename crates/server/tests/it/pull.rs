@@ -267,12 +267,7 @@ async fn blobs_are_served_zero_copy_byte_for_byte() {
 
     // A blob file truncated on disk: the response stops short of its Content-Length (the
     // client sees a failed transfer) and the server goes on serving.
-    let hex = big_d.trim_start_matches("sha256:");
-    let path = server
-        .data_dir()
-        .join("blobs/sha256")
-        .join(&hex[..2])
-        .join(hex);
+    let path = server.blob_file(&big_d);
     std::fs::OpenOptions::new()
         .write(true)
         .open(&path)

@@ -13,15 +13,7 @@ async fn an_upload_continues_after_kill_9_and_completes_with_the_right_digest() 
         let ecr = server.ecr();
         create_repo(&ecr, "team/app").await;
         let (_, image_digest, _) = push_small_image(&ecr, "team/app", "before", 1).await;
-        let id = ecr
-            .initiate_layer_upload()
-            .repository_name("team/app")
-            .send()
-            .await
-            .unwrap()
-            .upload_id()
-            .unwrap()
-            .to_owned();
+        let id = initiate_upload(&ecr, "team/app").await;
         ecr.upload_layer_part()
             .repository_name("team/app")
             .upload_id(&id)

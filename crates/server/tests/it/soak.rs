@@ -27,15 +27,7 @@ fn shared_layer() -> Vec<u8> {
 /// Pushes a blob through the ECR API, treating LayerAlreadyExists as done (as clients do).
 async fn ecr_blob(ecr: &aws_sdk_ecr::Client, data: &[u8]) -> String {
     let d = sha256_digest(data);
-    let id = ecr
-        .initiate_layer_upload()
-        .repository_name("soak/app")
-        .send()
-        .await
-        .unwrap()
-        .upload_id()
-        .unwrap()
-        .to_owned();
+    let id = initiate_upload(ecr, "soak/app").await;
     ecr.upload_layer_part()
         .repository_name("soak/app")
         .upload_id(&id)
@@ -242,15 +234,7 @@ async fn two_parts_of_one_upload_racing_one_wins() {
     let ecr = server.ecr();
     create_repo(&ecr, "team/app").await;
     for round in 0..5u64 {
-        let id = ecr
-            .initiate_layer_upload()
-            .repository_name("team/app")
-            .send()
-            .await
-            .unwrap()
-            .upload_id()
-            .unwrap()
-            .to_owned();
+        let id = initiate_upload(&ecr, "team/app").await;
         let a = random_bytes(2 * MIB, round);
         let b = random_bytes(2 * MIB, round + 100);
         let send = |data: Vec<u8>| {
