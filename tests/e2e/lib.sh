@@ -14,17 +14,24 @@ ecr() {
   timeout "$STEP_TIMEOUT" aws ecr "$@" --endpoint-url "$ENDPOINT" --output json
 }
 
-# ok DESC ecr-args...   -- run an ecr command that must succeed; stdout -> $W/out.json
-ok() {
-  local desc=$1 rc=0
-  shift
-  ecr "$@" >"$W/out.json" 2>"$W/err.txt" || rc=$?
+# succeeds DESC OUT ERR command...  -- the command must exit 0; its stdout -> OUT, stderr -> ERR
+succeeds() {
+  local desc=$1 out=$2 err=$3 rc=0
+  shift 3
+  "$@" >"$out" 2>"$err" || rc=$?
   if [ "$rc" -eq 0 ]; then
     pass "$desc"
     return 0
   fi
-  fail "$desc (exit $rc; stderr: $(excerpt "$W/err.txt"))"
+  fail "$desc (exit $rc; stderr: $(excerpt "$err"))"
   return 1
+}
+
+# ok DESC ecr-args...   -- run an ecr command that must succeed; stdout -> $W/out.json
+ok() {
+  local desc=$1
+  shift
+  succeeds "$desc" "$W/out.json" "$W/err.txt" ecr "$@"
 }
 
 # expect_error EXCEPTION DESC ecr-args...  -- command must fail and name EXCEPTION on stderr

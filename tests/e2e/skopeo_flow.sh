@@ -41,15 +41,9 @@ sk() {
 }
 # sk_ok DESC skopeo-args...  -- must succeed; stdout -> $W/sk.out, stderr -> $W/sk.err
 sk_ok() {
-  local desc=$1 rc=0
+  local desc=$1
   shift
-  sk "$@" >"$W/sk.out" 2>"$W/sk.err" || rc=$?
-  if [ "$rc" -eq 0 ]; then
-    pass "$desc"
-    return 0
-  fi
-  fail "$desc (exit $rc; stderr: $(excerpt "$W/sk.err"))"
-  return 1
+  succeeds "$desc" "$W/sk.out" "$W/sk.err" sk "$@"
 }
 # sk_fails DESC REGEX skopeo-args...  -- must exit non-zero with stderr matching REGEX (grep -Ei)
 sk_fails() {
