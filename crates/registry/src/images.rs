@@ -5,7 +5,7 @@ use storage::{
     ImageRecord, ImageReferences, ImageSummary, RepositoryRecord, StorageError, TagStatus, TagWrite,
 };
 
-use crate::pagination::{finish_page, invalid_token};
+use crate::pagination::finish_page;
 use crate::{
     Page, PageToken, Principal, Registry, RegistryError, RepositoryRef, Result, manifest,
     now_millis,
@@ -347,18 +347,11 @@ impl Registry {
         page: Page,
     ) -> Result<(Vec<ImageIdOutput>, Option<PageToken>)> {
         let repo = self.repository(who, r, "ecr:ListImages").await?;
-        let after = match &page.after {
-            Some(t) => {
-                let [digest, tag] = t.parts()?;
-                if Digest::parse(digest).is_err()
-                    || (!tag.is_empty() && ImageTag::parse(tag).is_err())
-                {
-                    return Err(invalid_token());
-                }
-                Some((digest, tag))
-            }
-            None => None,
-        };
+        let after = page
+            .after_key(|[digest, tag]| {
+                Digest::parse(digest).is_ok() && (tag.is_empty() || ImageTag::parse(tag).is_ok())
+            })?
+            .map(|[digest, tag]| (digest, tag));
         let items = self
             .storage
             .meta
@@ -418,14 +411,9 @@ impl Registry {
             }
             return Ok((out, None));
         }
-        let after = match &page.after {
-            Some(t) => {
-                let [digest] = t.parts()?;
-                Digest::parse(digest).map_err(|_| invalid_token())?;
-                Some(digest)
-            }
-            None => None,
-        };
+        let after = page
+            .after_key(|[digest]| Digest::parse(digest).is_ok())?
+            .map(|[digest]| digest);
         let items = meta
             .list_images(repo.id, status, after, page.limit + 1)
             .await?;

@@ -43,6 +43,24 @@ impl PageToken {
     }
 }
 
+impl Page {
+    /// Where the page starts: the token's `N` parts when `valid` accepts them (the keys the
+    /// listing issues), nothing without a token, else [`invalid_token`].
+    pub(crate) fn after_key<const N: usize>(
+        &self,
+        valid: impl FnOnce(&[&str; N]) -> bool,
+    ) -> Result<Option<[&str; N]>> {
+        let Some(token) = &self.after else {
+            return Ok(None);
+        };
+        let key = token.parts()?;
+        if !valid(&key) {
+            return Err(invalid_token());
+        }
+        Ok(Some(key))
+    }
+}
+
 /// What ECR answers for a `nextToken` it did not issue.
 pub(crate) fn invalid_token() -> RegistryError {
     RegistryError::InvalidParameter(

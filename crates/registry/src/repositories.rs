@@ -3,7 +3,7 @@
 use model::RepositoryName;
 use storage::{MutabilityExclusion, RepositoryId, RepositoryRecord, ResourceTag, StorageError};
 
-use crate::pagination::{finish_page, invalid_token};
+use crate::pagination::finish_page;
 use crate::{
     Page, PageToken, Principal, Registry, RegistryError, RepositoryRef, Result, now_millis,
 };
@@ -120,14 +120,9 @@ impl Registry {
             "ecr:DescribeRepositories",
         )
         .await?;
-        let after = match &page.after {
-            Some(t) => {
-                let [name] = t.parts()?;
-                RepositoryName::parse(name).map_err(|_| invalid_token())?;
-                Some(name)
-            }
-            None => None,
-        };
+        let after = page
+            .after_key(|[name]| RepositoryName::parse(name).is_ok())?
+            .map(|[name]| name);
         let items = self
             .storage
             .meta
