@@ -233,6 +233,19 @@ where
     Ok(token)
 }
 
+/// Times the page halfway through a listing (see [`middle_token`]); `None` for a single page.
+async fn time_middle_page<F, Fut>(samples: usize, total: u64, page: F) -> Result<Option<Value>>
+where
+    F: Fn(Option<String>) -> Fut,
+    Fut: Future<Output = Result<(usize, Option<String>)>>,
+{
+    let Some(token) = middle_token(total, &page).await? else {
+        return Ok(None);
+    };
+    let timed = time_it(samples, || async { Ok(page(Some(token.clone())).await?.0) }).await?;
+    Ok(Some(timed))
+}
+
 /// Times the listings of `repo`, which holds `tags` tags (and, with `repos`, of that many
 /// repositories).
 async fn listings(
@@ -297,14 +310,8 @@ async fn listings(
             .await?;
         Ok((r.image_ids().len(), r.next_token().map(str::to_owned)))
     };
-    if let Some(token) = middle_token(tags, list_images).await? {
-        out.insert(
-            "list_images_page1000_middle".into(),
-            time_it(samples, || async {
-                Ok(list_images(Some(token.clone())).await?.0)
-            })
-            .await?,
-        );
+    if let Some(timed) = time_middle_page(samples, tags, list_images).await? {
+        out.insert("list_images_page1000_middle".into(), timed);
     }
     let describe_images = |token: Option<String>| async move {
         let r = ecr
@@ -316,14 +323,8 @@ async fn listings(
             .await?;
         Ok((r.image_details().len(), r.next_token().map(str::to_owned)))
     };
-    if let Some(token) = middle_token(tags, describe_images).await? {
-        out.insert(
-            "describe_images_page1000_middle".into(),
-            time_it(samples, || async {
-                Ok(describe_images(Some(token.clone())).await?.0)
-            })
-            .await?,
-        );
+    if let Some(timed) = time_middle_page(samples, tags, describe_images).await? {
+        out.insert("describe_images_page1000_middle".into(), timed);
     }
     if let Some(repos) = repos {
         out.insert(
@@ -348,14 +349,8 @@ async fn listings(
                 .await?;
             Ok((r.repositories().len(), r.next_token().map(str::to_owned)))
         };
-        if let Some(token) = middle_token(repos, describe_repositories).await? {
-            out.insert(
-                "describe_repositories_page1000_middle".into(),
-                time_it(samples, || async {
-                    Ok(describe_repositories(Some(token.clone())).await?.0)
-                })
-                .await?,
-            );
+        if let Some(timed) = time_middle_page(samples, repos, describe_repositories).await? {
+            out.insert("describe_repositories_page1000_middle".into(), timed);
             let middle = format!("/v2/_catalog?n={PAGE}&last=scale/r{:06}", repos / 2 - 1);
             out.insert(
                 "v2_catalog_page1000_middle".into(),
