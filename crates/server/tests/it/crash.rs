@@ -143,14 +143,7 @@ async fn every_crash_point_leaves_acknowledged_data_intact() {
         "the record made just before the crash survived"
     );
     for (tag, m) in [("base", &base_manifest), ("v1", &manifest)] {
-        let got = ecr
-            .batch_get_image()
-            .repository_name("team/app")
-            .image_ids(by_tag(tag))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(got.images()[0].image_manifest(), Some(m.as_str()), "{tag}");
+        assert_eq!(manifest_by_tag(&ecr, tag).await.as_ref(), Some(m), "{tag}");
     }
     let url = ecr
         .get_download_url_for_layer()
