@@ -3,20 +3,23 @@
 //! `kill -9`.
 
 use std::borrow::Cow;
+use std::ops::{Deref, DerefMut};
 use std::path::Path;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use model::{Digest, ImageTag, RepositoryName, UploadId};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
 };
-use sqlx::{Row, SqlitePool};
+use sqlx::{ConnectOptions, Row, SqlitePool};
 
 use super::*;
 
-const READERS: u32 = 4;
+const READERS: usize = 4;
 
 fn migrator() -> Migrator {
     let migrations = vec![
@@ -52,7 +55,85 @@ fn migrator() -> Migrator {
 
 pub struct SqliteMetaStore {
     writer: SqlitePool,
-    readers: SqlitePool,
+    readers: Readers,
+}
+
+/// The read-only connections, lent out one statement at a time. sqlx's pool costs two round
+/// trips to a connection's worker thread besides the statement's own: a ping before lending it
+/// (`test_before_acquire`) and a ping from a task it spawns when the connection comes back,
+/// which no option turns off. Those hand-offs between threads were most of a small request's
+/// CPU. Readers run single statements outside transactions, so a connection comes back ready
+/// for the next one; a statement whose future is dropped half-way is stopped by the
+/// connection's worker at its next row.
+struct Readers {
+    options: SqliteConnectOptions,
+    idle: Mutex<Vec<SqliteConnection>>,
+    permits: tokio::sync::Semaphore,
+}
+
+impl Readers {
+    async fn open(options: SqliteConnectOptions) -> Result<Self, StorageError> {
+        // One now, so that a database that cannot be read fails at start-up.
+        let first = options.connect().await.map_err(db_err)?;
+        Ok(Readers {
+            options,
+            idle: Mutex::new(vec![first]),
+            permits: tokio::sync::Semaphore::new(READERS),
+        })
+    }
+
+    async fn lend(&self) -> Result<Lent<'_>, StorageError> {
+        let permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|e| StorageError::Other(Box::new(e)))?;
+        let idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        let conn = match idle {
+            Some(conn) => conn,
+            None => self.options.connect().await.map_err(db_err)?,
+        };
+        Ok(Lent {
+            conn: Some(conn),
+            idle: &self.idle,
+            _permit: permit,
+        })
+    }
+}
+
+/// A reader on loan; it goes back to the idle list (before its permit is released) on drop.
+struct Lent<'a> {
+    conn: Option<SqliteConnection>,
+    idle: &'a Mutex<Vec<SqliteConnection>>,
+    _permit: tokio::sync::SemaphorePermit<'a>,
+}
+
+impl Deref for Lent<'_> {
+    type Target = SqliteConnection;
+    fn deref(&self) -> &SqliteConnection {
+        self.conn.as_ref().expect("present until dropped")
+    }
+}
+
+impl DerefMut for Lent<'_> {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        self.conn.as_mut().expect("present until dropped")
+    }
+}
+
+impl Drop for Lent<'_> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.idle
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(conn);
+        }
+    }
 }
 
 fn db_err(e: sqlx::Error) -> StorageError {
@@ -108,8 +189,12 @@ impl SqliteMetaStore {
             // The triggers that keep `images.tagged` see the rows a REPLACE deletes too.
             .pragma("recursive_triggers", "ON")
             .busy_timeout(Duration::from_secs(10));
+        // sqlx pings an idle connection before lending it out (`test_before_acquire`): one more
+        // round trip to the connection's worker thread per statement, and a local file does not
+        // go stale the way a network connection does.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             .connect_with(opts.clone())
             .await
             .map_err(db_err)?;
@@ -117,11 +202,7 @@ impl SqliteMetaStore {
             .run(&writer)
             .await
             .map_err(|e| StorageError::Other(Box::new(e)))?;
-        let readers = SqlitePoolOptions::new()
-            .max_connections(READERS)
-            .connect_with(opts.read_only(true))
-            .await
-            .map_err(db_err)?;
+        let readers = Readers::open(opts.read_only(true)).await?;
         Ok(Self { writer, readers })
     }
 
@@ -130,7 +211,7 @@ impl SqliteMetaStore {
             "SELECT key, value FROM repository_tags WHERE repository_id = ? ORDER BY position",
         )
         .bind(id.0)
-        .fetch_all(&self.readers)
+        .fetch_all(&mut *self.readers.lend().await?)
         .await
         .map_err(db_err)?;
         Ok(rows
@@ -221,9 +302,13 @@ fn tag_status_range(status: TagStatus) -> (&'static str, &'static str) {
 /// Runs a statement that answers one JSON array, and its text.
 async fn fetch_json<'q>(
     query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
-    pool: &SqlitePool,
+    readers: &Readers,
 ) -> Result<String, StorageError> {
-    let json: Option<String> = query.fetch_one(pool).await.map_err(db_err)?.get(0);
+    let json: Option<String> = query
+        .fetch_one(&mut *readers.lend().await?)
+        .await
+        .map_err(db_err)?
+        .get(0);
     Ok(json.unwrap_or_else(|| "[]".to_owned()))
 }
 
@@ -404,7 +489,7 @@ impl MetaStore for SqliteMetaStore {
         )
         .bind(registry_id)
         .bind(name.as_str())
-        .fetch_optional(&self.readers)
+        .fetch_optional(&mut *self.readers.lend().await?)
         .await
         .map_err(db_err)?;
         match row {
@@ -474,7 +559,7 @@ impl MetaStore for SqliteMetaStore {
         )
         .bind(repo.0)
         .bind(digest.as_str())
-        .fetch_optional(&self.readers)
+        .fetch_optional(&mut *self.readers.lend().await?)
         .await
         .map_err(db_err)?;
         Ok(row.map(|r| RepositoryBlob {
@@ -504,7 +589,7 @@ impl MetaStore for SqliteMetaStore {
     async fn registry_policy(&self, registry_id: &str) -> Result<Option<String>, StorageError> {
         sqlx::query_scalar("SELECT policy FROM registry_policies WHERE registry_id = ?")
             .bind(registry_id)
-            .fetch_optional(&self.readers)
+            .fetch_optional(&mut *self.readers.lend().await?)
             .await
             .map_err(db_err)
     }
@@ -731,7 +816,7 @@ impl MetaStore for SqliteMetaStore {
 
     async fn all_blobs(&self) -> Result<Vec<(Digest, u64)>, StorageError> {
         let rows = sqlx::query("SELECT digest, size FROM blobs ORDER BY digest")
-            .fetch_all(&self.readers)
+            .fetch_all(&mut *self.readers.lend().await?)
             .await
             .map_err(db_err)?;
         rows.iter()
@@ -756,7 +841,7 @@ impl MetaStore for SqliteMetaStore {
         let row = sqlx::query("SELECT * FROM images WHERE repository_id = ? AND digest = ?")
             .bind(repo.0)
             .bind(digest.as_str())
-            .fetch_optional(&self.readers)
+            .fetch_optional(&mut *self.readers.lend().await?)
             .await
             .map_err(db_err)?;
         row.as_ref().map(image_from_row).transpose()
@@ -774,7 +859,7 @@ impl MetaStore for SqliteMetaStore {
         )
         .bind(repo.0)
         .bind(tag.as_str())
-        .fetch_optional(&self.readers)
+        .fetch_optional(&mut *self.readers.lend().await?)
         .await
         .map_err(db_err)?;
         row.as_ref().map(image_from_row).transpose()
@@ -789,7 +874,7 @@ impl MetaStore for SqliteMetaStore {
             sqlx::query_scalar("SELECT digest FROM image_tags WHERE repository_id = ? AND tag = ?")
                 .bind(repo.0)
                 .bind(tag.as_str())
-                .fetch_optional(&self.readers)
+                .fetch_optional(&mut *self.readers.lend().await?)
                 .await
                 .map_err(db_err)?;
         d.as_deref().map(parse_digest).transpose()
@@ -805,7 +890,7 @@ impl MetaStore for SqliteMetaStore {
         )
         .bind(repo.0)
         .bind(digest.as_str())
-        .fetch_all(&self.readers)
+        .fetch_all(&mut *self.readers.lend().await?)
         .await
         .map_err(db_err)?;
         tags.iter().map(|t| parse_tag(t)).collect()
@@ -983,7 +1068,7 @@ impl MetaStore for SqliteMetaStore {
         )
         .bind(repo.0)
         .bind(digest.as_str())
-        .fetch_all(&self.readers)
+        .fetch_all(&mut *self.readers.lend().await?)
         .await
         .map_err(db_err)?;
         rows.iter().map(image_from_row).collect()
@@ -1034,6 +1119,38 @@ impl MetaStore for SqliteMetaStore {
 mod tests {
     use super::*;
 
+    /// A reader whose statement is abandoned half-way (a client that hangs up) goes back to
+    /// the idle list and answers the next statement lent it, not the old one's rows.
+    #[tokio::test]
+    async fn a_reader_comes_back_usable_from_an_abandoned_statement() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteMetaStore::open(&dir.path().join("meta.db"))
+            .await
+            .unwrap();
+        let endless =
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT i FROM n";
+        {
+            let mut conn = store.readers.lend().await.unwrap();
+            let abandoned = sqlx::query_scalar::<_, i64>(endless).fetch_all(&mut *conn);
+            let outcome = tokio::time::timeout(Duration::from_millis(50), abandoned).await;
+            assert!(outcome.is_err(), "an endless statement cannot finish");
+        }
+        for _ in 0..READERS + 1 {
+            let mut conn = store.readers.lend().await.unwrap();
+            let next = sqlx::query_scalar::<_, i64>("SELECT 41 + 1").fetch_one(&mut *conn);
+            let one = tokio::time::timeout(Duration::from_secs(10), next)
+                .await
+                .expect("the abandoned statement was stopped")
+                .unwrap();
+            assert_eq!(one, 42);
+        }
+        assert_eq!(
+            store.readers.idle.lock().unwrap().len(),
+            1,
+            "reused, not reopened"
+        );
+    }
+
     /// Each listing seeks its start in an index and reads its rows in the order it returns
     /// them: no scan of a whole table or index, no sort but of the page itself, so a page costs
     /// the same in a repository of 10 or 100,000 images (and a registry of as many
@@ -1056,7 +1173,7 @@ mod tests {
                 q = q.bind("x");
             }
             let plan: Vec<String> = q
-                .fetch_all(&store.readers)
+                .fetch_all(&mut *store.readers.lend().await.unwrap())
                 .await
                 .unwrap()
                 .into_iter()
