@@ -130,18 +130,34 @@ start_null() {
   NULL_EP=$(wait_listening "$W/null.out")
 }
 
-# time_cmd VAR PID CMD... -- runs CMD, sets VAR_s (seconds) and VAR_cpu (server CPU seconds).
+# time_cmd VAR PID CMD... -- runs CMD, sets VAR_s (seconds), VAR_cpu (server CPU seconds) and
+# VAR_client (the CPU seconds of CMD's processes: the client's own cost, which bounds what any
+# server can gain where the client is the heavier of the two on this machine's cores).
+# Every timed command starts with nothing dirty in the page cache: distribution does not sync
+# what it stores, and the gigabytes its pushes leave to be written back would otherwise be
+# written under whatever is timed next, berth's or its own.
 time_cmd() {
   local var=$1 pid=$2; shift 2
   local c0 t0 t1 c1
+  sync
   c0=$(cpu_ticks "$pid"); t0=$(date +%s.%N)
+  times >"$W/times.0" # a builtin with a redirection runs in this shell, not a subshell
   "$@" >/dev/null
+  times >"$W/times.1"
   t1=$(date +%s.%N); c1=$(cpu_ticks "$pid")
   printf -v "${var}_s" '%s' "$(echo "$t1 - $t0" | bc -l)"
   printf -v "${var}_cpu" '%s' "$(echo "($c1 - $c0) / $TICK" | bc -l)"
+  printf -v "${var}_client" '%s' "$(echo "$(children_cpu "$W/times.1") - $(children_cpu "$W/times.0")" | bc -l)"
 }
+# The user + system seconds of waited-for children in a `times` listing (its second line).
+children_cpu() { awk 'NR == 2 { split($1, u, /[ms]/); split($2, s, /[ms]/); print u[1] * 60 + u[2] + s[1] * 60 + s[2] }' "$1"; }
 mbps() { echo "$1 * 1.048576 / $2" | bc -l; }              # MIB SECONDS -> MB/s
 cpu_per_gib() { echo "$1 * 1024 / $2" | bc -l; }           # CPU_S MIB -> CPU s/GiB
+record_run() { # NAME METRIC MIB: throughput, server and client CPU per GiB of the last time_cmd r
+  record "$1" "$2_MBps" "$(mbps "$3" "$r_s")"
+  record "$1" "$2_cpu_s_per_GiB" "$(cpu_per_gib "$r_cpu" "$3")"
+  record "$1" "$2_client_cpu_s_per_GiB" "$(cpu_per_gib "$r_client" "$3")"
+}
 
 location() { tr -d '\r' | sed -n 's/^location: //Ip'; }
 absolute() { case "$2" in http*) echo "$2" ;; "") echo "$3" ;; *) echo "$1$2" ;; esac; }
@@ -217,7 +233,7 @@ if [ "$SKOPEO" = 1 ]; then
   printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"%s","size":%d},"layers":[%s]}' \
     "$CFG_DIGEST" "$(stat -c%s "$CFG")" "$layers" >"$W/image/manifest.json"
   echo 'Directory Transport Version: 1.1' >"$W/image/version"
-  IMAGE_BYTES=$(($(du -cb "$W"/image/* | tail -n1 | cut -f1)))
+  IMAGE_MIB_EXACT=$(echo "$(du -cb "$W"/image/* | tail -n1 | cut -f1) / 1048576" | bc -l)
 fi
 
 # ---- machine limits --------------------------------------------------------------------------
@@ -250,36 +266,29 @@ blob_round() { # NAME ROUND
   ep=$(ep_of "$name"); auth=$(auth_of "$name"); pid=$(pid_of "$name")
   # A fresh repository for each push, so that no registry can answer from an existing link.
   time_cmd r "$pid" push_monolithic "$ep" "$auth" "bench/mono$i" "$W/blob" "$DIGEST"
-  record "$name" push_monolithic_MBps "$(mbps "$SIZE_MIB" "$r_s")"
-  record "$name" push_monolithic_cpu_s_per_GiB "$(cpu_per_gib "$r_cpu" "$SIZE_MIB")"
+  record_run "$name" push_monolithic "$SIZE_MIB"
   time_cmd r "$pid" push_chunked "$ep" "$auth" "bench/chunked$i" "$DIGEST" "${CHUNKS[@]}"
-  record "$name" "push_chunked${CHUNK_MIB}M_MBps" "$(mbps "$SIZE_MIB" "$r_s")"
-  record "$name" "push_chunked${CHUNK_MIB}M_cpu_s_per_GiB" "$(cpu_per_gib "$r_cpu" "$SIZE_MIB")"
+  record_run "$name" "push_chunked${CHUNK_MIB}M" "$SIZE_MIB"
   time_cmd r "$pid" push_streamed "$ep" "$auth" "bench/stream$i" "$W/blob" "$DIGEST"
-  record "$name" push_streamed_MBps "$(mbps "$SIZE_MIB" "$r_s")"
-  record "$name" push_streamed_cpu_s_per_GiB "$(cpu_per_gib "$r_cpu" "$SIZE_MIB")"
+  record_run "$name" push_streamed "$SIZE_MIB"
   local url="$ep/v2/bench/stream$i/blobs/$DIGEST"
   [ "$name" = ceiling ] && url="$ep/bytes/$((SIZE_MIB * 1024 * 1024))"
   # The first pull follows the push at once: berth stages parts with O_DIRECT and reads a new
   # blob back into the page cache in the background, so this one may wait on the disk. The
   # second is served from the cache, as most pulls are.
   time_cmd r "$pid" curl -sf ${auth:+-H "$auth"} -o /dev/null "$url"
-  record "$name" pull_after_push_MBps "$(mbps "$SIZE_MIB" "$r_s")"
-  record "$name" pull_after_push_cpu_s_per_GiB "$(cpu_per_gib "$r_cpu" "$SIZE_MIB")"
+  record_run "$name" pull_after_push "$SIZE_MIB"
   time_cmd r "$pid" curl -sf ${auth:+-H "$auth"} -o /dev/null "$url"
-  record "$name" pull_MBps "$(mbps "$SIZE_MIB" "$r_s")"
-  record "$name" pull_cpu_s_per_GiB "$(cpu_per_gib "$r_cpu" "$SIZE_MIB")"
+  record_run "$name" pull "$SIZE_MIB"
   # Ranges one after another on one keep-alive connection (bench/pull.py), not one curl each.
   time_cmd r "$pid" python3 bench/pull.py "$url" "$auth" $((RANGE_MIB * 1024 * 1024))
-  record "$name" "pull_range${RANGE_MIB}M_MBps" "$(mbps "$SIZE_MIB" "$r_s")"
-  record "$name" "pull_range${RANGE_MIB}M_cpu_s_per_GiB" "$(cpu_per_gib "$r_cpu" "$SIZE_MIB")"
+  record_run "$name" "pull_range${RANGE_MIB}M" "$SIZE_MIB"
 }
 conc_round() { # NAME ROUND
   local name=$1 i=$2 pid
   pid=$(pid_of "$name")
   time_cmd r "$pid" push_concurrent "$(ep_of "$name")" "$(auth_of "$name")" "bench/conc$i"
-  record "$name" "push_concurrent${CONC}x${CONC_MIB}M_MBps" "$(mbps $((CONC * CONC_MIB)) "$r_s")"
-  record "$name" "push_concurrent${CONC}x${CONC_MIB}M_cpu_s_per_GiB" "$(cpu_per_gib "$r_cpu" $((CONC * CONC_MIB)))"
+  record_run "$name" "push_concurrent${CONC}x${CONC_MIB}M" $((CONC * CONC_MIB))
 }
 skopeo_round() { # NAME ROUND
   local name=$1 i=$2 pid ep creds=()
@@ -291,14 +300,12 @@ skopeo_round() { # NAME ROUND
   rm -f /var/lib/containers/cache/blob-info-cache-v1.{boltdb,sqlite} \
     "${XDG_DATA_HOME:-$HOME/.local/share}"/containers/cache/blob-info-cache-v1.{boltdb,sqlite}
   time_cmd r "$pid" skopeo copy -q --dest-tls-verify=false "${creds[@]}" "dir:$W/image" "docker://${ep#http://}/bench/image$i:v1"
-  record "$name" skopeo_push_MBps "$(echo "$IMAGE_BYTES / 1000000 / $r_s" | bc -l)"
-  record "$name" skopeo_push_cpu_s_per_GiB "$(echo "$r_cpu * 1073741824 / $IMAGE_BYTES" | bc -l)"
+  record_run "$name" skopeo_push "$IMAGE_MIB_EXACT"
   creds=()
   [ "$name" = berth ] && creds=(--src-creds "AWS:$BERTH_PASSWORD")
   rm -rf "$W/pulled"
   time_cmd r "$pid" skopeo copy -q --src-tls-verify=false "${creds[@]}" "docker://${ep#http://}/bench/image$i:v1" "dir:$W/pulled"
-  record "$name" skopeo_pull_MBps "$(echo "$IMAGE_BYTES / 1000000 / $r_s" | bc -l)"
-  record "$name" skopeo_pull_cpu_s_per_GiB "$(echo "$r_cpu * 1073741824 / $IMAGE_BYTES" | bc -l)"
+  record_run "$name" skopeo_pull "$IMAGE_MIB_EXACT"
   rm -rf "$W/pulled"
 }
 
@@ -350,6 +357,7 @@ small_run() { # NAME OP C
   fi
   record "$name" "${op}_rps_c$c" "$(jq .requests_per_s <<<"$out")"
   record "$name" "${op}_cpu_us_per_req_c$c" "$(jq .server_cpu_us_per_request <<<"$out")"
+  record "$name" "${op}_client_cpu_us_per_req_c$c" "$(jq .client_cpu_us_per_request <<<"$out")"
 }
 OPS=(head_manifest get_manifest head_blob tags_list)
 for c in 1 16 64; do
