@@ -36,6 +36,11 @@ const FRAME: usize = 1 << 20;
 /// The most Linux's `sendfile` moves in one call.
 const SENDFILE_MAX: usize = 0x7fff_f000;
 
+/// How far ahead of what has been sent a transfer asks the kernel to read its file, and in
+/// windows of how much (see [`Transfer::read_ahead`]).
+const READ_AHEAD: u64 = 32 << 20;
+const READ_AHEAD_WINDOW: u64 = 8 << 20;
+
 /// Zeroed memory that is never read; its address range names one response's body. (Zeroed
 /// allocations this large come straight from the kernel and are never touched, so they cost
 /// address space, not memory.)
@@ -55,9 +60,53 @@ struct Transfer {
     end: usize,
     /// Dead once hyper has dropped every frame of the body: written, or abandoned.
     alive: Weak<Placeholder>,
-    file: File,
+    file: Arc<File>,
     /// The next byte of `file` to send.
     offset: u64,
+    /// The byte of `file` after the last one to send.
+    file_end: u64,
+    /// The kernel has been asked to read `file` up to here.
+    read_ahead: u64,
+}
+
+impl Transfer {
+    /// Keeps the kernel reading `READ_AHEAD` bytes ahead of `offset`, a window at a time, on a
+    /// blocking thread. `sendfile` reads a file that is not in the page cache through the
+    /// device's readahead window (128 KiB by default) while the sender waits; a new blob is
+    /// never cached (parts are written with `O_DIRECT`), and a pull often follows its push.
+    /// A window found cached is skipped.
+    fn read_ahead(&mut self) {
+        if self.read_ahead >= self.file_end || self.read_ahead >= self.offset + READ_AHEAD {
+            return;
+        }
+        let from = self.read_ahead;
+        let len = READ_AHEAD_WINDOW.min(self.file_end - from);
+        self.read_ahead += len;
+        // Most pulls are of cached blobs: when the window's last byte is in the page cache
+        // (a read that must not wait succeeds), so is the window, nearly always.
+        let mut byte = [0u8; 1];
+        let mut probe = [std::io::IoSliceMut::new(&mut byte)];
+        if rustix::io::preadv2(
+            &*self.file,
+            &mut probe,
+            from + len - 1,
+            rustix::io::ReadWriteFlags::NOWAIT,
+        )
+        .is_ok()
+        {
+            return;
+        }
+        let file = self.file.clone();
+        tokio::task::spawn_blocking(move || {
+            // Best effort: a failure changes nothing but how soon the bytes are read.
+            let _ = rustix::fs::fadvise(
+                &*file,
+                from,
+                std::num::NonZeroU64::new(len),
+                rustix::fs::Advice::WillNeed,
+            );
+        });
+    }
 }
 
 /// The zero-copy side of one connection, shared by its stream and, as a request extension,
@@ -101,8 +150,10 @@ impl ZeroCopyConn {
                 start,
                 end: start + size,
                 alive: Arc::downgrade(&placeholder),
-                file,
+                file: Arc::new(file),
                 offset,
+                file_end: offset + len,
+                read_ahead: offset,
             });
         }
         let whole = Bytes::from_owner(Frames(placeholder));
@@ -149,10 +200,11 @@ impl ZeroCopyStream {
             return Poll::Ready(Err(io::Error::other("zero-copy transfer vanished")));
         };
         let count = buf.len().min(SENDFILE_MAX);
+        t.read_ahead();
         loop {
             ready!(self.tcp.poll_write_ready(cx))?;
             let sent = self.tcp.try_io(Interest::WRITABLE, || {
-                rustix::fs::sendfile(&self.tcp, &t.file, Some(&mut t.offset), count)
+                rustix::fs::sendfile(&self.tcp, &*t.file, Some(&mut t.offset), count)
                     .map_err(io::Error::from)
             });
             match sent {

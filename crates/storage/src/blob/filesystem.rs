@@ -60,29 +60,6 @@ fn read_dir_or_empty(dir: &Path) -> std::io::Result<Vec<std::fs::DirEntry>> {
     }
 }
 
-/// Asks the kernel to read a new blob into the page cache, in the background. Parts are
-/// written with `O_DIRECT` (see `direct.rs`), so a blob is not cached when its upload
-/// completes, and the pull that often follows a push (CI builds, then deploys) would wait on
-/// the disk. Reading it back costs disk bandwidth but almost no CPU, unlike caching it while
-/// writing. Best effort: failing changes nothing but the next read's speed.
-fn prefetch(blob: PathBuf) {
-    tokio::task::spawn_blocking(move || {
-        // The kernel reads only a readahead window per call (8 MiB here), so ask window by
-        // window.
-        const WINDOW: u64 = 8 << 20;
-        let Ok(file) = std::fs::File::open(&blob) else {
-            return;
-        };
-        let size = file.metadata().map_or(0, |m| m.len());
-        for offset in (0..size).step_by(WINDOW as usize) {
-            let len = std::num::NonZeroU64::new(WINDOW);
-            if rustix::fs::fadvise(&file, offset, len, rustix::fs::Advice::WillNeed).is_err() {
-                return;
-            }
-        }
-    });
-}
-
 /// Makes a rename or unlink in `dir` durable.
 async fn sync_dir(dir: &Path) -> Result<(), StorageError> {
     let dir = dir.to_path_buf();
@@ -172,7 +149,6 @@ impl BlobStore for FilesystemBlobStore {
         // Renaming over an existing blob of the same digest is harmless: same bytes.
         fs::rename(&src, &dst).await?;
         sync_dir(&dir).await?;
-        prefetch(dst);
         Ok(())
     }
 
