@@ -273,9 +273,9 @@ blob_round() { # NAME ROUND
   record_run "$name" push_streamed "$SIZE_MIB"
   local url="$ep/v2/bench/stream$i/blobs/$DIGEST"
   [ "$name" = ceiling ] && url="$ep/bytes/$((SIZE_MIB * 1024 * 1024))"
-  # The first pull follows the push at once: berth stages parts with O_DIRECT and reads a new
-  # blob back into the page cache in the background, so this one may wait on the disk. The
-  # second is served from the cache, as most pulls are.
+  # The first pull follows the push at once: berth stages parts with O_DIRECT, so a new blob
+  # is read from the disk (ahead of the sender); distribution wrote it through the page cache.
+  # The second is served from the cache, as most pulls are.
   time_cmd r "$pid" curl -sf ${auth:+-H "$auth"} -o /dev/null "$url"
   record_run "$name" pull_after_push "$SIZE_MIB"
   time_cmd r "$pid" curl -sf ${auth:+-H "$auth"} -o /dev/null "$url"
