@@ -408,7 +408,8 @@ pub async fn oci_code(r: reqwest::Response) -> String {
         .to_owned()
 }
 
-/// Runs `berth <args> --data-dir <dir>` to completion (e.g. `gc`, `fsck`): (exit code, stdout).
+/// Runs `berth <args> --data-dir <dir>` to completion (e.g. `gc`, `fsck`): (exit code, stdout,
+/// followed by stderr when the command failed, so that an assertion's message says why).
 pub fn berth_cli(args: &[&str], dir: &Path) -> (i32, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_berth"))
         .args(args)
@@ -417,8 +418,9 @@ pub fn berth_cli(args: &[&str], dir: &Path) -> (i32, String) {
         .env("BERTH_LOG", "error")
         .output()
         .expect("run berth");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !out.status.success() {
+        text.push_str(&String::from_utf8_lossy(&out.stderr));
+    }
+    (out.status.code().unwrap_or(-1), text)
 }
