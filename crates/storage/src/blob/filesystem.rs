@@ -38,6 +38,19 @@ impl FilesystemBlobStore {
         })
     }
 
+    /// The same store with a budget of `parts` second blocks for direct writes (tests).
+    #[cfg(test)]
+    pub(crate) fn with_overlap(mut self, parts: usize) -> Self {
+        self.blocks = Arc::new(super::direct::BlockPool::with_overlap(parts));
+        self
+    }
+
+    /// Second blocks not taken now (tests).
+    #[cfg(test)]
+    pub(crate) fn spare_overlap(&self) -> usize {
+        self.blocks.spare_overlap()
+    }
+
     fn blob_path(&self, digest: &Digest) -> PathBuf {
         let hex = digest.hex();
         self.root
