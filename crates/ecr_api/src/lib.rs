@@ -312,7 +312,10 @@ async fn dispatch(
             respond(&layers::batch_check_layer_availability(&ctx, r).await?)
         }
         R::InitiateLayerUpload(r) => respond(&layers::initiate_layer_upload(&ctx, r).await?),
-        R::UploadLayerPart(r) => respond(&layers::upload_layer_part(&ctx, r).await?),
+        R::UploadLayerPart(r) => {
+            let part = layers::UploadPart::check(r, &body)?;
+            respond(&layers::upload_layer_part(&ctx, part, body).await?)
+        }
         R::CompleteLayerUpload(r) => respond(&layers::complete_layer_upload(&ctx, r).await?),
         R::GetDownloadUrlForLayer(r) => {
             respond(&layers::get_download_url_for_layer(&ctx, r).await?)

@@ -169,3 +169,65 @@ async fn authorization_token_is_a_docker_login_password() {
         .unwrap_err();
     assert_eq!(code(&e), "InvalidParameterException");
 }
+
+/// A `layerPartBlob` with JSON escapes (`\/` and `\u0041`, which botocore never writes but JSON
+/// allows) is the same base64 text: the part decodes to the bytes it encodes, as does one
+/// without escapes, which is decoded where it lies in the request body.
+#[tokio::test]
+async fn layer_part_blob_is_decoded_with_and_without_json_escapes() {
+    let server = TestServer::start_without_keys().await;
+    let (s, _, _) = raw(
+        &server,
+        "CreateRepository",
+        Some(AUTH),
+        r#"{"repositoryName":"esc/app"}"#,
+    )
+    .await;
+    assert_eq!(s, 200);
+    for escape in [true, false] {
+        // 0xff bytes put '/' into the base64 text; a layer of its own each time.
+        let mut data = vec![0xffu8; 300];
+        data.extend(random_bytes(70_000, escape as u64));
+        let text = base64_simd::STANDARD.encode_to_string(&data);
+        assert!(text.contains('/') && text.contains('A'));
+        let blob = if escape {
+            text.replace('/', "\\/").replacen('A', "\\u0041", 1)
+        } else {
+            text
+        };
+        let (s, b, _) = raw(
+            &server,
+            "InitiateLayerUpload",
+            Some(AUTH),
+            r#"{"repositoryName":"esc/app"}"#,
+        )
+        .await;
+        assert_eq!(s, 200, "{b}");
+        let id = b["uploadId"].as_str().unwrap().to_owned();
+        let body = format!(
+            r#"{{"repositoryName":"esc/app","uploadId":"{id}","partFirstByte":0,"partLastByte":{},"layerPartBlob":"{blob}"}}"#,
+            data.len() - 1
+        );
+        let (s, b, _) = raw(&server, "UploadLayerPart", Some(AUTH), &body).await;
+        assert_eq!(
+            (s, b["lastByteReceived"].as_i64()),
+            (200, Some(data.len() as i64 - 1)),
+            "{b}"
+        );
+        let digest = sha256_digest(&data);
+        let (s, b, _) = raw(
+            &server,
+            "CompleteLayerUpload",
+            Some(AUTH),
+            &format!(
+                r#"{{"repositoryName":"esc/app","uploadId":"{id}","layerDigests":["{digest}"]}}"#
+            ),
+        )
+        .await;
+        assert_eq!(
+            (s, b["layerDigest"].as_str()),
+            (200, Some(digest.as_str())),
+            "{b}"
+        );
+    }
+}
