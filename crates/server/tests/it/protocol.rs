@@ -31,6 +31,19 @@ async fn raw(
     (status, json, headers)
 }
 
+/// InitiateLayerUpload as a raw request: the upload id.
+async fn initiate_raw(server: &TestServer, repo: &str) -> String {
+    let (s, b, _) = raw(
+        server,
+        "InitiateLayerUpload",
+        Some(AUTH),
+        &format!(r#"{{"repositoryName":"{repo}"}}"#),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    b["uploadId"].as_str().unwrap().to_owned()
+}
+
 #[tokio::test]
 async fn framing_errors_use_aws_exception_names() {
     // No keys: the fixed signature below passes, so the framing itself is what is checked.
@@ -116,16 +129,9 @@ async fn framing_errors_use_aws_exception_names() {
         r#"{"repositoryName":"team/app"}"#,
     )
     .await;
-    let (_, up, _) = raw(
-        &server,
-        "InitiateLayerUpload",
-        Some(AUTH),
-        r#"{"repositoryName":"team/app"}"#,
-    )
-    .await;
     let body = format!(
         r#"{{"repositoryName":"team/app","uploadId":"{}","partFirstByte":0,"partLastByte":3,"layerPartBlob":"!!!!"}}"#,
-        up["uploadId"].as_str().unwrap()
+        initiate_raw(&server, "team/app").await
     );
     let (s, b, _) = raw(&server, "UploadLayerPart", Some(AUTH), &body).await;
     assert_eq!(
@@ -195,15 +201,7 @@ async fn layer_part_blob_is_decoded_with_and_without_json_escapes() {
         } else {
             text
         };
-        let (s, b, _) = raw(
-            &server,
-            "InitiateLayerUpload",
-            Some(AUTH),
-            r#"{"repositoryName":"esc/app"}"#,
-        )
-        .await;
-        assert_eq!(s, 200, "{b}");
-        let id = b["uploadId"].as_str().unwrap().to_owned();
+        let id = initiate_raw(&server, "esc/app").await;
         let body = format!(
             r#"{{"repositoryName":"esc/app","uploadId":"{id}","partFirstByte":0,"partLastByte":{},"layerPartBlob":"{blob}"}}"#,
             data.len() - 1
