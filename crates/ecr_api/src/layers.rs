@@ -118,8 +118,8 @@ pub(crate) struct UploadPart {
 enum PartText {
     /// These bytes of the request body (base64 needs no JSON escapes, so serde borrows it).
     InBody(std::ops::Range<usize>),
-    /// A copy made by serde to undo JSON escapes.
-    Unescaped(String),
+    /// A copy (serde makes one to undo JSON escapes).
+    Copied(String),
 }
 
 impl UploadPart {
@@ -156,11 +156,17 @@ impl UploadPart {
         }
         let blob = match blob {
             std::borrow::Cow::Borrowed(text) => {
-                // Where the borrowed text starts within the body it was borrowed from.
-                let start = text.as_ptr() as usize - body.as_ptr() as usize;
-                PartText::InBody(start..start + text.len())
+                // Where the borrowed text lies within the body it was borrowed from (checked,
+                // so that a text from anywhere else is copied rather than a panic).
+                let start = (text.as_ptr() as usize).checked_sub(body.as_ptr() as usize);
+                match start {
+                    Some(start) if start + text.len() <= body.len() => {
+                        PartText::InBody(start..start + text.len())
+                    }
+                    _ => PartText::Copied(text.to_owned()),
+                }
             }
-            std::borrow::Cow::Owned(text) => PartText::Unescaped(text),
+            std::borrow::Cow::Owned(text) => PartText::Copied(text),
         };
         Ok(UploadPart {
             repo,
@@ -190,7 +196,7 @@ pub(crate) async fn upload_layer_part(
                 .len();
             Bytes::from(body).slice(start..start + len)
         }
-        PartText::Unescaped(text) => {
+        PartText::Copied(text) => {
             drop(body);
             Bytes::from(
                 base64_simd::STANDARD

@@ -8,9 +8,9 @@
 //! written on a blocking thread while a second one fills, so hashing and writing overlap. The
 //! second blocks are a process-wide budget ([`OVERLAP`]): a part that finds none spare writes
 //! each full block before it fills it again, so memory grows by one block per concurrent part,
-//! not two, past the budget. A part that does not start on an alignment boundary first re-reads the staged
-//! bytes of its first block; one that does not end on one is written padded with zeros and the
-//! file is cut back to its real length. `fdatasync` at the end still makes the part (and the
+//! not two, past the budget. A part that does not start on an alignment boundary first
+//! re-reads the staged bytes of its first block; one that does not end on one is written
+//! padded with zeros and the file is cut back to its real length. `fdatasync` at the end still makes the part (and the
 //! file's size) durable: `O_DIRECT` alone guarantees neither.
 
 use std::fs::File;
