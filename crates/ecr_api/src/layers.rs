@@ -104,6 +104,14 @@ pub(crate) async fn initiate_layer_upload(
     })
 }
 
+/// The model's length constraint on `layerPartBlob`, broken.
+fn part_too_long() -> ApiError {
+    invalid(
+        "layerPartBlob",
+        "Member must have length less than or equal to 20971520",
+    )
+}
+
 /// An UploadLayerPart request checked as far as it can be without decoding its part: the
 /// members, and where the part's base64 text is.
 pub(crate) struct UploadPart {
@@ -149,10 +157,7 @@ impl UploadPart {
         // A base64 text decodes to at most 3/4 of its length: refuse oversize parts before
         // decoding.
         if blob.len() / 4 * 3 > MAX_PART_BLOB + 2 {
-            return Err(invalid(
-                "layerPartBlob",
-                "Member must have length less than or equal to 20971520",
-            ));
+            return Err(part_too_long());
         }
         let blob = match blob {
             std::borrow::Cow::Borrowed(text) => {
@@ -183,12 +188,18 @@ impl UploadPart {
 pub(crate) async fn upload_layer_part(
     ctx: &Ctx<'_>,
     part: UploadPart,
-    body: Vec<u8>,
+    mut body: Vec<u8>,
 ) -> Result<dto::UploadLayerPartResponse, ApiError> {
+    let UploadPart {
+        repo,
+        id,
+        first,
+        last,
+        blob,
+    } = part;
     let bad_base64 = || ApiError::Serialization("Invalid base64 in layerPartBlob".into());
-    let bytes = match part.blob {
+    let bytes = match blob {
         PartText::InBody(range) => {
-            let mut body = body;
             let start = range.start;
             let len = base64_simd::STANDARD
                 .decode_inplace(&mut body[range])
@@ -206,18 +217,8 @@ pub(crate) async fn upload_layer_part(
         }
     };
     if bytes.len() > MAX_PART_BLOB {
-        return Err(invalid(
-            "layerPartBlob",
-            "Member must have length less than or equal to 20971520",
-        ));
+        return Err(part_too_long());
     }
-    let UploadPart {
-        repo,
-        id,
-        first,
-        last,
-        ..
-    } = part;
     let progress = ctx
         .registry()
         .upload_part(
