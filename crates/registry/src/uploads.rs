@@ -112,6 +112,7 @@ impl Registry {
                 last_part_size: 0,
                 short_part_seen: false,
                 hash_state: ResumableSha256::new().save(),
+                staging: Vec::new(),
             })
             .await?;
         Ok((id, self.limits.advertised_part_size))

@@ -171,10 +171,12 @@ pub async fn meta_store(meta: &dyn MetaStore) {
         last_part_size: 0,
         short_part_seen: false,
         hash_state: ResumableSha256::new().save(),
+        staging: Vec::new(),
     };
     meta.create_upload(up.clone()).await.unwrap();
     up.received = 5;
     up.part_count = 1;
+    up.staging = b"the blob store's parts".to_vec();
     meta.record_part(&up, 0).await.unwrap();
     assert!(matches!(
         meta.record_part(&up, 0).await,

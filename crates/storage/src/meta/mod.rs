@@ -147,6 +147,10 @@ pub struct UploadRecord {
     pub short_part_seen: bool,
     /// The saved sha256 state after `received` bytes.
     pub hash_state: Vec<u8>,
+    /// The blob store's own record of what it staged for the first `received` bytes (for an
+    /// object store: its multipart upload and parts), opaque to everything else. Saved with
+    /// each part, so that any node can take the next one. Empty for the filesystem store.
+    pub staging: Vec<u8>,
 }
 
 #[async_trait]

@@ -46,6 +46,13 @@ fn migrator() -> Migrator {
             )),
             false,
         ),
+        Migration::new(
+            4,
+            Cow::Borrowed("upload staging"),
+            MigrationType::Simple,
+            Cow::Borrowed(include_str!("../../migrations/sqlite/0004_upload_staging.sql")),
+            false,
+        ),
     ];
     Migrator {
         migrations: Cow::Owned(migrations),
@@ -281,6 +288,7 @@ fn upload_from_row(row: &SqliteRow) -> Result<UploadRecord, StorageError> {
         last_part_size: row.get::<i64, _>("last_part_size") as u64,
         short_part_seen: row.get::<i64, _>("short_part_seen") != 0,
         hash_state: row.get("hash_state"),
+        staging: row.get("staging"),
     })
 }
 
@@ -637,8 +645,8 @@ impl MetaStore for SqliteMetaStore {
 
     async fn create_upload(&self, u: UploadRecord) -> Result<(), StorageError> {
         sqlx::query(
-            "INSERT INTO uploads (id, repository_id, created_at, updated_at, received, part_count, last_part_size, short_part_seen, hash_state)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO uploads (id, repository_id, created_at, updated_at, received, part_count, last_part_size, short_part_seen, hash_state, staging)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(u.id.to_string())
         .bind(u.repository.0)
@@ -649,6 +657,7 @@ impl MetaStore for SqliteMetaStore {
         .bind(u.last_part_size as i64)
         .bind(u.short_part_seen as i64)
         .bind(&u.hash_state)
+        .bind(&u.staging)
         .execute(&self.writer)
         .await
         .map_err(db_err)?;
@@ -671,7 +680,7 @@ impl MetaStore for SqliteMetaStore {
         expected_received: u64,
     ) -> Result<(), StorageError> {
         let res = sqlx::query(
-            "UPDATE uploads SET updated_at = ?, received = ?, part_count = ?, last_part_size = ?, short_part_seen = ?, hash_state = ?
+            "UPDATE uploads SET updated_at = ?, received = ?, part_count = ?, last_part_size = ?, short_part_seen = ?, hash_state = ?, staging = ?
              WHERE id = ? AND received = ?",
         )
         .bind(u.updated_at)
@@ -680,6 +689,7 @@ impl MetaStore for SqliteMetaStore {
         .bind(u.last_part_size as i64)
         .bind(u.short_part_seen as i64)
         .bind(&u.hash_state)
+        .bind(&u.staging)
         .bind(u.id.to_string())
         .bind(expected_received as i64)
         .execute(&self.writer)
