@@ -15,9 +15,13 @@ pub use zero_copy::ZeroCopyConn;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RangeNotSatisfiable;
 
-/// Parses `bytes=a-b`, `bytes=a-` and `bytes=-n` against `size`; `Err` when unsatisfiable.
-/// Anything else (several ranges, other units) is ignored and the whole blob is sent, which
-/// RFC 9110 allows.
+/// Parses `bytes=a-b`, `bytes=a-` (from `a` to the end) and `bytes=-n` (the last `n` bytes)
+/// against `size`, as RFC 9110 section 14.1.2 reads them: a last position past the end, or a
+/// suffix longer than the blob, is cut to the blob. `Err` when unsatisfiable (section 14.1.1:
+/// a first position at or past the end, or a suffix of zero bytes, or any range of an empty
+/// blob), answered 416 with `Content-Range: bytes */<size>`. Anything else (several ranges,
+/// other units, a syntactically invalid range such as `5-1`) is ignored and the whole blob is
+/// sent, which RFC 9110 allows.
 pub fn parse_range(h: &str, size: u64) -> Result<Option<BlobRange>, RangeNotSatisfiable> {
     let Some(spec) = h.strip_prefix("bytes=") else {
         return Ok(None);
@@ -31,9 +35,8 @@ pub fn parse_range(h: &str, size: u64) -> Result<Option<BlobRange>, RangeNotSati
     let (first, last) = match (a.parse::<u64>().ok(), b.parse::<u64>().ok()) {
         (Some(a), Some(b)) if a <= b => (a, b.min(size.saturating_sub(1))),
         (Some(a), None) if b.is_empty() => (a, size.saturating_sub(1)),
-        (None, Some(n)) if a.is_empty() && n > 0 => {
-            (size.saturating_sub(n), size.saturating_sub(1))
-        }
+        (None, Some(0)) if a.is_empty() => return Err(RangeNotSatisfiable),
+        (None, Some(n)) if a.is_empty() => (size.saturating_sub(n), size.saturating_sub(1)),
         _ => return Ok(None),
     };
     if size == 0 || first >= size {
@@ -143,5 +146,22 @@ mod tests {
         assert_eq!(parse_range("bytes=0-1,5-6", 100), Ok(None));
         assert_eq!(parse_range("items=0-1", 100), Ok(None));
         assert_eq!(parse_range("bytes=5-1", 100), Ok(None));
+        // Suffix and open ranges at and past the edges.
+        assert_eq!(parse_range("bytes=-100", 100), r(0, 99));
+        assert_eq!(parse_range("bytes=-1000", 100), r(0, 99));
+        assert_eq!(parse_range("bytes=-1", 100), r(99, 99));
+        assert_eq!(parse_range("bytes=0-", 100), r(0, 99));
+        assert_eq!(parse_range("bytes=99-", 100), r(99, 99));
+        assert_eq!(parse_range("bytes=99-99", 100), r(99, 99));
+        assert_eq!(parse_range("bytes=-0", 100), Err(RangeNotSatisfiable));
+        assert_eq!(parse_range("bytes=100-200", 100), Err(RangeNotSatisfiable));
+        assert_eq!(parse_range("bytes=1000-", 100), Err(RangeNotSatisfiable));
+        // An empty blob has no byte to select.
+        assert_eq!(parse_range("bytes=0-", 0), Err(RangeNotSatisfiable));
+        assert_eq!(parse_range("bytes=-5", 0), Err(RangeNotSatisfiable));
+        // Not ranges this parser understands: the whole blob.
+        assert_eq!(parse_range("bytes=-", 100), Ok(None));
+        assert_eq!(parse_range("bytes=a-", 100), Ok(None));
+        assert_eq!(parse_range("bytes=--5", 100), Ok(None));
     }
 }
