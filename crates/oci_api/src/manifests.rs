@@ -11,6 +11,7 @@ use crate::{Ctx, OciError};
 /// The manifest size limit ECR applies (`imageManifest` maximum).
 const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
 
+/// The reference a manifest PUT names: a malformed one is the client's mistake (400).
 fn reference(s: &str) -> Result<Reference, OciError> {
     Reference::parse(s).ok_or_else(|| {
         if s.contains(':') {
@@ -19,6 +20,16 @@ fn reference(s: &str) -> Result<Reference, OciError> {
             OciError::TagInvalid(format!("invalid tag '{s}'"))
         }
     })
+}
+
+/// The reference a manifest GET, HEAD or DELETE names. One that is neither a valid tag nor a
+/// valid digest (`.INVALID_MANIFEST_NAME`, `-x`, `sha256:abc`) names nothing that could exist:
+/// 404 `MANIFEST_UNKNOWN`, as the reference registries answer (distribution's router matches
+/// no route for it) and as the conformance suite expects, rather than a 400 clients treat as
+/// a failure.
+fn existing_reference(s: &str) -> Result<Reference, OciError> {
+    Reference::parse(s)
+        .ok_or_else(|| OciError::ManifestUnknown(format!("no manifest can be named '{s}'")))
 }
 
 /// Whether the client's `Accept` lets it take `media_type`. No `Accept` takes anything; by
@@ -60,7 +71,7 @@ pub(crate) async fn get_manifest(
     name: &RepositoryName,
     reference_str: &str,
 ) -> Result<Response, OciError> {
-    let r = reference(reference_str)?;
+    let r = existing_reference(reference_str)?;
     let img = ctx
         .registry
         .get_manifest(&ctx.principal, &ctx.repo(name), &r)
@@ -153,7 +164,7 @@ pub(crate) async fn delete_manifest(
     name: &RepositoryName,
     reference_str: &str,
 ) -> Result<Response, OciError> {
-    let id = match reference(reference_str)? {
+    let id = match existing_reference(reference_str)? {
         Reference::Tag(t) => ImageIdInput {
             digest: None,
             tag: Some(t.to_string()),
