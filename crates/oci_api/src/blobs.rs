@@ -1,9 +1,45 @@
-//! Blob GET and HEAD.
+//! Blob GET, HEAD and DELETE.
 
-use axum::response::Response;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use model::{Digest, RepositoryName};
+use registry::BlobUnlink;
 
 use crate::{Ctx, OciError};
+
+/// Whether `s` has the shape of the OCI digest grammar, `algorithm ":" encoded` with
+/// `algorithm ::= [a-z0-9]+ ([+._-] [a-z0-9]+)*` and `encoded ::= [a-zA-Z0-9=_-]+`, whatever
+/// its algorithm or length.
+fn digest_shaped(s: &str) -> bool {
+    let Some((alg, encoded)) = s.split_once(':') else {
+        return false;
+    };
+    let component = |c: &str| {
+        !c.is_empty()
+            && c.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    };
+    alg.split(['+', '.', '_', '-']).all(component)
+        && !encoded.is_empty()
+        && encoded
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"=_-".contains(&b))
+}
+
+/// The digest a blob path names. As the reference registries answer: a digest-shaped name
+/// that is not a valid digest (an unsupported algorithm, a wrong length) is the client's
+/// mistake, 400 `DIGEST_INVALID` (CNCF distribution and zot alike); a name that is not
+/// digest-shaped at all names nothing that could exist, 404 `BLOB_UNKNOWN` (distribution's
+/// router answers such paths with a 404 too).
+fn blob_digest(s: &str) -> Result<Digest, OciError> {
+    Digest::parse(s).map_err(|e| {
+        if digest_shaped(s) {
+            OciError::DigestInvalid(e.to_string())
+        } else {
+            OciError::BlobUnknown(s.to_owned())
+        }
+    })
+}
 
 /// Streams a blob the repository holds (uploaded to or mounted into it), with `Range`. Unlike
 /// GetDownloadUrlForLayer this serves blobs no manifest references yet: the OCI spec lets a
@@ -13,7 +49,7 @@ pub(crate) async fn get_blob(
     name: &RepositoryName,
     digest: &str,
 ) -> Result<Response, OciError> {
-    let digest = Digest::parse(digest).map_err(|e| OciError::DigestInvalid(e.to_string()))?;
+    let digest = blob_digest(digest)?;
     let blob = ctx
         .registry
         .blob_in_repository(&ctx.principal, &ctx.repo(name), &digest)
@@ -26,4 +62,71 @@ pub(crate) async fn get_blob(
         zero_copy: ctx.zero_copy.as_ref(),
     };
     Ok(blob_http::blob_response(ctx.registry, req, &digest, blob.size).await)
+}
+
+/// Unlinks a blob from the repository (202); garbage collection reclaims the bytes once no
+/// repository links them. A blob an image of the repository references is refused, as zot
+/// refuses it (405 `DENIED`): deleting it would leave a manifest that cannot be pulled, which
+/// distribution allows and ECR users never see (ECR removes layers only with their images).
+/// With blob deletes turned off, 405 `UNSUPPORTED`, which the spec names for that case.
+pub(crate) async fn delete_blob(
+    ctx: &Ctx<'_>,
+    name: &RepositoryName,
+    digest: &str,
+) -> Result<Response, OciError> {
+    if !ctx.blob_delete {
+        return Err(OciError::Unsupported(
+            "blob deletes are turned off (--blob-delete=false); garbage collection removes blobs no image references".into(),
+        ));
+    }
+    let digest = blob_digest(digest)?;
+    match ctx
+        .registry
+        .unlink_blob(&ctx.principal, &ctx.repo(name), &digest)
+        .await?
+    {
+        BlobUnlink::Unlinked => {
+            let mut resp = StatusCode::ACCEPTED.into_response();
+            resp.headers_mut()
+                .insert("content-length", HeaderValue::from_static("0"));
+            Ok(resp)
+        }
+        BlobUnlink::NotLinked => Err(OciError::BlobUnknown(digest.to_string())),
+        BlobUnlink::Referenced => Err(OciError::BlobReferenced(digest.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn malformed_digests_are_400_when_digest_shaped_else_404() {
+        let code = |s: &str| match blob_digest(s) {
+            Ok(_) => "ok",
+            Err(OciError::DigestInvalid(_)) => "DIGEST_INVALID",
+            Err(OciError::BlobUnknown(_)) => "BLOB_UNKNOWN",
+            Err(_) => "other",
+        };
+        assert_eq!(code(&format!("sha256:{}", "a".repeat(64))), "ok");
+        for shaped in [
+            "sha256:abc",
+            "md5:d41d8cd98f00b204e9800998ecf8427e",
+            "multihash+base58:QmRZxt2b1FVZPNqd8hsiykDL3TdBDeTSPX9Kv46HmX4Gx8",
+            &format!("sha256:{}", "A".repeat(64)),
+        ] {
+            assert_eq!(code(shaped), "DIGEST_INVALID", "{shaped}");
+        }
+        for not_shaped in [
+            "latest",
+            ".INVALID",
+            "sha256:",
+            ":abc",
+            "SHA256:abc",
+            "sha256:ab/c",
+            "sha256+:abc",
+        ] {
+            assert_eq!(code(not_shaped), "BLOB_UNKNOWN", "{not_shaped}");
+        }
+    }
 }

@@ -20,6 +20,8 @@ pub enum OciError {
     NotFound,
     DigestInvalid(String),
     BlobUnknown(String),
+    /// A blob DELETE refused because an image of the repository references the blob.
+    BlobReferenced(String),
     ManifestUnknown(String),
     ManifestInvalid(String),
     ManifestTooLarge(usize),
@@ -92,6 +94,13 @@ impl IntoResponse for OciError {
                 S::NOT_FOUND,
                 "BLOB_UNKNOWN",
                 format!("blob unknown to registry: {d}"),
+            ),
+            OciError::BlobReferenced(d) => (
+                S::METHOD_NOT_ALLOWED,
+                "DENIED",
+                format!(
+                    "blob {d} is referenced by an image of this repository; delete the image first"
+                ),
             ),
             OciError::ManifestUnknown(m) => (S::NOT_FOUND, "MANIFEST_UNKNOWN", m.clone()),
             OciError::ManifestInvalid(m) => (S::BAD_REQUEST, "MANIFEST_INVALID", m.clone()),

@@ -38,6 +38,9 @@ pub struct OciApiConfig {
     pub account_id: String,
     /// Create a missing repository on the first push instead of answering NAME_UNKNOWN.
     pub create_on_push: bool,
+    /// Let `DELETE /v2/<name>/blobs/<digest>` unlink a blob no image references; when false
+    /// it answers 405 UNSUPPORTED.
+    pub blob_delete: bool,
     /// Repository name patterns (`*` wildcards) anyone may pull without logging in.
     pub anonymous_pull: Vec<String>,
     /// Base URL for the Basic realm; by default the request's `Host`.
@@ -63,6 +66,7 @@ pub(crate) struct Ctx<'a> {
     pub zero_copy: Option<blob_http::ZeroCopyConn>,
     pub query: HashMap<String, String>,
     pub create_on_push: bool,
+    pub blob_delete: bool,
 }
 
 impl Ctx<'_> {
@@ -269,6 +273,7 @@ async fn dispatch(api: &OciApi, rest: &str, req: Incoming) -> Result<Response, O
         zero_copy,
         query,
         create_on_push: api.config.create_on_push,
+        blob_delete: api.config.blob_delete,
     };
     let unsupported = || OciError::Unsupported(format!("{method} is not supported here"));
     match (&method, route) {
@@ -279,9 +284,9 @@ async fn dispatch(api: &OciApi, rest: &str, req: Incoming) -> Result<Response, O
         (&Method::GET | &Method::HEAD, Route::Blob(name, digest)) => {
             blobs::get_blob(&ctx, &name, &digest).await
         }
-        (&Method::DELETE, Route::Blob(..)) => Err(OciError::Unsupported(
-            "blobs are deleted by garbage collection once no image references them".into(),
-        )),
+        (&Method::DELETE, Route::Blob(name, digest)) => {
+            blobs::delete_blob(&ctx, &name, &digest).await
+        }
         (&Method::POST, Route::Uploads(name)) => uploads::post_upload(&ctx, &name, body).await,
         (&Method::GET, Route::Upload(name, id)) => uploads::get_upload(&ctx, &name, &id).await,
         (&Method::PATCH, Route::Upload(name, id)) => {

@@ -1,4 +1,4 @@
-//! Blob uploads: POST (start, monolithic, or mount), PATCH (chunked with `Content-Range`, or
+//! Blob uploads: POST (start, monolithic, or mount, with or without `from`), PATCH (chunked with `Content-Range`, or
 //! streamed without), PUT (finish), GET (status) and DELETE (cancel). A `/v2` upload is the
 //! registry's upload session, the same one InitiateLayerUpload creates.
 
@@ -62,14 +62,25 @@ pub(crate) async fn post_upload(
 ) -> Result<Response, OciError> {
     ctx.prepare_push(name).await?;
     let repo = ctx.repo(name);
-    if let (Some(mount), Some(from)) = (ctx.query("mount"), ctx.query("from")) {
-        // A mount that cannot be done falls back to a new upload, as the spec asks.
-        if let (Ok(digest), Ok(from)) = (Digest::parse(mount), RepositoryName::parse(from))
-            && ctx
-                .registry
-                .mount_blob(&ctx.principal, &ctx.repo(&from), &repo, &digest)
-                .await?
-        {
+    // A mount that cannot be done (malformed digest or `from`, blob not found, nothing the
+    // caller may read) falls back to a new upload session, as the spec asks.
+    if let Some(Ok(digest)) = ctx.query("mount").map(Digest::parse) {
+        let mounted = match ctx.query("from").map(RepositoryName::parse) {
+            Some(Ok(from)) => {
+                ctx.registry
+                    .mount_blob(&ctx.principal, &ctx.repo(&from), &repo, &digest)
+                    .await?
+            }
+            Some(Err(_)) => false,
+            // "The registry MAY treat the `from` parameter as optional, and it MAY
+            // cross-mount the blob if it can be found."
+            None => {
+                ctx.registry
+                    .mount_blob_from_any(&ctx.principal, &repo, &digest)
+                    .await?
+            }
+        };
+        if mounted {
             return Ok(created_blob(name, &digest));
         }
     }

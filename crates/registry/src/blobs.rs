@@ -5,6 +5,20 @@ use storage::{BlobRange, BlobReader, RepositoryBlob};
 
 use crate::{Principal, Registry, RegistryError, RepositoryRef, Result};
 
+/// Repositories read per metadata query while looking for a blob to mount without `from`.
+const MOUNT_SCAN_PAGE: u32 = 1000;
+
+/// What unlinking a blob from a repository (`DELETE /v2/<name>/blobs/<digest>`) did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlobUnlink {
+    /// The link is gone; garbage collection reclaims the bytes once no repository links them.
+    Unlinked,
+    /// The repository does not hold the blob (never did, or it was unlinked already).
+    NotLinked,
+    /// An image of the repository references the blob: it stays.
+    Referenced,
+}
+
 /// A blob a caller may download: its digest and size.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlobDownload {
@@ -131,5 +145,95 @@ impl Registry {
             .link_blob(target.id, digest, crate::now_millis())
             .await?;
         Ok(true)
+    }
+}
+
+impl Registry {
+    /// Mounts a blob into `to` from whichever repository of the same registry holds it and
+    /// may be read by `who` (a `/v2` mount without `from`, which the OCI spec lets a registry
+    /// honour). "May be read" is the `from` mount's rule: `ecr:GetDownloadUrlForLayer` on the
+    /// source, so a mount never grants bytes the caller could not already download.
+    /// Repositories that deny the caller are skipped, not reported: the caller falls back to
+    /// an upload and learns nothing about them. Answers false when no such repository exists.
+    ///
+    /// The scan reads one blob link per repository of the registry, paged; a registry-wide
+    /// "who links this digest" query would make it one, but the metadata store has none yet.
+    /// This is where the BLOB_MOUNTING account setting will be consulted once it exists.
+    pub async fn mount_blob_from_any(
+        &self,
+        who: &Principal,
+        to: &RepositoryRef,
+        digest: &Digest,
+    ) -> Result<bool> {
+        let target = self.repository(who, to, "ecr:InitiateLayerUpload").await?;
+        let meta = &self.storage.meta;
+        if meta.repository_blob(target.id, digest).await?.is_some() {
+            return Ok(true);
+        }
+        let mut after: Option<String> = None;
+        loop {
+            let page = meta
+                .list_repositories(&target.registry_id, after.as_deref(), MOUNT_SCAN_PAGE)
+                .await?;
+            for source in &page {
+                if source.id == target.id
+                    || meta.repository_blob(source.id, digest).await?.is_none()
+                {
+                    continue;
+                }
+                let resource = format!("repository/{}", source.name);
+                match self
+                    .authorize(
+                        who,
+                        &source.registry_id,
+                        Some(source),
+                        &resource,
+                        "ecr:GetDownloadUrlForLayer",
+                    )
+                    .await
+                {
+                    Ok(()) => {}
+                    Err(RegistryError::AccessDenied { .. }) => continue,
+                    Err(e) => return Err(e),
+                }
+                let _linking = self.storage.gc_fence.shared().await?;
+                match meta.link_blob(target.id, digest, crate::now_millis()).await {
+                    Ok(()) => return Ok(true),
+                    // Unlinked everywhere meanwhile and collected: nothing left to mount.
+                    Err(storage::StorageError::NotFound) => return Ok(false),
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            if page.len() < MOUNT_SCAN_PAGE as usize {
+                return Ok(false);
+            }
+            after = page.last().map(|r| r.name.to_string());
+        }
+    }
+
+    /// Unlinks a blob from a repository unless an image of it references the blob; the bytes
+    /// stay for other repositories and garbage collection reclaims them once none links them.
+    /// Authorised as `ecr:BatchDeleteImage`, the action that removes content from a repository.
+    pub async fn unlink_blob(
+        &self,
+        who: &Principal,
+        r: &RepositoryRef,
+        digest: &Digest,
+    ) -> Result<BlobUnlink> {
+        let repo = self.repository(who, r, "ecr:BatchDeleteImage").await?;
+        let meta = &self.storage.meta;
+        match meta.repository_blob(repo.id, digest).await? {
+            None => return Ok(BlobUnlink::NotLinked),
+            Some(b) if b.referenced => return Ok(BlobUnlink::Referenced),
+            Some(_) => {}
+        }
+        // Conditional, as GC's unlink is: an image put meanwhile keeps its blob.
+        if meta.unlink_if_unreferenced(repo.id, digest).await? {
+            return Ok(BlobUnlink::Unlinked);
+        }
+        Ok(match meta.repository_blob(repo.id, digest).await? {
+            Some(_) => BlobUnlink::Referenced,
+            None => BlobUnlink::NotLinked,
+        })
     }
 }

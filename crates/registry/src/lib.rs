@@ -22,7 +22,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use model::RepositoryName;
 use storage::{Millis, Storage};
 
-pub use blobs::BlobDownload;
+pub use blobs::{BlobDownload, BlobUnlink};
 pub use error::RegistryError;
 pub use gc::{FsckProblem, GcOptions, GcReport};
 pub use images::{

@@ -24,6 +24,10 @@ pub struct Config {
     /// Create a missing repository on a `/v2` push instead of answering NAME_UNKNOWN (ECR's
     /// CREATE_ON_PUSH). The ECR API still requires CreateRepository. Default false.
     pub create_on_push: bool,
+    /// Let `DELETE /v2/<name>/blobs/<digest>` unlink a blob that no image of the repository
+    /// references (garbage collection reclaims the bytes later). When false, such a DELETE
+    /// answers 405 UNSUPPORTED. Default true.
+    pub blob_delete: bool,
     /// Repository name patterns (`*` matches any run of characters) that anyone may pull
     /// through `/v2` without logging in. Default: none.
     pub anonymous_pull: Vec<String>,
@@ -95,6 +99,7 @@ impl Default for Config {
             account_id: "000000000000".into(),
             public_url: None,
             create_on_push: false,
+            blob_delete: true,
             anonymous_pull: vec![],
             access_keys: vec![],
             insecure_accept_any_signature: false,
@@ -122,6 +127,7 @@ pub struct FileConfig {
     pub account_id: Option<String>,
     pub public_url: Option<String>,
     pub create_on_push: Option<bool>,
+    pub blob_delete: Option<bool>,
     pub anonymous_pull: Option<Vec<String>>,
     pub access_keys: Option<Vec<AccessKeyConfig>>,
     pub insecure_accept_any_signature: Option<bool>,
@@ -160,6 +166,9 @@ pub struct Overrides {
     /// Create missing repositories on /v2 push [default: false].
     #[arg(long, env = "BERTH_CREATE_ON_PUSH", num_args = 0..=1, default_missing_value = "true")]
     pub create_on_push: Option<bool>,
+    /// Let /v2 DELETE unlink blobs no image references [default: true].
+    #[arg(long, env = "BERTH_BLOB_DELETE", num_args = 0..=1, default_missing_value = "true")]
+    pub blob_delete: Option<bool>,
     /// Repository patterns anyone may pull without login, e.g. 'public/*' (repeatable, or comma-separated in the env).
     #[arg(long, env = "BERTH_ANONYMOUS_PULL", value_delimiter = ',')]
     pub anonymous_pull: Vec<String>,
@@ -275,6 +284,7 @@ impl Config {
                 .create_on_push
                 .or(file.create_on_push)
                 .unwrap_or(d.create_on_push),
+            blob_delete: o.blob_delete.or(file.blob_delete).unwrap_or(d.blob_delete),
             anonymous_pull: if o.anonymous_pull.is_empty() {
                 file.anonymous_pull.unwrap_or(d.anonymous_pull)
             } else {
@@ -414,6 +424,27 @@ mod tests {
             ..Default::default()
         };
         assert!(Config::load(&bad).is_err());
+    }
+
+    #[test]
+    fn blob_delete_is_on_unless_turned_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("berth.toml");
+        assert!(Config::load(&Overrides::default()).unwrap().blob_delete);
+        std::fs::write(&file, "blob-delete = false\n").unwrap();
+        let from_file = Overrides {
+            config: Some(file.clone()),
+            ..Default::default()
+        };
+        assert!(!Config::load(&from_file).unwrap().blob_delete);
+        let flag = Overrides {
+            blob_delete: Some(true),
+            ..from_file
+        };
+        assert!(
+            Config::load(&flag).unwrap().blob_delete,
+            "a flag beats the file"
+        );
     }
 
     #[test]

@@ -45,6 +45,7 @@ impl App {
                 signing_key: signing_key.clone(),
                 account_id: cfg.account_id.clone(),
                 create_on_push: cfg.create_on_push,
+                blob_delete: cfg.blob_delete,
                 anonymous_pull: cfg.anonymous_pull.clone(),
                 public_url: cfg.public_url.clone(),
                 scheme,
