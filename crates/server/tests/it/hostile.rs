@@ -524,9 +524,77 @@ async fn hostile_inputs_get_exact_errors_and_change_nothing() {
     );
     t.check(
         "OCI",
-        "manifest reference that is neither tag nor digest",
-        (400, "TAG_INVALID"),
+        "blob GET by a name that is not a digest",
+        (404, "BLOB_UNKNOWN"),
+        oci_send(get(&format!("/v2/{REPO}/blobs/latest"))).await,
+    );
+    t.check(
+        "OCI",
+        "referrers of a digest of the wrong length",
+        (400, "DIGEST_INVALID"),
+        oci_send(get(&format!("/v2/{REPO}/referrers/sha256:abc"))).await,
+    );
+    t.check(
+        "OCI",
+        "manifest GET by a reference that is neither tag nor digest",
+        (404, "MANIFEST_UNKNOWN"),
         oci_send(get(&format!("/v2/{REPO}/manifests/-bad%21"))).await,
+    );
+    t.check(
+        "OCI",
+        "manifest HEAD of `.INVALID_MANIFEST_NAME` (no body on HEAD)",
+        (404, "<none>"),
+        oci_send(oci.req(
+            Method::HEAD,
+            &format!("/v2/{REPO}/manifests/.INVALID_MANIFEST_NAME"),
+        ))
+        .await,
+    );
+    let blob_range = |range: &'static str| {
+        let req = get(&format!("/v2/{REPO}/blobs/{layer_digest}")).header("range", range);
+        async move {
+            let r = req.send().await.unwrap();
+            let content_range = r
+                .headers()
+                .get("content-range")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("<none>")
+                .to_owned();
+            (
+                r.status().as_u16(),
+                format!("Content-Range: {content_range}"),
+            )
+        }
+    };
+    t.check(
+        "OCI",
+        "blob GET with Range `bytes=5000-`, past the end of 1001 bytes",
+        (416, "Content-Range: bytes */1001"),
+        blob_range("bytes=5000-").await,
+    );
+    t.check(
+        "OCI",
+        "blob GET with the empty suffix Range `bytes=-0`",
+        (416, "Content-Range: bytes */1001"),
+        blob_range("bytes=-0").await,
+    );
+    t.check(
+        "OCI",
+        "blob GET with a suffix Range longer than the blob, `bytes=-99999`",
+        (206, "Content-Range: bytes 0-1000/1001"),
+        blob_range("bytes=-99999").await,
+    );
+    t.check(
+        "OCI",
+        "blob DELETE of a layer an image references",
+        (405, "DENIED"),
+        oci_send(oci.req(Method::DELETE, &format!("/v2/{REPO}/blobs/{layer_digest}"))).await,
+    );
+    t.check(
+        "OCI",
+        "blob DELETE by `latest`, a name that is not a digest",
+        (404, "BLOB_UNKNOWN"),
+        oci_send(oci.req(Method::DELETE, &format!("/v2/{REPO}/blobs/latest"))).await,
     );
     t.check(
         "OCI",
@@ -540,6 +608,12 @@ async fn hostile_inputs_get_exact_errors_and_change_nothing() {
             .header("content-type", mt)
             .body(body)
     };
+    t.check(
+        "OCI",
+        "manifest PUT with the tag `.INVALID_MANIFEST_NAME`",
+        (400, "TAG_INVALID"),
+        oci_send(put(".INVALID_MANIFEST_NAME", manifest.clone().into_bytes())).await,
+    );
     t.check(
         "OCI",
         "manifest PUT over 4 MiB",
@@ -648,6 +722,38 @@ async fn hostile_inputs_get_exact_errors_and_change_nothing() {
             &oci.auth,
             &format!("/v2/{REPO}/blobs/uploads/..%2f..%2fmeta.sqlite"),
         )
+        .await,
+    );
+    // The ECR upload from above, cancelled through /v2: the same session, gone for both APIs.
+    let cancel = format!("/v2/{REPO}/blobs/uploads/{upload}");
+    let r = oci.req(Method::DELETE, &cancel).send().await.unwrap();
+    assert_eq!(r.status(), 204);
+    t.check(
+        "OCI",
+        "upload session DELETE of a session already cancelled",
+        (404, "BLOB_UPLOAD_UNKNOWN"),
+        oci_send(oci.req(Method::DELETE, &cancel)).await,
+    );
+    t.check(
+        "ECR",
+        "UploadLayerPart to an upload cancelled through /v2",
+        (400, "UploadNotFoundException"),
+        ecr_raw(
+            &server,
+            "UploadLayerPart",
+            Some(AUTH),
+            part(0, 3, "AAAAAA=="),
+        )
+        .await,
+    );
+    t.check(
+        "OCI",
+        "blob mount (no `from`) of `../../etc/passwd`: a new upload session instead",
+        (202, "<none>"),
+        oci_send(oci.req(
+            Method::POST,
+            &format!("/v2/{REPO}/blobs/uploads/?mount=../../etc/passwd"),
+        ))
         .await,
     );
     // A PATCH body that stops arriving: answered at the idle timeout, nothing acknowledged.

@@ -1,5 +1,6 @@
 //! The `/v2` API endpoint by endpoint, and its views through the ECR API.
 
+use aws_sdk_ecr::primitives::Blob;
 use aws_sdk_ecr::types::{ImageIdentifier, LayerAvailability};
 use reqwest::Method;
 
@@ -336,15 +337,6 @@ async fn monolithic_uploads_mounts_and_blob_errors() {
     assert_eq!(
         (r.status().as_u16(), oci_code(r).await.as_str()),
         (400, "DIGEST_INVALID")
-    );
-    let r = oci
-        .req(Method::DELETE, &format!("/v2/team/a/blobs/{d}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        (r.status().as_u16(), oci_code(r).await.as_str()),
-        (405, "UNSUPPORTED")
     );
     let r = oci
         .req(Method::POST, "/v2/team/none/blobs/uploads/")
@@ -997,4 +989,558 @@ async fn create_on_push_and_anonymous_pull_are_options() {
         anon.get(url("/v2/_catalog")).send().await.unwrap().status(),
         401
     );
+}
+
+/// Status and OCI error code of a response.
+async fn answer(r: reqwest::RequestBuilder) -> (u16, String) {
+    let r = r.send().await.unwrap();
+    (r.status().as_u16(), oci_code(r).await)
+}
+
+#[tokio::test]
+async fn reads_of_names_that_cannot_exist_are_404_and_writes_stay_400() {
+    let server = TestServer::start().await;
+    create_repo(&server.ecr(), "team/app").await;
+    let oci = server.oci().await;
+    let manifest = image(&oci, "team/app", 3).await;
+    let r = oci
+        .put_manifest("team/app", "v1", OCI_MANIFEST, &manifest)
+        .await;
+    assert_eq!(r.status(), 201);
+
+    // Neither a tag nor a digest: nothing can exist under it (the conformance suite's
+    // `.INVALID_MANIFEST_NAME`), so GET, HEAD and DELETE answer MANIFEST_UNKNOWN.
+    for reference in [
+        ".INVALID_MANIFEST_NAME",
+        "-leading-dash",
+        "sha256:abc",
+        "a%21b",
+    ] {
+        let path = format!("/v2/team/app/manifests/{reference}");
+        assert_eq!(
+            answer(oci.req(Method::GET, &path)).await,
+            (404, "MANIFEST_UNKNOWN".to_owned()),
+            "GET {reference}"
+        );
+        let head = oci.req(Method::HEAD, &path).send().await.unwrap();
+        assert_eq!(head.status(), 404, "HEAD {reference}");
+        assert_eq!(
+            answer(oci.req(Method::DELETE, &path)).await,
+            (404, "MANIFEST_UNKNOWN".to_owned()),
+            "DELETE {reference}"
+        );
+    }
+    // A PUT names something to create: a bad tag is the client's mistake.
+    let r = oci
+        .put_manifest(
+            "team/app",
+            ".INVALID_MANIFEST_NAME",
+            OCI_MANIFEST,
+            &manifest,
+        )
+        .await;
+    assert_eq!(
+        (r.status().as_u16(), oci_code(r).await.as_str()),
+        (400, "TAG_INVALID")
+    );
+
+    // Blobs: a name that is not digest-shaped at all names nothing (404, distribution's
+    // router answers so); a digest-shaped but invalid one is DIGEST_INVALID, as distribution
+    // and zot answer.
+    for (name, want) in [
+        ("latest", (404, "BLOB_UNKNOWN")),
+        (".INVALID", (404, "BLOB_UNKNOWN")),
+        ("sha256:", (404, "BLOB_UNKNOWN")),
+        ("sha256:abc", (400, "DIGEST_INVALID")),
+        (
+            "md5:d41d8cd98f00b204e9800998ecf8427e",
+            (400, "DIGEST_INVALID"),
+        ),
+    ] {
+        let path = format!("/v2/team/app/blobs/{name}");
+        let want = (want.0, want.1.to_owned());
+        assert_eq!(
+            answer(oci.req(Method::GET, &path)).await,
+            want,
+            "GET {name}"
+        );
+        assert_eq!(
+            answer(oci.req(Method::DELETE, &path)).await,
+            want,
+            "DELETE {name}"
+        );
+        let head = oci.req(Method::HEAD, &path).send().await.unwrap();
+        assert_eq!(head.status().as_u16(), want.0, "HEAD {name}");
+    }
+    // Referrers: the spec requires a 400 for a digest of invalid syntax.
+    assert_eq!(
+        answer(oci.req(Method::GET, "/v2/team/app/referrers/sha256:abc")).await,
+        (400, "DIGEST_INVALID".to_owned())
+    );
+    // tags/list's `last` is a position, not a name that must exist.
+    let r = oci
+        .req(Method::GET, "/v2/team/app/tags/list?last=.not-a-tag")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn blob_delete_unlinks_only_what_no_image_references() {
+    let server = TestServer::start_with(&["--gc-interval-secs", "0"]).await;
+    let ecr = server.ecr();
+    create_repo(&ecr, "team/app").await;
+    create_repo(&ecr, "team/copy").await;
+    let oci = server.oci().await;
+    let manifest = image(&oci, "team/app", 5).await;
+    let r = oci
+        .put_manifest("team/app", "v1", OCI_MANIFEST, &manifest)
+        .await;
+    assert_eq!(r.status(), 201);
+    let manifest_digest = sha256_digest(manifest.as_bytes());
+    let layer: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+    let layer = layer["layers"][0]["digest"].as_str().unwrap().to_owned();
+    let stray_bytes = random_bytes(4321, 77);
+    let stray = oci.push_blob("team/app", &stray_bytes).await;
+    let shared_bytes = random_bytes(999, 78);
+    let shared = oci.push_blob("team/app", &shared_bytes).await;
+    let r = oci
+        .req(
+            Method::POST,
+            &format!("/v2/team/copy/blobs/uploads/?mount={shared}&from=team/app"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    // team/copy's own image uses the mounted blob.
+    let copy_config = br#"{"architecture":"amd64","os":"linux"}"#;
+    let copy_config_digest = oci.push_blob("team/copy", copy_config).await;
+    let copy_manifest = oci_manifest(
+        (&copy_config_digest, copy_config.len()),
+        &[(&shared, shared_bytes.len())],
+    );
+    let r = oci
+        .put_manifest("team/copy", "v1", OCI_MANIFEST, &copy_manifest)
+        .await;
+    assert_eq!(r.status(), 201);
+
+    // A layer of v1 stays: deleting it would leave an image that cannot be pulled.
+    let r = oci
+        .req(Method::DELETE, &format!("/v2/team/app/blobs/{layer}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    let body = r.text().await.unwrap();
+    assert!(
+        body.contains("\"DENIED\"") && body.contains("delete the image first"),
+        "{body}"
+    );
+    let r = oci
+        .req(Method::GET, "/v2/team/app/manifests/v1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    // An unreferenced blob is unlinked: 202, then gone from this repository for both APIs.
+    let r = oci
+        .req(Method::DELETE, &format!("/v2/team/app/blobs/{stray}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    assert_eq!(r.headers()["content-length"], "0");
+    assert_eq!(
+        answer(oci.req(Method::GET, &format!("/v2/team/app/blobs/{stray}"))).await,
+        (404, "BLOB_UNKNOWN".to_owned())
+    );
+    assert_eq!(
+        answer(oci.req(Method::DELETE, &format!("/v2/team/app/blobs/{stray}"))).await,
+        (404, "BLOB_UNKNOWN".to_owned()),
+        "a second DELETE finds nothing"
+    );
+    let avail = ecr
+        .batch_check_layer_availability()
+        .repository_name("team/app")
+        .layer_digests(&stray)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        avail.layers()[0].layer_availability(),
+        Some(&LayerAvailability::Unavailable),
+        "ECR no longer sees the blob in the repository"
+    );
+
+    // Unlinking from one repository leaves another's link alone.
+    let r = oci
+        .req(Method::DELETE, &format!("/v2/team/app/blobs/{shared}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let r = oci
+        .req(Method::GET, &format!("/v2/team/copy/blobs/{shared}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().await.unwrap(), &shared_bytes[..]);
+
+    // Once the image is gone, its layer may be unlinked too.
+    let r = oci
+        .req(
+            Method::DELETE,
+            &format!("/v2/team/app/manifests/{manifest_digest}"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let r = oci
+        .req(Method::DELETE, &format!("/v2/team/app/blobs/{layer}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+
+    // GC reclaims the bytes of what no repository links any more, and only those.
+    assert!(server.blob_file(&stray).exists());
+    let (rc, out) = berth_cli(&["gc", "--gc-grace-secs", "0"], server.data_dir());
+    assert_eq!(rc, 0, "{out}");
+    assert!(!server.blob_file(&stray).exists(), "{out}");
+    assert!(!server.blob_file(&layer).exists(), "{out}");
+    assert!(
+        server.blob_file(&shared).exists(),
+        "team/copy's image still uses it"
+    );
+
+    // Without a repository: NAME_UNKNOWN.
+    assert_eq!(
+        answer(oci.req(Method::DELETE, &format!("/v2/team/none/blobs/{stray}"))).await,
+        (404, "NAME_UNKNOWN".to_owned())
+    );
+}
+
+#[tokio::test]
+async fn blob_delete_can_be_turned_off() {
+    let server = TestServer::start_with(&["--blob-delete=false"]).await;
+    create_repo(&server.ecr(), "team/app").await;
+    let oci = server.oci().await;
+    let d = oci.push_blob("team/app", b"kept").await;
+    assert_eq!(
+        answer(oci.req(Method::DELETE, &format!("/v2/team/app/blobs/{d}"))).await,
+        (405, "UNSUPPORTED".to_owned())
+    );
+    let r = oci
+        .req(Method::GET, &format!("/v2/team/app/blobs/{d}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.bytes().await.unwrap(), &b"kept"[..]);
+}
+
+#[tokio::test]
+async fn mount_without_from_finds_the_blob_in_the_registry() {
+    let server = TestServer::start().await;
+    let ecr = server.ecr();
+    for repo in ["team/a", "team/b", "team/c"] {
+        create_repo(&ecr, repo).await;
+    }
+    let oci = server.oci().await;
+    let data = random_bytes(7000, 21);
+    let d = oci.push_blob("team/b", &data).await;
+
+    // No `from`: berth finds the blob in team/b and mounts it into team/c.
+    let r = oci
+        .req(
+            Method::POST,
+            &format!("/v2/team/c/blobs/uploads/?mount={d}"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(
+        r.headers()["location"].to_str().unwrap(),
+        format!("/v2/team/c/blobs/{d}")
+    );
+    assert_eq!(r.headers()["docker-content-digest"], d.as_str());
+    let r = oci
+        .req(Method::GET, &format!("/v2/team/c/blobs/{d}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.bytes().await.unwrap(), &data[..]);
+    // ECR sees it as uploaded to team/c.
+    let avail = ecr
+        .batch_check_layer_availability()
+        .repository_name("team/c")
+        .layer_digests(&d)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        avail.layers()[0].layer_availability(),
+        Some(&LayerAvailability::Available)
+    );
+    // Already there: a mount is still a 201.
+    let r = oci
+        .req(
+            Method::POST,
+            &format!("/v2/team/c/blobs/uploads/?mount={d}"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+
+    // Nowhere in the registry, or not a digest: a new upload session, which works.
+    for mount in [sha256_digest(b"nowhere"), "not-a-digest".to_owned()] {
+        let r = oci
+            .req(
+                Method::POST,
+                &format!("/v2/team/a/blobs/uploads/?mount={mount}"),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202, "{mount}");
+        let location = r.headers()["location"].to_str().unwrap().to_owned();
+        assert!(
+            location.starts_with("/v2/team/a/blobs/uploads/"),
+            "{location}"
+        );
+        let r = oci
+            .req(
+                Method::PUT,
+                &format!("{location}?digest={}", sha256_digest(b"fresh")),
+            )
+            .body(&b"fresh"[..])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    // A mount into a repository that does not exist is still NAME_UNKNOWN.
+    assert_eq!(
+        answer(oci.req(
+            Method::POST,
+            &format!("/v2/team/none/blobs/uploads/?mount={d}")
+        ))
+        .await,
+        (404, "NAME_UNKNOWN".to_owned())
+    );
+}
+
+#[tokio::test]
+async fn cancelled_upload_is_gone_for_both_apis() {
+    let server = TestServer::start().await;
+    let ecr = server.ecr();
+    create_repo(&ecr, "team/app").await;
+    let oci = server.oci().await;
+    let data = random_bytes(6 * MIB, 31);
+    let part = |id: &str, first: usize, last: usize| {
+        ecr.upload_layer_part()
+            .repository_name("team/app")
+            .upload_id(id)
+            .part_first_byte(first as i64)
+            .part_last_byte(last as i64)
+            .layer_part_blob(Blob::new(&data[first..=last]))
+            .send()
+    };
+    let complete = |id: &str| {
+        ecr.complete_layer_upload()
+            .repository_name("team/app")
+            .upload_id(id)
+            .layer_digests(sha256_digest(&data))
+            .send()
+    };
+
+    // Started and cancelled on /v2; ECR cannot continue or complete it.
+    let r = oci
+        .req(Method::POST, "/v2/team/app/blobs/uploads/")
+        .send()
+        .await
+        .unwrap();
+    let location = r.headers()["location"].to_str().unwrap().to_owned();
+    let id = r.headers()["docker-upload-uuid"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let r = oci
+        .req(Method::PATCH, &location)
+        .header("content-range", format!("0-{}", 5 * MIB - 1))
+        .body(data[..5 * MIB].to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let r = oci.req(Method::DELETE, &location).send().await.unwrap();
+    assert_eq!(r.status(), 204);
+    let e = part(&id, 5 * MIB, data.len() - 1).await.unwrap_err();
+    assert_eq!(code(&e.into_service_error()), "UploadNotFoundException");
+    let e = complete(&id).await.unwrap_err();
+    assert_eq!(code(&e.into_service_error()), "UploadNotFoundException");
+    for method in [Method::GET, Method::PATCH, Method::PUT, Method::DELETE] {
+        let url = if method == Method::PUT {
+            format!("{location}?digest={}", sha256_digest(&data))
+        } else {
+            location.clone()
+        };
+        assert_eq!(
+            answer(oci.req(method.clone(), &url)).await,
+            (404, "BLOB_UPLOAD_UNKNOWN".to_owned()),
+            "{method} after cancel"
+        );
+    }
+
+    // Started and fed through ECR, cancelled on /v2: neither API takes another part.
+    let id = initiate_upload(&ecr, "team/app").await;
+    part(&id, 0, 5 * MIB - 1).await.unwrap();
+    let location = format!("/v2/team/app/blobs/uploads/{id}");
+    let r = oci.req(Method::DELETE, &location).send().await.unwrap();
+    assert_eq!(r.status(), 204);
+    let e = part(&id, 5 * MIB, data.len() - 1).await.unwrap_err();
+    assert_eq!(code(&e.into_service_error()), "UploadNotFoundException");
+    let e = complete(&id).await.unwrap_err();
+    assert_eq!(code(&e.into_service_error()), "UploadNotFoundException");
+    assert_eq!(
+        answer(
+            oci.req(Method::PATCH, &location)
+                .header("content-range", format!("{}-{}", 5 * MIB, data.len() - 1))
+                .body(data[5 * MIB..].to_vec())
+        )
+        .await,
+        (404, "BLOB_UPLOAD_UNKNOWN".to_owned())
+    );
+    // Nothing of it became a blob.
+    let avail = ecr
+        .batch_check_layer_availability()
+        .repository_name("team/app")
+        .layer_digests(sha256_digest(&data))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        avail.layers()[0].layer_availability(),
+        Some(&LayerAvailability::Unavailable)
+    );
+}
+
+#[tokio::test]
+async fn ranged_reads_take_suffix_open_and_unsatisfiable_ranges() {
+    let server = TestServer::start().await;
+    let ecr = server.ecr();
+    create_repo(&ecr, "team/app").await;
+    let oci = server.oci().await;
+    let data = random_bytes(1000, 41);
+    let d = oci.push_blob("team/app", &data).await;
+    let empty = oci.push_blob("team/app", b"").await;
+    let blob = format!("/v2/team/app/blobs/{d}");
+
+    // (Range, expected Content-Range, first byte, last byte).
+    for (range, content_range, first, last) in [
+        ("bytes=0-9", "bytes 0-9/1000", 0, 9),
+        ("bytes=990-", "bytes 990-999/1000", 990, 999),
+        ("bytes=0-", "bytes 0-999/1000", 0, 999),
+        ("bytes=-10", "bytes 990-999/1000", 990, 999),
+        ("bytes=-1", "bytes 999-999/1000", 999, 999),
+        ("bytes=-5000", "bytes 0-999/1000", 0, 999),
+        ("bytes=995-2000", "bytes 995-999/1000", 995, 999),
+    ] {
+        let r = oci
+            .req(Method::GET, &blob)
+            .header("range", range)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 206, "{range}");
+        assert_eq!(r.headers()["content-range"], content_range, "{range}");
+        let len = (last - first + 1).to_string();
+        assert_eq!(r.headers()["content-length"], len.as_str(), "{range}");
+        assert_eq!(r.bytes().await.unwrap(), &data[first..=last], "{range}");
+        let r = oci
+            .req(Method::HEAD, &blob)
+            .header("range", range)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 206, "HEAD {range}");
+        assert_eq!(r.headers()["content-range"], content_range, "HEAD {range}");
+        assert_eq!(r.headers()["content-length"], len.as_str(), "HEAD {range}");
+    }
+    for (path, range, size) in [
+        (&blob, "bytes=1000-", 1000),
+        (&blob, "bytes=1000-1005", 1000),
+        (&blob, "bytes=-0", 1000),
+        (&format!("/v2/team/app/blobs/{empty}"), "bytes=0-", 0),
+        (&format!("/v2/team/app/blobs/{empty}"), "bytes=-5", 0),
+    ] {
+        let r = oci
+            .req(Method::GET, path)
+            .header("range", range)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 416, "{range} of {size} bytes");
+        assert_eq!(
+            r.headers()["content-range"],
+            format!("bytes */{size}").as_str(),
+            "{range}"
+        );
+    }
+    // Not a range berth understands (several, or invalid): the whole blob, as RFC 9110 allows.
+    for range in ["bytes=0-1,5-6", "bytes=5-1", "items=0-1"] {
+        let r = oci
+            .req(Method::GET, &blob)
+            .header("range", range)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{range}");
+        assert_eq!(r.bytes().await.unwrap(), &data[..], "{range}");
+    }
+
+    // The self-authorising download URL of GetDownloadUrlForLayer serves ranges the same way.
+    let (_, _, layer) = push_small_image(&ecr, "team/app", "v1", 42).await;
+    let layer_bytes = random_bytes(1042, 42);
+    assert_eq!(sha256_digest(&layer_bytes), layer);
+    let url = ecr
+        .get_download_url_for_layer()
+        .repository_name("team/app")
+        .layer_digest(&layer)
+        .send()
+        .await
+        .unwrap()
+        .download_url()
+        .unwrap()
+        .to_owned();
+    let http = server.http();
+    for (range, status, content_range, body) in [
+        (
+            "bytes=-42",
+            206,
+            "bytes 1000-1041/1042",
+            &layer_bytes[1000..],
+        ),
+        (
+            "bytes=1040-",
+            206,
+            "bytes 1040-1041/1042",
+            &layer_bytes[1040..],
+        ),
+        ("bytes=1042-", 416, "bytes */1042", &b""[..]),
+        ("bytes=-0", 416, "bytes */1042", &b""[..]),
+    ] {
+        let r = http.get(&url).header("range", range).send().await.unwrap();
+        assert_eq!(r.status(), status, "{range}");
+        assert_eq!(r.headers()["content-range"], content_range, "{range}");
+        if status == 206 {
+            assert_eq!(r.bytes().await.unwrap(), body, "{range}");
+        }
+    }
 }

@@ -356,3 +356,93 @@ async fn v2_calls_are_checked_as_their_ecr_actions() {
         .unwrap();
     assert_eq!(r.status(), 200);
 }
+
+#[tokio::test]
+async fn v2_mount_without_from_and_blob_delete_follow_the_policies() {
+    let (server, _dir) = server().await;
+    let owner = server.ecr();
+    for repo in ["team/secret", "team/open", "team/mine"] {
+        create_repo(&owner, repo).await;
+    }
+    let oci = server.oci().await;
+    let secret_only = oci.push_blob("team/secret", &random_bytes(3000, 61)).await;
+    let both_bytes = random_bytes(3000, 62);
+    let in_both = oci.push_blob("team/secret", &both_bytes).await;
+    oci.push_blob("team/open", &both_bytes).await;
+    let deny = |action: &str| {
+        format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Deny","Principal":{{"AWS":"arn:aws:iam::000000000000:user/restricted"}},"Action":"{action}"}}]}}"#
+        )
+    };
+    owner
+        .set_repository_policy()
+        .repository_name("team/secret")
+        .policy_text(deny("ecr:GetDownloadUrlForLayer"))
+        .send()
+        .await
+        .unwrap();
+    owner
+        .set_repository_policy()
+        .repository_name("team/mine")
+        .policy_text(deny("ecr:BatchDeleteImage"))
+        .send()
+        .await
+        .unwrap();
+
+    let restricted = client(&server, "AKIDRESTRICTED", "restricted");
+    let token = restricted.get_authorization_token().send().await.unwrap();
+    let as_restricted = Oci {
+        http: reqwest::Client::new(),
+        base: server.endpoint.clone(),
+        auth: format!(
+            "Basic {}",
+            token.authorization_data()[0].authorization_token().unwrap()
+        ),
+    };
+    let mount = |d: &str| {
+        as_restricted
+            .req(
+                reqwest::Method::POST,
+                &format!("/v2/team/mine/blobs/uploads/?mount={d}"),
+            )
+            .send()
+    };
+    // Only in a repository the caller may not read: no mount, a new upload session instead,
+    // and the blob stays out of reach.
+    let r = mount(&secret_only).await.unwrap();
+    assert_eq!(r.status(), 202);
+    let r = as_restricted
+        .req(
+            reqwest::Method::GET,
+            &format!("/v2/team/mine/blobs/{secret_only}"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    // Also in one it may read: mounted from there.
+    let r = mount(&in_both).await.unwrap();
+    assert_eq!(r.status(), 201);
+    let r = as_restricted
+        .req(
+            reqwest::Method::GET,
+            &format!("/v2/team/mine/blobs/{in_both}"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.bytes().await.unwrap(), &both_bytes[..]);
+
+    // Blob DELETE is ecr:BatchDeleteImage: denied for the restricted user, allowed the owner.
+    let delete = |oci: &Oci| {
+        oci.req(
+            reqwest::Method::DELETE,
+            &format!("/v2/team/mine/blobs/{in_both}"),
+        )
+        .send()
+    };
+    let r = delete(&as_restricted).await.unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(oci_code(r).await, "DENIED");
+    assert_eq!(delete(&oci).await.unwrap().status(), 202);
+}
