@@ -8,6 +8,11 @@ use crate::{Principal, Registry, RegistryError, RepositoryRef, Result};
 /// Repositories read per metadata query while looking for a blob to mount without `from`.
 const MOUNT_SCAN_PAGE: u32 = 1000;
 
+/// Repositories a mount without `from` looks through at most (about 0.25 s in a debug build).
+/// Past that it falls back to an upload, which the spec allows: it bounds what one request
+/// can make the metadata store do in a registry of ECR's 100,000-repository quota.
+const MOUNT_SCAN_MAX: usize = 10_000;
+
 /// What unlinking a blob from a repository (`DELETE /v2/<name>/blobs/<digest>`) did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BlobUnlink {
@@ -156,8 +161,9 @@ impl Registry {
     /// Repositories that deny the caller are skipped, not reported: the caller falls back to
     /// an upload and learns nothing about them. Answers false when no such repository exists.
     ///
-    /// The scan reads one blob link per repository of the registry, paged; a registry-wide
-    /// "who links this digest" query would make it one, but the metadata store has none yet.
+    /// The scan reads one blob link per repository of the registry, paged, in name order, and
+    /// stops after [`MOUNT_SCAN_MAX`] repositories; a registry-wide "who links this digest"
+    /// query would make it one read, but the metadata store has none yet.
     /// This is where the BLOB_MOUNTING account setting will be consulted once it exists.
     pub async fn mount_blob_from_any(
         &self,
@@ -171,7 +177,8 @@ impl Registry {
             return Ok(true);
         }
         let mut after: Option<String> = None;
-        loop {
+        let mut scanned = 0;
+        while scanned < MOUNT_SCAN_MAX {
             let page = meta
                 .list_repositories(&target.registry_id, after.as_deref(), MOUNT_SCAN_PAGE)
                 .await?;
@@ -207,8 +214,10 @@ impl Registry {
             if page.len() < MOUNT_SCAN_PAGE as usize {
                 return Ok(false);
             }
+            scanned += page.len();
             after = page.last().map(|r| r.name.to_string());
         }
+        Ok(false)
     }
 
     /// Unlinks a blob from a repository unless an image of it references the blob; the bytes
