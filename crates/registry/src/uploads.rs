@@ -243,11 +243,15 @@ impl Registry {
             )),
             PartData::Stream(s) => s,
         };
-        let written = self
+        let written = match self
             .storage
             .blobs
             .write_part(id, first, stream, &mut |chunk| hasher.update(chunk))
-            .await?;
+            .await
+        {
+            Ok(written) => written,
+            Err(e) => return Err(self.part_failed(&repo, id, e).await),
+        };
         self.failpoint("upload_part.after_write");
         if expected_len.is_some_and(|len| len != written) {
             return Err(part_error(
@@ -290,11 +294,15 @@ impl Registry {
                 upload_id: id,
                 received: updated.received,
             }),
-            Err(StorageError::NotFound) => Err(RegistryError::UploadNotFound {
-                registry_id: repo.registry_id.clone(),
-                name: repo.name.clone(),
-                upload_id: id.to_string(),
-            }),
+            Err(StorageError::NotFound) => {
+                // Cancelled while this part was written: what it staged goes too.
+                let _ = self.storage.blobs.delete_upload(id).await;
+                Err(RegistryError::UploadNotFound {
+                    registry_id: repo.registry_id.clone(),
+                    name: repo.name.clone(),
+                    upload_id: id.to_string(),
+                })
+            }
             Err(StorageError::Conflict(_)) => {
                 let now = self
                     .storage
@@ -308,6 +316,29 @@ impl Registry {
                 ))
             }
             Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The error for a part whose bytes could not be staged. An upload cancelled (or expired
+    /// and collected) between the part's start and its first write has lost its staging file,
+    /// so the write fails; that is `UploadNotFound`, as for any part of a cancelled upload, not
+    /// a storage failure. The file the part created is removed again.
+    async fn part_failed(
+        &self,
+        repo: &RepositoryRecord,
+        id: UploadId,
+        e: StorageError,
+    ) -> RegistryError {
+        match self.storage.meta.get_upload(id).await {
+            Ok(None) => {
+                let _ = self.storage.blobs.delete_upload(id).await;
+                RegistryError::UploadNotFound {
+                    registry_id: repo.registry_id.clone(),
+                    name: repo.name.clone(),
+                    upload_id: id.to_string(),
+                }
+            }
+            _ => e.into(),
         }
     }
 

@@ -1544,3 +1544,68 @@ async fn ranged_reads_take_suffix_open_and_unsatisfiable_ranges() {
         }
     }
 }
+
+#[tokio::test]
+async fn cancelling_an_upload_mid_part_acknowledges_nothing() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let server = TestServer::start().await;
+    let ecr = server.ecr();
+    create_repo(&ecr, "team/app").await;
+    let oci = server.oci().await;
+    let r = oci
+        .req(Method::POST, "/v2/team/app/blobs/uploads/")
+        .send()
+        .await
+        .unwrap();
+    let location = r.headers()["location"].to_str().unwrap().to_owned();
+    let id = r.headers()["docker-upload-uuid"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let data = random_bytes(2 * MIB, 51);
+
+    // Half of a PATCH body, so that the part is being written when the cancel comes.
+    let addr = server.endpoint.trim_start_matches("http://");
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "PATCH {location} HTTP/1.1\r\nhost: x\r\nauthorization: {}\r\ncontent-type: application/octet-stream\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        oci.auth,
+        data.len()
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    conn.write_all(&data[..MIB]).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let r = oci.req(Method::DELETE, &location).send().await.unwrap();
+    assert_eq!(r.status(), 204);
+    conn.write_all(&data[MIB..]).await.unwrap();
+    let mut resp = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        conn.read_to_end(&mut resp),
+    )
+    .await
+    .expect("the PATCH is answered")
+    .unwrap();
+    let resp = String::from_utf8_lossy(&resp);
+    assert!(
+        resp.starts_with("HTTP/1.1 404") && resp.contains("BLOB_UPLOAD_UNKNOWN"),
+        "the part of a cancelled upload is not acknowledged: {resp}"
+    );
+    // Neither API continues it, and nothing of it stays staged.
+    let e = ecr
+        .upload_layer_part()
+        .repository_name("team/app")
+        .upload_id(&id)
+        .part_first_byte(0)
+        .part_last_byte(MIB as i64 - 1)
+        .layer_part_blob(Blob::new(&data[..MIB]))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e.into_service_error()), "UploadNotFoundException");
+    assert!(
+        !server.data_dir().join("uploads").join(&id).exists(),
+        "no staging file is left behind"
+    );
+}
