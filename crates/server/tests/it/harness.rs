@@ -124,7 +124,30 @@ impl TestServer {
         false
     }
 
+    /// A server on a fresh data directory with extra `serve` flags and environment variables
+    /// (e.g. another S3 endpoint).
+    pub async fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Self {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let env = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let args = args.iter().map(|a| (*a).to_owned()).collect();
+        let mut s = Self::spawn_env(tmp.path(), args, true, env).await;
+        s._tmp = Some(tmp);
+        s
+    }
+
     async fn spawn(data_dir: &Path, extra: Vec<String>, with_keys: bool) -> Self {
+        Self::spawn_env(data_dir, extra, with_keys, vec![]).await
+    }
+
+    async fn spawn_env(
+        data_dir: &Path,
+        extra: Vec<String>,
+        with_keys: bool,
+        env: Vec<(String, String)>,
+    ) -> Self {
         let data_dir = data_dir.to_path_buf();
         let dir = data_dir.clone();
         tokio::task::spawn_blocking(move || {
@@ -132,7 +155,8 @@ impl TestServer {
             cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
                 .arg(&dir)
                 .args(backend_args(&dir, &extra))
-                .args(&extra);
+                .args(&extra)
+                .envs(env);
             if with_keys {
                 cmd.env("BERTH_ACCESS_KEY_ID", ACCESS_KEY)
                     .env("BERTH_SECRET_ACCESS_KEY", SECRET_KEY);

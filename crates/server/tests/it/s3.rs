@@ -227,3 +227,58 @@ async fn an_upload_moves_between_nodes_in_chunks_of_any_size() {
     let (rc, out) = berth_cli(&["fsck", "--blobs", &blobs], dir.path());
     assert_eq!(rc, 0, "{out}");
 }
+
+/// S3 unreachable (nothing listens at its endpoint): after the client's retries, pushes fail
+/// cleanly — `ServerException` on the ECR API, 503 `UNAVAILABLE` on `/v2` — and nothing is
+/// acknowledged.
+#[tokio::test]
+async fn an_s3_outage_is_a_clean_server_error() {
+    let Some(blobs) = fresh_blobs_url() else {
+        return;
+    };
+    // A loopback port nobody listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let server = TestServer::start_with_env(
+        &["--blobs", &blobs],
+        &[("AWS_ENDPOINT_URL_S3", &endpoint), ("AWS_ENDPOINT_URL", &endpoint)],
+    )
+    .await;
+    let ecr = server.ecr();
+    create_repo(&ecr, "s3/down").await;
+    let id = initiate_upload(&ecr, "s3/down").await;
+    let err = ecr
+        .upload_layer_part()
+        .repository_name("s3/down")
+        .upload_id(&id)
+        .part_first_byte(0)
+        .part_last_byte(9)
+        .layer_part_blob(Blob::new(vec![7u8; 10]))
+        .send()
+        .await
+        .expect_err("S3 is down");
+    assert_eq!(code(&err), "ServerException");
+    let r = server
+        .oci()
+        .await
+        .req(Method::POST, &format!("/v2/s3/down/blobs/uploads/?digest={}", sha256_digest(b"x")))
+        .body(b"x".to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    assert_eq!(oci_code(r).await, "UNAVAILABLE");
+    // Nothing was acknowledged: the upload still stands at byte 0.
+    let err = ecr
+        .upload_layer_part()
+        .repository_name("s3/down")
+        .upload_id(&id)
+        .part_first_byte(10)
+        .part_last_byte(19)
+        .layer_part_blob(Blob::new(vec![7u8; 10]))
+        .send()
+        .await
+        .expect_err("not after a part that was never stored");
+    assert_eq!(code(&err), "InvalidLayerPartException");
+}
