@@ -36,7 +36,10 @@ pub(crate) async fn get_blob(
             StatusCode::TEMPORARY_REDIRECT,
             [
                 (header::LOCATION, url),
-                (header::HeaderName::from_static("docker-content-digest"), digest.to_string()),
+                (
+                    header::HeaderName::from_static("docker-content-digest"),
+                    digest.to_string(),
+                ),
             ],
         )
             .into_response());

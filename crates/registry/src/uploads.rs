@@ -343,9 +343,7 @@ impl Registry {
         let given = Digest::parse(digest).map_err(|_| invalid(sha256.clone()))?;
         let computed = match given.algorithm() {
             DigestAlgorithm::Sha256 => sha256,
-            DigestAlgorithm::Sha512 if rules.allow_sha512 => {
-                self.staged_sha512(&upload).await?
-            }
+            DigestAlgorithm::Sha512 if rules.allow_sha512 => self.staged_sha512(&upload).await?,
             DigestAlgorithm::Sha512 => return Err(invalid(sha256)),
         };
         if given != computed {
@@ -358,12 +356,18 @@ impl Registry {
             .await?;
         if existing.is_some() && rules.existing_is_success {
             self.storage.meta.delete_upload(id).await?;
-            self.storage.blobs.delete_upload(id, &upload.staging).await?;
+            self.storage
+                .blobs
+                .delete_upload(id, &upload.staging)
+                .await?;
             return Ok(computed);
         }
         if existing.is_some() {
             self.storage.meta.delete_upload(id).await?;
-            self.storage.blobs.delete_upload(id, &upload.staging).await?;
+            self.storage
+                .blobs
+                .delete_upload(id, &upload.staging)
+                .await?;
             return Err(RegistryError::LayerAlreadyExists {
                 registry_id: repo.registry_id,
                 name: repo.name,
@@ -413,7 +417,10 @@ impl Registry {
         let repo = self.repository(who, r, "ecr:UploadLayerPart").await?;
         let upload = self.open_upload(&repo, id).await?;
         self.storage.meta.delete_upload(id).await?;
-        self.storage.blobs.delete_upload(id, &upload.staging).await?;
+        self.storage
+            .blobs
+            .delete_upload(id, &upload.staging)
+            .await?;
         Ok(())
     }
 }

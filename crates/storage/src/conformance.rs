@@ -219,11 +219,23 @@ pub async fn blob_store_uploads(store: &dyn BlobStore) {
     // A discarded upload leaves nothing staged, whether its last write was acknowledged or not.
     let id = UploadId::new_random();
     let (_, saved) = store
-        .write_part(id, 0, &[], owned_stream(pattern(9 * MIB, 1), MIB), &mut |_| {})
+        .write_part(
+            id,
+            0,
+            &[],
+            owned_stream(pattern(9 * MIB, 1), MIB),
+            &mut |_| {},
+        )
         .await
         .unwrap();
     store
-        .write_part(id, 9 * MIB as u64, &saved, owned_stream(pattern(MIB, 2), MIB), &mut |_| {})
+        .write_part(
+            id,
+            9 * MIB as u64,
+            &saved,
+            owned_stream(pattern(MIB, 2), MIB),
+            &mut |_| {},
+        )
         .await
         .unwrap();
     assert_eq!(store.list_uploads().await.unwrap().len(), 1);
@@ -232,7 +244,13 @@ pub async fn blob_store_uploads(store: &dyn BlobStore) {
     // An orphan (the metadata forgot it) is discarded as well.
     let id = UploadId::new_random();
     store
-        .write_part(id, 0, &[], owned_stream(pattern(6 * MIB, 3), MIB), &mut |_| {})
+        .write_part(
+            id,
+            0,
+            &[],
+            owned_stream(pattern(6 * MIB, 3), MIB),
+            &mut |_| {},
+        )
         .await
         .unwrap();
     store.delete_upload(id, &[]).await.unwrap();

@@ -157,7 +157,10 @@ async fn an_upload_moves_between_nodes_in_chunks_of_any_size() {
     for (i, n) in sizes.iter().chain(std::iter::once(&usize::MAX)).enumerate() {
         let end = off + (*n).min(data.len() - off);
         let node = if i % 2 == 0 { &ob } else { &oa };
-        let path = location.split_once("/v2/").map(|(_, p)| format!("/v2/{p}")).unwrap();
+        let path = location
+            .split_once("/v2/")
+            .map(|(_, p)| format!("/v2/{p}"))
+            .unwrap();
         let r = node
             .req(Method::PATCH, &path)
             .header("content-range", format!("{off}-{}", end - 1))
@@ -173,7 +176,10 @@ async fn an_upload_moves_between_nodes_in_chunks_of_any_size() {
             break;
         }
     }
-    let path = location.split_once("/v2/").map(|(_, p)| format!("/v2/{p}")).unwrap();
+    let path = location
+        .split_once("/v2/")
+        .map(|(_, p)| format!("/v2/{p}"))
+        .unwrap();
     let sep = if path.contains('?') { '&' } else { '?' };
     let r = oa
         .req(Method::PUT, &format!("{path}{sep}digest={digest}"))
@@ -187,7 +193,10 @@ async fn an_upload_moves_between_nodes_in_chunks_of_any_size() {
         .await
         .unwrap();
     assert_eq!(got.status(), 200);
-    assert!(got.bytes().await.unwrap() == data, "the blob reads back from the other node");
+    assert!(
+        got.bytes().await.unwrap() == data,
+        "the blob reads back from the other node"
+    );
 
     // ECR: 5 MiB parts and a short last one, alternating nodes; the same digest again
     // completes as LayerAlreadyExists and is stored once.
@@ -217,7 +226,10 @@ async fn an_upload_moves_between_nodes_in_chunks_of_any_size() {
         .expect("complete");
     assert_eq!(done.layer_digest(), Some(sha256_digest(&layer).as_str()));
     let r = oa
-        .req(Method::GET, &format!("/v2/s3/moving/blobs/{}", sha256_digest(&layer)))
+        .req(
+            Method::GET,
+            &format!("/v2/s3/moving/blobs/{}", sha256_digest(&layer)),
+        )
         .send()
         .await
         .unwrap();
@@ -242,7 +254,10 @@ async fn an_s3_outage_is_a_clean_server_error() {
     drop(closed);
     let server = TestServer::start_with_env(
         &["--blobs", &blobs],
-        &[("AWS_ENDPOINT_URL_S3", &endpoint), ("AWS_ENDPOINT_URL", &endpoint)],
+        &[
+            ("AWS_ENDPOINT_URL_S3", &endpoint),
+            ("AWS_ENDPOINT_URL", &endpoint),
+        ],
     )
     .await;
     let ecr = server.ecr();
@@ -262,7 +277,10 @@ async fn an_s3_outage_is_a_clean_server_error() {
     let r = server
         .oci()
         .await
-        .req(Method::POST, &format!("/v2/s3/down/blobs/uploads/?digest={}", sha256_digest(b"x")))
+        .req(
+            Method::POST,
+            &format!("/v2/s3/down/blobs/uploads/?digest={}", sha256_digest(b"x")),
+        )
         .body(b"x".to_vec())
         .send()
         .await

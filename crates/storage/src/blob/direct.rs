@@ -375,9 +375,11 @@ mod tests {
             .iter()
             .map(|(id, data)| {
                 let (store, id, data) = (store.clone(), *id, data.clone());
-                tokio::spawn(
-                    async move { store.write_part(id, 0, &[], stream_of(&data), &mut |_| {}).await },
-                )
+                tokio::spawn(async move {
+                    store
+                        .write_part(id, 0, &[], stream_of(&data), &mut |_| {})
+                        .await
+                })
             })
             .collect();
         for w in writers {

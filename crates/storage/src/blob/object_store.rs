@@ -296,14 +296,8 @@ impl S3BlobStore {
     }
 
     async fn get_bytes(&self, key: &str) -> Result<Bytes, StorageError> {
-        Ok(self
-            .store
-            .get(&self.path(key))
-            .await
-            .map_err(map_err)?
-            .bytes()
-            .await
-            .map_err(map_err)?)
+        let got = self.store.get(&self.path(key)).await.map_err(map_err)?;
+        got.bytes().await.map_err(map_err)
     }
 
     async fn put_bytes(&self, key: &str, data: Bytes) -> Result<(), StorageError> {
@@ -354,7 +348,11 @@ impl S3BlobStore {
     }
 
     /// The saved segments' bytes, in order (under [`MIN_PART`] together).
-    async fn read_segments(&self, upload: UploadId, st: &Staging) -> Result<BytesMut, StorageError> {
+    async fn read_segments(
+        &self,
+        upload: UploadId,
+        st: &Staging,
+    ) -> Result<BytesMut, StorageError> {
         let mut out = BytesMut::with_capacity(st.segments_len() as usize);
         for at in st.segment_ranges() {
             let b = self.get_bytes(&Self::segment_key(upload, &at)).await?;
@@ -513,10 +511,11 @@ impl Writer<'_> {
                 id
             }
         };
-        self.sending = Some(
-            self.store
-                .send_part(self.upload, multipart, self.st.parts.len(), body),
-        );
+        self.sending =
+            Some(
+                self.store
+                    .send_part(self.upload, multipart, self.st.parts.len(), body),
+            );
         self.buf.reserve(PART_SIZE);
         Ok(())
     }
@@ -533,7 +532,9 @@ impl Writer<'_> {
             let start = self.st.len();
             let at = start..start + self.buf.len() as u64;
             let key = S3BlobStore::segment_key(self.upload, &at);
-            self.store.put_bytes(&key, self.buf.split().freeze()).await?;
+            self.store
+                .put_bytes(&key, self.buf.split().freeze())
+                .await?;
             self.st.segments.push(at.end - at.start);
         }
         if let Some(h) = self.sending.take() {
@@ -599,7 +600,11 @@ impl BlobStore for S3BlobStore {
         let mut st = Staging::parse(staging)?;
         if st.len() != size {
             return Err(StorageError::Other(
-                format!("upload {upload}: {} bytes staged, {size} to commit", st.len()).into(),
+                format!(
+                    "upload {upload}: {} bytes staged, {size} to commit",
+                    st.len()
+                )
+                .into(),
             ));
         }
         self.forget(digest);
@@ -856,9 +861,7 @@ impl BlobStore for S3BlobStore {
             })
             .collect();
         futures_util::stream::iter(named)
-            .map(|(d, t)| async move {
-                Ok(self.pointer(&d).await?.map(|p| (d, p.size, t)))
-            })
+            .map(|(d, t)| async move { Ok(self.pointer(&d).await?.map(|p| (d, p.size, t))) })
             .buffer_unordered(LIST_CONCURRENCY)
             .try_filter_map(|x| async move { Ok(x) })
             .try_collect()
