@@ -410,6 +410,35 @@ mod tests {
     use super::*;
 
     #[test]
+    fn blobs_in_s3_from_the_file_or_a_flag() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("berth.toml");
+        std::fs::write(&file, "blobs = \"s3://bucket/reg\"\nblob-redirect = false\n").unwrap();
+        let o = Overrides {
+            config: Some(file.clone()),
+            ..Default::default()
+        };
+        let c = Config::load(&o).unwrap();
+        assert_eq!(c.blobs.as_deref(), Some("s3://bucket/reg"));
+        assert_eq!(c.blob_redirect, Some(false));
+        let flag = Overrides {
+            blobs: Some("s3://other".into()),
+            blob_redirect: Some(true),
+            ..o.clone()
+        };
+        let c = Config::load(&flag).unwrap();
+        assert_eq!(c.blobs.as_deref(), Some("s3://other"));
+        assert_eq!(c.blob_redirect, Some(true));
+        assert_eq!(Config::load(&Overrides::default()).unwrap().blobs, None);
+        let bad = Overrides {
+            blobs: Some("/var/blobs".into()),
+            ..Default::default()
+        };
+        let err = Config::load(&bad).unwrap_err().to_string();
+        assert!(err.starts_with("blobs:"), "{err}");
+    }
+
+    #[test]
     fn layers_apply_in_order() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("berth.toml");

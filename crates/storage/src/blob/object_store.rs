@@ -816,6 +816,9 @@ impl BlobStore for S3BlobStore {
         let Some(signer) = &self.signer else {
             return Ok(None);
         };
+        // Read afresh: a URL to an object GC removed (the digest since pushed again under
+        // another key) would fail at the client, where berth cannot retry.
+        self.forget(digest);
         let Some(p) = self.pointer(digest).await? else {
             return Ok(None);
         };
