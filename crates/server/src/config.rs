@@ -413,7 +413,11 @@ mod tests {
     fn blobs_in_s3_from_the_file_or_a_flag() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("berth.toml");
-        std::fs::write(&file, "blobs = \"s3://bucket/reg\"\nblob-redirect = false\n").unwrap();
+        std::fs::write(
+            &file,
+            "blobs = \"s3://bucket/reg\"\nblob-redirect = false\n",
+        )
+        .unwrap();
         let o = Overrides {
             config: Some(file.clone()),
             ..Default::default()
