@@ -284,8 +284,18 @@ pub(crate) async fn get_download_url_for_layer(
     let registry_id = req
         .registry_id()
         .map_or_else(|| ctx.principal.account_id.clone(), str::to_owned);
+    // With blobs on S3, a presigned S3 URL as ECR hands out; else berth's own signed URL.
+    let lifetime = std::time::Duration::from_secs(download::URL_LIFETIME_SECS);
+    let download_url = match ctx
+        .registry()
+        .blob_download_url(&blob.digest, lifetime)
+        .await?
+    {
+        Some(url) => url,
+        None => download::presign(ctx, &registry_id, &repo.name, &blob.digest),
+    };
     Ok(dto::GetDownloadUrlForLayerResponse {
-        download_url: download::presign(ctx, &registry_id, &repo.name, &blob.digest),
+        download_url,
         layer_digest: blob.digest.to_string(),
     })
 }

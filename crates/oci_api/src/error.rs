@@ -71,6 +71,8 @@ fn registry_error(e: &RegistryError) -> (StatusCode, &'static str) {
             (S::FORBIDDEN, "DENIED")
         }
         E::RequestBodyFailed(_) => (S::BAD_REQUEST, "BLOB_UPLOAD_INVALID"),
+        // A storage service (S3, a database) that stays down: the client may retry later.
+        E::Storage(e) if e.is_unavailable() => (S::SERVICE_UNAVAILABLE, "UNAVAILABLE"),
         E::Storage(_) => (S::INTERNAL_SERVER_ERROR, "UNKNOWN"),
     }
 }

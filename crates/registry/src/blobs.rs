@@ -90,6 +90,20 @@ impl Registry {
 }
 
 impl Registry {
+    /// A presigned URL from which a client may GET a blob it has already been cleared to read,
+    /// valid for `expires_in`; `None` when downloads go through berth (redirects are off, or
+    /// the blob store cannot presign).
+    pub async fn blob_download_url(
+        &self,
+        digest: &Digest,
+        expires_in: std::time::Duration,
+    ) -> Result<Option<String>> {
+        if !self.blob_redirect {
+            return Ok(None);
+        }
+        Ok(self.storage.blobs.download_url(digest, expires_in).await?)
+    }
+
     /// A local file holding a blob the caller has already been cleared to read, for serving
     /// it zero-copy; `None` when the backend has no local files or reads are verified (a
     /// verified read must pass through the hasher).

@@ -71,8 +71,12 @@ impl Registry {
         {
             report.expired_uploads += 1;
             if !opts.dry_run {
+                // The staging state names the upload's S3 multipart upload, to abort.
+                let staging = meta.get_upload(id).await?.map(|u| u.staging);
                 meta.delete_upload(id).await?;
-                blobs.delete_upload(id).await?;
+                blobs
+                    .delete_upload(id, staging.as_deref().unwrap_or_default())
+                    .await?;
             }
         }
         for (repo, digest) in meta.unreferenced_links(cutoff).await? {
@@ -118,7 +122,7 @@ impl Registry {
             if !open.contains(&id) && old_enough(modified) {
                 report.orphan_upload_files += 1;
                 if !opts.dry_run {
-                    blobs.delete_upload(id).await?;
+                    blobs.delete_upload(id, &[]).await?;
                 }
             }
         }

@@ -117,6 +117,8 @@ pub struct Registry {
     /// Re-hash every whole-blob read (see `verify.rs`); off by default, as clients verify
     /// digests themselves and `berth fsck` scrubs the store.
     verify_reads: bool,
+    /// Send downloads to the blob store's presigned URLs where it has them (S3).
+    blob_redirect: bool,
 }
 
 impl Registry {
@@ -130,7 +132,15 @@ impl Registry {
             // Short: a repository deleted by another process lingers here this long.
             repositories: cache::TtlCache::new(Duration::from_secs(1)),
             verify_reads: false,
+            blob_redirect: false,
         }
+    }
+
+    /// Hands clients presigned blob-store URLs for downloads (GetDownloadUrlForLayer, `/v2`
+    /// blob GETs) where the blob store can sign them, instead of serving the bytes.
+    pub fn with_blob_redirect(mut self, redirect: bool) -> Self {
+        self.blob_redirect = redirect;
+        self
     }
 
     /// Re-hashes every whole-blob read on its way out, so a blob corrupted on disk ends in a

@@ -243,14 +243,16 @@ impl Registry {
             )),
             PartData::Stream(s) => s,
         };
-        let written = match self
+        let (written, staging) = match self
             .storage
             .blobs
-            .write_part(id, first, stream, &mut |chunk| hasher.update(chunk))
+            .write_part(id, first, &upload.staging, stream, &mut |chunk| {
+                hasher.update(chunk)
+            })
             .await
         {
-            Ok(written) => written,
-            Err(e) => return Err(self.part_failed(&repo, id, e).await),
+            Ok(done) => done,
+            Err(e) => return Err(self.part_failed(&repo, &upload, e).await),
         };
         self.failpoint("upload_part.after_write");
         if expected_len.is_some_and(|len| len != written) {
@@ -282,6 +284,7 @@ impl Registry {
             short_part_seen: upload.short_part_seen
                 || (upload.part_count > 0 && upload.last_part_size < self.limits.min_part_size),
             hash_state: hasher.save(),
+            staging,
             ..upload.clone()
         };
         match self
@@ -296,7 +299,7 @@ impl Registry {
             }),
             Err(StorageError::NotFound) => {
                 // Cancelled while this part was written: what it staged goes too.
-                let _ = self.storage.blobs.delete_upload(id).await;
+                let _ = self.storage.blobs.delete_upload(id, &updated.staging).await;
                 Err(RegistryError::UploadNotFound {
                     registry_id: repo.registry_id.clone(),
                     name: repo.name.clone(),
@@ -326,12 +329,13 @@ impl Registry {
     async fn part_failed(
         &self,
         repo: &RepositoryRecord,
-        id: UploadId,
+        upload: &UploadRecord,
         e: StorageError,
     ) -> RegistryError {
+        let id = upload.id;
         match self.storage.meta.get_upload(id).await {
             Ok(None) => {
-                let _ = self.storage.blobs.delete_upload(id).await;
+                let _ = self.storage.blobs.delete_upload(id, &upload.staging).await;
                 RegistryError::UploadNotFound {
                     registry_id: repo.registry_id.clone(),
                     name: repo.name.clone(),
@@ -371,9 +375,7 @@ impl Registry {
         let given = Digest::parse(digest).map_err(|_| invalid(sha256.clone()))?;
         let computed = match given.algorithm() {
             DigestAlgorithm::Sha256 => sha256,
-            DigestAlgorithm::Sha512 if rules.allow_sha512 => {
-                self.staged_sha512(id, upload.received).await?
-            }
+            DigestAlgorithm::Sha512 if rules.allow_sha512 => self.staged_sha512(&upload).await?,
             DigestAlgorithm::Sha512 => return Err(invalid(sha256)),
         };
         if given != computed {
@@ -386,12 +388,18 @@ impl Registry {
             .await?;
         if existing.is_some() && rules.existing_is_success {
             self.storage.meta.delete_upload(id).await?;
-            self.storage.blobs.delete_upload(id).await?;
+            self.storage
+                .blobs
+                .delete_upload(id, &upload.staging)
+                .await?;
             return Ok(computed);
         }
         if existing.is_some() {
             self.storage.meta.delete_upload(id).await?;
-            self.storage.blobs.delete_upload(id).await?;
+            self.storage
+                .blobs
+                .delete_upload(id, &upload.staging)
+                .await?;
             return Err(RegistryError::LayerAlreadyExists {
                 registry_id: repo.registry_id,
                 name: repo.name,
@@ -403,7 +411,7 @@ impl Registry {
         let _completing = self.storage.gc_fence.shared().await?;
         self.storage
             .blobs
-            .commit_upload(id, upload.received, &computed)
+            .commit_upload(id, &upload.staging, upload.received, &computed)
             .await?;
         self.failpoint("complete_upload.after_commit");
         self.storage
@@ -422,8 +430,12 @@ impl Registry {
     }
 
     /// sha512 of an upload's staged bytes, read back: only sha256 is computed as parts arrive.
-    async fn staged_sha512(&self, id: UploadId, size: u64) -> Result<Digest> {
-        let staged = self.storage.blobs.read_upload(id, size).await?;
+    async fn staged_sha512(&self, u: &UploadRecord) -> Result<Digest> {
+        let staged = self
+            .storage
+            .blobs
+            .read_upload(u.id, &u.staging, u.received)
+            .await?;
         Ok(crate::verify::digest_of(staged, DigestAlgorithm::Sha512).await?)
     }
 
@@ -435,9 +447,12 @@ impl Registry {
         id: UploadId,
     ) -> Result<()> {
         let repo = self.repository(who, r, "ecr:UploadLayerPart").await?;
-        self.open_upload(&repo, id).await?;
+        let upload = self.open_upload(&repo, id).await?;
         self.storage.meta.delete_upload(id).await?;
-        self.storage.blobs.delete_upload(id).await?;
+        self.storage
+            .blobs
+            .delete_upload(id, &upload.staging)
+            .await?;
         Ok(())
     }
 }

@@ -60,6 +60,15 @@ pub struct Config {
     /// transfer instead of being served. Costs a core per ~1.4 GB/s and rules out zero-copy
     /// serving; clients verify digests themselves and `berth fsck` scrubs. Default false.
     pub verify_reads: bool,
+    /// Where blobs live: `None` for files under the data directory (the default), or
+    /// `s3://bucket[/prefix]` for S3-compatible object storage, with the endpoint, region and
+    /// credentials of the AWS environment.
+    pub blobs: Option<String>,
+    /// With blobs on S3: whether clients download layers straight from S3 (presigned URLs
+    /// from GetDownloadUrlForLayer, 307 redirects from `/v2` blob GETs) rather than through
+    /// berth. `None` (the default) decides by the endpoint: on for a non-loopback endpoint,
+    /// off for a loopback one, which clients on other hosts cannot reach.
+    pub blob_redirect: Option<bool>,
     /// Limit overrides (tests only): `max-layer-size=N`, `max-parts-per-upload=N`.
     pub limit_overrides: Vec<String>,
     /// Crash points to arm (tests only; see `Registry::failpoint`). Default: none.
@@ -111,6 +120,8 @@ impl Default for Config {
             max_open_uploads: 1_000,
             idle_timeout_secs: 60,
             verify_reads: false,
+            blobs: None,
+            blob_redirect: None,
             limit_overrides: vec![],
             failpoints: vec![],
         }
@@ -140,6 +151,8 @@ pub struct FileConfig {
     pub max_open_uploads: Option<u64>,
     pub idle_timeout_secs: Option<u64>,
     pub verify_reads: Option<bool>,
+    pub blobs: Option<String>,
+    pub blob_redirect: Option<bool>,
 }
 
 /// Values from the environment or flags (clap merges those two, flags winning).
@@ -216,6 +229,12 @@ pub struct Overrides {
     /// Re-hash whole-blob reads as they are served (no zero-copy) [default: false].
     #[arg(long, env = "BERTH_VERIFY_READS", num_args = 0..=1, default_missing_value = "true")]
     pub verify_reads: Option<bool>,
+    /// Where blobs live: s3://bucket/prefix for S3-compatible storage (endpoint, region and credentials from AWS_ENDPOINT_URL_S3/AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY) [default: files in the data directory].
+    #[arg(long, env = "BERTH_BLOBS")]
+    pub blobs: Option<String>,
+    /// With blobs on S3, send clients to presigned S3 URLs for layer downloads [default: on unless the S3 endpoint is loopback].
+    #[arg(long, env = "BERTH_BLOB_REDIRECT", num_args = 0..=1, default_missing_value = "true")]
+    pub blob_redirect: Option<bool>,
     /// Registry limit overrides, for tests only: max-layer-size=N or max-parts-per-upload=N.
     #[arg(long = "limit", hide = true)]
     pub limit_overrides: Vec<String>,
@@ -270,6 +289,8 @@ impl Config {
                 .verify_reads
                 .or(file.verify_reads)
                 .unwrap_or(d.verify_reads),
+            blobs: o.blobs.clone().or(file.blobs).filter(|b| !b.is_empty()),
+            blob_redirect: o.blob_redirect.or(file.blob_redirect),
             limit_overrides: o.limit_overrides.clone(),
             failpoints: o.failpoints.clone(),
             data_dir,
@@ -324,6 +345,10 @@ impl Config {
     }
 
     pub fn validate(&self) -> anyhow::Result<()> {
+        if let Some(b) = &self.blobs {
+            storage::blob::object_store::S3Location::parse(b)
+                .map_err(|e| anyhow::anyhow!("blobs: {e} (expected s3://bucket/prefix)"))?;
+        }
         anyhow::ensure!(
             !self.access_keys.is_empty()
                 || self.listen.ip().is_loopback()
@@ -393,6 +418,39 @@ fn read_file(p: &Path) -> anyhow::Result<FileConfig> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn blobs_in_s3_from_the_file_or_a_flag() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("berth.toml");
+        std::fs::write(
+            &file,
+            "blobs = \"s3://bucket/reg\"\nblob-redirect = false\n",
+        )
+        .unwrap();
+        let o = Overrides {
+            config: Some(file.clone()),
+            ..Default::default()
+        };
+        let c = Config::load(&o).unwrap();
+        assert_eq!(c.blobs.as_deref(), Some("s3://bucket/reg"));
+        assert_eq!(c.blob_redirect, Some(false));
+        let flag = Overrides {
+            blobs: Some("s3://other".into()),
+            blob_redirect: Some(true),
+            ..o.clone()
+        };
+        let c = Config::load(&flag).unwrap();
+        assert_eq!(c.blobs.as_deref(), Some("s3://other"));
+        assert_eq!(c.blob_redirect, Some(true));
+        assert_eq!(Config::load(&Overrides::default()).unwrap().blobs, None);
+        let bad = Overrides {
+            blobs: Some("/var/blobs".into()),
+            ..Default::default()
+        };
+        let err = Config::load(&bad).unwrap_err().to_string();
+        assert!(err.starts_with("blobs:"), "{err}");
+    }
 
     #[test]
     fn layers_apply_in_order() {

@@ -32,12 +32,24 @@ impl App {
         let storage = storage::Storage::open_embedded(&cfg.data_dir)
             .await
             .with_context(|| format!("opening storage in {}", cfg.data_dir.display()))?;
+        // Blobs elsewhere than the data directory: clients are sent to presigned URLs unless
+        // the endpoint is one only this host can reach.
+        let (storage, blob_redirect) = match &cfg.blobs {
+            Some(url) => {
+                let (s, loopback) = storage
+                    .with_s3_blobs(url)
+                    .with_context(|| format!("opening blobs at {url}"))?;
+                (s, cfg.blob_redirect.unwrap_or(!loopback))
+            }
+            None => (storage, false),
+        };
         let signing_key = auth::SigningKey::load_or_create(&cfg.signing_key_file)
             .context("loading the signing key")?;
         let registry = Arc::new(
             registry::Registry::new(storage, cfg.region.clone(), limits(cfg)?)
                 .with_failpoints(cfg.failpoints.clone())
-                .with_verified_reads(cfg.verify_reads),
+                .with_verified_reads(cfg.verify_reads)
+                .with_blob_redirect(blob_redirect),
         );
         let oci = oci_api::router(
             registry.clone(),

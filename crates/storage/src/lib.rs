@@ -36,6 +36,14 @@ pub enum StorageError {
     Other(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
+impl StorageError {
+    /// Whether a backing service (object storage, a database server) could not be reached
+    /// or kept failing: the request may succeed later.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StorageError::Unavailable(_))
+    }
+}
+
 impl From<std::io::Error> for StorageError {
     fn from(e: std::io::Error) -> Self {
         match e.kind() {
@@ -55,6 +63,19 @@ pub struct Storage {
 }
 
 impl Storage {
+    /// Puts the blobs in S3-compatible storage at `url` (`s3://bucket/prefix`), with the
+    /// endpoint, region and credentials of the AWS environment. Answers whether the endpoint
+    /// is on loopback (unreachable for clients on other hosts).
+    #[cfg(feature = "s3")]
+    pub fn with_s3_blobs(mut self, url: &str) -> Result<(Self, bool), StorageError> {
+        let location = blob::object_store::S3Location::parse(url)
+            .map_err(|e| StorageError::Other(e.into()))?;
+        let store = blob::object_store::S3BlobStore::open_s3(&location, None)?;
+        let loopback = store.endpoint_is_loopback();
+        self.blobs = Arc::new(store);
+        Ok((self, loopback))
+    }
+
     /// Opens the embedded backends under `data_dir`: blobs on the filesystem, metadata in
     /// SQLite. Creates the directory on first use.
     pub async fn open_embedded(data_dir: &Path) -> Result<Self, StorageError> {

@@ -13,6 +13,46 @@ pub const MIB: usize = 1024 * 1024;
 pub const ACCESS_KEY: &str = "AKIDEXAMPLE";
 pub const SECRET_KEY: &str = "secret";
 
+/// Whether the servers keep their blobs in S3 (`BERTH_TEST_BLOBS=s3`, with
+/// `BERTH_TEST_S3_BUCKET` and the AWS environment naming the S3 server) instead of files.
+pub fn blobs_on_s3() -> bool {
+    std::env::var("BERTH_TEST_BLOBS").as_deref() == Ok("s3")
+}
+
+/// Prints why a test that is about local blob files does not run with blobs elsewhere, and
+/// says whether to skip it.
+pub fn skip_unless_local_blobs(why: &str) -> bool {
+    if blobs_on_s3() {
+        eprintln!("skipped with BERTH_TEST_BLOBS=s3: {why}");
+        return true;
+    }
+    false
+}
+
+/// The `serve`/`gc`/`fsck` flags that choose the storage backends for data directory `dir`:
+/// with `BERTH_TEST_BLOBS=s3`, blobs under a prefix of the test bucket named after `dir`, so
+/// that each server has its own and a restart on the same directory finds its blobs again.
+/// (`BERTH_TEST_METADATA` adds its flags here the same way.) A test that passes its own
+/// `--blobs` in `given` keeps it.
+pub fn backend_args(dir: &Path, given: &[impl AsRef<str>]) -> Vec<String> {
+    let mut args = Vec::new();
+    let chosen = |flag: &str| given.iter().any(|g| g.as_ref() == flag);
+    if blobs_on_s3() && !chosen("--blobs") {
+        let bucket = std::env::var("BERTH_TEST_S3_BUCKET")
+            .expect("BERTH_TEST_BLOBS=s3 needs BERTH_TEST_S3_BUCKET and the AWS environment");
+        // FNV-1a of the directory: stable across restarts, distinct between temp dirs.
+        let hash = dir
+            .to_string_lossy()
+            .bytes()
+            .fold(0xcbf29ce484222325u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
+            });
+        args.push("--blobs".to_owned());
+        args.push(format!("s3://{bucket}/it-{hash:016x}"));
+    }
+    args
+}
+
 pub struct TestServer {
     child: Child,
     pub endpoint: String,
@@ -84,14 +124,39 @@ impl TestServer {
         false
     }
 
+    /// A server on a fresh data directory with extra `serve` flags and environment variables
+    /// (e.g. another S3 endpoint).
+    pub async fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Self {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let env = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let args = args.iter().map(|a| (*a).to_owned()).collect();
+        let mut s = Self::spawn_env(tmp.path(), args, true, env).await;
+        s._tmp = Some(tmp);
+        s
+    }
+
     async fn spawn(data_dir: &Path, extra: Vec<String>, with_keys: bool) -> Self {
+        Self::spawn_env(data_dir, extra, with_keys, vec![]).await
+    }
+
+    async fn spawn_env(
+        data_dir: &Path,
+        extra: Vec<String>,
+        with_keys: bool,
+        env: Vec<(String, String)>,
+    ) -> Self {
         let data_dir = data_dir.to_path_buf();
         let dir = data_dir.clone();
         tokio::task::spawn_blocking(move || {
             let mut cmd = Command::new(env!("CARGO_BIN_EXE_berth"));
             cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
                 .arg(&dir)
-                .args(&extra);
+                .args(backend_args(&dir, &extra))
+                .args(&extra)
+                .envs(env);
             if with_keys {
                 cmd.env("BERTH_ACCESS_KEY_ID", ACCESS_KEY)
                     .env("BERTH_SECRET_ACCESS_KEY", SECRET_KEY);
@@ -415,6 +480,7 @@ pub fn berth_cli(args: &[&str], dir: &Path) -> (i32, String) {
         .args(args)
         .arg("--data-dir")
         .arg(dir)
+        .args(backend_args(dir, args))
         .env("BERTH_LOG", "error")
         .output()
         .expect("run berth");

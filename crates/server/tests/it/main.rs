@@ -16,4 +16,5 @@ mod protocol;
 mod pull;
 mod repositories;
 mod restart;
+mod s3;
 mod soak;

@@ -331,8 +331,8 @@ mod tests {
             // A part that is written but never acknowledged first, then the real one.
             for attempt in [bytes(len + 7000, 99), part.clone()] {
                 let mut seen = Vec::new();
-                let n = store
-                    .write_part(id, offset, stream_of(&attempt), &mut |c| {
+                let (n, _) = store
+                    .write_part(id, offset, &[], stream_of(&attempt), &mut |c| {
                         seen.extend_from_slice(c)
                     })
                     .await
@@ -375,9 +375,11 @@ mod tests {
             .iter()
             .map(|(id, data)| {
                 let (store, id, data) = (store.clone(), *id, data.clone());
-                tokio::spawn(
-                    async move { store.write_part(id, 0, stream_of(&data), &mut |_| {}).await },
-                )
+                tokio::spawn(async move {
+                    store
+                        .write_part(id, 0, &[], stream_of(&data), &mut |_| {})
+                        .await
+                })
             })
             .collect();
         for w in writers {

@@ -63,28 +63,9 @@ impl FilesystemBlobStore {
     fn upload_path(&self, upload: UploadId) -> PathBuf {
         self.root.join("uploads").join(upload.to_string())
     }
-}
 
-fn read_dir_or_empty(dir: &Path) -> std::io::Result<Vec<std::fs::DirEntry>> {
-    match std::fs::read_dir(dir) {
-        Ok(entries) => entries.collect(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(vec![]),
-        Err(e) => Err(e),
-    }
-}
-
-/// Makes a rename or unlink in `dir` durable.
-async fn sync_dir(dir: &Path) -> Result<(), StorageError> {
-    let dir = dir.to_path_buf();
-    tokio::task::spawn_blocking(move || std::fs::File::open(&dir)?.sync_all())
-        .await
-        .map_err(|e| StorageError::Other(Box::new(e)))??;
-    Ok(())
-}
-
-#[async_trait]
-impl BlobStore for FilesystemBlobStore {
-    async fn write_part(
+    /// Writes a part into the staged file at `offset`, cutting off anything staged past it.
+    async fn write_staged(
         &self,
         upload: UploadId,
         offset: u64,
@@ -128,10 +109,44 @@ impl BlobStore for FilesystemBlobStore {
         file.sync_data().await?;
         Ok(written)
     }
+}
+
+fn read_dir_or_empty(dir: &Path) -> std::io::Result<Vec<std::fs::DirEntry>> {
+    match std::fs::read_dir(dir) {
+        Ok(entries) => entries.collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(vec![]),
+        Err(e) => Err(e),
+    }
+}
+
+/// Makes a rename or unlink in `dir` durable.
+async fn sync_dir(dir: &Path) -> Result<(), StorageError> {
+    let dir = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || std::fs::File::open(&dir)?.sync_all())
+        .await
+        .map_err(|e| StorageError::Other(Box::new(e)))??;
+    Ok(())
+}
+
+#[async_trait]
+impl BlobStore for FilesystemBlobStore {
+    async fn write_part(
+        &self,
+        upload: UploadId,
+        offset: u64,
+        _staging: &[u8],
+        data: ByteStream,
+        observe: &mut (dyn for<'b> FnMut(&'b [u8]) + Send),
+    ) -> Result<(u64, Vec<u8>), StorageError> {
+        // The staged file itself is the state: nothing to save beside it.
+        let written = self.write_staged(upload, offset, data, observe).await?;
+        Ok((written, Vec::new()))
+    }
 
     async fn commit_upload(
         &self,
         upload: UploadId,
+        _staging: &[u8],
         size: u64,
         digest: &Digest,
     ) -> Result<(), StorageError> {
@@ -165,7 +180,12 @@ impl BlobStore for FilesystemBlobStore {
         Ok(())
     }
 
-    async fn read_upload(&self, upload: UploadId, size: u64) -> Result<ByteStream, StorageError> {
+    async fn read_upload(
+        &self,
+        upload: UploadId,
+        _staging: &[u8],
+        size: u64,
+    ) -> Result<ByteStream, StorageError> {
         if size == 0 {
             return Ok(Box::pin(futures_util::stream::empty()));
         }
@@ -176,7 +196,7 @@ impl BlobStore for FilesystemBlobStore {
         )))
     }
 
-    async fn delete_upload(&self, upload: UploadId) -> Result<(), StorageError> {
+    async fn delete_upload(&self, upload: UploadId, _staging: &[u8]) -> Result<(), StorageError> {
         match fs::remove_file(self.upload_path(upload)).await {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),

@@ -1,0 +1,302 @@
+//! Blobs on S3 (`--blobs s3://...`), against the S3 test server `scripts/s3-server` starts
+//! (`BERTH_TEST_S3_BUCKET` and the AWS environment). These run in every pass, whatever
+//! `BERTH_TEST_BLOBS` says; CI must have the server.
+
+use aws_sdk_ecr::primitives::Blob;
+use reqwest::Method;
+
+use crate::harness::*;
+
+/// `--blobs` for a fresh prefix of the test bucket, or `None` (skipped) without an S3 server.
+fn fresh_blobs_url() -> Option<String> {
+    let Ok(bucket) = std::env::var("BERTH_TEST_S3_BUCKET") else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI must run the S3 tests: BERTH_TEST_S3_BUCKET is not set (scripts/s3-server)"
+        );
+        eprintln!("skipped: BERTH_TEST_S3_BUCKET is not set (no S3 test server)");
+        return None;
+    };
+    let tag = random_bytes(8, std::process::id() as u64 ^ nanos())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>();
+    Some(format!("s3://{bucket}/it-s3-{tag}"))
+}
+
+fn nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
+
+#[tokio::test]
+async fn layers_download_from_presigned_s3_urls_when_redirects_are_on() {
+    let Some(blobs) = fresh_blobs_url() else {
+        return;
+    };
+    let server = TestServer::start_with(&["--blobs", &blobs, "--blob-redirect"]).await;
+    let ecr = server.ecr();
+    create_repo(&ecr, "s3/app").await;
+    let (_, _, layer) = push_small_image(&ecr, "s3/app", "v1", 7).await;
+    let expected = random_bytes(1007, 7);
+    assert_eq!(layer, sha256_digest(&expected));
+
+    let url = ecr
+        .get_download_url_for_layer()
+        .repository_name("s3/app")
+        .layer_digest(&layer)
+        .send()
+        .await
+        .unwrap()
+        .download_url()
+        .unwrap()
+        .to_owned();
+    let s3 = std::env::var("AWS_ENDPOINT_URL_S3")
+        .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
+        .unwrap();
+    assert!(url.starts_with(&s3), "a presigned S3 URL: {url}");
+    assert!(url.contains("X-Amz-Signature="), "{url}");
+    // A bare GET, as clients of GetDownloadUrlForLayer send.
+    let body = reqwest::get(&url).await.unwrap();
+    assert_eq!(body.status(), 200);
+    assert!(body.bytes().await.unwrap() == expected);
+
+    // `/v2`: 307 to a presigned URL; HEAD still answers from berth.
+    let oci = server.oci().await;
+    let no_follow = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = no_follow
+        .get(format!("{}/v2/s3/app/blobs/{layer}", server.endpoint))
+        .header("authorization", &oci.auth)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 307);
+    let location = r.headers()["location"].to_str().unwrap().to_owned();
+    assert!(location.starts_with(&s3), "{location}");
+    let ranged = reqwest::Client::new()
+        .get(&location)
+        .header("range", "bytes=10-19")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ranged.status(), 206);
+    assert!(ranged.bytes().await.unwrap() == expected[10..20]);
+    let head = oci
+        .req(Method::HEAD, &format!("/v2/s3/app/blobs/{layer}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 200);
+    assert_eq!(head.headers()["content-length"], "1007");
+}
+
+#[tokio::test]
+async fn downloads_stream_through_berth_when_redirects_are_off() {
+    let Some(blobs) = fresh_blobs_url() else {
+        return;
+    };
+    let server = TestServer::start_with(&["--blobs", &blobs, "--blob-redirect=false"]).await;
+    let ecr = server.ecr();
+    create_repo(&ecr, "s3/app").await;
+    let (_, _, layer) = push_small_image(&ecr, "s3/app", "v1", 9).await;
+    let url = ecr
+        .get_download_url_for_layer()
+        .repository_name("s3/app")
+        .layer_digest(&layer)
+        .send()
+        .await
+        .unwrap()
+        .download_url()
+        .unwrap()
+        .to_owned();
+    assert!(url.starts_with(&server.endpoint), "berth's own URL: {url}");
+    assert!(reqwest::get(&url).await.unwrap().bytes().await.unwrap() == random_bytes(1009, 9));
+    let oci = server.oci().await;
+    let r = oci
+        .req(Method::GET, &format!("/v2/s3/app/blobs/{layer}"))
+        .header("range", "bytes=5-9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 206);
+    assert!(r.bytes().await.unwrap() == random_bytes(1009, 9)[5..10]);
+}
+
+/// Two nodes on one data directory's metadata and one bucket: an upload's `/v2` chunks (far
+/// below S3's 5 MiB part minimum, and some above it) and ECR parts alternate between them, and
+/// the blob completes on either and reads back byte for byte from the other.
+#[tokio::test]
+async fn an_upload_moves_between_nodes_in_chunks_of_any_size() {
+    let Some(blobs) = fresh_blobs_url() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--blobs", blobs.as_str(), "--gc-interval-secs", "0"];
+    let a = TestServer::start_in_with(dir.path(), &args).await;
+    let b = TestServer::start_in_with(dir.path(), &args).await;
+    create_repo(&a.ecr(), "s3/moving").await;
+
+    // `/v2`: chunk sizes from 1 byte to past one S3 part.
+    let data = random_bytes(14 * MIB + 3, 42);
+    let digest = sha256_digest(&data);
+    let (oa, ob) = (a.oci().await, b.oci().await);
+    let r = oa
+        .req(Method::POST, "/v2/s3/moving/blobs/uploads/")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let mut location = r.headers()["location"].to_str().unwrap().to_owned();
+    let sizes = [1, 100, 3 * MIB, 7 * MIB, 1, 2 * MIB, 5];
+    let mut off = 0;
+    for (i, n) in sizes.iter().chain(std::iter::once(&usize::MAX)).enumerate() {
+        let end = off + (*n).min(data.len() - off);
+        let node = if i % 2 == 0 { &ob } else { &oa };
+        let path = location
+            .split_once("/v2/")
+            .map(|(_, p)| format!("/v2/{p}"))
+            .unwrap();
+        let r = node
+            .req(Method::PATCH, &path)
+            .header("content-range", format!("{off}-{}", end - 1))
+            .header("content-type", "application/octet-stream")
+            .body(data[off..end].to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202, "chunk {i}");
+        location = r.headers()["location"].to_str().unwrap().to_owned();
+        off = end;
+        if off == data.len() {
+            break;
+        }
+    }
+    let path = location
+        .split_once("/v2/")
+        .map(|(_, p)| format!("/v2/{p}"))
+        .unwrap();
+    let sep = if path.contains('?') { '&' } else { '?' };
+    let r = oa
+        .req(Method::PUT, &format!("{path}{sep}digest={digest}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let got = ob
+        .req(Method::GET, &format!("/v2/s3/moving/blobs/{digest}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.status(), 200);
+    assert!(
+        got.bytes().await.unwrap() == data,
+        "the blob reads back from the other node"
+    );
+
+    // ECR: 5 MiB parts and a short last one, alternating nodes; the same digest again
+    // completes as LayerAlreadyExists and is stored once.
+    let layer = random_bytes(11 * MIB + 17, 43);
+    let ecr = [a.ecr(), b.ecr()];
+    let id = initiate_upload(&ecr[0], "s3/moving").await;
+    for (i, at) in (0..layer.len()).step_by(5 * MIB).enumerate() {
+        let end = (at + 5 * MIB).min(layer.len());
+        ecr[i % 2]
+            .upload_layer_part()
+            .repository_name("s3/moving")
+            .upload_id(&id)
+            .part_first_byte(at as i64)
+            .part_last_byte(end as i64 - 1)
+            .layer_part_blob(Blob::new(&layer[at..end]))
+            .send()
+            .await
+            .expect("part");
+    }
+    let done = ecr[1]
+        .complete_layer_upload()
+        .repository_name("s3/moving")
+        .upload_id(&id)
+        .layer_digests(sha256_digest(&layer))
+        .send()
+        .await
+        .expect("complete");
+    assert_eq!(done.layer_digest(), Some(sha256_digest(&layer).as_str()));
+    let r = oa
+        .req(
+            Method::GET,
+            &format!("/v2/s3/moving/blobs/{}", sha256_digest(&layer)),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(r.bytes().await.unwrap() == layer);
+
+    // Nothing staged is left behind, and fsck (reading every blob back from S3) is clean.
+    let (rc, out) = berth_cli(&["fsck", "--blobs", &blobs], dir.path());
+    assert_eq!(rc, 0, "{out}");
+}
+
+/// S3 unreachable (nothing listens at its endpoint): after the client's retries, pushes fail
+/// cleanly — `ServerException` on the ECR API, 503 `UNAVAILABLE` on `/v2` — and nothing is
+/// acknowledged.
+#[tokio::test]
+async fn an_s3_outage_is_a_clean_server_error() {
+    let Some(blobs) = fresh_blobs_url() else {
+        return;
+    };
+    // A loopback port nobody listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let server = TestServer::start_with_env(
+        &["--blobs", &blobs],
+        &[
+            ("AWS_ENDPOINT_URL_S3", &endpoint),
+            ("AWS_ENDPOINT_URL", &endpoint),
+        ],
+    )
+    .await;
+    let ecr = server.ecr();
+    create_repo(&ecr, "s3/down").await;
+    let id = initiate_upload(&ecr, "s3/down").await;
+    let err = ecr
+        .upload_layer_part()
+        .repository_name("s3/down")
+        .upload_id(&id)
+        .part_first_byte(0)
+        .part_last_byte(9)
+        .layer_part_blob(Blob::new(vec![7u8; 10]))
+        .send()
+        .await
+        .expect_err("S3 is down");
+    assert_eq!(code(&err), "ServerException");
+    let r = server
+        .oci()
+        .await
+        .req(
+            Method::POST,
+            &format!("/v2/s3/down/blobs/uploads/?digest={}", sha256_digest(b"x")),
+        )
+        .body(b"x".to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    assert_eq!(oci_code(r).await, "UNAVAILABLE");
+    // Nothing was acknowledged: the upload still stands at byte 0.
+    let err = ecr
+        .upload_layer_part()
+        .repository_name("s3/down")
+        .upload_id(&id)
+        .part_first_byte(10)
+        .part_last_byte(19)
+        .layer_part_blob(Blob::new(vec![7u8; 10]))
+        .send()
+        .await
+        .expect_err("not after a part that was never stored");
+    assert_eq!(code(&err), "InvalidLayerPartException");
+}
