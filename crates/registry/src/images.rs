@@ -234,7 +234,13 @@ impl Registry {
                 }
             });
             self.failpoint("put_image.before_record");
-            match meta.put_image(repo.id, &image, &refs, tag).await {
+            // The store counts the image's tags again inside its transaction: the check above
+            // answers the common case, this one closes the race between concurrent pushes.
+            let max_tags = self.limits.max_tags_per_image;
+            match meta
+                .put_image_limited(repo.id, &image, &refs, tag, max_tags)
+                .await
+            {
                 Ok(_) => {
                     self.failpoint("put_image.after_record");
                     let stored = match existing {
