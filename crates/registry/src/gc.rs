@@ -72,7 +72,10 @@ impl Registry {
     ) -> Result<Option<T>> {
         let meta = self.storage.meta.clone();
         let now = now_millis();
-        if !meta.take_lease(name, holder, now, now + LEASE_MILLIS).await? {
+        if !meta
+            .take_lease(name, holder, now, now + LEASE_MILLIS)
+            .await?
+        {
             return Ok(None);
         }
         let renewal = tokio::spawn({
@@ -81,12 +84,17 @@ impl Registry {
                 loop {
                     tokio::time::sleep(Duration::from_millis(LEASE_MILLIS as u64 / 3)).await;
                     let now = now_millis();
-                    match meta.take_lease(&name, &holder, now, now + LEASE_MILLIS).await {
+                    match meta
+                        .take_lease(&name, &holder, now, now + LEASE_MILLIS)
+                        .await
+                    {
                         Ok(true) => {}
                         // Every step of a job is safe to run twice at once (its removals are
                         // conditional); the lease only keeps nodes from doing the work twice.
                         Ok(false) => tracing::warn!(lease = %name, "lost the lease"),
-                        Err(e) => tracing::warn!(lease = %name, error = %e, "cannot renew the lease"),
+                        Err(e) => {
+                            tracing::warn!(lease = %name, error = %e, "cannot renew the lease")
+                        }
                     }
                 }
             }

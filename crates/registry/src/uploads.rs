@@ -59,7 +59,10 @@ pub struct UploadProgress {
 /// How long a claim on an upload lasts unless renewed. Its holder renews it every third of
 /// that while its part streams, so a part may take as long as it needs, and the upload of a
 /// node that died is free again within this time. Nodes' clocks must agree to well within it.
-const CLAIM_MILLIS: i64 = 30_000;
+const CLAIM_MILLIS: i64 = 15_000;
+
+/// How long a part waits for a claim to be released before it is refused.
+const CLAIM_GRACE_MILLIS: u64 = 250;
 
 /// The upload a part is being written to, claimed in the metadata store: the staged bytes of
 /// an upload are overwritten from a part's offset on, so two racing parts must not both write,
@@ -72,10 +75,25 @@ struct PartClaim {
 }
 
 impl PartClaim {
-    async fn take(meta: &Arc<dyn MetaStore>, id: UploadId) -> std::result::Result<Self, StorageError> {
+    async fn take(
+        meta: &Arc<dyn MetaStore>,
+        id: UploadId,
+    ) -> std::result::Result<Self, StorageError> {
         let token = UploadId::new_random().to_string();
-        let now = now_millis();
-        meta.claim_upload(id, &token, now, now + CLAIM_MILLIS).await?;
+        // A part that ended without being recorded (refused, or its client gone) releases
+        // its claim a moment after its answer, so a claim held is given that moment: a part
+        // really being written still refuses this one, as it holds its claim much longer.
+        let mut waited = 0;
+        loop {
+            let now = now_millis();
+            match meta.claim_upload(id, &token, now, now + CLAIM_MILLIS).await {
+                Err(StorageError::Conflict(_)) if waited < CLAIM_GRACE_MILLIS => {
+                    tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+                    waited += 25;
+                }
+                other => break other?,
+            }
+        }
         let renewal = tokio::spawn({
             let (meta, token) = (meta.clone(), token.clone());
             async move {

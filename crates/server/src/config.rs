@@ -273,8 +273,7 @@ impl Config {
             failpoints: o.failpoints.clone(),
             metadata: match o.metadata.clone().or(file.metadata) {
                 Some(m) => Some(
-                    storage::Metadata::parse(&m)
-                        .map_err(|e| anyhow::anyhow!("metadata: {e}"))?,
+                    storage::Metadata::parse(&m).map_err(|e| anyhow::anyhow!("metadata: {e}"))?,
                 ),
                 None => None,
             },

@@ -46,4 +46,3 @@ pub(super) fn decode_tags(json: &str) -> Result<Vec<ResourceTag>, StorageError> 
         .map(|(key, value)| ResourceTag { key, value })
         .collect())
 }
-

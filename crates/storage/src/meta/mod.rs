@@ -222,7 +222,8 @@ pub trait MetaStore: Send + Sync {
     async fn create_upload(&self, upload: UploadRecord) -> Result<(), StorageError>;
     async fn get_upload(&self, id: UploadId) -> Result<Option<UploadRecord>, StorageError>;
     /// Saves the state after a part, if the upload still has `expected_received` bytes;
-    /// otherwise `Conflict` (another part won the race) or `NotFound`.
+    /// otherwise `Conflict` (another part won the race) or `NotFound`. Ends the upload's claim
+    /// ([`MetaStore::claim_upload`]).
     async fn record_part(
         &self,
         updated: &UploadRecord,

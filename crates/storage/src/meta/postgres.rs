@@ -17,9 +17,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use model::{Digest, ImageTag, RepositoryName, UploadId};
+use sqlx::Row;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
-use sqlx::Row;
 
 use super::codec::*;
 use super::sql;
@@ -91,13 +91,10 @@ impl PostgresMetaStore {
 
     pub async fn open_with(options: PgConnectOptions) -> Result<Self, StorageError> {
         let pool = pool(options, POOL_SIZE).await?;
-        migrator()
-            .run(&pool)
-            .await
-            .map_err(|e| match e {
-                sqlx::migrate::MigrateError::Execute(e) => db_err(e),
-                e => StorageError::Other(Box::new(e)),
-            })?;
+        migrator().run(&pool).await.map_err(|e| match e {
+            sqlx::migrate::MigrateError::Execute(e) => db_err(e),
+            e => StorageError::Other(Box::new(e)),
+        })?;
         Ok(Self { pool })
     }
 
@@ -291,12 +288,15 @@ impl MetaStore for PostgresMetaStore {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
         // The repository's row lock waits for pushes in flight (an image insert holds a key
         // lock on it) and holds off new ones, so "empty" stays true until the delete.
-        let found: Option<i64> =
-            sqlx::query_scalar(&format!("{}{}", sql::REPOSITORY_ROW, sql::POSTGRES.for_update))
-                .bind(id.0)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db_err)?;
+        let found: Option<i64> = sqlx::query_scalar(&format!(
+            "{}{}",
+            sql::REPOSITORY_ROW,
+            sql::POSTGRES.for_update
+        ))
+        .bind(id.0)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?;
         if found.is_none() {
             return Err(StorageError::NotFound);
         }
@@ -436,7 +436,7 @@ impl MetaStore for PostgresMetaStore {
         u: &UploadRecord,
         expected_received: u64,
     ) -> Result<(), StorageError> {
-        let res = sqlx::query(sql::RECORD_PART)
+        let res = sqlx::query(sql::RECORD_PART_RELEASING)
             .bind(u.updated_at)
             .bind(u.received as i64)
             .bind(u.part_count as i64)
@@ -610,7 +610,7 @@ impl MetaStore for PostgresMetaStore {
         repo: RepositoryId,
         digest: &Digest,
     ) -> Result<bool, StorageError> {
-        // The link's row lock waits for a PutImage holding it (FOR SHARE); the DELETE, a
+        // The link's row lock waits for a PutImage holding it; the DELETE, a
         // statement of its own, then sees the image that PutImage committed.
         self.lock_then_delete(
             sql::LINK_ROW,
@@ -869,10 +869,7 @@ impl MetaStore for PostgresMetaStore {
                     digest: parse_digest(r.get(0))?,
                     media_type: r.get(1),
                     artifact_media_type: r.get(2),
-                    subject: r
-                        .get::<Option<&str>, _>(3)
-                        .map(parse_digest)
-                        .transpose()?,
+                    subject: r.get::<Option<&str>, _>(3).map(parse_digest).transpose()?,
                     size: r.get::<i64, _>(4) as u64,
                     pushed_at: r.get(5),
                     tags: r

@@ -3,6 +3,7 @@
 //! `kill -9`.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::ops::{Deref, DerefMut};
 use std::path::Path;
 use std::sync::{Mutex, PoisonError};
@@ -52,14 +53,18 @@ fn migrator() -> Migrator {
             4,
             Cow::Borrowed("upload staging"),
             MigrationType::Simple,
-            Cow::Borrowed(include_str!("../../migrations/sqlite/0004_upload_staging.sql")),
+            Cow::Borrowed(include_str!(
+                "../../migrations/sqlite/0004_upload_staging.sql"
+            )),
             false,
         ),
         Migration::new(
             5,
             Cow::Borrowed("coordination"),
             MigrationType::Simple,
-            Cow::Borrowed(include_str!("../../migrations/sqlite/0005_coordination.sql")),
+            Cow::Borrowed(include_str!(
+                "../../migrations/sqlite/0005_coordination.sql"
+            )),
             false,
         ),
     ];
@@ -72,6 +77,10 @@ fn migrator() -> Migrator {
 pub struct SqliteMetaStore {
     writer: SqlitePool,
     readers: Readers,
+    /// Upload claims (token, until), in memory: one process serves a SQLite database (`berth
+    /// gc` beside it writes no parts), and a claim must not outlive a process killed in the
+    /// middle of a part, or the retry after its restart would wait for the claim to expire.
+    claims: Mutex<HashMap<UploadId, (String, Millis)>>,
 }
 
 /// The read-only connections, lent out one statement at a time. sqlx's pool costs two round
@@ -187,17 +196,19 @@ impl SqliteMetaStore {
             .await
             .map_err(|e| StorageError::Other(Box::new(e)))?;
         let readers = Readers::open(opts.read_only(true)).await?;
-        Ok(Self { writer, readers })
+        Ok(Self {
+            writer,
+            readers,
+            claims: Default::default(),
+        })
     }
 
     async fn repository_tags(&self, id: RepositoryId) -> Result<Vec<ResourceTag>, StorageError> {
-        let rows = sqlx::query(
-            sql::REPOSITORY_TAGS,
-        )
-        .bind(id.0)
-        .fetch_all(&mut *self.readers.lend().await?)
-        .await
-        .map_err(db_err)?;
+        let rows = sqlx::query(sql::REPOSITORY_TAGS)
+            .bind(id.0)
+            .fetch_all(&mut *self.readers.lend().await?)
+            .await
+            .map_err(db_err)?;
         Ok(rows
             .iter()
             .map(|r| ResourceTag {
@@ -641,6 +652,10 @@ impl MetaStore for SqliteMetaStore {
             .await
             .map_err(db_err)?;
         if res.rows_affected() == 1 {
+            self.claims
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&u.id);
             return Ok(());
         }
         match self.get_upload(u.id).await? {
@@ -700,30 +715,26 @@ impl MetaStore for SqliteMetaStore {
         now: Millis,
         until: Millis,
     ) -> Result<(), StorageError> {
-        let res = sqlx::query(sql::CLAIM_UPLOAD)
-            .bind(id.to_string())
-            .bind(token)
-            .bind(now)
-            .bind(until)
-            .execute(&self.writer)
-            .await
-            .map_err(db_err)?;
-        if res.rows_affected() == 1 {
-            return Ok(());
+        if self.get_upload(id).await?.is_none() {
+            return Err(StorageError::NotFound);
         }
-        match self.get_upload(id).await? {
-            Some(_) => Err(StorageError::Conflict("another part is being written")),
-            None => Err(StorageError::NotFound),
+        let mut claims = self.claims.lock().unwrap_or_else(PoisonError::into_inner);
+        match claims.get(&id) {
+            Some((holder, held_until)) if holder != token && *held_until > now => {
+                Err(StorageError::Conflict("another part is being written"))
+            }
+            _ => {
+                claims.insert(id, (token.to_owned(), until));
+                Ok(())
+            }
         }
     }
 
     async fn release_upload(&self, id: UploadId, token: &str) -> Result<(), StorageError> {
-        sqlx::query(sql::RELEASE_UPLOAD)
-            .bind(id.to_string())
-            .bind(token)
-            .execute(&self.writer)
-            .await
-            .map_err(db_err)?;
+        let mut claims = self.claims.lock().unwrap_or_else(PoisonError::into_inner);
+        if claims.get(&id).is_some_and(|(holder, _)| holder == token) {
+            claims.remove(&id);
+        }
         Ok(())
     }
 
