@@ -69,6 +69,8 @@ fn registry_error(e: &RegistryError) -> (StatusCode, &'static str) {
             (S::FORBIDDEN, "DENIED")
         }
         E::RequestBodyFailed(_) => (S::BAD_REQUEST, "BLOB_UPLOAD_INVALID"),
+        // Distribution's code for a backend that is down: the client may retry.
+        E::Storage(_) if e.is_unavailable() => (S::SERVICE_UNAVAILABLE, "UNAVAILABLE"),
         E::Storage(_) => (S::INTERNAL_SERVER_ERROR, "UNKNOWN"),
     }
 }
