@@ -206,3 +206,35 @@ impl Registry {
         Ok(problems)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Limits;
+
+    /// Of two runs of one job at once (two nodes, or a node and `berth gc`), one runs it and the
+    /// other is told another holds the lease; once the first ends, the job is free again.
+    #[tokio::test]
+    async fn a_leased_job_runs_on_one_holder_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = storage::Storage::open_embedded(dir.path()).await.unwrap();
+        let registry = Registry::new(storage, "us-east-1".into(), Limits::default());
+        let (started, release) = (tokio::sync::Notify::new(), tokio::sync::Notify::new());
+        let first = registry.run_leased("gc", "node-1", async {
+            started.notify_one();
+            release.notified().await;
+            Ok(1)
+        });
+        let second = async {
+            started.notified().await;
+            let got = registry.run_leased("gc", "node-2", async { Ok(2) }).await;
+            release.notify_one();
+            got
+        };
+        let (first, second) = tokio::join!(first, second);
+        assert_eq!(first.unwrap(), Some(1));
+        assert_eq!(second.unwrap(), None, "another node holds the lease");
+        let third = registry.run_leased("gc", "node-2", async { Ok(3) }).await;
+        assert_eq!(third.unwrap(), Some(3), "released at the job's end");
+    }
+}

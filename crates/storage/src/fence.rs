@@ -143,3 +143,55 @@ mod tests {
         waiting.await.unwrap().unwrap();
     }
 }
+
+#[cfg(all(test, feature = "postgres"))]
+mod postgres_tests {
+    use super::*;
+    use crate::conformance::postgres::schema;
+
+    /// The advisory-lock fence excludes as the flock does, between two pools (two nodes), and
+    /// a dropped guard releases it.
+    #[tokio::test]
+    async fn exclusive_waits_for_shared_across_nodes() {
+        let Some(schema) = schema().await else {
+            return;
+        };
+        let node = |_| async {
+            GcFence::postgres(
+                crate::meta::postgres::pool(schema.options.clone(), 4)
+                    .await
+                    .unwrap(),
+            )
+        };
+        let (a, b) = (node(1).await, node(2).await);
+        let shared_a = a.shared().await.unwrap();
+        let _shared_b = b.shared().await.unwrap();
+        let gc = tokio::spawn({
+            let b = b.clone();
+            async move { b.exclusive().await.map(drop) }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert!(!gc.is_finished(), "GC must wait for writers on every node");
+        drop(shared_a);
+        drop(_shared_b);
+        tokio::time::timeout(std::time::Duration::from_secs(10), gc)
+            .await
+            .expect("released with the guards")
+            .unwrap()
+            .unwrap();
+        let held = a.exclusive().await.unwrap();
+        let writer = tokio::spawn({
+            let b = b.clone();
+            async move { b.shared().await.map(drop) }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert!(!writer.is_finished(), "a writer must wait for GC");
+        drop(held);
+        tokio::time::timeout(std::time::Duration::from_secs(10), writer)
+            .await
+            .expect("released with the guard")
+            .unwrap()
+            .unwrap();
+        schema.drop().await;
+    }
+}
