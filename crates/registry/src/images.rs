@@ -250,6 +250,13 @@ impl Registry {
                     return Ok((stored, req.tag));
                 }
                 Err(StorageError::Conflict(_)) => continue,
+                // Deleted by another request (on another node) after this one looked it up.
+                Err(StorageError::NotFound) => {
+                    return Err(RegistryError::RepositoryNotFound {
+                        registry_id: repo.registry_id,
+                        name: repo.name.to_string(),
+                    });
+                }
                 Err(e) => return Err(e.into()),
             }
         }

@@ -9,6 +9,10 @@ pub(super) fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }
 
+pub(super) fn is_foreign_key_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_foreign_key_violation())
+}
+
 pub(super) fn corrupt(what: &str) -> StorageError {
     StorageError::Other(format!("corrupt metadata: {what}").into())
 }

@@ -328,7 +328,7 @@ pub trait MetaStore: Send + Sync {
     }
     /// [`MetaStore::put_image`], and `Conflict` if the tag would give the image more than
     /// `max_tags` tags, counted in the same transaction (racing pushes of one image count one
-    /// after the other).
+    /// after the other). `NotFound` if the repository was deleted meanwhile.
     async fn put_image_limited(
         &self,
         repo: RepositoryId,

@@ -67,10 +67,6 @@ pub(crate) fn db_err(e: sqlx::Error) -> StorageError {
     }
 }
 
-fn is_foreign_key_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(d) if d.is_foreign_key_violation())
-}
-
 pub struct PostgresMetaStore {
     pool: PgPool,
 }
@@ -726,7 +722,7 @@ impl MetaStore for PostgresMetaStore {
                 if e.downcast_ref::<sqlx::Error>()
                     .is_some_and(is_foreign_key_violation) =>
             {
-                return Err(StorageError::Conflict("the repository was deleted"));
+                return Err(StorageError::NotFound);
             }
             other => other?,
         };

@@ -914,7 +914,17 @@ impl MetaStore for SqliteMetaStore {
     ) -> Result<PutImageOutcome, StorageError> {
         let mut tx = self.writer.begin().await.map_err(db_err)?;
         let outcome =
-            sql::put_image_tx!(&mut tx, &sql::SQLITE, repo, image, refs, tag, max_tags).await?;
+            sql::put_image_tx!(&mut tx, &sql::SQLITE, repo, image, refs, tag, max_tags).await;
+        let outcome = match outcome {
+            // The repository was deleted after the caller looked it up.
+            Err(StorageError::Other(e))
+                if e.downcast_ref::<sqlx::Error>()
+                    .is_some_and(is_foreign_key_violation) =>
+            {
+                return Err(StorageError::NotFound);
+            }
+            other => other?,
+        };
         crate::failpoint::hit("put_image.before_commit");
         tx.commit().await.map_err(db_err)?;
         Ok(outcome)
