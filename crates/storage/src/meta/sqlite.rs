@@ -715,7 +715,13 @@ impl MetaStore for SqliteMetaStore {
         now: Millis,
         until: Millis,
     ) -> Result<(), StorageError> {
-        if self.get_upload(id).await?.is_none() {
+        // A reader, not the writer every push waits for: the upload was committed before.
+        let exists: Option<String> = sqlx::query_scalar("SELECT id FROM uploads WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&mut *self.readers.lend().await?)
+            .await
+            .map_err(db_err)?;
+        if exists.is_none() {
             return Err(StorageError::NotFound);
         }
         let mut claims = self.claims.lock().unwrap_or_else(PoisonError::into_inner);
