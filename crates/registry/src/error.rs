@@ -137,6 +137,14 @@ fn denial_reason(explicit: bool, action: &str) -> String {
     }
 }
 
+impl RegistryError {
+    /// A backend (the metadata database, the blob store) cannot be reached right now: the
+    /// request may succeed when retried (`/v2` answers 503).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, RegistryError::Storage(StorageError::Unavailable(_)))
+    }
+}
+
 impl From<StorageError> for RegistryError {
     fn from(e: StorageError) -> Self {
         match e {

@@ -57,7 +57,54 @@ fn millis(d: Duration) -> i64 {
     d.as_millis().min(i64::MAX as u128) as i64
 }
 
+/// How long a background job's lease lasts unless renewed; its holder renews it every third of
+/// that while the job runs, so a node killed in the middle frees the job within this time.
+const LEASE_MILLIS: i64 = 60_000;
+
 impl Registry {
+    /// Runs `job` if this node (`holder`) gets the lease `name` in the metadata store, so that
+    /// of the nodes sharing it one runs the job at a time; `None` if another node holds it.
+    pub async fn run_leased<T>(
+        &self,
+        name: &str,
+        holder: &str,
+        job: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<Option<T>> {
+        let meta = self.storage.meta.clone();
+        let now = now_millis();
+        if !meta
+            .take_lease(name, holder, now, now + LEASE_MILLIS)
+            .await?
+        {
+            return Ok(None);
+        }
+        let renewal = tokio::spawn({
+            let (meta, name, holder) = (meta.clone(), name.to_owned(), holder.to_owned());
+            async move {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(LEASE_MILLIS as u64 / 3)).await;
+                    let now = now_millis();
+                    match meta
+                        .take_lease(&name, &holder, now, now + LEASE_MILLIS)
+                        .await
+                    {
+                        Ok(true) => {}
+                        // Every step of a job is safe to run twice at once (its removals are
+                        // conditional); the lease only keeps nodes from doing the work twice.
+                        Ok(false) => tracing::warn!(lease = %name, "lost the lease"),
+                        Err(e) => {
+                            tracing::warn!(lease = %name, error = %e, "cannot renew the lease")
+                        }
+                    }
+                }
+            }
+        });
+        let out = job.await;
+        renewal.abort();
+        meta.release_lease(name, holder).await?;
+        out.map(Some)
+    }
+
     pub async fn collect_garbage(&self, opts: &GcOptions) -> Result<GcReport> {
         let meta = &self.storage.meta;
         let blobs = &self.storage.blobs;
@@ -161,5 +208,37 @@ impl Registry {
             }
         }
         Ok(problems)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Limits;
+
+    /// Of two runs of one job at once (two nodes, or a node and `berth gc`), one runs it and the
+    /// other is told another holds the lease; once the first ends, the job is free again.
+    #[tokio::test]
+    async fn a_leased_job_runs_on_one_holder_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = storage::Storage::open_embedded(dir.path()).await.unwrap();
+        let registry = Registry::new(storage, "us-east-1".into(), Limits::default());
+        let (started, release) = (tokio::sync::Notify::new(), tokio::sync::Notify::new());
+        let first = registry.run_leased("gc", "node-1", async {
+            started.notify_one();
+            release.notified().await;
+            Ok(1)
+        });
+        let second = async {
+            started.notified().await;
+            let got = registry.run_leased("gc", "node-2", async { Ok(2) }).await;
+            release.notify_one();
+            got
+        };
+        let (first, second) = tokio::join!(first, second);
+        assert_eq!(first.unwrap(), Some(1));
+        assert_eq!(second.unwrap(), None, "another node holds the lease");
+        let third = registry.run_leased("gc", "node-2", async { Ok(3) }).await;
+        assert_eq!(third.unwrap(), Some(3), "released at the job's end");
     }
 }

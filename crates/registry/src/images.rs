@@ -234,7 +234,13 @@ impl Registry {
                 }
             });
             self.failpoint("put_image.before_record");
-            match meta.put_image(repo.id, &image, &refs, tag).await {
+            // The store counts the image's tags again inside its transaction: the check above
+            // answers the common case, this one closes the race between concurrent pushes.
+            let max_tags = self.limits.max_tags_per_image;
+            match meta
+                .put_image_limited(repo.id, &image, &refs, tag, max_tags)
+                .await
+            {
                 Ok(_) => {
                     self.failpoint("put_image.after_record");
                     let stored = match existing {
@@ -244,6 +250,13 @@ impl Registry {
                     return Ok((stored, req.tag));
                 }
                 Err(StorageError::Conflict(_)) => continue,
+                // Deleted by another request (on another node) after this one looked it up.
+                Err(StorageError::NotFound) => {
+                    return Err(RegistryError::RepositoryNotFound {
+                        registry_id: repo.registry_id,
+                        name: repo.name.to_string(),
+                    });
+                }
                 Err(e) => return Err(e.into()),
             }
         }

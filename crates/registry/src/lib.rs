@@ -109,7 +109,6 @@ pub struct Registry {
     storage: Storage,
     region: String,
     limits: Limits,
-    uploads_in_flight: uploads::PartLocks,
     /// Parsed registry policies by registry id: every request is authorized against one.
     registry_policies: cache::TtlCache<Option<Arc<policy::Policy>>>,
     /// Repository records by `registry id/name`: every request looks its repository up.
@@ -127,7 +126,6 @@ impl Registry {
             storage,
             region,
             limits,
-            uploads_in_flight: Default::default(),
             registry_policies: cache::TtlCache::new(Duration::from_secs(5)),
             // Short: a repository deleted by another process lingers here this long.
             repositories: cache::TtlCache::new(Duration::from_secs(1)),

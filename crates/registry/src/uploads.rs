@@ -2,12 +2,11 @@
 //! (bytes received, part sizes, the saved sha256 state) lives in the metadata store so that
 //! any node, or this one after a restart, takes the next part.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use model::{Digest, DigestAlgorithm, ResumableSha256, UploadId};
-use storage::{ByteStream, RepositoryRecord, StorageError, UploadRecord};
+use storage::{ByteStream, MetaStore, RepositoryRecord, StorageError, UploadRecord};
 
 use crate::{Principal, Registry, RegistryError, RepositoryRef, Result, now_millis};
 
@@ -57,28 +56,80 @@ pub struct UploadProgress {
     pub received: u64,
 }
 
-/// Uploads with a part being written on this node. The staged bytes of an upload live in one
-/// file that a part overwrites from its offset on, so two racing parts must not both write:
-/// the second is refused at once, as a part that lost the race is.
-#[derive(Default)]
-pub(crate) struct PartLocks(Mutex<HashMap<UploadId, ()>>);
+/// How long a claim on an upload lasts unless renewed. Its holder renews it every third of
+/// that while its part streams, so a part may take as long as it needs, and the upload of a
+/// node that died is free again within this time. Nodes' clocks must agree to well within it.
+const CLAIM_MILLIS: i64 = 15_000;
 
-struct PartGuard<'a>(&'a PartLocks, UploadId);
+/// How long a part waits for a claim to be released before it is refused.
+const CLAIM_GRACE_MILLIS: u64 = 250;
 
-impl PartLocks {
-    fn try_lock(&self, id: UploadId) -> Option<PartGuard<'_>> {
-        let mut held = self.0.lock().expect("part lock table poisoned");
-        if held.insert(id, ()).is_some() {
-            return None;
+/// The upload a part is being written to, claimed in the metadata store: the staged bytes of
+/// an upload are overwritten from a part's offset on, so two racing parts must not both write,
+/// on one node or on two. The second is refused at once, as a part that lost the race is.
+struct PartClaim {
+    meta: Arc<dyn MetaStore>,
+    id: UploadId,
+    token: String,
+    renewal: tokio::task::JoinHandle<()>,
+}
+
+impl PartClaim {
+    async fn take(
+        meta: &Arc<dyn MetaStore>,
+        id: UploadId,
+    ) -> std::result::Result<Self, StorageError> {
+        let token = UploadId::new_random().to_string();
+        // A part that ended without being recorded (refused, or its client gone) releases
+        // its claim a moment after its answer, so a claim held is given that moment: a part
+        // really being written still refuses this one, as it holds its claim much longer.
+        let mut waited = 0;
+        loop {
+            let now = now_millis();
+            match meta.claim_upload(id, &token, now, now + CLAIM_MILLIS).await {
+                Err(StorageError::Conflict(_)) if waited < CLAIM_GRACE_MILLIS => {
+                    tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+                    waited += 25;
+                }
+                other => break other?,
+            }
         }
-        Some(PartGuard(self, id))
+        let renewal = tokio::spawn({
+            let (meta, token) = (meta.clone(), token.clone());
+            async move {
+                let every = std::time::Duration::from_millis(CLAIM_MILLIS as u64 / 3);
+                loop {
+                    tokio::time::sleep(every).await;
+                    let now = now_millis();
+                    if let Err(e) = meta.claim_upload(id, &token, now, now + CLAIM_MILLIS).await {
+                        // The part goes on; record_part still refuses it if another part
+                        // was recorded meanwhile.
+                        tracing::warn!(upload = %id, error = %e, "cannot renew the upload's claim");
+                    }
+                }
+            }
+        });
+        Ok(Self {
+            meta: meta.clone(),
+            id,
+            token,
+            renewal,
+        })
     }
 }
 
-impl Drop for PartGuard<'_> {
+impl Drop for PartClaim {
     fn drop(&mut self) {
-        if let Ok(mut held) = self.0.0.lock() {
-            held.remove(&self.1);
+        self.renewal.abort();
+        let (meta, id, token) = (self.meta.clone(), self.id, std::mem::take(&mut self.token));
+        // Released at once so that the next part need not wait for the claim to expire; if
+        // the release is lost, it expires.
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                if let Err(e) = meta.release_upload(id, &token).await {
+                    tracing::warn!(upload = %id, error = %e, "cannot release the upload's claim");
+                }
+            });
         }
     }
 }
@@ -224,11 +275,22 @@ impl Registry {
                 "The layer would exceed the maximum layer size of {max_layer} bytes"
             )));
         }
-        let Some(_guard) = self.uploads_in_flight.try_lock(id) else {
-            return Err(part_error(
-                upload.received,
-                "Another part of this upload is being written".into(),
-            ));
+        let _claim = match PartClaim::take(&self.storage.meta, id).await {
+            Ok(claim) => claim,
+            Err(StorageError::Conflict(_)) => {
+                return Err(part_error(
+                    upload.received,
+                    "Another part of this upload is being written".into(),
+                ));
+            }
+            Err(StorageError::NotFound) => {
+                return Err(RegistryError::UploadNotFound {
+                    registry_id: repo.registry_id.clone(),
+                    name: repo.name.clone(),
+                    upload_id: id.to_string(),
+                });
+            }
+            Err(e) => return Err(e.into()),
         };
 
         let mut hasher = ResumableSha256::restore(&upload.hash_state).ok_or_else(|| {

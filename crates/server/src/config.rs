@@ -14,6 +14,9 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Directory for blobs, the metadata database and the signing key. Default `./berth-data`.
     pub data_dir: PathBuf,
+    /// Where the metadata lives: `postgres://user@host:port/db` (shared by several nodes) or
+    /// `sqlite://PATH`. Default: SQLite in the data directory.
+    pub metadata: Option<storage::Metadata>,
     /// The AWS region berth answers as (SigV4 scope, ARNs, tokens). Default `us-east-1`.
     pub region: String,
     /// The 12-digit account (registry id) callers belong to. Default `000000000000`.
@@ -104,6 +107,7 @@ impl Default for Config {
         Self {
             listen: "127.0.0.1:5000".parse().expect("valid default address"),
             data_dir: PathBuf::from("./berth-data"),
+            metadata: None,
             region: "us-east-1".into(),
             account_id: "000000000000".into(),
             public_url: None,
@@ -134,6 +138,7 @@ impl Default for Config {
 pub struct FileConfig {
     pub listen: Option<String>,
     pub data_dir: Option<PathBuf>,
+    pub metadata: Option<String>,
     pub region: Option<String>,
     pub account_id: Option<String>,
     pub public_url: Option<String>,
@@ -167,6 +172,9 @@ pub struct Overrides {
     /// Data directory [default: ./berth-data].
     #[arg(long, env = "BERTH_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Where the metadata lives: postgres://USER@HOST:PORT/DB or sqlite://PATH [default: SQLite in the data directory]
+    #[arg(long, env = "BERTH_METADATA")]
+    pub metadata: Option<String>,
     /// AWS region to answer as [default: us-east-1].
     #[arg(long, env = "BERTH_REGION")]
     pub region: Option<String>,
@@ -293,6 +301,12 @@ impl Config {
             blob_redirect: o.blob_redirect.or(file.blob_redirect),
             limit_overrides: o.limit_overrides.clone(),
             failpoints: o.failpoints.clone(),
+            metadata: match o.metadata.clone().or(file.metadata) {
+                Some(m) => Some(
+                    storage::Metadata::parse(&m).map_err(|e| anyhow::anyhow!("metadata: {e}"))?,
+                ),
+                None => None,
+            },
             data_dir,
             region: o.region.clone().or(file.region).unwrap_or(d.region),
             account_id: o

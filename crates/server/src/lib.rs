@@ -29,9 +29,12 @@ impl App {
     /// Opens storage under the data directory and builds every front end.
     pub async fn build(cfg: &Config) -> anyhow::Result<Self> {
         let scheme = if cfg.tls.is_some() { "https" } else { "http" };
-        let storage = storage::Storage::open_embedded(&cfg.data_dir)
+        let storage = storage::Storage::open(&cfg.data_dir, cfg.metadata.as_ref())
             .await
-            .with_context(|| format!("opening storage in {}", cfg.data_dir.display()))?;
+            .with_context(|| match &cfg.metadata {
+                Some(storage::Metadata::Postgres(_)) => "opening the PostgreSQL metadata".into(),
+                _ => format!("opening storage in {}", cfg.data_dir.display()),
+            })?;
         // Blobs elsewhere than the data directory: clients are sent to presigned URLs unless
         // the endpoint is one only this host can reach.
         let (storage, blob_redirect) = match &cfg.blobs {
@@ -114,13 +117,28 @@ impl App {
         };
         let registry = self.registry.clone();
         let opts = self.gc.clone();
+        // This process, as lease holders tell nodes apart.
+        let holder = format!(
+            "{}:{}:{}",
+            std::env::var("HOSTNAME").unwrap_or_default(),
+            std::process::id(),
+            // Randomly keyed: two processes of one host and pid (a restart in a container)
+            // still differ.
+            std::hash::BuildHasher::hash_one(
+                &std::collections::hash_map::RandomState::new(),
+                std::time::SystemTime::now()
+            )
+        );
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(interval);
             tick.tick().await; // not at start-up: let clients reconnect first
             loop {
                 tick.tick().await;
-                match registry.collect_garbage(&opts).await {
-                    Ok(r) => tracing::info!(?r, "garbage collected"),
+                // Nodes sharing the metadata take turns: the lease goes to one at a time.
+                let job = registry.collect_garbage(&opts);
+                match registry.run_leased("gc", &holder, job).await {
+                    Ok(Some(r)) => tracing::info!(?r, "garbage collected"),
+                    Ok(None) => tracing::debug!("garbage collection runs on another node"),
                     Err(e) => tracing::error!(error = ?e, "garbage collection failed"),
                 }
             }

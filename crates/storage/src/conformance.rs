@@ -801,6 +801,155 @@ pub async fn meta_listings(meta: &dyn MetaStore) {
     meta.delete_repository(other, false).await.unwrap();
 }
 
+/// Upload claims and job leases: what nodes sharing the metadata coordinate through.
+pub async fn coordination(meta: &dyn MetaStore) {
+    let repo = meta
+        .create_repository(repo_record("coord/app"))
+        .await
+        .unwrap()
+        .id;
+    let id = UploadId::new_random();
+    meta.create_upload(new_upload(id, repo)).await.unwrap();
+    meta.claim_upload(id, "a", 1_000, 2_000).await.unwrap();
+    assert!(matches!(
+        meta.claim_upload(id, "b", 1_500, 2_500).await,
+        Err(StorageError::Conflict(_))
+    ));
+    // The holder renews; another takes it once it has expired.
+    meta.claim_upload(id, "a", 1_900, 3_000).await.unwrap();
+    assert!(meta.claim_upload(id, "b", 2_999, 4_000).await.is_err());
+    meta.claim_upload(id, "b", 3_000, 4_000).await.unwrap();
+    // A release by a holder that lost its claim changes nothing.
+    meta.release_upload(id, "a").await.unwrap();
+    assert!(meta.claim_upload(id, "c", 3_500, 4_500).await.is_err());
+    meta.release_upload(id, "b").await.unwrap();
+    meta.claim_upload(id, "c", 3_500, 4_500).await.unwrap();
+    // A claim does not change the upload, and recording the part ends it.
+    let mut got = meta.get_upload(id).await.unwrap().unwrap();
+    assert_eq!(got, new_upload(id, repo));
+    got.received = 5;
+    meta.record_part(&got, 0).await.unwrap();
+    meta.claim_upload(id, "d", 3_600, 4_600).await.unwrap();
+    assert!(matches!(
+        meta.claim_upload(UploadId::new_random(), "a", 0, 1).await,
+        Err(StorageError::NotFound)
+    ));
+
+    assert!(meta.take_lease("gc", "node-1", 1_000, 2_000).await.unwrap());
+    assert!(!meta.take_lease("gc", "node-2", 1_500, 2_500).await.unwrap());
+    assert!(
+        meta.take_lease("gc", "node-1", 1_900, 3_000).await.unwrap(),
+        "renewed"
+    );
+    assert!(
+        meta.take_lease("expiry", "node-2", 1_900, 3_000)
+            .await
+            .unwrap()
+    );
+    // A killed holder's lease expires.
+    assert!(meta.take_lease("gc", "node-2", 3_000, 4_000).await.unwrap());
+    meta.release_lease("gc", "node-1").await.unwrap();
+    assert!(!meta.take_lease("gc", "node-3", 3_500, 4_500).await.unwrap());
+    meta.release_lease("gc", "node-2").await.unwrap();
+    assert!(meta.take_lease("gc", "node-3", 3_500, 4_500).await.unwrap());
+    meta.delete_repository(repo, false).await.unwrap();
+}
+
+fn new_upload(id: UploadId, repo: RepositoryId) -> UploadRecord {
+    UploadRecord {
+        id,
+        repository: repo,
+        created_at: 1,
+        updated_at: 1,
+        received: 0,
+        part_count: 0,
+        last_part_size: 0,
+        short_part_seen: false,
+        hash_state: ResumableSha256::new().save(),
+        staging: b"s".to_vec(),
+    }
+}
+
+/// Writers racing on one store's connections end as if one ran after the other: one part of
+/// an upload, one claim, one creation of an immutable tag, and never more tags on an image
+/// than the limit. On PostgreSQL these run on separate connections at once, so each rule must
+/// hold through row locks or conditional writes.
+pub async fn races(meta: std::sync::Arc<dyn MetaStore>) {
+    const RACERS: usize = 8;
+    let repo = meta
+        .create_repository(repo_record("race/app"))
+        .await
+        .unwrap()
+        .id;
+    let id = UploadId::new_random();
+    meta.create_upload(new_upload(id, repo)).await.unwrap();
+    let won = |results: Vec<Result<(), StorageError>>| {
+        for r in &results {
+            assert!(
+                matches!(r, Ok(()) | Err(StorageError::Conflict(_))),
+                "{r:?}"
+            );
+        }
+        results.iter().filter(|r| r.is_ok()).count()
+    };
+    let parts = futures_util::future::join_all((0..RACERS).map(|n| {
+        let meta = meta.clone();
+        async move {
+            let mut u = new_upload(id, repo);
+            u.received = 10 + n as u64;
+            u.part_count = 1;
+            meta.record_part(&u, 0).await
+        }
+    }));
+    assert_eq!(won(parts.await), 1, "one part of an upload is recorded");
+    let claims = futures_util::future::join_all((0..RACERS).map(|n| {
+        let meta = meta.clone();
+        async move { meta.claim_upload(id, &format!("node-{n}"), 0, 60_000).await }
+    }));
+    assert_eq!(won(claims.await), 1, "one node claims an upload");
+
+    let images: Vec<ImageRecord> = (0..RACERS as u32).map(listed_image).collect();
+    for image in &images {
+        meta.put_image(repo, image, &ImageReferences::default(), None)
+            .await
+            .unwrap();
+    }
+    let tag = ImageTag::parse("v1").unwrap();
+    let creates = futures_util::future::join_all(images.iter().map(|image| {
+        let meta = meta.clone();
+        let tag = &tag;
+        async move {
+            let write = TagWrite::IfUnchanged(tag, None);
+            let refs = ImageReferences::default();
+            meta.put_image(repo, image, &refs, Some(write))
+                .await
+                .map(drop)
+        }
+    }));
+    assert_eq!(won(creates.await), 1, "one push creates an immutable tag");
+
+    const LIMIT: usize = 3;
+    let image = &images[0];
+    for round in 0..3 {
+        let tags: Vec<ImageTag> = (0..RACERS)
+            .map(|n| ImageTag::parse(&format!("r{round}-{n}")).unwrap())
+            .collect();
+        let puts = futures_util::future::join_all(tags.iter().map(|t| {
+            let meta = meta.clone();
+            async move {
+                let refs = ImageReferences::default();
+                meta.put_image_limited(repo, image, &refs, Some(TagWrite::Move(t)), LIMIT)
+                    .await
+                    .map(drop)
+            }
+        }));
+        won(puts.await);
+        let count = meta.image_tags(repo, &image.digest).await.unwrap().len();
+        assert!(count <= LIMIT, "{count} tags, more than the limit {LIMIT}");
+    }
+    meta.delete_repository(repo, false).await.unwrap();
+}
+
 #[tokio::test]
 async fn embedded_backends_conform() {
     let dir = tempfile::tempdir().unwrap();
@@ -809,6 +958,95 @@ async fn embedded_backends_conform() {
     blob_store_uploads(storage.blobs.as_ref()).await;
     meta_store(storage.meta.as_ref()).await;
     meta_listings(storage.meta.as_ref()).await;
+    coordination(storage.meta.as_ref()).await;
+    races(storage.meta.clone()).await;
+}
+
+/// PostgreSQL: a fresh schema of the database `BERTH_TEST_POSTGRES_URL` names, dropped at the
+/// end, so that tests run side by side. Skipped (with a message) without that variable, except
+/// under CI, where a skip would hide that PostgreSQL was never tested.
+#[cfg(feature = "postgres")]
+pub(crate) mod postgres {
+    use sqlx::postgres::PgConnectOptions;
+    use sqlx::{ConnectOptions, Connection};
+
+    pub(crate) struct Schema {
+        pub options: PgConnectOptions,
+        admin: PgConnectOptions,
+        name: String,
+    }
+
+    pub(crate) async fn schema() -> Option<Schema> {
+        let Ok(url) = std::env::var("BERTH_TEST_POSTGRES_URL") else {
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("CI=true but BERTH_TEST_POSTGRES_URL is not set: PostgreSQL was not tested");
+            }
+            eprintln!("skipped: BERTH_TEST_POSTGRES_URL not set");
+            return None;
+        };
+        let admin: PgConnectOptions = url.parse().expect("BERTH_TEST_POSTGRES_URL");
+        let name = format!(
+            "berth_test_{}",
+            model::UploadId::new_random().to_string().replace('-', "")
+        );
+        let mut conn = admin
+            .connect()
+            .await
+            .expect("connect to BERTH_TEST_POSTGRES_URL");
+        sqlx::raw_sql(&format!("CREATE SCHEMA {name}"))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.ok();
+        let options = admin.clone().options([("search_path", name.as_str())]);
+        Some(Schema {
+            options,
+            admin,
+            name,
+        })
+    }
+
+    impl Schema {
+        pub(crate) async fn drop(self) {
+            let mut conn = self.admin.connect().await.unwrap();
+            sqlx::raw_sql(&format!("DROP SCHEMA {} CASCADE", self.name))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+    }
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn postgres_conforms() {
+    let Some(schema) = postgres::schema().await else {
+        return;
+    };
+    let meta = meta::postgres::PostgresMetaStore::open_with(schema.options.clone())
+        .await
+        .unwrap();
+    meta_store(&meta).await;
+    meta_listings(&meta).await;
+    coordination(&meta).await;
+    races(std::sync::Arc::new(meta)).await;
+    schema.drop().await;
+}
+
+/// Several nodes starting at once on an empty database apply the migrations once.
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn postgres_nodes_migrate_together() {
+    let Some(schema) = postgres::schema().await else {
+        return;
+    };
+    let opens = futures_util::future::join_all(
+        (0..4).map(|_| meta::postgres::PostgresMetaStore::open_with(schema.options.clone())),
+    );
+    for store in opens.await {
+        store.unwrap();
+    }
+    schema.drop().await;
 }
 
 #[cfg(feature = "s3")]

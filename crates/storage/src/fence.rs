@@ -7,20 +7,43 @@
 //! files. On the embedded backends the fence is an advisory `flock` on `<data-dir>/gc.lock`, so
 //! it holds between processes too: `berth gc` run beside a serving `berth` waits for in-flight
 //! completions, and they wait for it.
+//!
+//! With the metadata in PostgreSQL, nodes share no filesystem, and the fence is a PostgreSQL
+//! advisory lock instead (shared for writers, exclusive for GC), taken inside a transaction on
+//! a connection the guard keeps: dropping the guard rolls the transaction back, which releases
+//! the lock, and so does the connection closing when a node dies.
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 
 use crate::StorageError;
 
-/// Held while the fence is taken; dropping it releases the lock (closing the descriptor).
+/// Held while the fence is taken; dropping it releases the lock (closing the descriptor, or
+/// ending the transaction that holds the advisory lock).
 #[must_use = "the fence is released when the guard is dropped"]
-pub struct FenceGuard(#[allow(dead_code)] File);
+pub struct FenceGuard(#[allow(dead_code)] Held);
+
+// Held only to be dropped.
+#[allow(dead_code)]
+enum Held {
+    File(File),
+    #[cfg(feature = "postgres")]
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+}
 
 #[derive(Debug, Clone)]
-pub struct GcFence {
-    path: PathBuf,
+pub struct GcFence(Kind);
+
+#[derive(Debug, Clone)]
+enum Kind {
+    File(PathBuf),
+    #[cfg(feature = "postgres")]
+    Postgres(sqlx::PgPool),
 }
+
+/// The advisory lock's key: "berth gc" in ASCII, one number for every node of a database.
+#[cfg(feature = "postgres")]
+const ADVISORY_KEY: i64 = 0x6265_7274_6820_6763;
 
 impl GcFence {
     /// Creates the lock file if needed. A data directory that cannot take it (mounted
@@ -36,7 +59,14 @@ impl GcFence {
         {
             tracing::warn!(path = %path.display(), error = %e, "cannot create the GC lock file");
         }
-        Self { path }
+        Self(Kind::File(path))
+    }
+
+    /// The fence of the nodes sharing a PostgreSQL database, on its own small pool (`pool`
+    /// connects to that database) so that held guards never starve metadata statements.
+    #[cfg(feature = "postgres")]
+    pub fn postgres(pool: sqlx::PgPool) -> Self {
+        Self(Kind::Postgres(pool))
     }
 
     /// Taken by writers that make a blob referenced.
@@ -50,7 +80,25 @@ impl GcFence {
     }
 
     async fn take(&self, exclusive: bool) -> Result<FenceGuard, StorageError> {
-        let path = self.path.clone();
+        let path = match &self.0 {
+            Kind::File(path) => path.clone(),
+            #[cfg(feature = "postgres")]
+            Kind::Postgres(pool) => {
+                use crate::meta::postgres::db_err;
+                let mut tx = pool.begin().await.map_err(db_err)?;
+                let sql = if exclusive {
+                    "SELECT pg_advisory_xact_lock($1)"
+                } else {
+                    "SELECT pg_advisory_xact_lock_shared($1)"
+                };
+                sqlx::query(sql)
+                    .bind(ADVISORY_KEY)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                return Ok(FenceGuard(Held::Postgres(tx)));
+            }
+        };
         // Each guard opens its own descriptor: flock belongs to the open file description,
         // so guards in one process exclude (or share with) each other exactly as guards in
         // two processes do.
@@ -61,7 +109,7 @@ impl GcFence {
             } else {
                 file.lock_shared()?;
             }
-            Ok(FenceGuard(file))
+            Ok(FenceGuard(Held::File(file)))
         })
         .await
         .map_err(|e| StorageError::Other(Box::new(e)))?
@@ -93,5 +141,57 @@ mod tests {
         assert!(!waiting.is_finished(), "a writer must wait for GC");
         other.unlock().unwrap();
         waiting.await.unwrap().unwrap();
+    }
+}
+
+#[cfg(all(test, feature = "postgres"))]
+mod postgres_tests {
+    use super::*;
+    use crate::conformance::postgres::schema;
+
+    /// The advisory-lock fence excludes as the flock does, between two pools (two nodes), and
+    /// a dropped guard releases it.
+    #[tokio::test]
+    async fn exclusive_waits_for_shared_across_nodes() {
+        let Some(schema) = schema().await else {
+            return;
+        };
+        let node = |_| async {
+            GcFence::postgres(
+                crate::meta::postgres::pool(schema.options.clone(), 4)
+                    .await
+                    .unwrap(),
+            )
+        };
+        let (a, b) = (node(1).await, node(2).await);
+        let shared_a = a.shared().await.unwrap();
+        let _shared_b = b.shared().await.unwrap();
+        let gc = tokio::spawn({
+            let b = b.clone();
+            async move { b.exclusive().await.map(drop) }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert!(!gc.is_finished(), "GC must wait for writers on every node");
+        drop(shared_a);
+        drop(_shared_b);
+        tokio::time::timeout(std::time::Duration::from_secs(10), gc)
+            .await
+            .expect("released with the guards")
+            .unwrap()
+            .unwrap();
+        let held = a.exclusive().await.unwrap();
+        let writer = tokio::spawn({
+            let b = b.clone();
+            async move { b.shared().await.map(drop) }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert!(!writer.is_finished(), "a writer must wait for GC");
+        drop(held);
+        tokio::time::timeout(std::time::Duration::from_secs(10), writer)
+            .await
+            .expect("released with the guard")
+            .unwrap()
+            .unwrap();
+        schema.drop().await;
     }
 }

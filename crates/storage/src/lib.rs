@@ -11,7 +11,7 @@ pub mod meta;
 #[cfg(test)]
 mod conformance;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use blob::{BlobRange, BlobReader, BlobStore, ByteStream};
@@ -62,7 +62,78 @@ pub struct Storage {
     pub gc_fence: fence::GcFence,
 }
 
+/// Where the metadata lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Metadata {
+    /// SQLite at this path (by default `meta.sqlite` in the data directory).
+    Sqlite(PathBuf),
+    /// A PostgreSQL database (`postgres://...`), shared by several nodes.
+    Postgres(String),
+}
+
+impl Metadata {
+    /// Parses a `--metadata` setting: `postgres://…` or `postgresql://…`, or `sqlite://PATH`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            Ok(Metadata::Postgres(s.to_owned()))
+        } else if let Some(path) = s.strip_prefix("sqlite://") {
+            if path.is_empty() {
+                return Err("sqlite:// needs a path".into());
+            }
+            Ok(Metadata::Sqlite(PathBuf::from(path)))
+        } else {
+            Err(format!(
+                "unknown metadata location {s:?}: expected postgres://… or sqlite://PATH"
+            ))
+        }
+    }
+}
+
+/// Connections a node may hold for the GC fence at once: completions and mounts in flight.
+#[cfg(feature = "postgres")]
+const FENCE_CONNECTIONS: u32 = 32;
+
 impl Storage {
+    /// Opens blobs on the filesystem under `data_dir` and the metadata where `metadata` says
+    /// (`None`: SQLite in `data_dir`), with the GC fence that suits it.
+    pub async fn open(data_dir: &Path, metadata: Option<&Metadata>) -> Result<Self, StorageError> {
+        match metadata {
+            None => Self::open_embedded(data_dir).await,
+            Some(Metadata::Sqlite(path)) => {
+                std::fs::create_dir_all(data_dir)?;
+                if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(parent)?;
+                }
+                let blobs = blob::filesystem::FilesystemBlobStore::open(data_dir).await?;
+                let meta = meta::sqlite::SqliteMetaStore::open(path).await?;
+                Ok(Self {
+                    blobs: Arc::new(blobs),
+                    meta: Arc::new(meta),
+                    gc_fence: fence::GcFence::open(data_dir),
+                })
+            }
+            #[cfg(feature = "postgres")]
+            Some(Metadata::Postgres(url)) => {
+                std::fs::create_dir_all(data_dir)?;
+                let blobs = blob::filesystem::FilesystemBlobStore::open(data_dir).await?;
+                let options: sqlx::postgres::PgConnectOptions = url
+                    .parse()
+                    .map_err(|e: sqlx::Error| StorageError::Other(Box::new(e)))?;
+                let meta = meta::postgres::PostgresMetaStore::open_with(options.clone()).await?;
+                let fence_pool = meta::postgres::pool(options, FENCE_CONNECTIONS).await?;
+                Ok(Self {
+                    blobs: Arc::new(blobs),
+                    meta: Arc::new(meta),
+                    gc_fence: fence::GcFence::postgres(fence_pool),
+                })
+            }
+            #[cfg(not(feature = "postgres"))]
+            Some(Metadata::Postgres(_)) => Err(StorageError::Other(
+                "this berth was built without PostgreSQL support (cargo feature `postgres`)".into(),
+            )),
+        }
+    }
+
     /// Puts the blobs in S3-compatible storage at `url` (`s3://bucket/prefix`), with the
     /// endpoint, region and credentials of the AWS environment. Answers whether the endpoint
     /// is on loopback (unreachable for clients on other hosts).

@@ -157,6 +157,9 @@ impl TestServer {
                 .args(backend_args(&dir, &extra))
                 .args(&extra)
                 .envs(env);
+            if let Some(url) = metadata_for(&dir) {
+                cmd.env("BERTH_METADATA", url);
+            }
             if with_keys {
                 cmd.env("BERTH_ACCESS_KEY_ID", ACCESS_KEY)
                     .env("BERTH_SECRET_ACCESS_KEY", SECRET_KEY);
@@ -476,17 +479,76 @@ pub async fn oci_code(r: reqwest::Response) -> String {
 /// Runs `berth <args> --data-dir <dir>` to completion (e.g. `gc`, `fsck`): (exit code, stdout,
 /// followed by stderr when the command failed, so that an assertion's message says why).
 pub fn berth_cli(args: &[&str], dir: &Path) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_berth"))
-        .args(args)
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_berth"));
+    cmd.args(args)
         .arg("--data-dir")
         .arg(dir)
-        .args(backend_args(dir, args))
-        .env("BERTH_LOG", "error")
-        .output()
-        .expect("run berth");
+        .args(backend_args(dir, args));
+    if let Some(url) = metadata_for(dir) {
+        cmd.env("BERTH_METADATA", url);
+    }
+    let out = cmd.env("BERTH_LOG", "error").output().expect("run berth");
     let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
     if !out.status.success() {
         text.push_str(&String::from_utf8_lossy(&out.stderr));
     }
     (out.status.code().unwrap_or(-1), text)
+}
+
+/// Whether this run keeps the metadata in PostgreSQL (`BERTH_TEST_METADATA=postgres`, with
+/// the server in `BERTH_TEST_POSTGRES_URL`) rather than SQLite in the data directory.
+pub fn on_postgres() -> bool {
+    std::env::var("BERTH_TEST_METADATA").is_ok_and(|m| m == "postgres")
+}
+
+/// For a test that cannot run on PostgreSQL (it works on SQLite's file or transaction):
+/// true, with the reason printed, when this run is on PostgreSQL.
+pub fn skip_on_postgres(why: &str) -> bool {
+    if on_postgres() {
+        eprintln!("skipped on PostgreSQL: {why}");
+    }
+    on_postgres()
+}
+
+/// The `--metadata` of a server on `data_dir` in a PostgreSQL run: a database of its own,
+/// named after the data directory, so that a restart on the same directory finds its data
+/// and tests running side by side never meet. Created on first use.
+pub fn metadata_for(data_dir: &Path) -> Option<String> {
+    use std::hash::{Hash, Hasher};
+    if !on_postgres() {
+        return None;
+    }
+    let base = std::env::var("BERTH_TEST_POSTGRES_URL")
+        .expect("BERTH_TEST_METADATA=postgres needs BERTH_TEST_POSTGRES_URL");
+    // SipHash with fixed keys: the same directory gives the same name in every process.
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    data_dir.hash(&mut h);
+    let db = format!("berth_it_{:016x}", h.finish());
+    let (server, _) = base
+        .rsplit_once('/')
+        .expect("BERTH_TEST_POSTGRES_URL is postgres://USER@HOST:PORT/DB");
+    let url = format!("{server}/{db}");
+    let create = url.clone();
+    // On a thread of its own: callers may be inside a runtime or not.
+    std::thread::spawn(move || {
+        use sqlx::migrate::MigrateDatabase;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            if !sqlx::Postgres::database_exists(&create).await.unwrap() {
+                // Two starts on one directory may race; the loser finds it made.
+                if let Err(e) = sqlx::Postgres::create_database(&create).await {
+                    assert!(
+                        sqlx::Postgres::database_exists(&create).await.unwrap(),
+                        "create {create}: {e}"
+                    );
+                }
+            }
+        });
+    })
+    .join()
+    .expect("create the test database");
+    Some(url)
 }

@@ -4,6 +4,12 @@
 //! registry; methods that must apply a decision atomically take the state the decision was
 //! based on and answer `Conflict` if it changed meanwhile.
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod codec;
+#[cfg(feature = "postgres")]
+pub mod postgres;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod sql;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 
@@ -216,7 +222,8 @@ pub trait MetaStore: Send + Sync {
     async fn create_upload(&self, upload: UploadRecord) -> Result<(), StorageError>;
     async fn get_upload(&self, id: UploadId) -> Result<Option<UploadRecord>, StorageError>;
     /// Saves the state after a part, if the upload still has `expected_received` bytes;
-    /// otherwise `Conflict` (another part won the race) or `NotFound`.
+    /// otherwise `Conflict` (another part won the race) or `NotFound`. Ends the upload's claim
+    /// ([`MetaStore::claim_upload`]).
     async fn record_part(
         &self,
         updated: &UploadRecord,
@@ -235,6 +242,31 @@ pub trait MetaStore: Send + Sync {
     async fn delete_upload(&self, id: UploadId) -> Result<(), StorageError>;
     /// Open uploads of a repository.
     async fn count_uploads(&self, repo: RepositoryId) -> Result<u64, StorageError>;
+    /// Claims an upload for writing a part until `until`, or renews the claim `token` holds;
+    /// `Conflict` while another token's claim lasts, `NotFound` if there is no such upload.
+    /// Nodes sharing the database thus write one part of an upload at a time.
+    async fn claim_upload(
+        &self,
+        id: UploadId,
+        token: &str,
+        now: Millis,
+        until: Millis,
+    ) -> Result<(), StorageError>;
+    /// Ends the claim `token` holds (nothing if it no longer holds it).
+    async fn release_upload(&self, id: UploadId, token: &str) -> Result<(), StorageError>;
+
+    // Background jobs.
+    /// Takes the lease `name` for `holder` until `until` if it is free or expired at `now`, or
+    /// renews it if `holder` has it; answers whether `holder` has it now.
+    async fn take_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: Millis,
+        until: Millis,
+    ) -> Result<bool, StorageError>;
+    /// Gives the lease up if `holder` has it.
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StorageError>;
 
     // Garbage collection and checks.
     /// Uploads that received nothing since `idle_before`.
@@ -290,6 +322,20 @@ pub trait MetaStore: Send + Sync {
         image: &ImageRecord,
         refs: &ImageReferences,
         tag: Option<TagWrite<'_>>,
+    ) -> Result<PutImageOutcome, StorageError> {
+        self.put_image_limited(repo, image, refs, tag, usize::MAX)
+            .await
+    }
+    /// [`MetaStore::put_image`], and `Conflict` if the tag would give the image more than
+    /// `max_tags` tags, counted in the same transaction (racing pushes of one image count one
+    /// after the other). `NotFound` if the repository was deleted meanwhile.
+    async fn put_image_limited(
+        &self,
+        repo: RepositoryId,
+        image: &ImageRecord,
+        refs: &ImageReferences,
+        tag: Option<TagWrite<'_>>,
+        max_tags: usize,
     ) -> Result<PutImageOutcome, StorageError>;
     /// Digests of the indexes in the repository that list `digest` as a child.
     async fn parent_indexes(

@@ -3,6 +3,7 @@
 //! `kill -9`.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::ops::{Deref, DerefMut};
 use std::path::Path;
 use std::sync::{Mutex, PoisonError};
@@ -17,6 +18,8 @@ use sqlx::sqlite::{
 };
 use sqlx::{ConnectOptions, Row, SqlitePool};
 
+use super::codec::*;
+use super::sql;
 use super::*;
 
 const READERS: usize = 4;
@@ -55,6 +58,15 @@ fn migrator() -> Migrator {
             )),
             false,
         ),
+        Migration::new(
+            5,
+            Cow::Borrowed("coordination"),
+            MigrationType::Simple,
+            Cow::Borrowed(include_str!(
+                "../../migrations/sqlite/0005_coordination.sql"
+            )),
+            false,
+        ),
     ];
     Migrator {
         migrations: Cow::Owned(migrations),
@@ -65,6 +77,10 @@ fn migrator() -> Migrator {
 pub struct SqliteMetaStore {
     writer: SqlitePool,
     readers: Readers,
+    /// Upload claims (token, until), in memory: one process serves a SQLite database (`berth
+    /// gc` beside it writes no parts), and a claim must not outlive a process killed in the
+    /// middle of a part, or the retry after its restart would wait for the claim to expire.
+    claims: Mutex<HashMap<UploadId, (String, Millis)>>,
 }
 
 /// The read-only connections, lent out one statement at a time. sqlx's pool costs two round
@@ -155,38 +171,6 @@ fn db_err(e: sqlx::Error) -> StorageError {
     }
 }
 
-fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
-}
-
-fn corrupt(what: &str) -> StorageError {
-    StorageError::Other(format!("corrupt metadata: {what}").into())
-}
-
-fn parse_digest(s: &str) -> Result<Digest, StorageError> {
-    Digest::parse(s).map_err(|_| corrupt("digest"))
-}
-
-fn parse_tag(s: &str) -> Result<ImageTag, StorageError> {
-    ImageTag::parse(s).map_err(|_| corrupt("tag"))
-}
-
-fn encode_exclusions(ex: &[MutabilityExclusion]) -> String {
-    ex.iter()
-        .map(|e| format!("{}\t{}\n", e.filter_type, e.filter))
-        .collect()
-}
-
-fn decode_exclusions(s: &str) -> Vec<MutabilityExclusion> {
-    s.lines()
-        .filter_map(|l| l.split_once('\t'))
-        .map(|(t, f)| MutabilityExclusion {
-            filter_type: t.to_owned(),
-            filter: f.to_owned(),
-        })
-        .collect()
-}
-
 impl SqliteMetaStore {
     pub async fn open(path: &Path) -> Result<Self, StorageError> {
         let opts = SqliteConnectOptions::new()
@@ -212,17 +196,19 @@ impl SqliteMetaStore {
             .await
             .map_err(|e| StorageError::Other(Box::new(e)))?;
         let readers = Readers::open(opts.read_only(true)).await?;
-        Ok(Self { writer, readers })
+        Ok(Self {
+            writer,
+            readers,
+            claims: Default::default(),
+        })
     }
 
     async fn repository_tags(&self, id: RepositoryId) -> Result<Vec<ResourceTag>, StorageError> {
-        let rows = sqlx::query(
-            "SELECT key, value FROM repository_tags WHERE repository_id = ? ORDER BY position",
-        )
-        .bind(id.0)
-        .fetch_all(&mut *self.readers.lend().await?)
-        .await
-        .map_err(db_err)?;
+        let rows = sqlx::query(sql::REPOSITORY_TAGS)
+            .bind(id.0)
+            .fetch_all(&mut *self.readers.lend().await?)
+            .await
+            .map_err(db_err)?;
         Ok(rows
             .iter()
             .map(|r| ResourceTag {
@@ -252,16 +238,6 @@ impl SqliteMetaStore {
             },
         })
     }
-}
-
-/// `[[key, value], ...]` as `json_group_array` builds it.
-fn decode_tags(json: &str) -> Result<Vec<ResourceTag>, StorageError> {
-    let pairs: Vec<(String, String)> =
-        serde_json::from_str(json).map_err(|_| corrupt("repository tags"))?;
-    Ok(pairs
-        .into_iter()
-        .map(|(key, value)| ResourceTag { key, value })
-        .collect())
 }
 
 fn image_from_row(row: &SqliteRow) -> Result<ImageRecord, StorageError> {
@@ -451,29 +427,26 @@ impl MetaStore for SqliteMetaStore {
         repo: RepositoryRecord,
     ) -> Result<RepositoryRecord, StorageError> {
         let mut tx = self.writer.begin().await.map_err(db_err)?;
-        let res = sqlx::query(
-            "INSERT INTO repositories (registry_id, name, created_at, image_tag_mutability, mutability_exclusions, scan_on_push, encryption_type, kms_key)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&repo.registry_id)
-        .bind(repo.name.as_str())
-        .bind(repo.created_at)
-        .bind(&repo.image_tag_mutability)
-        .bind(encode_exclusions(&repo.mutability_exclusions))
-        .bind(repo.scan_on_push as i64)
-        .bind(&repo.encryption_type)
-        .bind(&repo.kms_key)
-        .execute(&mut *tx)
-        .await;
+        let res = sqlx::query_scalar(sql::INSERT_REPOSITORY)
+            .bind(&repo.registry_id)
+            .bind(repo.name.as_str())
+            .bind(repo.created_at)
+            .bind(&repo.image_tag_mutability)
+            .bind(encode_exclusions(&repo.mutability_exclusions))
+            .bind(repo.scan_on_push as i64)
+            .bind(&repo.encryption_type)
+            .bind(&repo.kms_key)
+            .fetch_one(&mut *tx)
+            .await;
         let id = match res {
-            Ok(r) => RepositoryId(r.last_insert_rowid()),
+            Ok(id) => RepositoryId(id),
             Err(e) if is_unique_violation(&e) => {
                 return Err(StorageError::Conflict("repository exists"));
             }
             Err(e) => return Err(db_err(e)),
         };
         for (pos, t) in repo.tags.iter().enumerate() {
-            sqlx::query("INSERT OR REPLACE INTO repository_tags (repository_id, key, value, position) VALUES (?, ?, ?, ?)")
+            sqlx::query(sql::INSERT_REPOSITORY_TAG)
                 .bind(id.0)
                 .bind(&t.key)
                 .bind(&t.value)
@@ -495,7 +468,7 @@ impl MetaStore for SqliteMetaStore {
         let row = sqlx::query(
             "SELECT r.*, (SELECT json_group_array(json_array(key, value)) FROM \
              (SELECT key, value FROM repository_tags WHERE repository_id = r.id ORDER BY position)) \
-             AS tags_json FROM repositories r WHERE registry_id = ? AND name = ?",
+             AS tags_json FROM repositories r WHERE registry_id = $1 AND name = $2",
         )
         .bind(registry_id)
         .bind(name.as_str())
@@ -533,19 +506,18 @@ impl MetaStore for SqliteMetaStore {
     ) -> Result<(), StorageError> {
         let mut tx = self.writer.begin().await.map_err(db_err)?;
         if only_if_empty {
-            let images: i64 =
-                sqlx::query_scalar("SELECT COUNT(*) FROM images WHERE repository_id = ?")
-                    .bind(id.0)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(db_err)?;
+            let images: i64 = sqlx::query_scalar(sql::COUNT_IMAGES)
+                .bind(id.0)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db_err)?;
             if images > 0 {
                 return Err(StorageError::Conflict("repository not empty"));
             }
         }
         // Tags and references cascade from images; images, blob links, uploads and resource
         // tags cascade from the repository.
-        let res = sqlx::query("DELETE FROM repositories WHERE id = ?")
+        let res = sqlx::query(sql::DELETE_REPOSITORY)
             .bind(id.0)
             .execute(&mut *tx)
             .await
@@ -561,17 +533,12 @@ impl MetaStore for SqliteMetaStore {
         repo: RepositoryId,
         digest: &Digest,
     ) -> Result<Option<RepositoryBlob>, StorageError> {
-        let row = sqlx::query(
-            "SELECT b.size, rb.media_type,
-                    EXISTS (SELECT 1 FROM image_blobs ib WHERE ib.repository_id = rb.repository_id AND ib.blob_digest = rb.digest) AS referenced
-             FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest
-             WHERE rb.repository_id = ? AND rb.digest = ?",
-        )
-        .bind(repo.0)
-        .bind(digest.as_str())
-        .fetch_optional(&mut *self.readers.lend().await?)
-        .await
-        .map_err(db_err)?;
+        let row = sqlx::query(sql::REPOSITORY_BLOB)
+            .bind(repo.0)
+            .bind(digest.as_str())
+            .fetch_optional(&mut *self.readers.lend().await?)
+            .await
+            .map_err(db_err)?;
         Ok(row.map(|r| RepositoryBlob {
             size: r.get::<i64, _>(0) as u64,
             media_type: r.get(1),
@@ -584,7 +551,7 @@ impl MetaStore for SqliteMetaStore {
         id: RepositoryId,
         policy: Option<&str>,
     ) -> Result<(), StorageError> {
-        let res = sqlx::query("UPDATE repositories SET policy = ? WHERE id = ?")
+        let res = sqlx::query(sql::SET_REPOSITORY_POLICY)
             .bind(policy)
             .bind(id.0)
             .execute(&self.writer)
@@ -597,7 +564,7 @@ impl MetaStore for SqliteMetaStore {
     }
 
     async fn registry_policy(&self, registry_id: &str) -> Result<Option<String>, StorageError> {
-        sqlx::query_scalar("SELECT policy FROM registry_policies WHERE registry_id = ?")
+        sqlx::query_scalar(sql::REGISTRY_POLICY)
             .bind(registry_id)
             .fetch_optional(&mut *self.readers.lend().await?)
             .await
@@ -610,14 +577,10 @@ impl MetaStore for SqliteMetaStore {
         policy: Option<&str>,
     ) -> Result<(), StorageError> {
         let q = match policy {
-            Some(p) => sqlx::query(
-                "INSERT OR REPLACE INTO registry_policies (registry_id, policy) VALUES (?, ?)",
-            )
-            .bind(registry_id)
-            .bind(p),
-            None => {
-                sqlx::query("DELETE FROM registry_policies WHERE registry_id = ?").bind(registry_id)
-            }
+            Some(p) => sqlx::query(sql::SET_REGISTRY_POLICY)
+                .bind(registry_id)
+                .bind(p),
+            None => sqlx::query(sql::DELETE_REGISTRY_POLICY).bind(registry_id),
         };
         q.execute(&self.writer).await.map_err(db_err)?;
         Ok(())
@@ -629,16 +592,13 @@ impl MetaStore for SqliteMetaStore {
         digest: &Digest,
         now: Millis,
     ) -> Result<(), StorageError> {
-        let res = sqlx::query(
-            "INSERT OR IGNORE INTO repository_blobs (repository_id, digest, created_at)
-             SELECT ?, digest, ? FROM blobs WHERE digest = ?",
-        )
-        .bind(repo.0)
-        .bind(now)
-        .bind(digest.as_str())
-        .execute(&self.writer)
-        .await
-        .map_err(db_err)?;
+        let res = sqlx::query(sql::LINK_BLOB)
+            .bind(repo.0)
+            .bind(now)
+            .bind(digest.as_str())
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
         if res.rows_affected() == 0 && self.repository_blob(repo, digest).await?.is_none() {
             return Err(StorageError::NotFound);
         }
@@ -646,29 +606,26 @@ impl MetaStore for SqliteMetaStore {
     }
 
     async fn create_upload(&self, u: UploadRecord) -> Result<(), StorageError> {
-        sqlx::query(
-            "INSERT INTO uploads (id, repository_id, created_at, updated_at, received, part_count, last_part_size, short_part_seen, hash_state, staging)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(u.id.to_string())
-        .bind(u.repository.0)
-        .bind(u.created_at)
-        .bind(u.updated_at)
-        .bind(u.received as i64)
-        .bind(u.part_count as i64)
-        .bind(u.last_part_size as i64)
-        .bind(u.short_part_seen as i64)
-        .bind(&u.hash_state)
-        .bind(&u.staging)
-        .execute(&self.writer)
-        .await
-        .map_err(db_err)?;
+        sqlx::query(sql::INSERT_UPLOAD)
+            .bind(u.id.to_string())
+            .bind(u.repository.0)
+            .bind(u.created_at)
+            .bind(u.updated_at)
+            .bind(u.received as i64)
+            .bind(u.part_count as i64)
+            .bind(u.last_part_size as i64)
+            .bind(u.short_part_seen as i64)
+            .bind(&u.hash_state)
+            .bind(&u.staging)
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
         Ok(())
     }
 
     async fn get_upload(&self, id: UploadId) -> Result<Option<UploadRecord>, StorageError> {
         // Read through the writer so that a part recorded a moment ago is always seen.
-        let row = sqlx::query("SELECT * FROM uploads WHERE id = ?")
+        let row = sqlx::query(sql::GET_UPLOAD)
             .bind(id.to_string())
             .fetch_optional(&self.writer)
             .await
@@ -681,23 +638,24 @@ impl MetaStore for SqliteMetaStore {
         u: &UploadRecord,
         expected_received: u64,
     ) -> Result<(), StorageError> {
-        let res = sqlx::query(
-            "UPDATE uploads SET updated_at = ?, received = ?, part_count = ?, last_part_size = ?, short_part_seen = ?, hash_state = ?, staging = ?
-             WHERE id = ? AND received = ?",
-        )
-        .bind(u.updated_at)
-        .bind(u.received as i64)
-        .bind(u.part_count as i64)
-        .bind(u.last_part_size as i64)
-        .bind(u.short_part_seen as i64)
-        .bind(&u.hash_state)
-        .bind(&u.staging)
-        .bind(u.id.to_string())
-        .bind(expected_received as i64)
-        .execute(&self.writer)
-        .await
-        .map_err(db_err)?;
+        let res = sqlx::query(sql::RECORD_PART)
+            .bind(u.updated_at)
+            .bind(u.received as i64)
+            .bind(u.part_count as i64)
+            .bind(u.last_part_size as i64)
+            .bind(u.short_part_seen as i64)
+            .bind(&u.hash_state)
+            .bind(&u.staging)
+            .bind(u.id.to_string())
+            .bind(expected_received as i64)
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
         if res.rows_affected() == 1 {
+            self.claims
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&u.id);
             return Ok(());
         }
         match self.get_upload(u.id).await? {
@@ -715,7 +673,7 @@ impl MetaStore for SqliteMetaStore {
         now: Millis,
     ) -> Result<bool, StorageError> {
         let mut tx = self.writer.begin().await.map_err(db_err)?;
-        let res = sqlx::query("DELETE FROM uploads WHERE id = ?")
+        let res = sqlx::query(sql::DELETE_UPLOAD)
             .bind(id.to_string())
             .execute(&mut *tx)
             .await
@@ -723,14 +681,14 @@ impl MetaStore for SqliteMetaStore {
         if res.rows_affected() == 0 {
             return Err(StorageError::NotFound);
         }
-        sqlx::query("INSERT OR IGNORE INTO blobs (digest, size, created_at) VALUES (?, ?, ?)")
+        sqlx::query(sql::INSERT_BLOB)
             .bind(digest.as_str())
             .bind(size as i64)
             .bind(now)
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
-        let linked = sqlx::query("INSERT OR IGNORE INTO repository_blobs (repository_id, digest, created_at) VALUES (?, ?, ?)")
+        let linked = sqlx::query(sql::INSERT_LINK)
             .bind(repo.0)
             .bind(digest.as_str())
             .bind(now)
@@ -742,7 +700,7 @@ impl MetaStore for SqliteMetaStore {
     }
 
     async fn count_uploads(&self, repo: RepositoryId) -> Result<u64, StorageError> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM uploads WHERE repository_id = ?")
+        let n: i64 = sqlx::query_scalar(sql::COUNT_UPLOADS)
             .bind(repo.0)
             .fetch_one(&self.writer)
             .await
@@ -750,13 +708,76 @@ impl MetaStore for SqliteMetaStore {
         Ok(n as u64)
     }
 
+    async fn claim_upload(
+        &self,
+        id: UploadId,
+        token: &str,
+        now: Millis,
+        until: Millis,
+    ) -> Result<(), StorageError> {
+        // A reader, not the writer every push waits for: the upload was committed before.
+        let exists: Option<String> = sqlx::query_scalar("SELECT id FROM uploads WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&mut *self.readers.lend().await?)
+            .await
+            .map_err(db_err)?;
+        if exists.is_none() {
+            return Err(StorageError::NotFound);
+        }
+        let mut claims = self.claims.lock().unwrap_or_else(PoisonError::into_inner);
+        match claims.get(&id) {
+            Some((holder, held_until)) if holder != token && *held_until > now => {
+                Err(StorageError::Conflict("another part is being written"))
+            }
+            _ => {
+                claims.insert(id, (token.to_owned(), until));
+                Ok(())
+            }
+        }
+    }
+
+    async fn release_upload(&self, id: UploadId, token: &str) -> Result<(), StorageError> {
+        let mut claims = self.claims.lock().unwrap_or_else(PoisonError::into_inner);
+        if claims.get(&id).is_some_and(|(holder, _)| holder == token) {
+            claims.remove(&id);
+        }
+        Ok(())
+    }
+
+    async fn take_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: Millis,
+        until: Millis,
+    ) -> Result<bool, StorageError> {
+        let res = sqlx::query(sql::TAKE_LEASE)
+            .bind(name)
+            .bind(holder)
+            .bind(until)
+            .bind(now)
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StorageError> {
+        sqlx::query(sql::RELEASE_LEASE)
+            .bind(name)
+            .bind(holder)
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
     async fn idle_uploads(&self, idle_before: Millis) -> Result<Vec<UploadId>, StorageError> {
-        let ids: Vec<String> =
-            sqlx::query_scalar("SELECT id FROM uploads WHERE updated_at < ? ORDER BY id")
-                .bind(idle_before)
-                .fetch_all(&self.writer)
-                .await
-                .map_err(db_err)?;
+        let ids: Vec<String> = sqlx::query_scalar(sql::IDLE_UPLOADS)
+            .bind(idle_before)
+            .fetch_all(&self.writer)
+            .await
+            .map_err(db_err)?;
         ids.iter()
             .map(|i| UploadId::parse(i).ok_or_else(|| corrupt("upload id")))
             .collect()
@@ -766,16 +787,11 @@ impl MetaStore for SqliteMetaStore {
         &self,
         linked_before: Millis,
     ) -> Result<Vec<(RepositoryId, Digest)>, StorageError> {
-        let rows = sqlx::query(
-            "SELECT rb.repository_id, rb.digest FROM repository_blobs rb
-             WHERE rb.created_at < ? AND NOT EXISTS
-               (SELECT 1 FROM image_blobs ib WHERE ib.repository_id = rb.repository_id AND ib.blob_digest = rb.digest)
-             ORDER BY rb.repository_id, rb.digest",
-        )
-        .bind(linked_before)
-        .fetch_all(&self.writer)
-        .await
-        .map_err(db_err)?;
+        let rows = sqlx::query(sql::UNREFERENCED_LINKS)
+            .bind(linked_before)
+            .fetch_all(&self.writer)
+            .await
+            .map_err(db_err)?;
         rows.iter()
             .map(|r| Ok((RepositoryId(r.get(0)), parse_digest(r.get(1))?)))
             .collect()
@@ -786,15 +802,13 @@ impl MetaStore for SqliteMetaStore {
         repo: RepositoryId,
         digest: &Digest,
     ) -> Result<bool, StorageError> {
-        let res = sqlx::query(
-            "DELETE FROM repository_blobs WHERE repository_id = ?1 AND digest = ?2 AND NOT EXISTS
-               (SELECT 1 FROM image_blobs WHERE repository_id = ?1 AND blob_digest = ?2)",
-        )
-        .bind(repo.0)
-        .bind(digest.as_str())
-        .execute(&self.writer)
-        .await
-        .map_err(db_err)?;
+        // One statement: the single writer already orders it against every PutImage.
+        let res = sqlx::query(sql::UNLINK_IF_UNREFERENCED)
+            .bind(repo.0)
+            .bind(digest.as_str())
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
         Ok(res.rows_affected() == 1)
     }
 
@@ -802,32 +816,27 @@ impl MetaStore for SqliteMetaStore {
         &self,
         created_before: Millis,
     ) -> Result<Vec<(Digest, u64)>, StorageError> {
-        let rows = sqlx::query(
-            "SELECT b.digest, b.size FROM blobs b WHERE b.created_at < ? AND NOT EXISTS
-               (SELECT 1 FROM repository_blobs rb WHERE rb.digest = b.digest) ORDER BY b.digest",
-        )
-        .bind(created_before)
-        .fetch_all(&self.writer)
-        .await
-        .map_err(db_err)?;
+        let rows = sqlx::query(sql::UNLINKED_BLOBS)
+            .bind(created_before)
+            .fetch_all(&self.writer)
+            .await
+            .map_err(db_err)?;
         rows.iter()
             .map(|r| Ok((parse_digest(r.get(0))?, r.get::<i64, _>(1) as u64)))
             .collect()
     }
 
     async fn delete_blob_if_unlinked(&self, digest: &Digest) -> Result<bool, StorageError> {
-        let res = sqlx::query(
-            "DELETE FROM blobs WHERE digest = ?1 AND NOT EXISTS (SELECT 1 FROM repository_blobs WHERE digest = ?1)",
-        )
-        .bind(digest.as_str())
-        .execute(&self.writer)
-        .await
-        .map_err(db_err)?;
+        let res = sqlx::query(sql::DELETE_BLOB_IF_UNLINKED)
+            .bind(digest.as_str())
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
         Ok(res.rows_affected() == 1)
     }
 
     async fn all_blobs(&self) -> Result<Vec<(Digest, u64)>, StorageError> {
-        let rows = sqlx::query("SELECT digest, size FROM blobs ORDER BY digest")
+        let rows = sqlx::query(sql::ALL_BLOBS)
             .fetch_all(&mut *self.readers.lend().await?)
             .await
             .map_err(db_err)?;
@@ -837,7 +846,7 @@ impl MetaStore for SqliteMetaStore {
     }
 
     async fn delete_upload(&self, id: UploadId) -> Result<(), StorageError> {
-        sqlx::query("DELETE FROM uploads WHERE id = ?")
+        sqlx::query(sql::DELETE_UPLOAD)
             .bind(id.to_string())
             .execute(&self.writer)
             .await
@@ -850,7 +859,7 @@ impl MetaStore for SqliteMetaStore {
         repo: RepositoryId,
         digest: &Digest,
     ) -> Result<Option<ImageRecord>, StorageError> {
-        let row = sqlx::query("SELECT * FROM images WHERE repository_id = ? AND digest = ?")
+        let row = sqlx::query(sql::GET_IMAGE)
             .bind(repo.0)
             .bind(digest.as_str())
             .fetch_optional(&mut *self.readers.lend().await?)
@@ -864,16 +873,12 @@ impl MetaStore for SqliteMetaStore {
         repo: RepositoryId,
         tag: &ImageTag,
     ) -> Result<Option<ImageRecord>, StorageError> {
-        let row = sqlx::query(
-            "SELECT i.* FROM image_tags t JOIN images i \
-             ON i.repository_id = t.repository_id AND i.digest = t.digest \
-             WHERE t.repository_id = ? AND t.tag = ?",
-        )
-        .bind(repo.0)
-        .bind(tag.as_str())
-        .fetch_optional(&mut *self.readers.lend().await?)
-        .await
-        .map_err(db_err)?;
+        let row = sqlx::query(sql::IMAGE_BY_TAG)
+            .bind(repo.0)
+            .bind(tag.as_str())
+            .fetch_optional(&mut *self.readers.lend().await?)
+            .await
+            .map_err(db_err)?;
         row.as_ref().map(image_from_row).transpose()
     }
 
@@ -882,13 +887,12 @@ impl MetaStore for SqliteMetaStore {
         repo: RepositoryId,
         tag: &ImageTag,
     ) -> Result<Option<Digest>, StorageError> {
-        let d: Option<String> =
-            sqlx::query_scalar("SELECT digest FROM image_tags WHERE repository_id = ? AND tag = ?")
-                .bind(repo.0)
-                .bind(tag.as_str())
-                .fetch_optional(&mut *self.readers.lend().await?)
-                .await
-                .map_err(db_err)?;
+        let d: Option<String> = sqlx::query_scalar(sql::RESOLVE_TAG)
+            .bind(repo.0)
+            .bind(tag.as_str())
+            .fetch_optional(&mut *self.readers.lend().await?)
+            .await
+            .map_err(db_err)?;
         d.as_deref().map(parse_digest).transpose()
     }
 
@@ -897,120 +901,39 @@ impl MetaStore for SqliteMetaStore {
         repo: RepositoryId,
         digest: &Digest,
     ) -> Result<Vec<ImageTag>, StorageError> {
-        let tags: Vec<String> = sqlx::query_scalar(
-            "SELECT tag FROM image_tags WHERE repository_id = ? AND digest = ? ORDER BY tag",
-        )
-        .bind(repo.0)
-        .bind(digest.as_str())
-        .fetch_all(&mut *self.readers.lend().await?)
-        .await
-        .map_err(db_err)?;
+        let tags: Vec<String> = sqlx::query_scalar(sql::IMAGE_TAGS)
+            .bind(repo.0)
+            .bind(digest.as_str())
+            .fetch_all(&mut *self.readers.lend().await?)
+            .await
+            .map_err(db_err)?;
         tags.iter().map(|t| parse_tag(t)).collect()
     }
 
-    async fn put_image(
+    async fn put_image_limited(
         &self,
         repo: RepositoryId,
         image: &ImageRecord,
         refs: &ImageReferences,
         tag: Option<TagWrite<'_>>,
+        max_tags: usize,
     ) -> Result<PutImageOutcome, StorageError> {
         let mut tx = self.writer.begin().await.map_err(db_err)?;
-        let inserted = sqlx::query(
-            "INSERT OR IGNORE INTO images (repository_id, digest, manifest, media_type, artifact_media_type, subject, size, pushed_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(repo.0)
-        .bind(image.digest.as_str())
-        .bind(&image.manifest)
-        .bind(&image.media_type)
-        .bind(&image.artifact_media_type)
-        .bind(image.subject.as_ref().map(Digest::as_str))
-        .bind(image.size as i64)
-        .bind(image.pushed_at)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        let image_created = inserted.rows_affected() == 1;
-        if image_created {
-            for (blob, media_type) in &refs.blobs {
-                // Checked again inside the transaction: garbage collection may have unlinked
-                // an unreferenced blob since the caller looked.
-                let linked: Option<i64> = sqlx::query_scalar(
-                    "SELECT 1 FROM repository_blobs WHERE repository_id = ? AND digest = ?",
-                )
-                .bind(repo.0)
-                .bind(blob.as_str())
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db_err)?;
-                if linked.is_none() {
-                    return Err(StorageError::Conflict("a referenced blob was unlinked"));
-                }
-                sqlx::query("INSERT OR IGNORE INTO image_blobs (repository_id, image_digest, blob_digest) VALUES (?, ?, ?)")
-                    .bind(repo.0)
-                    .bind(image.digest.as_str())
-                    .bind(blob.as_str())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db_err)?;
-                sqlx::query("UPDATE repository_blobs SET media_type = ? WHERE repository_id = ? AND digest = ?")
-                    .bind(media_type)
-                    .bind(repo.0)
-                    .bind(blob.as_str())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db_err)?;
+        let outcome =
+            sql::put_image_tx!(&mut tx, &sql::SQLITE, repo, image, refs, tag, max_tags).await;
+        let outcome = match outcome {
+            // The repository was deleted after the caller looked it up.
+            Err(StorageError::Other(e))
+                if e.downcast_ref::<sqlx::Error>()
+                    .is_some_and(is_foreign_key_violation) =>
+            {
+                return Err(StorageError::NotFound);
             }
-            for child in &refs.children {
-                sqlx::query("INSERT OR IGNORE INTO image_children (repository_id, index_digest, child_digest) VALUES (?, ?, ?)")
-                    .bind(repo.0)
-                    .bind(image.digest.as_str())
-                    .bind(child.as_str())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db_err)?;
-            }
-        }
-        let mut tag_changed = false;
-        if let Some(write) = tag {
-            let (tag, expected) = match write {
-                TagWrite::Move(t) => (t, None),
-                TagWrite::IfUnchanged(t, was) => (t, Some(was)),
-            };
-            let current: Option<String> = sqlx::query_scalar(
-                "SELECT digest FROM image_tags WHERE repository_id = ? AND tag = ?",
-            )
-            .bind(repo.0)
-            .bind(tag.as_str())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_err)?;
-            if expected.is_some_and(|was| current.as_deref() != was.map(Digest::as_str)) {
-                return Err(StorageError::Conflict("tag moved concurrently"));
-            }
-            if current.as_deref() != Some(image.digest.as_str()) {
-                // An upsert, so that the triggers keeping `images.tagged` see a moved tag as
-                // an update of its row.
-                sqlx::query(
-                    "INSERT INTO image_tags (repository_id, tag, digest) VALUES (?, ?, ?)
-                     ON CONFLICT (repository_id, tag) DO UPDATE SET digest = excluded.digest",
-                )
-                .bind(repo.0)
-                .bind(tag.as_str())
-                .bind(image.digest.as_str())
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
-                tag_changed = true;
-            }
-        }
+            other => other?,
+        };
         crate::failpoint::hit("put_image.before_commit");
         tx.commit().await.map_err(db_err)?;
-        Ok(PutImageOutcome {
-            image_created,
-            tag_changed,
-        })
+        Ok(outcome)
     }
 
     async fn parent_indexes(
@@ -1018,19 +941,17 @@ impl MetaStore for SqliteMetaStore {
         repo: RepositoryId,
         digest: &Digest,
     ) -> Result<Vec<Digest>, StorageError> {
-        let rows: Vec<String> = sqlx::query_scalar(
-            "SELECT index_digest FROM image_children WHERE repository_id = ? AND child_digest = ? ORDER BY index_digest",
-        )
-        .bind(repo.0)
-        .bind(digest.as_str())
-        .fetch_all(&self.writer)
-        .await
-        .map_err(db_err)?;
+        let rows: Vec<String> = sqlx::query_scalar(sql::PARENT_INDEXES)
+            .bind(repo.0)
+            .bind(digest.as_str())
+            .fetch_all(&self.writer)
+            .await
+            .map_err(db_err)?;
         rows.iter().map(|d| parse_digest(d)).collect()
     }
 
     async fn delete_tag(&self, repo: RepositoryId, tag: &ImageTag) -> Result<bool, StorageError> {
-        let res = sqlx::query("DELETE FROM image_tags WHERE repository_id = ? AND tag = ?")
+        let res = sqlx::query(sql::DELETE_TAG)
             .bind(repo.0)
             .bind(tag.as_str())
             .execute(&self.writer)
@@ -1044,7 +965,7 @@ impl MetaStore for SqliteMetaStore {
         repo: RepositoryId,
         digest: &Digest,
     ) -> Result<bool, StorageError> {
-        let res = sqlx::query("DELETE FROM images WHERE repository_id = ? AND digest = ?")
+        let res = sqlx::query(sql::DELETE_IMAGE)
             .bind(repo.0)
             .bind(digest.as_str())
             .execute(&self.writer)
@@ -1075,14 +996,12 @@ impl MetaStore for SqliteMetaStore {
         repo: RepositoryId,
         digest: &Digest,
     ) -> Result<Vec<ImageRecord>, StorageError> {
-        let rows = sqlx::query(
-            "SELECT * FROM images WHERE repository_id = ? AND subject = ? ORDER BY digest",
-        )
-        .bind(repo.0)
-        .bind(digest.as_str())
-        .fetch_all(&mut *self.readers.lend().await?)
-        .await
-        .map_err(db_err)?;
+        let rows = sqlx::query(sql::LIST_REFERRERS)
+            .bind(repo.0)
+            .bind(digest.as_str())
+            .fetch_all(&mut *self.readers.lend().await?)
+            .await
+            .map_err(db_err)?;
         rows.iter().map(image_from_row).collect()
     }
 

@@ -1,0 +1,320 @@
+//! The statements both engines run, written once. SQLite reads `$1`, `$2`… as parameters
+//! numbered by first appearance, so a statement whose placeholders appear in order serves
+//! both; `ON CONFLICT`, `RETURNING`, upserts with `excluded` and `WHERE` are common to both.
+//! Every integer column is BIGINT/INTEGER, so the binds are the same `i64`s.
+//!
+//! The differences are few and kept here, side by side: row locks (PostgreSQL runs many
+//! writers under READ COMMITTED and locks the rows a rule reads; SQLite has one writer, whose
+//! transaction already excludes every other, and no `FOR UPDATE`), and the listings, which
+//! SQLite packs into one JSON row per page (see `sqlite.rs`).
+
+/// What one engine says differently.
+pub(super) struct Dialect {
+    /// Appended to a SELECT whose rows a rule must keep unchanged until commit.
+    pub for_update: &'static str,
+}
+
+#[cfg(feature = "sqlite")]
+pub(super) const SQLITE: Dialect = Dialect { for_update: "" };
+
+#[cfg(feature = "postgres")]
+pub(super) const POSTGRES: Dialect = Dialect {
+    for_update: " FOR UPDATE",
+};
+
+// Repositories.
+
+pub(super) const INSERT_REPOSITORY: &str = "INSERT INTO repositories (registry_id, name, created_at, image_tag_mutability, mutability_exclusions, scan_on_push, encryption_type, kms_key)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id";
+/// A key given twice keeps its last value.
+pub(super) const INSERT_REPOSITORY_TAG: &str = "INSERT INTO repository_tags (repository_id, key, value, position) VALUES ($1, $2, $3, $4)
+     ON CONFLICT (repository_id, key) DO UPDATE SET value = excluded.value, position = excluded.position";
+pub(super) const REPOSITORY_TAGS: &str =
+    "SELECT key, value FROM repository_tags WHERE repository_id = $1 ORDER BY position";
+/// Locks the repository (with the dialect's suffix) against a concurrent push before
+/// `COUNT_IMAGES` decides it is empty: an image insert holds a key lock on it.
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+pub(super) const REPOSITORY_ROW: &str = "SELECT id FROM repositories WHERE id = $1";
+pub(super) const COUNT_IMAGES: &str = "SELECT COUNT(*) FROM images WHERE repository_id = $1";
+pub(super) const DELETE_REPOSITORY: &str = "DELETE FROM repositories WHERE id = $1";
+pub(super) const SET_REPOSITORY_POLICY: &str = "UPDATE repositories SET policy = $1 WHERE id = $2";
+pub(super) const REGISTRY_POLICY: &str =
+    "SELECT policy FROM registry_policies WHERE registry_id = $1";
+pub(super) const SET_REGISTRY_POLICY: &str =
+    "INSERT INTO registry_policies (registry_id, policy) VALUES ($1, $2)
+     ON CONFLICT (registry_id) DO UPDATE SET policy = excluded.policy";
+pub(super) const DELETE_REGISTRY_POLICY: &str =
+    "DELETE FROM registry_policies WHERE registry_id = $1";
+
+// Blobs and links.
+
+pub(super) const REPOSITORY_BLOB: &str = "SELECT b.size, rb.media_type,
+        CAST(CASE WHEN EXISTS (SELECT 1 FROM image_blobs ib WHERE ib.repository_id = rb.repository_id AND ib.blob_digest = rb.digest) THEN 1 ELSE 0 END AS BIGINT) AS referenced
+     FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest
+     WHERE rb.repository_id = $1 AND rb.digest = $2";
+pub(super) const LINK_BLOB: &str =
+    "INSERT INTO repository_blobs (repository_id, digest, created_at)
+     SELECT $1, digest, $2 FROM blobs WHERE digest = $3 ON CONFLICT DO NOTHING";
+pub(super) const INSERT_BLOB: &str =
+    "INSERT INTO blobs (digest, size, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
+pub(super) const INSERT_LINK: &str =
+    "INSERT INTO repository_blobs (repository_id, digest, created_at) VALUES ($1, $2, $3)
+     ON CONFLICT DO NOTHING";
+/// A link an image is about to reference (with `for_update`: GC cannot remove it meanwhile).
+pub(super) const LINK_ROW: &str =
+    "SELECT CAST(1 AS BIGINT) FROM repository_blobs WHERE repository_id = $1 AND digest = $2";
+pub(super) const UNREFERENCED_LINKS: &str = "SELECT rb.repository_id, rb.digest FROM repository_blobs rb
+     WHERE rb.created_at < $1 AND NOT EXISTS
+       (SELECT 1 FROM image_blobs ib WHERE ib.repository_id = rb.repository_id AND ib.blob_digest = rb.digest)
+     ORDER BY rb.repository_id, rb.digest";
+/// Run after `LINK_ROW` with `for_update`, in a statement of its own: under READ COMMITTED it
+/// then sees the image a racing PutImage committed while holding the link.
+pub(super) const UNLINK_IF_UNREFERENCED: &str =
+    "DELETE FROM repository_blobs WHERE repository_id = $1 AND digest = $2 AND NOT EXISTS
+       (SELECT 1 FROM image_blobs WHERE repository_id = $1 AND blob_digest = $2)";
+pub(super) const UNLINKED_BLOBS: &str =
+    "SELECT b.digest, b.size FROM blobs b WHERE b.created_at < $1 AND NOT EXISTS
+       (SELECT 1 FROM repository_blobs rb WHERE rb.digest = b.digest) ORDER BY b.digest";
+/// The blob row, locked (`for_update`) before `DELETE_BLOB_IF_UNLINKED` as above.
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+pub(super) const BLOB_ROW: &str = "SELECT CAST(1 AS BIGINT) FROM blobs WHERE digest = $1";
+pub(super) const DELETE_BLOB_IF_UNLINKED: &str = "DELETE FROM blobs WHERE digest = $1 AND NOT EXISTS (SELECT 1 FROM repository_blobs WHERE digest = $1)";
+pub(super) const ALL_BLOBS: &str = "SELECT digest, size FROM blobs ORDER BY digest";
+
+// Uploads.
+
+pub(super) const INSERT_UPLOAD: &str = "INSERT INTO uploads (id, repository_id, created_at, updated_at, received, part_count, last_part_size, short_part_seen, hash_state, staging)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+pub(super) const GET_UPLOAD: &str = "SELECT * FROM uploads WHERE id = $1";
+pub(super) const RECORD_PART: &str = "UPDATE uploads SET updated_at = $1, received = $2, part_count = $3, last_part_size = $4, short_part_seen = $5, hash_state = $6, staging = $7
+     WHERE id = $8 AND received = $9";
+/// `RECORD_PART` that also ends the claim of the part's writer (PostgreSQL; SQLite keeps its
+/// claims in memory): the part is done, and the next one, which the client may send the
+/// moment this one is acknowledged, must find the upload free.
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+pub(super) const RECORD_PART_RELEASING: &str = "UPDATE uploads SET updated_at = $1, received = $2, part_count = $3, last_part_size = $4, short_part_seen = $5, hash_state = $6, staging = $7,
+            claim_token = NULL, claimed_until = 0
+     WHERE id = $8 AND received = $9";
+pub(super) const DELETE_UPLOAD: &str = "DELETE FROM uploads WHERE id = $1";
+pub(super) const COUNT_UPLOADS: &str = "SELECT COUNT(*) FROM uploads WHERE repository_id = $1";
+pub(super) const IDLE_UPLOADS: &str = "SELECT id FROM uploads WHERE updated_at < $1 ORDER BY id";
+/// Takes (or renews, with the same token) the claim of an upload: `$1` id, `$2` token, `$3`
+/// now, `$4` until. One conditional UPDATE, so of two nodes only one sees its row change.
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+pub(super) const CLAIM_UPLOAD: &str = "UPDATE uploads SET claim_token = $2, claimed_until = $4
+     WHERE id = $1 AND (claimed_until <= $3 OR claim_token = $2)";
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+pub(super) const RELEASE_UPLOAD: &str =
+    "UPDATE uploads SET claim_token = NULL, claimed_until = 0 WHERE id = $1 AND claim_token = $2";
+
+// Leases.
+
+/// Takes a free or expired lease, or renews one's own: `$1` name, `$2` holder, `$3` until,
+/// `$4` now. A row changes only for the winner.
+pub(super) const TAKE_LEASE: &str = "INSERT INTO leases (name, holder, until) VALUES ($1, $2, $3)
+     ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until
+     WHERE leases.until <= $4 OR leases.holder = excluded.holder";
+pub(super) const RELEASE_LEASE: &str = "DELETE FROM leases WHERE name = $1 AND holder = $2";
+
+// Images and tags.
+
+pub(super) const GET_IMAGE: &str = "SELECT * FROM images WHERE repository_id = $1 AND digest = $2";
+pub(super) const IMAGE_BY_TAG: &str = "SELECT i.* FROM image_tags t JOIN images i
+     ON i.repository_id = t.repository_id AND i.digest = t.digest
+     WHERE t.repository_id = $1 AND t.tag = $2";
+pub(super) const RESOLVE_TAG: &str =
+    "SELECT digest FROM image_tags WHERE repository_id = $1 AND tag = $2";
+pub(super) const IMAGE_TAGS: &str =
+    "SELECT tag FROM image_tags WHERE repository_id = $1 AND digest = $2 ORDER BY tag";
+pub(super) const INSERT_IMAGE: &str = "INSERT INTO images (repository_id, digest, manifest, media_type, artifact_media_type, subject, size, pushed_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING";
+/// Two images of a repository (or one twice), locked (`for_update`) in digest order.
+pub(super) const IMAGES_IN_ORDER: &str =
+    "SELECT digest FROM images WHERE repository_id = $1 AND digest IN ($2, $3) ORDER BY digest";
+pub(super) const COUNT_IMAGE_TAGS: &str =
+    "SELECT COUNT(*) FROM image_tags WHERE repository_id = $1 AND digest = $2";
+pub(super) const INSERT_IMAGE_BLOB: &str =
+    "INSERT INTO image_blobs (repository_id, image_digest, blob_digest) VALUES ($1, $2, $3)
+     ON CONFLICT DO NOTHING";
+pub(super) const SET_LINK_MEDIA_TYPE: &str =
+    "UPDATE repository_blobs SET media_type = $1 WHERE repository_id = $2 AND digest = $3";
+pub(super) const INSERT_IMAGE_CHILD: &str =
+    "INSERT INTO image_children (repository_id, index_digest, child_digest) VALUES ($1, $2, $3)
+     ON CONFLICT DO NOTHING";
+/// A mutable tag: points it at `$3` whatever it points at; changes a row only if it moved.
+pub(super) const MOVE_TAG: &str =
+    "INSERT INTO image_tags (repository_id, tag, digest) VALUES ($1, $2, $3)
+     ON CONFLICT (repository_id, tag) DO UPDATE SET digest = excluded.digest
+     WHERE image_tags.digest <> excluded.digest";
+/// An immutable tag the caller saw nowhere: created only if still nowhere.
+pub(super) const CREATE_TAG: &str = "INSERT INTO image_tags (repository_id, tag, digest) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
+/// A tag the caller saw at `$4`: moved only if still there.
+pub(super) const MOVE_TAG_FROM: &str =
+    "UPDATE image_tags SET digest = $3 WHERE repository_id = $1 AND tag = $2 AND digest = $4";
+pub(super) const PARENT_INDEXES: &str = "SELECT index_digest FROM image_children WHERE repository_id = $1 AND child_digest = $2 ORDER BY index_digest";
+pub(super) const DELETE_TAG: &str = "DELETE FROM image_tags WHERE repository_id = $1 AND tag = $2";
+pub(super) const DELETE_IMAGE: &str = "DELETE FROM images WHERE repository_id = $1 AND digest = $2";
+pub(super) const LIST_REFERRERS: &str =
+    "SELECT * FROM images WHERE repository_id = $1 AND subject = $2 ORDER BY digest";
+
+/// PutImage's transaction, the same on both engines (a macro: the statements are the same
+/// text, the executors and error maps are each engine's; `db_err` is the caller's). Evaluates
+/// to `Result<PutImageOutcome, StorageError>`; the caller begins and commits `$tx`.
+macro_rules! put_image_tx {
+    ($tx:expr, $dialect:expr, $repo:expr, $image:expr, $refs:expr, $tag:expr, $max_tags:expr) => {
+        async {
+            let (tx, dialect, repo, image, refs, tag, max_tags): (
+                _,
+                &$crate::meta::sql::Dialect,
+                RepositoryId,
+                &ImageRecord,
+                &ImageReferences,
+                Option<TagWrite<'_>>,
+                usize,
+            ) = ($tx, $dialect, $repo, $image, $refs, $tag, $max_tags);
+            let inserted = sqlx::query(sql::INSERT_IMAGE)
+                .bind(repo.0)
+                .bind(image.digest.as_str())
+                .bind(&image.manifest)
+                .bind(&image.media_type)
+                .bind(&image.artifact_media_type)
+                .bind(image.subject.as_ref().map(Digest::as_str))
+                .bind(image.size as i64)
+                .bind(image.pushed_at)
+                .execute(&mut **tx)
+                .await
+                .map_err(db_err)?;
+            let image_created = inserted.rows_affected() == 1;
+            if image_created {
+                // In digest order: pushes sharing layers lock their links in one order.
+                let mut blobs: Vec<&(Digest, String)> = refs.blobs.iter().collect();
+                blobs.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+                for (blob, media_type) in blobs {
+                    // Checked again inside the transaction, and locked to its end: garbage
+                    // collection may have unlinked an unreferenced blob since the caller
+                    // looked, and must not unlink it now until this image is seen. Locked for
+                    // update at once, as the media type is written next (a shared lock taken
+                    // by two pushes and then raised would deadlock).
+                    let linked: Option<i64> =
+                        sqlx::query_scalar(&format!("{}{}", sql::LINK_ROW, dialect.for_update))
+                            .bind(repo.0)
+                            .bind(blob.as_str())
+                            .fetch_optional(&mut **tx)
+                            .await
+                            .map_err(db_err)?;
+                    if linked.is_none() {
+                        return Err(StorageError::Conflict("a referenced blob was unlinked"));
+                    }
+                    sqlx::query(sql::INSERT_IMAGE_BLOB)
+                        .bind(repo.0)
+                        .bind(image.digest.as_str())
+                        .bind(blob.as_str())
+                        .execute(&mut **tx)
+                        .await
+                        .map_err(db_err)?;
+                    sqlx::query(sql::SET_LINK_MEDIA_TYPE)
+                        .bind(media_type)
+                        .bind(repo.0)
+                        .bind(blob.as_str())
+                        .execute(&mut **tx)
+                        .await
+                        .map_err(db_err)?;
+                }
+                for child in &refs.children {
+                    sqlx::query(sql::INSERT_IMAGE_CHILD)
+                        .bind(repo.0)
+                        .bind(image.digest.as_str())
+                        .bind(child.as_str())
+                        .execute(&mut **tx)
+                        .await
+                        .map_err(db_err)?;
+                }
+            }
+            let mut tag_changed = false;
+            if let Some(write) = tag {
+                let tag = match write {
+                    TagWrite::Move(t) | TagWrite::IfUnchanged(t, _) => t,
+                };
+                let current: Option<String> = sqlx::query_scalar(sql::RESOLVE_TAG)
+                    .bind(repo.0)
+                    .bind(tag.as_str())
+                    .fetch_optional(&mut **tx)
+                    .await
+                    .map_err(db_err)?;
+                if !dialect.for_update.is_empty() {
+                    // Both images whose tags change (the tag's old and new target), locked in
+                    // digest order before the tag's row: the `tagged` triggers lock them too,
+                    // and two pushes swapping tags between two images would otherwise each
+                    // hold one and wait for the other. The lock also orders racing tag writes
+                    // to one image, so that each counts the tags the previous one committed.
+                    let old = current.as_deref().unwrap_or(image.digest.as_str());
+                    sqlx::query(&format!("{}{}", sql::IMAGES_IN_ORDER, dialect.for_update))
+                        .bind(repo.0)
+                        .bind(image.digest.as_str())
+                        .bind(old)
+                        .fetch_all(&mut **tx)
+                        .await
+                        .map_err(db_err)?;
+                }
+                if max_tags < usize::MAX && current.as_deref() != Some(image.digest.as_str()) {
+                    let tags: i64 = sqlx::query_scalar(sql::COUNT_IMAGE_TAGS)
+                        .bind(repo.0)
+                        .bind(image.digest.as_str())
+                        .fetch_one(&mut **tx)
+                        .await
+                        .map_err(db_err)?;
+                    if tags as u64 >= max_tags as u64 {
+                        return Err(StorageError::Conflict("the image has too many tags"));
+                    }
+                }
+                // Each write is one conditional statement, so that under READ COMMITTED it
+                // applies to the row as the last committed writer left it.
+                let changed = match write {
+                    TagWrite::Move(_) => sqlx::query(sql::MOVE_TAG)
+                        .bind(repo.0)
+                        .bind(tag.as_str())
+                        .bind(image.digest.as_str()),
+                    TagWrite::IfUnchanged(_, None) => sqlx::query(sql::CREATE_TAG)
+                        .bind(repo.0)
+                        .bind(tag.as_str())
+                        .bind(image.digest.as_str()),
+                    TagWrite::IfUnchanged(_, Some(was)) if *was == image.digest => {
+                        // Already there: nothing to write, but it must still be there.
+                        let now: Option<String> = sqlx::query_scalar(sql::RESOLVE_TAG)
+                            .bind(repo.0)
+                            .bind(tag.as_str())
+                            .fetch_optional(&mut **tx)
+                            .await
+                            .map_err(db_err)?;
+                        if now.as_deref() != Some(was.as_str()) {
+                            return Err(StorageError::Conflict("tag moved concurrently"));
+                        }
+                        return Ok(PutImageOutcome {
+                            image_created,
+                            tag_changed: false,
+                        });
+                    }
+                    TagWrite::IfUnchanged(_, Some(was)) => sqlx::query(sql::MOVE_TAG_FROM)
+                        .bind(repo.0)
+                        .bind(tag.as_str())
+                        .bind(image.digest.as_str())
+                        .bind(was.as_str()),
+                }
+                .execute(&mut **tx)
+                .await
+                .map_err(db_err)?
+                .rows_affected()
+                    == 1;
+                if !changed && matches!(write, TagWrite::IfUnchanged(..)) {
+                    return Err(StorageError::Conflict("tag moved concurrently"));
+                }
+                tag_changed = changed;
+            }
+            Ok(PutImageOutcome {
+                image_created,
+                tag_changed,
+            })
+        }
+    };
+}
+pub(super) use put_image_tx;
