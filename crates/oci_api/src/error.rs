@@ -69,6 +69,7 @@ fn registry_error(e: &RegistryError) -> (StatusCode, &'static str) {
             (S::FORBIDDEN, "DENIED")
         }
         E::RequestBodyFailed(_) => (S::BAD_REQUEST, "BLOB_UPLOAD_INVALID"),
+        E::Throttled { .. } => (S::TOO_MANY_REQUESTS, "TOOMANYREQUESTS"),
         E::Storage(_) => (S::INTERNAL_SERVER_ERROR, "UNKNOWN"),
     }
 }
@@ -132,6 +133,9 @@ impl IntoResponse for OciError {
             "docker-distribution-api-version",
             HeaderValue::from_static(API_VERSION),
         );
+        if let OciError::Registry(RegistryError::Throttled { retry_after_secs }) = &self {
+            h.insert("retry-after", HeaderValue::from(*retry_after_secs));
+        }
         if let OciError::Unauthorized { realm } = &self {
             let challenge = format!("Basic realm=\"{realm}\",service=\"ecr.amazonaws.com\"");
             if let Ok(v) = HeaderValue::from_str(&challenge) {

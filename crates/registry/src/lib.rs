@@ -3,6 +3,7 @@
 //! wire formats: it speaks model types and answers `RegistryError`.
 
 mod blobs;
+mod budget;
 mod cache;
 mod error;
 mod gc;
@@ -23,6 +24,7 @@ use model::RepositoryName;
 use storage::{Millis, Storage};
 
 pub use blobs::BlobDownload;
+pub use budget::{DEFAULT_WAIT as BODY_MEMORY_WAIT, MemoryBudget, Reservation, default_budget_bytes};
 pub use error::RegistryError;
 pub use gc::{FsckProblem, GcOptions, GcReport};
 pub use images::{
@@ -117,6 +119,8 @@ pub struct Registry {
     /// Re-hash every whole-blob read (see `verify.rs`); off by default, as clients verify
     /// digests themselves and `berth fsck` scrubs the store.
     verify_reads: bool,
+    /// Bytes of request bodies (upload parts) the front ends may hold in memory at once.
+    memory_budget: MemoryBudget,
 }
 
 impl Registry {
@@ -130,7 +134,20 @@ impl Registry {
             // Short: a repository deleted by another process lingers here this long.
             repositories: cache::TtlCache::new(Duration::from_secs(1)),
             verify_reads: false,
+            memory_budget: MemoryBudget::new(default_budget_bytes(), budget::DEFAULT_WAIT),
         }
+    }
+
+    /// Bounds the bytes of request bodies held in memory at once (see `budget.rs`).
+    pub fn with_memory_budget(mut self, budget: MemoryBudget) -> Self {
+        self.memory_budget = budget;
+        self
+    }
+
+    /// Reserves room for `bytes` of a request body before it is read: `Throttled` when the
+    /// budget stays full past its wait. Keep the reservation as long as the bytes.
+    pub async fn reserve_body_memory(&self, bytes: u64) -> Result<Reservation> {
+        self.memory_budget.reserve(bytes).await
     }
 
     /// Re-hashes every whole-blob read on its way out, so a blob corrupted on disk ends in a
