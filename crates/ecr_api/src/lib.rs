@@ -5,6 +5,7 @@
 
 mod authentication;
 mod authorization;
+mod body;
 mod download;
 mod dto;
 mod error;
@@ -199,7 +200,8 @@ async fn reserve_body_memory(
     headers: &HeaderMap,
 ) -> Result<Option<registry::Reservation>, ApiError> {
     let declared = content_length(headers);
-    if declared.is_some_and(|n| n <= UNRESERVED_BODY) {
+    // Too small to matter, or too large to be read at all (`read_body` refuses it at once).
+    if declared.is_some_and(|n| n <= UNRESERVED_BODY || n > MAX_REQUEST_BODY) {
         return Ok(None);
     }
     let body = declared.unwrap_or(MAX_REQUEST_BODY).min(MAX_REQUEST_BODY);
@@ -230,19 +232,19 @@ async fn discard(headers: &HeaderMap, body: Body) {
     }
 }
 
-/// Reads the whole (bounded) request body into one buffer sized from `Content-Length`, which
-/// botocore always sends: collecting chunks and then joining them would hold a 28 MB part
-/// twice. Also answers the body's hashing: of a large body, started on another core as the
+/// Reads the whole (bounded) request body into one buffer sized from `Content-Length` (a
+/// mapping of its own when large, see `body.rs`), which botocore always sends: collecting
+/// chunks and then joining them would hold a 28 MB part twice. Also answers the body's hashing: of a large body, started on another core as the
 /// chunks arrived, so that it is (nearly) done when the last byte is.
 async fn read_body(
     headers: &HeaderMap,
     body: Body,
-) -> Result<(Vec<u8>, Option<PayloadHasher>), ApiError> {
+) -> Result<(body::RequestBody, Option<PayloadHasher>), ApiError> {
     let declared = content_length(headers);
     if declared.is_some_and(|n| n > MAX_REQUEST_BODY) {
         return Err(ApiError::RequestTooLarge(MAX_REQUEST_BODY));
     }
-    let mut buf = Vec::with_capacity(declared.unwrap_or(0));
+    let mut buf = body::RequestBody::new(declared);
     let mut hasher = declared
         .is_some_and(|n| n >= HASH_BATCH)
         .then(PayloadHasher::new);
@@ -255,10 +257,7 @@ async fn read_body(
                 ApiError::Serialization(format!("reading the request body: {e}"))
             }
         })?;
-        if buf.len() + chunk.len() > MAX_REQUEST_BODY {
-            return Err(ApiError::RequestTooLarge(MAX_REQUEST_BODY));
-        }
-        buf.extend_from_slice(&chunk);
+        buf.extend(&chunk)?;
         if let Some(h) = &mut hasher {
             h.push(chunk).await?;
         }
@@ -355,7 +354,7 @@ async fn dispatch(
         uri.query().unwrap_or(""),
         match hasher {
             Some(h) => h.finish().await?,
-            None => hex::encode(Sha256::digest(&body)),
+            None => hex::encode(Sha256::digest(&body[..])),
         },
     )?;
     let req = decoded.ok_or_else(|| ApiError::UnknownOperation(target.to_owned()))??;

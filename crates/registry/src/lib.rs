@@ -24,7 +24,9 @@ use model::RepositoryName;
 use storage::{Millis, Storage};
 
 pub use blobs::BlobDownload;
-pub use budget::{DEFAULT_WAIT as BODY_MEMORY_WAIT, MemoryBudget, Reservation, default_budget_bytes};
+pub use budget::{
+    DEFAULT_WAIT as BODY_MEMORY_WAIT, MemoryBudget, Reservation, default_budget_bytes,
+};
 pub use error::RegistryError;
 pub use gc::{FsckProblem, GcOptions, GcReport};
 pub use images::{

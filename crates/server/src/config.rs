@@ -499,7 +499,10 @@ mod tests {
         };
         assert_eq!(Config::load(&o).unwrap().max_inflight_part_bytes, 64 << 20);
         std::fs::write(&file, "max-inflight-part-bytes = 100000000\n").unwrap();
-        assert_eq!(Config::load(&o).unwrap().max_inflight_part_bytes, 100_000_000);
+        assert_eq!(
+            Config::load(&o).unwrap().max_inflight_part_bytes,
+            100_000_000
+        );
         o.max_inflight_part_bytes = Some(ByteSize(1000));
         assert!(Config::load(&o).is_err(), "below 1 MiB is refused");
         assert!(

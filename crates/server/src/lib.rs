@@ -219,7 +219,9 @@ fn limits(cfg: &Config) -> anyhow::Result<registry::Limits> {
 fn body_memory_wait(cfg: &Config) -> anyhow::Result<Duration> {
     for o in &cfg.limit_overrides {
         if let Some(ms) = o.strip_prefix("body-memory-wait-ms=") {
-            let ms = ms.parse().with_context(|| format!("limit '{o}': not a number"))?;
+            let ms = ms
+                .parse()
+                .with_context(|| format!("limit '{o}': not a number"))?;
             return Ok(Duration::from_millis(ms));
         }
     }

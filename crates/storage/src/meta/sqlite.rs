@@ -50,7 +50,9 @@ fn migrator() -> Migrator {
             4,
             Cow::Borrowed("upload staging"),
             MigrationType::Simple,
-            Cow::Borrowed(include_str!("../../migrations/sqlite/0004_upload_staging.sql")),
+            Cow::Borrowed(include_str!(
+                "../../migrations/sqlite/0004_upload_staging.sql"
+            )),
             false,
         ),
     ];
