@@ -183,12 +183,12 @@ pub async fn run(berth: &Path, args: &FloodArgs) -> Result<Value> {
         "server_rss_before_mib": rss_before_kib as f64 / 1024.0,
         "server_peak_rss_mib": hwm_mib,
         "target_peak_rss_mib": budget.map(|_| target_mib),
-        "within_target": hwm_mib < target_mib,
+        "within_target": budget.map(|_| hwm_mib < target_mib),
     });
     println!(
         "{} parts of {} at once, budget {}: {:.1} s, {:.1} MB/s ({:.1} MiB/s); {} throttled \
          responses ({} clients throttled, at most {} times each); server peak RSS {:.0} MiB \
-         (target < {:.0} MiB: {}), {:.0} MiB before; server CPU {:.2} s/GiB; every part intact",
+         ({}), {:.0} MiB before; server CPU {:.2} s/GiB; every part intact",
         args.clients,
         human(part_size),
         budget.map_or_else(|| "default".to_owned(), human),
@@ -199,11 +199,10 @@ pub async fn run(berth: &Path, args: &FloodArgs) -> Result<Value> {
         throttled_clients,
         max_throttles,
         hwm_mib,
-        target_mib,
-        if hwm_mib < target_mib {
-            "met"
-        } else {
-            "MISSED"
+        match budget {
+            None => "no target: berth's default budget".to_owned(),
+            Some(_) if hwm_mib < target_mib => format!("target < {target_mib:.0} MiB: met"),
+            Some(_) => format!("target < {target_mib:.0} MiB: MISSED"),
         },
         rss_before_kib as f64 / 1024.0,
         server_cpu_s / (bytes as f64 / GIB),
