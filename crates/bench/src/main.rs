@@ -4,6 +4,7 @@
 //! cargo build --release -p berth -p bench
 //! target/release/berth-bench --verify-signatures [--sizes 256M,1G] [--parallel 1] [--ceiling]   UploadLayerPart MB/s
 //! target/release/berth-bench ecr-rates      BatchCheckLayerAvailability, BatchGetImage calls/s; parallel uploads
+//! target/release/berth-bench part-flood     200 concurrent 20 MiB parts against the memory budget
 //! target/release/berth-bench scale          tags/list, ListImages, DescribeImages against 10..100,000 tags
 //! target/release/berth-bench limits         single-core SHA-256, base64 decode, loopback bandwidth
 //! target/release/berth-bench load URL       wrk-like HTTP load (GET or HEAD) at a concurrency
@@ -16,6 +17,7 @@ mod ecr_rates;
 mod limits;
 mod load;
 mod null;
+mod part_flood;
 mod raw_part;
 mod scale;
 mod server;
@@ -61,6 +63,9 @@ enum Cmd {
         #[arg(long, default_value = "target/bench/ecr-rates.json")]
         json: PathBuf,
     },
+    /// Many concurrent UploadLayerPart requests (SigV4 verified) against berth's memory budget:
+    /// throughput, throttled requests (retried until stored), the server's peak RSS.
+    PartFlood(part_flood::FloodArgs),
     /// Listing times against the number of tags in a repository and of repositories.
     Scale {
         #[command(flatten)]
@@ -171,6 +176,10 @@ async fn main() -> Result<()> {
         Some(Cmd::EcrRates { args, json }) => {
             let v = ecr_rates::run(&berth_binary(cli.berth)?, &args).await?;
             write_json(&json, &v)
+        }
+        Some(Cmd::PartFlood(args)) => {
+            let v = part_flood::run(&berth_binary(cli.berth)?, &args).await?;
+            write_json(&args.json, &v)
         }
         Some(Cmd::Scale { args, json }) => {
             let v = scale::run(&berth_binary(cli.berth)?, &args).await?;

@@ -65,7 +65,7 @@ pub fn layer_digest(base: &[u8], size: u64, part_size: u64, seed: u64) -> String
 
 /// The constant start of the request body of every part of one length.
 pub struct Prefix {
-    len: usize,
+    pub len: usize,
     /// `{"layerPartBlob":"` and the base64 of the part's first `encoded` bytes.
     body: Bytes,
     encoded: usize,
@@ -144,6 +144,7 @@ impl PartClient {
 
     /// Sends part `index` (bytes `offset..offset + prefix.len`) of the upload `seed`; answers
     /// the `lastByteReceived` the server reports (`None` from null-server, which answers `{}`).
+    /// A throttled part is an error here; see [`PartClient::try_part`].
     #[allow(clippy::too_many_arguments)]
     pub async fn upload_part(
         &mut self,
@@ -155,6 +156,27 @@ impl PartClient {
         index: u64,
         offset: u64,
     ) -> Result<Option<i64>> {
+        match self
+            .try_part(prefix, base, repo, upload_id, seed, index, offset)
+            .await?
+        {
+            PartReply::Stored(last) => Ok(last),
+            PartReply::Throttled { .. } => bail!("UploadLayerPart {index}: ThrottlingException"),
+        }
+    }
+
+    /// [`PartClient::upload_part`], answering a `ThrottlingException` rather than failing on it.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn try_part(
+        &mut self,
+        prefix: &Prefix,
+        base: &[u8],
+        repo: &str,
+        upload_id: &str,
+        seed: u64,
+        index: u64,
+        offset: u64,
+    ) -> Result<PartReply> {
         let len = prefix.len;
         // The part's bytes from `prefix.encoded` on: constant bytes, then the varying ones.
         let constant = len.saturating_sub(VARYING);
@@ -220,7 +242,20 @@ impl PartClient {
         self.sender.ready().await?;
         let resp = self.sender.send_request(req).await?;
         let status = resp.status();
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
         let body = resp.into_body().collect().await?.to_bytes();
+        if status == hyper::StatusCode::BAD_REQUEST
+            && serde_json::from_slice::<serde_json::Value>(&body)
+                .is_ok_and(|v| v["__type"] == "ThrottlingException")
+        {
+            return Ok(PartReply::Throttled {
+                retry_after_secs: retry_after
+                    .context("a ThrottlingException without Retry-After")?,
+            });
+        }
         if !status.is_success() {
             bail!(
                 "UploadLayerPart {index}: status {status}: {}",
@@ -228,8 +263,16 @@ impl PartClient {
             );
         }
         let v: serde_json::Value = serde_json::from_slice(&body)?;
-        Ok(v["lastByteReceived"].as_i64())
+        Ok(PartReply::Stored(v["lastByteReceived"].as_i64()))
     }
+}
+
+/// What the server did with a part.
+pub enum PartReply {
+    /// Stored; the `lastByteReceived` it reports.
+    Stored(Option<i64>),
+    /// Refused, unread, for want of memory; the server's `Retry-After`.
+    Throttled { retry_after_secs: u64 },
 }
 
 /// Uploads all parts of a layer of `size` bytes through one connection.

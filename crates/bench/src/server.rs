@@ -24,15 +24,20 @@ pub struct Server {
 impl Server {
     /// `berth serve` that accepts any well-formed signature (no access keys).
     pub async fn start(berth: &Path) -> Result<Self> {
-        Self::start_berth(berth, false).await
+        Self::start_berth(berth, false, &[]).await
     }
 
     /// `berth serve` that verifies every SigV4 signature against one access key.
     pub async fn start_with_keys(berth: &Path) -> Result<Self> {
-        Self::start_berth(berth, true).await
+        Self::start_berth(berth, true, &[]).await
     }
 
-    async fn start_berth(berth: &Path, keys: bool) -> Result<Self> {
+    /// [`Server::start_with_keys`] with more `berth serve` arguments.
+    pub async fn start_with_keys_and(berth: &Path, args: &[&str]) -> Result<Self> {
+        Self::start_berth(berth, true, args).await
+    }
+
+    async fn start_berth(berth: &Path, keys: bool, args: &[&str]) -> Result<Self> {
         let data_dir = tempfile::tempdir().context("create a temporary data directory")?;
         let mut cmd = Command::new(berth);
         cmd.args([
@@ -44,6 +49,7 @@ impl Server {
         ])
         .arg("--data-dir")
         .arg(data_dir.path())
+        .args(args)
         .env("BERTH_LOG", "warn");
         if keys {
             cmd.env("BERTH_ACCESS_KEY_ID", ACCESS_KEY_ID)

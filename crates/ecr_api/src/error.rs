@@ -88,6 +88,8 @@ fn registry_error(e: &RegistryError) -> (&'static str, StatusCode, Map<String, V
         E::RepositoryPolicyNotFound { .. } => ("RepositoryPolicyNotFoundException", bad, none),
         E::RegistryPolicyNotFound { .. } => ("RegistryPolicyNotFoundException", bad, none),
         E::RequestBodyFailed(_) => ("RequestTimeoutException", StatusCode::REQUEST_TIMEOUT, none),
+        // ECR's answer to a rate limit; the SDKs retry it with backoff.
+        E::Throttled { .. } => ("ThrottlingException", bad, none),
         E::Storage(_) => ("ServerException", StatusCode::INTERNAL_SERVER_ERROR, none),
     }
 }
@@ -162,6 +164,9 @@ impl IntoResponse for ApiError {
         let h = resp.headers_mut();
         h.insert("content-type", HeaderValue::from_static(CONTENT_TYPE_JSON));
         h.insert("x-amzn-errortype", HeaderValue::from_static(kind));
+        if let ApiError::Registry(RegistryError::Throttled { retry_after_secs }) = &self {
+            h.insert("retry-after", HeaderValue::from(*retry_after_secs));
+        }
         resp
     }
 }

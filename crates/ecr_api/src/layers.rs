@@ -188,7 +188,7 @@ impl UploadPart {
 pub(crate) async fn upload_layer_part(
     ctx: &Ctx<'_>,
     part: UploadPart,
-    mut body: Vec<u8>,
+    mut body: crate::body::RequestBody,
 ) -> Result<dto::UploadLayerPartResponse, ApiError> {
     let UploadPart {
         repo,
@@ -205,7 +205,7 @@ pub(crate) async fn upload_layer_part(
                 .decode_inplace(&mut body[range])
                 .map_err(|_| bad_base64())?
                 .len();
-            Bytes::from(body).slice(start..start + len)
+            body.into_bytes().slice(start..start + len)
         }
         PartText::Copied(text) => {
             drop(body);

@@ -5,6 +5,7 @@
 
 mod authentication;
 mod authorization;
+mod body;
 mod download;
 mod dto;
 mod error;
@@ -174,22 +175,76 @@ impl PayloadHasher {
     }
 }
 
-/// Reads the whole (bounded) request body into one buffer sized from `Content-Length`, which
-/// botocore always sends: collecting chunks and then joining them would hold a 28 MB part
-/// twice. Also answers the body's hashing: of a large body, started on another core as the
+/// Bodies this small are not reserved: a connection's own buffers are of this order, and
+/// DescribeImages or BatchGetImage must not wait behind parts.
+const UNRESERVED_BODY: usize = 64 * 1024;
+
+/// What a request holds beyond its body at its peak: the chunks waiting to be hashed (the
+/// batch filling and the one being hashed, see [`PayloadHasher`]), then the 1 MiB block its
+/// part is written to the staging file from, and the connection's read buffer.
+const BODY_OVERHEAD: usize = 2 * HASH_BATCH + 1024 * 1024;
+
+fn content_length(headers: &HeaderMap) -> Option<usize> {
+    headers
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+}
+
+/// Reserves room in the registry's memory budget for the body about to be read: its
+/// `Content-Length`, or the largest body accepted when it declares none (a chunked body), plus
+/// what reading and storing it holds besides. `ThrottlingException` when the budget stays
+/// full past its wait, before any of the body is read.
+async fn reserve_body_memory(
+    api: &EcrApi,
+    headers: &HeaderMap,
+) -> Result<Option<registry::Reservation>, ApiError> {
+    let declared = content_length(headers);
+    // Too small to matter, or too large to be read at all (`read_body` refuses it at once).
+    if declared.is_some_and(|n| n <= UNRESERVED_BODY || n > MAX_REQUEST_BODY) {
+        return Ok(None);
+    }
+    let body = declared.unwrap_or(MAX_REQUEST_BODY).min(MAX_REQUEST_BODY);
+    Ok(Some(
+        api.registry
+            .reserve_body_memory((body + BODY_OVERHEAD) as u64)
+            .await?,
+    ))
+}
+
+/// Reads a refused request's body to its end (bounded, and throwing it away as it arrives) so
+/// that the client, still sending, reads the answer instead of a reset connection. A client
+/// that sent `Expect: 100-continue` has sent nothing yet and is not asked for it.
+async fn discard(headers: &HeaderMap, body: Body) {
+    let expects_continue = headers
+        .get("expect")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    if expects_continue {
+        return;
+    }
+    let mut seen = 0;
+    let mut stream = body.into_data_stream();
+    while let Some(Ok(chunk)) = stream.next().await {
+        seen += chunk.len();
+        if seen > MAX_REQUEST_BODY {
+            break;
+        }
+    }
+}
+
+/// Reads the whole (bounded) request body into one buffer sized from `Content-Length` (a
+/// mapping of its own when large, see `body.rs`), which botocore always sends: collecting
+/// chunks and then joining them would hold a 28 MB part twice. Also answers the body's hashing: of a large body, started on another core as the
 /// chunks arrived, so that it is (nearly) done when the last byte is.
 async fn read_body(
     headers: &HeaderMap,
     body: Body,
-) -> Result<(Vec<u8>, Option<PayloadHasher>), ApiError> {
-    let declared = headers
-        .get("content-length")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
+) -> Result<(body::RequestBody, Option<PayloadHasher>), ApiError> {
+    let declared = content_length(headers);
     if declared.is_some_and(|n| n > MAX_REQUEST_BODY) {
         return Err(ApiError::RequestTooLarge(MAX_REQUEST_BODY));
     }
-    let mut buf = Vec::with_capacity(declared.unwrap_or(0));
+    let mut buf = body::RequestBody::new(declared);
     let mut hasher = declared
         .is_some_and(|n| n >= HASH_BATCH)
         .then(PayloadHasher::new);
@@ -202,10 +257,7 @@ async fn read_body(
                 ApiError::Serialization(format!("reading the request body: {e}"))
             }
         })?;
-        if buf.len() + chunk.len() > MAX_REQUEST_BODY {
-            return Err(ApiError::RequestTooLarge(MAX_REQUEST_BODY));
-        }
-        buf.extend_from_slice(&chunk);
+        buf.extend(&chunk)?;
         if let Some(h) = &mut hasher {
             h.push(chunk).await?;
         }
@@ -282,6 +334,14 @@ async fn dispatch(
 ) -> Result<Response, ApiError> {
     // Authentication first, as AWS does: an unsigned request learns nothing about operations.
     let sig = authentication::parse(api, headers)?;
+    // Held until the body and everything made from it are dropped, at the end of this call.
+    let _reservation = match reserve_body_memory(api, headers).await {
+        Ok(r) => r,
+        Err(e) => {
+            discard(headers, body).await;
+            return Err(e);
+        }
+    };
     let (body, hasher) = read_body(headers, body).await?;
     // Parsing needs no trust: it runs while the body's hash may still be finishing, and its
     // errors come after the signature's, as before.
@@ -294,7 +354,7 @@ async fn dispatch(
         uri.query().unwrap_or(""),
         match hasher {
             Some(h) => h.finish().await?,
-            None => hex::encode(Sha256::digest(&body)),
+            None => hex::encode(Sha256::digest(&body[..])),
         },
     )?;
     let req = decoded.ok_or_else(|| ApiError::UnknownOperation(target.to_owned()))??;

@@ -4,6 +4,7 @@
 //! password. Bodies stay streams; only manifests (bounded) are buffered.
 
 mod blobs;
+mod body_memory;
 mod error;
 mod listing;
 mod manifests;
@@ -263,6 +264,14 @@ async fn dispatch(api: &OciApi, rest: &str, req: Incoming) -> Result<Response, O
         Ok(r) => r,
         Err(RouteError::NotFound) => return Err(OciError::NotFound),
         Err(RouteError::NameInvalid(n)) => return Err(OciError::NameInvalid(n)),
+    };
+    // Held until the handler has finished with the body.
+    let _reservation = match body_memory::reserve(&api.registry, &method, &route, &headers).await {
+        Ok(r) => r,
+        Err(e) => {
+            body_memory::discard(&headers, body).await;
+            return Err(e);
+        }
     };
     let ctx = Ctx {
         registry: &api.registry,

@@ -9,7 +9,7 @@ use registry::{ImageFailureCode, ImageIdInput, ImageRecord, PutImageRequest, Reg
 use crate::{Ctx, OciError};
 
 /// The manifest size limit ECR applies (`imageManifest` maximum).
-const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
+pub(crate) const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
 
 /// The reference a manifest PUT names: a malformed one is the client's mistake (400).
 fn reference(s: &str) -> Result<Reference, OciError> {

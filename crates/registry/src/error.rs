@@ -120,6 +120,10 @@ pub enum RegistryError {
     /// The request body stopped or broke before its end (an idle timeout, a disconnect).
     #[error("The request body ended before it was complete: {0}")]
     RequestBodyFailed(String),
+    /// The memory budget for request bodies stayed full past the wait: retry after this many
+    /// seconds. Nothing of the request was read or stored.
+    #[error("Rate exceeded: too many upload bodies in flight; retry after {retry_after_secs} s")]
+    Throttled { retry_after_secs: u64 },
     #[error("internal storage failure")]
     Storage(StorageError),
 }

@@ -3,6 +3,7 @@
 //! wire formats: it speaks model types and answers `RegistryError`.
 
 mod blobs;
+mod budget;
 mod cache;
 mod error;
 mod gc;
@@ -23,6 +24,9 @@ use model::RepositoryName;
 use storage::{Millis, Storage};
 
 pub use blobs::{BlobDownload, BlobUnlink};
+pub use budget::{
+    DEFAULT_WAIT as BODY_MEMORY_WAIT, MemoryBudget, Reservation, default_budget_bytes,
+};
 pub use error::RegistryError;
 pub use gc::{FsckProblem, GcOptions, GcReport};
 pub use images::{
@@ -118,6 +122,8 @@ pub struct Registry {
     verify_reads: bool,
     /// Send downloads to the blob store's presigned URLs where it has them (S3).
     blob_redirect: bool,
+    /// Bytes of request bodies (upload parts) the front ends may hold in memory at once.
+    memory_budget: MemoryBudget,
 }
 
 impl Registry {
@@ -131,7 +137,20 @@ impl Registry {
             repositories: cache::TtlCache::new(Duration::from_secs(1)),
             verify_reads: false,
             blob_redirect: false,
+            memory_budget: MemoryBudget::new(default_budget_bytes(), budget::DEFAULT_WAIT),
         }
+    }
+
+    /// Bounds the bytes of request bodies held in memory at once (see `budget.rs`).
+    pub fn with_memory_budget(mut self, budget: MemoryBudget) -> Self {
+        self.memory_budget = budget;
+        self
+    }
+
+    /// Reserves room for `bytes` of a request body before it is read: `Throttled` when the
+    /// budget stays full past its wait. Keep the reservation as long as the bytes.
+    pub async fn reserve_body_memory(&self, bytes: u64) -> Result<Reservation> {
+        self.memory_budget.reserve(bytes).await
     }
 
     /// Hands clients presigned blob-store URLs for downloads (GetDownloadUrlForLayer, `/v2`

@@ -72,7 +72,13 @@ pub struct Config {
     /// berth. `None` (the default) decides by the endpoint: on for a non-loopback endpoint,
     /// off for a loopback one, which clients on other hosts cannot reach.
     pub blob_redirect: Option<bool>,
-    /// Limit overrides (tests only): `max-layer-size=N`, `max-parts-per-upload=N`.
+    /// Bytes of upload bodies held in memory at once, across both APIs (an UploadLayerPart is
+    /// held whole until its signature checks; a `/v2` upload holds a 2 MiB window of its
+    /// stream). A request past it waits up to 5 s, then is refused as throttled. Default: a
+    /// sixteenth of the machine's (or cgroup's) memory, between 256 MiB and 4 GiB.
+    pub max_inflight_part_bytes: u64,
+    /// Limit overrides (tests only): `max-layer-size=N`, `max-parts-per-upload=N`,
+    /// `body-memory-wait-ms=N`.
     pub limit_overrides: Vec<String>,
     /// Crash points to arm (tests only; see `Registry::failpoint`). Default: none.
     pub failpoints: Vec<String>,
@@ -126,6 +132,7 @@ impl Default for Config {
             verify_reads: false,
             blobs: None,
             blob_redirect: None,
+            max_inflight_part_bytes: registry::default_budget_bytes(),
             limit_overrides: vec![],
             failpoints: vec![],
         }
@@ -158,6 +165,54 @@ pub struct FileConfig {
     pub verify_reads: Option<bool>,
     pub blobs: Option<String>,
     pub blob_redirect: Option<bool>,
+    /// Bytes, or a string with a K, M or G suffix (`"1536M"`).
+    pub max_inflight_part_bytes: Option<ByteSize>,
+}
+
+/// A size in bytes: a number, or a string with a binary `K`, `M` or `G` suffix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "toml::Value")]
+pub struct ByteSize(pub u64);
+
+impl std::str::FromStr for ByteSize {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let t = s.trim();
+        let (digits, shift) = [
+            ("GiB", 30),
+            ("MiB", 20),
+            ("KiB", 10),
+            ("G", 30),
+            ("M", 20),
+            ("K", 10),
+            ("", 0),
+        ]
+        .into_iter()
+        .find_map(|(unit, shift)| t.strip_suffix(unit).map(|d| (d, shift)))
+        .unwrap_or((t, 0));
+        let n: u64 = digits
+            .trim()
+            .parse()
+            .map_err(|_| format!("'{s}' is not a size (bytes, or a number with K, M or G)"))?;
+        n.checked_mul(1 << shift)
+            .map(ByteSize)
+            .ok_or_else(|| format!("'{s}' is too large"))
+    }
+}
+
+impl TryFrom<toml::Value> for ByteSize {
+    type Error = String;
+
+    fn try_from(v: toml::Value) -> Result<Self, String> {
+        match v {
+            toml::Value::Integer(n) => u64::try_from(n)
+                .map(ByteSize)
+                .map_err(|_| format!("{n} is not a size")),
+            toml::Value::String(s) => s.parse(),
+            other => Err(format!("{} is not a size", other.type_str())),
+        }
+    }
 }
 
 /// Values from the environment or flags (clap merges those two, flags winning).
@@ -243,7 +298,10 @@ pub struct Overrides {
     /// With blobs on S3, send clients to presigned S3 URLs for layer downloads [default: on unless the S3 endpoint is loopback].
     #[arg(long, env = "BERTH_BLOB_REDIRECT", num_args = 0..=1, default_missing_value = "true")]
     pub blob_redirect: Option<bool>,
-    /// Registry limit overrides, for tests only: max-layer-size=N or max-parts-per-upload=N.
+    /// Bytes of upload bodies held in memory at once, e.g. 1536M; past it requests are throttled [default: 1/16 of memory, 256M..4G].
+    #[arg(long, env = "BERTH_MAX_INFLIGHT_PART_BYTES")]
+    pub max_inflight_part_bytes: Option<ByteSize>,
+    /// Registry limit overrides, for tests only: max-layer-size=N, max-parts-per-upload=N or body-memory-wait-ms=N.
     #[arg(long = "limit", hide = true)]
     pub limit_overrides: Vec<String>,
     /// Crash points to arm, for the crash tests only: the process aborts on reaching one.
@@ -299,6 +357,10 @@ impl Config {
                 .unwrap_or(d.verify_reads),
             blobs: o.blobs.clone().or(file.blobs).filter(|b| !b.is_empty()),
             blob_redirect: o.blob_redirect.or(file.blob_redirect),
+            max_inflight_part_bytes: o
+                .max_inflight_part_bytes
+                .or(file.max_inflight_part_bytes)
+                .map_or(d.max_inflight_part_bytes, |b| b.0),
             limit_overrides: o.limit_overrides.clone(),
             failpoints: o.failpoints.clone(),
             metadata: match o.metadata.clone().or(file.metadata) {
@@ -385,6 +447,11 @@ impl Config {
                     .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'),
             "region: '{}' is not a region name",
             self.region
+        );
+        anyhow::ensure!(
+            self.max_inflight_part_bytes >= 1024 * 1024,
+            "max-inflight-part-bytes: {} is below 1 MiB",
+            self.max_inflight_part_bytes
         );
         if let Some(u) = &self.public_url {
             anyhow::ensure!(
@@ -516,6 +583,34 @@ mod tests {
         assert!(
             Config::load(&flag).unwrap().blob_delete,
             "a flag beats the file"
+        );
+    }
+
+    #[test]
+    fn memory_budget_sizes() {
+        assert_eq!("1536M".parse(), Ok(ByteSize(1536 << 20)));
+        assert_eq!("2GiB".parse(), Ok(ByteSize(2 << 30)));
+        assert_eq!("4096".parse(), Ok(ByteSize(4096)));
+        assert!("12X".parse::<ByteSize>().is_err());
+        assert!("99999999999G".parse::<ByteSize>().is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("berth.toml");
+        std::fs::write(&file, "max-inflight-part-bytes = \"64M\"\n").unwrap();
+        let mut o = Overrides {
+            config: Some(file.clone()),
+            ..Default::default()
+        };
+        assert_eq!(Config::load(&o).unwrap().max_inflight_part_bytes, 64 << 20);
+        std::fs::write(&file, "max-inflight-part-bytes = 100000000\n").unwrap();
+        assert_eq!(
+            Config::load(&o).unwrap().max_inflight_part_bytes,
+            100_000_000
+        );
+        o.max_inflight_part_bytes = Some(ByteSize(1000));
+        assert!(Config::load(&o).is_err(), "below 1 MiB is refused");
+        assert!(
+            (256 << 20..=4096 << 20).contains(&Config::default().max_inflight_part_bytes),
+            "the default comes from the machine, within bounds"
         );
     }
 

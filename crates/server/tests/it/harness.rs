@@ -210,6 +210,11 @@ impl TestServer {
             .join(hex)
     }
 
+    /// The server's process id (for `/proc/<pid>/status`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn kill_hard(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -152,6 +152,12 @@ async fn hostile_inputs_get_exact_errors_and_change_nothing() {
         &idle,
         "--max-open-uploads",
         "3",
+        // Small enough for one slow client to fill (see the throttling rows); every other
+        // case runs alone and fits, or takes the whole budget.
+        "--max-inflight-part-bytes",
+        "16M",
+        "--limit",
+        "body-memory-wait-ms=300",
     ])
     .await;
     let ecr = server.ecr();
@@ -786,6 +792,46 @@ async fn hostile_inputs_get_exact_errors_and_change_nothing() {
         status.headers()["range"],
         "0-0",
         "no byte of the stalled PATCH is acknowledged"
+    );
+
+    // A slow client declaring a large part holds the whole body budget (its reservation is
+    // taken on its headers); parts of others are refused unread after the wait.
+    let addr = server.endpoint.trim_start_matches("http://");
+    let mut held = TcpStream::connect(addr).await.unwrap();
+    held.write_all(ecr_head("UploadLayerPart", 30 * MIB, "{\"layerPartBlob\":\"").as_bytes())
+        .await
+        .unwrap();
+    held.write_all(&vec![b'A'; MIB]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    t.check(
+        "ECR",
+        "UploadLayerPart while slow clients hold the whole `--max-inflight-part-bytes` budget",
+        (400, "ThrottlingException"),
+        ecr_raw(
+            &server,
+            "UploadLayerPart",
+            Some(AUTH),
+            json(serde_json::json!({"repositoryName": REPO, "uploadId": "00000000-0000-4000-8000-000000000000", "partFirstByte": 0, "partLastByte": 99_999, "layerPartBlob": base64_simd::STANDARD.encode_to_string(vec![0u8; 100_000])})),
+        )
+        .await,
+    );
+    t.check(
+        "OCI",
+        "PATCH while slow clients hold the whole `--max-inflight-part-bytes` budget",
+        (429, "TOOMANYREQUESTS"),
+        oci_send(
+            oci.req(Method::PATCH, &stalled_at)
+                .header("content-type", "application/octet-stream")
+                .body(&b"hello"[..]),
+        )
+        .await,
+    );
+    drop(held);
+    let status = oci.req(Method::GET, &stalled_at).send().await.unwrap();
+    assert_eq!(
+        status.headers()["range"],
+        "0-0",
+        "nothing throttled is stored"
     );
 
     // --- The connection itself ---

@@ -10,6 +10,7 @@ mod hostile;
 mod images;
 mod layer_upload;
 mod limits;
+mod memory;
 mod nodes;
 mod oci;
 mod policies;
