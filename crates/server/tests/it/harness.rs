@@ -138,6 +138,17 @@ impl TestServer {
         s
     }
 
+    /// A server on `data_dir` (the caller keeps it) with extra `serve` flags and environment
+    /// variables.
+    pub async fn start_in_with_env(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let env = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let args = args.iter().map(|a| (*a).to_owned()).collect();
+        Self::spawn_env(data_dir, args, true, env).await
+    }
+
     async fn spawn(data_dir: &Path, extra: Vec<String>, with_keys: bool) -> Self {
         Self::spawn_env(data_dir, extra, with_keys, vec![]).await
     }
@@ -241,6 +252,20 @@ pub fn ecr_client_as(endpoint: &str, access_key: &str, secret: &str) -> aws_sdk_
         .region(Region::new("us-east-1"))
         .endpoint_url(endpoint)
         .credentials_provider(Credentials::new(access_key, secret, None, None, "test"))
+        .http_client(aws_smithy_http_client::Builder::new().build_http())
+        .build();
+    aws_sdk_ecr::Client::from_conf(conf)
+}
+
+/// An `aws-sdk-ecr` client (the clients' key) that sends each request once: for asserting what
+/// one request answers while a service is down, where the SDK's retries would only add time.
+pub fn ecr_client_without_retries(endpoint: &str) -> aws_sdk_ecr::Client {
+    let conf = aws_sdk_ecr::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "test"))
+        .retry_config(aws_sdk_ecr::config::retry::RetryConfig::disabled())
         .http_client(aws_smithy_http_client::Builder::new().build_http())
         .build();
     aws_sdk_ecr::Client::from_conf(conf)

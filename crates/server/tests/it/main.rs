@@ -12,6 +12,7 @@ mod layer_upload;
 mod limits;
 mod nodes;
 mod oci;
+mod outages;
 mod policies;
 mod protocol;
 mod pull;
