@@ -491,6 +491,26 @@ impl Oci {
     }
 }
 
+/// The `/v2/...` path of a `Location` header, whether the server sent it absolute or not.
+pub fn v2_path(location: &str) -> String {
+    match location.split_once("/v2/") {
+        Some((_, rest)) => format!("/v2/{rest}"),
+        None => panic!("not a /v2 location: {location}"),
+    }
+}
+
+/// Where a `/v2` upload stands, from its status (`Range: 0-<last byte>`): the next offset.
+pub async fn upload_offset(oci: &Oci, path: &str) -> usize {
+    let r = oci.req(reqwest::Method::GET, path).send().await.unwrap();
+    assert_eq!(r.status(), 204, "upload status of {path}");
+    let range = r.headers()["range"].to_str().unwrap().to_owned();
+    let last: usize = range
+        .strip_prefix("0-")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or_else(|| panic!("range {range:?}"));
+    last + 1
+}
+
 /// The `errors[0].code` of an OCI error body.
 pub async fn oci_code(r: reqwest::Response) -> String {
     let v: serde_json::Value =

@@ -298,12 +298,59 @@ async fn postgres_stopped_in_the_middle_of_a_push() {
         &[(&sha256_digest(&layer), layer.len())],
     );
 
+    // And a `/v2` upload with one chunk acknowledged and the next one half sent when the
+    // database goes away.
+    let blob = random_bytes(3 * MIB + 1, 63);
+    let r = oci
+        .req(Method::POST, &format!("/v2/{repo}/blobs/uploads/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let path = v2_path(r.headers()["location"].to_str().unwrap());
+    let r = oci
+        .req(Method::PATCH, &path)
+        .header("content-range", format!("0-{}", MIB - 1))
+        .header("content-type", "application/octet-stream")
+        .body(blob[..MIB].to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let path = v2_path(r.headers()["location"].to_str().unwrap());
+    let host = server.endpoint.trim_start_matches("http://").to_owned();
+    let mut held = tokio::net::TcpStream::connect(&host).await.unwrap();
+    held.write_all(
+        format!(
+            "PATCH {path} HTTP/1.1\r\nhost: {host}\r\nauthorization: {}\r\n\
+             content-type: application/octet-stream\r\ncontent-range: {MIB}-{}\r\n\
+             content-length: {}\r\nconnection: close\r\n\r\n",
+            oci.auth,
+            blob.len() - 1,
+            blob.len() - MIB
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    held.write_all(&blob[MIB..2 * MIB]).await.unwrap();
+    held.flush().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
     pg.stop();
-    // During the outage: the next part, a PutImage, a pull and a `/v2` blob push, at once,
-    // each sent once. Each fails cleanly.
+    // During the outage: the rest of the held chunk, the next part, a PutImage, a pull and a
+    // `/v2` blob push, at once, each sent once. Each fails cleanly.
     let small = random_bytes(3000, 62);
     let t0 = Instant::now();
-    let (next, put, get, v2) = tokio::join!(
+    let finish_held = async {
+        // The server may answer before it has read everything: a failed write is no failure.
+        let _ = held.write_all(&blob[2 * MIB..]).await;
+        let mut answer = Vec::new();
+        let _ = held.read_to_end(&mut answer).await;
+        String::from_utf8_lossy(&answer).into_owned()
+    };
+    let (held_answer, next, put, get, v2) = tokio::join!(
+        finish_held,
         part(&once, repo, &id, &layer, 5 * MIB, 10 * MIB),
         once.put_image()
             .repository_name(repo)
@@ -322,6 +369,10 @@ async fn postgres_stopped_in_the_middle_of_a_push() {
         .send(),
     );
     let outage_answer = t0.elapsed();
+    assert!(
+        held_answer.starts_with("HTTP/1.1 503"),
+        "the chunk in flight is refused: {held_answer:?}"
+    );
     assert_eq!(code(&next.unwrap_err()), "ServerException");
     assert_eq!(code(&put.unwrap_err()), "ServerException");
     assert_eq!(code(&get.unwrap_err()), "ServerException");
@@ -361,7 +412,55 @@ async fn postgres_stopped_in_the_middle_of_a_push() {
         "the refused PutImage tagged nothing"
     );
 
-    // The retried push goes through and pulls back byte for byte.
+    assert_eq!(
+        upload_offset(&oci, &path).await,
+        MIB,
+        "the /v2 upload stands after its acknowledged chunk, not the refused one"
+    );
+
+    // The retried pushes go through and pull back byte for byte. The chunk cut off by the
+    // outage may still hold its claim on the upload (15 s, it could not be released with the
+    // database gone): the client retries a refused chunk (416) once a second, at most 40 times.
+    let mut resent = false;
+    for _ in 0..40 {
+        let r = oci
+            .req(Method::PATCH, &path)
+            .header("content-range", format!("{MIB}-{}", blob.len() - 1))
+            .header("content-type", "application/octet-stream")
+            .body(blob[MIB..].to_vec())
+            .send()
+            .await
+            .unwrap();
+        match r.status().as_u16() {
+            202 => {
+                let done = v2_path(r.headers()["location"].to_str().unwrap());
+                let sep = if done.contains('?') { '&' } else { '?' };
+                let r = oci
+                    .req(
+                        Method::PUT,
+                        &format!("{done}{sep}digest={}", sha256_digest(&blob)),
+                    )
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 201);
+                resent = true;
+                break;
+            }
+            416 => tokio::time::sleep(Duration::from_secs(1)).await,
+            s => panic!("resent chunk: {s} {}", r.text().await.unwrap()),
+        }
+    }
+    assert!(resent, "the chunk goes through after the outage");
+    let r = oci
+        .req(
+            Method::GET,
+            &format!("/v2/{repo}/blobs/{}", sha256_digest(&blob)),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(r.bytes().await.unwrap() == blob);
     part(&ecr, repo, &id, &layer, 5 * MIB, 10 * MIB)
         .await
         .unwrap();
