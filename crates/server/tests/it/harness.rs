@@ -138,6 +138,17 @@ impl TestServer {
         s
     }
 
+    /// A server on `data_dir` (the caller keeps it) with extra `serve` flags and environment
+    /// variables.
+    pub async fn start_in_with_env(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let env = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let args = args.iter().map(|a| (*a).to_owned()).collect();
+        Self::spawn_env(data_dir, args, true, env).await
+    }
+
     async fn spawn(data_dir: &Path, extra: Vec<String>, with_keys: bool) -> Self {
         Self::spawn_env(data_dir, extra, with_keys, vec![]).await
     }
@@ -246,6 +257,20 @@ pub fn ecr_client_as(endpoint: &str, access_key: &str, secret: &str) -> aws_sdk_
         .region(Region::new("us-east-1"))
         .endpoint_url(endpoint)
         .credentials_provider(Credentials::new(access_key, secret, None, None, "test"))
+        .http_client(aws_smithy_http_client::Builder::new().build_http())
+        .build();
+    aws_sdk_ecr::Client::from_conf(conf)
+}
+
+/// An `aws-sdk-ecr` client (the clients' key) that sends each request once: for asserting what
+/// one request answers while a service is down, where the SDK's retries would only add time.
+pub fn ecr_client_without_retries(endpoint: &str) -> aws_sdk_ecr::Client {
+    let conf = aws_sdk_ecr::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "test"))
+        .retry_config(aws_sdk_ecr::config::retry::RetryConfig::disabled())
         .http_client(aws_smithy_http_client::Builder::new().build_http())
         .build();
     aws_sdk_ecr::Client::from_conf(conf)
@@ -469,6 +494,26 @@ impl Oci {
         .await
         .unwrap()
     }
+}
+
+/// The `/v2/...` path of a `Location` header, whether the server sent it absolute or not.
+pub fn v2_path(location: &str) -> String {
+    match location.split_once("/v2/") {
+        Some((_, rest)) => format!("/v2/{rest}"),
+        None => panic!("not a /v2 location: {location}"),
+    }
+}
+
+/// Where a `/v2` upload stands, from its status (`Range: 0-<last byte>`): the next offset.
+pub async fn upload_offset(oci: &Oci, path: &str) -> usize {
+    let r = oci.req(reqwest::Method::GET, path).send().await.unwrap();
+    assert_eq!(r.status(), 204, "upload status of {path}");
+    let range = r.headers()["range"].to_str().unwrap().to_owned();
+    let last: usize = range
+        .strip_prefix("0-")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or_else(|| panic!("range {range:?}"));
+    last + 1
 }
 
 /// The `errors[0].code` of an OCI error body.

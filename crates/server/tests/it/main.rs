@@ -13,6 +13,7 @@ mod limits;
 mod memory;
 mod nodes;
 mod oci;
+mod outages;
 mod policies;
 mod protocol;
 mod pull;
