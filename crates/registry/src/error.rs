@@ -125,7 +125,7 @@ pub enum RegistryError {
     #[error("Rate exceeded: too many upload bodies in flight; retry after {retry_after_secs} s")]
     Throttled { retry_after_secs: u64 },
     #[error("internal storage failure")]
-    Storage(StorageError),
+    Storage(#[source] StorageError),
 }
 
 fn digest_list(d: &[Digest]) -> String {
