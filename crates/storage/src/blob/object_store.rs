@@ -3,7 +3,7 @@
 //!
 //! Layout under the configured prefix:
 //! - `data/<upload-id>`: a layer's bytes, where its S3 multipart upload (or, for a layer under
-//!   [`MIN_PART`], one plain PUT) puts them. Completion never copies the layer: the object stays
+//!   [`PART_SIZE`], one plain PUT) puts them. Completion never copies the layer: the object stays
 //!   where its upload put it.
 //! - `blobs/<alg>/<hex>`: a small pointer naming the data object and its size. A digest has at
 //!   most one pointer (a conditional create), so a digest pushed twice is stored once: a later
@@ -43,12 +43,12 @@ use serde::{Deserialize, Serialize};
 use super::{BlobRange, BlobReader, BlobStore, ByteStream};
 use crate::StorageError;
 
-/// The size of the S3 parts a layer is cut into as it arrives. Each upload being written
-/// holds at most two of these (one filling, one being sent).
+/// The size of the S3 parts a layer is cut into as it arrives: every part but the last has
+/// exactly this size (at least S3's 5 MiB minimum; equal, as Cloudflare R2 requires). Fewer
+/// bytes at the end of a write are kept as segment objects until the next write or the
+/// completion makes a part of them. Each upload being written holds at most two parts' worth
+/// (one filling, one being sent).
 pub const PART_SIZE: usize = 8 * 1024 * 1024;
-/// S3's smallest part but the last. Fewer bytes than this at the end of a write are kept as a
-/// segment object until the next write or the completion makes a part of them.
-pub const MIN_PART: usize = 5 * 1024 * 1024;
 /// Pointers remembered per node (a digest's data object never changes while it exists).
 const POINTER_CACHE: usize = 4096;
 /// Requests in flight when listing blobs reads their pointers.
@@ -63,7 +63,7 @@ struct Staging {
     /// The S3 parts acknowledged, in order.
     #[serde(default)]
     parts: Vec<StagedPart>,
-    /// Sizes of the segment objects after the parts, in order (together under [`MIN_PART`]).
+    /// Sizes of the segment objects after the parts, in order (together under [`PART_SIZE`]).
     #[serde(default)]
     segments: Vec<u64>,
 }
@@ -347,7 +347,7 @@ impl S3BlobStore {
             .remove(digest);
     }
 
-    /// The saved segments' bytes, in order (under [`MIN_PART`] together).
+    /// The saved segments' bytes, in order (under [`PART_SIZE`] together).
     async fn read_segments(
         &self,
         upload: UploadId,
@@ -521,9 +521,10 @@ impl Writer<'_> {
     }
 
     async fn finish(mut self) -> Result<Staging, StorageError> {
-        if self.pending() >= MIN_PART {
-            self.flush().await?;
-        } else if !self.buf.is_empty() {
+        // Every S3 part but the last is exactly PART_SIZE: Cloudflare R2 refuses a multipart
+        // upload whose parts differ in size. So what is left (under PART_SIZE) waits as a
+        // segment for the next write or the completion, even when it would make a valid part.
+        if !self.buf.is_empty() {
             // The segment starts after the part being sent.
             if let Some(h) = self.sending.take() {
                 self.st.parts.push(join(h).await?);
@@ -621,7 +622,7 @@ impl BlobStore for S3BlobStore {
         let completing = Bytes::from(serde_json::to_vec(&completing).expect("serializes"));
         self.put_bytes(&marker, completing).await?;
         match st.multipart.clone() {
-            // Under one S3 part in all: one PUT of the segments (at most MIN_PART bytes).
+            // Under one S3 part in all: one PUT of the segments (under PART_SIZE bytes).
             None => {
                 let body = self.read_segments(upload, &st).await?;
                 self.put_bytes(&data_key, body.freeze()).await?;
@@ -911,6 +912,44 @@ mod tests {
         assert_eq!((l.bucket.as_str(), l.prefix.as_str()), ("bucket", ""));
         assert!(S3Location::parse("s3:///x").is_err());
         assert!(S3Location::parse("http://bucket").is_err());
+    }
+
+    /// Cloudflare R2 refuses a multipart upload whose parts (but the last) differ in size, so
+    /// writes of any sizes, at any boundaries, leave only PART_SIZE parts behind them.
+    #[tokio::test]
+    async fn every_part_but_the_last_has_the_same_size() {
+        use futures_util::stream;
+        let mem = Arc::new(::object_store::memory::InMemory::new());
+        let store = S3BlobStore::new(mem.clone(), mem, None, "p");
+        let upload = UploadId::new_random();
+        let mut staging = Vec::new();
+        let mut offset = 0u64;
+        let mut layer = Vec::new();
+        for size in [5 << 20, 6 << 20, 1, 12 << 20, (3 << 20) + 7, 20 << 20] {
+            let part: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+            layer.extend_from_slice(&part);
+            let data: ByteStream = Box::pin(stream::iter([Ok(Bytes::from(part))]));
+            let (written, next) = store
+                .write_part(upload, offset, &staging, data, &mut |_| {})
+                .await
+                .unwrap();
+            offset += written;
+            staging = next;
+            let st = Staging::parse(&staging).unwrap();
+            assert!(
+                st.parts.iter().all(|p| p.size == PART_SIZE as u64),
+                "part sizes after {offset} bytes: {:?}",
+                st.parts.iter().map(|p| p.size).collect::<Vec<_>>()
+            );
+            assert!(st.segments_len() < PART_SIZE as u64);
+            assert_eq!(st.len(), offset);
+        }
+        let digest = Digest::sha256_of(&layer);
+        store
+            .commit_upload(upload, &staging, offset, &digest)
+            .await
+            .unwrap();
+        assert_eq!(store.stat(&digest).await.unwrap(), Some(offset));
     }
 
     #[test]
