@@ -29,8 +29,11 @@
 # berth with `--metadata postgres://…` (a throwaway cluster from scripts/postgres-server, with
 # fsync back on) and `--blobs s3://bench/berth`, distribution with its `s3` storage driver under
 # /distribution in the same bucket, both streaming pulls through themselves (no redirects to the
-# S3 server). S3_SERVER=s3s-fs (`cargo install s3s-fs --features binary`: Rust, file-backed) or
-# moto (pip, Python, in memory: far slower); the default is s3s-fs when it is on PATH. Before
+# S3 server). S3_SERVER=moto (the default; pip, Python, in memory: slow, so it bounds both
+# registries' transfers) or s3s-fs (`cargo install s3s-fs --features binary`: Rust,
+# file-backed, far faster; but s3s-fs 0.14 answers ListMultipartUploads with NotImplemented,
+# which distribution 2.8's s3 driver needs to resume every upload, so distribution's pushes
+# fail there: use it to see berth's own figures and the server's ceiling). Before
 # the registries, the S3 server's own ceiling is measured with the aws CLI (`aws s3 cp`, its
 # 8 MiB multipart parts, 10 at a time) and curl (one plain SigV4 PUT and GET): a SIZE_MIB object
 # up and down and CONC objects of CONC_MIB up at once. Those figures stand in the "limit"
@@ -74,9 +77,7 @@ trap cleanup EXIT
 tools=(docker-registry wrk curl jq bc python3 aws)
 [ "$SKOPEO" = 1 ] && tools+=(skopeo)
 if [ "$STORAGE" = s3 ]; then
-  if [ "${S3_SERVER:-auto}" = auto ]; then
-    S3_SERVER=$(command -v s3s-fs >/dev/null && echo s3s-fs || echo moto)
-  fi
+  S3_SERVER=${S3_SERVER:-moto}
   case $S3_SERVER in
     s3s-fs) tools+=(s3s-fs) ;;
     moto) python3 -c 'import moto.server, flask_cors' 2>/dev/null || { echo "needs moto (pip install 'moto[server]')" >&2; exit 2; } ;;
@@ -309,7 +310,7 @@ s3_ceiling() {
   record s3 s3_put_multipart_server_cpu_s_per_GiB "$(cpu_per_gib "$r_cpu" "$SIZE_MIB")"
   time_cmd r "$S3_PID" "${s3[@]}" cp --quiet "s3://$S3_BUCKET/ceiling/blob" - 
   record s3 s3_get_multipart_MBps "$(mbps "$SIZE_MIB" "$r_s")"
-  time_cmd r "$S3_PID" s3_sigv4 -H 'Expect:' -T "$W/blob" -o /dev/null "$url"
+  time_cmd r "$S3_PID" s3_sigv4 -T "$W/blob" -o /dev/null "$url"
   record s3 s3_put_plain_MBps "$(mbps "$SIZE_MIB" "$r_s")"
   record s3 s3_put_plain_server_cpu_s_per_GiB "$(cpu_per_gib "$r_cpu" "$SIZE_MIB")"
   time_cmd r "$S3_PID" s3_sigv4 -o /dev/null "$url"
@@ -317,7 +318,7 @@ s3_ceiling() {
   record s3 s3_get_plain_server_cpu_s_per_GiB "$(cpu_per_gib "$r_cpu" "$SIZE_MIB")"
   s3_conc() {
     local i pids=() rc=0
-    for i in $(seq 1 "$CONC"); do s3_sigv4 -H 'Expect:' -T "$W/conc.$i" -o /dev/null "$url.$i" & pids+=($!); done
+    for i in $(seq 1 "$CONC"); do s3_sigv4 -T "$W/conc.$i" -o /dev/null "$url.$i" & pids+=($!); done
     for i in "${pids[@]}"; do wait "$i" || rc=1; done
     return $rc
   }
