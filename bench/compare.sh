@@ -25,6 +25,20 @@
 #         calls/s and parallel UploadLayerPart uploads, and the SDK's ceiling (`berth-bench ecr-rates`)
 #   for every workload: server CPU-seconds per GiB or CPU microseconds per request, and the
 #         server's peak RSS (reset between workload groups through /proc/PID/clear_refs)
+# STORAGE=s3 (issue 13) runs both registries over one S3-compatible server on loopback instead:
+# berth with `--metadata postgres://…` (a throwaway cluster from scripts/postgres-server, with
+# fsync back on) and `--blobs s3://bench/berth`, distribution with its `s3` storage driver under
+# /distribution in the same bucket, both streaming pulls through themselves (no redirects to the
+# S3 server). S3_SERVER=moto (the default; pip, Python, in memory: slow, so it bounds both
+# registries' transfers) or s3s-fs (`cargo install s3s-fs --features binary`: Rust,
+# file-backed, far faster; but s3s-fs 0.14 answers ListMultipartUploads with NotImplemented,
+# which distribution 2.8's s3 driver needs to resume every upload, so distribution's pushes
+# fail there: use it to see berth's own figures and the server's ceiling). Before
+# the registries, the S3 server's own ceiling is measured with the aws CLI (`aws s3 cp`, its
+# 8 MiB multipart parts, 10 at a time) and curl (one plain SigV4 PUT and GET): a SIZE_MIB object
+# up and down and CONC objects of CONC_MIB up at once. Those figures stand in the "limit"
+# column. The skopeo workload needs no change; the ECR workloads (berth-bench, which starts its
+# own filesystem berth) are skipped unless ECR=1. Needs psql/initdb (Debian's postgresql).
 # The scale curve (tags/list, ListImages, DescribeImages at 10 .. 100,000 tags and with 10,000
 # repositories) is `target/release/berth-bench scale`, run separately: it takes minutes.
 #
@@ -45,7 +59,9 @@ CONC_MIB=${CONC_MIB:-256}
 SMALL_SECS=${SMALL_SECS:-5}
 IMAGE_MIB=${IMAGE_MIB:-500}
 IMAGE_LAYERS=${IMAGE_LAYERS:-10}
-ECR=${ECR:-1}
+STORAGE=${STORAGE:-fs}
+case $STORAGE in fs | s3) ;; *) echo "STORAGE is fs or s3" >&2; exit 2 ;; esac
+ECR=${ECR:-$([ "$STORAGE" = s3 ] && echo 0 || echo 1)}
 SKOPEO=${SKOPEO:-1}
 BERTH=${BERTH:-target/release/berth}
 BENCH=${BENCH:-target/release/berth-bench}
@@ -54,11 +70,20 @@ W=$(mktemp -d "${TMPDIR:-/tmp}/berth-compare.XXXXXX")
 PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+  if declare -F stop_postgres_server >/dev/null; then stop_postgres_server; fi
   rm -rf "$W"
 }
 trap cleanup EXIT
 tools=(docker-registry wrk curl jq bc python3 aws)
 [ "$SKOPEO" = 1 ] && tools+=(skopeo)
+if [ "$STORAGE" = s3 ]; then
+  S3_SERVER=${S3_SERVER:-moto}
+  case $S3_SERVER in
+    s3s-fs) tools+=(s3s-fs) ;;
+    moto) python3 -c 'import moto.server, flask_cors' 2>/dev/null || { echo "needs moto (pip install 'moto[server]')" >&2; exit 2; } ;;
+    *) echo "S3_SERVER is s3s-fs or moto" >&2; exit 2 ;;
+  esac
+fi
 for tool in "${tools[@]}"; do
   command -v "$tool" >/dev/null || { echo "needs $tool" >&2; exit 2; }
 done
@@ -91,18 +116,28 @@ wait_listening() {
 # Debian's packaged configuration (in-memory blob descriptor cache) less its htpasswd auth, which
 # bcrypt-checks every request; no access log, as berth logs only warnings here. berth checks its
 # registry token on every /v2 request, so berth does the more work of the two.
+# With STORAGE=s3: its s3 driver (path-style requests, as it uses with a regionendpoint; 10 MiB
+# multipart chunks, its default), and no redirect to the S3 server, as berth runs here.
 start_distribution() {
-  local port=$1 dir=$2
+  local port=$1 dir=$2 driver
+  driver="filesystem: {rootdirectory: $dir}"
+  if [ "$STORAGE" = s3 ]; then
+    driver="s3: {regionendpoint: '$S3_EP', region: us-east-1, bucket: $S3_BUCKET, rootdirectory: /distribution,
+      accesskey: $AWS_ACCESS_KEY_ID, secretkey: $AWS_SECRET_ACCESS_KEY, secure: false, v4auth: true}
+  redirect: {disable: true}"
+  fi
   cat >"$W/registry.yml" <<YML
 version: 0.1
 log: {level: error, accesslog: {disabled: true}}
 storage:
   cache: {blobdescriptor: inmemory}
-  filesystem: {rootdirectory: $dir}
+  $driver
   delete: {enabled: true}
 http: {addr: 127.0.0.1:$port}
 YML
-  docker-registry serve "$W/registry.yml" >"$W/distribution.log" 2>&1 &
+  # Its aws-sdk-go panics at start on an AWS_CA_BUNDLE it cannot apply to its transport; the
+  # endpoint here is plain http anyway.
+  env -u AWS_CA_BUNDLE docker-registry serve "$W/registry.yml" >"$W/distribution.log" 2>&1 &
   PIDS+=($!)
   DIST_PID=$!
   DIST_EP=http://127.0.0.1:$port
@@ -111,9 +146,10 @@ YML
 }
 
 start_berth() {
-  local dir=$1
+  local dir=$1 storage=()
+  [ "$STORAGE" = s3 ] && storage=(--metadata "$BERTH_TEST_POSTGRES_URL" --blobs "s3://$S3_BUCKET/berth" --blob-redirect false)
   BERTH_LOG=warn BERTH_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID BERTH_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY \
-    "$BERTH" serve --listen 127.0.0.1:0 --data-dir "$dir" --gc-interval-secs 0 --create-on-push \
+    "$BERTH" serve --listen 127.0.0.1:0 --data-dir "$dir" --gc-interval-secs 0 --create-on-push "${storage[@]}" \
     >"$W/berth.out" 2>"$W/berth.log" &
   PIDS+=($!)
   BERTH_PID=$!
@@ -236,8 +272,75 @@ if [ "$SKOPEO" = 1 ]; then
   IMAGE_MIB_EXACT=$(echo "$(du -cb "$W"/image/* | tail -n1 | cut -f1) / 1048576" | bc -l)
 fi
 
+# ---- S3 and PostgreSQL (STORAGE=s3) -----------------------------------------------------------
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+# The same keys sign berth's ECR calls, berth's S3 calls and distribution's: one set of names.
+S3_BUCKET=bench
+# curl 7.88 signs no payload hash of its own: say it is unsigned, as S3 allows.
+s3_sigv4() { curl -sf --aws-sigv4 "aws:amz:us-east-1:s3" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' "$@"; }
+start_s3() {
+  local port
+  port=$(free_port)
+  S3_EP=http://127.0.0.1:$port
+  export AWS_ENDPOINT_URL_S3=$S3_EP AWS_REGION=us-east-1 # berth's S3 client
+  if [ "$S3_SERVER" = s3s-fs ]; then
+    mkdir -p "$W/s3"
+    s3s-fs --host 127.0.0.1 --port "$port" --access-key "$AWS_ACCESS_KEY_ID" \
+      --secret-key "$AWS_SECRET_ACCESS_KEY" "$W/s3" >"$W/s3.log" 2>&1 &
+  else
+    python3 -m moto.server -H 127.0.0.1 -p "$port" >"$W/s3.log" 2>&1 &
+  fi
+  PIDS+=($!)
+  S3_PID=$!
+  for _ in $(seq 1 100); do
+    s3_sigv4 -X PUT -o /dev/null "$S3_EP/$S3_BUCKET" && return 0 # CreateBucket
+    kill -0 "$S3_PID" 2>/dev/null || break
+    sleep 0.2
+  done
+  echo "the S3 server did not start:" >&2; cat "$W/s3.log" >&2; exit 1
+}
+# The S3 server's own ceiling: the same sizes up and down with the aws CLI (multipart, parts in
+# parallel) and with curl (one stream, one plain PUT; CONC of them at once for the concurrent
+# pushes). Neither registry can pass these.
+s3_ceiling() {
+  local url=$S3_EP/$S3_BUCKET/ceiling/plain s3=(aws s3 --endpoint-url "$S3_EP")
+  note "S3 server ($S3_SERVER) ceiling"
+  time_cmd r "$S3_PID" "${s3[@]}" cp --quiet "$W/blob" "s3://$S3_BUCKET/ceiling/blob"
+  record s3 s3_put_multipart_MBps "$(mbps "$SIZE_MIB" "$r_s")"
+  record s3 s3_put_multipart_server_cpu_s_per_GiB "$(cpu_per_gib "$r_cpu" "$SIZE_MIB")"
+  time_cmd r "$S3_PID" "${s3[@]}" cp --quiet "s3://$S3_BUCKET/ceiling/blob" - 
+  record s3 s3_get_multipart_MBps "$(mbps "$SIZE_MIB" "$r_s")"
+  time_cmd r "$S3_PID" s3_sigv4 -T "$W/blob" -o /dev/null "$url"
+  record s3 s3_put_plain_MBps "$(mbps "$SIZE_MIB" "$r_s")"
+  record s3 s3_put_plain_server_cpu_s_per_GiB "$(cpu_per_gib "$r_cpu" "$SIZE_MIB")"
+  time_cmd r "$S3_PID" s3_sigv4 -o /dev/null "$url"
+  record s3 s3_get_plain_MBps "$(mbps "$SIZE_MIB" "$r_s")"
+  record s3 s3_get_plain_server_cpu_s_per_GiB "$(cpu_per_gib "$r_cpu" "$SIZE_MIB")"
+  s3_conc() {
+    local i pids=() rc=0
+    for i in $(seq 1 "$CONC"); do s3_sigv4 -T "$W/conc.$i" -o /dev/null "$url.$i" & pids+=($!); done
+    for i in "${pids[@]}"; do wait "$i" || rc=1; done
+    return $rc
+  }
+  time_cmd r "$S3_PID" s3_conc
+  record s3 "s3_put_concurrent${CONC}x${CONC_MIB}M_MBps" "$(mbps $((CONC * CONC_MIB)) "$r_s")"
+  "${s3[@]}" rm --quiet --recursive "s3://$S3_BUCKET/ceiling" >/dev/null
+}
+if [ "$STORAGE" = s3 ]; then
+  start_s3
+  # A throwaway cluster; scripts/postgres-server turns fsync off for tests, a registry's
+  # metadata runs with it on here.
+  . scripts/postgres-server >&2
+  psql -q "$BERTH_TEST_POSTGRES_URL" -c 'ALTER SYSTEM SET fsync = on' -c 'SELECT pg_reload_conf()' >/dev/null
+  s3_ceiling
+fi
+
 # ---- machine limits --------------------------------------------------------------------------
-if [ -n "${LIMITS_JSON:-}" ]; then
+if [ "$STORAGE" = s3 ]; then
+  # The bound of every transfer here is the S3 server (s3_ceiling), not the disk.
+  awk '$1 == "s3" && $2 ~ /_MBps$/ { printf "%s\"%s\": %s", (n++ ? ", " : "{"), $2, $3 } END { print "}" }' \
+    "$RESULTS" >"$W/limits.json"
+elif [ -n "${LIMITS_JSON:-}" ]; then
   cp "$LIMITS_JSON" "$W/limits.json"
 else
   note "machine limits (bench/limits.sh $SIZE_MIB)"
@@ -248,7 +351,7 @@ fi
 start_distribution 5099 "$W/dist-data"
 start_berth "$W/berth-data"
 start_null
-note "distribution $DIST_EP (pid $DIST_PID), berth $BERTH_EP (pid $BERTH_PID), null-server $NULL_EP"
+note "distribution $DIST_EP (pid $DIST_PID), berth $BERTH_EP (pid $BERTH_PID), null-server $NULL_EP${S3_EP:+, S3 ($S3_SERVER) $S3_EP (pid $S3_PID)}"
 ep_of() { case $1 in distribution) echo "$DIST_EP" ;; berth) echo "$BERTH_EP" ;; ceiling) echo "$NULL_EP" ;; esac; }
 auth_of() { [ "$1" = berth ] && echo "$BERTH_AUTH" || true; }
 pid_of() { case $1 in distribution) echo "$DIST_PID" ;; berth) echo "$BERTH_PID" ;; ceiling) echo "$NULL_PID" ;; esac; }
@@ -392,13 +495,18 @@ fi
 
 # ---- report -----------------------------------------------------------------------------------
 mkdir -p "$(dirname "$OUT")"
-python3 - "$W" "$OUT" "$SIZE_MIB" "$REPEAT" <<'PY'
+python3 - "$W" "$OUT" "$SIZE_MIB" "$REPEAT" "$STORAGE" "${S3_SERVER:-}" <<'PY'
 import json, os, statistics, sys
 w, out, size_mib, repeat = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+storage, s3_server = sys.argv[5], sys.argv[6]
 vals = {}
 order = []
+s3_ceiling = {}
 for line in open(os.path.join(w, "results")):
     who, metric, value = line.split()
+    if who == "s3":  # the S3 server's own ceiling, measured once (STORAGE=s3)
+        s3_ceiling[metric] = float(value)
+        continue
     if metric not in vals:
         vals[metric] = {}
         order.append(metric)
@@ -433,10 +541,23 @@ if rates:
             vals[m.replace("_MBps", "_peak_rss_MiB")] = {"berth": [v["server_peak_rss_mib"]]}
             order += [m, m.replace("_MBps", "_cpu_s_per_GiB"), m.replace("_MBps", "_peak_rss_MiB")]
 # The machine limit that bounds each throughput figure.
-b64_sha = 1 / (1 / limits["base64_decode_MBps"] + 1 / limits["sha256_MBps"])
+def limit_of_s3(m):
+    # Over S3 the server under both registries bounds every transfer: the faster of its two
+    # clients' figures (one plain stream, or multipart parts in parallel).
+    if m.startswith("push_concurrent"):
+        return ("S3 server, concurrent PUTs", max(v for k, v in limits.items() if k.startswith("s3_put")))
+    if m.startswith("push") or m.startswith("skopeo_push"):
+        return ("S3 server PUT", max(limits["s3_put_plain_MBps"], limits["s3_put_multipart_MBps"]))
+    if m.startswith("pull") or m.startswith("skopeo_pull"):
+        return ("S3 server GET", max(limits["s3_get_plain_MBps"], limits["s3_get_multipart_MBps"]))
+    return None
+if storage != "s3":
+    b64_sha = 1 / (1 / limits["base64_decode_MBps"] + 1 / limits["sha256_MBps"])
 def limit_of(m):
     if not m.endswith("_MBps"):
         return None
+    if storage == "s3":
+        return limit_of_s3(m)
     if m.startswith("ecr_") and "upload" in m:
         return ("base64+sha256 on one core", b64_sha)
     if m.startswith("push") or m.startswith("skopeo_push"):
@@ -477,8 +598,12 @@ for m in order:
              fmt(c) if c and "cpu" not in m else "-",
              f"{frac:.2f}" if frac else "-", lim[0] if lim else ""]
     print(f"{m:<50} {cells[0]:>16} {cells[1]:>16} {cells[2]:>6} {cells[3]:>14} {cells[4]:>12}  {cells[5]}")
-print("\nmachine limits (MB/s): " + ", ".join(f"{k} {v:.0f}" for k, v in limits.items() if k.endswith("MBps")))
-json.dump({"size_mib": size_mib, "repeat": repeat, "limits": limits, "metrics": report,
+if storage == "s3":
+    print(f"\nS3 server ({s3_server}) ceiling: " + ", ".join(f"{k} {v:.1f}" for k, v in s3_ceiling.items()))
+else:
+    print("\nmachine limits (MB/s): " + ", ".join(f"{k} {v:.0f}" for k, v in limits.items() if k.endswith("MBps")))
+json.dump({"size_mib": size_mib, "repeat": repeat, "storage": storage, "s3_server": s3_server or None,
+           "s3_ceiling": s3_ceiling or None, "limits": limits, "metrics": report,
            "upload_layer_part": upload, "ecr_rates": rates}, open(out, "w"), indent=1)
 print(f"medians of {repeat} rounds (± half the min-max spread); client ceiling = the same client "
       f"against berth-bench null-server; JSON in {out}")
