@@ -732,3 +732,78 @@ fn nanos() -> u64 {
         .unwrap()
         .as_nanos() as u64
 }
+
+/// Production databases want TLS: with `sslmode=verify-full` berth talks to PostgreSQL over
+/// TLS and checks its certificate against `sslrootcert`; a server it cannot verify is refused
+/// at start instead of being used in the clear.
+#[tokio::test]
+async fn postgres_over_tls_verifies_the_server() {
+    if skip_unless_scaled_out() {
+        return;
+    }
+    let Some(pg) = PrivatePostgres::start() else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI must have PostgreSQL's server programs (initdb, pg_ctl)"
+        );
+        eprintln!("skipped: no initdb/pg_ctl to run a private PostgreSQL cluster");
+        return;
+    };
+    // A test CA and a server certificate for localhost, as tests/e2e/tls_flow.sh makes them.
+    let certs = tempfile::tempdir().unwrap();
+    let c = certs.path().display().to_string();
+    let d = pg.data().display().to_string();
+    let made = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "set -e; cd {c}
+             openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj '/CN=berth test CA' -keyout ca.key -out ca.pem
+             openssl req -newkey rsa:2048 -nodes -subj '/CN=localhost' -keyout server.key -out server.csr
+             printf 'subjectAltName=DNS:localhost\\n' > ext
+             openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile ext -out server.crt
+             cp server.crt server.key {d}/
+             chown postgres {d}/server.crt {d}/server.key 2>/dev/null || true
+             chmod 600 {d}/server.key
+             printf 'ssl = on\\n' >> {d}/postgresql.conf"
+        ))
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    pg.stop();
+    pg.start_again();
+
+    let base = pg.url().replace("127.0.0.1", "localhost");
+    let verified = format!("{base}?sslmode=verify-full&sslrootcert={c}/ca.pem");
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_in_with(
+        dir.path(),
+        &["--metadata", verified.as_str(), "--gc-interval-secs", "0"],
+    )
+    .await;
+    create_repo(&server.ecr(), "tls/app").await;
+    push_small_image(&server.ecr(), "tls/app", "v1", 1).await;
+    // Every session of berth's is encrypted: PostgreSQL says so of each.
+    let sessions = Command::new("psql")
+        .args(["-h", "127.0.0.1", "-p", &pg.port.to_string(), "-U", "berth", "-d", "postgres"])
+        .args(["-Atc", "SELECT count(*), bool_and(s.ssl) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.pid <> pg_backend_pid() AND a.backend_type = 'client backend'"])
+        .output()
+        .unwrap();
+    let sessions = String::from_utf8_lossy(&sessions.stdout).trim().to_owned();
+    let (count, all_tls) = sessions.split_once('|').expect("psql answered");
+    assert!(count.parse::<u32>().unwrap() > 0, "{sessions}");
+    assert_eq!(all_tls, "t", "every berth session uses TLS: {sessions}");
+    drop(server);
+
+    // Without the CA, the certificate cannot be verified: berth does not start.
+    let unverified = format!("{base}?sslmode=verify-full");
+    let failed = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["fsck", "--data-dir"])
+        .arg(dir.path())
+        .env("BERTH_METADATA", &unverified)
+        .env("BERTH_LOG", "error")
+        .output()
+        .unwrap();
+    assert!(!failed.status.success());
+    let err = String::from_utf8_lossy(&failed.stderr);
+    assert!(err.contains("UnknownIssuer"), "{err}");
+}
