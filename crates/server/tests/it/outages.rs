@@ -47,6 +47,23 @@ fn skip_unless_scaled_out() -> bool {
     true
 }
 
+/// A private PostgreSQL cluster, in the PostgreSQL + S3 pass; `None` (with the reason
+/// printed) elsewhere, or where PostgreSQL's server programs are missing, which CI may not be.
+fn private_postgres_for_this_pass() -> Option<PrivatePostgres> {
+    if skip_unless_scaled_out() {
+        return None;
+    }
+    let pg = PrivatePostgres::start();
+    if pg.is_none() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI must have PostgreSQL's server programs (initdb, pg_ctl)"
+        );
+        eprintln!("skipped: no initdb/pg_ctl to run a private PostgreSQL cluster");
+    }
+    pg
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -265,15 +282,7 @@ async fn until_ok<T, E: std::fmt::Debug, F: std::future::Future<Output = Result<
 
 #[tokio::test]
 async fn postgres_stopped_in_the_middle_of_a_push() {
-    if skip_unless_scaled_out() {
-        return;
-    }
-    let Some(pg) = PrivatePostgres::start() else {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI must have PostgreSQL's server programs (initdb, pg_ctl)"
-        );
-        eprintln!("skipped: no initdb/pg_ctl to run a private PostgreSQL cluster");
+    let Some(pg) = private_postgres_for_this_pass() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -738,15 +747,7 @@ fn nanos() -> u64 {
 /// at start instead of being used in the clear.
 #[tokio::test]
 async fn postgres_over_tls_verifies_the_server() {
-    if skip_unless_scaled_out() {
-        return;
-    }
-    let Some(pg) = PrivatePostgres::start() else {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI must have PostgreSQL's server programs (initdb, pg_ctl)"
-        );
-        eprintln!("skipped: no initdb/pg_ctl to run a private PostgreSQL cluster");
+    let Some(pg) = private_postgres_for_this_pass() else {
         return;
     };
     // A test CA and a server certificate for localhost, as tests/e2e/tls_flow.sh makes them.
