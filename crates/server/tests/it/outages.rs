@@ -263,6 +263,49 @@ async fn pulls_back(server: &TestServer, repo: &str, tag: &str, manifest: &str, 
     assert!(r.bytes().await.unwrap() == layer, "{repo}:{tag} layer");
 }
 
+/// After an outage, the retried push goes to its end: the layer completes to its digest, the
+/// image and a `/v2` blob go in, the image pulls back byte for byte, and the image pushed
+/// before the outage (tag `base`) is unchanged.
+#[allow(clippy::too_many_arguments)]
+async fn finish_push(
+    server: &TestServer,
+    oci: &Oci,
+    repo: &str,
+    upload_id: &str,
+    layer: &[u8],
+    manifest: &str,
+    blob: &[u8],
+    base: &str,
+) {
+    let ecr = server.ecr();
+    let done = ecr
+        .complete_layer_upload()
+        .repository_name(repo)
+        .upload_id(upload_id)
+        .layer_digests(sha256_digest(layer))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.layer_digest(), Some(sha256_digest(layer).as_str()));
+    ecr.put_image()
+        .repository_name(repo)
+        .image_manifest(manifest)
+        .image_tag("v1")
+        .send()
+        .await
+        .unwrap();
+    oci.push_blob(repo, blob).await;
+    pulls_back(server, repo, "v1", manifest, layer).await;
+    let got = ecr
+        .batch_get_image()
+        .repository_name(repo)
+        .image_ids(ImageIdentifier::builder().image_tag("base").build())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.images()[0].image_manifest(), Some(base));
+}
+
 /// Calls `f` until it succeeds, at most `tries` times 250 ms apart: a client retrying after
 /// an outage.
 async fn until_ok<T, E: std::fmt::Debug, F: std::future::Future<Output = Result<T, E>>>(
@@ -476,32 +519,7 @@ async fn postgres_stopped_in_the_middle_of_a_push() {
     part(&ecr, repo, &id, &layer, 10 * MIB, layer.len())
         .await
         .unwrap();
-    let done = ecr
-        .complete_layer_upload()
-        .repository_name(repo)
-        .upload_id(&id)
-        .layer_digests(sha256_digest(&layer))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(done.layer_digest(), Some(sha256_digest(&layer).as_str()));
-    ecr.put_image()
-        .repository_name(repo)
-        .image_manifest(&manifest)
-        .image_tag("v1")
-        .send()
-        .await
-        .unwrap();
-    oci.push_blob(repo, &small).await;
-    pulls_back(&server, repo, "v1", &manifest, &layer).await;
-    let got = ecr
-        .batch_get_image()
-        .repository_name(repo)
-        .image_ids(ImageIdentifier::builder().image_tag("base").build())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(got.images()[0].image_manifest(), Some(base.as_str()));
+    finish_push(&server, &oci, repo, &id, &layer, &manifest, &small, &base).await;
 
     let (rc, out) = berth_cli(&["fsck", "--metadata", &meta], dir.path());
     assert_eq!(rc, 0, "{out}");
@@ -698,36 +716,11 @@ async fn s3_cut_off_in_the_middle_of_a_part() {
     part(&ecr, repo, &id, &layer, 14 * MIB, layer.len())
         .await
         .unwrap();
-    let done = ecr
-        .complete_layer_upload()
-        .repository_name(repo)
-        .upload_id(&id)
-        .layer_digests(sha256_digest(&layer))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(done.layer_digest(), Some(sha256_digest(&layer).as_str()));
     let manifest = oci_manifest(
         (&config_digest, config.len()),
         &[(&sha256_digest(&layer), layer.len())],
     );
-    ecr.put_image()
-        .repository_name(repo)
-        .image_manifest(&manifest)
-        .image_tag("v1")
-        .send()
-        .await
-        .unwrap();
-    oci.push_blob(repo, &small).await;
-    pulls_back(&server, repo, "v1", &manifest, &layer).await;
-    let got = ecr
-        .batch_get_image()
-        .repository_name(repo)
-        .image_ids(ImageIdentifier::builder().image_tag("base").build())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(got.images()[0].image_manifest(), Some(base.as_str()));
+    finish_push(&server, &oci, repo, &id, &layer, &manifest, &small, &base).await;
 
     // fsck reads every blob back (straight from the S3 server: same bucket and prefix).
     let (rc, out) = berth_cli(&["fsck", "--blobs", &blobs], dir.path());

@@ -466,6 +466,9 @@ fn map_err(e: object_store::Error) -> StorageError {
         E::AlreadyExists { .. } | E::Precondition { .. } => {
             StorageError::Conflict("the object exists already")
         }
+        // A request this store or server cannot serve at all (a bad key, or an S3 server that
+        // answers 501 to an operation berth uses): a deployment fault, not an outage to wait
+        // out, so it is not reported as `Unavailable`.
         E::InvalidPath { .. } | E::NotSupported { .. } | E::NotImplemented { .. } => {
             StorageError::Other(Box::new(e))
         }
