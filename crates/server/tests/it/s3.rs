@@ -300,3 +300,109 @@ async fn an_s3_outage_is_a_clean_server_error() {
         .expect_err("not after a part that was never stored");
     assert_eq!(code(&err), "InvalidLayerPartException");
 }
+
+/// What the S3 test server holds under `prefix` of `bucket`, asked with the aws CLI:
+/// (multipart uploads in progress, object keys).
+fn bucket_listing(bucket: &str, prefix: &str) -> (Vec<String>, Vec<String>) {
+    let endpoint = std::env::var("BERTH_TEST_S3_ENDPOINT").expect("the S3 test server");
+    let ask = |what: &[&str], query: &str| -> Vec<String> {
+        let out = std::process::Command::new("aws")
+            .args(["s3api"])
+            .args(what)
+            .args([
+                "--bucket",
+                bucket,
+                "--prefix",
+                prefix,
+                "--endpoint-url",
+                &endpoint,
+            ])
+            .args(["--query", query, "--output", "text"])
+            .output()
+            .expect("the aws CLI");
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .filter(|w| *w != "None")
+            .map(str::to_owned)
+            .collect()
+    };
+    (
+        ask(&["list-multipart-uploads"], "Uploads[].Key"),
+        ask(&["list-objects-v2"], "Contents[].Key"),
+    )
+}
+
+/// An upload left to expire gives its S3 multipart upload back (aborted) and its staging
+/// objects, so no orphaned parts pile up in the bucket; a completed layer stays.
+#[tokio::test]
+async fn expired_uploads_leave_no_multipart_upload_in_the_bucket() {
+    let Some(blobs) = fresh_blobs_url() else {
+        return;
+    };
+    let (bucket, prefix) = blobs
+        .trim_start_matches("s3://")
+        .split_once('/')
+        .map(|(b, p)| (b.to_owned(), p.to_owned()))
+        .unwrap();
+    let server = TestServer::start_with(&[
+        "--blobs",
+        &blobs,
+        "--upload-expiry-secs",
+        "2",
+        "--gc-interval-secs",
+        "0",
+    ])
+    .await;
+    let ecr = server.ecr();
+    create_repo(&ecr, "s3/expiry").await;
+    let (_, _, kept) = push_small_image(&ecr, "s3/expiry", "v1", 9).await;
+    // 9 MiB: one whole 8 MiB S3 part (a multipart upload begun) and a 1 MiB segment.
+    let id = initiate_upload(&ecr, "s3/expiry").await;
+    let data = random_bytes(9 * MIB, 10);
+    ecr.upload_layer_part()
+        .repository_name("s3/expiry")
+        .upload_id(&id)
+        .part_first_byte(0)
+        .part_last_byte(data.len() as i64 - 1)
+        .layer_part_blob(Blob::new(data))
+        .send()
+        .await
+        .unwrap();
+    let (multipart, objects) = bucket_listing(&bucket, &prefix);
+    assert_eq!(multipart.len(), 1, "the part began a multipart upload");
+    assert!(
+        objects
+            .iter()
+            .any(|k| k.contains(&format!("uploads/{id}/"))),
+        "the upload's staging objects: {objects:?}"
+    );
+
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let (rc, out) = berth_cli(
+        &["gc", "--blobs", &blobs, "--upload-expiry-secs", "2"],
+        server.data_dir(),
+    );
+    assert_eq!(rc, 0, "{out}");
+    let (multipart, objects) = bucket_listing(&bucket, &prefix);
+    assert!(multipart.is_empty(), "aborted: {multipart:?}");
+    assert!(
+        !objects.iter().any(|k| k.contains("uploads/")),
+        "no staging object is left: {objects:?}"
+    );
+    // The image pushed before is untouched.
+    let url = ecr
+        .get_download_url_for_layer()
+        .repository_name("s3/expiry")
+        .layer_digest(&kept)
+        .send()
+        .await
+        .unwrap();
+    let got = reqwest::get(url.download_url().unwrap())
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(sha256_digest(&got), kept);
+}
