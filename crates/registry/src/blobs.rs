@@ -5,13 +5,10 @@ use storage::{BlobRange, BlobReader, RepositoryBlob};
 
 use crate::{Principal, Registry, RegistryError, RepositoryRef, Result};
 
-/// Repositories read per metadata query while looking for a blob to mount without `from`.
-const MOUNT_SCAN_PAGE: u32 = 1000;
-
-/// Repositories a mount without `from` looks through at most (about 0.25 s in a debug build).
-/// Past that it falls back to an upload, which the spec allows: it bounds what one request
-/// can make the metadata store do in a registry of ECR's 100,000-repository quota.
-const MOUNT_SCAN_MAX: usize = 10_000;
+/// Repositories holding a blob that a mount without `from` considers as its source, at most.
+/// A caller denied by this many falls back to an upload, which the spec allows: it bounds
+/// what one request can make the registry check.
+const MOUNT_CANDIDATES: u32 = 100;
 
 /// What unlinking a blob from a repository (`DELETE /v2/<name>/blobs/<digest>`) did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -175,9 +172,8 @@ impl Registry {
     /// Repositories that deny the caller are skipped, not reported: the caller falls back to
     /// an upload and learns nothing about them. Answers false when no such repository exists.
     ///
-    /// The scan reads one blob link per repository of the registry, paged, in name order, and
-    /// stops after [`MOUNT_SCAN_MAX`] repositories; a registry-wide "who links this digest"
-    /// query would make it one read, but the metadata store has none yet.
+    /// The candidates are the repositories that link the blob (one index seek), in name
+    /// order, at most [`MOUNT_CANDIDATES`].
     /// This is where the BLOB_MOUNTING account setting will be consulted once it exists.
     pub async fn mount_blob_from_any(
         &self,
@@ -190,46 +186,34 @@ impl Registry {
         if meta.repository_blob(target.id, digest).await?.is_some() {
             return Ok(true);
         }
-        let mut after: Option<String> = None;
-        let mut scanned = 0;
-        while scanned < MOUNT_SCAN_MAX {
-            let page = meta
-                .list_repositories(&target.registry_id, after.as_deref(), MOUNT_SCAN_PAGE)
-                .await?;
-            for source in &page {
-                if source.id == target.id
-                    || meta.repository_blob(source.id, digest).await?.is_none()
-                {
+        let holders = meta
+            .repositories_holding(&target.registry_id, digest, MOUNT_CANDIDATES)
+            .await?;
+        for name in holders {
+            let source = RepositoryRef {
+                registry_id: Some(target.registry_id.clone()),
+                name,
+            };
+            // A repository the caller may not read is skipped, as one deleted meanwhile is.
+            match self
+                .repository(who, &source, "ecr:GetDownloadUrlForLayer")
+                .await
+            {
+                Ok(_) => {}
+                Err(
+                    RegistryError::AccessDenied { .. } | RegistryError::RepositoryNotFound { .. },
+                ) => {
                     continue;
                 }
-                let resource = format!("repository/{}", source.name);
-                match self
-                    .authorize(
-                        who,
-                        &source.registry_id,
-                        Some(source),
-                        &resource,
-                        "ecr:GetDownloadUrlForLayer",
-                    )
-                    .await
-                {
-                    Ok(()) => {}
-                    Err(RegistryError::AccessDenied { .. }) => continue,
-                    Err(e) => return Err(e),
-                }
-                let _linking = self.storage.gc_fence.shared().await?;
-                match meta.link_blob(target.id, digest, crate::now_millis()).await {
-                    Ok(()) => return Ok(true),
-                    // Unlinked everywhere meanwhile and collected: nothing left to mount.
-                    Err(storage::StorageError::NotFound) => return Ok(false),
-                    Err(e) => return Err(e.into()),
-                }
+                Err(e) => return Err(e),
             }
-            if page.len() < MOUNT_SCAN_PAGE as usize {
-                return Ok(false);
-            }
-            scanned += page.len();
-            after = page.last().map(|r| r.name.to_string());
+            let _linking = self.storage.gc_fence.shared().await?;
+            return match meta.link_blob(target.id, digest, crate::now_millis()).await {
+                Ok(()) => Ok(true),
+                // Unlinked everywhere meanwhile and collected: nothing left to mount.
+                Err(storage::StorageError::NotFound) => Ok(false),
+                Err(e) => Err(e.into()),
+            };
         }
         Ok(false)
     }

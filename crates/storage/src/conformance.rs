@@ -6,6 +6,10 @@ use model::{Digest, ImageTag, RepositoryName, ResumableSha256, UploadId};
 
 use crate::*;
 
+fn names(repos: Vec<RepositoryName>) -> Vec<String> {
+    repos.iter().map(|r| r.to_string()).collect()
+}
+
 fn stream(parts: &[&'static [u8]]) -> ByteStream {
     let items: Vec<std::io::Result<Bytes>> =
         parts.iter().map(|p| Ok(Bytes::from_static(p))).collect();
@@ -479,7 +483,21 @@ pub async fn meta_store(meta: &dyn MetaStore) {
         .await
         .unwrap()
         .unwrap();
+    let holding = |limit| meta.repositories_holding("000000000000", &layer, limit);
+    assert_eq!(names(holding(10).await.unwrap()), ["team/app"]);
     meta.link_blob(other.id, &layer, 4).await.unwrap();
+    assert_eq!(
+        names(holding(10).await.unwrap()),
+        ["team/app", "team/other"]
+    );
+    assert_eq!(names(holding(1).await.unwrap()), ["team/app"]);
+    assert!(
+        meta.repositories_holding("111111111111", &layer, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "another registry holds nothing of this one's"
+    );
     assert_eq!(
         meta.repository_blob(other.id, &layer)
             .await

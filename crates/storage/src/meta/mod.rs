@@ -218,6 +218,15 @@ pub trait MetaStore: Send + Sync {
         now: Millis,
     ) -> Result<(), StorageError>;
 
+    /// Names of the repositories of a registry that hold a blob, in name order, at most
+    /// `limit` (a `/v2` mount without `from` picks its source among them).
+    async fn repositories_holding(
+        &self,
+        registry_id: &str,
+        digest: &Digest,
+        limit: u32,
+    ) -> Result<Vec<RepositoryName>, StorageError>;
+
     // Uploads.
     async fn create_upload(&self, upload: UploadRecord) -> Result<(), StorageError>;
     async fn get_upload(&self, id: UploadId) -> Result<Option<UploadRecord>, StorageError>;

@@ -639,6 +639,25 @@ impl MetaStore for PostgresMetaStore {
         .await
     }
 
+    async fn repositories_holding(
+        &self,
+        registry_id: &str,
+        digest: &Digest,
+        limit: u32,
+    ) -> Result<Vec<RepositoryName>, StorageError> {
+        let names: Vec<String> = sqlx::query_scalar(sql::REPOSITORIES_HOLDING)
+            .bind(digest.as_str())
+            .bind(registry_id)
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+        names
+            .iter()
+            .map(|n| RepositoryName::parse(n).map_err(|_| corrupt("repository name")))
+            .collect()
+    }
+
     async fn all_blobs(&self) -> Result<Vec<(Digest, u64)>, StorageError> {
         let rows = sqlx::query(sql::ALL_BLOBS)
             .fetch_all(&self.pool)

@@ -79,6 +79,10 @@ pub(super) const UNLINKED_BLOBS: &str =
 #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
 pub(super) const BLOB_ROW: &str = "SELECT CAST(1 AS BIGINT) FROM blobs WHERE digest = $1";
 pub(super) const DELETE_BLOB_IF_UNLINKED: &str = "DELETE FROM blobs WHERE digest = $1 AND NOT EXISTS (SELECT 1 FROM repository_blobs WHERE digest = $1)";
+/// Seeks `repository_blobs_by_digest`, then reads the few repositories that link the blob.
+pub(super) const REPOSITORIES_HOLDING: &str = "SELECT r.name FROM repository_blobs rb
+     JOIN repositories r ON r.id = rb.repository_id
+     WHERE rb.digest = $1 AND r.registry_id = $2 ORDER BY r.name LIMIT $3";
 pub(super) const ALL_BLOBS: &str = "SELECT digest, size FROM blobs ORDER BY digest";
 
 // Uploads.

@@ -67,6 +67,15 @@ fn migrator() -> Migrator {
             )),
             false,
         ),
+        Migration::new(
+            6,
+            Cow::Borrowed("blob links by digest"),
+            MigrationType::Simple,
+            Cow::Borrowed(include_str!(
+                "../../migrations/sqlite/0006_blob_links_by_digest.sql"
+            )),
+            false,
+        ),
     ];
     Migrator {
         migrations: Cow::Owned(migrations),
@@ -833,6 +842,25 @@ impl MetaStore for SqliteMetaStore {
             .await
             .map_err(db_err)?;
         Ok(res.rows_affected() == 1)
+    }
+
+    async fn repositories_holding(
+        &self,
+        registry_id: &str,
+        digest: &Digest,
+        limit: u32,
+    ) -> Result<Vec<RepositoryName>, StorageError> {
+        let names: Vec<String> = sqlx::query_scalar(sql::REPOSITORIES_HOLDING)
+            .bind(digest.as_str())
+            .bind(registry_id)
+            .bind(limit as i64)
+            .fetch_all(&mut *self.readers.lend().await?)
+            .await
+            .map_err(db_err)?;
+        names
+            .iter()
+            .map(|n| RepositoryName::parse(n).map_err(|_| corrupt("repository name")))
+            .collect()
     }
 
     async fn all_blobs(&self) -> Result<Vec<(Digest, u64)>, StorageError> {
