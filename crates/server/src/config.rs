@@ -586,6 +586,59 @@ mod tests {
     }
 
     #[test]
+    fn public_registry_aliases_from_the_file_a_flag_or_generated() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("berth.toml");
+        std::fs::write(
+            &file,
+            "public-registry-alias = \"acme\"\n[public-registry-aliases]\n\"111111111111\" = \"other-org\"\n",
+        )
+        .unwrap();
+        let o = Overrides {
+            config: Some(file.clone()),
+            ..Default::default()
+        };
+        let aliases = Config::load(&o).unwrap().public_aliases().unwrap();
+        assert_eq!(aliases.alias_of("000000000000"), "acme");
+        assert_eq!(aliases.account_of("other-org"), Some("111111111111"));
+        let flag = Overrides {
+            public_registry_alias: Some("flagged".into()),
+            ..o.clone()
+        };
+        let aliases = Config::load(&flag).unwrap().public_aliases().unwrap();
+        assert_eq!(aliases.account_of("flagged"), Some("000000000000"));
+        assert_eq!(aliases.account_of("acme"), None, "a flag beats the file");
+
+        // Unset: generated from the account id, the same on every node.
+        let aliases = Config::load(&Overrides::default())
+            .unwrap()
+            .public_aliases()
+            .unwrap();
+        let generated = registry::generated_alias("000000000000");
+        assert_eq!(aliases.account_of(&generated), Some("000000000000"));
+
+        for (text, why) in [
+            ("public-registry-alias = \"A\"\n", "invalid alias"),
+            (
+                "public-registry-alias = \"acme\"\n[public-registry-aliases]\n\"111111111111\" = \"acme\"\n",
+                "one alias, two accounts",
+            ),
+            (
+                "public-registry-alias = \"acme\"\n[public-registry-aliases]\n\"000000000000\" = \"other\"\n",
+                "two aliases, one account",
+            ),
+            (
+                "[public-registry-aliases]\n\"12\" = \"short\"\n",
+                "not an account id",
+            ),
+        ] {
+            std::fs::write(&file, text).unwrap();
+            let err = Config::load(&o).unwrap_err().to_string();
+            assert!(err.starts_with("public-registry-alias"), "{why}: {err}");
+        }
+    }
+
+    #[test]
     fn layers_apply_in_order() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("berth.toml");

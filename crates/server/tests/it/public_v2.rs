@@ -267,6 +267,40 @@ async fn public_and_private_repositories_of_one_name_stay_apart() {
         .unwrap();
     assert!(listed.image_ids().is_empty(), "{listed:?}");
 
+    // Mounts: from public to private (a read anyone may do), never from private to public.
+    let secret = private.push_blob("team/app", b"private bytes").await;
+    let mount =
+        |to: &str, from: &str, d: &str| format!("/v2/{to}/blobs/uploads/?mount={d}&from={from}");
+    let r = public
+        .req(
+            Method::POST,
+            &mount(&format!("{ALIAS}/team/app"), "team/app", &secret),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        202,
+        "a new upload, not a mount of a private blob"
+    );
+    let r = anonymous(
+        &server,
+        Method::HEAD,
+        &format!("/v2/{ALIAS}/team/app/blobs/{secret}"),
+    )
+    .await;
+    assert_eq!(r.status(), 404);
+    let r = private
+        .req(
+            Method::POST,
+            &mount("team/app", &format!("{ALIAS}/team/app"), &ld),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "mounted from the public repository");
+
     // A public token opens no private repository, not even for a read.
     let r = public
         .req(Method::GET, "/v2/team/app/tags/list")
