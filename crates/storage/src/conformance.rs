@@ -977,10 +977,33 @@ pub async fn races(meta: std::sync::Arc<dyn MetaStore>) {
         let count = meta.image_tags(repo, &image.digest).await.unwrap().len();
         assert!(count <= LIMIT, "{count} tags, more than the limit {LIMIT}");
     }
+
+    // Racing TagResource calls count one after the other: of eight adding 3 new keys each to
+    // a repository holding 1 tag, with room for 10, exactly three succeed.
+    let tagging = futures_util::future::join_all((0..RACERS).map(|n| {
+        let meta = meta.clone();
+        async move {
+            let tags: Vec<ResourceTag> = (0..3)
+                .map(|i| resource_tag(&format!("t{n}-{i}"), "v"))
+                .collect();
+            meta.tag_repository(repo, &tags, 10).await.map(drop)
+        }
+    }));
+    assert_eq!(won(tagging.await), 3, "resource tags within their limit");
+    let record = meta
+        .get_repository(
+            Service::Private,
+            "000000000000",
+            &RepositoryName::parse("race/app").unwrap(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.tags.len(), 10);
     meta.delete_repository(repo, false).await.unwrap();
 }
 
-fn tag(key: &str, value: &str) -> ResourceTag {
+fn resource_tag(key: &str, value: &str) -> ResourceTag {
     ResourceTag {
         key: key.into(),
         value: value.into(),
@@ -1113,13 +1136,24 @@ pub async fn public_registries_and_settings(meta: &dyn MetaStore) {
 
     // Tags: replaced in place, new ones after, all or nothing past the limit.
     let tags = meta
-        .tag_repository(public.id, &[tag("b", "1"), tag("env", "prod")], 3)
+        .tag_repository(
+            public.id,
+            &[resource_tag("b", "1"), resource_tag("env", "prod")],
+            3,
+        )
         .await
         .unwrap();
-    assert_eq!(tags, vec![tag("env", "prod"), tag("b", "1")]);
+    assert_eq!(
+        tags,
+        vec![resource_tag("env", "prod"), resource_tag("b", "1")]
+    );
     assert!(matches!(
-        meta.tag_repository(public.id, &[tag("c", "1"), tag("d", "1")], 3)
-            .await,
+        meta.tag_repository(
+            public.id,
+            &[resource_tag("c", "1"), resource_tag("d", "1")],
+            3
+        )
+        .await,
         Err(StorageError::Conflict(_))
     ));
     assert_eq!(
@@ -1128,28 +1162,32 @@ pub async fn public_registries_and_settings(meta: &dyn MetaStore) {
             .unwrap()
             .unwrap()
             .tags,
-        vec![tag("env", "prod"), tag("b", "1")],
+        vec![resource_tag("env", "prod"), resource_tag("b", "1")],
         "a refused TagResource changes nothing"
     );
     meta.untag_repository(public.id, &["env".into(), "absent".into()])
         .await
         .unwrap();
     let tags = meta
-        .tag_repository(public.id, &[tag("c", "2"), tag("b", "3")], 3)
+        .tag_repository(
+            public.id,
+            &[resource_tag("c", "2"), resource_tag("b", "3")],
+            3,
+        )
         .await
         .unwrap();
-    assert_eq!(tags, vec![tag("b", "3"), tag("c", "2")]);
+    assert_eq!(tags, vec![resource_tag("b", "3"), resource_tag("c", "2")]);
     assert_eq!(
         meta.get_repository(Service::Private, account, &name)
             .await
             .unwrap()
             .unwrap()
             .tags,
-        vec![tag("env", "dev")],
+        vec![resource_tag("env", "dev")],
         "the private repository of the same name keeps its own tags"
     );
     assert!(matches!(
-        meta.tag_repository(RepositoryId(i64::MAX), &[tag("a", "1")], 3)
+        meta.tag_repository(RepositoryId(i64::MAX), &[resource_tag("a", "1")], 3)
             .await,
         Err(StorageError::NotFound)
     ));
