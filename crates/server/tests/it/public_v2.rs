@@ -635,3 +635,169 @@ async fn public_use_cases_share_the_core_and_keep_their_namespace() {
     ));
     core.describe_repository(&who, &private_ref).await.unwrap();
 }
+
+/// skopeo, bounded in time, with a private policy and temp dir; (success, stderr).
+fn skopeo(work: &Path, args: &[&str]) -> (bool, String) {
+    let policy = work.join("policy.json");
+    std::fs::write(
+        &policy,
+        r#"{"default":[{"type":"insecureAcceptAnything"}]}"#,
+    )
+    .unwrap();
+    let out = std::process::Command::new("timeout")
+        .arg("120")
+        .arg("skopeo")
+        .arg("--policy")
+        .arg(&policy)
+        .arg("--tmpdir")
+        .arg(work)
+        .args(args)
+        .env("REGISTRY_AUTH_FILE", work.join("auth.json"))
+        .output()
+        .expect("run skopeo");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The `AWS:<password>` pair skopeo's `--creds` takes, from a Basic header.
+fn creds(basic: &str) -> String {
+    let encoded = basic.strip_prefix("Basic ").unwrap();
+    String::from_utf8(base64_simd::STANDARD.decode_to_vec(encoded).unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn skopeo_pushes_with_the_public_token_and_pulls_anonymously() {
+    if std::process::Command::new("skopeo")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true but skopeo is missing"
+        );
+        eprintln!("skipped: skopeo is not installed");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let work = tmp.path().join("skopeo");
+    std::fs::create_dir_all(&work).unwrap();
+    create_public(&core_on(&dir).await, "team/app", None).await;
+    let server = TestServer::start_in_with(&dir, &["--public-registry-alias", ALIAS]).await;
+    let host = server.endpoint.trim_start_matches("http://").to_owned();
+    let public_pw = password(&dir, TokenScope::Public, ACCOUNT);
+    let private_pw = password(&dir, TokenScope::Private, ACCOUNT);
+
+    // An image in a private repository, pushed over raw /v2.
+    create_repo(&server.ecr(), "team/src").await;
+    let private = client(&server, private_pw.clone());
+    let layer = random_bytes(70_000, 7);
+    let config =
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let ld = private.push_blob("team/src", &layer).await;
+    let cd = private.push_blob("team/src", config).await;
+    let manifest = oci_manifest((&cd, config.len()), &[(&ld, layer.len())]);
+    let r = private
+        .put_manifest(
+            "team/src",
+            "v1",
+            "application/vnd.oci.image.manifest.v1+json",
+            &manifest,
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+
+    let src = format!("docker://{host}/team/src:v1");
+    let dest = format!("docker://{host}/{ALIAS}/team/app:v1");
+    let w = work.as_path();
+    // The private token does not push to the public repository...
+    let (ok, err) = skopeo(
+        w,
+        &[
+            "copy",
+            "--src-tls-verify=false",
+            "--dest-tls-verify=false",
+            "--src-creds",
+            &creds(&private_pw),
+            "--dest-creds",
+            &creds(&private_pw),
+            &src,
+            &dest,
+        ],
+    );
+    assert!(!ok, "a private token pushed to a public repository");
+    assert!(err.to_lowercase().contains("unauthorized"), "{err}");
+    // ... the public one does, through the same upload flow.
+    let (ok, err) = skopeo(
+        w,
+        &[
+            "copy",
+            "--src-tls-verify=false",
+            "--dest-tls-verify=false",
+            "--src-creds",
+            &creds(&private_pw),
+            "--dest-creds",
+            &creds(&public_pw),
+            &src,
+            &dest,
+        ],
+    );
+    assert!(ok, "skopeo copy with the public token: {err}");
+
+    // Anyone pulls it back, byte for byte.
+    let layout = tmp.path().join("pulled");
+    let (ok, err) = skopeo(
+        w,
+        &[
+            "copy",
+            "--src-tls-verify=false",
+            "--src-no-creds",
+            &dest,
+            &format!("oci:{}:v1", layout.display()),
+        ],
+    );
+    assert!(ok, "anonymous skopeo pull: {err}");
+    // skopeo may recompress what it copies (the test layer is no real gzip), so compare the
+    // pulled layout with what the public repository holds.
+    let r = anonymous(
+        &server,
+        Method::GET,
+        &format!("/v2/{ALIAS}/team/app/manifests/v1"),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let stored: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    let mut digests = vec![stored["config"]["digest"].as_str().unwrap().to_owned()];
+    for l in stored["layers"].as_array().unwrap() {
+        digests.push(l["digest"].as_str().unwrap().to_owned());
+    }
+    for d in &digests {
+        let r = anonymous(
+            &server,
+            Method::GET,
+            &format!("/v2/{ALIAS}/team/app/blobs/{d}"),
+        )
+        .await;
+        assert_eq!(r.status(), 200);
+        let served = r.bytes().await.unwrap();
+        let pulled = std::fs::read(
+            layout
+                .join("blobs/sha256")
+                .join(d.trim_start_matches("sha256:")),
+        )
+        .unwrap_or_else(|e| panic!("{d} in the pulled layout: {e}"));
+        assert_eq!(pulled, served, "{d}");
+        assert_eq!(sha256_digest(&pulled), *d);
+    }
+    let r = anonymous(
+        &server,
+        Method::GET,
+        &format!("/v2/{ALIAS}/team/app/tags/list"),
+    )
+    .await;
+    let tags: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    assert_eq!(tags["tags"], serde_json::json!(["v1"]));
+}
