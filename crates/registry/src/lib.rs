@@ -141,6 +141,30 @@ impl RepositoryRef {
             name,
         }
     }
+
+    /// The repository a `resourceArn` names (TagResource, UntagResource,
+    /// ListTagsForResource): `arn:aws:ecr:<region>:<account>:repository/<name>` in this
+    /// deployment's region, or `arn:aws:ecr-public::<account>:repository/<name>`. `None` for
+    /// anything else, which the front end reports in its own words.
+    pub fn from_arn(arn: &str, region: &str) -> Option<Self> {
+        let rest = arn.strip_prefix("arn:aws:")?;
+        let (service, rest) = if let Some(rest) = rest.strip_prefix("ecr-public::") {
+            (Service::Public, rest)
+        } else {
+            let rest = rest.strip_prefix("ecr:")?.strip_prefix(region)?;
+            (Service::Private, rest.strip_prefix(':')?)
+        };
+        let (account, name) = rest.split_once(":repository/")?;
+        if !model::is_registry_id(account) {
+            return None;
+        }
+        let name = RepositoryName::parse(name).ok()?;
+        Some(Self {
+            service,
+            registry_id: Some(account.to_owned()),
+            name,
+        })
+    }
 }
 
 pub struct Registry {
@@ -344,4 +368,42 @@ pub fn now_millis() -> Millis {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as Millis)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repository_arns_of_both_services_name_their_repository() {
+        let r = RepositoryRef::from_arn(
+            "arn:aws:ecr-public::123456789012:repository/team/app",
+            "eu-west-1",
+        )
+        .unwrap();
+        assert_eq!(
+            (r.service, r.registry_id.as_deref(), r.name.as_str()),
+            (Service::Public, Some("123456789012"), "team/app")
+        );
+        let r = RepositoryRef::from_arn(
+            "arn:aws:ecr:eu-west-1:123456789012:repository/app",
+            "eu-west-1",
+        )
+        .unwrap();
+        assert_eq!(
+            (r.service, r.registry_id.as_deref(), r.name.as_str()),
+            (Service::Private, Some("123456789012"), "app")
+        );
+        for bad in [
+            "arn:aws:ecr:us-east-1:123456789012:repository/app",
+            "arn:aws:ecr-public:eu-west-1:123456789012:repository/app",
+            "arn:aws:ecr:eu-west-1:12345:repository/app",
+            "arn:aws:ecr:eu-west-1:123456789012:registry/123456789012",
+            "arn:aws:ecr:eu-west-1:123456789012:repository/Bad",
+            "arn:aws:s3:::bucket",
+            "",
+        ] {
+            assert!(RepositoryRef::from_arn(bad, "eu-west-1").is_none(), "{bad}");
+        }
+    }
 }
