@@ -200,6 +200,16 @@ async fn public_repositories_are_pulled_by_anyone_and_pushed_with_their_token_on
         "a private token reads public repositories as anyone may"
     );
 
+    // The registry's generated (default) alias reaches it as well as the configured one.
+    let generated = registry::generated_alias(ACCOUNT);
+    let r = anonymous(
+        &server,
+        Method::GET,
+        &format!("/v2/{generated}/team/app/manifests/v1"),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+
     // Anonymous writes stay refused.
     let r = anonymous(
         &server,
@@ -474,6 +484,16 @@ async fn public_use_cases_share_the_core_and_keep_their_namespace() {
     assert_eq!(
         registry.arn,
         format!("arn:aws:ecr-public::{ACCOUNT}:registry/{ACCOUNT}")
+    );
+    let aliases: Vec<(&str, bool, bool)> = registry
+        .aliases
+        .iter()
+        .map(|a| (a.name.as_str(), a.primary, a.default))
+        .collect();
+    let generated = registry::generated_alias(ACCOUNT);
+    assert_eq!(
+        aliases,
+        [(ALIAS, true, false), (generated.as_str(), false, true)]
     );
     let registry = core
         .put_registry_catalog_data(&who, Some("Acme Images"))
