@@ -821,3 +821,79 @@ async fn skopeo_pushes_with_the_public_token_and_pulls_anonymously() {
     let tags: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
     assert_eq!(tags["tags"], serde_json::json!(["v1"]));
 }
+
+/// The `field: N` line of a `berth gc` report.
+fn gc_count(report: &str, field: &str) -> u64 {
+    report
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(&format!("{field}: ")))
+        .and_then(|v| v.trim_end_matches(',').parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in {report}"))
+}
+
+#[tokio::test]
+async fn gc_and_fsck_treat_public_repositories_like_any_other() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    create_public(&core_on(dir).await, "team/app", None).await;
+    let server = TestServer::start_in_with(
+        dir,
+        &["--public-registry-alias", ALIAS, "--gc-interval-secs", "0"],
+    )
+    .await;
+    create_repo(&server.ecr(), "team/app").await;
+    let public = client(&server, password(dir, TokenScope::Public, ACCOUNT));
+    let private = client(&server, password(dir, TokenScope::Private, ACCOUNT));
+    let media = "application/vnd.oci.image.manifest.v1+json";
+
+    // One layer shared by an image in each registry; a config of each their own.
+    let layer = random_bytes(5000, 11);
+    let (public_config, private_config) = (b"{\"public\":1}".to_vec(), b"{\"private\":1}".to_vec());
+    let pub_name = format!("{ALIAS}/team/app");
+    let ld = public.push_blob(&pub_name, &layer).await;
+    let pc = public.push_blob(&pub_name, &public_config).await;
+    let public_manifest = oci_manifest((&pc, public_config.len()), &[(&ld, layer.len())]);
+    let r = public
+        .put_manifest(&pub_name, "v1", media, &public_manifest)
+        .await;
+    assert_eq!(r.status(), 201);
+    private.push_blob("team/app", &layer).await;
+    let vc = private.push_blob("team/app", &private_config).await;
+    let private_manifest = oci_manifest((&vc, private_config.len()), &[(&ld, layer.len())]);
+    let r = private
+        .put_manifest("team/app", "v1", media, &private_manifest)
+        .await;
+    assert_eq!(r.status(), 201);
+
+    // The public image goes; GC takes its config, and keeps the layer the private one uses.
+    let r = public
+        .req(
+            Method::DELETE,
+            &format!(
+                "/v2/{pub_name}/manifests/{}",
+                sha256_digest(public_manifest.as_bytes())
+            ),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let (rc, out) = berth_cli(&["gc", "--gc-grace-secs", "0"], dir);
+    assert_eq!(rc, 0, "{out}");
+    assert_eq!(
+        gc_count(&out, "deleted_blobs"),
+        1,
+        "the public config: {out}"
+    );
+    let r = private
+        .req(Method::GET, &format!("/v2/team/app/blobs/{ld}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().await.unwrap(), layer);
+    let r = anonymous(&server, Method::HEAD, &format!("/v2/{pub_name}/blobs/{ld}")).await;
+    assert_eq!(r.status(), 404, "unlinked from the public repository");
+    let (rc, out) = berth_cli(&["fsck"], dir);
+    assert_eq!((rc, out.trim()), (0, "0 problem(s)"));
+}
