@@ -897,3 +897,98 @@ async fn gc_and_fsck_treat_public_repositories_like_any_other() {
     let (rc, out) = berth_cli(&["fsck"], dir);
     assert_eq!((rc, out.trim()), (0, "0 problem(s)"));
 }
+
+#[tokio::test]
+async fn a_public_upload_killed_between_parts_resumes_after_a_restart() {
+    if skip_on_postgres(
+        "a part's claim on its upload outlives a node killed in the middle of the part until it \
+         expires (15 s), and this test retries the part at once",
+    ) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    create_public(&core_on(dir).await, "team/app", None).await;
+    let args = ["--public-registry-alias", ALIAS, "--gc-interval-secs", "0"];
+    let layer = random_bytes(6 * MIB + 77, 21);
+    let name = format!("{ALIAS}/team/app");
+    let patch = |oci: &Oci, path: &str, first: usize, last: usize| {
+        oci.req(Method::PATCH, path)
+            .header("content-range", format!("{first}-{}", last - 1))
+            .body(layer[first..last].to_vec())
+            .send()
+    };
+
+    // Acknowledged before the crash: the first part.
+    let upload = {
+        let server = TestServer::start_in_with(dir, &args).await;
+        let public = client(&server, password(dir, TokenScope::Public, ACCOUNT));
+        let r = public
+            .req(Method::POST, &format!("/v2/{name}/blobs/uploads/"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
+        let path = v2_path(r.headers()["location"].to_str().unwrap());
+        let r = patch(&public, &path, 0, 5 * MIB).await.unwrap();
+        assert_eq!(r.status(), 202);
+        path
+    };
+
+    // The server dies between writing the next part and recording it.
+    let mut server = TestServer::start_in_with(
+        dir,
+        &[&args[..], &["--failpoint", "upload_part.after_write"]].concat(),
+    )
+    .await;
+    let public = client(&server, password(dir, TokenScope::Public, ACCOUNT));
+    let r = patch(&public, &upload, 5 * MIB, layer.len()).await;
+    assert!(
+        r.map_or(true, |r| !r.status().is_success()),
+        "the part is never acknowledged"
+    );
+    assert!(
+        server.exited().await,
+        "the server aborted at the crash point"
+    );
+    drop(server);
+
+    // After the restart the upload stands where the acknowledged part ended, and finishes.
+    let server = TestServer::start_in_with(dir, &args).await;
+    let public = client(&server, password(dir, TokenScope::Public, ACCOUNT));
+    assert_eq!(upload_offset(&public, &upload).await, 5 * MIB);
+    let r = patch(&public, &upload, 5 * MIB, layer.len()).await.unwrap();
+    assert_eq!(r.status(), 202);
+    let digest = sha256_digest(&layer);
+    let r = public
+        .req(
+            Method::PUT,
+            &format!(
+                "{}{}digest={digest}",
+                upload,
+                if upload.contains('?') { "&" } else { "?" }
+            ),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let config = b"{}".to_vec();
+    let cd = public.push_blob(&name, &config).await;
+    let manifest = oci_manifest((&cd, config.len()), &[(&digest, layer.len())]);
+    let r = public
+        .put_manifest(
+            &name,
+            "v1",
+            "application/vnd.oci.image.manifest.v1+json",
+            &manifest,
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let r = anonymous(&server, Method::GET, &format!("/v2/{name}/blobs/{digest}")).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().await.unwrap(), layer);
+
+    berth_cli(&["gc", "--gc-grace-secs", "0"], dir);
+    assert_eq!(berth_cli(&["fsck"], dir), (0, "0 problem(s)\n".to_owned()));
+}
