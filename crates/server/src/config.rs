@@ -971,16 +971,19 @@ mod tests {
             },
             "the sample's settings are the defaults"
         );
-        let mut full = Config::default();
-        full.metadata = Some(storage::Metadata::Postgres("postgres://x".into()));
-        full.public_url = Some("https://x".into());
-        full.tls = Some(TlsConfig {
-            cert: "c".into(),
-            key: "k".into(),
-        });
-        full.blobs = Some("s3://b".into());
-        full.blob_redirect = Some(true);
-        full.metrics_listen = Some("127.0.0.1:9100".parse().unwrap());
+        // Every optional setting set, so that every key prints.
+        let full = Config {
+            metadata: Some(storage::Metadata::Postgres("postgres://x".into())),
+            public_url: Some("https://x".into()),
+            tls: Some(TlsConfig {
+                cert: "c".into(),
+                key: "k".into(),
+            }),
+            blobs: Some("s3://b".into()),
+            blob_redirect: Some(true),
+            metrics_listen: Some("127.0.0.1:9100".parse().unwrap()),
+            ..Config::default()
+        };
         let table: toml::Table = full.to_toml().parse().unwrap();
         for key in table.keys() {
             assert!(
