@@ -521,7 +521,25 @@ async fn request_log_has_a_line_per_request_and_no_secrets() {
         .await
         .unwrap();
     let create_id = created.request_id().expect("x-amzn-RequestId").to_owned();
-    push_small_image(&ecr, repo, "v1", 3).await;
+    let (_, _, layer_digest) = push_small_image(&ecr, repo, "v1", 3).await;
+    // A download URL authorizes itself: what authorizes it must not be logged either.
+    let url = ecr
+        .get_download_url_for_layer()
+        .repository_name(repo)
+        .layer_digest(&layer_digest)
+        .send()
+        .await
+        .unwrap()
+        .download_url()
+        .unwrap()
+        .to_owned();
+    let r = reqwest::get(&url).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let url_secret = url
+        .split_once("/_berth/layers/")
+        .expect("a download URL of berth's")
+        .1
+        .to_owned();
     let token = ecr
         .get_authorization_token()
         .send()
@@ -563,7 +581,7 @@ async fn request_log_has_a_line_per_request_and_no_secrets() {
     let deadline = Instant::now() + Duration::from_secs(10);
     let lines = loop {
         let lines = server.request_lines();
-        if lines.len() >= 14 || Instant::now() > deadline {
+        if lines.len() >= 16 || Instant::now() > deadline {
             break lines;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -591,6 +609,8 @@ async fn request_log_has_a_line_per_request_and_no_secrets() {
             "ecr UploadLayerPart",
             "ecr CompleteLayerUpload",
             "ecr PutImage",
+            "ecr GetDownloadUrlForLayer",
+            "ecr LayerDownload",
             "ecr GetAuthorizationToken",
             "oci upload",
             "oci blob",
@@ -607,7 +627,9 @@ async fn request_log_has_a_line_per_request_and_no_secrets() {
     );
     assert_eq!(create["principal"], arn.as_str());
     assert_eq!(create["status"], 200);
-    let upload = &lines[11];
+    let download = &lines[11];
+    assert_eq!(download["bytes_out"], 1003, "the layer's bytes");
+    let upload = &lines[13];
     assert_eq!(upload["repository"], repo);
     assert_eq!(
         upload["principal"],
@@ -617,13 +639,13 @@ async fn request_log_has_a_line_per_request_and_no_secrets() {
     assert_eq!(upload["status"], 201);
     assert_eq!(upload["bytes_in"], blob.len() as u64);
     assert_eq!(upload["method"], "POST");
-    let head = &lines[12];
+    let head = &lines[14];
     assert_eq!(
         head["request_id"],
         head_id.as_str(),
         "/v2 answers its id too"
     );
-    let anonymous = &lines[13];
+    let anonymous = &lines[15];
     assert_eq!(anonymous["status"], 401);
     assert_eq!(anonymous["principal"], "-");
     for l in &lines {
@@ -636,6 +658,7 @@ async fn request_log_has_a_line_per_request_and_no_secrets() {
         ("the secret access key", secret.as_str()),
         ("the registry token", token.as_str()),
         ("the registry password", password.as_str()),
+        ("a download URL's authorization", url_secret.as_str()),
         ("a SigV4 Authorization header", "AWS4-HMAC-SHA256"),
         ("a SigV4 signature", "Signature="),
         ("a Basic Authorization header", "Basic "),
