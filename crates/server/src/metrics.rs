@@ -9,8 +9,8 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::classify::Api;
@@ -90,13 +90,13 @@ impl Default for Metrics {
 }
 
 /// Counts a request as in flight (and an upload as in progress) until dropped.
-pub struct InFlight<'a> {
-    metrics: &'a Metrics,
+pub struct InFlight {
+    metrics: Arc<Metrics>,
     api: Api,
     upload: bool,
 }
 
-impl Drop for InFlight<'_> {
+impl Drop for InFlight {
     fn drop(&mut self) {
         self.metrics.in_flight[self.api.index()].fetch_sub(1, Ordering::Relaxed);
         if self.upload {
@@ -108,13 +108,13 @@ impl Drop for InFlight<'_> {
 }
 
 impl Metrics {
-    pub fn in_flight(&self, api: Api, upload: bool) -> InFlight<'_> {
+    pub fn in_flight(self: &Arc<Self>, api: Api, upload: bool) -> InFlight {
         self.in_flight[api.index()].fetch_add(1, Ordering::Relaxed);
         if upload {
             self.uploads_in_progress.fetch_add(1, Ordering::Relaxed);
         }
         InFlight {
-            metrics: self,
+            metrics: self.clone(),
             api,
             upload,
         }
@@ -223,9 +223,13 @@ impl Metrics {
         per_api(w, SENT, "counter", "Bytes of response bodies sent.", &|a| {
             self.sent[a.index()].load(Ordering::Relaxed) as i64
         });
-        per_api(w, IN_FLIGHT, "gauge", "Requests being served.", &|a| {
-            self.in_flight[a.index()].load(Ordering::Relaxed)
-        });
+        per_api(
+            w,
+            IN_FLIGHT,
+            "gauge",
+            "Requests being served, until their response body ends.",
+            &|a| self.in_flight[a.index()].load(Ordering::Relaxed),
+        );
         sample(
             w,
             UPLOADS_IN_PROGRESS,

@@ -62,7 +62,6 @@ pub async fn observe(State(metrics): State<Arc<Metrics>>, req: Request, next: Ne
         })
     });
     let mut resp = next.run(req).instrument(span).await;
-    drop(in_flight);
     let latency = started.elapsed();
     let status = resp.status().as_u16();
     metrics.request(api, class.operation, status, latency);
@@ -94,6 +93,7 @@ pub async fn observe(State(metrics): State<Arc<Metrics>>, req: Request, next: Ne
         latency_ms: latency.as_secs_f64() * 1000.0,
         started,
         received: shared,
+        in_flight,
     };
     resp.map(|inner| {
         Body::new(Sent {
@@ -212,6 +212,9 @@ struct Line {
     latency_ms: f64,
     started: Instant,
     received: Arc<Shared>,
+    /// Counts the request as in flight until the line is written: a download is served
+    /// until its last byte.
+    in_flight: crate::metrics::InFlight,
 }
 
 impl Line {
@@ -232,6 +235,7 @@ impl Line {
             body_failed,
             "request"
         );
+        drop(self.in_flight);
     }
 }
 
