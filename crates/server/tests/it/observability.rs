@@ -728,3 +728,53 @@ async fn request_log_has_a_line_per_request_and_no_secrets() {
     }
     assert!(!log.to_ascii_lowercase().contains("authorization:"));
 }
+
+/// `berth --version` names the commit the binary was built from.
+#[test]
+fn version_names_the_commit() {
+    let out = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let commit = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map_or("unknown".to_owned(), |o| {
+            String::from_utf8_lossy(&o.stdout).trim().to_owned()
+        });
+    assert_eq!(
+        text.trim(),
+        format!("berth {} (commit {commit})", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+/// `berth serve --print-config` prints the effective configuration, flags and environment
+/// included, without the secrets it was given.
+#[test]
+fn print_config_shows_settings_and_hides_secrets() {
+    let out = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["serve", "--print-config", "--fence-pool-size", "9"])
+        .args(["--metadata", "postgres://berth:db-pa55@db.internal/berth"])
+        .env("BERTH_ACCESS_KEY_ID", "AKIDPRINT")
+        .env("BERTH_SECRET_ACCESS_KEY", "very-secret-value")
+        .env_remove("BERTH_METADATA")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("fence-pool-size = 9"), "{text}");
+    assert!(text.contains("id = \"AKIDPRINT\""), "{text}");
+    assert!(
+        text.contains("postgres://berth:REDACTED@db.internal/berth"),
+        "{text}"
+    );
+    assert!(!text.contains("very-secret-value") && !text.contains("db-pa55"));
+}
