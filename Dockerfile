@@ -1,3 +1,5 @@
+# syntax=docker/dockerfile:1
+# (BuildKit: the cache mounts below keep the registry index and target/ between builds.)
 # A container image of berth: built in a Rust image, run in a distroless one (glibc, no shell,
 # not root). Not built on the machine this was written on (it has no Docker engine).
 #
