@@ -309,7 +309,7 @@ async fn handle(State(api): State<EcrApi>, uri: Uri, headers: HeaderMap, body: B
     let mut resp = async {
         let result = dispatch(&api, &uri, &headers, target, op, body).await;
         let resp = result.unwrap_or_else(IntoResponse::into_response);
-        tracing::info!(
+        tracing::debug!(
             status = resp.status().as_u16(),
             elapsed_ms = started.elapsed().as_millis() as u64,
             "ecr request"
@@ -364,7 +364,7 @@ async fn dispatch(
         base_url: base_url(api, headers),
     };
     use Request as R;
-    match req {
+    let result = match req {
         R::CreateRepository(r) => respond(&repositories::create_repository(&ctx, r).await?),
         R::DescribeRepositories(r) => respond(&repositories::describe_repositories(&ctx, r).await?),
         R::DeleteRepository(r) => respond(&repositories::delete_repository(&ctx, r).await?),
@@ -395,7 +395,11 @@ async fn dispatch(
         R::DeleteRegistryPolicy(r) => respond(&policies::delete_registry_policy(&ctx, r).await?),
         R::ListTagsForResource(r) => respond(&repositories::list_tags_for_resource(&ctx, r).await?),
         R::GetAuthorizationToken(r) => respond(&authorization::get_authorization_token(&ctx, r)?),
-    }
+    };
+    // Who asked, for the server's request log.
+    let mut resp = result.unwrap_or_else(IntoResponse::into_response);
+    resp.extensions_mut().insert(ctx.principal.clone());
+    Ok(resp)
 }
 
 /// A request body decoded as the shape of its operation; the handlers validate the members.
