@@ -14,6 +14,7 @@ mod layers;
 mod operation;
 mod policies;
 mod repositories;
+pub mod shapes;
 mod validate;
 
 use std::sync::Arc;
