@@ -87,6 +87,7 @@ pub(crate) async fn get_layer(
         account_id: registry_id.to_owned(),
     };
     let r = RepositoryRef {
+        service: registry::Service::Private,
         registry_id: Some(registry_id.to_owned()),
         name,
     };

@@ -228,6 +228,7 @@ fn repository_from_arn(ctx: &Ctx<'_>, arn: &str) -> Result<registry::RepositoryR
         return Err(bad());
     }
     Ok(registry::RepositoryRef {
+        service: registry::Service::Private,
         registry_id: validate::registry_id(Some(registry_id)).map_err(|_| bad())?,
         name: model::RepositoryName::parse(name).map_err(|_| bad())?,
     })

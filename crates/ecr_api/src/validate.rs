@@ -36,6 +36,7 @@ pub fn repository_name(v: &str, field: &str) -> Result<RepositoryName, ApiError>
 /// `registryId` and `repositoryName` of a repository-scoped request.
 pub fn repository(req: &impl RepositoryScoped) -> Result<RepositoryRef, ApiError> {
     Ok(RepositoryRef {
+        service: registry::Service::Private,
         registry_id: registry_id(req.registry_id())?,
         name: repository_name(
             required(req.repository_name(), "repositoryName")?,

@@ -6,6 +6,7 @@ mod digest;
 mod media_type;
 mod reference;
 mod repository_name;
+mod service;
 mod tag;
 mod upload_id;
 mod wildcard;
@@ -14,6 +15,7 @@ pub use digest::{Digest, DigestAlgorithm, DigestError, DigestHasher, ResumableSh
 pub use media_type::MediaType;
 pub use reference::Reference;
 pub use repository_name::{RepositoryName, RepositoryNameError};
+pub use service::Service;
 pub use tag::{ImageTag, TagError};
 pub use upload_id::UploadId;
 pub use wildcard::wildcard_match;

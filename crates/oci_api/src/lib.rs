@@ -2,11 +2,18 @@
 //! the ECR API, so an upload here is an upload there (same id) and an image pushed one way is
 //! pulled the other. Authentication is ECR's: Basic with user `AWS` and a GetAuthorizationToken
 //! password. Bodies stay streams; only manifests (bounded) are buffered.
+//!
+//! Public repositories (ECR Public) are addressed as `/v2/<alias>/<name>/...`, where `<alias>`
+//! is the public registry alias of their account; a name whose first component is a known
+//! alias always means the public repository (a private repository so named is not reachable
+//! through `/v2`). Anyone may read a public repository; writing needs an ECR Public token of
+//! its account. A token of one registry counts as no token for the other.
 
 mod blobs;
 mod body_memory;
 mod error;
 mod listing;
+mod logos;
 mod manifests;
 pub mod route;
 mod uploads;
@@ -16,14 +23,14 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use auth::SigningKey;
-use auth::token::{self, TokenError};
+use auth::token::{self, TokenError, TokenScope};
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, Version};
 use axum::response::{IntoResponse, Response};
-use axum::routing::any;
+use axum::routing::{any, get};
 use axum::{Extension, Router};
-use registry::{Principal, Registry, RepositoryRef};
+use registry::{Principal, Registry, RepositoryRef, Service};
 use tracing::Instrument;
 
 pub use error::OciError;
@@ -71,11 +78,9 @@ pub(crate) struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// The repository a `/v2` name means (see [`resolve`]).
     pub fn repo(&self, name: &model::RepositoryName) -> RepositoryRef {
-        RepositoryRef {
-            registry_id: None,
-            name: name.clone(),
-        }
+        resolve(self.registry, name)
     }
 
     pub fn query(&self, k: &str) -> Option<&str> {
@@ -93,6 +98,19 @@ impl Ctx<'_> {
     }
 }
 
+/// The repository a `/v2` name means: `<alias>/<rest>` is repository `<rest>` of the public
+/// registry whose alias is `<alias>`; anything else is a repository of the caller's private
+/// registry.
+pub fn resolve(registry: &Registry, name: &model::RepositoryName) -> RepositoryRef {
+    if let Some((alias, rest)) = name.as_str().split_once('/')
+        && let Some(account) = registry.public_account(alias)
+        && let Ok(rest) = model::RepositoryName::parse(rest)
+    {
+        return RepositoryRef::public(Some(account.to_owned()), rest);
+    }
+    RepositoryRef::private(None, name.clone())
+}
+
 pub fn router(registry: Arc<Registry>, config: OciApiConfig) -> Router {
     let api = OciApi {
         registry,
@@ -102,6 +120,10 @@ pub fn router(registry: Arc<Registry>, config: OciApiConfig) -> Router {
         .route("/v2", any(handle_base))
         .route("/v2/", any(handle_base))
         .route("/v2/{*rest}", any(handle))
+        .route(
+            &format!("{}{{*rest}}", registry::LOGO_ROUTE),
+            get(logos::get_logo),
+        )
         .with_state(api)
 }
 
@@ -111,11 +133,9 @@ fn now_secs() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// Checks `Authorization: Basic base64("AWS:<password>")` against the tokens this deployment
-/// minted, in this region.
-fn authenticate(api: &OciApi, headers: &HeaderMap) -> Result<Principal, OciError> {
-    // The challenge's realm is built only for a refusal, not on every request.
-    let unauthorized = || OciError::Unauthorized {
+/// 401 with the Basic challenge, whose realm is built only for a refusal.
+fn unauthorized_for(api: &OciApi, headers: &HeaderMap) -> OciError {
+    OciError::Unauthorized {
         realm: match &api.config.public_url {
             Some(u) => format!("{}/", u.trim_end_matches('/')),
             None => format!(
@@ -127,7 +147,13 @@ fn authenticate(api: &OciApi, headers: &HeaderMap) -> Result<Principal, OciError
                     .unwrap_or("localhost")
             ),
         },
-    };
+    }
+}
+
+/// Checks `Authorization: Basic base64("AWS:<password>")` against the tokens this deployment
+/// minted, in this region, and says which registry the token opens.
+fn authenticate(api: &OciApi, headers: &HeaderMap) -> Result<(TokenScope, Principal), OciError> {
+    let unauthorized = || unauthorized_for(api, headers);
     let value = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -141,18 +167,51 @@ fn authenticate(api: &OciApi, headers: &HeaderMap) -> Result<Principal, OciError
     if user != "AWS" {
         return Err(unauthorized());
     }
-    match token::verify(&api.config.signing_key, password, now_secs()) {
-        Ok(t) if t.region == api.registry.region() => Ok(Principal {
-            access_key_id: t.access_key_id,
-            arn: t.arn,
-            account_id: t.account_id,
-        }),
+    match token::verify_any(&api.config.signing_key, password, now_secs()) {
+        Ok((scope, t)) if t.region == api.registry.region() => Ok((
+            scope,
+            Principal {
+                access_key_id: t.access_key_id,
+                arn: t.arn,
+                account_id: t.account_id,
+            },
+        )),
         Ok(_) | Err(TokenError::Invalid) => Err(unauthorized()),
         Err(e @ TokenError::Expired) => Err(OciError::Denied(e.to_string())),
     }
 }
 
-/// A read (GET/HEAD) of a repository whose name matches an anonymous-pull pattern.
+/// The repository name a route names, if it names one.
+fn route_name(route: &Route) -> Option<&model::RepositoryName> {
+    match route {
+        Route::Blob(n, _)
+        | Route::Uploads(n)
+        | Route::Upload(n, _)
+        | Route::Manifest(n, _)
+        | Route::Tags(n)
+        | Route::Referrers(n, _) => Some(n),
+        Route::Base | Route::Catalog => None,
+    }
+}
+
+/// Which registry's token a route needs: the public registry's for a public repository, the
+/// private registry's otherwise; `None` for `/v2/` itself, which `docker login` probes with
+/// either.
+fn route_scope(api: &OciApi, route: &Route) -> Option<TokenScope> {
+    match route {
+        Route::Base => None,
+        Route::Catalog => Some(TokenScope::Private),
+        _ => Some(
+            match route_name(route).map(|n| resolve(&api.registry, n).service) {
+                Some(Service::Public) => TokenScope::Public,
+                _ => TokenScope::Private,
+            },
+        ),
+    }
+}
+
+/// A read (GET/HEAD) of a public repository, or of a private repository whose name matches
+/// an anonymous-pull pattern.
 fn anonymous_pull_allowed(api: &OciApi, method: &Method, route: &Route) -> bool {
     if method != Method::GET && method != Method::HEAD {
         return false;
@@ -161,10 +220,12 @@ fn anonymous_pull_allowed(api: &OciApi, method: &Method, route: &Route) -> bool 
         Route::Blob(n, _) | Route::Manifest(n, _) | Route::Tags(n) | Route::Referrers(n, _) => n,
         _ => return false,
     };
-    api.config
-        .anonymous_pull
-        .iter()
-        .any(|p| model::wildcard_match(p, name.as_str()))
+    resolve(&api.registry, name).service == Service::Public
+        || api
+            .config
+            .anonymous_pull
+            .iter()
+            .any(|p| model::wildcard_match(p, name.as_str()))
 }
 
 fn with_version(mut resp: Response) -> Response {
@@ -176,6 +237,8 @@ fn with_version(mut resp: Response) -> Response {
 }
 
 async fn handle_base(State(api): State<OciApi>, method: Method, headers: HeaderMap) -> Response {
+    // Either registry's token logs in (`docker login` and `aws ecr-public get-login-password`
+    // both probe `/v2/`).
     let result = match (&method, authenticate(&api, &headers)) {
         (_, Err(e)) => Err(e),
         (&Method::GET | &Method::HEAD, Ok(_)) => {
@@ -244,17 +307,37 @@ async fn dispatch(api: &OciApi, rest: &str, req: Incoming) -> Result<Response, O
         body,
     } = req;
     let route = route::parse(rest);
-    let principal = match authenticate(api, &headers) {
+    // A token of the other registry is no token for this one: 401 with the challenge, or an
+    // anonymous read where anonymous reads are allowed.
+    let authenticated = match authenticate(api, &headers) {
+        Ok((scope, p)) => match route.as_ref().ok().and_then(|r| route_scope(api, r)) {
+            Some(needed) if needed != scope => Err(unauthorized_for(api, &headers)),
+            _ => Ok(p),
+        },
+        Err(e) => Err(e),
+    };
+    let principal = match authenticated {
         Ok(p) => p,
         Err(OciError::Unauthorized { .. })
             if route
                 .as_ref()
                 .is_ok_and(|r| anonymous_pull_allowed(api, &method, r)) =>
         {
+            let public = route
+                .as_ref()
+                .ok()
+                .and_then(route_name)
+                .is_some_and(|n| resolve(&api.registry, n).service == Service::Public);
             Principal {
                 access_key_id: String::new(),
                 arn: "anonymous".into(),
-                account_id: api.config.account_id.clone(),
+                // Public repositories are readable by anyone, so anonymous readers of them
+                // belong to no account; private anonymous pulls read the configured account.
+                account_id: if public {
+                    String::new()
+                } else {
+                    api.config.account_id.clone()
+                },
             }
         }
         // Before the path is looked at: an unauthenticated caller learns nothing from it.

@@ -7,7 +7,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::TryStreamExt;
 use model::{Digest, RepositoryName, UploadId};
-use registry::{CompletionRules, PartData, UploadProgress};
+use registry::{CompletionRules, PartData, Service, UploadProgress};
 
 use crate::{Ctx, OciError};
 
@@ -66,6 +66,14 @@ pub(crate) async fn post_upload(
     // caller may read) falls back to a new upload session, as the spec asks.
     if let Some(Ok(digest)) = ctx.query("mount").map(Digest::parse) {
         let mounted = match ctx.query("from").map(RepositoryName::parse) {
+            // A public registry's token opens no private repository, so a push to a public
+            // repository mounts nothing from one (the other way round is a read anyone may do).
+            Some(Ok(from))
+                if ctx.repo(&from).service == Service::Private
+                    && repo.service == Service::Public =>
+            {
+                false
+            }
             Some(Ok(from)) => {
                 ctx.registry
                     .mount_blob(&ctx.principal, &ctx.repo(&from), &repo, &digest)

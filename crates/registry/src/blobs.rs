@@ -187,10 +187,16 @@ impl Registry {
             return Ok(true);
         }
         let holders = meta
-            .repositories_holding(&target.registry_id, digest, MOUNT_CANDIDATES)
+            .repositories_holding(
+                target.service,
+                &target.registry_id,
+                digest,
+                MOUNT_CANDIDATES,
+            )
             .await?;
         for name in holders {
             let source = RepositoryRef {
+                service: target.service,
                 registry_id: Some(target.registry_id.clone()),
                 name,
             };

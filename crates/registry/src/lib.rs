@@ -12,8 +12,10 @@ mod manifest;
 mod pagination;
 mod policies;
 mod policy;
+mod public;
 mod referrers;
 mod repositories;
+mod resource_tags;
 mod uploads;
 mod verify;
 
@@ -21,6 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use model::RepositoryName;
+pub use model::Service;
 use storage::{Millis, Storage};
 
 pub use blobs::{BlobDownload, BlobUnlink};
@@ -35,6 +38,10 @@ pub use images::{
 };
 pub use pagination::{Page, PageToken};
 pub use policies::RepositoryPolicy;
+pub use public::{
+    CatalogData, CreatePublicRepository, LOGO_ROUTE, Logo, MAX_LOGO_BYTES, PublicAliases,
+    PublicRegistry, generated_alias, is_valid_alias,
+};
 pub use referrers::Referrer;
 pub use repositories::{CreateRepository, EncryptionConfiguration};
 pub use storage::{
@@ -101,12 +108,63 @@ pub struct Principal {
     pub account_id: String,
 }
 
-/// A repository named in a request: an optional registry id (default: the caller's account)
-/// and the name.
+/// A repository named in a request: which of the account's registries (private or public),
+/// an optional registry id (default: the caller's account) and the name.
+///
+/// Public repositories share every use case with private ones: the service travels with the
+/// reference down to the metadata store, which files an account's public registry under its
+/// own key (`public:<account>`, see [`Service::registry_key`]) in the same tables, so the same
+/// name may exist in both and no SQL differs. Records handed back carry the account id and
+/// the service, never the key.
 #[derive(Debug, Clone)]
 pub struct RepositoryRef {
+    pub service: Service,
     pub registry_id: Option<String>,
     pub name: RepositoryName,
+}
+
+impl RepositoryRef {
+    /// A repository of a private (ECR) registry.
+    pub fn private(registry_id: Option<String>, name: RepositoryName) -> Self {
+        Self {
+            service: Service::Private,
+            registry_id,
+            name,
+        }
+    }
+
+    /// A repository of a public (ECR Public) registry.
+    pub fn public(registry_id: Option<String>, name: RepositoryName) -> Self {
+        Self {
+            service: Service::Public,
+            registry_id,
+            name,
+        }
+    }
+
+    /// The repository a `resourceArn` names (TagResource, UntagResource,
+    /// ListTagsForResource): `arn:aws:ecr:<region>:<account>:repository/<name>` in this
+    /// deployment's region, or `arn:aws:ecr-public::<account>:repository/<name>`. `None` for
+    /// anything else, which the front end reports in its own words.
+    pub fn from_arn(arn: &str, region: &str) -> Option<Self> {
+        let rest = arn.strip_prefix("arn:aws:")?;
+        let (service, rest) = if let Some(rest) = rest.strip_prefix("ecr-public::") {
+            (Service::Public, rest)
+        } else {
+            let rest = rest.strip_prefix("ecr:")?.strip_prefix(region)?;
+            (Service::Private, rest.strip_prefix(':')?)
+        };
+        let (account, name) = rest.split_once(":repository/")?;
+        if !model::is_registry_id(account) {
+            return None;
+        }
+        let name = RepositoryName::parse(name).ok()?;
+        Some(Self {
+            service,
+            registry_id: Some(account.to_owned()),
+            name,
+        })
+    }
 }
 
 pub struct Registry {
@@ -124,6 +182,8 @@ pub struct Registry {
     blob_redirect: bool,
     /// Bytes of request bodies (upload parts) the front ends may hold in memory at once.
     memory_budget: MemoryBudget,
+    /// Public registry aliases: configured ones and the generated default.
+    public_aliases: PublicAliases,
 }
 
 impl Registry {
@@ -138,7 +198,14 @@ impl Registry {
             verify_reads: false,
             blob_redirect: false,
             memory_budget: MemoryBudget::new(default_budget_bytes(), budget::DEFAULT_WAIT),
+            public_aliases: PublicAliases::default(),
         }
+    }
+
+    /// The public registries' aliases (see [`PublicAliases`]).
+    pub fn with_public_aliases(mut self, aliases: PublicAliases) -> Self {
+        self.public_aliases = aliases;
+        self
     }
 
     /// Bounds the bytes of request bodies held in memory at once (see `budget.rs`).
@@ -185,18 +252,25 @@ impl Registry {
         &self.limits
     }
 
-    /// Checks `who` may perform `action` on `resource` (`repository/<name>` or `repository/*`)
-    /// of registry `registry_id`, against the repository's policy (if any) and the registry's
-    /// policy (see `policy.rs` for the rules).
+    /// Checks `who` may perform `action` (written `ecr:<Operation>`) on `resource`
+    /// (`repository/<name>` or `repository/*`) of the `service` registry of account
+    /// `registry_id`, against the repository's policy (if any) and the registry's policy (see
+    /// `policy.rs` for the rules). In the public registry the action is
+    /// `ecr-public:<Operation>` on `arn:aws:ecr-public::<account>:<resource>`, there is no
+    /// registry policy (PutRegistryPolicy is ECR's alone), and pulls are open to anyone, as on
+    /// public.ecr.aws.
     async fn authorize(
         &self,
         who: &Principal,
+        service: Service,
         registry_id: &str,
         repo: Option<&RepositoryRecord>,
         resource: &str,
         action: &str,
     ) -> Result<()> {
-        let resource_arn = format!("arn:aws:ecr:{}:{registry_id}:{resource}", self.region);
+        let resource_arn = service.resource_arn(&self.region, registry_id, resource);
+        let action = service.action(action);
+        let action = action.as_ref();
         let req = policy::Request {
             principal_arn: &who.arn,
             principal_account: &who.account_id,
@@ -206,11 +280,13 @@ impl Registry {
         let mut decisions = Vec::with_capacity(2);
         // Stored policies were validated when set; one that no longer parses grants nothing.
         if let Some(text) = repo.and_then(|r| r.policy.as_deref())
-            && let Ok(p) = policy::Policy::parse(text, false)
+            && let Ok(p) = policy::Policy::parse_for(service, text, false)
         {
             decisions.push(p.evaluate(&req));
         }
-        if let Some(p) = self.registry_policy(registry_id).await? {
+        if service == Service::Private
+            && let Some(p) = self.registry_policy(registry_id).await?
+        {
             decisions.push(p.evaluate(&req));
         }
         let denied = |explicit| RegistryError::AccessDenied {
@@ -219,6 +295,9 @@ impl Registry {
             resource: resource_arn.clone(),
             explicit,
         };
+        if service == Service::Public && public::is_public_read(action) {
+            return Ok(());
+        }
         if decisions.contains(&policy::Decision::ExplicitDeny) {
             return Err(denied(true));
         }
@@ -238,14 +317,14 @@ impl Registry {
     ) -> Result<RepositoryRecord> {
         let registry_id = r.registry_id.as_deref().unwrap_or(&who.account_id);
         let resource = format!("repository/{}", r.name);
-        let key = repository_key(registry_id, &r.name);
+        let key = repository_key(r.service, registry_id, &r.name);
         let found = match self.repositories.get(&key) {
             Ok(repo) => Some(repo),
             Err(generation) => {
                 let found = self
                     .storage
                     .meta
-                    .get_repository(registry_id, &r.name)
+                    .get_repository(r.service, registry_id, &r.name)
                     .await?;
                 // Only what exists is cached: a repository created meanwhile is seen at once.
                 if let Some(repo) = &found {
@@ -256,12 +335,12 @@ impl Registry {
         };
         match found {
             Some(repo) => {
-                self.authorize(who, registry_id, Some(&repo), &resource, action)
+                self.authorize(who, r.service, registry_id, Some(&repo), &resource, action)
                     .await?;
                 Ok(repo)
             }
             None => {
-                self.authorize(who, registry_id, None, &resource, action)
+                self.authorize(who, r.service, registry_id, None, &resource, action)
                     .await?;
                 Err(RegistryError::RepositoryNotFound {
                     registry_id: registry_id.to_owned(),
@@ -274,18 +353,57 @@ impl Registry {
 
 impl Registry {
     /// Drops a repository's cached record; called after every change to one.
-    pub(crate) fn forget_repository(&self, registry_id: &str, name: &RepositoryName) {
-        self.repositories.forget(&repository_key(registry_id, name));
+    pub(crate) fn forget_repository(&self, repo: &RepositoryRecord) {
+        self.repositories
+            .forget(&repository_key(repo.service, &repo.registry_id, &repo.name));
     }
 }
 
-/// A registry id has no `/`, so this names one repository.
-fn repository_key(registry_id: &str, name: &RepositoryName) -> String {
-    format!("{registry_id}/{name}")
+/// A registry key has no `/`, so this names one repository.
+fn repository_key(service: Service, registry_id: &str, name: &RepositoryName) -> String {
+    format!("{}/{name}", service.registry_key(registry_id))
 }
 
 pub fn now_millis() -> Millis {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as Millis)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repository_arns_of_both_services_name_their_repository() {
+        let r = RepositoryRef::from_arn(
+            "arn:aws:ecr-public::123456789012:repository/team/app",
+            "eu-west-1",
+        )
+        .unwrap();
+        assert_eq!(
+            (r.service, r.registry_id.as_deref(), r.name.as_str()),
+            (Service::Public, Some("123456789012"), "team/app")
+        );
+        let r = RepositoryRef::from_arn(
+            "arn:aws:ecr:eu-west-1:123456789012:repository/app",
+            "eu-west-1",
+        )
+        .unwrap();
+        assert_eq!(
+            (r.service, r.registry_id.as_deref(), r.name.as_str()),
+            (Service::Private, Some("123456789012"), "app")
+        );
+        for bad in [
+            "arn:aws:ecr:us-east-1:123456789012:repository/app",
+            "arn:aws:ecr-public:eu-west-1:123456789012:repository/app",
+            "arn:aws:ecr:eu-west-1:12345:repository/app",
+            "arn:aws:ecr:eu-west-1:123456789012:registry/123456789012",
+            "arn:aws:ecr:eu-west-1:123456789012:repository/Bad",
+            "arn:aws:s3:::bucket",
+            "",
+        ] {
+            assert!(RepositoryRef::from_arn(bad, "eu-west-1").is_none(), "{bad}");
+        }
+    }
 }

@@ -7,7 +7,7 @@ use model::RepositoryName;
 use storage::RepositoryRecord;
 
 use crate::policy::{Decision, Policy, Request};
-use crate::{Principal, Registry, RegistryError, RepositoryRef, Result};
+use crate::{Principal, Registry, RegistryError, RepositoryRef, Result, Service};
 
 fn invalid_policy(what: &str, reason: &str) -> RegistryError {
     RegistryError::InvalidParameter(format!(
@@ -34,15 +34,15 @@ impl Registry {
         force: bool,
     ) -> Result<RepositoryPolicy> {
         let repo = self.repository(who, r, "ecr:SetRepositoryPolicy").await?;
-        let policy = Policy::parse(text, false).map_err(|e| invalid_policy("repository", &e))?;
-        let resource_arn = format!(
-            "arn:aws:ecr:{}:{}:repository/{}",
-            self.region, repo.registry_id, repo.name
-        );
+        let policy = Policy::parse_for(repo.service, text, false)
+            .map_err(|e| invalid_policy("repository", &e))?;
+        let resource_arn =
+            repo.service
+                .repository_arn(&self.region, &repo.registry_id, repo.name.as_str());
         let lockout = policy.evaluate(&Request {
             principal_arn: &who.arn,
             principal_account: &who.account_id,
-            action: "ecr:SetRepositoryPolicy",
+            action: &repo.service.action("ecr:SetRepositoryPolicy"),
             resource_arn: &resource_arn,
         });
         if lockout == Decision::ExplicitDeny && !force {
@@ -56,7 +56,7 @@ impl Registry {
             .meta
             .set_repository_policy(repo.id, Some(text))
             .await;
-        self.forget_repository(&repo.registry_id, &repo.name);
+        self.forget_repository(&repo);
         set?;
         Ok(RepositoryPolicy {
             registry_id: repo.registry_id,
@@ -97,10 +97,10 @@ impl Registry {
             .repository(who, r, "ecr:DeleteRepositoryPolicy")
             .await?;
         let id = repo.id;
-        let (registry_id, name) = (repo.registry_id.clone(), repo.name.clone());
+        let cached = repo.clone();
         let old = Self::stored_policy(repo)?;
         let removed = self.storage.meta.set_repository_policy(id, None).await;
-        self.forget_repository(&registry_id, &name);
+        self.forget_repository(&cached);
         removed?;
         Ok(old)
     }
@@ -110,6 +110,7 @@ impl Registry {
         let registry_id = who.account_id.clone();
         self.authorize(
             who,
+            Service::Private,
             &registry_id,
             None,
             "repository/*",
@@ -130,6 +131,7 @@ impl Registry {
         let registry_id = who.account_id.clone();
         self.authorize(
             who,
+            Service::Private,
             &registry_id,
             None,
             "repository/*",
@@ -147,6 +149,7 @@ impl Registry {
         let (registry_id, text) = self.get_registry_policy(who).await?;
         self.authorize(
             who,
+            Service::Private,
             &registry_id,
             None,
             "repository/*",

@@ -5,7 +5,7 @@
 //! treated as its administrator: allowed unless a policy explicitly denies it. Another account
 //! needs a policy statement that allows it. An explicit Deny always wins.
 
-use model::wildcard_match;
+use model::{Service, wildcard_match};
 use serde_json::Value;
 
 /// The largest policy text ECR accepts.
@@ -110,9 +110,16 @@ fn matcher(
 }
 
 impl Policy {
-    /// Parses and validates a policy. `registry` policies name resources; repository policies
-    /// must not (the repository is implied), as in ECR.
+    /// Parses and validates a policy of the private registry (`ecr:` actions).
     pub fn parse(text: &str, registry: bool) -> Result<Self, String> {
+        Self::parse_for(Service::Private, text, registry)
+    }
+
+    /// Parses and validates a policy of `service`, whose actions it must name (`ecr:*` in
+    /// ECR, `ecr-public:*` in ECR Public: the policy language is the same). `registry`
+    /// policies name resources; repository policies must not (the repository is implied).
+    pub fn parse_for(service: Service, text: &str, registry: bool) -> Result<Self, String> {
+        let prefix = format!("{}:", service.action_prefix());
         if text.chars().count() > MAX_POLICY_CHARS {
             return Err(format!(
                 "the policy is longer than {MAX_POLICY_CHARS} characters"
@@ -162,8 +169,8 @@ impl Policy {
                 .ok_or("a statement needs an Action")?;
             let (Matcher::Any(actions) | Matcher::Not(actions)) = &action;
             for a in actions {
-                if a != "*" && !a.to_ascii_lowercase().starts_with("ecr:") {
-                    return Err(format!("action '{a}' is not an ecr: action"));
+                if a != "*" && !a.to_ascii_lowercase().starts_with(&prefix) {
+                    return Err(format!("action '{a}' is not an {prefix} action"));
                 }
             }
             let resource = matcher(s, "Resource", "NotResource", |v| strings(v, "Resource"))?;
@@ -351,5 +358,31 @@ mod tests {
         }
         assert!(Policy::parse(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"ecr:*"}]}"#, true).is_err(), "registry statements name resources");
         assert!(Policy::parse(&" ".repeat(10_241), false).is_err());
+    }
+
+    #[test]
+    fn public_repository_policies_name_ecr_public_actions() {
+        let text = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"111111111111"},"Action":["ecr-public:PutImage","ecr-public:Initiate*"]}]}"#;
+        assert!(Policy::parse(text, false).is_err(), "not an ecr: action");
+        let p = Policy::parse_for(Service::Public, text, false).unwrap();
+        let mut r = req(
+            "arn:aws:iam::111111111111:root",
+            "111111111111",
+            "ecr-public:PutImage",
+        );
+        r.resource_arn = "arn:aws:ecr-public::000000000000:repository/team/app";
+        assert_eq!(p.evaluate(&r), Decision::Allow);
+        r.action = "ecr-public:InitiateLayerUpload";
+        assert_eq!(p.evaluate(&r), Decision::Allow);
+        r.action = "ecr:PutImage";
+        assert_eq!(p.evaluate(&r), Decision::NotMentioned);
+        assert!(
+            Policy::parse_for(
+                Service::Public,
+                r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"ecr:PutImage"}]}"#,
+                false
+            )
+            .is_err()
+        );
     }
 }

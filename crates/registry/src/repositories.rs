@@ -5,7 +5,7 @@ use storage::{MutabilityExclusion, RepositoryId, RepositoryRecord, ResourceTag, 
 
 use crate::pagination::finish_page;
 use crate::{
-    Page, PageToken, Principal, Registry, RegistryError, RepositoryRef, Result, now_millis,
+    Page, PageToken, Principal, Registry, RegistryError, RepositoryRef, Result, Service, now_millis,
 };
 
 /// Resource tags per repository (TooManyTagsException past this).
@@ -68,10 +68,18 @@ impl Registry {
         };
         let registry_id = req.registry_id.unwrap_or_else(|| who.account_id.clone());
         let resource = format!("repository/{}", req.name);
-        self.authorize(who, &registry_id, None, &resource, "ecr:CreateRepository")
-            .await?;
+        self.authorize(
+            who,
+            Service::Private,
+            &registry_id,
+            None,
+            &resource,
+            "ecr:CreateRepository",
+        )
+        .await?;
         let record = RepositoryRecord {
             id: RepositoryId(0),
+            service: Service::Private,
             registry_id: registry_id.clone(),
             name: req.name.clone(),
             created_at: now_millis(),
@@ -92,10 +100,24 @@ impl Registry {
         }
     }
 
-    /// Named repositories (all must exist), or a page of all of them in name order.
+    /// Named repositories of a private registry (all must exist), or a page of all of them in
+    /// name order.
     pub async fn describe_repositories(
         &self,
         who: &Principal,
+        registry_id: Option<&str>,
+        names: Option<&[RepositoryName]>,
+        page: Page,
+    ) -> Result<(Vec<RepositoryRecord>, Option<PageToken>)> {
+        self.describe_repositories_in(who, Service::Private, registry_id, names, page)
+            .await
+    }
+
+    /// [`Registry::describe_repositories`] in the private or the public registry.
+    pub async fn describe_repositories_in(
+        &self,
+        who: &Principal,
+        service: Service,
         registry_id: Option<&str>,
         names: Option<&[RepositoryName]>,
         page: Page,
@@ -105,6 +127,7 @@ impl Registry {
             let mut out = Vec::with_capacity(names.len());
             for name in names {
                 let r = RepositoryRef {
+                    service,
                     registry_id: Some(registry_id.to_owned()),
                     name: name.clone(),
                 };
@@ -114,6 +137,7 @@ impl Registry {
         }
         self.authorize(
             who,
+            service,
             registry_id,
             None,
             "repository/*",
@@ -126,7 +150,7 @@ impl Registry {
         let items = self
             .storage
             .meta
-            .list_repositories(registry_id, after, page.limit + 1)
+            .list_repositories(service, registry_id, after, page.limit + 1)
             .await?;
         Ok(finish_page(items, page.limit, |r| {
             PageToken::new(&[r.name.as_str()])
@@ -134,11 +158,15 @@ impl Registry {
     }
 
     /// Creates the repository with default settings unless it exists (`/v2` create-on-push).
+    /// Public repositories are never created this way: ECR Public does not create on push.
     pub async fn create_repository_if_missing(
         &self,
         who: &Principal,
         r: &RepositoryRef,
     ) -> Result<()> {
+        if r.service == Service::Public {
+            return Ok(());
+        }
         match self.repository(who, r, "ecr:CreateRepository").await {
             Ok(_) => return Ok(()),
             Err(RegistryError::RepositoryNotFound { .. }) => {}
@@ -178,7 +206,7 @@ impl Registry {
     ) -> Result<RepositoryRecord> {
         let repo = self.repository(who, r, "ecr:DeleteRepository").await?;
         let deleted = self.storage.meta.delete_repository(repo.id, !force).await;
-        self.forget_repository(&repo.registry_id, &repo.name);
+        self.forget_repository(&repo);
         match deleted {
             Err(StorageError::Conflict(_)) => Err(RegistryError::RepositoryNotEmpty {
                 registry_id: repo.registry_id,
@@ -207,6 +235,7 @@ impl Registry {
     ) -> Result<(Vec<RepositoryName>, bool)> {
         self.authorize(
             who,
+            Service::Private,
             &who.account_id,
             None,
             "repository/*",
@@ -216,7 +245,7 @@ impl Registry {
         let mut items = self
             .storage
             .meta
-            .list_repositories(&who.account_id, last, n + 1)
+            .list_repositories(Service::Private, &who.account_id, last, n + 1)
             .await?;
         let more = items.len() > n as usize;
         items.truncate(n as usize);

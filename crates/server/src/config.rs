@@ -82,6 +82,13 @@ pub struct Config {
     pub limit_overrides: Vec<String>,
     /// Crash points to arm (tests only; see `Registry::failpoint`). Default: none.
     pub failpoints: Vec<String>,
+    /// The public registry (ECR Public) alias of `account-id`: its repositories are
+    /// `<host>/<alias>/<name>`. 2-50 characters, `[a-z][a-z0-9]+(?:[._-][a-z0-9]+)*`.
+    /// Default: generated from the account id (eight characters, the same on every node).
+    pub public_registry_alias: Option<String>,
+    /// Public registry aliases of other accounts (`[public-registry-aliases]` in the file,
+    /// `"<account>" = "<alias>"`). Accounts not named get generated aliases. Default: none.
+    pub public_registry_aliases: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,6 +142,8 @@ impl Default for Config {
             max_inflight_part_bytes: registry::default_budget_bytes(),
             limit_overrides: vec![],
             failpoints: vec![],
+            public_registry_alias: None,
+            public_registry_aliases: vec![],
         }
     }
 }
@@ -167,6 +176,9 @@ pub struct FileConfig {
     pub blob_redirect: Option<bool>,
     /// Bytes, or a string with a K, M or G suffix (`"1536M"`).
     pub max_inflight_part_bytes: Option<ByteSize>,
+    pub public_registry_alias: Option<String>,
+    /// `"<account>" = "<alias>"`.
+    pub public_registry_aliases: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// A size in bytes: a number, or a string with a binary `K`, `M` or `G` suffix.
@@ -301,6 +313,9 @@ pub struct Overrides {
     /// Bytes of upload bodies held in memory at once, e.g. 1536M; past it requests are throttled [default: 1/16 of memory, 256M..4G].
     #[arg(long, env = "BERTH_MAX_INFLIGHT_PART_BYTES")]
     pub max_inflight_part_bytes: Option<ByteSize>,
+    /// Public registry (ECR Public) alias of --account-id: public repositories are HOST/ALIAS/NAME [default: generated from the account id].
+    #[arg(long, env = "BERTH_PUBLIC_REGISTRY_ALIAS")]
+    pub public_registry_alias: Option<String>,
     /// Registry limit overrides, for tests only: max-layer-size=N, max-parts-per-upload=N or body-memory-wait-ms=N.
     #[arg(long = "limit", hide = true)]
     pub limit_overrides: Vec<String>,
@@ -363,6 +378,15 @@ impl Config {
                 .map_or(d.max_inflight_part_bytes, |b| b.0),
             limit_overrides: o.limit_overrides.clone(),
             failpoints: o.failpoints.clone(),
+            public_registry_alias: o
+                .public_registry_alias
+                .clone()
+                .or(file.public_registry_alias),
+            public_registry_aliases: file
+                .public_registry_aliases
+                .unwrap_or_default()
+                .into_iter()
+                .collect(),
             metadata: match o.metadata.clone().or(file.metadata) {
                 Some(m) => Some(
                     storage::Metadata::parse(&m).map_err(|e| anyhow::anyhow!("metadata: {e}"))?,
@@ -459,7 +483,35 @@ impl Config {
                 "public-url: '{u}' must start with http:// or https://"
             );
         }
+        for (account, _) in &self.public_registry_aliases {
+            anyhow::ensure!(
+                account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()),
+                "public-registry-aliases: '{account}' is not a 12-digit account id"
+            );
+        }
+        self.public_aliases()?;
         Ok(())
+    }
+
+    /// The alias of every account's public registry: the configured ones, and generated ones
+    /// for the other accounts this deployment knows (`account-id` and the access keys'
+    /// accounts). Every node computes the same map from the same configuration.
+    pub fn public_aliases(&self) -> anyhow::Result<registry::PublicAliases> {
+        let mut configured = self.public_registry_aliases.clone();
+        if let Some(alias) = &self.public_registry_alias {
+            if let Some((_, other)) = configured.iter().find(|(a, _)| *a == self.account_id) {
+                anyhow::ensure!(
+                    other == alias,
+                    "public-registry-alias '{alias}' and public-registry-aliases give {} two aliases",
+                    self.account_id
+                );
+            }
+            configured.push((self.account_id.clone(), alias.clone()));
+        }
+        let accounts = std::iter::once(self.account_id.clone())
+            .chain(self.access_keys.iter().map(|k| k.account_id.clone()));
+        registry::PublicAliases::new(&configured, accounts)
+            .map_err(|e| anyhow::anyhow!("public-registry-alias: {e}"))
     }
 }
 
@@ -531,6 +583,59 @@ mod tests {
         };
         let err = Config::load(&bad).unwrap_err().to_string();
         assert!(err.starts_with("blobs:"), "{err}");
+    }
+
+    #[test]
+    fn public_registry_aliases_from_the_file_a_flag_or_generated() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("berth.toml");
+        std::fs::write(
+            &file,
+            "public-registry-alias = \"acme\"\n[public-registry-aliases]\n\"111111111111\" = \"other-org\"\n",
+        )
+        .unwrap();
+        let o = Overrides {
+            config: Some(file.clone()),
+            ..Default::default()
+        };
+        let aliases = Config::load(&o).unwrap().public_aliases().unwrap();
+        assert_eq!(aliases.alias_of("000000000000"), "acme");
+        assert_eq!(aliases.account_of("other-org"), Some("111111111111"));
+        let flag = Overrides {
+            public_registry_alias: Some("flagged".into()),
+            ..o.clone()
+        };
+        let aliases = Config::load(&flag).unwrap().public_aliases().unwrap();
+        assert_eq!(aliases.account_of("flagged"), Some("000000000000"));
+        assert_eq!(aliases.account_of("acme"), None, "a flag beats the file");
+
+        // Unset: generated from the account id, the same on every node.
+        let aliases = Config::load(&Overrides::default())
+            .unwrap()
+            .public_aliases()
+            .unwrap();
+        let generated = registry::generated_alias("000000000000");
+        assert_eq!(aliases.account_of(&generated), Some("000000000000"));
+
+        for (text, why) in [
+            ("public-registry-alias = \"A\"\n", "invalid alias"),
+            (
+                "public-registry-alias = \"acme\"\n[public-registry-aliases]\n\"111111111111\" = \"acme\"\n",
+                "one alias, two accounts",
+            ),
+            (
+                "public-registry-alias = \"acme\"\n[public-registry-aliases]\n\"000000000000\" = \"other\"\n",
+                "two aliases, one account",
+            ),
+            (
+                "[public-registry-aliases]\n\"12\" = \"short\"\n",
+                "not an account id",
+            ),
+        ] {
+            std::fs::write(&file, text).unwrap();
+            let err = Config::load(&o).unwrap_err().to_string();
+            assert!(err.starts_with("public-registry-alias"), "{why}: {err}");
+        }
     }
 
     #[test]

@@ -56,7 +56,8 @@ impl App {
                 .with_memory_budget(registry::MemoryBudget::new(
                     cfg.max_inflight_part_bytes,
                     body_memory_wait(cfg)?,
-                )),
+                ))
+                .with_public_aliases(cfg.public_aliases()?),
         );
         let oci = oci_api::router(
             registry.clone(),

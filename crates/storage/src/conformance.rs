@@ -2,7 +2,7 @@
 //! calls these functions.
 
 use bytes::Bytes;
-use model::{Digest, ImageTag, RepositoryName, ResumableSha256, UploadId};
+use model::{Digest, ImageTag, RepositoryName, ResumableSha256, Service, UploadId};
 
 use crate::*;
 
@@ -265,6 +265,7 @@ pub async fn blob_store_uploads(store: &dyn BlobStore) {
 fn repo_record(name: &str) -> RepositoryRecord {
     RepositoryRecord {
         id: RepositoryId(0),
+        service: Service::Private,
         registry_id: "000000000000".into(),
         name: RepositoryName::parse(name).unwrap(),
         created_at: 1_700_000_000_000,
@@ -291,7 +292,11 @@ pub async fn meta_store(meta: &dyn MetaStore) {
         Err(StorageError::Conflict(_))
     ));
     let got = meta
-        .get_repository("000000000000", &RepositoryName::parse("team/app").unwrap())
+        .get_repository(
+            Service::Private,
+            "000000000000",
+            &RepositoryName::parse("team/app").unwrap(),
+        )
         .await
         .unwrap()
         .unwrap();
@@ -300,7 +305,7 @@ pub async fn meta_store(meta: &dyn MetaStore) {
         .await
         .unwrap();
     let with_policy = meta
-        .get_repository("000000000000", &repo.name)
+        .get_repository(Service::Private, "000000000000", &repo.name)
         .await
         .unwrap()
         .unwrap();
@@ -325,7 +330,7 @@ pub async fn meta_store(meta: &dyn MetaStore) {
         .await
         .unwrap();
     let page = meta
-        .list_repositories("000000000000", Some("team/app"), 10)
+        .list_repositories(Service::Private, "000000000000", Some("team/app"), 10)
         .await
         .unwrap();
     assert_eq!(page.len(), 1);
@@ -477,13 +482,15 @@ pub async fn meta_store(meta: &dyn MetaStore) {
     // Mounting links a blob some repository holds; an unknown blob is not found.
     let other = meta
         .get_repository(
+            Service::Private,
             "000000000000",
             &RepositoryName::parse("team/other").unwrap(),
         )
         .await
         .unwrap()
         .unwrap();
-    let holding = |limit| meta.repositories_holding("000000000000", &layer, limit);
+    let holding =
+        |limit| meta.repositories_holding(Service::Private, "000000000000", &layer, limit);
     assert_eq!(names(holding(10).await.unwrap()), ["team/app"]);
     meta.link_blob(other.id, &layer, 4).await.unwrap();
     assert_eq!(
@@ -492,7 +499,7 @@ pub async fn meta_store(meta: &dyn MetaStore) {
     );
     assert_eq!(names(holding(1).await.unwrap()), ["team/app"]);
     assert!(
-        meta.repositories_holding("111111111111", &layer, 10)
+        meta.repositories_holding(Service::Private, "111111111111", &layer, 10)
             .await
             .unwrap()
             .is_empty(),
@@ -667,7 +674,7 @@ pub async fn meta_listings(meta: &dyn MetaStore) {
     let mut expected = Vec::new();
     for n in &names {
         expected.push(
-            meta.get_repository("000000000000", n)
+            meta.get_repository(Service::Private, "000000000000", n)
                 .await
                 .unwrap()
                 .unwrap(),
@@ -678,9 +685,14 @@ pub async fn meta_listings(meta: &dyn MetaStore) {
             limit,
             |r: &RepositoryRecord| (r.name.to_string(), String::new()),
             |after, limit| async move {
-                meta.list_repositories("000000000000", after.as_ref().map(|a| a.0.as_str()), limit)
-                    .await
-                    .unwrap()
+                meta.list_repositories(
+                    Service::Private,
+                    "000000000000",
+                    after.as_ref().map(|a| a.0.as_str()),
+                    limit,
+                )
+                .await
+                .unwrap()
             },
         )
         .await;
@@ -693,7 +705,7 @@ pub async fn meta_listings(meta: &dyn MetaStore) {
     // Resource tags keep the order they were given in, not key order.
     assert_eq!(expected[0].tags[0].key, "env");
     assert!(
-        meta.list_repositories("999999999999", None, 10)
+        meta.list_repositories(Service::Private, "999999999999", None, 10)
             .await
             .unwrap()
             .is_empty()
@@ -965,7 +977,239 @@ pub async fn races(meta: std::sync::Arc<dyn MetaStore>) {
         let count = meta.image_tags(repo, &image.digest).await.unwrap().len();
         assert!(count <= LIMIT, "{count} tags, more than the limit {LIMIT}");
     }
+
+    // Racing TagResource calls count one after the other: of eight adding 3 new keys each to
+    // a repository holding 1 tag, with room for 10, exactly three succeed.
+    let tagging = futures_util::future::join_all((0..RACERS).map(|n| {
+        let meta = meta.clone();
+        async move {
+            let tags: Vec<ResourceTag> = (0..3)
+                .map(|i| resource_tag(&format!("t{n}-{i}"), "v"))
+                .collect();
+            meta.tag_repository(repo, &tags, 10).await.map(drop)
+        }
+    }));
+    assert_eq!(won(tagging.await), 3, "resource tags within their limit");
+    let record = meta
+        .get_repository(
+            Service::Private,
+            "000000000000",
+            &RepositoryName::parse("race/app").unwrap(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.tags.len(), 10);
     meta.delete_repository(repo, false).await.unwrap();
+}
+
+fn resource_tag(key: &str, value: &str) -> ResourceTag {
+    ResourceTag {
+        key: key.into(),
+        value: value.into(),
+    }
+}
+
+/// An account's public registry is a namespace of its own; resource tags change in place
+/// within their limit; settings of repositories and registries.
+pub async fn public_registries_and_settings(meta: &dyn MetaStore) {
+    let account = "222222222222";
+    let name = RepositoryName::parse("shared/name").unwrap();
+    let private = meta
+        .create_repository(RepositoryRecord {
+            registry_id: account.into(),
+            ..repo_record("shared/name")
+        })
+        .await
+        .unwrap();
+    let public = meta
+        .create_repository_with_settings(
+            RepositoryRecord {
+                service: Service::Public,
+                registry_id: account.into(),
+                ..repo_record("shared/name")
+            },
+            &[
+                ("catalog", b"{\"description\":\"d\"}"),
+                ("logo", &[0, 1, 2]),
+            ],
+        )
+        .await
+        .expect("the same name in the public registry is another repository");
+    assert_ne!(private.id, public.id);
+    let got = meta
+        .get_repository(Service::Public, account, &name)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got, public);
+    assert_eq!(
+        (got.service, got.registry_id.as_str()),
+        (Service::Public, account),
+        "the record carries the account id, not the storage key"
+    );
+    let listed = meta
+        .list_repositories(Service::Public, account, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(listed, vec![public.clone()]);
+    let listed = meta
+        .list_repositories(Service::Private, account, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(listed, vec![private.clone()]);
+    assert!(matches!(
+        meta.create_repository(RepositoryRecord {
+            service: Service::Public,
+            registry_id: account.into(),
+            ..repo_record("shared/name")
+        })
+        .await,
+        Err(StorageError::Conflict(_))
+    ));
+
+    // Settings were stored with the repository, and change together.
+    assert_eq!(
+        meta.repository_setting(public.id, "logo").await.unwrap(),
+        Some(vec![0, 1, 2])
+    );
+    assert_eq!(
+        meta.repository_setting(private.id, "logo").await.unwrap(),
+        None
+    );
+    meta.put_repository_settings(
+        public.id,
+        &[("catalog", Some(b"{}".as_slice())), ("logo", None)],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        meta.repository_setting(public.id, "catalog").await.unwrap(),
+        Some(b"{}".to_vec())
+    );
+    assert_eq!(
+        meta.repository_setting(public.id, "logo").await.unwrap(),
+        None
+    );
+    assert!(matches!(
+        meta.put_repository_settings(RepositoryId(i64::MAX), &[("x", Some(b"1".as_slice()))])
+            .await,
+        Err(StorageError::NotFound)
+    ));
+    for service in [Service::Private, Service::Public] {
+        assert_eq!(
+            meta.registry_setting(service, account, "displayName")
+                .await
+                .unwrap(),
+            None
+        );
+    }
+    meta.put_registry_settings(
+        Service::Public,
+        account,
+        &[("displayName", Some(b"Example".as_slice()))],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        meta.registry_setting(Service::Public, account, "displayName")
+            .await
+            .unwrap(),
+        Some(b"Example".to_vec())
+    );
+    assert_eq!(
+        meta.registry_setting(Service::Private, account, "displayName")
+            .await
+            .unwrap(),
+        None,
+        "the private registry's settings are its own"
+    );
+    meta.put_registry_settings(Service::Public, account, &[("displayName", None)])
+        .await
+        .unwrap();
+    assert_eq!(
+        meta.registry_setting(Service::Public, account, "displayName")
+            .await
+            .unwrap(),
+        None
+    );
+
+    // Tags: replaced in place, new ones after, all or nothing past the limit.
+    let tags = meta
+        .tag_repository(
+            public.id,
+            &[resource_tag("b", "1"), resource_tag("env", "prod")],
+            3,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        tags,
+        vec![resource_tag("env", "prod"), resource_tag("b", "1")]
+    );
+    assert!(matches!(
+        meta.tag_repository(
+            public.id,
+            &[resource_tag("c", "1"), resource_tag("d", "1")],
+            3
+        )
+        .await,
+        Err(StorageError::Conflict(_))
+    ));
+    assert_eq!(
+        meta.get_repository(Service::Public, account, &name)
+            .await
+            .unwrap()
+            .unwrap()
+            .tags,
+        vec![resource_tag("env", "prod"), resource_tag("b", "1")],
+        "a refused TagResource changes nothing"
+    );
+    meta.untag_repository(public.id, &["env".into(), "absent".into()])
+        .await
+        .unwrap();
+    let tags = meta
+        .tag_repository(
+            public.id,
+            &[resource_tag("c", "2"), resource_tag("b", "3")],
+            3,
+        )
+        .await
+        .unwrap();
+    assert_eq!(tags, vec![resource_tag("b", "3"), resource_tag("c", "2")]);
+    assert_eq!(
+        meta.get_repository(Service::Private, account, &name)
+            .await
+            .unwrap()
+            .unwrap()
+            .tags,
+        vec![resource_tag("env", "dev")],
+        "the private repository of the same name keeps its own tags"
+    );
+    assert!(matches!(
+        meta.tag_repository(RepositoryId(i64::MAX), &[resource_tag("a", "1")], 3)
+            .await,
+        Err(StorageError::NotFound)
+    ));
+    assert!(matches!(
+        meta.untag_repository(RepositoryId(i64::MAX), &["a".into()])
+            .await,
+        Err(StorageError::NotFound)
+    ));
+
+    // Settings go with their repository.
+    meta.delete_repository(public.id, false).await.unwrap();
+    assert_eq!(
+        meta.repository_setting(public.id, "catalog").await.unwrap(),
+        None
+    );
+    assert!(
+        meta.get_repository(Service::Private, account, &name)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    meta.delete_repository(private.id, false).await.unwrap();
 }
 
 #[tokio::test]
@@ -977,6 +1221,7 @@ async fn embedded_backends_conform() {
     meta_store(storage.meta.as_ref()).await;
     meta_listings(storage.meta.as_ref()).await;
     coordination(storage.meta.as_ref()).await;
+    public_registries_and_settings(storage.meta.as_ref()).await;
     races(storage.meta.clone()).await;
 }
 
@@ -1047,6 +1292,7 @@ async fn postgres_conforms() {
     meta_store(&meta).await;
     meta_listings(&meta).await;
     coordination(&meta).await;
+    public_registries_and_settings(&meta).await;
     races(std::sync::Arc::new(meta)).await;
     schema.drop().await;
 }

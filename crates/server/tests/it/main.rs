@@ -16,6 +16,7 @@ mod oci;
 mod outages;
 mod policies;
 mod protocol;
+mod public_v2;
 mod pull;
 mod repositories;
 mod restart;

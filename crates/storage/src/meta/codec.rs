@@ -1,6 +1,6 @@
 //! Encodings both engines share: how rows' text becomes model values.
 
-use model::{Digest, ImageTag};
+use model::{Digest, ImageTag, Service};
 
 use super::{MutabilityExclusion, ResourceTag};
 use crate::StorageError;
@@ -49,4 +49,10 @@ pub(super) fn decode_tags(json: &str) -> Result<Vec<ResourceTag>, StorageError> 
         .into_iter()
         .map(|(key, value)| ResourceTag { key, value })
         .collect())
+}
+
+/// The (service, account) a stored registry key stands for (see [`Service::registry_key`]).
+pub(super) fn split_registry_key(key: &str) -> (Service, String) {
+    let (service, account) = Service::from_registry_key(key);
+    (service, account.to_owned())
 }

@@ -14,7 +14,7 @@ mod sql;
 pub mod sqlite;
 
 use async_trait::async_trait;
-use model::{Digest, ImageTag, RepositoryName, UploadId};
+use model::{Digest, ImageTag, RepositoryName, Service, UploadId};
 
 use crate::StorageError;
 
@@ -42,6 +42,10 @@ pub struct MutabilityExclusion {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RepositoryRecord {
     pub id: RepositoryId,
+    /// Which of the account's registries holds it (see [`Service::registry_key`] for how the
+    /// two are kept apart in the database).
+    pub service: Service,
+    /// The account id (never the internal key of a public registry).
     pub registry_id: String,
     pub name: RepositoryName,
     pub created_at: Millis,
@@ -166,9 +170,12 @@ pub trait MetaStore: Send + Sync {
     async fn create_repository(
         &self,
         repo: RepositoryRecord,
-    ) -> Result<RepositoryRecord, StorageError>;
+    ) -> Result<RepositoryRecord, StorageError> {
+        self.create_repository_with_settings(repo, &[]).await
+    }
     async fn get_repository(
         &self,
+        service: Service,
         registry_id: &str,
         name: &RepositoryName,
     ) -> Result<Option<RepositoryRecord>, StorageError>;
@@ -177,6 +184,7 @@ pub trait MetaStore: Send + Sync {
     /// `after`, however many entries precede it.
     async fn list_repositories(
         &self,
+        service: Service,
         registry_id: &str,
         after: Option<&str>,
         limit: u32,
@@ -203,6 +211,63 @@ pub trait MetaStore: Send + Sync {
         policy: Option<&str>,
     ) -> Result<(), StorageError>;
 
+    /// Creates a repository with its first settings (see
+    /// [`MetaStore::put_repository_settings`]), in one transaction.
+    async fn create_repository_with_settings(
+        &self,
+        repo: RepositoryRecord,
+        settings: &[(&str, &[u8])],
+    ) -> Result<RepositoryRecord, StorageError>;
+
+    // Resource tags.
+    /// Adds tags to a repository, or replaces the values of keys it has (which keep their
+    /// place); new keys follow the others in the order given. `Conflict` (and no change) if
+    /// the repository would then have more than `max` tags, counted in the same transaction;
+    /// `NotFound` if it no longer exists. Answers the repository's tags after the change.
+    async fn tag_repository(
+        &self,
+        repo: RepositoryId,
+        tags: &[ResourceTag],
+        max: usize,
+    ) -> Result<Vec<ResourceTag>, StorageError>;
+    /// Removes the named tags (keys it lacks are ignored), in one transaction; `NotFound` if
+    /// the repository no longer exists.
+    async fn untag_repository(
+        &self,
+        repo: RepositoryId,
+        keys: &[String],
+    ) -> Result<(), StorageError>;
+
+    // Settings: small named values of a repository or registry (catalog data, and later
+    // lifecycle policies, scanning configuration, account settings...).
+    /// One setting of a repository.
+    async fn repository_setting(
+        &self,
+        repo: RepositoryId,
+        name: &str,
+    ) -> Result<Option<Vec<u8>>, StorageError>;
+    /// Sets (`Some`) or removes (`None`) settings of a repository, all in one transaction;
+    /// `NotFound` if the repository no longer exists. Settings go with their repository.
+    async fn put_repository_settings(
+        &self,
+        repo: RepositoryId,
+        changes: &[(&str, Option<&[u8]>)],
+    ) -> Result<(), StorageError>;
+    /// One setting of a registry.
+    async fn registry_setting(
+        &self,
+        service: Service,
+        registry_id: &str,
+        name: &str,
+    ) -> Result<Option<Vec<u8>>, StorageError>;
+    /// Sets (`Some`) or removes (`None`) settings of a registry, all in one transaction.
+    async fn put_registry_settings(
+        &self,
+        service: Service,
+        registry_id: &str,
+        changes: &[(&str, Option<&[u8]>)],
+    ) -> Result<(), StorageError>;
+
     // Blobs.
     async fn repository_blob(
         &self,
@@ -222,6 +287,7 @@ pub trait MetaStore: Send + Sync {
     /// `limit` (a `/v2` mount without `from` picks its source among them).
     async fn repositories_holding(
         &self,
+        service: Service,
         registry_id: &str,
         digest: &Digest,
         limit: u32,

@@ -16,7 +16,7 @@ use std::borrow::Cow;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use model::{Digest, ImageTag, RepositoryName, UploadId};
+use model::{Digest, ImageTag, RepositoryName, Service, UploadId};
 use sqlx::Row;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
@@ -26,13 +26,22 @@ use super::sql;
 use super::*;
 
 fn migrator() -> Migrator {
-    let migrations = vec![Migration::new(
-        1,
-        Cow::Borrowed("initial"),
-        MigrationType::Simple,
-        Cow::Borrowed(include_str!("../../migrations/postgres/0001_initial.sql")),
-        false,
-    )];
+    let migrations = vec![
+        Migration::new(
+            1,
+            Cow::Borrowed("initial"),
+            MigrationType::Simple,
+            Cow::Borrowed(include_str!("../../migrations/postgres/0001_initial.sql")),
+            false,
+        ),
+        Migration::new(
+            2,
+            Cow::Borrowed("settings"),
+            MigrationType::Simple,
+            Cow::Borrowed(include_str!("../../migrations/postgres/0002_settings.sql")),
+            false,
+        ),
+    ];
     Migrator {
         migrations: Cow::Owned(migrations),
         ..Migrator::DEFAULT
@@ -143,9 +152,11 @@ pub(crate) async fn pool(options: PgConnectOptions, size: u32) -> Result<PgPool,
 }
 
 fn repository_from_row(row: &PgRow) -> Result<RepositoryRecord, StorageError> {
+    let (service, registry_id) = split_registry_key(row.get("registry_id"));
     Ok(RepositoryRecord {
         id: RepositoryId(row.get("id")),
-        registry_id: row.get("registry_id"),
+        service,
+        registry_id,
         name: RepositoryName::parse(row.get::<&str, _>("name"))
             .map_err(|_| corrupt("repository name"))?,
         created_at: row.get("created_at"),
@@ -205,13 +216,14 @@ fn tag_status_filter(status: TagStatus) -> &'static str {
 
 #[async_trait]
 impl MetaStore for PostgresMetaStore {
-    async fn create_repository(
+    async fn create_repository_with_settings(
         &self,
         repo: RepositoryRecord,
+        settings: &[(&str, &[u8])],
     ) -> Result<RepositoryRecord, StorageError> {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
         let res = sqlx::query_scalar(sql::INSERT_REPOSITORY)
-            .bind(&repo.registry_id)
+            .bind(repo.service.registry_key(&repo.registry_id).as_ref())
             .bind(repo.name.as_str())
             .bind(repo.created_at)
             .bind(&repo.image_tag_mutability)
@@ -238,15 +250,21 @@ impl MetaStore for PostgresMetaStore {
                 .await
                 .map_err(db_err)?;
         }
+        let changes: Vec<(&str, Option<&[u8]>)> =
+            settings.iter().map(|(n, v)| (*n, Some(*v))).collect();
+        sql::put_repository_settings_tx!(&mut tx, id, &changes).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(RepositoryRecord { id, ..repo })
     }
 
     async fn get_repository(
         &self,
+        service: Service,
         registry_id: &str,
         name: &RepositoryName,
     ) -> Result<Option<RepositoryRecord>, StorageError> {
+        let registry_id = service.registry_key(registry_id);
+        let registry_id = registry_id.as_ref();
         let row = sqlx::query(&format!(
             "{REPOSITORY_WITH_TAGS} WHERE registry_id = $1 AND name = $2"
         ))
@@ -260,10 +278,13 @@ impl MetaStore for PostgresMetaStore {
 
     async fn list_repositories(
         &self,
+        service: Service,
         registry_id: &str,
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<RepositoryRecord>, StorageError> {
+        let registry_id = service.registry_key(registry_id);
+        let registry_id = registry_id.as_ref();
         let rows = sqlx::query(&format!(
             "{REPOSITORY_WITH_TAGS} WHERE registry_id = $1 AND name > $2 ORDER BY name LIMIT $3"
         ))
@@ -352,6 +373,111 @@ impl MetaStore for PostgresMetaStore {
         };
         q.execute(&self.pool).await.map_err(db_err)?;
         Ok(())
+    }
+
+    async fn tag_repository(
+        &self,
+        repo: RepositoryId,
+        tags: &[ResourceTag],
+        max: usize,
+    ) -> Result<Vec<ResourceTag>, StorageError> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let out = sql::tag_repository_tx!(&mut tx, &sql::POSTGRES, repo, tags, max).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(out)
+    }
+
+    async fn untag_repository(
+        &self,
+        repo: RepositoryId,
+        keys: &[String],
+    ) -> Result<(), StorageError> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let found: Option<i64> = sqlx::query_scalar(sql::REPOSITORY_ROW)
+            .bind(repo.0)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        if found.is_none() {
+            return Err(StorageError::NotFound);
+        }
+        for key in keys {
+            sqlx::query(sql::DELETE_REPOSITORY_TAG)
+                .bind(repo.0)
+                .bind(key)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn repository_setting(
+        &self,
+        repo: RepositoryId,
+        name: &str,
+    ) -> Result<Option<Vec<u8>>, StorageError> {
+        sqlx::query_scalar(sql::REPOSITORY_SETTING)
+            .bind(repo.0)
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)
+    }
+
+    async fn put_repository_settings(
+        &self,
+        repo: RepositoryId,
+        changes: &[(&str, Option<&[u8]>)],
+    ) -> Result<(), StorageError> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let found: Option<i64> = sqlx::query_scalar(sql::REPOSITORY_ROW)
+            .bind(repo.0)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        if found.is_none() {
+            return Err(StorageError::NotFound);
+        }
+        sql::put_repository_settings_tx!(&mut tx, repo, changes).await?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn registry_setting(
+        &self,
+        service: Service,
+        registry_id: &str,
+        name: &str,
+    ) -> Result<Option<Vec<u8>>, StorageError> {
+        sqlx::query_scalar(sql::REGISTRY_SETTING)
+            .bind(service.registry_key(registry_id).as_ref())
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)
+    }
+
+    async fn put_registry_settings(
+        &self,
+        service: Service,
+        registry_id: &str,
+        changes: &[(&str, Option<&[u8]>)],
+    ) -> Result<(), StorageError> {
+        let key = service.registry_key(registry_id);
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        for (name, value) in changes {
+            let q = match value {
+                Some(v) => sqlx::query(sql::PUT_REGISTRY_SETTING)
+                    .bind(key.as_ref())
+                    .bind(*name)
+                    .bind(*v),
+                None => sqlx::query(sql::DELETE_REGISTRY_SETTING)
+                    .bind(key.as_ref())
+                    .bind(*name),
+            };
+            q.execute(&mut *tx).await.map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)
     }
 
     async fn repository_blob(
@@ -641,13 +767,14 @@ impl MetaStore for PostgresMetaStore {
 
     async fn repositories_holding(
         &self,
+        service: Service,
         registry_id: &str,
         digest: &Digest,
         limit: u32,
     ) -> Result<Vec<RepositoryName>, StorageError> {
         let names: Vec<String> = sqlx::query_scalar(sql::REPOSITORIES_HOLDING)
             .bind(digest.as_str())
-            .bind(registry_id)
+            .bind(service.registry_key(registry_id).as_ref())
             .bind(limit as i64)
             .fetch_all(&self.pool)
             .await

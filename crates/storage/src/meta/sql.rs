@@ -33,7 +33,6 @@ pub(super) const REPOSITORY_TAGS: &str =
     "SELECT key, value FROM repository_tags WHERE repository_id = $1 ORDER BY position";
 /// Locks the repository (with the dialect's suffix) against a concurrent push before
 /// `COUNT_IMAGES` decides it is empty: an image insert holds a key lock on it.
-#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
 pub(super) const REPOSITORY_ROW: &str = "SELECT id FROM repositories WHERE id = $1";
 pub(super) const COUNT_IMAGES: &str = "SELECT COUNT(*) FROM images WHERE repository_id = $1";
 pub(super) const DELETE_REPOSITORY: &str = "DELETE FROM repositories WHERE id = $1";
@@ -45,6 +44,30 @@ pub(super) const SET_REGISTRY_POLICY: &str =
      ON CONFLICT (registry_id) DO UPDATE SET policy = excluded.policy";
 pub(super) const DELETE_REGISTRY_POLICY: &str =
     "DELETE FROM registry_policies WHERE registry_id = $1";
+
+// Resource tags and settings.
+
+/// Adds a tag after the others, or replaces the value of a key the repository has (which
+/// keeps its place).
+pub(super) const UPSERT_REPOSITORY_TAG: &str = "INSERT INTO repository_tags (repository_id, key, value, position)
+     VALUES ($1, $2, $3, (SELECT COALESCE(MAX(position), -1) + 1 FROM repository_tags WHERE repository_id = $1))
+     ON CONFLICT (repository_id, key) DO UPDATE SET value = excluded.value";
+pub(super) const DELETE_REPOSITORY_TAG: &str =
+    "DELETE FROM repository_tags WHERE repository_id = $1 AND key = $2";
+pub(super) const REPOSITORY_SETTING: &str =
+    "SELECT value FROM repository_settings WHERE repository_id = $1 AND name = $2";
+pub(super) const PUT_REPOSITORY_SETTING: &str =
+    "INSERT INTO repository_settings (repository_id, name, value) VALUES ($1, $2, $3)
+     ON CONFLICT (repository_id, name) DO UPDATE SET value = excluded.value";
+pub(super) const DELETE_REPOSITORY_SETTING: &str =
+    "DELETE FROM repository_settings WHERE repository_id = $1 AND name = $2";
+pub(super) const REGISTRY_SETTING: &str =
+    "SELECT value FROM registry_settings WHERE registry_id = $1 AND name = $2";
+pub(super) const PUT_REGISTRY_SETTING: &str =
+    "INSERT INTO registry_settings (registry_id, name, value) VALUES ($1, $2, $3)
+     ON CONFLICT (registry_id, name) DO UPDATE SET value = excluded.value";
+pub(super) const DELETE_REGISTRY_SETTING: &str =
+    "DELETE FROM registry_settings WHERE registry_id = $1 AND name = $2";
 
 // Blobs and links.
 
@@ -322,3 +345,85 @@ macro_rules! put_image_tx {
     };
 }
 pub(super) use put_image_tx;
+
+/// The body of a transaction that writes repository settings (the same on both engines; the
+/// caller begins and commits `$tx`, `db_err` is the caller's). Evaluates to
+/// `Result<(), StorageError>`.
+macro_rules! put_repository_settings_tx {
+    ($tx:expr, $repo:expr, $changes:expr) => {
+        async {
+            let (tx, repo, changes): (_, RepositoryId, &[(&str, Option<&[u8]>)]) =
+                ($tx, $repo, $changes);
+            for (name, value) in changes {
+                let q = match value {
+                    Some(v) => sqlx::query(sql::PUT_REPOSITORY_SETTING)
+                        .bind(repo.0)
+                        .bind(*name)
+                        .bind(*v),
+                    None => sqlx::query(sql::DELETE_REPOSITORY_SETTING)
+                        .bind(repo.0)
+                        .bind(*name),
+                };
+                match q.execute(&mut **tx).await {
+                    Ok(_) => {}
+                    Err(e) if is_foreign_key_violation(&e) => return Err(StorageError::NotFound),
+                    Err(e) => return Err(db_err(e)),
+                }
+            }
+            Ok::<(), StorageError>(())
+        }
+    };
+}
+pub(super) use put_repository_settings_tx;
+
+/// TagResource's transaction, the same on both engines: the repository's row first (locked
+/// with the dialect's suffix, so that racing calls count one after the other; `NotFound` if
+/// it is gone), then the writes, then the count. Evaluates to
+/// `Result<Vec<ResourceTag>, StorageError>`; the caller begins `$tx` and commits it on `Ok`.
+macro_rules! tag_repository_tx {
+    ($tx:expr, $dialect:expr, $repo:expr, $tags:expr, $max:expr) => {
+        async {
+            let (tx, dialect, repo, tags, max): (
+                _,
+                &$crate::meta::sql::Dialect,
+                RepositoryId,
+                &[ResourceTag],
+                usize,
+            ) = ($tx, $dialect, $repo, $tags, $max);
+            let found: Option<i64> =
+                sqlx::query_scalar(&format!("{}{}", sql::REPOSITORY_ROW, dialect.for_update))
+                    .bind(repo.0)
+                    .fetch_optional(&mut **tx)
+                    .await
+                    .map_err(db_err)?;
+            if found.is_none() {
+                return Err(StorageError::NotFound);
+            }
+            for t in tags {
+                sqlx::query(sql::UPSERT_REPOSITORY_TAG)
+                    .bind(repo.0)
+                    .bind(&t.key)
+                    .bind(&t.value)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(db_err)?;
+            }
+            let rows = sqlx::query(sql::REPOSITORY_TAGS)
+                .bind(repo.0)
+                .fetch_all(&mut **tx)
+                .await
+                .map_err(db_err)?;
+            if rows.len() > max {
+                return Err(StorageError::Conflict("too many tags"));
+            }
+            Ok(rows
+                .iter()
+                .map(|r| ResourceTag {
+                    key: r.get(0),
+                    value: r.get(1),
+                })
+                .collect::<Vec<_>>())
+        }
+    };
+}
+pub(super) use tag_repository_tx;

@@ -10,7 +10,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use model::{Digest, ImageTag, RepositoryName, UploadId};
+use model::{Digest, ImageTag, RepositoryName, Service, UploadId};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteRow,
@@ -74,6 +74,13 @@ fn migrator() -> Migrator {
             Cow::Borrowed(include_str!(
                 "../../migrations/sqlite/0006_blob_links_by_digest.sql"
             )),
+            false,
+        ),
+        Migration::new(
+            7,
+            Cow::Borrowed("settings"),
+            MigrationType::Simple,
+            Cow::Borrowed(include_str!("../../migrations/sqlite/0007_settings.sql")),
             false,
         ),
     ];
@@ -229,9 +236,11 @@ impl SqliteMetaStore {
 
     async fn repository_from_row(&self, row: &SqliteRow) -> Result<RepositoryRecord, StorageError> {
         let id = RepositoryId(row.get("id"));
+        let (service, registry_id) = split_registry_key(row.get("registry_id"));
         Ok(RepositoryRecord {
             id,
-            registry_id: row.get("registry_id"),
+            service,
+            registry_id,
             name: RepositoryName::parse(row.get::<&str, _>("name"))
                 .map_err(|_| corrupt("repository name"))?,
             created_at: row.get("created_at"),
@@ -385,8 +394,10 @@ type RepositoryJson = (
 fn repository_from_json(r: RepositoryJson) -> Result<RepositoryRecord, StorageError> {
     let (id, registry_id, name, created_at, mutability, exclusions, scan, enc, kms, policy, tags) =
         r;
+    let (service, registry_id) = split_registry_key(&registry_id);
     Ok(RepositoryRecord {
         id: RepositoryId(id),
+        service,
         registry_id,
         name: RepositoryName::parse(&name).map_err(|_| corrupt("repository name"))?,
         created_at,
@@ -431,13 +442,14 @@ fn summary_from_json(i: ImageSummaryJson) -> Result<ImageSummary, StorageError> 
 
 #[async_trait]
 impl MetaStore for SqliteMetaStore {
-    async fn create_repository(
+    async fn create_repository_with_settings(
         &self,
         repo: RepositoryRecord,
+        settings: &[(&str, &[u8])],
     ) -> Result<RepositoryRecord, StorageError> {
         let mut tx = self.writer.begin().await.map_err(db_err)?;
         let res = sqlx::query_scalar(sql::INSERT_REPOSITORY)
-            .bind(&repo.registry_id)
+            .bind(repo.service.registry_key(&repo.registry_id).as_ref())
             .bind(repo.name.as_str())
             .bind(repo.created_at)
             .bind(&repo.image_tag_mutability)
@@ -464,15 +476,21 @@ impl MetaStore for SqliteMetaStore {
                 .await
                 .map_err(db_err)?;
         }
+        let changes: Vec<(&str, Option<&[u8]>)> =
+            settings.iter().map(|(n, v)| (*n, Some(*v))).collect();
+        sql::put_repository_settings_tx!(&mut tx, id, &changes).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(RepositoryRecord { id, ..repo })
     }
 
     async fn get_repository(
         &self,
+        service: Service,
         registry_id: &str,
         name: &RepositoryName,
     ) -> Result<Option<RepositoryRecord>, StorageError> {
+        let registry_id = service.registry_key(registry_id);
+        let registry_id = registry_id.as_ref();
         // One statement, tags included: every request looks its repository up.
         let row = sqlx::query(
             "SELECT r.*, (SELECT json_group_array(json_array(key, value)) FROM \
@@ -492,10 +510,13 @@ impl MetaStore for SqliteMetaStore {
 
     async fn list_repositories(
         &self,
+        service: Service,
         registry_id: &str,
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<RepositoryRecord>, StorageError> {
+        let registry_id = service.registry_key(registry_id);
+        let registry_id = registry_id.as_ref();
         let sql = list_repositories_sql();
         let q = sqlx::query(&sql)
             .bind(registry_id)
@@ -533,6 +554,111 @@ impl MetaStore for SqliteMetaStore {
             .map_err(db_err)?;
         if res.rows_affected() == 0 {
             return Err(StorageError::NotFound);
+        }
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn tag_repository(
+        &self,
+        repo: RepositoryId,
+        tags: &[ResourceTag],
+        max: usize,
+    ) -> Result<Vec<ResourceTag>, StorageError> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let out = sql::tag_repository_tx!(&mut tx, &sql::SQLITE, repo, tags, max).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(out)
+    }
+
+    async fn untag_repository(
+        &self,
+        repo: RepositoryId,
+        keys: &[String],
+    ) -> Result<(), StorageError> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let found: Option<i64> = sqlx::query_scalar(sql::REPOSITORY_ROW)
+            .bind(repo.0)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        if found.is_none() {
+            return Err(StorageError::NotFound);
+        }
+        for key in keys {
+            sqlx::query(sql::DELETE_REPOSITORY_TAG)
+                .bind(repo.0)
+                .bind(key)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn repository_setting(
+        &self,
+        repo: RepositoryId,
+        name: &str,
+    ) -> Result<Option<Vec<u8>>, StorageError> {
+        sqlx::query_scalar(sql::REPOSITORY_SETTING)
+            .bind(repo.0)
+            .bind(name)
+            .fetch_optional(&mut *self.readers.lend().await?)
+            .await
+            .map_err(db_err)
+    }
+
+    async fn put_repository_settings(
+        &self,
+        repo: RepositoryId,
+        changes: &[(&str, Option<&[u8]>)],
+    ) -> Result<(), StorageError> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let found: Option<i64> = sqlx::query_scalar(sql::REPOSITORY_ROW)
+            .bind(repo.0)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        if found.is_none() {
+            return Err(StorageError::NotFound);
+        }
+        sql::put_repository_settings_tx!(&mut tx, repo, changes).await?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn registry_setting(
+        &self,
+        service: Service,
+        registry_id: &str,
+        name: &str,
+    ) -> Result<Option<Vec<u8>>, StorageError> {
+        sqlx::query_scalar(sql::REGISTRY_SETTING)
+            .bind(service.registry_key(registry_id).as_ref())
+            .bind(name)
+            .fetch_optional(&mut *self.readers.lend().await?)
+            .await
+            .map_err(db_err)
+    }
+
+    async fn put_registry_settings(
+        &self,
+        service: Service,
+        registry_id: &str,
+        changes: &[(&str, Option<&[u8]>)],
+    ) -> Result<(), StorageError> {
+        let key = service.registry_key(registry_id);
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        for (name, value) in changes {
+            let q = match value {
+                Some(v) => sqlx::query(sql::PUT_REGISTRY_SETTING)
+                    .bind(key.as_ref())
+                    .bind(*name)
+                    .bind(*v),
+                None => sqlx::query(sql::DELETE_REGISTRY_SETTING)
+                    .bind(key.as_ref())
+                    .bind(*name),
+            };
+            q.execute(&mut *tx).await.map_err(db_err)?;
         }
         tx.commit().await.map_err(db_err)
     }
@@ -846,13 +972,14 @@ impl MetaStore for SqliteMetaStore {
 
     async fn repositories_holding(
         &self,
+        service: Service,
         registry_id: &str,
         digest: &Digest,
         limit: u32,
     ) -> Result<Vec<RepositoryName>, StorageError> {
         let names: Vec<String> = sqlx::query_scalar(sql::REPOSITORIES_HOLDING)
             .bind(digest.as_str())
-            .bind(registry_id)
+            .bind(service.registry_key(registry_id).as_ref())
             .bind(limit as i64)
             .fetch_all(&mut *self.readers.lend().await?)
             .await
