@@ -40,7 +40,7 @@ pub use pagination::{Page, PageToken};
 pub use policies::RepositoryPolicy;
 pub use public::{
     CatalogData, CreatePublicRepository, LOGO_ROUTE, Logo, MAX_LOGO_BYTES, PublicAliases,
-    PublicRegistry, generated_alias, is_valid_alias,
+    PublicRegistry, PublicRegistryAlias, generated_alias, is_valid_alias,
 };
 pub use referrers::Referrer;
 pub use repositories::{CreateRepository, EncryptionConfiguration};

@@ -65,19 +65,32 @@ pub fn generated_alias(account: &str) -> String {
     format!("{}{}", first as char, &hex[1..8])
 }
 
-/// Which account each public registry alias belongs to: configured aliases, and the
-/// generated alias of every other account the deployment knows. Built from configuration at
-/// startup, so every node has the same map.
+/// Which account each public registry alias belongs to. An account's registry has its
+/// generated alias ([`generated_alias`], ECR Public's "default" alias) and, if configured, a
+/// chosen one, which is then its "primary" alias (the one URIs show); both reach it, as on
+/// public.ecr.aws. Built from configuration at startup, so every node has the same map.
 #[derive(Debug, Clone, Default)]
 pub struct PublicAliases {
-    by_account: HashMap<String, String>,
+    /// The configured (primary) alias of each account that has one.
+    configured: HashMap<String, String>,
+    /// Every known alias, configured or generated, to its account.
     by_alias: HashMap<String, String>,
 }
 
+/// One alias of a public registry, as DescribeRegistries lists it (its status is ACTIVE).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicRegistryAlias {
+    pub name: String,
+    /// The alias URIs show: the configured one, else the generated one.
+    pub primary: bool,
+    /// The alias the registry was given when created: the generated one.
+    pub default: bool,
+}
+
 impl PublicAliases {
-    /// `configured` maps accounts to their chosen alias; `accounts` are the other accounts the
-    /// deployment knows (they get [`generated_alias`]). Refuses an invalid alias and an alias
-    /// two accounts would share.
+    /// `configured` gives accounts their chosen alias; `accounts` are the other accounts the
+    /// deployment knows. Every account named in either has its generated alias too. Refuses
+    /// an invalid alias, two aliases for one account, and an alias two accounts would share.
     pub fn new(
         configured: &[(String, String)],
         accounts: impl IntoIterator<Item = String>,
@@ -89,38 +102,65 @@ impl PublicAliases {
                     "public registry alias '{alias}' must be 2-50 characters matching [a-z][a-z0-9]+(?:[._-][a-z0-9]+)*"
                 ));
             }
-            out.insert(account, alias.clone())?;
-        }
-        for account in accounts {
-            if !out.by_account.contains_key(&account) {
-                let alias = generated_alias(&account);
-                out.insert(&account, alias)?;
+            if let Some(other) = out.configured.get(account)
+                && other != alias
+            {
+                return Err(format!(
+                    "account {account} is given two public registry aliases, '{other}' and '{alias}'"
+                ));
             }
+            out.claim(alias, account)?;
+            out.configured.insert(account.clone(), alias.clone());
+        }
+        let named: Vec<String> = out.configured.keys().cloned().collect();
+        for account in named.into_iter().chain(accounts) {
+            out.claim(&generated_alias(&account), &account)?;
         }
         Ok(out)
     }
 
-    fn insert(&mut self, account: &str, alias: String) -> std::result::Result<(), String> {
-        if let Some(other) = self.by_alias.get(&alias)
-            && other != account
-        {
-            return Err(format!(
+    fn claim(&mut self, alias: &str, account: &str) -> std::result::Result<(), String> {
+        match self.by_alias.get(alias) {
+            Some(other) if other != account => Err(format!(
                 "public registry alias '{alias}' would belong to both {other} and {account}"
-            ));
+            )),
+            _ => {
+                self.by_alias.insert(alias.to_owned(), account.to_owned());
+                Ok(())
+            }
         }
-        if let Some(old) = self.by_account.insert(account.to_owned(), alias.clone()) {
-            self.by_alias.remove(&old);
-        }
-        self.by_alias.insert(alias, account.to_owned());
-        Ok(())
     }
 
-    /// The alias of an account's public registry (generated if none is known).
+    /// The primary alias of an account's public registry: configured, else generated.
     pub fn alias_of(&self, account: &str) -> String {
-        self.by_account
+        self.configured
             .get(account)
             .cloned()
             .unwrap_or_else(|| generated_alias(account))
+    }
+
+    /// Every alias of an account's public registry, the primary one first.
+    pub fn aliases_of(&self, account: &str) -> Vec<PublicRegistryAlias> {
+        let generated = generated_alias(account);
+        match self.configured.get(account) {
+            Some(chosen) if *chosen != generated => vec![
+                PublicRegistryAlias {
+                    name: chosen.clone(),
+                    primary: true,
+                    default: false,
+                },
+                PublicRegistryAlias {
+                    name: generated,
+                    primary: false,
+                    default: true,
+                },
+            ],
+            _ => vec![PublicRegistryAlias {
+                name: generated,
+                primary: true,
+                default: true,
+            }],
+        }
     }
 
     /// The account whose public registry has this alias.
@@ -136,8 +176,10 @@ pub struct PublicRegistry {
     pub registry_id: String,
     /// `arn:aws:ecr-public::<account>:registry/<account>`.
     pub arn: String,
-    /// The registry's one alias: primary and default, status ACTIVE.
+    /// The primary alias (the one in URIs).
     pub alias: String,
+    /// Every alias, the primary one first (status ACTIVE).
+    pub aliases: Vec<PublicRegistryAlias>,
     pub display_name: Option<String>,
     pub verified: bool,
 }
@@ -275,6 +317,7 @@ impl Registry {
             registry_id: account.clone(),
             arn: Service::Public.registry_arn(&self.region, account),
             alias: self.public_alias(account),
+            aliases: self.public_aliases.aliases_of(account),
             display_name,
             verified: false,
         })
@@ -505,7 +548,53 @@ mod tests {
         let generated = generated_alias("222222222222");
         assert_eq!(m.alias_of("222222222222"), generated);
         assert_eq!(m.account_of(&generated), Some("222222222222"));
-        assert_eq!(m.account_of(&generated_alias("111111111111")), None);
+        assert_eq!(
+            m.account_of(&generated_alias("111111111111")),
+            Some("111111111111"),
+            "the generated alias stays a way in"
+        );
+        assert_eq!(
+            m.aliases_of("111111111111"),
+            vec![
+                PublicRegistryAlias {
+                    name: "acme".into(),
+                    primary: true,
+                    default: false
+                },
+                PublicRegistryAlias {
+                    name: generated_alias("111111111111"),
+                    primary: false,
+                    default: true
+                },
+            ]
+        );
+        assert_eq!(
+            m.aliases_of("222222222222"),
+            vec![PublicRegistryAlias {
+                name: generated,
+                primary: true,
+                default: true
+            }]
+        );
+        assert!(
+            PublicAliases::new(
+                &[
+                    ("111111111111".into(), "acme".into()),
+                    ("111111111111".into(), "other".into())
+                ],
+                []
+            )
+            .is_err(),
+            "two aliases, one account"
+        );
+        assert!(
+            PublicAliases::new(
+                &[("111111111111".into(), generated_alias("222222222222"))],
+                ["222222222222".to_owned()]
+            )
+            .is_err(),
+            "another account's generated alias"
+        );
         assert!(
             PublicAliases::new(
                 &[

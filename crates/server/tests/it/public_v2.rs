@@ -200,6 +200,16 @@ async fn public_repositories_are_pulled_by_anyone_and_pushed_with_their_token_on
         "a private token reads public repositories as anyone may"
     );
 
+    // The registry's generated (default) alias reaches it as well as the configured one.
+    let generated = registry::generated_alias(ACCOUNT);
+    let r = anonymous(
+        &server,
+        Method::GET,
+        &format!("/v2/{generated}/team/app/manifests/v1"),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+
     // Anonymous writes stay refused.
     let r = anonymous(
         &server,
@@ -474,6 +484,16 @@ async fn public_use_cases_share_the_core_and_keep_their_namespace() {
     assert_eq!(
         registry.arn,
         format!("arn:aws:ecr-public::{ACCOUNT}:registry/{ACCOUNT}")
+    );
+    let aliases: Vec<(&str, bool, bool)> = registry
+        .aliases
+        .iter()
+        .map(|a| (a.name.as_str(), a.primary, a.default))
+        .collect();
+    let generated = registry::generated_alias(ACCOUNT);
+    assert_eq!(
+        aliases,
+        [(ALIAS, true, false), (generated.as_str(), false, true)]
     );
     let registry = core
         .put_registry_catalog_data(&who, Some("Acme Images"))
@@ -800,4 +820,175 @@ async fn skopeo_pushes_with_the_public_token_and_pulls_anonymously() {
     .await;
     let tags: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
     assert_eq!(tags["tags"], serde_json::json!(["v1"]));
+}
+
+/// The `field: N` line of a `berth gc` report.
+fn gc_count(report: &str, field: &str) -> u64 {
+    report
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(&format!("{field}: ")))
+        .and_then(|v| v.trim_end_matches(',').parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in {report}"))
+}
+
+#[tokio::test]
+async fn gc_and_fsck_treat_public_repositories_like_any_other() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    create_public(&core_on(dir).await, "team/app", None).await;
+    let server = TestServer::start_in_with(
+        dir,
+        &["--public-registry-alias", ALIAS, "--gc-interval-secs", "0"],
+    )
+    .await;
+    create_repo(&server.ecr(), "team/app").await;
+    let public = client(&server, password(dir, TokenScope::Public, ACCOUNT));
+    let private = client(&server, password(dir, TokenScope::Private, ACCOUNT));
+    let media = "application/vnd.oci.image.manifest.v1+json";
+
+    // One layer shared by an image in each registry; a config of each their own.
+    let layer = random_bytes(5000, 11);
+    let (public_config, private_config) = (b"{\"public\":1}".to_vec(), b"{\"private\":1}".to_vec());
+    let pub_name = format!("{ALIAS}/team/app");
+    let ld = public.push_blob(&pub_name, &layer).await;
+    let pc = public.push_blob(&pub_name, &public_config).await;
+    let public_manifest = oci_manifest((&pc, public_config.len()), &[(&ld, layer.len())]);
+    let r = public
+        .put_manifest(&pub_name, "v1", media, &public_manifest)
+        .await;
+    assert_eq!(r.status(), 201);
+    private.push_blob("team/app", &layer).await;
+    let vc = private.push_blob("team/app", &private_config).await;
+    let private_manifest = oci_manifest((&vc, private_config.len()), &[(&ld, layer.len())]);
+    let r = private
+        .put_manifest("team/app", "v1", media, &private_manifest)
+        .await;
+    assert_eq!(r.status(), 201);
+
+    // The public image goes; GC takes its config, and keeps the layer the private one uses.
+    let r = public
+        .req(
+            Method::DELETE,
+            &format!(
+                "/v2/{pub_name}/manifests/{}",
+                sha256_digest(public_manifest.as_bytes())
+            ),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let (rc, out) = berth_cli(&["gc", "--gc-grace-secs", "0"], dir);
+    assert_eq!(rc, 0, "{out}");
+    assert_eq!(
+        gc_count(&out, "deleted_blobs"),
+        1,
+        "the public config: {out}"
+    );
+    let r = private
+        .req(Method::GET, &format!("/v2/team/app/blobs/{ld}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().await.unwrap(), layer);
+    let r = anonymous(&server, Method::HEAD, &format!("/v2/{pub_name}/blobs/{ld}")).await;
+    assert_eq!(r.status(), 404, "unlinked from the public repository");
+    let (rc, out) = berth_cli(&["fsck"], dir);
+    assert_eq!((rc, out.trim()), (0, "0 problem(s)"));
+}
+
+#[tokio::test]
+async fn a_public_upload_killed_between_parts_resumes_after_a_restart() {
+    if skip_on_postgres(
+        "a part's claim on its upload outlives a node killed in the middle of the part until it \
+         expires (15 s), and this test retries the part at once",
+    ) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    create_public(&core_on(dir).await, "team/app", None).await;
+    let args = ["--public-registry-alias", ALIAS, "--gc-interval-secs", "0"];
+    let layer = random_bytes(6 * MIB + 77, 21);
+    let name = format!("{ALIAS}/team/app");
+    let patch = |oci: &Oci, path: &str, first: usize, last: usize| {
+        oci.req(Method::PATCH, path)
+            .header("content-range", format!("{first}-{}", last - 1))
+            .body(layer[first..last].to_vec())
+            .send()
+    };
+
+    // Acknowledged before the crash: the first part.
+    let upload = {
+        let server = TestServer::start_in_with(dir, &args).await;
+        let public = client(&server, password(dir, TokenScope::Public, ACCOUNT));
+        let r = public
+            .req(Method::POST, &format!("/v2/{name}/blobs/uploads/"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
+        let path = v2_path(r.headers()["location"].to_str().unwrap());
+        let r = patch(&public, &path, 0, 5 * MIB).await.unwrap();
+        assert_eq!(r.status(), 202);
+        path
+    };
+
+    // The server dies between writing the next part and recording it.
+    let mut server = TestServer::start_in_with(
+        dir,
+        &[&args[..], &["--failpoint", "upload_part.after_write"]].concat(),
+    )
+    .await;
+    let public = client(&server, password(dir, TokenScope::Public, ACCOUNT));
+    let r = patch(&public, &upload, 5 * MIB, layer.len()).await;
+    assert!(
+        r.map_or(true, |r| !r.status().is_success()),
+        "the part is never acknowledged"
+    );
+    assert!(
+        server.exited().await,
+        "the server aborted at the crash point"
+    );
+    drop(server);
+
+    // After the restart the upload stands where the acknowledged part ended, and finishes.
+    let server = TestServer::start_in_with(dir, &args).await;
+    let public = client(&server, password(dir, TokenScope::Public, ACCOUNT));
+    assert_eq!(upload_offset(&public, &upload).await, 5 * MIB);
+    let r = patch(&public, &upload, 5 * MIB, layer.len()).await.unwrap();
+    assert_eq!(r.status(), 202);
+    let digest = sha256_digest(&layer);
+    let r = public
+        .req(
+            Method::PUT,
+            &format!(
+                "{}{}digest={digest}",
+                upload,
+                if upload.contains('?') { "&" } else { "?" }
+            ),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let config = b"{}".to_vec();
+    let cd = public.push_blob(&name, &config).await;
+    let manifest = oci_manifest((&cd, config.len()), &[(&digest, layer.len())]);
+    let r = public
+        .put_manifest(
+            &name,
+            "v1",
+            "application/vnd.oci.image.manifest.v1+json",
+            &manifest,
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let r = anonymous(&server, Method::GET, &format!("/v2/{name}/blobs/{digest}")).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().await.unwrap(), layer);
+
+    berth_cli(&["gc", "--gc-grace-secs", "0"], dir);
+    assert_eq!(berth_cli(&["fsck"], dir), (0, "0 problem(s)\n".to_owned()));
 }
