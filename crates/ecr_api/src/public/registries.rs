@@ -16,13 +16,19 @@ fn registry_shape(ctx: &Ctx<'_>, r: &PublicRegistry) -> p::Registry {
         registry_arn: Some(r.arn.clone()),
         registry_uri: Some(r.uri(host(ctx))),
         verified: Some(r.verified),
-        aliases: Some(vec![p::RegistryAlias {
-            name: Some(r.alias.clone()),
-            status: Some(p::RegistryAliasStatus::Active.as_str().to_owned()),
-            // The alias is berth's only one: the registry's primary and its default.
-            primary_registry_alias: Some(true),
-            default_registry_alias: Some(true),
-        }]),
+        // The generated alias (the default, which the registry was created with) and a
+        // configured one (the primary, which URIs show), or one alias that is both.
+        aliases: Some(
+            r.aliases
+                .iter()
+                .map(|a| p::RegistryAlias {
+                    name: Some(a.name.clone()),
+                    status: Some(p::RegistryAliasStatus::Active.as_str().to_owned()),
+                    primary_registry_alias: Some(a.primary),
+                    default_registry_alias: Some(a.default),
+                })
+                .collect(),
+        ),
     }
 }
 

@@ -652,6 +652,49 @@ async fn registries_catalog_data_and_token() {
 }
 
 #[tokio::test]
+async fn a_configured_alias_is_primary_beside_the_generated_default() {
+    let server = TestServer::start_with(&["--public-registry-alias", "acme"]).await;
+    let ecr = public_client(&server);
+    let r = ecr.describe_registries().send().await.unwrap();
+    let reg = &r.registries()[0];
+    let aliases: Vec<_> = reg
+        .aliases()
+        .iter()
+        .map(|a| {
+            (
+                a.name().to_owned(),
+                a.primary_registry_alias(),
+                a.default_registry_alias(),
+            )
+        })
+        .collect();
+    assert_eq!(aliases.len(), 2, "{aliases:?}");
+    assert_eq!(aliases[0], ("acme".to_owned(), true, false));
+    let generated = aliases[1].0.clone();
+    assert!(!aliases[1].1 && aliases[1].2, "{aliases:?}");
+    assert_eq!(reg.registry_uri(), format!("{}/acme", host(&server)));
+    let created = ecr
+        .create_repository()
+        .repository_name("app")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        created.repository().unwrap().repository_uri(),
+        Some(format!("{}/acme/app", host(&server)).as_str())
+    );
+    // Either alias names the registry where the model takes one.
+    for alias in ["acme", generated.as_str()] {
+        ecr.initiate_layer_upload()
+            .registry_id(alias)
+            .repository_name("app")
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{alias}: {e:?}"));
+    }
+}
+
+#[tokio::test]
 async fn bad_inputs_get_ecr_publics_exceptions() {
     let server = TestServer::start().await;
     let ecr = public_client(&server);
