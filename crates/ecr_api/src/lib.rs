@@ -63,9 +63,6 @@ pub struct EcrApiConfig {
     pub public_region: String,
 }
 
-/// ECR Public's region on AWS, berth's default for [`EcrApiConfig::public_region`].
-pub const DEFAULT_PUBLIC_REGION: &str = "us-east-1";
-
 /// What an `X-Amz-Target` names: an operation of ECR or of ECR Public (`None`: not one berth
 /// knows, answered with UnknownOperationException once the caller is authenticated).
 #[derive(Debug, Clone, Copy)]

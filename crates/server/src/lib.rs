@@ -82,7 +82,7 @@ impl App {
                 public_url: cfg.public_url.clone(),
                 scheme,
                 signing_key,
-                public_region: ecr_api::DEFAULT_PUBLIC_REGION.to_owned(),
+                public_region: cfg.public_region.clone(),
             },
         );
         let idle_timeout =

@@ -893,6 +893,30 @@ async fn other_regions_answer_unsupported_command() {
     assert!(all.repositories().is_empty());
 }
 
+#[tokio::test]
+async fn the_public_region_can_be_configured() {
+    let server = TestServer::start_with(&["--public-region", "eu-west-1"]).await;
+    public_client_in(&server.endpoint, "eu-west-1")
+        .describe_registries()
+        .send()
+        .await
+        .unwrap();
+    let e = public_client(&server)
+        .describe_registries()
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err(&e),
+        (
+            "UnsupportedCommandException".into(),
+            "DescribeRegistries command is only supported in eu-west-1.".into()
+        )
+    );
+    // ECR keeps its own region.
+    server.ecr().describe_repositories().send().await.unwrap();
+}
+
 /// A raw SpencerFrontendService request with a fixed (well-formed) signature for `scope`.
 async fn raw_public(
     server: &TestServer,
