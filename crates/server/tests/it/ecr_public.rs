@@ -861,6 +861,36 @@ async fn bad_inputs_get_ecr_publics_exceptions() {
         .await
         .unwrap_err();
     assert_eq!(err(&e).0, "RepositoryNotFoundException");
+    // Past the 50 tags a repository may have: refused whole.
+    let arn = ecr
+        .describe_repositories()
+        .repository_names("flow")
+        .send()
+        .await
+        .unwrap()
+        .repositories()[0]
+        .repository_arn()
+        .unwrap()
+        .to_owned();
+    let e = ecr
+        .tag_resource()
+        .resource_arn(&arn)
+        .set_tags(Some(
+            (0..51)
+                .map(|i| Tag::builder().key(format!("k{i}")).value("v").build())
+                .collect(),
+        ))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err(&e).0, "TooManyTagsException");
+    let listed = ecr
+        .list_tags_for_resource()
+        .resource_arn(&arn)
+        .send()
+        .await
+        .unwrap();
+    assert!(listed.tags().is_empty());
 }
 
 #[tokio::test]
