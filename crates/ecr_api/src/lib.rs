@@ -13,7 +13,9 @@ mod images;
 mod layers;
 mod operation;
 mod policies;
+mod public;
 mod repositories;
+pub mod shapes;
 mod validate;
 
 use std::sync::Arc;
@@ -36,6 +38,7 @@ use tracing::Instrument;
 
 pub use error::ApiError;
 use operation::Operation;
+use shapes::ecr_public;
 
 pub const CONTENT_TYPE_JSON: &str = "application/x-amz-json-1.1";
 
@@ -55,6 +58,37 @@ pub struct EcrApiConfig {
     /// `http` or `https`: the scheme of URLs built from `Host`.
     pub scheme: &'static str,
     pub signing_key: SigningKey,
+    /// The one region ECR Public answers in; a request signed for another region gets
+    /// UnsupportedCommandException, as AWS answers outside `us-east-1`.
+    pub public_region: String,
+}
+
+/// What an `X-Amz-Target` names: an operation of ECR or of ECR Public (`None`: not one berth
+/// knows, answered with UnknownOperationException once the caller is authenticated).
+#[derive(Debug, Clone, Copy)]
+enum Target {
+    Ecr(Option<Operation>),
+    Public(Option<ecr_public::Operation>),
+}
+
+impl Target {
+    fn parse(target: &str) -> Self {
+        match target
+            .strip_prefix(ecr_public::TARGET_PREFIX)
+            .and_then(|rest| rest.strip_prefix('.'))
+        {
+            Some(name) => Target::Public(ecr_public::Operation::from_name(name)),
+            None => Target::Ecr(Operation::from_target(target)),
+        }
+    }
+
+    /// The service of the SigV4 credential scope the request must carry.
+    fn signing_name(self) -> &'static str {
+        match self {
+            Target::Ecr(_) => "ecr",
+            Target::Public(_) => ecr_public::SIGNING_NAME,
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -302,7 +336,7 @@ async fn handle(State(api): State<EcrApi>, uri: Uri, headers: HeaderMap, body: B
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let op = Operation::from_target(target);
+    let op = Target::parse(target);
     // `instrument`, not `enter`: a guard held across an await leaks into other requests' logs.
     let span = tracing::info_span!("ecr", op = ?op, request_id = %request_id);
     let started = std::time::Instant::now();
@@ -329,11 +363,16 @@ async fn dispatch(
     uri: &Uri,
     headers: &HeaderMap,
     target: &str,
-    op: Option<Operation>,
+    op: Target,
     body: Body,
 ) -> Result<Response, ApiError> {
     // Authentication first, as AWS does: an unsigned request learns nothing about operations.
-    let sig = authentication::parse(api, headers)?;
+    let sig = authentication::parse(
+        api,
+        headers,
+        op.signing_name(),
+        matches!(op, Target::Ecr(_)),
+    )?;
     // Held until the body and everything made from it are dropped, at the end of this call.
     let _reservation = match reserve_body_memory(api, headers).await {
         Ok(r) => r,
@@ -345,7 +384,10 @@ async fn dispatch(
     let (body, hasher) = read_body(headers, body).await?;
     // Parsing needs no trust: it runs while the body's hash may still be finishing, and its
     // errors come after the signature's, as before.
-    let decoded = op.map(|op| decode(op, &body));
+    let decoded = match op {
+        Target::Ecr(op) => op.map(|op| decode(op, &body)),
+        Target::Public(_) => None,
+    };
     let principal = authentication::authenticate(
         api,
         &sig,
@@ -357,12 +399,15 @@ async fn dispatch(
             None => hex::encode(Sha256::digest(&body[..])),
         },
     )?;
-    let req = decoded.ok_or_else(|| ApiError::UnknownOperation(target.to_owned()))??;
     let ctx = Ctx {
         api,
         principal,
         base_url: base_url(api, headers),
     };
+    if let Target::Public(op) = op {
+        return public::dispatch(&ctx, &sig.region, target, op, body).await;
+    }
+    let req = decoded.ok_or_else(|| ApiError::UnknownOperation(target.to_owned()))??;
     use Request as R;
     let result = match req {
         R::CreateRepository(r) => respond(&repositories::create_repository(&ctx, r).await?),
@@ -461,9 +506,11 @@ fn decode(op: Operation, body: &[u8]) -> Result<Request<'_>, ApiError> {
 /// the `ecr_request` fuzz target (`fuzz/`).
 #[doc(hidden)]
 pub fn decode_request(target: &str, body: &[u8]) -> Result<(), ApiError> {
-    let op = Operation::from_target(target)
-        .ok_or_else(|| ApiError::UnknownOperation(target.to_owned()))?;
-    decode(op, body).map(drop)
+    let unknown = || ApiError::UnknownOperation(target.to_owned());
+    match Target::parse(target) {
+        Target::Ecr(op) => decode(op.ok_or_else(unknown)?, body).map(drop),
+        Target::Public(op) => public::decode(op.ok_or_else(unknown)?, body).map(drop),
+    }
 }
 
 #[cfg(test)]

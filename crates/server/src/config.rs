@@ -19,6 +19,9 @@ pub struct Config {
     pub metadata: Option<storage::Metadata>,
     /// The AWS region berth answers as (SigV4 scope, ARNs, tokens). Default `us-east-1`.
     pub region: String,
+    /// The one region the ECR Public API answers in (AWS offers it in `us-east-1` only); a
+    /// request signed for another gets UnsupportedCommandException. Default `us-east-1`.
+    pub public_region: String,
     /// The 12-digit account (registry id) callers belong to. Default `000000000000`.
     pub account_id: String,
     /// Base URL clients reach berth at, for download URLs and `proxyEndpoint`. Default: the
@@ -145,6 +148,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./berth-data"),
             metadata: None,
             region: "us-east-1".into(),
+            public_region: "us-east-1".into(),
             account_id: "000000000000".into(),
             public_url: None,
             create_on_push: false,
@@ -184,6 +188,7 @@ pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
     pub metadata: Option<String>,
     pub region: Option<String>,
+    pub public_region: Option<String>,
     pub account_id: Option<String>,
     pub public_url: Option<String>,
     pub create_on_push: Option<bool>,
@@ -278,6 +283,9 @@ pub struct Overrides {
     /// AWS region to answer as [default: us-east-1].
     #[arg(long, env = "BERTH_REGION")]
     pub region: Option<String>,
+    /// The region ECR Public answers in; requests signed for another get UnsupportedCommandException [default: us-east-1].
+    #[arg(long, env = "BERTH_PUBLIC_REGION")]
+    pub public_region: Option<String>,
     /// Account id (registry id) of callers [default: 000000000000].
     #[arg(long, env = "BERTH_ACCOUNT_ID")]
     pub account_id: Option<String>,
@@ -441,6 +449,11 @@ impl Config {
             },
             data_dir,
             region: o.region.clone().or(file.region).unwrap_or(d.region),
+            public_region: o
+                .public_region
+                .clone()
+                .or(file.public_region)
+                .unwrap_or(d.public_region),
             account_id: o
                 .account_id
                 .clone()
@@ -526,14 +539,20 @@ impl Config {
             "account-id: '{}' is not 12 digits",
             self.account_id
         );
+        let region_name = |r: &str| {
+            !r.is_empty()
+                && r.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        };
         anyhow::ensure!(
-            !self.region.is_empty()
-                && self
-                    .region
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'),
+            region_name(&self.region),
             "region: '{}' is not a region name",
             self.region
+        );
+        anyhow::ensure!(
+            region_name(&self.public_region),
+            "public-region: '{}' is not a region name",
+            self.public_region
         );
         anyhow::ensure!(
             self.max_inflight_part_bytes >= 1024 * 1024,

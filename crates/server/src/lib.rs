@@ -110,6 +110,7 @@ impl App {
                 public_url: cfg.public_url.clone(),
                 scheme,
                 signing_key,
+                public_region: cfg.public_region.clone(),
             },
         );
         let idle_timeout =

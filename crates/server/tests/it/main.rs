@@ -3,6 +3,7 @@
 
 mod authentication;
 mod crash;
+mod ecr_public;
 mod faults;
 mod gc;
 mod harness;
