@@ -628,6 +628,7 @@ impl Config {
             None => {}
         }
         put("region", s(&self.region));
+        put("public-region", s(&self.public_region));
         put("account-id", s(&self.account_id));
         if let Some(u) = &self.public_url {
             put("public-url", s(u));
