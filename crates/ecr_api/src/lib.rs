@@ -11,6 +11,7 @@ mod dto;
 mod error;
 mod images;
 mod layers;
+mod lifecycle;
 mod operation;
 mod policies;
 mod public;
@@ -440,6 +441,17 @@ async fn dispatch(
         R::DeleteRegistryPolicy(r) => respond(&policies::delete_registry_policy(&ctx, r).await?),
         R::ListTagsForResource(r) => respond(&repositories::list_tags_for_resource(&ctx, r).await?),
         R::GetAuthorizationToken(r) => respond(&authorization::get_authorization_token(&ctx, r)?),
+        R::PutLifecyclePolicy(r) => respond(&lifecycle::put_lifecycle_policy(&ctx, r).await?),
+        R::GetLifecyclePolicy(r) => respond(&lifecycle::get_lifecycle_policy(&ctx, r).await?),
+        R::DeleteLifecyclePolicy(r) => {
+            respond(&lifecycle::delete_lifecycle_policy(&ctx, r).await?)
+        }
+        R::StartLifecyclePolicyPreview(r) => {
+            respond(&lifecycle::start_lifecycle_policy_preview(&ctx, r).await?)
+        }
+        R::GetLifecyclePolicyPreview(r) => {
+            respond(&lifecycle::get_lifecycle_policy_preview(&ctx, r).await?)
+        }
     };
     // Who asked, for the server's request log.
     let mut resp = result.unwrap_or_else(IntoResponse::into_response);
@@ -470,6 +482,11 @@ enum Request<'a> {
     DeleteRegistryPolicy(dto::Empty),
     ListTagsForResource(dto::ListTagsForResourceRequest),
     GetAuthorizationToken(dto::GetAuthorizationTokenRequest),
+    PutLifecyclePolicy(dto::PutLifecyclePolicyRequest),
+    GetLifecyclePolicy(dto::RepositoryPolicyRequest),
+    DeleteLifecyclePolicy(dto::RepositoryPolicyRequest),
+    StartLifecyclePolicyPreview(dto::PutLifecyclePolicyRequest),
+    GetLifecyclePolicyPreview(dto::GetLifecyclePolicyPreviewRequest),
 }
 
 /// Decodes `body` as the request shape of `op`.
@@ -498,6 +515,11 @@ fn decode(op: Operation, body: &[u8]) -> Result<Request<'_>, ApiError> {
         O::DeleteRegistryPolicy => R::DeleteRegistryPolicy(parse(body)?),
         O::ListTagsForResource => R::ListTagsForResource(parse(body)?),
         O::GetAuthorizationToken => R::GetAuthorizationToken(parse(body)?),
+        O::PutLifecyclePolicy => R::PutLifecyclePolicy(parse(body)?),
+        O::GetLifecyclePolicy => R::GetLifecyclePolicy(parse(body)?),
+        O::DeleteLifecyclePolicy => R::DeleteLifecyclePolicy(parse(body)?),
+        O::StartLifecyclePolicyPreview => R::StartLifecyclePolicyPreview(parse(body)?),
+        O::GetLifecyclePolicyPreview => R::GetLifecyclePolicyPreview(parse(body)?),
     })
 }
 

@@ -27,6 +27,11 @@ pub enum Operation {
     PutRegistryPolicy,
     GetRegistryPolicy,
     DeleteRegistryPolicy,
+    PutLifecyclePolicy,
+    GetLifecyclePolicy,
+    DeleteLifecyclePolicy,
+    StartLifecyclePolicyPreview,
+    GetLifecyclePolicyPreview,
 }
 
 impl Operation {
@@ -54,6 +59,11 @@ impl Operation {
             "PutRegistryPolicy" => PutRegistryPolicy,
             "GetRegistryPolicy" => GetRegistryPolicy,
             "DeleteRegistryPolicy" => DeleteRegistryPolicy,
+            "PutLifecyclePolicy" => PutLifecyclePolicy,
+            "GetLifecyclePolicy" => GetLifecyclePolicy,
+            "DeleteLifecyclePolicy" => DeleteLifecyclePolicy,
+            "StartLifecyclePolicyPreview" => StartLifecyclePolicyPreview,
+            "GetLifecyclePolicyPreview" => GetLifecyclePolicyPreview,
             _ => return None,
         })
     }

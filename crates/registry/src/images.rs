@@ -8,7 +8,6 @@ use storage::{
 use crate::pagination::finish_page;
 use crate::{
     Page, PageToken, Principal, Registry, RegistryError, RepositoryRef, Result, manifest,
-    now_millis,
 };
 
 /// How often PutImage retries when a concurrent push moved the tag between its read and its
@@ -187,7 +186,7 @@ impl Registry {
             artifact_media_type: parsed.artifact_media_type,
             subject: parsed.subject,
             size,
-            pushed_at: now_millis(),
+            pushed_at: self.now(),
         };
         let refs = ImageReferences {
             blobs: parsed.blobs,

@@ -10,6 +10,7 @@ mod harness;
 mod hostile;
 mod images;
 mod layer_upload;
+mod lifecycle;
 mod limits;
 mod memory;
 mod nodes;
