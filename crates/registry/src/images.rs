@@ -6,9 +6,7 @@ use storage::{
 };
 
 use crate::pagination::finish_page;
-use crate::{
-    Page, PageToken, Principal, Registry, RegistryError, RepositoryRef, Result, manifest,
-};
+use crate::{Page, PageToken, Principal, Registry, RegistryError, RepositoryRef, Result, manifest};
 
 /// How often PutImage retries when a concurrent push moved the tag between its read and its
 /// write. Each retry re-applies the immutability rule to the new state.

@@ -146,7 +146,9 @@ impl Registry {
             registry_id: repo.registry_id.clone(),
             name: repo.name.clone(),
             text: String::from_utf8_lossy(&text).into_owned(),
-            last_evaluated_at: millis_setting(meta.repository_setting(repo.id, LAST_EVALUATED).await?),
+            last_evaluated_at: millis_setting(
+                meta.repository_setting(repo.id, LAST_EVALUATED).await?,
+            ),
         }))
     }
 
@@ -197,7 +199,11 @@ impl Registry {
             let full = page.len() == PLAN_PAGE as usize;
             after = page.last().map(|i| i.digest.to_string());
             for image in page {
-                if meta.parent_indexes(repo.id, &image.digest).await?.is_empty() {
+                if meta
+                    .parent_indexes(repo.id, &image.digest)
+                    .await?
+                    .is_empty()
+                {
                     images.push(image);
                 }
             }
@@ -293,7 +299,13 @@ impl Registry {
                 registry_id: repo.registry_id.clone(),
                 name: repo.name.clone(),
             })?;
-        let count = |archive: bool| stored.results.iter().filter(|a| a.archive == archive).count();
+        let count = |archive: bool| {
+            stored
+                .results
+                .iter()
+                .filter(|a| a.archive == archive)
+                .count()
+        };
         let (expiring, archiving) = (count(false) as u64, count(true) as u64);
         let after = page
             .after_key(|[d]| Digest::parse(d).is_ok())?
@@ -415,7 +427,8 @@ impl Registry {
             return Ok(false);
         }
         tracing::info!(repository = %repo.name, digest = %digest, rule = action.rule_priority, "lifecycle policy expires image");
-        meta.delete_image(repo.id, &digest).await
+        meta.delete_image(repo.id, &digest)
+            .await
             .map_err(Into::into)
     }
 }

@@ -162,7 +162,11 @@ fn parse_rule(v: &Value) -> Result<Rule, RegistryError> {
     let prefixes = string_list(sel, "tagPrefixList")?;
     let patterns = string_list(sel, "tagPatternList")?;
     let tags = match sel.get("tagStatus").and_then(Value::as_str) {
-        None => return Err(fail("selection has missing required property \"tagStatus\"")),
+        None => {
+            return Err(fail(
+                "selection has missing required property \"tagStatus\"",
+            ));
+        }
         Some("tagged") => match (prefixes, patterns) {
             (Some(_), Some(_)) => {
                 return Err(fail(
@@ -211,11 +215,17 @@ fn parse_rule(v: &Value) -> Result<Rule, RegistryError> {
     let unit = sel.get("countUnit").map(|u| u.as_str());
     let days = |kind: &str| match unit {
         Some(Some("days")) => Ok(number),
-        None => Err(fail(format!("countUnit is required when countType is {kind}"))),
+        None => Err(fail(format!(
+            "countUnit is required when countType is {kind}"
+        ))),
         Some(_) => Err(fail("countUnit must be days")),
     };
     let count = match sel.get("countType").and_then(Value::as_str) {
-        None => return Err(fail("selection has missing required property \"countType\"")),
+        None => {
+            return Err(fail(
+                "selection has missing required property \"countType\"",
+            ));
+        }
         Some("imageCountMoreThan") => {
             if unit.is_some() {
                 return Err(fail(
@@ -300,7 +310,10 @@ impl LifecyclePolicy {
         if rules.is_empty() {
             return Err(fail("rules must hold at least one rule"));
         }
-        let mut rules = rules.iter().map(parse_rule).collect::<Result<Vec<_>, _>>()?;
+        let mut rules = rules
+            .iter()
+            .map(parse_rule)
+            .collect::<Result<Vec<_>, _>>()?;
         rules.sort_by_key(|r| r.priority);
         if let Some(w) = rules.windows(2).find(|w| w[0].priority == w[1].priority) {
             return Err(fail(format!(
@@ -322,9 +335,9 @@ impl LifecyclePolicy {
 
     /// Whether a rule archives images or acts on archived ones.
     pub fn needs_archive(&self) -> bool {
-        self.rules.iter().any(|r| {
-            r.action == Action::Archive || matches!(r.count, Count::SinceTransitioned(_))
-        })
+        self.rules
+            .iter()
+            .any(|r| r.action == Action::Archive || matches!(r.count, Count::SinceTransitioned(_)))
     }
 
     /// The images the policy acts on at `now`, by rule. Rules see the images in their given
@@ -384,9 +397,9 @@ impl TagSelection {
             TagSelection::Prefixes(p) => p
                 .iter()
                 .all(|p| tags.iter().any(|t| t.starts_with(p.as_str()))),
-            TagSelection::Patterns(p) => p
-                .iter()
-                .all(|p| tags.iter().any(|t| wildcard_match(p, t))),
+            TagSelection::Patterns(p) => {
+                p.iter().all(|p| tags.iter().any(|t| wildcard_match(p, t)))
+            }
         }
     }
 }
@@ -403,22 +416,25 @@ mod tests {
     }
 
     fn rule(priority: i64, selection: &str, action: &str) -> String {
-        format!(
-            r#"{{"rulePriority":{priority},"selection":{selection},"action":{action}}}"#
-        )
+        format!(r#"{{"rulePriority":{priority},"selection":{selection},"action":{action}}}"#)
     }
 
     const EXPIRE: &str = r#"{"type":"expire"}"#;
 
     #[test]
     fn refuses_what_ecr_refuses() {
-        let untagged = r#"{"tagStatus":"untagged","countType":"imageCountMoreThan","countNumber":1}"#;
+        let untagged =
+            r#"{"tagStatus":"untagged","countType":"imageCountMoreThan","countNumber":1}"#;
         for (text, want) in [
             ("not json".to_owned(), "not valid JSON"),
             (r#"{"rules":[]}"#.to_owned(), "at least one rule"),
             (r#"{}"#.to_owned(), "\"rules\""),
             (
-                format!(r#"{{"rules":[{},{}]}}"#, rule(1, untagged, EXPIRE), rule(1, untagged, EXPIRE)),
+                format!(
+                    r#"{{"rules":[{},{}]}}"#,
+                    rule(1, untagged, EXPIRE),
+                    rule(1, untagged, EXPIRE)
+                ),
                 "rulePriority 1 is used by more than one rule",
             ),
             (
@@ -426,43 +442,106 @@ mod tests {
                 "at least 1",
             ),
             (
-                format!(r#"{{"rules":[{}]}}"#, rule(1, r#"{"tagStatus":"TAGGED","countType":"imageCountMoreThan","countNumber":1}"#, EXPIRE)),
+                format!(
+                    r#"{{"rules":[{}]}}"#,
+                    rule(
+                        1,
+                        r#"{"tagStatus":"TAGGED","countType":"imageCountMoreThan","countNumber":1}"#,
+                        EXPIRE
+                    )
+                ),
                 "tagStatus 'TAGGED'",
             ),
             (
-                format!(r#"{{"rules":[{}]}}"#, rule(1, r#"{"tagStatus":"tagged","countType":"imageCountMoreThan","countNumber":1}"#, EXPIRE)),
+                format!(
+                    r#"{{"rules":[{}]}}"#,
+                    rule(
+                        1,
+                        r#"{"tagStatus":"tagged","countType":"imageCountMoreThan","countNumber":1}"#,
+                        EXPIRE
+                    )
+                ),
                 "tagPrefixList or tagPatternList is required",
             ),
             (
-                format!(r#"{{"rules":[{}]}}"#, rule(1, r#"{"tagStatus":"untagged","tagPrefixList":["a"],"countType":"imageCountMoreThan","countNumber":1}"#, EXPIRE)),
+                format!(
+                    r#"{{"rules":[{}]}}"#,
+                    rule(
+                        1,
+                        r#"{"tagStatus":"untagged","tagPrefixList":["a"],"countType":"imageCountMoreThan","countNumber":1}"#,
+                        EXPIRE
+                    )
+                ),
                 "must be omitted when tagStatus is untagged",
             ),
             (
-                format!(r#"{{"rules":[{}]}}"#, rule(1, r#"{"tagStatus":"tagged","tagPatternList":["*a*b*c*d*e"],"countType":"imageCountMoreThan","countNumber":1}"#, EXPIRE)),
+                format!(
+                    r#"{{"rules":[{}]}}"#,
+                    rule(
+                        1,
+                        r#"{"tagStatus":"tagged","tagPatternList":["*a*b*c*d*e"],"countType":"imageCountMoreThan","countNumber":1}"#,
+                        EXPIRE
+                    )
+                ),
                 "more than 4 wildcards",
             ),
             (
-                format!(r#"{{"rules":[{}]}}"#, rule(1, r#"{"tagStatus":"any","countType":"sinceImagePushed","countNumber":1}"#, EXPIRE)),
+                format!(
+                    r#"{{"rules":[{}]}}"#,
+                    rule(
+                        1,
+                        r#"{"tagStatus":"any","countType":"sinceImagePushed","countNumber":1}"#,
+                        EXPIRE
+                    )
+                ),
                 "countUnit is required",
             ),
             (
-                format!(r#"{{"rules":[{}]}}"#, rule(1, r#"{"tagStatus":"any","countType":"imageCountMoreThan","countUnit":"days","countNumber":1}"#, EXPIRE)),
+                format!(
+                    r#"{{"rules":[{}]}}"#,
+                    rule(
+                        1,
+                        r#"{"tagStatus":"any","countType":"imageCountMoreThan","countUnit":"days","countNumber":1}"#,
+                        EXPIRE
+                    )
+                ),
                 "countUnit must be omitted",
             ),
             (
-                format!(r#"{{"rules":[{}]}}"#, rule(1, r#"{"tagStatus":"any","countType":"sinceImagePushed","countUnit":"hours","countNumber":1}"#, EXPIRE)),
+                format!(
+                    r#"{{"rules":[{}]}}"#,
+                    rule(
+                        1,
+                        r#"{"tagStatus":"any","countType":"sinceImagePushed","countUnit":"hours","countNumber":1}"#,
+                        EXPIRE
+                    )
+                ),
                 "countUnit must be days",
             ),
             (
-                format!(r#"{{"rules":[{},{}]}}"#, rule(1, r#"{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":1}"#, EXPIRE), rule(2, untagged, EXPIRE)),
+                format!(
+                    r#"{{"rules":[{},{}]}}"#,
+                    rule(
+                        1,
+                        r#"{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":1}"#,
+                        EXPIRE
+                    ),
+                    rule(2, untagged, EXPIRE)
+                ),
                 "tagStatus any must have the highest rulePriority",
             ),
             (
-                format!(r#"{{"rules":[{}]}}"#, rule(1, untagged, r#"{"type":"delete"}"#)),
+                format!(
+                    r#"{{"rules":[{}]}}"#,
+                    rule(1, untagged, r#"{"type":"delete"}"#)
+                ),
                 "action type must be one of",
             ),
             (
-                format!(r#"{{"rules":[{}]}}"#, rule(1, untagged, r#"{"type":"transition"}"#)),
+                format!(
+                    r#"{{"rules":[{}]}}"#,
+                    rule(1, untagged, r#"{"type":"transition"}"#)
+                ),
                 "targetStorageClass archive is required",
             ),
         ] {
