@@ -443,9 +443,7 @@ async fn dispatch(
         R::GetAuthorizationToken(r) => respond(&authorization::get_authorization_token(&ctx, r)?),
         R::PutLifecyclePolicy(r) => respond(&lifecycle::put_lifecycle_policy(&ctx, r).await?),
         R::GetLifecyclePolicy(r) => respond(&lifecycle::get_lifecycle_policy(&ctx, r).await?),
-        R::DeleteLifecyclePolicy(r) => {
-            respond(&lifecycle::delete_lifecycle_policy(&ctx, r).await?)
-        }
+        R::DeleteLifecyclePolicy(r) => respond(&lifecycle::delete_lifecycle_policy(&ctx, r).await?),
         R::StartLifecyclePolicyPreview(r) => {
             respond(&lifecycle::start_lifecycle_policy_preview(&ctx, r).await?)
         }

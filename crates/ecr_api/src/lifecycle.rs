@@ -104,8 +104,7 @@ pub(crate) async fn get_lifecycle_policy_preview(
     let repo = validate::repository(&req)?;
     let status = match req.filter.as_ref().and_then(|f| f.tag_status.as_deref()) {
         None => TagStatus::Any,
-        Some(s) => match validate::one_of(s, "filter.tagStatus", &["TAGGED", "UNTAGGED", "ANY"])?
-        {
+        Some(s) => match validate::one_of(s, "filter.tagStatus", &["TAGGED", "UNTAGGED", "ANY"])? {
             "TAGGED" => TagStatus::Tagged,
             "UNTAGGED" => TagStatus::Untagged,
             _ => TagStatus::Any,

@@ -67,9 +67,7 @@ fn registry_error(e: &RegistryError) -> (StatusCode, &'static str) {
         E::RepositoryPolicyNotFound { .. }
         | E::RegistryPolicyNotFound { .. }
         | E::LifecyclePolicyNotFound { .. }
-        | E::LifecyclePolicyPreviewNotFound { .. } => {
-            (S::NOT_FOUND, "NOT_FOUND")
-        }
+        | E::LifecyclePolicyPreviewNotFound { .. } => (S::NOT_FOUND, "NOT_FOUND"),
         E::LimitExceeded(_) | E::TooManyTags { .. } | E::AccessDenied { .. } => {
             (S::FORBIDDEN, "DENIED")
         }
