@@ -640,6 +640,51 @@ def protocol():
                  other.describe_repositories)
 
 
+def lifecycle():
+    """PutLifecyclePolicy, GetLifecyclePolicy, a preview, DeleteLifecyclePolicy."""
+    repo = "py-e2e/lifecycle"
+    ecr.create_repository(repositoryName=repo)
+    digests = []
+    for n in range(3):
+        config = make_config(f"lifecycle {n}")
+        layer = f"lifecycle layer {n}".encode()
+        upload_blob(repo, config, desc="config")
+        upload_blob(repo, layer, desc="layer")
+        r = put(repo, make_manifest(config, [layer]), tag=f"v{n}")
+        digests.append(r["image"]["imageId"]["imageDigest"])
+    policy = json.dumps({"rules": [{
+        "rulePriority": 1, "description": "keep the newest image",
+        "selection": {"tagStatus": "tagged", "tagPrefixList": ["v"],
+                      "countType": "imageCountMoreThan", "countNumber": 1},
+        "action": {"type": "expire"}}]})
+    expect_error("get_lifecycle_policy before one is put", "LifecyclePolicyNotFoundException",
+                 ecr.get_lifecycle_policy, repositoryName=repo)
+    expect_error("put_lifecycle_policy with an unknown tagStatus", "InvalidParameterException",
+                 ecr.put_lifecycle_policy, repositoryName=repo,
+                 lifecyclePolicyText=policy.replace('"tagged"', '"labelled"'))
+    r = ecr.put_lifecycle_policy(repositoryName=repo, lifecyclePolicyText=policy)
+    check_eq("put_lifecycle_policy answers the text", r["lifecyclePolicyText"], policy)
+    r = ecr.get_lifecycle_policy(repositoryName=repo)
+    check_eq("get_lifecycle_policy", r["lifecyclePolicyText"], policy)
+    r = ecr.start_lifecycle_policy_preview(repositoryName=repo)
+    check("start_lifecycle_policy_preview", r["status"] in ("IN_PROGRESS", "COMPLETE"), r.get("status"))
+    r = ecr.get_lifecycle_policy_preview(repositoryName=repo)
+    check_eq("preview status", r["status"], "COMPLETE")
+    got = sorted(x["imageDigest"] for x in r["previewResults"])
+    check_eq("preview expires all but the newest image", got, sorted(digests[:2]))
+    check_eq("preview summary", r["summary"]["expiringImageTotalCount"], 2)
+    check("preview actions are EXPIRE by rule 1",
+          all(x["action"]["type"] == "EXPIRE" and x["appliedRulePriority"] == 1 for x in r["previewResults"]),
+          r["previewResults"])
+    left = ecr.list_images(repositoryName=repo)["imageIds"]
+    check_eq("a preview expires nothing", len(left), 3)
+    r = ecr.delete_lifecycle_policy(repositoryName=repo)
+    check_eq("delete_lifecycle_policy answers the text", r["lifecyclePolicyText"], policy)
+    expect_error("get_lifecycle_policy after delete", "LifecyclePolicyNotFoundException",
+                 ecr.get_lifecycle_policy, repositoryName=repo)
+    ecr.delete_repository(repositoryName=repo, force=True)
+
+
 def delete_repositories():
     expect_error("delete_repository of a non-empty repository", "RepositoryNotEmptyException",
                  ecr.delete_repository, repositoryName=REPO)
@@ -661,7 +706,7 @@ def delete_repositories():
 def main():
     print(f"== boto3_flow: endpoint {ENDPOINT} (boto3 {boto3.__version__})", flush=True)
     for fn in (repositories, multipart_upload, upload_errors, put_and_pull, immutability, pagination,
-               batch_delete, auth_token, protocol, delete_repositories):
+               batch_delete, auth_token, protocol, lifecycle, delete_repositories):
         section(fn)
     print(f"CHECKS passed={passed} failed={failed}", flush=True)
     return 0 if failed == 0 else 1

@@ -472,6 +472,66 @@ async fn hostile_inputs_get_exact_errors_and_change_nothing() {
         )
         .await,
     );
+    // Lifecycle policy text is parsed by berth, not by the model: bounded, and every refusal
+    // is ECR's InvalidParameterException.
+    let lifecycle = |text: String| {
+        serde_json::json!({"repositoryName": REPO, "lifecyclePolicyText": text})
+            .to_string()
+            .into_bytes()
+    };
+    let rule = |selection: &str| {
+        format!(
+            r#"{{"rulePriority":1,"description":"hostile","selection":{selection},"action":{{"type":"expire"}}}}"#
+        )
+    };
+    for (what, text) in [
+        (
+            "PutLifecyclePolicy text nested 15,000 arrays deep",
+            format!("{}{}", "[".repeat(15_000), "]".repeat(15_000)),
+        ),
+        (
+            "PutLifecyclePolicy text over 30,720 characters",
+            format!(
+                r#"{{"rules":[{}]}}"#,
+                rule(&format!(
+                    r#"{{"tagStatus":"tagged","tagPrefixList":["{}"],"countType":"imageCountMoreThan","countNumber":1}}"#,
+                    "a".repeat(31_000)
+                ))
+            ),
+        ),
+        (
+            "PutLifecyclePolicy countNumber 1e30",
+            format!(
+                r#"{{"rules":[{}]}}"#,
+                rule(r#"{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":1e30}"#)
+            ),
+        ),
+        (
+            "PutLifecyclePolicy two rules of one rulePriority",
+            format!(
+                r#"{{"rules":[{0},{0}]}}"#,
+                rule(
+                    r#"{"tagStatus":"untagged","countType":"imageCountMoreThan","countNumber":1}"#
+                )
+            ),
+        ),
+        (
+            "PutLifecyclePolicy tagPatternList entry of 5 wildcards",
+            format!(
+                r#"{{"rules":[{}]}}"#,
+                rule(
+                    r#"{"tagStatus":"tagged","tagPatternList":["*a*b*c*d*"],"countType":"imageCountMoreThan","countNumber":1}"#
+                )
+            ),
+        ),
+    ] {
+        t.check(
+            "ECR",
+            what,
+            (400, "InvalidParameterException"),
+            ecr_raw(&server, "PutLifecyclePolicy", Some(AUTH), lifecycle(text)).await,
+        );
+    }
     // Open uploads past the per-repository cap (3 here; 1000 by default).
     create_repo(&ecr, "hostile/cap").await;
     let mut last = (0, String::new());

@@ -110,7 +110,9 @@ async fn preview_and_run_expire_the_same_aged_images() {
     want.sort();
     assert_eq!(by_digest, want, "in digest order, each with its rule");
     assert_eq!(
-        preview.summary().and_then(|s| s.expiring_image_total_count()),
+        preview
+            .summary()
+            .and_then(|s| s.expiring_image_total_count()),
         Some(3)
     );
     let untagged = ecr
@@ -161,7 +163,10 @@ async fn preview_and_run_expire_the_same_aged_images() {
     let server = TestServer::start_in(dir.path()).await;
     let ecr = server.ecr();
     let remaining = listed(&ecr).await;
-    assert_eq!(remaining, staying, "the preview's images went, the others stay");
+    assert_eq!(
+        remaining, staying,
+        "the preview's images went, the others stay"
+    );
     assert!(remaining.is_disjoint(&expiring));
     // Gone through /v2 as well, and what stays is still pulled.
     let oci = server.oci().await;
@@ -201,7 +206,11 @@ async fn the_background_job_applies_policies_on_its_interval() {
     create_repo(&ecr, "team/app").await;
     let mut digests = Vec::new();
     for seed in 0..3 {
-        digests.push(push_small_image(&ecr, "team/app", &format!("v{seed}"), seed).await.1);
+        digests.push(
+            push_small_image(&ecr, "team/app", &format!("v{seed}"), seed)
+                .await
+                .1,
+        );
         // Distinct push times: the newest is kept.
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -236,27 +245,45 @@ async fn bad_policies_and_missing_ones_get_ecr_errors() {
     let expire = r#"{"type":"expire"}"#;
     for (text, want) in [
         (
-            rule(r#"{"tagStatus":"tagged","countType":"imageCountMoreThan","countNumber":1}"#, expire),
+            rule(
+                r#"{"tagStatus":"tagged","countType":"imageCountMoreThan","countNumber":1}"#,
+                expire,
+            ),
             "tagPrefixList or tagPatternList is required",
         ),
         (
-            rule(r#"{"tagStatus":"untagged","countType":"sinceImagePushed","countNumber":1}"#, expire),
+            rule(
+                r#"{"tagStatus":"untagged","countType":"sinceImagePushed","countNumber":1}"#,
+                expire,
+            ),
             "countUnit is required",
         ),
         (
-            rule(r#"{"tagStatus":"tagged","tagPatternList":["a*b*c*d*e*f"],"countType":"imageCountMoreThan","countNumber":1}"#, expire),
+            rule(
+                r#"{"tagStatus":"tagged","tagPatternList":["a*b*c*d*e*f"],"countType":"imageCountMoreThan","countNumber":1}"#,
+                expire,
+            ),
             "more than 4 wildcards",
         ),
         (
-            rule(r#"{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":0}"#, expire),
+            rule(
+                r#"{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":0}"#,
+                expire,
+            ),
             "countNumber must be an integer of at least 1",
         ),
         (
-            rule(r#"{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":1}"#, r#"{"type":"transition","targetStorageClass":"archive"}"#),
+            rule(
+                r#"{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":1}"#,
+                r#"{"type":"transition","targetStorageClass":"archive"}"#,
+            ),
             "does not archive images",
         ),
         (
-            format!("{}                                                                                    ", "not json"),
+            format!(
+                "{}                                                                                    ",
+                "not json"
+            ),
             "not valid JSON",
         ),
     ] {
@@ -269,7 +296,9 @@ async fn bad_policies_and_missing_ones_get_ecr_errors() {
             .expect_err(&text);
         let e = e.into_service_error();
         assert_eq!(code(&e), "InvalidParameterException", "{text}");
-        let msg = aws_sdk_ecr::error::ProvideErrorMetadata::message(&e).unwrap_or_default().to_owned();
+        let msg = aws_sdk_ecr::error::ProvideErrorMetadata::message(&e)
+            .unwrap_or_default()
+            .to_owned();
         assert!(
             msg.starts_with("Invalid parameter at 'LifecyclePolicyText' failed to satisfy constraint: 'Lifecycle policy validation failure: ") && msg.contains(want),
             "{text}: {msg}"
