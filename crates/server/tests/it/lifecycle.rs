@@ -279,13 +279,7 @@ async fn bad_policies_and_missing_ones_get_ecr_errors() {
             ),
             "does not archive images",
         ),
-        (
-            format!(
-                "{}                                                                                    ",
-                "not json"
-            ),
-            "not valid JSON",
-        ),
+        (format!("not json{}", " ".repeat(120)), "not valid JSON"),
     ] {
         let e = ecr
             .put_lifecycle_policy()
