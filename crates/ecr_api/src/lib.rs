@@ -11,7 +11,6 @@ mod dto;
 mod error;
 mod images;
 mod layers;
-mod operation;
 mod policies;
 mod public;
 mod repositories;
@@ -37,7 +36,7 @@ use sha2::{Digest as _, Sha256};
 use tracing::Instrument;
 
 pub use error::ApiError;
-use operation::Operation;
+use shapes::ecr::{self, Operation};
 use shapes::ecr_public;
 
 pub const CONTENT_TYPE_JSON: &str = "application/x-amz-json-1.1";
@@ -73,19 +72,21 @@ enum Target {
 
 impl Target {
     fn parse(target: &str) -> Self {
-        match target
-            .strip_prefix(ecr_public::TARGET_PREFIX)
-            .and_then(|rest| rest.strip_prefix('.'))
-        {
+        let name = |prefix: &str| {
+            target
+                .strip_prefix(prefix)
+                .and_then(|rest| rest.strip_prefix('.'))
+        };
+        match name(ecr_public::TARGET_PREFIX) {
             Some(name) => Target::Public(ecr_public::Operation::from_name(name)),
-            None => Target::Ecr(Operation::from_target(target)),
+            None => Target::Ecr(name(ecr::TARGET_PREFIX).and_then(Operation::from_name)),
         }
     }
 
     /// The service of the SigV4 credential scope the request must carry.
     fn signing_name(self) -> &'static str {
         match self {
-            Target::Ecr(_) => "ecr",
+            Target::Ecr(_) => ecr::SIGNING_NAME,
             Target::Public(_) => ecr_public::SIGNING_NAME,
         }
     }
@@ -472,7 +473,11 @@ enum Request<'a> {
     GetAuthorizationToken(dto::GetAuthorizationTokenRequest),
 }
 
-/// Decodes `body` as the request shape of `op`.
+/// Decodes `body` as the request shape of `op`. The 21 operations berth had before the ECR
+/// model was generated keep their hand-written shapes (`dto.rs`), whose checks word some
+/// refusals their own way; operations built since decode the generated shapes and run their
+/// generated checks. Operations not built yet answer UnknownOperationException, as they did
+/// before the model named them, without reading the body.
 fn decode(op: Operation, body: &[u8]) -> Result<Request<'_>, ApiError> {
     use Operation as O;
     use Request as R;
@@ -498,7 +503,62 @@ fn decode(op: Operation, body: &[u8]) -> Result<Request<'_>, ApiError> {
         O::DeleteRegistryPolicy => R::DeleteRegistryPolicy(parse(body)?),
         O::ListTagsForResource => R::ListTagsForResource(parse(body)?),
         O::GetAuthorizationToken => R::GetAuthorizationToken(parse(body)?),
+        O::BatchGetRepositoryScanningConfiguration
+        | O::CreatePullThroughCacheRule
+        | O::CreateRepositoryCreationTemplate
+        | O::DeleteLifecyclePolicy
+        | O::DeletePullThroughCacheRule
+        | O::DeleteRepositoryCreationTemplate
+        | O::DeleteSigningConfiguration
+        | O::DeregisterPullTimeUpdateExclusion
+        | O::DescribeImageReplicationStatus
+        | O::DescribeImageScanFindings
+        | O::DescribeImageSigningStatus
+        | O::DescribePullThroughCacheRules
+        | O::DescribeRegistry
+        | O::DescribeRepositoryCreationTemplates
+        | O::GetAccountSetting
+        | O::GetLifecyclePolicy
+        | O::GetLifecyclePolicyPreview
+        | O::GetRegistryScanningConfiguration
+        | O::GetSigningConfiguration
+        | O::ListImageReferrers
+        | O::ListPullTimeUpdateExclusions
+        | O::PutAccountSetting
+        | O::PutImageScanningConfiguration
+        | O::PutImageTagMutability
+        | O::PutLifecyclePolicy
+        | O::PutRegistryScanningConfiguration
+        | O::PutReplicationConfiguration
+        | O::PutSigningConfiguration
+        | O::RegisterPullTimeUpdateExclusion
+        | O::StartImageScan
+        | O::StartLifecyclePolicyPreview
+        | O::TagResource
+        | O::UntagResource
+        | O::UpdateImageStorageClass
+        | O::UpdatePullThroughCacheRule
+        | O::UpdateRepositoryCreationTemplate
+        | O::ValidatePullThroughCacheRule => {
+            return Err(ApiError::UnknownOperation(format!(
+                "{}.{}",
+                ecr::TARGET_PREFIX,
+                op.name()
+            )));
+        }
     })
+}
+
+/// Decodes `body` as a generated request shape and runs its generated checks (the model's
+/// required members, lengths, ranges, patterns and enums, in ECR's words).
+#[allow(dead_code)] // The first operation on generated shapes uses it (issue 15).
+fn checked<'a, T: Deserialize<'a>>(
+    body: &'a [u8],
+    check: impl FnOnce(&T, &str) -> Result<(), shapes::Violation>,
+) -> Result<T, ApiError> {
+    let req = parse(body)?;
+    check(&req, "")?;
+    Ok(req)
 }
 
 /// Decodes `body` as the request of the operation `target` (an `X-Amz-Target` value) exactly
@@ -531,5 +591,30 @@ mod tests {
             decode_request("AmazonEC2ContainerRegistry_V20150921.Nope", b"{}"),
             Err(ApiError::UnknownOperation(_))
         ));
+    }
+
+    #[test]
+    fn targets_name_their_service_and_operation() {
+        assert!(matches!(
+            Target::parse("AmazonEC2ContainerRegistry_V20150921.UploadLayerPart"),
+            Target::Ecr(Some(Operation::UploadLayerPart))
+        ));
+        assert!(matches!(
+            Target::parse("AmazonEC2ContainerRegistry_V20150921.StartImageScan"),
+            Target::Ecr(Some(Operation::StartImageScan))
+        ));
+        assert!(matches!(
+            Target::parse("SpencerFrontendService.CreateRepository"),
+            Target::Public(Some(ecr_public::Operation::CreateRepository))
+        ));
+        for t in [
+            "AmazonEC2ContainerRegistry_V20150921.Nope",
+            "AmazonEC2ContainerRegistry_V20150921UploadLayerPart",
+            "UploadLayerPart",
+            "",
+        ] {
+            assert!(matches!(Target::parse(t), Target::Ecr(None)), "{t}");
+        }
+        assert_eq!(Operation::ALL.len(), 58);
     }
 }
