@@ -441,6 +441,8 @@ async fn dispatch(
         R::DeleteRegistryPolicy(r) => respond(&policies::delete_registry_policy(&ctx, r).await?),
         R::ListTagsForResource(r) => respond(&repositories::list_tags_for_resource(&ctx, r).await?),
         R::GetAuthorizationToken(r) => respond(&authorization::get_authorization_token(&ctx, r)?),
+        R::TagResource(r) => respond(&repositories::tag_resource(&ctx, r).await?),
+        R::UntagResource(r) => respond(&repositories::untag_resource(&ctx, r).await?),
     };
     // Who asked, for the server's request log.
     let mut resp = result.unwrap_or_else(IntoResponse::into_response);
@@ -471,6 +473,8 @@ enum Request<'a> {
     DeleteRegistryPolicy(dto::Empty),
     ListTagsForResource(dto::ListTagsForResourceRequest),
     GetAuthorizationToken(dto::GetAuthorizationTokenRequest),
+    TagResource(ecr::TagResourceRequest),
+    UntagResource(ecr::UntagResourceRequest),
 }
 
 /// Decodes `body` as the request shape of `op`. The 21 operations berth had before the ECR
@@ -503,6 +507,8 @@ fn decode(op: Operation, body: &[u8]) -> Result<Request<'_>, ApiError> {
         O::DeleteRegistryPolicy => R::DeleteRegistryPolicy(parse(body)?),
         O::ListTagsForResource => R::ListTagsForResource(parse(body)?),
         O::GetAuthorizationToken => R::GetAuthorizationToken(parse(body)?),
+        O::TagResource => R::TagResource(checked(body, ecr::TagResourceRequest::validate)?),
+        O::UntagResource => R::UntagResource(checked(body, ecr::UntagResourceRequest::validate)?),
         O::BatchGetRepositoryScanningConfiguration
         | O::CreatePullThroughCacheRule
         | O::CreateRepositoryCreationTemplate
@@ -534,8 +540,6 @@ fn decode(op: Operation, body: &[u8]) -> Result<Request<'_>, ApiError> {
         | O::RegisterPullTimeUpdateExclusion
         | O::StartImageScan
         | O::StartLifecyclePolicyPreview
-        | O::TagResource
-        | O::UntagResource
         | O::UpdateImageStorageClass
         | O::UpdatePullThroughCacheRule
         | O::UpdateRepositoryCreationTemplate
@@ -551,7 +555,6 @@ fn decode(op: Operation, body: &[u8]) -> Result<Request<'_>, ApiError> {
 
 /// Decodes `body` as a generated request shape and runs its generated checks (the model's
 /// required members, lengths, ranges, patterns and enums, in ECR's words).
-#[allow(dead_code)] // The first operation on generated shapes uses it (issue 15).
 fn checked<'a, T: Deserialize<'a>>(
     body: &'a [u8],
     check: impl FnOnce(&T, &str) -> Result<(), shapes::Violation>,
