@@ -3,6 +3,7 @@
 //! requests into model types, calls the registry, and renders results and errors; it holds
 //! no registry rules and never touches storage.
 
+mod account_settings;
 mod authentication;
 mod authorization;
 mod body;
@@ -443,6 +444,8 @@ async fn dispatch(
         R::GetAuthorizationToken(r) => respond(&authorization::get_authorization_token(&ctx, r)?),
         R::TagResource(r) => respond(&repositories::tag_resource(&ctx, r).await?),
         R::UntagResource(r) => respond(&repositories::untag_resource(&ctx, r).await?),
+        R::GetAccountSetting(r) => respond(&account_settings::get_account_setting(&ctx, r).await?),
+        R::PutAccountSetting(r) => respond(&account_settings::put_account_setting(&ctx, r).await?),
     };
     // Who asked, for the server's request log.
     let mut resp = result.unwrap_or_else(IntoResponse::into_response);
@@ -475,6 +478,8 @@ enum Request<'a> {
     GetAuthorizationToken(dto::GetAuthorizationTokenRequest),
     TagResource(ecr::TagResourceRequest),
     UntagResource(ecr::UntagResourceRequest),
+    GetAccountSetting(ecr::GetAccountSettingRequest),
+    PutAccountSetting(ecr::PutAccountSettingRequest),
 }
 
 /// Decodes `body` as the request shape of `op`. The 21 operations berth had before the ECR
@@ -509,6 +514,12 @@ fn decode(op: Operation, body: &[u8]) -> Result<Request<'_>, ApiError> {
         O::GetAuthorizationToken => R::GetAuthorizationToken(parse(body)?),
         O::TagResource => R::TagResource(checked(body, ecr::TagResourceRequest::validate)?),
         O::UntagResource => R::UntagResource(checked(body, ecr::UntagResourceRequest::validate)?),
+        O::GetAccountSetting => {
+            R::GetAccountSetting(checked(body, ecr::GetAccountSettingRequest::validate)?)
+        }
+        O::PutAccountSetting => {
+            R::PutAccountSetting(checked(body, ecr::PutAccountSettingRequest::validate)?)
+        }
         O::BatchGetRepositoryScanningConfiguration
         | O::CreatePullThroughCacheRule
         | O::CreateRepositoryCreationTemplate
@@ -523,14 +534,12 @@ fn decode(op: Operation, body: &[u8]) -> Result<Request<'_>, ApiError> {
         | O::DescribePullThroughCacheRules
         | O::DescribeRegistry
         | O::DescribeRepositoryCreationTemplates
-        | O::GetAccountSetting
         | O::GetLifecyclePolicy
         | O::GetLifecyclePolicyPreview
         | O::GetRegistryScanningConfiguration
         | O::GetSigningConfiguration
         | O::ListImageReferrers
         | O::ListPullTimeUpdateExclusions
-        | O::PutAccountSetting
         | O::PutImageScanningConfiguration
         | O::PutImageTagMutability
         | O::PutLifecyclePolicy

@@ -1,8 +1,10 @@
 //! The ECR operations on the generated shapes (issue 15), driven by `aws-sdk-ecr`: resource
-//! tags (TagResource, UntagResource), and their refusals.
+//! tags (TagResource, UntagResource), account settings (GetAccountSetting,
+//! PutAccountSetting) and BLOB_MOUNTING's effect on `/v2`, and their refusals.
 
 use aws_sdk_ecr::error::ProvideErrorMetadata;
-use aws_sdk_ecr::types::Tag;
+use aws_sdk_ecr::types::{LayerAvailability, Tag};
+use reqwest::Method;
 
 use crate::harness::*;
 
@@ -299,5 +301,167 @@ async fn tag_resource_without_members_is_refused_by_the_model() {
     assert_eq!(
         (status, b["__type"].as_str()),
         (400, Some("SerializationException"))
+    );
+}
+
+async fn setting(ecr: &aws_sdk_ecr::Client, name: &str) -> (String, String) {
+    let out = ecr.get_account_setting().name(name).send().await.unwrap();
+    (
+        out.name().unwrap_or_default().to_owned(),
+        out.value().unwrap_or_default().to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn account_settings_have_defaults_and_are_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let server = TestServer::start_in(dir.path()).await;
+        let ecr = server.ecr();
+        for (name, default) in [
+            ("BASIC_SCAN_TYPE_VERSION", "AWS_NATIVE"),
+            ("REGISTRY_POLICY_SCOPE", "V2"),
+            ("BLOB_MOUNTING", "ENABLED"),
+        ] {
+            assert_eq!(setting(&ecr, name).await, (name.into(), default.into()));
+        }
+        for (name, value) in [
+            ("BASIC_SCAN_TYPE_VERSION", "CLAIR"),
+            ("REGISTRY_POLICY_SCOPE", "V1"),
+            ("BLOB_MOUNTING", "DISABLED"),
+        ] {
+            let put = ecr
+                .put_account_setting()
+                .name(name)
+                .value(value)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!((put.name(), put.value()), (Some(name), Some(value)));
+        }
+        // Refusals change nothing.
+        let e = ecr
+            .put_account_setting()
+            .name("BLOB_MOUNTING")
+            .value("enabled")
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(err(&e).0, "InvalidParameterException");
+        let e = ecr
+            .put_account_setting()
+            .name("NO_SUCH_SETTING")
+            .value("V2")
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err(&e),
+            (
+                "InvalidParameterException".into(),
+                "Invalid parameter at 'name' failed to satisfy constraint: 'Member must satisfy enum value set: [BASIC_SCAN_TYPE_VERSION, REGISTRY_POLICY_SCOPE, BLOB_MOUNTING]'".into()
+            )
+        );
+        let e = ecr
+            .get_account_setting()
+            .name("x".repeat(65))
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err(&e),
+            (
+                "InvalidParameterException".into(),
+                "Invalid parameter at 'name' failed to satisfy constraint: 'Member must have length less than or equal to 64'".into()
+            )
+        );
+        let e = ecr.get_account_setting().name("").send().await.unwrap_err();
+        assert_eq!(err(&e).0, "InvalidParameterException");
+    }
+    // Durable: a restarted server on the same data answers the stored values.
+    let server = TestServer::start_in(dir.path()).await;
+    let ecr = server.ecr();
+    assert_eq!(setting(&ecr, "BASIC_SCAN_TYPE_VERSION").await.1, "CLAIR");
+    assert_eq!(setting(&ecr, "REGISTRY_POLICY_SCOPE").await.1, "V1");
+    assert_eq!(setting(&ecr, "BLOB_MOUNTING").await.1, "DISABLED");
+}
+
+/// A `/v2` mount request's status and `Location`.
+async fn mount(oci: &Oci, to: &str, digest: &str, from: Option<&str>) -> (u16, String) {
+    let from = from.map(|f| format!("&from={f}")).unwrap_or_default();
+    let r = oci
+        .req(
+            Method::POST,
+            &format!("/v2/{to}/blobs/uploads/?mount={digest}{from}"),
+        )
+        .send()
+        .await
+        .unwrap();
+    (
+        r.status().as_u16(),
+        r.headers()
+            .get("location")
+            .map(|l| l.to_str().unwrap().to_owned())
+            .unwrap_or_default(),
+    )
+}
+
+#[tokio::test]
+async fn blob_mounting_disabled_makes_v2_mounts_uploads() {
+    let server = TestServer::start().await;
+    let ecr = server.ecr();
+    for repo in ["mnt/a", "mnt/b", "mnt/c"] {
+        ecr.create_repository()
+            .repository_name(repo)
+            .send()
+            .await
+            .unwrap();
+    }
+    let oci = server.oci().await;
+    let data = random_bytes(5000, 7);
+    let d = oci.push_blob("mnt/a", &data).await;
+
+    ecr.put_account_setting()
+        .name("BLOB_MOUNTING")
+        .value("DISABLED")
+        .send()
+        .await
+        .unwrap();
+    // With `from` and without: 202 and a new upload session, as ECR answers.
+    for from in [Some("mnt/a"), None] {
+        let (status, location) = mount(&oci, "mnt/b", &d, from).await;
+        assert_eq!(status, 202, "{from:?}");
+        assert!(
+            location.starts_with("/v2/mnt/b/blobs/uploads/"),
+            "{location}"
+        );
+    }
+    let avail = ecr
+        .batch_check_layer_availability()
+        .repository_name("mnt/b")
+        .layer_digests(&d)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        avail.layers()[0].layer_availability(),
+        Some(&LayerAvailability::Unavailable),
+        "nothing was mounted"
+    );
+
+    // Enabled again: the same requests mount.
+    ecr.put_account_setting()
+        .name("BLOB_MOUNTING")
+        .value("ENABLED")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        mount(&oci, "mnt/b", &d, Some("mnt/a")).await,
+        (201, format!("/v2/mnt/b/blobs/{d}"))
+    );
+    assert_eq!(
+        mount(&oci, "mnt/c", &d, None).await,
+        (201, format!("/v2/mnt/c/blobs/{d}"))
     );
 }
