@@ -1,5 +1,5 @@
 //! GetAccountSetting and PutAccountSetting (the names, values and effects are the
-//! registry's, see `registry::ACCOUNT_SETTINGS`).
+//! registry's, see `registry::ACCOUNT_SETTINGS`), and DescribeRegistry.
 
 use crate::Ctx;
 use crate::error::ApiError;
@@ -32,5 +32,19 @@ pub(crate) async fn put_account_setting(
     Ok(ecr::PutAccountSettingResponse {
         name: Some(name),
         value: Some(value),
+    })
+}
+
+pub(crate) async fn describe_registry(
+    ctx: &Ctx<'_>,
+    _req: ecr::DescribeRegistryRequest,
+) -> Result<ecr::DescribeRegistryResponse, ApiError> {
+    let registry_id = ctx.registry().describe_registry(&ctx.principal).await?;
+    Ok(ecr::DescribeRegistryResponse {
+        registry_id: Some(registry_id),
+        // ECR answers an empty rule list for a registry without replication.
+        replication_configuration: Some(ecr::ReplicationConfiguration {
+            rules: Some(vec![]),
+        }),
     })
 }

@@ -446,6 +446,7 @@ async fn dispatch(
         R::UntagResource(r) => respond(&repositories::untag_resource(&ctx, r).await?),
         R::GetAccountSetting(r) => respond(&account_settings::get_account_setting(&ctx, r).await?),
         R::PutAccountSetting(r) => respond(&account_settings::put_account_setting(&ctx, r).await?),
+        R::DescribeRegistry(r) => respond(&account_settings::describe_registry(&ctx, r).await?),
     };
     // Who asked, for the server's request log.
     let mut resp = result.unwrap_or_else(IntoResponse::into_response);
@@ -480,6 +481,7 @@ enum Request<'a> {
     UntagResource(ecr::UntagResourceRequest),
     GetAccountSetting(ecr::GetAccountSettingRequest),
     PutAccountSetting(ecr::PutAccountSettingRequest),
+    DescribeRegistry(ecr::DescribeRegistryRequest),
 }
 
 /// Decodes `body` as the request shape of `op`. The 21 operations berth had before the ECR
@@ -517,6 +519,9 @@ fn decode(op: Operation, body: &[u8]) -> Result<Request<'_>, ApiError> {
         O::GetAccountSetting => {
             R::GetAccountSetting(checked(body, ecr::GetAccountSettingRequest::validate)?)
         }
+        O::DescribeRegistry => {
+            R::DescribeRegistry(checked(body, ecr::DescribeRegistryRequest::validate)?)
+        }
         O::PutAccountSetting => {
             R::PutAccountSetting(checked(body, ecr::PutAccountSettingRequest::validate)?)
         }
@@ -532,7 +537,6 @@ fn decode(op: Operation, body: &[u8]) -> Result<Request<'_>, ApiError> {
         | O::DescribeImageScanFindings
         | O::DescribeImageSigningStatus
         | O::DescribePullThroughCacheRules
-        | O::DescribeRegistry
         | O::DescribeRepositoryCreationTemplates
         | O::GetLifecyclePolicy
         | O::GetLifecyclePolicyPreview

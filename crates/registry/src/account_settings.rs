@@ -1,6 +1,7 @@
 //! GetAccountSetting and PutAccountSetting: named values of a private registry (one per
 //! account and region), stored in the metadata store's registry settings, and their effects
-//! where berth has the feature (BLOB_MOUNTING gates `/v2` cross-repository mounts).
+//! where berth has the feature (BLOB_MOUNTING gates `/v2` cross-repository mounts); and
+//! DescribeRegistry, the other registry-wide read.
 
 use crate::{Principal, Registry, RegistryError, Result, Service};
 
@@ -56,6 +57,22 @@ fn setting(name: &str) -> Result<&'static AccountSetting> {
 }
 
 impl Registry {
+    /// DescribeRegistry: the caller's private registry (its id). Replication rules come with
+    /// replication (issue 16); until then a registry has none.
+    pub async fn describe_registry(&self, who: &Principal) -> Result<String> {
+        let registry_id = who.account_id.clone();
+        self.authorize(
+            who,
+            Service::Private,
+            &registry_id,
+            None,
+            "repository/*",
+            "ecr:DescribeRegistry",
+        )
+        .await?;
+        Ok(registry_id)
+    }
+
     /// The value of the caller's registry's setting `name` (its default if never set).
     pub async fn account_setting(&self, who: &Principal, name: &str) -> Result<String> {
         let s = setting(name)?;

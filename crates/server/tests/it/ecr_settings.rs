@@ -465,3 +465,22 @@ async fn blob_mounting_disabled_makes_v2_mounts_uploads() {
         (201, format!("/v2/mnt/c/blobs/{d}"))
     );
 }
+
+#[tokio::test]
+async fn describe_registry_names_the_callers_registry_without_replication() {
+    let server = TestServer::start().await;
+    let out = server.ecr().describe_registry().send().await.unwrap();
+    assert_eq!(out.registry_id(), Some("000000000000"));
+    assert_eq!(
+        out.replication_configuration().map(|c| c.rules().len()),
+        Some(0)
+    );
+    // Raw: the rule list is present and empty, as ECR sends it.
+    let server = TestServer::start_without_keys().await;
+    let (status, b) = raw(&server, "DescribeRegistry", "").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        b,
+        serde_json::json!({"registryId": "000000000000", "replicationConfiguration": {"rules": []}})
+    );
+}
