@@ -567,6 +567,47 @@ async fn hostile_inputs_get_exact_errors_and_change_nothing() {
         )
         .await,
     );
+    // Account settings: an unknown name, a value the setting lacks, a name past 64.
+    for (input, op, body) in [
+        (
+            "PutAccountSetting of an unknown name",
+            "PutAccountSetting",
+            serde_json::json!({"name": "DROP_TABLES", "value": "ENABLED"}),
+        ),
+        (
+            "PutAccountSetting BLOB_MOUNTING=maybe",
+            "PutAccountSetting",
+            serde_json::json!({"name": "BLOB_MOUNTING", "value": "maybe"}),
+        ),
+        (
+            "PutAccountSetting without value",
+            "PutAccountSetting",
+            serde_json::json!({"name": "BLOB_MOUNTING"}),
+        ),
+        (
+            "GetAccountSetting with a 65-character name",
+            "GetAccountSetting",
+            serde_json::json!({"name": "N".repeat(65)}),
+        ),
+    ] {
+        t.check(
+            "ECR",
+            input,
+            (400, "InvalidParameterException"),
+            ecr_raw(&server, op, Some(AUTH), json(body)).await,
+        );
+    }
+    let blob_mounting = ecr
+        .get_account_setting()
+        .name("BLOB_MOUNTING")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        blob_mounting.value(),
+        Some("ENABLED"),
+        "a refused put changed it"
+    );
     let tags = ecr
         .list_tags_for_resource()
         .resource_arn(&arn)
