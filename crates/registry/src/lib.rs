@@ -2,6 +2,7 @@
 //! The only entry point the protocol front ends call. Knows no HTTP, no SQL and no protocol
 //! wire formats: it speaks model types and answers `RegistryError`.
 
+mod account_settings;
 mod blobs;
 mod budget;
 mod cache;
@@ -27,6 +28,7 @@ use model::RepositoryName;
 pub use model::Service;
 use storage::{Millis, Storage};
 
+pub use account_settings::{ACCOUNT_SETTINGS, AccountSetting};
 pub use blobs::{BlobDownload, BlobUnlink};
 pub use budget::{
     DEFAULT_WAIT as BODY_MEMORY_WAIT, MemoryBudget, Reservation, default_budget_bytes,

@@ -4,6 +4,7 @@
 mod authentication;
 mod crash;
 mod ecr_public;
+mod ecr_settings;
 mod faults;
 mod gc;
 mod harness;
