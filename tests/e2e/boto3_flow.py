@@ -640,6 +640,51 @@ def protocol():
                  other.describe_repositories)
 
 
+def lifecycle():
+    """PutLifecyclePolicy, GetLifecyclePolicy, a preview, DeleteLifecyclePolicy."""
+    repo = "py-e2e/lifecycle"
+    ecr.create_repository(repositoryName=repo)
+    digests = []
+    for n in range(3):
+        config = make_config(f"lifecycle {n}")
+        layer = f"lifecycle layer {n}".encode()
+        upload_blob(repo, config, desc="config")
+        upload_blob(repo, layer, desc="layer")
+        r = put(repo, make_manifest(config, [layer]), tag=f"v{n}")
+        digests.append(r["image"]["imageId"]["imageDigest"])
+    policy = json.dumps({"rules": [{
+        "rulePriority": 1, "description": "keep the newest image",
+        "selection": {"tagStatus": "tagged", "tagPrefixList": ["v"],
+                      "countType": "imageCountMoreThan", "countNumber": 1},
+        "action": {"type": "expire"}}]})
+    expect_error("get_lifecycle_policy before one is put", "LifecyclePolicyNotFoundException",
+                 ecr.get_lifecycle_policy, repositoryName=repo)
+    expect_error("put_lifecycle_policy with an unknown tagStatus", "InvalidParameterException",
+                 ecr.put_lifecycle_policy, repositoryName=repo,
+                 lifecyclePolicyText=policy.replace('"tagged"', '"labelled"'))
+    r = ecr.put_lifecycle_policy(repositoryName=repo, lifecyclePolicyText=policy)
+    check_eq("put_lifecycle_policy answers the text", r["lifecyclePolicyText"], policy)
+    r = ecr.get_lifecycle_policy(repositoryName=repo)
+    check_eq("get_lifecycle_policy", r["lifecyclePolicyText"], policy)
+    r = ecr.start_lifecycle_policy_preview(repositoryName=repo)
+    check("start_lifecycle_policy_preview", r["status"] in ("IN_PROGRESS", "COMPLETE"), r.get("status"))
+    r = ecr.get_lifecycle_policy_preview(repositoryName=repo)
+    check_eq("preview status", r["status"], "COMPLETE")
+    got = sorted(x["imageDigest"] for x in r["previewResults"])
+    check_eq("preview expires all but the newest image", got, sorted(digests[:2]))
+    check_eq("preview summary", r["summary"]["expiringImageTotalCount"], 2)
+    check("preview actions are EXPIRE by rule 1",
+          all(x["action"]["type"] == "EXPIRE" and x["appliedRulePriority"] == 1 for x in r["previewResults"]),
+          r["previewResults"])
+    left = ecr.list_images(repositoryName=repo)["imageIds"]
+    check_eq("a preview expires nothing", len(left), 3)
+    r = ecr.delete_lifecycle_policy(repositoryName=repo)
+    check_eq("delete_lifecycle_policy answers the text", r["lifecyclePolicyText"], policy)
+    expect_error("get_lifecycle_policy after delete", "LifecyclePolicyNotFoundException",
+                 ecr.get_lifecycle_policy, repositoryName=repo)
+    ecr.delete_repository(repositoryName=repo, force=True)
+
+
 def delete_repositories():
     expect_error("delete_repository of a non-empty repository", "RepositoryNotEmptyException",
                  ecr.delete_repository, repositoryName=REPO)
@@ -658,10 +703,48 @@ def delete_repositories():
     check("no py-e2e repositories left", not [n for n in left if n.startswith("py-e2e/")], left)
 
 
+def registry_settings():
+    """Issue 15: resource tags, account settings and DescribeRegistry through boto3."""
+    r = ecr.describe_registry()
+    check("describe_registry names a 12-digit registry", len(r.get("registryId", "")) == 12, brief(r))
+    check_eq("describe_registry has no replication rules",
+             r.get("replicationConfiguration"), {"rules": []})
+    # REGISTRY_POLICY_SCOPE has no effect on the other flows sharing this server.
+    r = ecr.get_account_setting(name="REGISTRY_POLICY_SCOPE")
+    check_eq("get_account_setting default", (r.get("name"), r.get("value")),
+             ("REGISTRY_POLICY_SCOPE", "V2"))
+    r = ecr.put_account_setting(name="REGISTRY_POLICY_SCOPE", value="V1")
+    check_eq("put_account_setting answers what it set", (r.get("name"), r.get("value")),
+             ("REGISTRY_POLICY_SCOPE", "V1"))
+    check_eq("get_account_setting after put",
+             ecr.get_account_setting(name="REGISTRY_POLICY_SCOPE").get("value"), "V1")
+    ecr.put_account_setting(name="REGISTRY_POLICY_SCOPE", value="V2")
+    expect_error("put_account_setting with a value the setting lacks", "InvalidParameterException",
+                 ecr.put_account_setting, name="BLOB_MOUNTING", value="V2")
+    expect_error("get_account_setting of an unknown name", "InvalidParameterException",
+                 ecr.get_account_setting, name="NOT_A_SETTING")
+
+    repo = "boto3-e2e/tags"
+    arn = ecr.create_repository(repositoryName=repo)["repository"]["repositoryArn"]
+    try:
+        ecr.tag_resource(resourceArn=arn, tags=[{"Key": "a", "Value": "1"}, {"Key": "b", "Value": "2"}])
+        ecr.untag_resource(resourceArn=arn, tagKeys=["a"])
+        check_eq("tag_resource then untag_resource",
+                 ecr.list_tags_for_resource(resourceArn=arn)["tags"], [{"Key": "b", "Value": "2"}])
+        expect_error("tag_resource with 51 tags", "TooManyTagsException", ecr.tag_resource,
+                     resourceArn=arn, tags=[{"Key": f"k{i}", "Value": "v"} for i in range(51)])
+        expect_error("untag_resource of an aws: key", "InvalidTagParameterException",
+                     ecr.untag_resource, resourceArn=arn, tagKeys=["aws:x"])
+        expect_error("tag_resource of a missing repository", "RepositoryNotFoundException",
+                     ecr.tag_resource, resourceArn=arn + "-missing", tags=[{"Key": "k", "Value": "v"}])
+    finally:
+        ecr.delete_repository(repositoryName=repo, force=True)
+
+
 def main():
     print(f"== boto3_flow: endpoint {ENDPOINT} (boto3 {boto3.__version__})", flush=True)
     for fn in (repositories, multipart_upload, upload_errors, put_and_pull, immutability, pagination,
-               batch_delete, auth_token, protocol, delete_repositories):
+               batch_delete, auth_token, registry_settings, protocol, lifecycle, delete_repositories):
         section(fn)
     print(f"CHECKS passed={passed} failed={failed}", flush=True)
     return 0 if failed == 0 else 1

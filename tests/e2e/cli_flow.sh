@@ -67,6 +67,20 @@ if [ -n "$REPO_ARN" ] && ok "list-tags-for-resource" list-tags-for-resource --re
     "$(jv "$W/out.json" '[t["Value"] for t in d["tags"] if t["Key"]=="env"]')" '["dev"]'
 fi
 
+if [ -n "$REPO_ARN" ]; then
+  ok "tag-resource adds team=b and replaces env" tag-resource --resource-arn "$REPO_ARN" \
+    --tags Key=team,Value=b Key=env,Value=prod
+  ok "untag-resource of team" untag-resource --resource-arn "$REPO_ARN" --tag-keys team
+  if ok "list-tags-for-resource after tag/untag" list-tags-for-resource --resource-arn "$REPO_ARN"; then
+    eq "tags after tag-resource and untag-resource" \
+      "$(jv "$W/out.json" 'sorted((t["Key"], t["Value"]) for t in d["tags"])')" '[["env", "prod"]]'
+  fi
+  expect_error InvalidTagParameterException "tag-resource with a reserved aws: key" \
+    tag-resource --resource-arn "$REPO_ARN" --tags Key=aws:owner,Value=x
+  expect_error InvalidParameterException "tag-resource with another region's ARN" \
+    tag-resource --resource-arn "${REPO_ARN/:us-east-1:/:eu-west-1:}" --tags Key=k,Value=v
+fi
+
 expect_error RepositoryNotFoundException "describe-repositories of a missing repository" \
   describe-repositories --repository-names "$MISSING_REPO"
 expect_error RepositoryAlreadyExistsException "create-repository of an existing name" \

@@ -471,3 +471,99 @@ mod tests {
         }
     }
 }
+
+/// PutLifecyclePolicy and StartLifecyclePolicyPreview (whose policy text is optional).
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct PutLifecyclePolicyRequest {
+    pub registry_id: Option<String>,
+    pub repository_name: Option<String>,
+    pub lifecycle_policy_text: Option<String>,
+}
+
+/// PutLifecyclePolicy, GetLifecyclePolicy and DeleteLifecyclePolicy.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LifecyclePolicyResponse {
+    pub registry_id: String,
+    pub repository_name: String,
+    pub lifecycle_policy_text: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_evaluated_at: Option<f64>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StartLifecyclePolicyPreviewResponse {
+    pub registry_id: String,
+    pub repository_name: String,
+    pub lifecycle_policy_text: String,
+    pub status: &'static str,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct LifecyclePolicyPreviewFilter {
+    pub tag_status: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct GetLifecyclePolicyPreviewRequest {
+    pub registry_id: Option<String>,
+    pub repository_name: Option<String>,
+    pub image_ids: Option<Vec<ImageIdentifier>>,
+    pub next_token: Option<String>,
+    pub max_results: Option<i64>,
+    pub filter: Option<LifecyclePolicyPreviewFilter>,
+}
+
+repository_scoped!(PutLifecyclePolicyRequest, GetLifecyclePolicyPreviewRequest);
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LifecyclePolicyRuleAction {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_storage_class: Option<&'static str>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LifecyclePolicyPreviewResult {
+    pub image_tags: Vec<String>,
+    pub image_digest: String,
+    pub image_pushed_at: f64,
+    pub action: LifecyclePolicyRuleAction,
+    pub applied_rule_priority: i64,
+    pub storage_class: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LifecyclePolicyPreviewSummary {
+    pub expiring_image_total_count: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transitioning_image_total_counts: Option<Vec<TransitioningImageTotalCount>>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TransitioningImageTotalCount {
+    pub target_storage_class: &'static str,
+    pub image_total_count: u64,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetLifecyclePolicyPreviewResponse {
+    pub registry_id: String,
+    pub repository_name: String,
+    pub lifecycle_policy_text: String,
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+    pub preview_results: Vec<LifecyclePolicyPreviewResult>,
+    pub summary: LifecyclePolicyPreviewSummary,
+}

@@ -92,6 +92,10 @@ fn registry_error(e: &RegistryError) -> (&'static str, StatusCode, Map<String, V
         E::AccessDenied { .. } => ("AccessDeniedException", bad, none),
         E::RepositoryPolicyNotFound { .. } => ("RepositoryPolicyNotFoundException", bad, none),
         E::RegistryPolicyNotFound { .. } => ("RegistryPolicyNotFoundException", bad, none),
+        E::LifecyclePolicyNotFound { .. } => ("LifecyclePolicyNotFoundException", bad, none),
+        E::LifecyclePolicyPreviewNotFound { .. } => {
+            ("LifecyclePolicyPreviewNotFoundException", bad, none)
+        }
         E::RequestBodyFailed(_) => ("RequestTimeoutException", StatusCode::REQUEST_TIMEOUT, none),
         // ECR's answer to a rate limit; the SDKs retry it with backoff.
         E::Throttled { .. } => ("ThrottlingException", bad, none),

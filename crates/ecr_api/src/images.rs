@@ -60,7 +60,7 @@ fn failure_dto(f: &ImageFailure) -> dto::ImageFailure {
     }
 }
 
-fn image_ids(ids: &[dto::ImageIdentifier]) -> Result<Vec<ImageIdInput>, ApiError> {
+pub(crate) fn image_ids(ids: &[dto::ImageIdentifier]) -> Result<Vec<ImageIdInput>, ApiError> {
     validate::list_len(ids, "imageIds", 1, 100)?;
     Ok(ids
         .iter()

@@ -3,6 +3,7 @@
 //! requests into model types, calls the registry, and renders results and errors; it holds
 //! no registry rules and never touches storage.
 
+mod account_settings;
 mod authentication;
 mod authorization;
 mod body;
@@ -11,7 +12,7 @@ mod dto;
 mod error;
 mod images;
 mod layers;
-mod operation;
+mod lifecycle;
 mod policies;
 mod public;
 mod repositories;
@@ -37,7 +38,7 @@ use sha2::{Digest as _, Sha256};
 use tracing::Instrument;
 
 pub use error::ApiError;
-use operation::Operation;
+use shapes::ecr::{self, Operation};
 use shapes::ecr_public;
 
 pub const CONTENT_TYPE_JSON: &str = "application/x-amz-json-1.1";
@@ -73,19 +74,21 @@ enum Target {
 
 impl Target {
     fn parse(target: &str) -> Self {
-        match target
-            .strip_prefix(ecr_public::TARGET_PREFIX)
-            .and_then(|rest| rest.strip_prefix('.'))
-        {
+        let name = |prefix: &str| {
+            target
+                .strip_prefix(prefix)
+                .and_then(|rest| rest.strip_prefix('.'))
+        };
+        match name(ecr_public::TARGET_PREFIX) {
             Some(name) => Target::Public(ecr_public::Operation::from_name(name)),
-            None => Target::Ecr(Operation::from_target(target)),
+            None => Target::Ecr(name(ecr::TARGET_PREFIX).and_then(Operation::from_name)),
         }
     }
 
     /// The service of the SigV4 credential scope the request must carry.
     fn signing_name(self) -> &'static str {
         match self {
-            Target::Ecr(_) => "ecr",
+            Target::Ecr(_) => ecr::SIGNING_NAME,
             Target::Public(_) => ecr_public::SIGNING_NAME,
         }
     }
@@ -440,6 +443,20 @@ async fn dispatch(
         R::DeleteRegistryPolicy(r) => respond(&policies::delete_registry_policy(&ctx, r).await?),
         R::ListTagsForResource(r) => respond(&repositories::list_tags_for_resource(&ctx, r).await?),
         R::GetAuthorizationToken(r) => respond(&authorization::get_authorization_token(&ctx, r)?),
+        R::TagResource(r) => respond(&repositories::tag_resource(&ctx, r).await?),
+        R::UntagResource(r) => respond(&repositories::untag_resource(&ctx, r).await?),
+        R::GetAccountSetting(r) => respond(&account_settings::get_account_setting(&ctx, r).await?),
+        R::PutAccountSetting(r) => respond(&account_settings::put_account_setting(&ctx, r).await?),
+        R::DescribeRegistry(r) => respond(&account_settings::describe_registry(&ctx, r).await?),
+        R::PutLifecyclePolicy(r) => respond(&lifecycle::put_lifecycle_policy(&ctx, r).await?),
+        R::GetLifecyclePolicy(r) => respond(&lifecycle::get_lifecycle_policy(&ctx, r).await?),
+        R::DeleteLifecyclePolicy(r) => respond(&lifecycle::delete_lifecycle_policy(&ctx, r).await?),
+        R::StartLifecyclePolicyPreview(r) => {
+            respond(&lifecycle::start_lifecycle_policy_preview(&ctx, r).await?)
+        }
+        R::GetLifecyclePolicyPreview(r) => {
+            respond(&lifecycle::get_lifecycle_policy_preview(&ctx, r).await?)
+        }
     };
     // Who asked, for the server's request log.
     let mut resp = result.unwrap_or_else(IntoResponse::into_response);
@@ -470,9 +487,23 @@ enum Request<'a> {
     DeleteRegistryPolicy(dto::Empty),
     ListTagsForResource(dto::ListTagsForResourceRequest),
     GetAuthorizationToken(dto::GetAuthorizationTokenRequest),
+    TagResource(ecr::TagResourceRequest),
+    UntagResource(ecr::UntagResourceRequest),
+    GetAccountSetting(ecr::GetAccountSettingRequest),
+    PutAccountSetting(ecr::PutAccountSettingRequest),
+    DescribeRegistry(ecr::DescribeRegistryRequest),
+    PutLifecyclePolicy(dto::PutLifecyclePolicyRequest),
+    GetLifecyclePolicy(dto::RepositoryPolicyRequest),
+    DeleteLifecyclePolicy(dto::RepositoryPolicyRequest),
+    StartLifecyclePolicyPreview(dto::PutLifecyclePolicyRequest),
+    GetLifecyclePolicyPreview(dto::GetLifecyclePolicyPreviewRequest),
 }
 
-/// Decodes `body` as the request shape of `op`.
+/// Decodes `body` as the request shape of `op`. The 21 operations berth had before the ECR
+/// model was generated keep their hand-written shapes (`dto.rs`), whose checks word some
+/// refusals their own way; operations built since decode the generated shapes and run their
+/// generated checks. Operations not built yet answer UnknownOperationException, as they did
+/// before the model named them, without reading the body.
 fn decode(op: Operation, body: &[u8]) -> Result<Request<'_>, ApiError> {
     use Operation as O;
     use Request as R;
@@ -498,7 +529,67 @@ fn decode(op: Operation, body: &[u8]) -> Result<Request<'_>, ApiError> {
         O::DeleteRegistryPolicy => R::DeleteRegistryPolicy(parse(body)?),
         O::ListTagsForResource => R::ListTagsForResource(parse(body)?),
         O::GetAuthorizationToken => R::GetAuthorizationToken(parse(body)?),
+        O::TagResource => R::TagResource(checked(body, ecr::TagResourceRequest::validate)?),
+        O::UntagResource => R::UntagResource(checked(body, ecr::UntagResourceRequest::validate)?),
+        O::GetAccountSetting => {
+            R::GetAccountSetting(checked(body, ecr::GetAccountSettingRequest::validate)?)
+        }
+        O::DescribeRegistry => {
+            R::DescribeRegistry(checked(body, ecr::DescribeRegistryRequest::validate)?)
+        }
+        O::PutAccountSetting => {
+            R::PutAccountSetting(checked(body, ecr::PutAccountSettingRequest::validate)?)
+        }
+        O::BatchGetRepositoryScanningConfiguration
+        | O::CreatePullThroughCacheRule
+        | O::CreateRepositoryCreationTemplate
+        | O::DeletePullThroughCacheRule
+        | O::DeleteRepositoryCreationTemplate
+        | O::DeleteSigningConfiguration
+        | O::DeregisterPullTimeUpdateExclusion
+        | O::DescribeImageReplicationStatus
+        | O::DescribeImageScanFindings
+        | O::DescribeImageSigningStatus
+        | O::DescribePullThroughCacheRules
+        | O::DescribeRepositoryCreationTemplates
+        | O::GetRegistryScanningConfiguration
+        | O::GetSigningConfiguration
+        | O::ListImageReferrers
+        | O::ListPullTimeUpdateExclusions
+        | O::PutImageScanningConfiguration
+        | O::PutImageTagMutability
+        | O::PutRegistryScanningConfiguration
+        | O::PutReplicationConfiguration
+        | O::PutSigningConfiguration
+        | O::RegisterPullTimeUpdateExclusion
+        | O::StartImageScan
+        | O::UpdateImageStorageClass
+        | O::UpdatePullThroughCacheRule
+        | O::UpdateRepositoryCreationTemplate
+        | O::ValidatePullThroughCacheRule => {
+            return Err(ApiError::UnknownOperation(format!(
+                "{}.{}",
+                ecr::TARGET_PREFIX,
+                op.name()
+            )));
+        }
+        O::PutLifecyclePolicy => R::PutLifecyclePolicy(parse(body)?),
+        O::GetLifecyclePolicy => R::GetLifecyclePolicy(parse(body)?),
+        O::DeleteLifecyclePolicy => R::DeleteLifecyclePolicy(parse(body)?),
+        O::StartLifecyclePolicyPreview => R::StartLifecyclePolicyPreview(parse(body)?),
+        O::GetLifecyclePolicyPreview => R::GetLifecyclePolicyPreview(parse(body)?),
     })
+}
+
+/// Decodes `body` as a generated request shape and runs its generated checks (the model's
+/// required members, lengths, ranges, patterns and enums, in ECR's words).
+fn checked<'a, T: Deserialize<'a>>(
+    body: &'a [u8],
+    check: impl FnOnce(&T, &str) -> Result<(), shapes::Violation>,
+) -> Result<T, ApiError> {
+    let req = parse(body)?;
+    check(&req, "")?;
+    Ok(req)
 }
 
 /// Decodes `body` as the request of the operation `target` (an `X-Amz-Target` value) exactly
@@ -531,5 +622,30 @@ mod tests {
             decode_request("AmazonEC2ContainerRegistry_V20150921.Nope", b"{}"),
             Err(ApiError::UnknownOperation(_))
         ));
+    }
+
+    #[test]
+    fn targets_name_their_service_and_operation() {
+        assert!(matches!(
+            Target::parse("AmazonEC2ContainerRegistry_V20150921.UploadLayerPart"),
+            Target::Ecr(Some(Operation::UploadLayerPart))
+        ));
+        assert!(matches!(
+            Target::parse("AmazonEC2ContainerRegistry_V20150921.StartImageScan"),
+            Target::Ecr(Some(Operation::StartImageScan))
+        ));
+        assert!(matches!(
+            Target::parse("SpencerFrontendService.CreateRepository"),
+            Target::Public(Some(ecr_public::Operation::CreateRepository))
+        ));
+        for t in [
+            "AmazonEC2ContainerRegistry_V20150921.Nope",
+            "AmazonEC2ContainerRegistry_V20150921UploadLayerPart",
+            "UploadLayerPart",
+            "",
+        ] {
+            assert!(matches!(Target::parse(t), Target::Ecr(None)), "{t}");
+        }
+        assert_eq!(Operation::ALL.len(), 58);
     }
 }

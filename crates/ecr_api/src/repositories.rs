@@ -1,4 +1,5 @@
-//! CreateRepository, DescribeRepositories, DeleteRepository.
+//! CreateRepository, DescribeRepositories, DeleteRepository, and the resource tags
+//! (ListTagsForResource, TagResource, UntagResource).
 
 use registry::RepositoryRecord;
 use registry::{CreateRepository, EncryptionConfiguration, MutabilityExclusion, ResourceTag};
@@ -6,6 +7,7 @@ use registry::{CreateRepository, EncryptionConfiguration, MutabilityExclusion, R
 use crate::Ctx;
 use crate::dto;
 use crate::error::{ApiError, invalid};
+use crate::shapes::ecr;
 use crate::validate::{self, required};
 
 /// Converts a stored repository to the model's `Repository`.
@@ -42,22 +44,39 @@ pub(crate) fn repository_dto(ctx: &Ctx<'_>, r: &RepositoryRecord) -> dto::Reposi
 
 fn resource_tags(tags: Vec<dto::Tag>) -> Result<Vec<ResourceTag>, ApiError> {
     tags.into_iter()
-        .map(|t| {
-            let key = t.key.ok_or_else(|| invalid("tags.member.Key", "Member must not be null"))?;
-            let value = t.value.ok_or_else(|| invalid("tags.member.Value", "Member must not be null"))?;
-            if key.is_empty() || key.chars().count() > 128 {
-                return Err(ApiError::InvalidTagParameter(
-                    "Invalid parameter at 'tags.member.Key' failed to satisfy constraint: 'Member must have length between 1 and 128'".into(),
-                ));
-            }
-            if value.chars().count() > 256 {
-                return Err(ApiError::InvalidTagParameter(
-                    "Invalid parameter at 'tags.member.Value' failed to satisfy constraint: 'Member must have length less than or equal to 256'".into(),
-                ));
-            }
-            Ok(ResourceTag { key, value })
-        })
+        .map(|t| resource_tag(t.key, t.value))
         .collect()
+}
+
+/// One tag of CreateRepository or TagResource, checked as ECR checks it: both members
+/// present, the key 1 to 128 characters and not in the `aws:` namespace (any case), which
+/// AWS reserves for its own tags, and the value at most 256 characters.
+fn resource_tag(key: Option<String>, value: Option<String>) -> Result<ResourceTag, ApiError> {
+    let key = key.ok_or_else(|| invalid("tags.member.Key", "Member must not be null"))?;
+    let value = value.ok_or_else(|| invalid("tags.member.Value", "Member must not be null"))?;
+    if key.is_empty() || key.chars().count() > 128 {
+        return Err(ApiError::InvalidTagParameter(
+            "Invalid parameter at 'tags.member.Key' failed to satisfy constraint: 'Member must have length between 1 and 128'".into(),
+        ));
+    }
+    reserved_tag_key(&key)?;
+    if value.chars().count() > 256 {
+        return Err(ApiError::InvalidTagParameter(
+            "Invalid parameter at 'tags.member.Value' failed to satisfy constraint: 'Member must have length less than or equal to 256'".into(),
+        ));
+    }
+    Ok(ResourceTag { key, value })
+}
+
+/// Keys beginning `aws:` (in any case) belong to AWS: a caller may neither set nor remove
+/// them (InvalidTagParameterException, as AWS's tagging services answer).
+fn reserved_tag_key(key: &str) -> Result<(), ApiError> {
+    if key.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("aws:")) {
+        return Err(ApiError::InvalidTagParameter(format!(
+            "Tag key '{key}' is not valid: tag keys starting with 'aws:' are reserved for AWS use"
+        )));
+    }
+    Ok(())
 }
 
 fn exclusion_filters(
@@ -217,21 +236,12 @@ pub(crate) async fn delete_repository(
     })
 }
 
-/// `arn:aws:ecr:<region>:<registry id>:repository/<name>` of this region.
+/// `arn:aws:ecr:<region>:<registry id>:repository/<name>` of this region. An ECR Public
+/// ARN, another region's or anything else is `Invalid ARN`.
 fn repository_from_arn(ctx: &Ctx<'_>, arn: &str) -> Result<registry::RepositoryRef, ApiError> {
-    let bad = || invalid("resourceArn", "Invalid ARN");
-    let rest = arn.strip_prefix("arn:aws:ecr:").ok_or_else(bad)?;
-    let (region, rest) = rest.split_once(':').ok_or_else(bad)?;
-    let (registry_id, rest) = rest.split_once(':').ok_or_else(bad)?;
-    let name = rest.strip_prefix("repository/").ok_or_else(bad)?;
-    if region != ctx.registry().region() {
-        return Err(bad());
-    }
-    Ok(registry::RepositoryRef {
-        service: registry::Service::Private,
-        registry_id: validate::registry_id(Some(registry_id)).map_err(|_| bad())?,
-        name: model::RepositoryName::parse(name).map_err(|_| bad())?,
-    })
+    registry::RepositoryRef::from_arn(arn, ctx.registry().region())
+        .filter(|r| r.service == registry::Service::Private)
+        .ok_or_else(|| invalid("resourceArn", "Invalid ARN"))
 }
 
 pub(crate) async fn list_tags_for_resource(
@@ -254,4 +264,44 @@ pub(crate) async fn list_tags_for_resource(
             })
             .collect(),
     })
+}
+
+/// TagResource: adds tags or replaces the values of keys the repository has, all or nothing
+/// (TooManyTagsException past 50 in all).
+pub(crate) async fn tag_resource(
+    ctx: &Ctx<'_>,
+    req: ecr::TagResourceRequest,
+) -> Result<ecr::TagResourceResponse, ApiError> {
+    let r = repository_from_arn(ctx, req.resource_arn.as_deref().unwrap_or_default())?;
+    let tags = req
+        .tags
+        .unwrap_or_default()
+        .into_iter()
+        .map(|t| resource_tag(t.key, t.value))
+        .collect::<Result<Vec<_>, _>>()?;
+    ctx.registry()
+        .tag_resource(&ctx.principal, &r, &tags)
+        .await?;
+    Ok(ecr::TagResourceResponse {})
+}
+
+/// UntagResource: removes tags by key; keys the repository lacks are ignored.
+pub(crate) async fn untag_resource(
+    ctx: &Ctx<'_>,
+    req: ecr::UntagResourceRequest,
+) -> Result<ecr::UntagResourceResponse, ApiError> {
+    let r = repository_from_arn(ctx, req.resource_arn.as_deref().unwrap_or_default())?;
+    let keys = req.tag_keys.unwrap_or_default();
+    for k in &keys {
+        if k.is_empty() || k.chars().count() > 128 {
+            return Err(ApiError::InvalidTagParameter(
+                "Invalid parameter at 'tagKeys.member' failed to satisfy constraint: 'Member must have length between 1 and 128'".into(),
+            ));
+        }
+        reserved_tag_key(k)?;
+    }
+    ctx.registry()
+        .untag_resource(&ctx.principal, &r, &keys)
+        .await?;
+    Ok(ecr::UntagResourceResponse {})
 }

@@ -357,28 +357,34 @@ fn gen_struct(g: &Gen<'_>, name: &str, w: &mut String) {
         w,
         "    /// Checks the model's constraints, members in model order; `at` prefixes the path.",
     );
-    let used = !s.members.is_empty();
-    let at = if used { "at" } else { "_at" };
-    wl(
-        w,
-        &format!("    pub fn validate(&self, {at}: &str) -> Result<(), Violation> {{"),
-    );
+    // The body first: a structure whose members have no constraint (ECR's
+    // `ImageScanningConfiguration`) never reads its path.
+    let mut body = String::new();
     for (member, r) in &s.members {
         let field = field_name(member);
         let required = s.required.iter().any(|m| m == member);
         let checks = value_checks(g, &r.shape, "v", &format!("{member:?}"), 3);
         if required {
             wl(
-                w,
+                &mut body,
                 &format!("        check::required(self.{field}.is_some(), at, {member:?})?;"),
             );
         }
         if !checks.is_empty() {
-            wl(w, &format!("        if let Some(v) = &self.{field} {{"));
-            w.push_str(&checks);
-            wl(w, "        }");
+            wl(
+                &mut body,
+                &format!("        if let Some(v) = &self.{field} {{"),
+            );
+            body.push_str(&checks);
+            wl(&mut body, "        }");
         }
     }
+    let at = if body.is_empty() { "_at" } else { "at" };
+    wl(
+        w,
+        &format!("    pub fn validate(&self, {at}: &str) -> Result<(), Violation> {{"),
+    );
+    w.push_str(&body);
     wl(w, "        Ok(())");
     wl(w, "    }");
     wl(w, "}");

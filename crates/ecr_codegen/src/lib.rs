@@ -27,14 +27,21 @@ pub struct Service {
     pub overrides: Overrides,
 }
 
-/// Every service berth generates. ECR (`ecr-2015-09-21.json`) joins as a second entry with its
-/// own module (issue 15); the two models are never merged by shape name, as 52 of the names
-/// they share differ in their definition or in a shape they reach.
-pub const SERVICES: &[Service] = &[Service {
-    model: "model/ecr-public-2020-10-30.json",
-    output: "crates/ecr_api/src/shapes/ecr_public.rs",
-    overrides: overrides::ECR_PUBLIC,
-}];
+/// Every service berth generates, each into its own module: the two models are never merged
+/// by shape name, as 52 of the names they share differ in their definition or in a shape
+/// they reach.
+pub const SERVICES: &[Service] = &[
+    Service {
+        model: "model/ecr-public-2020-10-30.json",
+        output: "crates/ecr_api/src/shapes/ecr_public.rs",
+        overrides: overrides::ECR_PUBLIC,
+    },
+    Service {
+        model: "model/ecr-2015-09-21.json",
+        output: "crates/ecr_api/src/shapes/ecr.rs",
+        overrides: overrides::ECR,
+    },
+];
 
 fn codegen_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -36,3 +36,10 @@ pub const ECR_PUBLIC: Overrides = Overrides {
     provided: &[LAYER_PART_BLOB],
     tag_shapes: &["TagKey", "TagValue"],
 };
+
+/// ECR's tag shapes have no length of their own in the model (ECR checks them in the
+/// handler, with its own words); its layer part is the same borrowed text as Public's.
+pub const ECR: Overrides = Overrides {
+    provided: &[LAYER_PART_BLOB],
+    tag_shapes: &["TagKey", "TagValue"],
+};

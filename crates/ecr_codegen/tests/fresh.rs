@@ -47,3 +47,23 @@ fn public_inputs_reach_the_catalog_and_tag_shapes() {
     // Output-only shapes get no validate().
     assert!(!names.contains("Registry"));
 }
+
+#[test]
+fn ecr_inputs_reach_the_settings_and_scanning_shapes() {
+    let ecr = ecr_codegen::SERVICES
+        .iter()
+        .find(|s| s.model.ends_with("ecr-2015-09-21.json"))
+        .expect("ECR is a service");
+    let names = ecr_codegen::input_shape_names(ecr).unwrap();
+    for n in [
+        "TagResourceRequest",
+        "ImageTagMutabilityExclusionFilter",
+        "PutAccountSettingRequest",
+        "RegistryScanningRule",
+        "ListImageReferrersRequest",
+        "RepositoryName",
+    ] {
+        assert!(names.contains(n), "{n}");
+    }
+    assert!(!names.contains("DescribeRegistryResponse"));
+}

@@ -64,9 +64,10 @@ fn registry_error(e: &RegistryError) -> (StatusCode, &'static str) {
         E::ImageAlreadyExists { .. } => (S::BAD_REQUEST, "MANIFEST_INVALID"),
         E::ImageTagAlreadyExists { .. } => (S::BAD_REQUEST, "TAG_INVALID"),
         E::ImageNotFound { .. } => (S::NOT_FOUND, "MANIFEST_UNKNOWN"),
-        E::RepositoryPolicyNotFound { .. } | E::RegistryPolicyNotFound { .. } => {
-            (S::NOT_FOUND, "NOT_FOUND")
-        }
+        E::RepositoryPolicyNotFound { .. }
+        | E::RegistryPolicyNotFound { .. }
+        | E::LifecyclePolicyNotFound { .. }
+        | E::LifecyclePolicyPreviewNotFound { .. } => (S::NOT_FOUND, "NOT_FOUND"),
         E::LimitExceeded(_) | E::TooManyTags { .. } | E::AccessDenied { .. } => {
             (S::FORBIDDEN, "DENIED")
         }

@@ -138,6 +138,12 @@ impl Registry {
         digest: &Digest,
     ) -> Result<bool> {
         let target = self.repository(who, to, "ecr:InitiateLayerUpload").await?;
+        if !self
+            .blob_mounting(target.service, &target.registry_id)
+            .await?
+        {
+            return Ok(false);
+        }
         let source = match self
             .repository(who, from, "ecr:GetDownloadUrlForLayer")
             .await
@@ -174,7 +180,8 @@ impl Registry {
     ///
     /// The candidates are the repositories that link the blob (one index seek), in name
     /// order, at most [`MOUNT_CANDIDATES`].
-    /// This is where the BLOB_MOUNTING account setting will be consulted once it exists.
+    /// With the registry's BLOB_MOUNTING account setting DISABLED, nothing is mounted (the
+    /// caller uploads), as ECR does; a blob the target already links is still answered.
     pub async fn mount_blob_from_any(
         &self,
         who: &Principal,
@@ -185,6 +192,12 @@ impl Registry {
         let meta = &self.storage.meta;
         if meta.repository_blob(target.id, digest).await?.is_some() {
             return Ok(true);
+        }
+        if !self
+            .blob_mounting(target.service, &target.registry_id)
+            .await?
+        {
+            return Ok(false);
         }
         let holders = meta
             .repositories_holding(

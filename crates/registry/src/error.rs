@@ -115,6 +115,20 @@ pub enum RegistryError {
         registry_id: String,
         name: RepositoryName,
     },
+    #[error(
+        "Lifecycle policy does not exist for the repository with name '{name}' in the registry with id '{registry_id}'"
+    )]
+    LifecyclePolicyNotFound {
+        registry_id: String,
+        name: RepositoryName,
+    },
+    #[error(
+        "There is no lifecycle policy preview for the repository with name '{name}' in the registry with id '{registry_id}'"
+    )]
+    LifecyclePolicyPreviewNotFound {
+        registry_id: String,
+        name: RepositoryName,
+    },
     #[error("Registry policy does not exist in the registry with id '{registry_id}'")]
     RegistryPolicyNotFound { registry_id: String },
     /// The request body stopped or broke before its end (an idle timeout, a disconnect).

@@ -6,10 +6,7 @@ use storage::{
 };
 
 use crate::pagination::finish_page;
-use crate::{
-    Page, PageToken, Principal, Registry, RegistryError, RepositoryRef, Result, manifest,
-    now_millis,
-};
+use crate::{Page, PageToken, Principal, Registry, RegistryError, RepositoryRef, Result, manifest};
 
 /// How often PutImage retries when a concurrent push moved the tag between its read and its
 /// write. Each retry re-applies the immutability rule to the new state.
@@ -187,7 +184,7 @@ impl Registry {
             artifact_media_type: parsed.artifact_media_type,
             subject: parsed.subject,
             size,
-            pushed_at: now_millis(),
+            pushed_at: self.now(),
         };
         let refs = ImageReferences {
             blobs: parsed.blobs,

@@ -2,12 +2,14 @@
 //! The only entry point the protocol front ends call. Knows no HTTP, no SQL and no protocol
 //! wire formats: it speaks model types and answers `RegistryError`.
 
+mod account_settings;
 mod blobs;
 mod budget;
 mod cache;
 mod error;
 mod gc;
 mod images;
+mod lifecycle;
 mod manifest;
 mod pagination;
 mod policies;
@@ -26,6 +28,7 @@ use model::RepositoryName;
 pub use model::Service;
 use storage::{Millis, Storage};
 
+pub use account_settings::{ACCOUNT_SETTINGS, AccountSetting};
 pub use blobs::{BlobDownload, BlobUnlink};
 pub use budget::{
     DEFAULT_WAIT as BODY_MEMORY_WAIT, MemoryBudget, Reservation, default_budget_bytes,
@@ -35,6 +38,10 @@ pub use gc::{FsckProblem, GcOptions, GcReport};
 pub use images::{
     BatchDeleteResult, BatchGetResult, ImageFailure, ImageFailureCode, ImageIdInput, ImageIdOutput,
     PutImageRequest,
+};
+pub use lifecycle::{
+    LifecycleAction, LifecyclePolicy, LifecyclePreview, LifecycleReport, PlannedAction,
+    StoredLifecyclePolicy,
 };
 pub use pagination::{Page, PageToken};
 pub use policies::RepositoryPolicy;
@@ -184,6 +191,9 @@ pub struct Registry {
     memory_budget: MemoryBudget,
     /// Public registry aliases: configured ones and the generated default.
     public_aliases: PublicAliases,
+    /// Added to the wall clock wherever a rule reads the time (lifecycle ages): tests age
+    /// images by moving it instead of sleeping.
+    clock_offset_millis: Millis,
 }
 
 impl Registry {
@@ -199,7 +209,21 @@ impl Registry {
             blob_redirect: false,
             memory_budget: MemoryBudget::new(default_budget_bytes(), budget::DEFAULT_WAIT),
             public_aliases: PublicAliases::default(),
+            clock_offset_millis: 0,
         }
+    }
+
+    /// Moves the registry's clock (see [`Registry::now`]) by `millis`; a test knob.
+    pub fn with_clock_offset(mut self, millis: Millis) -> Self {
+        self.clock_offset_millis = millis;
+        self
+    }
+
+    /// The time lifecycle rules measure ages against: the wall clock plus the configured
+    /// offset. Push times are stamped with the same clock, so that an image pushed under an
+    /// offset is as old as the offset says.
+    pub fn now(&self) -> Millis {
+        now_millis() + self.clock_offset_millis
     }
 
     /// The public registries' aliases (see [`PublicAliases`]).

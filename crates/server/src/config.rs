@@ -106,6 +106,15 @@ pub struct Config {
     /// How log lines on stderr look: `text` (for people, the default) or `json` (one object
     /// per line, for log collectors).
     pub log_format: LogFormat,
+
+    // Lifecycle policies.
+    /// Seconds between runs of the lifecycle policies (one node at a time, under a lease); 0
+    /// turns the background runs off (`berth lifecycle run` still runs them). Default 3600:
+    /// ECR acts on a policy within 24 hours, berth within the hour.
+    pub lifecycle_interval_secs: u64,
+    /// Seconds added to the clock that push times and lifecycle ages are read from (tests
+    /// only: images pushed under a negative offset are old). Default 0.
+    pub clock_offset_secs: i64,
 }
 
 /// How log lines look.
@@ -176,6 +185,9 @@ impl Default for Config {
             fence_pool_size: storage::PostgresPools::default().fence,
             metrics_listen: None,
             log_format: LogFormat::Text,
+
+            lifecycle_interval_secs: 3600,
+            clock_offset_secs: 0,
         }
     }
 }
@@ -217,6 +229,8 @@ pub struct FileConfig {
     pub fence_pool_size: Option<u32>,
     pub metrics_listen: Option<String>,
     pub log_format: Option<LogFormat>,
+
+    pub lifecycle_interval_secs: Option<u64>,
 }
 
 /// A size in bytes: a number, or a string with a binary `K`, `M` or `G` suffix.
@@ -376,6 +390,13 @@ pub struct Overrides {
     /// Log lines as text or as JSON objects [default: text].
     #[arg(long, env = "BERTH_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
+
+    /// Seconds between lifecycle policy runs, 0 for none [default: 3600].
+    #[arg(long, env = "BERTH_LIFECYCLE_INTERVAL_SECS")]
+    pub lifecycle_interval_secs: Option<u64>,
+    /// Seconds added to the registry's clock, for tests only (ages images without sleeping).
+    #[arg(long, hide = true, allow_hyphen_values = true)]
+    pub clock_offset_secs: Option<i64>,
 }
 
 impl Config {
@@ -432,6 +453,11 @@ impl Config {
                 .map_or(d.max_inflight_part_bytes, |b| b.0),
             limit_overrides: o.limit_overrides.clone(),
             failpoints: o.failpoints.clone(),
+            lifecycle_interval_secs: o
+                .lifecycle_interval_secs
+                .or(file.lifecycle_interval_secs)
+                .unwrap_or(d.lifecycle_interval_secs),
+            clock_offset_secs: o.clock_offset_secs.unwrap_or(d.clock_offset_secs),
             public_registry_alias: o
                 .public_registry_alias
                 .clone()
@@ -661,6 +687,7 @@ impl Config {
             put("blob-redirect", Value::Boolean(r));
         }
         put("max-inflight-part-bytes", int(self.max_inflight_part_bytes));
+        put("lifecycle-interval-secs", int(self.lifecycle_interval_secs));
         put("metadata-pool-size", int(self.metadata_pool_size.into()));
         put("fence-pool-size", int(self.fence_pool_size.into()));
         if let Some(a) = self.metrics_listen {

@@ -37,6 +37,7 @@ pub struct App {
     tls: Option<config::TlsConfig>,
     gc: registry::GcOptions,
     gc_interval: Option<std::time::Duration>,
+    lifecycle_interval: Option<Duration>,
     idle_timeout: Option<Duration>,
     pub metrics: Arc<metrics::Metrics>,
     /// `/metrics` (with the health checks) on a listener of its own, when configured.
@@ -85,7 +86,8 @@ impl App {
                     cfg.max_inflight_part_bytes,
                     body_memory_wait(cfg)?,
                 ))
-                .with_public_aliases(cfg.public_aliases()?),
+                .with_public_aliases(cfg.public_aliases()?)
+                .with_clock_offset(cfg.clock_offset_secs.saturating_mul(1000)),
         );
         let oci = oci_api::router(
             registry.clone(),
@@ -160,6 +162,8 @@ impl App {
             },
             gc_interval: (cfg.gc_interval_secs > 0)
                 .then(|| std::time::Duration::from_secs(cfg.gc_interval_secs)),
+            lifecycle_interval: (cfg.lifecycle_interval_secs > 0)
+                .then(|| Duration::from_secs(cfg.lifecycle_interval_secs)),
         })
     }
 
@@ -172,6 +176,34 @@ impl App {
         Ok(self.registry.collect_garbage(&opts).await?)
     }
 
+    /// Runs every repository's lifecycle policy once (`berth lifecycle run`).
+    pub async fn run_lifecycle(&self, dry_run: bool) -> anyhow::Result<registry::LifecycleReport> {
+        Ok(self.registry.run_lifecycle(dry_run).await?)
+    }
+
+    /// Runs the lifecycle policies every `lifecycle_interval` while the server runs, on one
+    /// node at a time (the `lifecycle` lease).
+    fn spawn_lifecycle(&self) {
+        let Some(interval) = self.lifecycle_interval else {
+            return;
+        };
+        let registry = self.registry.clone();
+        let holder = lease_holder();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval);
+            tick.tick().await; // not at start-up: let clients reconnect first
+            loop {
+                tick.tick().await;
+                let job = registry.run_lifecycle(false);
+                match registry.run_leased("lifecycle", &holder, job).await {
+                    Ok(Some(r)) => tracing::info!(?r, "lifecycle policies applied"),
+                    Ok(None) => tracing::debug!("lifecycle policies run on another node"),
+                    Err(e) => tracing::error!(error = ?e, "lifecycle run failed"),
+                }
+            }
+        });
+    }
+
     /// Collects garbage every `gc_interval` while the server runs.
     fn spawn_gc(&self) {
         let Some(interval) = self.gc_interval else {
@@ -180,18 +212,7 @@ impl App {
         let registry = self.registry.clone();
         let metrics = self.metrics.clone();
         let opts = self.gc.clone();
-        // This process, as lease holders tell nodes apart.
-        let holder = format!(
-            "{}:{}:{}",
-            std::env::var("HOSTNAME").unwrap_or_default(),
-            std::process::id(),
-            // Randomly keyed: two processes of one host and pid (a restart in a container)
-            // still differ.
-            std::hash::BuildHasher::hash_one(
-                &std::collections::hash_map::RandomState::new(),
-                std::time::SystemTime::now()
-            )
-        );
+        let holder = lease_holder();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(interval);
             tick.tick().await; // not at start-up: let clients reconnect first
@@ -228,6 +249,7 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         self.spawn_gc();
+        self.spawn_lifecycle();
         if let Some((addr, router)) = &self.metrics_listen {
             let listener = TcpListener::bind(*addr)
                 .await
@@ -301,6 +323,21 @@ impl App {
         // single upload is as fast.
         http1.max_buf_size(64 * 1024);
     }
+}
+
+/// This process, as lease holders tell nodes apart.
+fn lease_holder() -> String {
+    format!(
+        "{}:{}:{}",
+        std::env::var("HOSTNAME").unwrap_or_default(),
+        std::process::id(),
+        // Randomly keyed: two processes of one host and pid (a restart in a container) still
+        // differ.
+        std::hash::BuildHasher::hash_one(
+            &std::collections::hash_map::RandomState::new(),
+            std::time::SystemTime::now()
+        )
+    )
 }
 
 /// ECR's limits, with the configured upload expiry and cap, and any test overrides.

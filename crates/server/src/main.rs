@@ -32,8 +32,23 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Lifecycle policies.
+    #[command(subcommand)]
+    Lifecycle(LifecycleCommand),
     /// Re-hash every blob and check the metadata against the blob store; exit 1 on problems.
     Fsck(Overrides),
+}
+
+#[derive(Subcommand)]
+enum LifecycleCommand {
+    /// Apply every repository's lifecycle policy once, and exit.
+    Run {
+        #[command(flatten)]
+        overrides: Overrides,
+        /// Report what would be expired without expiring anything.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 /// Logs go to stderr, filtered by `BERTH_LOG` (default `info`), as text or JSON objects.
@@ -70,6 +85,21 @@ async fn main() -> anyhow::Result<()> {
                 "{}{report:#?}",
                 if dry_run {
                     "dry run, nothing removed: "
+                } else {
+                    ""
+                }
+            );
+            return Ok(());
+        }
+        Command::Lifecycle(LifecycleCommand::Run { overrides, dry_run }) => {
+            let cfg = Config::load(&overrides)?;
+            init_logging(cfg.log_format);
+            let app = berth::App::build(&cfg).await?;
+            let report = app.run_lifecycle(dry_run).await?;
+            println!(
+                "{}{report:#?}",
+                if dry_run {
+                    "dry run, nothing expired: "
                 } else {
                     ""
                 }

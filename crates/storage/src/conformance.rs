@@ -1091,6 +1091,24 @@ pub async fn public_registries_and_settings(meta: &dyn MetaStore) {
         meta.repository_setting(public.id, "logo").await.unwrap(),
         None
     );
+    // The repositories holding a setting, each with its service and account id (not the key).
+    meta.put_repository_settings(private.id, &[("catalog", Some(b"[]".as_slice()))])
+        .await
+        .unwrap();
+    assert_eq!(
+        meta.repositories_with_setting("catalog").await.unwrap(),
+        vec![
+            (Service::Private, account.to_owned(), name.clone()),
+            (Service::Public, account.to_owned(), name.clone()),
+        ]
+    );
+    assert_eq!(
+        meta.repositories_with_setting("logo").await.unwrap(),
+        vec![]
+    );
+    meta.put_repository_settings(private.id, &[("catalog", None)])
+        .await
+        .unwrap();
     assert!(matches!(
         meta.put_repository_settings(RepositoryId(i64::MAX), &[("x", Some(b"1".as_slice()))])
             .await,

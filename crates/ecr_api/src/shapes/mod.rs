@@ -5,6 +5,9 @@
 #[rustfmt::skip]
 pub mod ecr_public;
 
+#[rustfmt::skip]
+pub mod ecr;
+
 use std::borrow::Cow;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};

@@ -472,6 +472,66 @@ async fn hostile_inputs_get_exact_errors_and_change_nothing() {
         )
         .await,
     );
+    // Lifecycle policy text is parsed by berth, not by the model: bounded, and every refusal
+    // is ECR's InvalidParameterException.
+    let lifecycle = |text: String| {
+        serde_json::json!({"repositoryName": REPO, "lifecyclePolicyText": text})
+            .to_string()
+            .into_bytes()
+    };
+    let rule = |selection: &str| {
+        format!(
+            r#"{{"rulePriority":1,"description":"hostile","selection":{selection},"action":{{"type":"expire"}}}}"#
+        )
+    };
+    for (what, text) in [
+        (
+            "PutLifecyclePolicy text nested 15,000 arrays deep",
+            format!("{}{}", "[".repeat(15_000), "]".repeat(15_000)),
+        ),
+        (
+            "PutLifecyclePolicy text over 30,720 characters",
+            format!(
+                r#"{{"rules":[{}]}}"#,
+                rule(&format!(
+                    r#"{{"tagStatus":"tagged","tagPrefixList":["{}"],"countType":"imageCountMoreThan","countNumber":1}}"#,
+                    "a".repeat(31_000)
+                ))
+            ),
+        ),
+        (
+            "PutLifecyclePolicy countNumber 1e30",
+            format!(
+                r#"{{"rules":[{}]}}"#,
+                rule(r#"{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":1e30}"#)
+            ),
+        ),
+        (
+            "PutLifecyclePolicy two rules of one rulePriority",
+            format!(
+                r#"{{"rules":[{0},{0}]}}"#,
+                rule(
+                    r#"{"tagStatus":"untagged","countType":"imageCountMoreThan","countNumber":1}"#
+                )
+            ),
+        ),
+        (
+            "PutLifecyclePolicy tagPatternList entry of 5 wildcards",
+            format!(
+                r#"{{"rules":[{}]}}"#,
+                rule(
+                    r#"{"tagStatus":"tagged","tagPatternList":["*a*b*c*d*"],"countType":"imageCountMoreThan","countNumber":1}"#
+                )
+            ),
+        ),
+    ] {
+        t.check(
+            "ECR",
+            what,
+            (400, "InvalidParameterException"),
+            ecr_raw(&server, "PutLifecyclePolicy", Some(AUTH), lifecycle(text)).await,
+        );
+    }
     // Open uploads past the per-repository cap (3 here; 1000 by default).
     create_repo(&ecr, "hostile/cap").await;
     let mut last = (0, String::new());
@@ -504,6 +564,117 @@ async fn hostile_inputs_get_exact_errors_and_change_nothing() {
         (408, "RequestTimeoutException"),
         (status_line(&resp), json_value(&resp, "__type")),
     );
+
+    // Resource tags (issue 15): refusals leave the repository's tags as they were.
+    let arn = format!("arn:aws:ecr:us-east-1:000000000000:repository/{REPO}");
+    for (input, body, want) in [
+        (
+            "TagResource with a reserved 'aws:' key",
+            serde_json::json!({"resourceArn": arn, "tags": [{"Key": "aws:owner", "Value": "x"}]}),
+            (400, "InvalidTagParameterException"),
+        ),
+        (
+            "TagResource with a 129-character key",
+            serde_json::json!({"resourceArn": arn, "tags": [{"Key": "k".repeat(129), "Value": "x"}]}),
+            (400, "InvalidTagParameterException"),
+        ),
+        (
+            "TagResource with an ECR Public ARN",
+            serde_json::json!({
+                "resourceArn": format!("arn:aws:ecr-public::000000000000:repository/{REPO}"),
+                "tags": [{"Key": "k", "Value": "v"}],
+            }),
+            (400, "InvalidParameterException"),
+        ),
+        (
+            "TagResource with another region's ARN",
+            serde_json::json!({
+                "resourceArn": format!("arn:aws:ecr:eu-west-1:000000000000:repository/{REPO}"),
+                "tags": [{"Key": "k", "Value": "v"}],
+            }),
+            (400, "InvalidParameterException"),
+        ),
+        (
+            "TagResource with 51 tags",
+            serde_json::json!({
+                "resourceArn": arn,
+                "tags": (0..51).map(|i| serde_json::json!({"Key": format!("k{i}"), "Value": "v"})).collect::<Vec<_>>(),
+            }),
+            (400, "TooManyTagsException"),
+        ),
+        (
+            "TagResource with a tag without Value",
+            serde_json::json!({"resourceArn": arn, "tags": [{"Key": "k"}]}),
+            (400, "InvalidParameterException"),
+        ),
+    ] {
+        t.check(
+            "ECR",
+            input,
+            want,
+            ecr_raw(&server, "TagResource", Some(AUTH), json(body)).await,
+        );
+    }
+    t.check(
+        "ECR",
+        "UntagResource of a reserved 'aws:' key",
+        (400, "InvalidTagParameterException"),
+        ecr_raw(
+            &server,
+            "UntagResource",
+            Some(AUTH),
+            json(serde_json::json!({"resourceArn": arn, "tagKeys": ["AWS:cloudformation:stack-name"]})),
+        )
+        .await,
+    );
+    // Account settings: an unknown name, a value the setting lacks, a name past 64.
+    for (input, op, body) in [
+        (
+            "PutAccountSetting of an unknown name",
+            "PutAccountSetting",
+            serde_json::json!({"name": "DROP_TABLES", "value": "ENABLED"}),
+        ),
+        (
+            "PutAccountSetting BLOB_MOUNTING=maybe",
+            "PutAccountSetting",
+            serde_json::json!({"name": "BLOB_MOUNTING", "value": "maybe"}),
+        ),
+        (
+            "PutAccountSetting without value",
+            "PutAccountSetting",
+            serde_json::json!({"name": "BLOB_MOUNTING"}),
+        ),
+        (
+            "GetAccountSetting with a 65-character name",
+            "GetAccountSetting",
+            serde_json::json!({"name": "N".repeat(65)}),
+        ),
+    ] {
+        t.check(
+            "ECR",
+            input,
+            (400, "InvalidParameterException"),
+            ecr_raw(&server, op, Some(AUTH), json(body)).await,
+        );
+    }
+    let blob_mounting = ecr
+        .get_account_setting()
+        .name("BLOB_MOUNTING")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        blob_mounting.value(),
+        Some("ENABLED"),
+        "a refused put changed it"
+    );
+    let tags = ecr
+        .list_tags_for_resource()
+        .resource_arn(&arn)
+        .send()
+        .await
+        .unwrap();
+    assert!(tags.tags().is_empty(), "refused tags were stored: {tags:?}");
 
     // --- OCI /v2 ---
     let get = |path: &str| oci.req(Method::GET, path);

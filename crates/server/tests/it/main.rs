@@ -4,12 +4,14 @@
 mod authentication;
 mod crash;
 mod ecr_public;
+mod ecr_settings;
 mod faults;
 mod gc;
 mod harness;
 mod hostile;
 mod images;
 mod layer_upload;
+mod lifecycle;
 mod limits;
 mod memory;
 mod nodes;

@@ -59,6 +59,23 @@ pub struct RepositoryRecord {
     pub policy: Option<String>,
 }
 
+/// Rows of [`sql::REPOSITORIES_WITH_SETTING`] as the trait answers them; a name that no
+/// longer parses is a corrupt row.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+fn repository_keys(
+    rows: Vec<(String, String)>,
+) -> Result<Vec<(Service, String, RepositoryName)>, StorageError> {
+    rows.into_iter()
+        .map(|(key, name)| {
+            let (service, account) = Service::from_registry_key(&key);
+            let name = RepositoryName::parse(&name).map_err(|_| {
+                StorageError::Other(format!("corrupt repository name {name:?}").into())
+            })?;
+            Ok((service, account.to_owned(), name))
+        })
+        .collect()
+}
+
 /// A blob as one repository sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RepositoryBlob {
@@ -253,6 +270,12 @@ pub trait MetaStore: Send + Sync {
         repo: RepositoryId,
         changes: &[(&str, Option<&[u8]>)],
     ) -> Result<(), StorageError>;
+    /// Every repository that has the setting `name`, as (service, account id, name), in
+    /// registry then name order: the repositories a background job (lifecycle) visits.
+    async fn repositories_with_setting(
+        &self,
+        name: &str,
+    ) -> Result<Vec<(Service, String, RepositoryName)>, StorageError>;
     /// One setting of a registry.
     async fn registry_setting(
         &self,

@@ -448,6 +448,18 @@ impl MetaStore for PostgresMetaStore {
         tx.commit().await.map_err(db_err)
     }
 
+    async fn repositories_with_setting(
+        &self,
+        name: &str,
+    ) -> Result<Vec<(Service, String, RepositoryName)>, StorageError> {
+        let rows: Vec<(String, String)> = sqlx::query_as(sql::REPOSITORIES_WITH_SETTING)
+            .bind(name)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+        repository_keys(rows)
+    }
+
     async fn registry_setting(
         &self,
         service: Service,

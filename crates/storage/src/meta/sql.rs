@@ -61,6 +61,11 @@ pub(super) const PUT_REPOSITORY_SETTING: &str =
      ON CONFLICT (repository_id, name) DO UPDATE SET value = excluded.value";
 pub(super) const DELETE_REPOSITORY_SETTING: &str =
     "DELETE FROM repository_settings WHERE repository_id = $1 AND name = $2";
+/// Repositories holding a setting, by registry key and name (the lifecycle job's worklist).
+pub(super) const REPOSITORIES_WITH_SETTING: &str =
+    "SELECT r.registry_id, r.name FROM repositories r
+     JOIN repository_settings s ON s.repository_id = r.id WHERE s.name = $1
+     ORDER BY r.registry_id, r.name";
 pub(super) const REGISTRY_SETTING: &str =
     "SELECT value FROM registry_settings WHERE registry_id = $1 AND name = $2";
 pub(super) const PUT_REGISTRY_SETTING: &str =
