@@ -2,9 +2,11 @@
 //! The only entry point the protocol front ends call. Knows no HTTP, no SQL and no protocol
 //! wire formats: it speaks model types and answers `RegistryError`.
 
+mod access;
 mod blobs;
 mod budget;
 mod cache;
+mod condition;
 mod error;
 mod gc;
 mod images;
@@ -26,6 +28,7 @@ use model::RepositoryName;
 pub use model::Service;
 use storage::{Millis, Storage};
 
+pub use access::{Connection, KeyAccess};
 pub use blobs::{BlobDownload, BlobUnlink};
 pub use budget::{
     DEFAULT_WAIT as BODY_MEMORY_WAIT, MemoryBudget, Reservation, default_budget_bytes,
@@ -184,6 +187,8 @@ pub struct Registry {
     memory_budget: MemoryBudget,
     /// Public registry aliases: configured ones and the generated default.
     public_aliases: PublicAliases,
+    /// Identity policies and tags of the configured access keys.
+    identities: access::Identities,
 }
 
 impl Registry {
@@ -199,7 +204,20 @@ impl Registry {
             blob_redirect: false,
             memory_budget: MemoryBudget::new(default_budget_bytes(), budget::DEFAULT_WAIT),
             public_aliases: PublicAliases::default(),
+            identities: access::Identities::default(),
         }
+    }
+
+    /// The access keys' identity policies and tags (`[[access-keys]]`); refuses a malformed
+    /// policy, naming its key.
+    pub fn with_key_access(mut self, keys: Vec<KeyAccess>) -> std::result::Result<Self, String> {
+        self.identities = access::Identities::new(keys)?;
+        Ok(self)
+    }
+
+    /// Checks one key's identity policy parses (for configuration loading).
+    pub fn check_key_access(key: &KeyAccess) -> std::result::Result<(), String> {
+        access::Identities::new(vec![key.clone()]).map(drop)
     }
 
     /// The public registries' aliases (see [`PublicAliases`]).
@@ -268,43 +286,65 @@ impl Registry {
         resource: &str,
         action: &str,
     ) -> Result<()> {
+        self.authorize_tagged(who, service, registry_id, repo, resource, action, None)
+            .await
+    }
+
+    /// [`Self::authorize`] for a request that carries tags (CreateRepository, TagResource,
+    /// UntagResource): they feed `aws:RequestTag/*` and `aws:TagKeys`.
+    #[allow(clippy::too_many_arguments)]
+    async fn authorize_tagged(
+        &self,
+        who: &Principal,
+        service: Service,
+        registry_id: &str,
+        repo: Option<&RepositoryRecord>,
+        resource: &str,
+        action: &str,
+        request_tags: Option<&[(String, Option<String>)]>,
+    ) -> Result<()> {
         let resource_arn = service.resource_arn(&self.region, registry_id, resource);
         let action = service.action(action);
         let action = action.as_ref();
+        if service == Service::Public && public::is_public_read(action) {
+            return Ok(());
+        }
+        let identity = self.identities.get(&who.access_key_id);
+        let context = access::context(who, identity.as_deref(), service, repo, request_tags);
         let req = policy::Request {
             principal_arn: &who.arn,
             principal_account: &who.account_id,
             action,
             resource_arn: &resource_arn,
+            context: &context,
         };
-        let mut decisions = Vec::with_capacity(2);
         // Stored policies were validated when set; one that no longer parses grants nothing.
-        if let Some(text) = repo.and_then(|r| r.policy.as_deref())
-            && let Ok(p) = policy::Policy::parse_for(service, text, false)
-        {
-            decisions.push(p.evaluate(&req));
-        }
-        if service == Service::Private
-            && let Some(p) = self.registry_policy(registry_id).await?
-        {
-            decisions.push(p.evaluate(&req));
-        }
-        let denied = |explicit| RegistryError::AccessDenied {
-            principal: who.arn.clone(),
-            action: action.to_owned(),
-            resource: resource_arn.clone(),
-            explicit,
+        let repository_policy = repo
+            .and_then(|r| r.policy.as_deref())
+            .and_then(|text| policy::Policy::parse_for(service, text, false).ok());
+        let registry_policy = match service {
+            Service::Private => self.registry_policy(registry_id).await?,
+            Service::Public => None,
         };
-        if service == Service::Public && public::is_public_read(action) {
-            return Ok(());
+        let resource_policies: Vec<&policy::Policy> = repository_policy
+            .iter()
+            .chain(registry_policy.as_deref())
+            .collect();
+        let outcome = policy::decide(
+            identity.as_ref().and_then(|i| i.policy.as_ref()),
+            &resource_policies,
+            &req,
+            who.account_id == registry_id,
+        );
+        match outcome {
+            policy::Outcome::Allow => Ok(()),
+            denied => Err(RegistryError::AccessDenied {
+                principal: who.arn.clone(),
+                action: action.to_owned(),
+                resource: resource_arn.clone(),
+                explicit: denied == policy::Outcome::ExplicitDeny,
+            }),
         }
-        if decisions.contains(&policy::Decision::ExplicitDeny) {
-            return Err(denied(true));
-        }
-        if who.account_id == registry_id || decisions.contains(&policy::Decision::Allow) {
-            return Ok(());
-        }
-        Err(denied(false))
     }
 
     /// The repository a request names, once `who` is cleared for `action` on it. Another
@@ -314,6 +354,17 @@ impl Registry {
         who: &Principal,
         r: &RepositoryRef,
         action: &str,
+    ) -> Result<RepositoryRecord> {
+        self.repository_tagged(who, r, action, None).await
+    }
+
+    /// [`Self::repository`] for a request that carries tags (see [`Self::authorize_tagged`]).
+    async fn repository_tagged(
+        &self,
+        who: &Principal,
+        r: &RepositoryRef,
+        action: &str,
+        request_tags: Option<&[(String, Option<String>)]>,
     ) -> Result<RepositoryRecord> {
         let registry_id = r.registry_id.as_deref().unwrap_or(&who.account_id);
         let resource = format!("repository/{}", r.name);
@@ -335,13 +386,29 @@ impl Registry {
         };
         match found {
             Some(repo) => {
-                self.authorize(who, r.service, registry_id, Some(&repo), &resource, action)
-                    .await?;
+                self.authorize_tagged(
+                    who,
+                    r.service,
+                    registry_id,
+                    Some(&repo),
+                    &resource,
+                    action,
+                    request_tags,
+                )
+                .await?;
                 Ok(repo)
             }
             None => {
-                self.authorize(who, r.service, registry_id, None, &resource, action)
-                    .await?;
+                self.authorize_tagged(
+                    who,
+                    r.service,
+                    registry_id,
+                    None,
+                    &resource,
+                    action,
+                    request_tags,
+                )
+                .await?;
                 Err(RegistryError::RepositoryNotFound {
                     registry_id: registry_id.to_owned(),
                     name: r.name.to_string(),

@@ -89,6 +89,13 @@ pub struct Config {
     /// Public registry aliases of other accounts (`[public-registry-aliases]` in the file,
     /// `"<account>" = "<alias>"`). Accounts not named get generated aliases. Default: none.
     pub public_registry_aliases: Vec<(String, String)>,
+    // Access control (issue 19).
+    /// Each access key's identity policy and tags (`policy`, `policy-file`, `tags` of
+    /// `[[access-keys]]`). A key without a policy may do anything in its own account.
+    pub key_access: Vec<registry::KeyAccess>,
+    /// A header set by a trusted reverse proxy (e.g. `X-Forwarded-For`) whose first address is
+    /// the client's `aws:SourceIp`. Default: none (the peer's address).
+    pub trusted_proxy_header: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,6 +120,14 @@ pub struct AccessKeyConfig {
     pub arn: Option<String>,
     /// When set, requests must carry this `X-Amz-Security-Token`.
     pub session_token: Option<String>,
+    // Access control (issue 19).
+    /// The key's IAM identity policy (JSON); or give `policy-file`. Default: none, which
+    /// allows everything in the key's own account that no resource policy denies.
+    pub policy: Option<String>,
+    /// A file holding the key's identity policy.
+    pub policy_file: Option<PathBuf>,
+    /// The key's tags, read by `aws:PrincipalTag/<key>` conditions.
+    pub tags: Option<std::collections::BTreeMap<String, String>>,
 }
 
 impl Default for Config {
@@ -144,6 +159,8 @@ impl Default for Config {
             failpoints: vec![],
             public_registry_alias: None,
             public_registry_aliases: vec![],
+            key_access: vec![],
+            trusted_proxy_header: None,
         }
     }
 }
@@ -179,6 +196,8 @@ pub struct FileConfig {
     pub public_registry_alias: Option<String>,
     /// `"<account>" = "<alias>"`.
     pub public_registry_aliases: Option<std::collections::BTreeMap<String, String>>,
+    // Access control (issue 19).
+    pub trusted_proxy_header: Option<String>,
 }
 
 /// A size in bytes: a number, or a string with a binary `K`, `M` or `G` suffix.
@@ -322,6 +341,10 @@ pub struct Overrides {
     /// Crash points to arm, for the crash tests only: the process aborts on reaching one.
     #[arg(long = "failpoint", hide = true)]
     pub failpoints: Vec<String>,
+    // Access control (issue 19).
+    /// Header a trusted reverse proxy sets to the client's address (e.g. X-Forwarded-For), read for aws:SourceIp [default: the peer's address].
+    #[arg(long, env = "BERTH_TRUSTED_PROXY_HEADER")]
+    pub trusted_proxy_header: Option<String>,
 }
 
 impl Config {
@@ -393,6 +416,12 @@ impl Config {
                 ),
                 None => None,
             },
+            key_access: vec![],
+            trusted_proxy_header: o
+                .trusted_proxy_header
+                .clone()
+                .or(file.trusted_proxy_header)
+                .filter(|h| !h.is_empty()),
             data_dir,
             region: o.region.clone().or(file.region).unwrap_or(d.region),
             account_id: o
@@ -435,9 +464,13 @@ impl Config {
                 account_id: None,
                 arn: None,
                 session_token: None,
+                policy: None,
+                policy_file: None,
+                tags: None,
             });
         }
-        for (i, k) in keys.into_iter().enumerate() {
+        for (i, mut k) in keys.into_iter().enumerate() {
+            cfg.key_access.push(key_access(i, &mut k)?);
             cfg.access_keys.push(identity(i, k, &default_account)?);
         }
         cfg.validate()?;
@@ -541,6 +574,28 @@ fn identity(i: usize, k: AccessKeyConfig, default_account: &str) -> anyhow::Resu
         account_id,
         session_token: k.session_token.map(auth::Secret::new),
     })
+}
+
+/// The identity policy (checked) and tags of `[[access-keys]]` entry `i`.
+fn key_access(i: usize, k: &mut AccessKeyConfig) -> anyhow::Result<registry::KeyAccess> {
+    let key = format!("access-keys[{i}]");
+    let policy = match (k.policy.take(), k.policy_file.take()) {
+        (Some(p), None) => Some(p),
+        (None, Some(f)) => Some(
+            std::fs::read_to_string(&f)
+                .with_context(|| format!("{key}.policy-file: reading {}", f.display()))?,
+        ),
+        (None, None) => None,
+        _ => anyhow::bail!("{key}: give at most one of policy and policy-file"),
+    };
+    let access = registry::KeyAccess {
+        access_key_id: k.id.clone(),
+        policy,
+        tags: k.tags.take().unwrap_or_default().into_iter().collect(),
+    };
+    // Checked here so a bad policy stops the start with the key's name in the message.
+    registry::Registry::check_key_access(&access).map_err(|e| anyhow::anyhow!("{key}: {e}"))?;
+    Ok(access)
 }
 
 fn read_file(p: &Path) -> anyhow::Result<FileConfig> {

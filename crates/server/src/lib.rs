@@ -2,10 +2,12 @@
 //! and the protocol front ends on one listener.
 
 pub mod config;
+mod connection;
 mod idle;
 mod zero_copy;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -57,8 +59,18 @@ impl App {
                     cfg.max_inflight_part_bytes,
                     body_memory_wait(cfg)?,
                 ))
-                .with_public_aliases(cfg.public_aliases()?),
+                .with_public_aliases(cfg.public_aliases()?)
+                .with_key_access(cfg.key_access.clone())
+                .map_err(|e| anyhow::anyhow!("access-keys: {e}"))?,
         );
+        if cfg.access_keys.len() > 1 && cfg.key_access.iter().all(|k| k.policy.is_none()) {
+            tracing::warn!(
+                keys = cfg.access_keys.len(),
+                "several access keys and none has an identity policy: each may do anything in its \
+                 own account that no repository or registry policy denies. Give keys a `policy` \
+                 (or `policy-file`) in [[access-keys]] to restrict them."
+            );
+        }
         let oci = oci_api::router(
             registry.clone(),
             oci_api::OciApiConfig {
@@ -86,7 +98,10 @@ impl App {
         );
         let idle_timeout =
             (cfg.idle_timeout_secs > 0).then(|| Duration::from_secs(cfg.idle_timeout_secs));
-        let mut router = ecr.merge(oci);
+        let mut router = ecr.merge(oci).layer(axum::middleware::from_fn_with_state(
+            connection::Facts::new(cfg.trusted_proxy_header.as_deref(), cfg.tls.is_some())?,
+            connection::scope,
+        ));
         if let Some(idle) = idle_timeout {
             // Per piece of body, not per request: a 10 GiB upload may take as long as it
             // needs, but a client that stops sending is dropped.
@@ -181,7 +196,10 @@ impl App {
             // `blob_http::zero_copy`); it would otherwise decide from the stream.
             server.http_builder().http1().writev(true);
             return server
-                .serve(self.router.into_make_service())
+                .serve(
+                    self.router
+                        .into_make_service_with_connect_info::<SocketAddr>(),
+                )
                 .await
                 .context("serving");
         };
@@ -203,7 +221,10 @@ impl App {
             .map(|a| idle::FirstReadTimeout::new(a, idle));
         self.configure_http(server.http_builder());
         server
-            .serve(self.router.into_make_service())
+            .serve(
+                self.router
+                    .into_make_service_with_connect_info::<SocketAddr>(),
+            )
             .await
             .context("serving TLS")
     }
