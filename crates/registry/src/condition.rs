@@ -253,10 +253,17 @@ impl Clause {
                 };
             }
         };
+        // Policy variables in the values; a value whose variable the request lacks matches
+        // nothing.
+        let values: Vec<String> = self
+            .values
+            .iter()
+            .filter_map(|v| substitute(v, ctx))
+            .collect();
         // One context value against the policy's values: positive operators need one match,
         // negated operators need none.
         let one = |cv: &str| {
-            let any = self.values.iter().any(|pv| matches(&self.op, pv, cv));
+            let any = values.iter().any(|pv| matches(&self.op, pv, cv));
             any != self.op.negated
         };
         match self.op.set {
@@ -265,6 +272,43 @@ impl Clause {
             SetOp::AnyValue | SetOp::None => context_values.iter().any(|cv| one(cv)),
         }
     }
+}
+
+/// Replaces the policy variables of `value` (`${aws:username}`, `${aws:PrincipalTag/team}`,
+/// and the escapes `${*}`, `${?}`, `${$}`) with the request's values ("IAM policy elements:
+/// Variables and tags"); `${key, 'default'}` gives a default. `None` when a variable has
+/// neither a value nor a default.
+fn substitute(value: &str, ctx: &Context) -> Option<String> {
+    if !value.contains("${") {
+        return Some(value.to_owned());
+    }
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find('}') else {
+            out.push_str(&rest[start..]);
+            return Some(out);
+        };
+        let inner = after[..end].trim();
+        match inner {
+            "*" | "?" | "$" => out.push_str(inner),
+            _ => {
+                let (key, default) = match inner.split_once(',') {
+                    Some((k, d)) => (k.trim(), Some(d.trim().trim_matches('\''))),
+                    None => (inner, None),
+                };
+                match ctx.get(key).and_then(|v| v.first()) {
+                    Some(v) => out.push_str(v),
+                    None => out.push_str(default?),
+                }
+            }
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Some(out)
 }
 
 /// Whether context value `cv` satisfies the (un-negated) operator for policy value `pv`.

@@ -14,6 +14,8 @@ mod manifest;
 mod pagination;
 mod policies;
 mod policy;
+#[cfg(test)]
+mod policy_cases;
 mod public;
 mod referrers;
 mod repositories;
