@@ -292,6 +292,36 @@ impl Registry {
             .await
     }
 
+    /// GetAuthorizationToken (`ecr:` or `ecr-public:`): an account-wide action (resource `*`)
+    /// that only the caller's identity policy can grant, as in AWS ("Amazon ECR requires that
+    /// users have permission to make calls to the ecr:GetAuthorizationToken API through an
+    /// IAM policy"). A key without an identity policy may.
+    pub fn authorize_token(&self, who: &Principal, service: Service) -> Result<()> {
+        let action = service.action("ecr:GetAuthorizationToken");
+        let identity = self.identities.get(&who.access_key_id);
+        let Some(p) = identity.as_ref().and_then(|i| i.policy.as_ref()) else {
+            return Ok(());
+        };
+        let context = access::context(who, identity.as_deref(), service, None, None);
+        let req = policy::Request {
+            principal_arn: &who.arn,
+            principal_account: &who.account_id,
+            action: &action,
+            resource_arn: "*",
+            context: &context,
+        };
+        match p.evaluate(&req) {
+            policy::Decision::Allow => Ok(()),
+            d => Err(RegistryError::AccessDenied {
+                principal: who.arn.clone(),
+                action: action.into_owned(),
+                resource: "*".into(),
+                explicit: d == policy::Decision::ExplicitDeny,
+                identity_based: true,
+            }),
+        }
+    }
+
     /// [`Self::authorize`] for a request that carries tags (CreateRepository, TagResource,
     /// UntagResource): they feed `aws:RequestTag/*` and `aws:TagKeys`.
     #[allow(clippy::too_many_arguments)]
@@ -332,21 +362,32 @@ impl Registry {
             .iter()
             .chain(registry_policy.as_deref())
             .collect();
+        let identity_policy = identity.as_ref().and_then(|i| i.policy.as_ref());
         let outcome = policy::decide(
-            identity.as_ref().and_then(|i| i.policy.as_ref()),
+            identity_policy,
             &resource_policies,
             &req,
             who.account_id == registry_id,
         );
-        match outcome {
-            policy::Outcome::Allow => Ok(()),
-            denied => Err(RegistryError::AccessDenied {
-                principal: who.arn.clone(),
-                action: action.to_owned(),
-                resource: resource_arn.clone(),
-                explicit: denied == policy::Outcome::ExplicitDeny,
-            }),
+        if outcome == policy::Outcome::Allow {
+            return Ok(());
         }
+        let explicit = outcome == policy::Outcome::ExplicitDeny;
+        // Which side to name: the identity policy if it denied (explicitly, or by not allowing
+        // what no resource policy allowed either).
+        let identity_decision = identity_policy.map(|p| p.evaluate(&req));
+        let identity_based = match identity_decision {
+            Some(d) if explicit => d == policy::Decision::ExplicitDeny,
+            Some(d) => d != policy::Decision::Allow,
+            None => false,
+        };
+        Err(RegistryError::AccessDenied {
+            principal: who.arn.clone(),
+            action: action.to_owned(),
+            resource: resource_arn.clone(),
+            explicit,
+            identity_based,
+        })
     }
 
     /// The repository a request names, once `who` is cleared for `action` on it. Another

@@ -775,6 +775,63 @@ mod tests {
     }
 
     #[test]
+    fn identity_policies_and_tags_of_access_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("berth.toml");
+        let policy = dir.path().join("ci.json");
+        std::fs::write(
+            &policy,
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ecr:PutImage","Resource":"*"}]}"#,
+        )
+        .unwrap();
+        std::fs::write(
+            &file,
+            format!(
+                "trusted-proxy-header = \"X-Forwarded-For\"\n\
+                 [[access-keys]]\nid = \"AKIDCI\"\nsecret = \"s\"\npolicy-file = {:?}\ntags = {{ team = \"a\" }}\n\
+                 [[access-keys]]\nid = \"AKIDADMIN\"\nsecret = \"s\"\n",
+                policy.to_str().unwrap()
+            ),
+        )
+        .unwrap();
+        let o = Overrides {
+            config: Some(file.clone()),
+            ..Default::default()
+        };
+        let c = Config::load(&o).unwrap();
+        assert_eq!(c.trusted_proxy_header.as_deref(), Some("X-Forwarded-For"));
+        assert_eq!(c.key_access.len(), 2);
+        assert_eq!(c.key_access[0].access_key_id, "AKIDCI");
+        assert!(
+            c.key_access[0]
+                .policy
+                .as_deref()
+                .unwrap()
+                .contains("ecr:PutImage")
+        );
+        assert_eq!(c.key_access[0].tags, [("team".to_owned(), "a".to_owned())]);
+        assert_eq!(c.key_access[1].policy, None);
+        // A policy that is no identity policy (it names a Principal) stops the start.
+        std::fs::write(
+            &file,
+            "[[access-keys]]\nid = \"AKIDBAD\"\nsecret = \"s\"\n\
+             policy = '{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Principal\":\"*\",\"Action\":\"ecr:*\",\"Resource\":\"*\"}]}'\n",
+        )
+        .unwrap();
+        let e = format!("{:#}", Config::load(&o).unwrap_err());
+        assert!(
+            e.contains("access-keys[0]") && e.contains("cannot name a Principal"),
+            "{e}"
+        );
+        std::fs::write(
+            &file,
+            "[[access-keys]]\nid = \"AKIDBAD\"\nsecret = \"s\"\npolicy = '{}'\npolicy-file = \"x\"\n",
+        )
+        .unwrap();
+        assert!(Config::load(&o).is_err(), "policy and policy-file together");
+    }
+
+    #[test]
     fn access_keys_and_the_loopback_rule() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("berth.toml");

@@ -7,6 +7,7 @@ mod faults;
 mod gc;
 mod harness;
 mod hostile;
+mod iam;
 mod images;
 mod layer_upload;
 mod limits;
