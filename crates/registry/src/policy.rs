@@ -410,7 +410,7 @@ mod tests {
     }
 
     #[test]
-    fn registry_policies_match_resources_and_conditions_only_tighten() {
+    fn registry_policies_match_resources_and_unknown_condition_keys_never_hold() {
         let p = Policy::parse(
             r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"111111111111"},
                 "Action":"ecr:*","Resource":"arn:aws:ecr:us-east-1:000000000000:repository/team/*"},
@@ -436,7 +436,7 @@ mod tests {
         assert_eq!(
             p.evaluate(&req("x", "222222222222", "ecr:PutImage")),
             Decision::NotMentioned,
-            "conditional allow"
+            "an Allow conditioned on a key the request lacks"
         );
     }
 
