@@ -127,6 +127,10 @@ pub enum RegistryError {
     /// seconds. Nothing of the request was read or stored.
     #[error("Rate exceeded: too many upload bodies in flight; retry after {retry_after_secs} s")]
     Throttled { retry_after_secs: u64 },
+    /// The caller's request-rate quota for the operation is spent (`quota.rs`): ECR's
+    /// ThrottlingException, `/v2`'s 429 TOOMANYREQUESTS, both with `Retry-After`.
+    #[error("Rate exceeded")]
+    RateExceeded { retry_after_secs: u64 },
     #[error("internal storage failure")]
     Storage(#[source] StorageError),
 }

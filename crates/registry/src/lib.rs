@@ -17,6 +17,7 @@ mod policy;
 #[cfg(test)]
 mod policy_cases;
 mod public;
+mod quota;
 mod referrers;
 mod repositories;
 mod resource_tags;
@@ -47,6 +48,7 @@ pub use public::{
     CatalogData, CreatePublicRepository, LOGO_ROUTE, Logo, MAX_LOGO_BYTES, PublicAliases,
     PublicRegistry, PublicRegistryAlias, generated_alias, is_valid_alias,
 };
+pub use quota::{DEFAULT_BURST_SECS as DEFAULT_RATE_BURST_SECS, DEFAULT_RATES, Quotas};
 pub use referrers::Referrer;
 pub use repositories::{CreateRepository, EncryptionConfiguration};
 pub use storage::{
@@ -191,6 +193,8 @@ pub struct Registry {
     public_aliases: PublicAliases,
     /// Identity policies and tags of the configured access keys.
     identities: access::Identities,
+    /// Request-rate quotas per principal (see `quota.rs`).
+    quotas: Quotas,
 }
 
 impl Registry {
@@ -207,7 +211,21 @@ impl Registry {
             memory_budget: MemoryBudget::new(default_budget_bytes(), budget::DEFAULT_WAIT),
             public_aliases: PublicAliases::default(),
             identities: access::Identities::default(),
+            quotas: Quotas::default(),
         }
+    }
+
+    /// Request-rate quotas per principal and operation (default: ECR's rates).
+    pub fn with_quotas(mut self, quotas: Quotas) -> Self {
+        self.quotas = quotas;
+        self
+    }
+
+    /// Counts one request of `who` for `action` against its quota.
+    fn take_quota(&self, who: &Principal, action: &str) -> Result<()> {
+        self.quotas
+            .take(&who.arn, action)
+            .map_err(|retry_after_secs| RegistryError::RateExceeded { retry_after_secs })
     }
 
     /// The access keys' identity policies and tags (`[[access-keys]]`); refuses a malformed
@@ -298,6 +316,7 @@ impl Registry {
     /// IAM policy"). A key without an identity policy may.
     pub fn authorize_token(&self, who: &Principal, service: Service) -> Result<()> {
         let action = service.action("ecr:GetAuthorizationToken");
+        self.take_quota(who, &action)?;
         let identity = self.identities.get(&who.access_key_id);
         let Some(p) = identity.as_ref().and_then(|i| i.policy.as_ref()) else {
             return Ok(());
@@ -338,6 +357,7 @@ impl Registry {
         let resource_arn = service.resource_arn(&self.region, registry_id, resource);
         let action = service.action(action);
         let action = action.as_ref();
+        self.take_quota(who, action)?;
         if service == Service::Public && public::is_public_read(action) {
             return Ok(());
         }

@@ -96,6 +96,12 @@ pub struct Config {
     /// A header set by a trusted reverse proxy (e.g. `X-Forwarded-For`) whose first address is
     /// the client's `aws:SourceIp`. Default: none (the peer's address).
     pub trusted_proxy_header: Option<String>,
+    /// Request-rate quotas per principal and node: operation -> requests per second (0: no
+    /// limit), over ECR's documented rates (`registry::DEFAULT_RATES`). `[rate-limits]` in the
+    /// file, `--rate-limit Op=N` on the command line.
+    pub rate_limits: Vec<(String, u64)>,
+    /// Seconds of its rate a quota lets through at once. Default 5.
+    pub rate_limit_burst_secs: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,6 +167,8 @@ impl Default for Config {
             public_registry_aliases: vec![],
             key_access: vec![],
             trusted_proxy_header: None,
+            rate_limits: vec![],
+            rate_limit_burst_secs: registry::DEFAULT_RATE_BURST_SECS as u64,
         }
     }
 }
@@ -198,6 +206,9 @@ pub struct FileConfig {
     pub public_registry_aliases: Option<std::collections::BTreeMap<String, String>>,
     // Access control (issue 19).
     pub trusted_proxy_header: Option<String>,
+    /// `Operation = requests per second`.
+    pub rate_limits: Option<std::collections::BTreeMap<String, u64>>,
+    pub rate_limit_burst_secs: Option<u64>,
 }
 
 /// A size in bytes: a number, or a string with a binary `K`, `M` or `G` suffix.
@@ -345,6 +356,12 @@ pub struct Overrides {
     /// Header a trusted reverse proxy sets to the client's address (e.g. X-Forwarded-For), read for aws:SourceIp [default: the peer's address].
     #[arg(long, env = "BERTH_TRUSTED_PROXY_HEADER")]
     pub trusted_proxy_header: Option<String>,
+    /// Request-rate quota per principal and node, e.g. PutImage=20 (0: no limit; repeatable) [default: ECR's rates].
+    #[arg(long = "rate-limit")]
+    pub rate_limits: Vec<String>,
+    /// Seconds of its rate a quota lets through at once [default: 5].
+    #[arg(long, env = "BERTH_RATE_LIMIT_BURST_SECS")]
+    pub rate_limit_burst_secs: Option<u64>,
 }
 
 impl Config {
@@ -417,6 +434,11 @@ impl Config {
                 None => None,
             },
             key_access: vec![],
+            rate_limits: rate_limits(file.rate_limits, &o.rate_limits)?,
+            rate_limit_burst_secs: o
+                .rate_limit_burst_secs
+                .or(file.rate_limit_burst_secs)
+                .unwrap_or(d.rate_limit_burst_secs),
             trusted_proxy_header: o
                 .trusted_proxy_header
                 .clone()
@@ -574,6 +596,28 @@ fn identity(i: usize, k: AccessKeyConfig, default_account: &str) -> anyhow::Resu
         account_id,
         session_token: k.session_token.map(auth::Secret::new),
     })
+}
+
+/// The file's `[rate-limits]`, then the `--rate-limit Op=N` flags (which win).
+fn rate_limits(
+    file: Option<std::collections::BTreeMap<String, u64>>,
+    flags: &[String],
+) -> anyhow::Result<Vec<(String, u64)>> {
+    let mut out: Vec<(String, u64)> = file.unwrap_or_default().into_iter().collect();
+    for f in flags {
+        let (op, n) = f
+            .split_once('=')
+            .and_then(|(op, n)| Some((op.trim(), n.trim().parse::<u64>().ok()?)))
+            .with_context(|| format!("rate-limit: '{f}' is not Operation=N"))?;
+        out.push((op.to_owned(), n));
+    }
+    for (op, _) in &out {
+        anyhow::ensure!(
+            !op.is_empty() && op.bytes().all(|b| b.is_ascii_alphabetic()),
+            "rate-limits: '{op}' is not an operation name such as PutImage"
+        );
+    }
+    Ok(out)
 }
 
 /// The identity policy (checked) and tags of `[[access-keys]]` entry `i`.

@@ -60,6 +60,13 @@ impl App {
                     body_memory_wait(cfg)?,
                 ))
                 .with_public_aliases(cfg.public_aliases()?)
+                .with_quotas(registry::Quotas::new(
+                    &cfg.rate_limits
+                        .iter()
+                        .map(|(op, n)| (op.clone(), *n as f64))
+                        .collect::<Vec<_>>(),
+                    cfg.rate_limit_burst_secs as f64,
+                ))
                 .with_key_access(cfg.key_access.clone())
                 .map_err(|e| anyhow::anyhow!("access-keys: {e}"))?,
         );

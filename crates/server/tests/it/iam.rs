@@ -540,3 +540,99 @@ async fn skopeo_pushes_and_pulls_with_each_keys_token() {
         .unwrap();
     assert!(b.image_ids().is_empty());
 }
+
+#[tokio::test]
+async fn a_burst_past_the_rate_quota_is_throttled_on_both_apis() {
+    let (server, _dir) = server(&[
+        "--rate-limit",
+        "ListImages=2",
+        "--rate-limit",
+        "ListTagsForResource=0",
+        "--rate-limit-burst-secs",
+        "1",
+    ])
+    .await;
+    let admin = as_key(&server, "AKIDADMIN");
+    create_repo(&admin, "team-a/app").await;
+    // Each request once: the SDK would retry a ThrottlingException.
+    let once = aws_sdk_ecr::Client::from_conf(
+        admin
+            .config()
+            .to_builder()
+            .retry_config(aws_sdk_ecr::config::retry::RetryConfig::disabled())
+            .build(),
+    );
+    let mut outcomes = Vec::new();
+    for _ in 0..5 {
+        let r = once
+            .list_images()
+            .repository_name("team-a/app")
+            .send()
+            .await;
+        outcomes.push(match r {
+            Ok(_) => "ok".to_owned(),
+            Err(e) => {
+                let raw = e.raw_response().expect("a response");
+                assert_eq!(raw.status().as_u16(), 400);
+                assert_eq!(raw.headers().get("retry-after"), Some("1"));
+                assert_eq!(e.message(), Some("Rate exceeded"));
+                code(&e)
+            }
+        });
+    }
+    // A bucket of two: the rest of a fast burst is refused (the bucket refills at 2/s, so a
+    // slow machine may see one more pass).
+    assert_eq!(outcomes[..2], ["ok", "ok"]);
+    assert!(
+        outcomes[2..]
+            .iter()
+            .filter(|o| *o == "ThrottlingException")
+            .count()
+            >= 2,
+        "{outcomes:?}"
+    );
+    // Other principals and other operations have their own buckets.
+    let e = as_key(&server, "AKIDDEV")
+        .list_images()
+        .repository_name("team-a/app")
+        .send()
+        .await
+        .unwrap_err();
+    denied(&e); // by its policy, not throttled
+    server
+        .ecr()
+        .list_images()
+        .repository_name("team-a/app")
+        .send()
+        .await
+        .unwrap();
+    // /v2: tags/list is ListImages too; 429 TOOMANYREQUESTS with Retry-After.
+    let oci = oci_as(&server, token(&admin).await);
+    let mut statuses = Vec::new();
+    let mut last = None;
+    for _ in 0..5 {
+        let r = oci
+            .req(reqwest::Method::GET, "/v2/team-a/app/tags/list")
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status().as_u16());
+        if r.status() == 429 {
+            last = Some(r);
+        }
+    }
+    assert!(
+        statuses.iter().filter(|s| **s == 429).count() >= 2,
+        "{statuses:?}"
+    );
+    let r = last.unwrap();
+    assert_eq!(r.headers()["retry-after"], "1");
+    assert_eq!(oci_code(r).await, "TOOMANYREQUESTS");
+    // After a second the bucket has refilled.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    once.list_images()
+        .repository_name("team-a/app")
+        .send()
+        .await
+        .unwrap();
+}
