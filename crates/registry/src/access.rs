@@ -68,6 +68,85 @@ pub struct Connection {
     pub source_ip: Option<IpAddr>,
     /// Whether the request came over TLS (`aws:SecureTransport`).
     pub secure_transport: bool,
+    /// Where authorization notes what the request was, for the audit trail (see
+    /// [`AuditNote`]); the server writes the record once the response is known.
+    pub audit: AuditNotes,
+}
+
+/// What authorization learned about a request: who asked for which operation on what, and
+/// whether a policy refused it.
+#[derive(Debug, Clone)]
+pub struct AuditNote {
+    /// `ecr` or `ecr-public`.
+    pub service: &'static str,
+    /// The operation, e.g. `PutImage`.
+    pub event_name: String,
+    pub principal_arn: String,
+    pub account_id: String,
+    pub access_key_id: String,
+    pub registry_id: String,
+    /// `None` for registry-wide operations.
+    pub repository: Option<String>,
+    /// The AccessDenied message when a policy refused the request.
+    pub denied: Option<String>,
+}
+
+/// The notes of one request (an operation may authorize more than one action, e.g. a mount
+/// reads one repository and writes another).
+#[derive(Debug, Clone, Default)]
+pub struct AuditNotes(Arc<std::sync::Mutex<Vec<AuditNote>>>);
+
+impl AuditNotes {
+    fn push(&self, note: AuditNote) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(note);
+    }
+
+    /// The note a record describes: the first refusal, else the last mutating operation, else
+    /// `None` (read-only requests are not recorded).
+    pub fn to_record(&self) -> Option<AuditNote> {
+        let notes = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        notes
+            .iter()
+            .find(|n| n.denied.is_some())
+            .or_else(|| notes.iter().rev().find(|n| is_mutating(&n.event_name)))
+            .cloned()
+    }
+}
+
+/// Whether an operation changes something (CloudTrail's `readOnly: false`).
+pub fn is_mutating(operation: &str) -> bool {
+    !["Describe", "List", "Get", "BatchGet", "BatchCheck"]
+        .iter()
+        .any(|p| operation.starts_with(p))
+}
+
+/// Notes an authorization decision for the audit trail of the current request, if the server
+/// keeps one.
+pub(crate) fn note(
+    who: &Principal,
+    service: Service,
+    action: &str,
+    registry_id: &str,
+    resource: &str,
+    denied: Option<String>,
+) {
+    let Some(c) = Connection::current() else {
+        return;
+    };
+    let repository = resource
+        .strip_prefix("repository/")
+        .filter(|r| *r != "*")
+        .map(str::to_owned);
+    c.audit.push(AuditNote {
+        service: service.action_prefix(),
+        event_name: action.rsplit(':').next().unwrap_or(action).to_owned(),
+        principal_arn: who.arn.clone(),
+        account_id: who.account_id.clone(),
+        access_key_id: who.access_key_id.clone(),
+        registry_id: registry_id.to_owned(),
+        repository,
+        denied,
+    });
 }
 
 tokio::task_local! {

@@ -31,7 +31,7 @@ use model::RepositoryName;
 pub use model::Service;
 use storage::{Millis, Storage};
 
-pub use access::{Connection, KeyAccess};
+pub use access::{AuditNote, AuditNotes, Connection, KeyAccess, is_mutating};
 pub use blobs::{BlobDownload, BlobUnlink};
 pub use budget::{
     DEFAULT_WAIT as BODY_MEMORY_WAIT, MemoryBudget, Reservation, default_budget_bytes,
@@ -329,16 +329,27 @@ impl Registry {
             resource_arn: "*",
             context: &context,
         };
-        match p.evaluate(&req) {
+        let result = match p.evaluate(&req) {
             policy::Decision::Allow => Ok(()),
             d => Err(RegistryError::AccessDenied {
                 principal: who.arn.clone(),
-                action: action.into_owned(),
+                action: action.to_string(),
                 resource: "*".into(),
                 explicit: d == policy::Decision::ExplicitDeny,
                 identity_based: true,
             }),
+        };
+        if let Err(e) = &result {
+            access::note(
+                who,
+                service,
+                &action,
+                &who.account_id,
+                "*",
+                Some(e.to_string()),
+            );
         }
+        result
     }
 
     /// [`Self::authorize`] for a request that carries tags (CreateRepository, TagResource,
@@ -357,7 +368,10 @@ impl Registry {
         let resource_arn = service.resource_arn(&self.region, registry_id, resource);
         let action = service.action(action);
         let action = action.as_ref();
-        self.take_quota(who, action)?;
+        if let Err(e) = self.take_quota(who, action) {
+            access::note(who, service, action, registry_id, resource, None);
+            return Err(e);
+        }
         if service == Service::Public && public::is_public_read(action) {
             return Ok(());
         }
@@ -390,6 +404,7 @@ impl Registry {
             who.account_id == registry_id,
         );
         if outcome == policy::Outcome::Allow {
+            access::note(who, service, action, registry_id, resource, None);
             return Ok(());
         }
         let explicit = outcome == policy::Outcome::ExplicitDeny;
@@ -401,13 +416,22 @@ impl Registry {
             Some(d) => d != policy::Decision::Allow,
             None => false,
         };
-        Err(RegistryError::AccessDenied {
+        let denied = RegistryError::AccessDenied {
             principal: who.arn.clone(),
             action: action.to_owned(),
             resource: resource_arn.clone(),
             explicit,
             identity_based,
-        })
+        };
+        access::note(
+            who,
+            service,
+            action,
+            registry_id,
+            resource,
+            Some(denied.to_string()),
+        );
+        Err(denied)
     }
 
     /// The repository a request names, once `who` is cleared for `action` on it. Another

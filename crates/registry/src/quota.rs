@@ -48,13 +48,17 @@ impl Default for Quotas {
 }
 
 impl Quotas {
-    /// ECR's rates with `overrides` (operation, requests per second; 0 lifts the limit).
+    /// ECR's rates with `overrides` (operation, requests per second; 0 lifts the limit; `*`
+    /// sets every operation ECR gives a rate for, before the named ones).
     pub fn new(overrides: &[(String, f64)], burst_secs: f64) -> Self {
         let mut rates: HashMap<String, f64> = DEFAULT_RATES
             .iter()
             .map(|(op, r)| ((*op).to_owned(), *r))
             .collect();
-        for (op, r) in overrides {
+        for (_, r) in overrides.iter().filter(|(op, _)| op == "*") {
+            rates.values_mut().for_each(|v| *v = *r);
+        }
+        for (op, r) in overrides.iter().filter(|(op, _)| op != "*") {
             rates.insert(op.clone(), *r);
         }
         Self {
@@ -112,5 +116,11 @@ mod tests {
         for _ in 0..100 {
             assert_eq!(off.take("a", "ecr:PutImage"), Ok(()));
         }
+        let all_off = Quotas::new(&[("*".into(), 0.0), ("PutImage".into(), 1.0)], 1.0);
+        for _ in 0..100 {
+            assert_eq!(all_off.take("a", "ecr:BatchGetImage"), Ok(()));
+        }
+        assert_eq!(all_off.take("a", "ecr:PutImage"), Ok(()));
+        assert_eq!(all_off.take("a", "ecr:PutImage"), Err(1));
     }
 }

@@ -102,6 +102,11 @@ pub struct Config {
     pub rate_limits: Vec<(String, u64)>,
     /// Seconds of its rate a quota lets through at once. Default 5.
     pub rate_limit_burst_secs: u64,
+    /// The audit trail's file (CloudTrail-shaped JSON lines, rotated by size); `None` keeps
+    /// none. Default: `<data-dir>/audit/audit.log`.
+    pub audit_log: Option<PathBuf>,
+    /// Bytes an audit file holds before it is rotated (5 rotated files are kept). Default 64 MiB.
+    pub audit_log_max_bytes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -169,6 +174,8 @@ impl Default for Config {
             trusted_proxy_header: None,
             rate_limits: vec![],
             rate_limit_burst_secs: registry::DEFAULT_RATE_BURST_SECS as u64,
+            audit_log: Some(PathBuf::from("./berth-data/audit/audit.log")),
+            audit_log_max_bytes: crate::audit::DEFAULT_MAX_BYTES,
         }
     }
 }
@@ -209,6 +216,9 @@ pub struct FileConfig {
     /// `Operation = requests per second`.
     pub rate_limits: Option<std::collections::BTreeMap<String, u64>>,
     pub rate_limit_burst_secs: Option<u64>,
+    /// A path, or `""` for no audit trail.
+    pub audit_log: Option<PathBuf>,
+    pub audit_log_max_bytes: Option<ByteSize>,
 }
 
 /// A size in bytes: a number, or a string with a binary `K`, `M` or `G` suffix.
@@ -356,12 +366,18 @@ pub struct Overrides {
     /// Header a trusted reverse proxy sets to the client's address (e.g. X-Forwarded-For), read for aws:SourceIp [default: the peer's address].
     #[arg(long, env = "BERTH_TRUSTED_PROXY_HEADER")]
     pub trusted_proxy_header: Option<String>,
-    /// Request-rate quota per principal and node, e.g. PutImage=20 (0: no limit; repeatable) [default: ECR's rates].
-    #[arg(long = "rate-limit")]
+    /// Request-rate quota per principal and node, e.g. PutImage=20; 0 lifts it, '*' names every operation (repeatable, or comma-separated in the env) [default: ECR's rates].
+    #[arg(long = "rate-limit", env = "BERTH_RATE_LIMITS", value_delimiter = ',')]
     pub rate_limits: Vec<String>,
     /// Seconds of its rate a quota lets through at once [default: 5].
     #[arg(long, env = "BERTH_RATE_LIMIT_BURST_SECS")]
     pub rate_limit_burst_secs: Option<u64>,
+    /// Audit trail file, '' for none [default: <data-dir>/audit/audit.log].
+    #[arg(long, env = "BERTH_AUDIT_LOG")]
+    pub audit_log: Option<PathBuf>,
+    /// Bytes an audit file holds before rotating, e.g. 64M [default: 64M].
+    #[arg(long, env = "BERTH_AUDIT_LOG_MAX_BYTES")]
+    pub audit_log_max_bytes: Option<ByteSize>,
 }
 
 impl Config {
@@ -435,6 +451,15 @@ impl Config {
             },
             key_access: vec![],
             rate_limits: rate_limits(file.rate_limits, &o.rate_limits)?,
+            audit_log: match o.audit_log.clone().or(file.audit_log) {
+                Some(p) if p.as_os_str().is_empty() => None,
+                Some(p) => Some(p),
+                None => Some(data_dir.join("audit").join("audit.log")),
+            },
+            audit_log_max_bytes: o
+                .audit_log_max_bytes
+                .or(file.audit_log_max_bytes)
+                .map_or(d.audit_log_max_bytes, |b| b.0),
             rate_limit_burst_secs: o
                 .rate_limit_burst_secs
                 .or(file.rate_limit_burst_secs)
@@ -613,7 +638,7 @@ fn rate_limits(
     }
     for (op, _) in &out {
         anyhow::ensure!(
-            !op.is_empty() && op.bytes().all(|b| b.is_ascii_alphabetic()),
+            op == "*" || (!op.is_empty() && op.bytes().all(|b| b.is_ascii_alphabetic())),
             "rate-limits: '{op}' is not an operation name such as PutImage"
         );
     }

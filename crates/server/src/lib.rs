@@ -1,6 +1,7 @@
 //! Assembles berth from its parts: storage backends chosen by configuration, the registry core,
 //! and the protocol front ends on one listener.
 
+pub mod audit;
 pub mod config;
 mod connection;
 mod idle;
@@ -106,7 +107,18 @@ impl App {
         let idle_timeout =
             (cfg.idle_timeout_secs > 0).then(|| Duration::from_secs(cfg.idle_timeout_secs));
         let mut router = ecr.merge(oci).layer(axum::middleware::from_fn_with_state(
-            connection::Facts::new(cfg.trusted_proxy_header.as_deref(), cfg.tls.is_some())?,
+            connection::Facts::new(
+                cfg.trusted_proxy_header.as_deref(),
+                cfg.tls.is_some(),
+                match &cfg.audit_log {
+                    Some(p) => Some(Arc::new(audit::AuditLog::new(
+                        p.clone(),
+                        cfg.audit_log_max_bytes,
+                        cfg.region.clone(),
+                    )?)),
+                    None => None,
+                },
+            )?,
             connection::scope,
         ));
         if let Some(idle) = idle_timeout {

@@ -636,3 +636,186 @@ async fn a_burst_past_the_rate_quota_is_throttled_on_both_apis() {
         .await
         .unwrap();
 }
+
+/// Whether a tool the scripted tests need runs; skips (outside CI) when it does not.
+fn have(program: &str, args: &[&str]) -> bool {
+    let ok = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true but {program} is missing"
+        );
+        eprintln!("skipped: {program} {args:?} does not run");
+    }
+    ok
+}
+
+#[tokio::test]
+async fn boto3_with_push_only_pull_only_and_admin_keys() {
+    if !have("python3", &["-c", "import boto3"]) {
+        return;
+    }
+    let (server, _dir) = server(&[]).await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/e2e/iam_boto3.py");
+    let endpoint = server.endpoint.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("timeout")
+            .args(["120", "python3", script, &endpoint])
+            .env_remove("AWS_PROFILE")
+            .output()
+            .expect("run python3")
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn audit_records(dir: &Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(dir.join("audit").join("audit.log")).unwrap_or_default();
+    text.lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON record a line"))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_audit_trail_records_mutating_and_denied_calls_without_secrets() {
+    let (server, _dir) = server(&[]).await;
+    let admin = as_key(&server, "AKIDADMIN");
+    let (ci, dev) = (as_key(&server, "AKIDCI"), as_key(&server, "AKIDDEV"));
+    create_repo(&admin, "team-a/app").await;
+    let (manifest, digest, _) = push_small_image(&ci, "team-a/app", "v1", 5).await;
+    let dev_auth = token(&dev).await;
+    // Read-only calls that pass leave no record; denied ones do.
+    dev.batch_get_image()
+        .repository_name("team-a/app")
+        .image_ids(ImageIdentifier::builder().image_tag("v1").build())
+        .send()
+        .await
+        .unwrap();
+    dev.put_image()
+        .repository_name("team-a/app")
+        .image_manifest(&manifest)
+        .image_tag("v2")
+        .send()
+        .await
+        .unwrap_err();
+    let r = oci_as(&server, dev_auth.clone())
+        .req(reqwest::Method::POST, "/v2/team-a/app/blobs/uploads/")
+        .header("user-agent", "audit-test/1.0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+
+    let records = audit_records(server.data_dir());
+    let names: Vec<(&str, &str, Option<&str>)> = records
+        .iter()
+        .map(|r| {
+            (
+                r["eventName"].as_str().unwrap(),
+                r["userIdentity"]["userName"].as_str().unwrap_or_default(),
+                r["errorCode"].as_str(),
+            )
+        })
+        .collect();
+    for expected in [
+        ("CreateRepository", "admin", None),
+        ("InitiateLayerUpload", "ci", None),
+        ("UploadLayerPart", "ci", None),
+        ("CompleteLayerUpload", "ci", None),
+        ("PutImage", "ci", None),
+        ("PutImage", "dev", Some("AccessDeniedException")),
+        ("InitiateLayerUpload", "dev", Some("AccessDeniedException")),
+    ] {
+        assert!(names.contains(&expected), "{expected:?} not in {names:?}");
+    }
+    assert!(
+        !names
+            .iter()
+            .any(|(n, _, _)| *n == "BatchGetImage" || *n == "BatchCheckLayerAvailability"),
+        "allowed reads are not recorded: {names:?}"
+    );
+    let put = records
+        .iter()
+        .find(|r| r["eventName"] == "PutImage" && r["errorCode"].is_null())
+        .unwrap();
+    assert_eq!(put["eventSource"], "ecr.amazonaws.com");
+    assert_eq!(put["awsRegion"], "us-east-1");
+    assert_eq!(put["sourceIPAddress"], "127.0.0.1");
+    assert_eq!(put["readOnly"], false);
+    assert_eq!(put["userIdentity"]["type"], "IAMUser");
+    assert_eq!(
+        put["userIdentity"]["arn"],
+        "arn:aws:iam::000000000000:user/ci"
+    );
+    assert_eq!(put["userIdentity"]["accessKeyId"], "AKIDCI");
+    assert_eq!(put["requestParameters"]["repositoryName"], "team-a/app");
+    assert!(
+        put["userAgent"].as_str().unwrap().contains("aws-sdk-rust"),
+        "{put}"
+    );
+    assert!(put["requestID"].as_str().is_some_and(|s| !s.is_empty()));
+    assert!(put["eventTime"].as_str().unwrap().ends_with('Z'));
+    let v2 = records
+        .iter()
+        .find(|r| r["userAgent"] == "audit-test/1.0")
+        .unwrap();
+    assert_eq!(v2["errorCode"], "AccessDeniedException");
+    assert!(
+        v2["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("user/dev is not authorized"),
+        "{v2}"
+    );
+    // No secret, token, signature or manifest in any record.
+    let text = std::fs::read_to_string(server.data_dir().join("audit").join("audit.log")).unwrap();
+    let password = creds(&dev_auth);
+    let password = password.strip_prefix("AWS:").unwrap();
+    for secret in [
+        "AKIDADMIN-secret",
+        "AKIDCI-secret",
+        "AKIDDEV-secret",
+        SECRET_KEY,
+        password,
+        &dev_auth,
+        "Signature=",
+        "schemaVersion",
+        &digest,
+    ] {
+        assert!(!text.contains(secret), "the audit file holds {secret:?}");
+    }
+    // `berth audit` filters by principal, event, repository and time.
+    let cli = |args: &[&str]| -> Vec<serde_json::Value> {
+        let mut all = vec!["audit"];
+        all.extend_from_slice(args);
+        let (code, out) = berth_cli(&all, server.data_dir());
+        assert_eq!(code, 0, "{out}");
+        out.lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let ci_puts = cli(&["--principal", "user/ci", "--event", "PutImage"]);
+    assert_eq!(ci_puts.len(), 1);
+    assert_eq!(ci_puts[0]["userIdentity"]["userName"], "ci");
+    assert_eq!(cli(&["--principal", "AKIDDEV", "--errors"]).len(), 2);
+    assert_eq!(
+        cli(&["--repository", "team-a/app"]).len(),
+        records.len(),
+        "every record names the repository"
+    );
+    assert!(cli(&["--repository", "team-b/app"]).is_empty());
+    assert!(cli(&["--since", "2999-01-01T00:00:00Z"]).is_empty());
+    assert_eq!(
+        cli(&["--until", "2999-01-01T00:00:00Z"]).len(),
+        records.len()
+    );
+}
