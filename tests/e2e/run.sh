@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Scripted end-to-end tests: start a berth server on 127.0.0.1 and drive it with the
 # real `aws` CLI (cli_flow.sh), with boto3 (boto3_flow.py) and, for the OCI Distribution
-# API under /v2/, with skopeo (skopeo_flow.sh).
+# API under /v2/, with skopeo (skopeo_flow.sh); ECR Public with `aws ecr-public`
+# (public_cli_flow.sh), boto3's `ecr-public` (public_boto3_flow.py) and skopeo's anonymous
+# pulls and public pushes (public_skopeo_flow.sh).
 #
 # Usage: tests/e2e/run.sh [path/to/berth] [extra `berth serve` args...]
 #   default binary: target/release/berth (relative to the repository root)
@@ -175,6 +177,17 @@ else
   echo "FAIL: skopeo_flow not run because the server is gone"
   TOTAL_FAILED=$((TOTAL_FAILED + 1))
 fi
+for flow in "public_cli_flow bash $HERE/public_cli_flow.sh" \
+  "public_boto3_flow python3 $HERE/public_boto3_flow.py" \
+  "public_skopeo_flow bash $HERE/public_skopeo_flow.sh"; do
+  # shellcheck disable=SC2086 # the words of $flow are the name and the command
+  if server_alive; then
+    run_flow $flow
+  else
+    echo "FAIL: ${flow%% *} not run because the server is gone"
+    TOTAL_FAILED=$((TOTAL_FAILED + 1))
+  fi
+done
 # The TLS flow starts its own HTTPS server.
 run_flow tls_flow bash "$HERE/tls_flow.sh" "$BERTH"
 if server_alive; then

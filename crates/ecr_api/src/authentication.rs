@@ -14,19 +14,26 @@ pub const MAX_CLOCK_SKEW_SECS: i64 = 15 * 60;
 const MISMATCH: &str = "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.";
 const INVALID_TOKEN: &str = "The security token included in the request is invalid.";
 
-/// Parses the `Authorization` header and checks its credential scope.
-pub(crate) fn parse(api: &EcrApi, headers: &HeaderMap) -> Result<Authorization, ApiError> {
+/// Parses the `Authorization` header and checks its credential scope: the service
+/// (`signing_name`, `ecr` or `ecr-public`) and, for ECR, the region. ECR Public's region is
+/// checked once the signature is verified (see `public::check_region`).
+pub(crate) fn parse(
+    api: &EcrApi,
+    headers: &HeaderMap,
+    signing_name: &str,
+    check_region: bool,
+) -> Result<Authorization, ApiError> {
     let authz = headers.get("authorization").and_then(|v| v.to_str().ok());
     let sig = sigv4::parse_authorization(authz).map_err(|e| match e {
         sigv4::SigV4Error::Missing => ApiError::MissingAuthenticationToken,
         sigv4::SigV4Error::Incomplete(m) => ApiError::IncompleteSignature(m),
     })?;
-    if sig.service != "ecr" {
-        return Err(ApiError::InvalidSignature(
-            "Credential should be scoped to correct service: 'ecr'. ".into(),
-        ));
+    if sig.service != signing_name {
+        return Err(ApiError::InvalidSignature(format!(
+            "Credential should be scoped to correct service: '{signing_name}'. "
+        )));
     }
-    if sig.region != api.registry.region() {
+    if check_region && sig.region != api.registry.region() {
         return Err(ApiError::InvalidSignature(format!(
             "Credential should be scoped to a valid region, not '{}'. ",
             sig.region

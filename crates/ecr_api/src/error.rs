@@ -27,6 +27,11 @@ pub enum ApiError {
     RequestTooLarge(usize),
     /// The body stalled past the idle timeout.
     RequestTimeout,
+    /// ECR Public: the operation is not offered in the region the request was signed for
+    /// (AWS offers ECR Public in `us-east-1` only).
+    UnsupportedCommand(String),
+    /// ECR Public: `registryId` names a registry (account id or alias) berth does not have.
+    RegistryNotFound(String),
     Registry(RegistryError),
 }
 
@@ -138,6 +143,12 @@ impl IntoResponse for ApiError {
                 Map::new(),
                 "Your socket connection to the server was not read from or written to within the timeout period.".into(),
             ),
+            ApiError::UnsupportedCommand(m) => {
+                ("UnsupportedCommandException", bad, Map::new(), m.clone())
+            }
+            ApiError::RegistryNotFound(m) => {
+                ("RegistryNotFoundException", bad, Map::new(), m.clone())
+            }
             ApiError::Registry(e) => {
                 let (kind, status, extra) = registry_error(e);
                 let message = match e {

@@ -1,5 +1,10 @@
 //! BatchCheckLayerAvailability, InitiateLayerUpload, UploadLayerPart, CompleteLayerUpload,
 //! GetDownloadUrlForLayer.
+//!
+//! The layer flow of ECR and of ECR Public is one implementation: each front end checks its
+//! own request shape (ECR by hand here, ECR Public by its generated `validate()`), names the
+//! repository, and calls the shared functions (`check_layers`, `initiate`, `UploadPart::new`,
+//! `upload_layer_part`, `complete`), whose responses have the same wire shape in both models.
 
 use bytes::Bytes;
 use model::{Digest, DigestError, UploadId};
@@ -47,6 +52,16 @@ pub(crate) async fn batch_check_layer_availability(
             "Member must have length less than or equal to 1000",
         ));
     }
+    check_layers(ctx, &repo, digests).await
+}
+
+/// Which of `digests` (checked against the model) are layers of `repo`: a digest that is not
+/// sha256 is a failure, not an error, as ECR answers.
+pub(crate) async fn check_layers(
+    ctx: &Ctx<'_>,
+    repo: &RepositoryRef,
+    digests: &[String],
+) -> Result<dto::BatchCheckLayerAvailabilityResponse, ApiError> {
     let mut failures = Vec::new();
     let mut valid = Vec::new();
     for d in digests {
@@ -66,7 +81,7 @@ pub(crate) async fn batch_check_layer_availability(
     }
     let found = ctx
         .registry()
-        .layer_availability(&ctx.principal, &repo, &valid)
+        .layer_availability(&ctx.principal, repo, &valid)
         .await?;
     let layers = valid
         .into_iter()
@@ -93,11 +108,14 @@ pub(crate) async fn initiate_layer_upload(
     ctx: &Ctx<'_>,
     req: dto::InitiateLayerUploadRequest,
 ) -> Result<dto::InitiateLayerUploadResponse, ApiError> {
-    let repo = validate::repository(&req)?;
-    let (id, part_size) = ctx
-        .registry()
-        .initiate_upload(&ctx.principal, &repo)
-        .await?;
+    initiate(ctx, &validate::repository(&req)?).await
+}
+
+pub(crate) async fn initiate(
+    ctx: &Ctx<'_>,
+    repo: &RepositoryRef,
+) -> Result<dto::InitiateLayerUploadResponse, ApiError> {
+    let (id, part_size) = ctx.registry().initiate_upload(&ctx.principal, repo).await?;
     Ok(dto::InitiateLayerUploadResponse {
         upload_id: id.to_string(),
         part_size,
@@ -154,6 +172,19 @@ impl UploadPart {
             ));
         }
         let blob = required(req.layer_part_blob, "layerPartBlob")?;
+        Self::new(repo, id, first as u64, last as u64, blob, body)
+    }
+
+    /// A part of upload `id` of `repo` whose members are checked, with its base64 text `blob`
+    /// (borrowed from `body` where serde could). Refuses a part over the model's maximum.
+    pub(crate) fn new(
+        repo: RepositoryRef,
+        id: UploadId,
+        first: u64,
+        last: u64,
+        blob: std::borrow::Cow<'_, str>,
+        body: &[u8],
+    ) -> Result<Self, ApiError> {
         // A base64 text decodes to at most 3/4 of its length: refuse oversize parts before
         // decoding.
         if blob.len() / 4 * 3 > MAX_PART_BLOB + 2 {
@@ -176,8 +207,8 @@ impl UploadPart {
         Ok(UploadPart {
             repo,
             id,
-            first: first as u64,
-            last: last as u64,
+            first,
+            last,
             blob,
         })
     }
@@ -251,10 +282,27 @@ pub(crate) async fn complete_layer_upload(
     if !digests.iter().all(|d| matches_layer_digest_pattern(d)) {
         return Err(invalid("layerDigests.member", LAYER_DIGEST_PATTERN));
     }
+    complete(ctx, repo, id, digests).await
+}
+
+/// Completes upload `id` of `repo`; `digests` holds 1 to 100 members of the model's
+/// `LayerDigest` pattern.
+pub(crate) async fn complete(
+    ctx: &Ctx<'_>,
+    repo: RepositoryRef,
+    id: UploadId,
+    digests: &[String],
+) -> Result<dto::CompleteLayerUploadResponse, ApiError> {
     // Clients send exactly one digest: the layer's. ECR verifies against the first.
+    let first = digests.first().ok_or_else(|| {
+        invalid(
+            "layerDigests",
+            "Member must have length greater than or equal to 1",
+        )
+    })?;
     let digest = ctx
         .registry()
-        .complete_upload(&ctx.principal, &repo, id, &digests[0], CompletionRules::ECR)
+        .complete_upload(&ctx.principal, &repo, id, first, CompletionRules::ECR)
         .await?;
     Ok(dto::CompleteLayerUploadResponse {
         registry_id: repo

@@ -13,7 +13,9 @@ mod images;
 mod layers;
 mod operation;
 mod policies;
+mod public;
 mod repositories;
+pub mod shapes;
 mod validate;
 
 use std::sync::Arc;
@@ -36,6 +38,7 @@ use tracing::Instrument;
 
 pub use error::ApiError;
 use operation::Operation;
+use shapes::ecr_public;
 
 pub const CONTENT_TYPE_JSON: &str = "application/x-amz-json-1.1";
 
@@ -55,6 +58,37 @@ pub struct EcrApiConfig {
     /// `http` or `https`: the scheme of URLs built from `Host`.
     pub scheme: &'static str,
     pub signing_key: SigningKey,
+    /// The one region ECR Public answers in; a request signed for another region gets
+    /// UnsupportedCommandException, as AWS answers outside `us-east-1`.
+    pub public_region: String,
+}
+
+/// What an `X-Amz-Target` names: an operation of ECR or of ECR Public (`None`: not one berth
+/// knows, answered with UnknownOperationException once the caller is authenticated).
+#[derive(Debug, Clone, Copy)]
+enum Target {
+    Ecr(Option<Operation>),
+    Public(Option<ecr_public::Operation>),
+}
+
+impl Target {
+    fn parse(target: &str) -> Self {
+        match target
+            .strip_prefix(ecr_public::TARGET_PREFIX)
+            .and_then(|rest| rest.strip_prefix('.'))
+        {
+            Some(name) => Target::Public(ecr_public::Operation::from_name(name)),
+            None => Target::Ecr(Operation::from_target(target)),
+        }
+    }
+
+    /// The service of the SigV4 credential scope the request must carry.
+    fn signing_name(self) -> &'static str {
+        match self {
+            Target::Ecr(_) => "ecr",
+            Target::Public(_) => ecr_public::SIGNING_NAME,
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -302,14 +336,14 @@ async fn handle(State(api): State<EcrApi>, uri: Uri, headers: HeaderMap, body: B
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let op = Operation::from_target(target);
+    let op = Target::parse(target);
     // `instrument`, not `enter`: a guard held across an await leaks into other requests' logs.
     let span = tracing::info_span!("ecr", op = ?op, request_id = %request_id);
     let started = std::time::Instant::now();
     let mut resp = async {
         let result = dispatch(&api, &uri, &headers, target, op, body).await;
         let resp = result.unwrap_or_else(IntoResponse::into_response);
-        tracing::info!(
+        tracing::debug!(
             status = resp.status().as_u16(),
             elapsed_ms = started.elapsed().as_millis() as u64,
             "ecr request"
@@ -329,11 +363,16 @@ async fn dispatch(
     uri: &Uri,
     headers: &HeaderMap,
     target: &str,
-    op: Option<Operation>,
+    op: Target,
     body: Body,
 ) -> Result<Response, ApiError> {
     // Authentication first, as AWS does: an unsigned request learns nothing about operations.
-    let sig = authentication::parse(api, headers)?;
+    let sig = authentication::parse(
+        api,
+        headers,
+        op.signing_name(),
+        matches!(op, Target::Ecr(_)),
+    )?;
     // Held until the body and everything made from it are dropped, at the end of this call.
     let _reservation = match reserve_body_memory(api, headers).await {
         Ok(r) => r,
@@ -345,7 +384,10 @@ async fn dispatch(
     let (body, hasher) = read_body(headers, body).await?;
     // Parsing needs no trust: it runs while the body's hash may still be finishing, and its
     // errors come after the signature's, as before.
-    let decoded = op.map(|op| decode(op, &body));
+    let decoded = match op {
+        Target::Ecr(op) => op.map(|op| decode(op, &body)),
+        Target::Public(_) => None,
+    };
     let principal = authentication::authenticate(
         api,
         &sig,
@@ -357,14 +399,17 @@ async fn dispatch(
             None => hex::encode(Sha256::digest(&body[..])),
         },
     )?;
-    let req = decoded.ok_or_else(|| ApiError::UnknownOperation(target.to_owned()))??;
     let ctx = Ctx {
         api,
         principal,
         base_url: base_url(api, headers),
     };
+    if let Target::Public(op) = op {
+        return public::dispatch(&ctx, &sig.region, target, op, body).await;
+    }
+    let req = decoded.ok_or_else(|| ApiError::UnknownOperation(target.to_owned()))??;
     use Request as R;
-    match req {
+    let result = match req {
         R::CreateRepository(r) => respond(&repositories::create_repository(&ctx, r).await?),
         R::DescribeRepositories(r) => respond(&repositories::describe_repositories(&ctx, r).await?),
         R::DeleteRepository(r) => respond(&repositories::delete_repository(&ctx, r).await?),
@@ -395,7 +440,11 @@ async fn dispatch(
         R::DeleteRegistryPolicy(r) => respond(&policies::delete_registry_policy(&ctx, r).await?),
         R::ListTagsForResource(r) => respond(&repositories::list_tags_for_resource(&ctx, r).await?),
         R::GetAuthorizationToken(r) => respond(&authorization::get_authorization_token(&ctx, r)?),
-    }
+    };
+    // Who asked, for the server's request log.
+    let mut resp = result.unwrap_or_else(IntoResponse::into_response);
+    resp.extensions_mut().insert(ctx.principal.clone());
+    Ok(resp)
 }
 
 /// A request body decoded as the shape of its operation; the handlers validate the members.
@@ -457,9 +506,11 @@ fn decode(op: Operation, body: &[u8]) -> Result<Request<'_>, ApiError> {
 /// the `ecr_request` fuzz target (`fuzz/`).
 #[doc(hidden)]
 pub fn decode_request(target: &str, body: &[u8]) -> Result<(), ApiError> {
-    let op = Operation::from_target(target)
-        .ok_or_else(|| ApiError::UnknownOperation(target.to_owned()))?;
-    decode(op, body).map(drop)
+    let unknown = || ApiError::UnknownOperation(target.to_owned());
+    match Target::parse(target) {
+        Target::Ecr(op) => decode(op.ok_or_else(unknown)?, body).map(drop),
+        Target::Public(op) => public::decode(op.ok_or_else(unknown)?, body).map(drop),
+    }
 }
 
 #[cfg(test)]

@@ -276,7 +276,7 @@ async fn handle(
         };
         let result = dispatch(&api, &rest, req).await;
         let resp = with_version(result.unwrap_or_else(IntoResponse::into_response));
-        tracing::info!(
+        tracing::debug!(
             status = resp.status().as_u16(),
             elapsed_ms = started.elapsed().as_millis() as u64,
             "oci request"
@@ -368,7 +368,7 @@ async fn dispatch(api: &OciApi, rest: &str, req: Incoming) -> Result<Response, O
         blob_delete: api.config.blob_delete,
     };
     let unsupported = || OciError::Unsupported(format!("{method} is not supported here"));
-    match (&method, route) {
+    let result = match (&method, route) {
         (&Method::GET | &Method::HEAD, Route::Base) => {
             Ok(([("content-type", "application/json")], "{}").into_response())
         }
@@ -404,5 +404,9 @@ async fn dispatch(api: &OciApi, rest: &str, req: Incoming) -> Result<Response, O
             listing::get_referrers(&ctx, &name, &digest).await
         }
         _ => Err(unsupported()),
-    }
+    };
+    // Who asked, for the server's request log.
+    let mut resp = result.unwrap_or_else(IntoResponse::into_response);
+    resp.extensions_mut().insert(ctx.principal.clone());
+    Ok(resp)
 }

@@ -19,6 +19,9 @@ pub struct Config {
     pub metadata: Option<storage::Metadata>,
     /// The AWS region berth answers as (SigV4 scope, ARNs, tokens). Default `us-east-1`.
     pub region: String,
+    /// The one region the ECR Public API answers in (AWS offers it in `us-east-1` only); a
+    /// request signed for another gets UnsupportedCommandException. Default `us-east-1`.
+    pub public_region: String,
     /// The 12-digit account (registry id) callers belong to. Default `000000000000`.
     pub account_id: String,
     /// Base URL clients reach berth at, for download URLs and `proxyEndpoint`. Default: the
@@ -107,6 +110,29 @@ pub struct Config {
     pub audit_log: Option<PathBuf>,
     /// Bytes an audit file holds before it is rotated (5 rotated files are kept). Default 64 MiB.
     pub audit_log_max_bytes: u64,
+
+    // Operating berth: connection pools, metrics, logs.
+    /// With the metadata in PostgreSQL: connections a node keeps for metadata statements.
+    /// Default 16.
+    pub metadata_pool_size: u32,
+    /// With the metadata in PostgreSQL: connections a node keeps for the GC fence (one per
+    /// completion or mount in flight). Default 32.
+    pub fence_pool_size: u32,
+    /// Serve `/metrics` on a listener of its own at this address, and not on the main one.
+    /// Default: none, `/metrics` is served on the main listener without authentication.
+    pub metrics_listen: Option<SocketAddr>,
+    /// How log lines on stderr look: `text` (for people, the default) or `json` (one object
+    /// per line, for log collectors).
+    pub log_format: LogFormat,
+}
+
+/// How log lines look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,6 +174,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./berth-data"),
             metadata: None,
             region: "us-east-1".into(),
+            public_region: "us-east-1".into(),
             account_id: "000000000000".into(),
             public_url: None,
             create_on_push: false,
@@ -176,6 +203,11 @@ impl Default for Config {
             rate_limit_burst_secs: registry::DEFAULT_RATE_BURST_SECS as u64,
             audit_log: Some(PathBuf::from("./berth-data/audit/audit.log")),
             audit_log_max_bytes: crate::audit::DEFAULT_MAX_BYTES,
+
+            metadata_pool_size: storage::PostgresPools::default().metadata,
+            fence_pool_size: storage::PostgresPools::default().fence,
+            metrics_listen: None,
+            log_format: LogFormat::Text,
         }
     }
 }
@@ -188,6 +220,7 @@ pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
     pub metadata: Option<String>,
     pub region: Option<String>,
+    pub public_region: Option<String>,
     pub account_id: Option<String>,
     pub public_url: Option<String>,
     pub create_on_push: Option<bool>,
@@ -219,6 +252,11 @@ pub struct FileConfig {
     /// A path, or `""` for no audit trail.
     pub audit_log: Option<PathBuf>,
     pub audit_log_max_bytes: Option<ByteSize>,
+
+    pub metadata_pool_size: Option<u32>,
+    pub fence_pool_size: Option<u32>,
+    pub metrics_listen: Option<String>,
+    pub log_format: Option<LogFormat>,
 }
 
 /// A size in bytes: a number, or a string with a binary `K`, `M` or `G` suffix.
@@ -285,6 +323,9 @@ pub struct Overrides {
     /// AWS region to answer as [default: us-east-1].
     #[arg(long, env = "BERTH_REGION")]
     pub region: Option<String>,
+    /// The region ECR Public answers in; requests signed for another get UnsupportedCommandException [default: us-east-1].
+    #[arg(long, env = "BERTH_PUBLIC_REGION")]
+    pub public_region: Option<String>,
     /// Account id (registry id) of callers [default: 000000000000].
     #[arg(long, env = "BERTH_ACCOUNT_ID")]
     pub account_id: Option<String>,
@@ -378,6 +419,19 @@ pub struct Overrides {
     /// Bytes an audit file holds before rotating, e.g. 64M [default: 64M].
     #[arg(long, env = "BERTH_AUDIT_LOG_MAX_BYTES")]
     pub audit_log_max_bytes: Option<ByteSize>,
+
+    /// With PostgreSQL metadata: connections each node keeps for metadata statements [default: 16].
+    #[arg(long, env = "BERTH_METADATA_POOL_SIZE")]
+    pub metadata_pool_size: Option<u32>,
+    /// With PostgreSQL metadata: connections each node keeps for the GC fence [default: 32].
+    #[arg(long, env = "BERTH_FENCE_POOL_SIZE")]
+    pub fence_pool_size: Option<u32>,
+    /// Serve /metrics on its own listener at ADDR:PORT instead of the main one [default: on the main listener, no authentication].
+    #[arg(long, env = "BERTH_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
+    /// Log lines as text or as JSON objects [default: text].
+    #[arg(long, env = "BERTH_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
 }
 
 impl Config {
@@ -471,6 +525,11 @@ impl Config {
                 .filter(|h| !h.is_empty()),
             data_dir,
             region: o.region.clone().or(file.region).unwrap_or(d.region),
+            public_region: o
+                .public_region
+                .clone()
+                .or(file.public_region)
+                .unwrap_or(d.public_region),
             account_id: o
                 .account_id
                 .clone()
@@ -500,6 +559,23 @@ impl Config {
                 (None, None) => None,
                 _ => anyhow::bail!("tls-cert and tls-key go together"),
             },
+
+            metadata_pool_size: o
+                .metadata_pool_size
+                .or(file.metadata_pool_size)
+                .unwrap_or(d.metadata_pool_size),
+            fence_pool_size: o
+                .fence_pool_size
+                .or(file.fence_pool_size)
+                .unwrap_or(d.fence_pool_size),
+            metrics_listen: match o.metrics_listen.clone().or(file.metrics_listen) {
+                Some(s) => Some(
+                    s.parse()
+                        .with_context(|| format!("metrics-listen: '{s}' is not an ADDR:PORT"))?,
+                ),
+                None => None,
+            },
+            log_format: o.log_format.or(file.log_format).unwrap_or(d.log_format),
         };
         let default_account = cfg.account_id.clone();
         let mut keys: Vec<AccessKeyConfig> = file.access_keys.unwrap_or_default();
@@ -543,19 +619,33 @@ impl Config {
             "account-id: '{}' is not 12 digits",
             self.account_id
         );
+        let region_name = |r: &str| {
+            !r.is_empty()
+                && r.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        };
         anyhow::ensure!(
-            !self.region.is_empty()
-                && self
-                    .region
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'),
+            region_name(&self.region),
             "region: '{}' is not a region name",
             self.region
+        );
+        anyhow::ensure!(
+            region_name(&self.public_region),
+            "public-region: '{}' is not a region name",
+            self.public_region
         );
         anyhow::ensure!(
             self.max_inflight_part_bytes >= 1024 * 1024,
             "max-inflight-part-bytes: {} is below 1 MiB",
             self.max_inflight_part_bytes
+        );
+        anyhow::ensure!(
+            self.metadata_pool_size >= 1,
+            "metadata-pool-size: must be at least 1"
+        );
+        anyhow::ensure!(
+            self.fence_pool_size >= 1,
+            "fence-pool-size: must be at least 1"
         );
         if let Some(u) = &self.public_url {
             anyhow::ensure!(
@@ -593,6 +683,137 @@ impl Config {
         registry::PublicAliases::new(&configured, accounts)
             .map_err(|e| anyhow::anyhow!("public-registry-alias: {e}"))
     }
+}
+
+/// The effective configuration as a TOML file `--config` reads back, for `berth serve
+/// --print-config`: every key with its value (defaults included), and secrets replaced by
+/// [`REDACTED`]: access keys' secrets and session tokens, and a password in the metadata URL.
+impl Config {
+    pub fn to_toml(&self) -> String {
+        use toml::Value;
+        let s = |v: &str| Value::String(v.to_owned());
+        let path = |p: &Path| Value::String(p.display().to_string());
+        let int = |n: u64| Value::Integer(i64::try_from(n).unwrap_or(i64::MAX));
+        let mut t = toml::Table::new();
+        let mut put = |k: &str, v: Value| {
+            t.insert(k.to_owned(), v);
+        };
+        put("listen", s(&self.listen.to_string()));
+        put("data-dir", path(&self.data_dir));
+        match &self.metadata {
+            Some(storage::Metadata::Postgres(url)) => put("metadata", s(&redact_url(url))),
+            Some(storage::Metadata::Sqlite(p)) => {
+                put("metadata", s(&format!("sqlite://{}", p.display())));
+            }
+            None => {}
+        }
+        put("region", s(&self.region));
+        put("public-region", s(&self.public_region));
+        put("account-id", s(&self.account_id));
+        if let Some(u) = &self.public_url {
+            put("public-url", s(u));
+        }
+        put("create-on-push", Value::Boolean(self.create_on_push));
+        put("blob-delete", Value::Boolean(self.blob_delete));
+        put(
+            "anonymous-pull",
+            Value::Array(self.anonymous_pull.iter().map(|p| s(p)).collect()),
+        );
+        put(
+            "insecure-accept-any-signature",
+            Value::Boolean(self.insecure_accept_any_signature),
+        );
+        if let Some(tls) = &self.tls {
+            put("tls-cert", path(&tls.cert));
+            put("tls-key", path(&tls.key));
+        }
+        put("signing-key-file", path(&self.signing_key_file));
+        put("gc-interval-secs", int(self.gc_interval_secs));
+        put("gc-grace-secs", int(self.gc_grace_secs));
+        put("upload-expiry-secs", int(self.upload_expiry_secs));
+        put("max-open-uploads", int(self.max_open_uploads));
+        put("idle-timeout-secs", int(self.idle_timeout_secs));
+        put("verify-reads", Value::Boolean(self.verify_reads));
+        if let Some(b) = &self.blobs {
+            put("blobs", s(b));
+        }
+        if let Some(r) = self.blob_redirect {
+            put("blob-redirect", Value::Boolean(r));
+        }
+        put("max-inflight-part-bytes", int(self.max_inflight_part_bytes));
+        put("metadata-pool-size", int(self.metadata_pool_size.into()));
+        put("fence-pool-size", int(self.fence_pool_size.into()));
+        if let Some(a) = self.metrics_listen {
+            put("metrics-listen", s(&a.to_string()));
+        }
+        put(
+            "log-format",
+            s(match self.log_format {
+                LogFormat::Text => "text",
+                LogFormat::Json => "json",
+            }),
+        );
+        if let Some(a) = &self.public_registry_alias {
+            put("public-registry-alias", s(a));
+        }
+        if !self.public_registry_aliases.is_empty() {
+            let aliases: toml::Table = self
+                .public_registry_aliases
+                .iter()
+                .map(|(account, alias)| (account.clone(), s(alias)))
+                .collect();
+            put("public-registry-aliases", Value::Table(aliases));
+        }
+        let keys: Vec<Value> = self
+            .access_keys
+            .iter()
+            .map(|k| {
+                let mut e = toml::Table::new();
+                e.insert("id".into(), s(&k.access_key_id));
+                e.insert("secret".into(), s(REDACTED));
+                e.insert("account-id".into(), s(&k.account_id));
+                e.insert("arn".into(), s(&k.arn));
+                if k.session_token.is_some() {
+                    e.insert("session-token".into(), s(REDACTED));
+                }
+                Value::Table(e)
+            })
+            .collect();
+        if !keys.is_empty() {
+            put("access-keys", Value::Array(keys));
+        }
+        toml::to_string(&t).expect("a table of plain values serializes")
+    }
+}
+
+/// What stands for a secret in printed configuration.
+pub const REDACTED: &str = "REDACTED";
+
+/// A database URL with its password (in the authority, or as `password=` in the query)
+/// replaced by [`REDACTED`].
+fn redact_url(url: &str) -> String {
+    let mut out = url.to_owned();
+    if let Some(scheme_end) = out.find("://") {
+        let rest = &out[scheme_end + 3..];
+        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+        if let Some(at) = rest[..authority_end].rfind('@')
+            && let Some(colon) = rest[..at].find(':')
+        {
+            let (start, end) = (scheme_end + 3 + colon + 1, scheme_end + 3 + at);
+            out.replace_range(start..end, REDACTED);
+        }
+    }
+    if let Some(q) = out.find('?') {
+        let query: Vec<String> = out[q + 1..]
+            .split('&')
+            .map(|kv| match kv.split_once('=') {
+                Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}={REDACTED}"),
+                _ => kv.to_owned(),
+            })
+            .collect();
+        out = format!("{}?{}", &out[..q], query.join("&"));
+    }
+    out
 }
 
 fn identity(i: usize, k: AccessKeyConfig, default_account: &str) -> anyhow::Result<auth::Identity> {
@@ -943,5 +1164,154 @@ mod tests {
             Config::load(&half_tls).is_err(),
             "a certificate needs its key"
         );
+    }
+
+    #[test]
+    fn pool_sizes_metrics_listener_and_log_format() {
+        let d = Config::load(&Overrides::default()).unwrap();
+        assert_eq!((d.metadata_pool_size, d.fence_pool_size), (16, 32));
+        assert_eq!(d.metrics_listen, None, "metrics on the main listener");
+        assert_eq!(d.log_format, LogFormat::Text);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("berth.toml");
+        std::fs::write(
+            &file,
+            "metadata-pool-size = 4\nfence-pool-size = 6\nmetrics-listen = \"127.0.0.1:9100\"\nlog-format = \"json\"\n",
+        )
+        .unwrap();
+        let o = Overrides {
+            config: Some(file.clone()),
+            ..Default::default()
+        };
+        let c = Config::load(&o).unwrap();
+        assert_eq!((c.metadata_pool_size, c.fence_pool_size), (4, 6));
+        assert_eq!(c.metrics_listen, Some("127.0.0.1:9100".parse().unwrap()));
+        assert_eq!(c.log_format, LogFormat::Json);
+        let flag = Overrides {
+            metadata_pool_size: Some(2),
+            log_format: Some(LogFormat::Text),
+            ..o.clone()
+        };
+        let c = Config::load(&flag).unwrap();
+        assert_eq!(
+            (c.metadata_pool_size, c.fence_pool_size),
+            (2, 6),
+            "a flag beats the file"
+        );
+        assert_eq!(c.log_format, LogFormat::Text);
+        let zero = Overrides {
+            fence_pool_size: Some(0),
+            ..Default::default()
+        };
+        let err = Config::load(&zero).unwrap_err().to_string();
+        assert!(err.starts_with("fence-pool-size"), "{err}");
+        let bad = Overrides {
+            metrics_listen: Some("nowhere".into()),
+            ..Default::default()
+        };
+        assert!(Config::load(&bad).is_err());
+    }
+
+    #[test]
+    fn printed_configuration_reads_back_with_secrets_redacted() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("berth.toml");
+        std::fs::write(
+            &file,
+            "listen = \"0.0.0.0:5000\"\nmetadata = \"postgres://berth:pa55word@db:5432/berth?sslmode=require&password=other\"\n\
+             anonymous-pull = [\"public/*\"]\nlog-format = \"json\"\n\
+             [[access-keys]]\nid = \"AKIA1\"\nsecret = \"s3cret-value\"\nsession-token = \"tok3n\"\n",
+        )
+        .unwrap();
+        let o = Overrides {
+            config: Some(file.clone()),
+            fence_pool_size: Some(7),
+            ..Default::default()
+        };
+        let c = Config::load(&o).unwrap();
+        let printed = c.to_toml();
+        for secret in ["pa55word", "other", "s3cret-value", "tok3n"] {
+            assert!(!printed.contains(secret), "{secret} printed:\n{printed}");
+        }
+        assert!(
+            printed.contains(
+                "postgres://berth:REDACTED@db:5432/berth?sslmode=require&password=REDACTED"
+            ),
+            "{printed}"
+        );
+        // What is printed is a configuration file that gives the same configuration back.
+        std::fs::write(&file, &printed).unwrap();
+        let again = Config::load(&Overrides {
+            config: Some(file.clone()),
+            ..Default::default()
+        })
+        .unwrap();
+        let without_secrets = |c: &Config| Config {
+            access_keys: vec![],
+            metadata: None,
+            ..c.clone()
+        };
+        assert_eq!(without_secrets(&again), without_secrets(&c));
+        assert_eq!(again.fence_pool_size, 7);
+        assert_eq!(again.access_keys[0].arn, c.access_keys[0].arn);
+        assert_eq!(again.access_keys[0].secret.expose(), REDACTED);
+        // Defaults print too.
+        let d = Config::load(&Overrides::default()).unwrap().to_toml();
+        assert!(d.contains("metadata-pool-size = 16"), "{d}");
+        assert_eq!(
+            redact_url("postgres://berth@db/berth"),
+            "postgres://berth@db/berth"
+        );
+    }
+
+    /// The commented sample in `docs/` loads, its settings are the built-in defaults, and it
+    /// mentions every key `--print-config` prints.
+    #[test]
+    fn the_sample_configuration_parses_and_documents_every_key() {
+        let sample = include_str!("../../../docs/berth.toml.sample");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("berth.toml");
+        std::fs::write(&file, sample).unwrap();
+        let c = Config::load(&Overrides {
+            config: Some(file),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(
+            Config {
+                max_inflight_part_bytes: 0,
+                ..c
+            },
+            Config {
+                max_inflight_part_bytes: 0,
+                ..Config::load(&Overrides::default()).unwrap()
+            },
+            "the sample's settings are the defaults"
+        );
+        // Every optional setting set, so that every key prints.
+        let full = Config {
+            metadata: Some(storage::Metadata::Postgres("postgres://x".into())),
+            public_url: Some("https://x".into()),
+            tls: Some(TlsConfig {
+                cert: "c".into(),
+                key: "k".into(),
+            }),
+            blobs: Some("s3://b".into()),
+            blob_redirect: Some(true),
+            metrics_listen: Some("127.0.0.1:9100".parse().unwrap()),
+            public_registry_alias: Some("acme".into()),
+            public_registry_aliases: vec![("111122223333".into(), "other".into())],
+            ..Config::default()
+        };
+        let table: toml::Table = full.to_toml().parse().unwrap();
+        for key in table.keys() {
+            assert!(
+                sample.contains(&format!("{key} =")),
+                "the sample does not mention {key}"
+            );
+        }
+        for key in ["[[access-keys]]", "secret-file =", "session-token ="] {
+            assert!(sample.contains(key), "the sample does not mention {key}");
+        }
     }
 }

@@ -2,9 +2,13 @@
 //! and the protocol front ends on one listener.
 
 pub mod audit;
+mod classify;
 pub mod config;
 mod connection;
+mod health;
 mod idle;
+pub mod metrics;
+mod observe;
 mod zero_copy;
 
 use std::future::Future;
@@ -18,6 +22,17 @@ use tokio::net::TcpListener;
 
 pub use config::Config;
 
+/// The git commit this berth was built from (`unknown` outside a git checkout).
+pub const COMMIT: &str = env!("BERTH_COMMIT");
+
+/// `0.1.0 (commit 0123456789ab)`: what `berth --version` prints.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("BERTH_COMMIT"),
+    ")"
+);
+
 /// The assembled application.
 pub struct App {
     pub router: Router,
@@ -26,18 +41,28 @@ pub struct App {
     gc: registry::GcOptions,
     gc_interval: Option<std::time::Duration>,
     idle_timeout: Option<Duration>,
+    pub metrics: Arc<metrics::Metrics>,
+    /// `/metrics` (with the health checks) on a listener of its own, when configured.
+    metrics_listen: Option<(std::net::SocketAddr, Router)>,
 }
 
 impl App {
     /// Opens storage under the data directory and builds every front end.
     pub async fn build(cfg: &Config) -> anyhow::Result<Self> {
         let scheme = if cfg.tls.is_some() { "https" } else { "http" };
-        let storage = storage::Storage::open(&cfg.data_dir, cfg.metadata.as_ref())
-            .await
-            .with_context(|| match &cfg.metadata {
-                Some(storage::Metadata::Postgres(_)) => "opening the PostgreSQL metadata".into(),
-                _ => format!("opening storage in {}", cfg.data_dir.display()),
-            })?;
+        let pools = storage::PostgresPools {
+            metadata: cfg.metadata_pool_size,
+            fence: cfg.fence_pool_size,
+        };
+        let storage =
+            storage::Storage::open_with_pools(&cfg.data_dir, cfg.metadata.as_ref(), pools)
+                .await
+                .with_context(|| match &cfg.metadata {
+                    Some(storage::Metadata::Postgres(_)) => {
+                        "opening the PostgreSQL metadata".into()
+                    }
+                    _ => format!("opening storage in {}", cfg.data_dir.display()),
+                })?;
         // Blobs elsewhere than the data directory: clients are sent to presigned URLs unless
         // the endpoint is one only this host can reach.
         let (storage, blob_redirect) = match &cfg.blobs {
@@ -48,6 +73,9 @@ impl App {
                 (s, cfg.blob_redirect.unwrap_or(!loopback))
             }
             None => (storage, false),
+        };
+        let probe = health::Probe {
+            storage: storage.clone(),
         };
         let signing_key = auth::SigningKey::load_or_create(&cfg.signing_key_file)
             .context("loading the signing key")?;
@@ -102,31 +130,64 @@ impl App {
                 public_url: cfg.public_url.clone(),
                 scheme,
                 signing_key,
+                public_region: cfg.public_region.clone(),
             },
         );
         let idle_timeout =
             (cfg.idle_timeout_secs > 0).then(|| Duration::from_secs(cfg.idle_timeout_secs));
-        let mut router = ecr.merge(oci).layer(axum::middleware::from_fn_with_state(
-            connection::Facts::new(
-                cfg.trusted_proxy_header.as_deref(),
-                cfg.tls.is_some(),
-                match &cfg.audit_log {
-                    Some(p) => Some(Arc::new(audit::AuditLog::new(
-                        p.clone(),
-                        cfg.audit_log_max_bytes,
-                        cfg.region.clone(),
-                    )?)),
-                    None => None,
-                },
-            )?,
-            connection::scope,
-        ));
+        let metrics = Arc::new(metrics::Metrics::default());
+        // Like most registries (distribution, zot, Harbor's core), metrics are served on the
+        // main port without authentication by default: they name operations and counts,
+        // never repositories or principals. `metrics-listen` moves them to a port of their own.
+        let operator = |with_metrics: bool| {
+            let health = Router::new()
+                .route("/healthz", axum::routing::get(health::healthz))
+                .route("/readyz", axum::routing::get(health::readyz))
+                .with_state(probe.clone());
+            if !with_metrics {
+                return health;
+            }
+            let m = metrics.clone();
+            health.route(
+                "/metrics",
+                axum::routing::get(move || async move {
+                    ([("content-type", metrics::CONTENT_TYPE)], m.render())
+                }),
+            )
+        };
+        // The connection facts (source address, TLS, audit) wrap the API routes only.
+        let mut router = ecr
+            .merge(oci)
+            .layer(axum::middleware::from_fn_with_state(
+                connection::Facts::new(
+                    cfg.trusted_proxy_header.as_deref(),
+                    cfg.tls.is_some(),
+                    match &cfg.audit_log {
+                        Some(p) => Some(Arc::new(audit::AuditLog::new(
+                            p.clone(),
+                            cfg.audit_log_max_bytes,
+                            cfg.region.clone(),
+                        )?)),
+                        None => None,
+                    },
+                )?,
+                connection::scope,
+            ))
+            .merge(operator(cfg.metrics_listen.is_none()));
         if let Some(idle) = idle_timeout {
             // Per piece of body, not per request: a 10 GiB upload may take as long as it
             // needs, but a client that stops sending is dropped.
             router = router.layer(tower_http::timeout::RequestBodyTimeoutLayer::new(idle));
         }
+        // Outermost: it sees every request, and the time and bytes of the whole of it.
+        let router = router.layer(axum::middleware::from_fn_with_state(
+            metrics.clone(),
+            observe::observe,
+        ));
+        let metrics_listen = cfg.metrics_listen.map(|addr| (addr, operator(true)));
         Ok(Self {
+            metrics,
+            metrics_listen,
             router,
             idle_timeout,
             registry,
@@ -155,6 +216,7 @@ impl App {
             return;
         };
         let registry = self.registry.clone();
+        let metrics = self.metrics.clone();
         let opts = self.gc.clone();
         // This process, as lease holders tell nodes apart.
         let holder = format!(
@@ -175,10 +237,17 @@ impl App {
                 tick.tick().await;
                 // Nodes sharing the metadata take turns: the lease goes to one at a time.
                 let job = registry.collect_garbage(&opts);
+                let started = std::time::Instant::now();
                 match registry.run_leased("gc", &holder, job).await {
-                    Ok(Some(r)) => tracing::info!(?r, "garbage collected"),
+                    Ok(Some(r)) => {
+                        metrics.gc_run(Some(&r), started.elapsed());
+                        tracing::info!(?r, "garbage collected");
+                    }
                     Ok(None) => tracing::debug!("garbage collection runs on another node"),
-                    Err(e) => tracing::error!(error = ?e, "garbage collection failed"),
+                    Err(e) => {
+                        metrics.gc_run(None, started.elapsed());
+                        tracing::error!(error = ?e, "garbage collection failed");
+                    }
                 }
             }
         });
@@ -197,6 +266,19 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         self.spawn_gc();
+        if let Some((addr, router)) = &self.metrics_listen {
+            let listener = TcpListener::bind(*addr)
+                .await
+                .with_context(|| format!("metrics-listen: binding {addr}"))?;
+            tracing::info!(addr = %listener.local_addr()?, "metrics listening");
+            let router = router.clone();
+            // Ends with the process: scrapes need no draining.
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, router).await {
+                    tracing::error!(error = %e, "the metrics listener failed");
+                }
+            });
+        }
         let handle = axum_server::Handle::new();
         let on_signal = handle.clone();
         tokio::spawn(async move {

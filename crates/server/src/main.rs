@@ -1,12 +1,12 @@
 use std::io::{IsTerminal, Write};
 
-use berth::config::{Config, Overrides};
+use berth::config::{Config, LogFormat, Overrides};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
     name = "berth",
-    version,
+    version = berth::VERSION,
     about = "A container registry that speaks Amazon ECR's API"
 )]
 struct Cli {
@@ -17,7 +17,13 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the registry.
-    Serve(Overrides),
+    Serve {
+        #[command(flatten)]
+        overrides: Overrides,
+        /// Print the effective configuration as TOML (secrets redacted) and exit.
+        #[arg(long)]
+        print_config: bool,
+    },
     /// Remove expired uploads and blobs no image uses (past the grace period) once, and exit.
     Gc {
         #[command(flatten)]
@@ -37,20 +43,35 @@ enum Command {
     },
 }
 
+/// Logs go to stderr, filtered by `BERTH_LOG` (default `info`), as text or JSON objects.
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
+        .unwrap_or_else(|_| "info,sqlx=warn".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        // One object per line, the event's fields at its top level beside the span's.
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
-                .unwrap_or_else(|_| "info,sqlx=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
     let overrides = match Cli::parse().command {
-        Command::Serve(o) => o,
+        Command::Serve {
+            overrides,
+            print_config: true,
+        } => {
+            print!("{}", Config::load(&overrides)?.to_toml());
+            return Ok(());
+        }
+        Command::Serve { overrides, .. } => overrides,
         Command::Gc { overrides, dry_run } => {
-            let app = berth::App::build(&Config::load(&overrides)?).await?;
+            let cfg = Config::load(&overrides)?;
+            init_logging(cfg.log_format);
+            let app = berth::App::build(&cfg).await?;
             let report = app.collect_garbage(dry_run).await?;
             println!(
                 "{}{report:#?}",
@@ -72,7 +93,9 @@ async fn main() -> anyhow::Result<()> {
             return Ok(());
         }
         Command::Fsck(o) => {
-            let app = berth::App::build(&Config::load(&o)?).await?;
+            let cfg = Config::load(&o)?;
+            init_logging(cfg.log_format);
+            let app = berth::App::build(&cfg).await?;
             let problems = app.registry.fsck().await?;
             for p in &problems {
                 println!("{p:?}");
@@ -82,6 +105,7 @@ async fn main() -> anyhow::Result<()> {
         }
     };
     let cfg = Config::load(&overrides)?;
+    init_logging(cfg.log_format);
     let app = berth::App::build(&cfg).await?;
     let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
     let addr = listener.local_addr()?;

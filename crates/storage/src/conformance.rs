@@ -1236,7 +1236,7 @@ pub(crate) mod postgres {
     pub(crate) struct Schema {
         pub options: PgConnectOptions,
         admin: PgConnectOptions,
-        name: String,
+        pub name: String,
     }
 
     pub(crate) async fn schema() -> Option<Schema> {

@@ -11,7 +11,9 @@
 //! With the metadata in PostgreSQL, nodes share no filesystem, and the fence is a PostgreSQL
 //! advisory lock instead (shared for writers, exclusive for GC), taken inside a transaction on
 //! a connection the guard keeps: dropping the guard rolls the transaction back, which releases
-//! the lock, and so does the connection closing when a node dies.
+//! the lock, and so does the connection closing when a node dies. The lock's key is derived
+//! from the deployment's schema, so deployments in several schemas of one database do not
+//! fence each other.
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -41,9 +43,20 @@ enum Kind {
     Postgres(sqlx::PgPool),
 }
 
-/// The advisory lock's key: "berth gc" in ASCII, one number for every node of a database.
+/// The advisory lock's key in the `public` schema: "berth gc" in ASCII.
 #[cfg(feature = "postgres")]
 const ADVISORY_KEY: i64 = 0x6265_7274_6820_6763;
+
+/// The fence's key for the deployment whose tables the connection sees: advisory locks belong
+/// to the database, not to a schema, so deployments in different schemas of one database
+/// (`search_path`) must not take the same key, or each one's GC would wait for the other's
+/// writers. The key is derived from the schema's name (`current_schema()`, where the
+/// migrations created the tables); `public` keeps the constant that berth used before, so
+/// nodes of an older version and a newer one fence each other during a rolling upgrade.
+#[cfg(feature = "postgres")]
+const FENCE_KEY: &str = "CASE coalesce(current_schema(), 'public') \
+     WHEN 'public' THEN $1 \
+     ELSE hashtextextended('berth gc fence ' || current_schema(), $1) END";
 
 impl GcFence {
     /// Creates the lock file if needed. A data directory that cannot take it (mounted
@@ -86,12 +99,12 @@ impl GcFence {
             Kind::Postgres(pool) => {
                 use crate::meta::postgres::db_err;
                 let mut tx = pool.begin().await.map_err(db_err)?;
-                let sql = if exclusive {
-                    "SELECT pg_advisory_xact_lock($1)"
+                let lock = if exclusive {
+                    "pg_advisory_xact_lock"
                 } else {
-                    "SELECT pg_advisory_xact_lock_shared($1)"
+                    "pg_advisory_xact_lock_shared"
                 };
-                sqlx::query(sql)
+                sqlx::query(&format!("SELECT {lock}({FENCE_KEY})"))
                     .bind(ADVISORY_KEY)
                     .execute(&mut *tx)
                     .await
@@ -192,6 +205,90 @@ mod postgres_tests {
             .expect("released with the guard")
             .unwrap()
             .unwrap();
+        schema.drop().await;
+    }
+
+    /// Deployments in two schemas of one database have fences of their own: GC in one does
+    /// not wait for the other's writers (advisory locks belong to the whole database).
+    #[tokio::test]
+    async fn schemas_of_one_database_have_fences_of_their_own() {
+        let (Some(a), Some(b)) = (schema().await, schema().await) else {
+            return;
+        };
+        let fence = |options: sqlx::postgres::PgConnectOptions| async move {
+            GcFence::postgres(crate::meta::postgres::pool(options, 2).await.unwrap())
+        };
+        let (in_a, in_b) = (
+            fence(a.options.clone()).await,
+            fence(b.options.clone()).await,
+        );
+        let writer_in_a = in_a.shared().await.unwrap();
+        let gc_in_b = tokio::time::timeout(std::time::Duration::from_secs(5), in_b.exclusive())
+            .await
+            .expect("GC in one schema must not wait for writers in another")
+            .unwrap();
+        // Within a schema it is still a fence.
+        let gc_in_a = tokio::spawn({
+            let in_a = in_a.clone();
+            async move { in_a.exclusive().await.map(drop) }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert!(
+            !gc_in_a.is_finished(),
+            "GC must wait for writers of its schema"
+        );
+        drop(writer_in_a);
+        tokio::time::timeout(std::time::Duration::from_secs(10), gc_in_a)
+            .await
+            .expect("released with the guard")
+            .unwrap()
+            .unwrap();
+        drop(gc_in_b);
+        a.drop().await;
+        b.drop().await;
+    }
+
+    /// `PostgresPools::fence` bounds the guards a node holds at once: the next one waits for
+    /// a connection of the pool.
+    #[tokio::test]
+    async fn the_fence_pool_has_its_configured_size() {
+        let Some(schema) = schema().await else {
+            return;
+        };
+        let base = std::env::var("BERTH_TEST_POSTGRES_URL").unwrap();
+        let sep = if base.contains('?') { '&' } else { '?' };
+        let url = format!("{base}{sep}options[search_path]={}", schema.name);
+        let dir = tempfile::tempdir().unwrap();
+        let pools = crate::PostgresPools {
+            metadata: 1,
+            fence: 2,
+        };
+        let storage = crate::Storage::open_with_pools(
+            dir.path(),
+            Some(&crate::Metadata::Postgres(url)),
+            pools,
+        )
+        .await
+        .unwrap();
+        let first = storage.gc_fence.shared().await.unwrap();
+        let _second = storage.gc_fence.shared().await.unwrap();
+        let third = tokio::spawn({
+            let fence = storage.gc_fence.clone();
+            async move { fence.shared().await.map(drop) }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        assert!(
+            !third.is_finished(),
+            "a third guard must wait for one of the pool's two connections"
+        );
+        drop(first);
+        tokio::time::timeout(std::time::Duration::from_secs(9), third)
+            .await
+            .expect("a connection comes back with the first guard")
+            .unwrap()
+            .unwrap();
+        drop(_second);
+        drop(storage);
         schema.drop().await;
     }
 }

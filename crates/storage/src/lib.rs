@@ -89,14 +89,41 @@ impl Metadata {
     }
 }
 
-/// Connections a node may hold for the GC fence at once: completions and mounts in flight.
-#[cfg(feature = "postgres")]
-const FENCE_CONNECTIONS: u32 = 32;
+/// How many connections a node keeps to PostgreSQL, in its two pools. Every node of a
+/// deployment holds up to both at once, so their sum times the nodes must fit the server's
+/// `max_connections` (100 by default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PostgresPools {
+    /// Metadata statements. Statements are short; a request waits for a free connection (up
+    /// to 10 s, then answers "unavailable") rather than opening more.
+    pub metadata: u32,
+    /// The GC fence: each completion or mount in flight holds one for its length, so that held
+    /// fence guards never starve metadata statements.
+    pub fence: u32,
+}
+
+impl Default for PostgresPools {
+    fn default() -> Self {
+        Self {
+            metadata: 16,
+            fence: 32,
+        }
+    }
+}
 
 impl Storage {
     /// Opens blobs on the filesystem under `data_dir` and the metadata where `metadata` says
     /// (`None`: SQLite in `data_dir`), with the GC fence that suits it.
     pub async fn open(data_dir: &Path, metadata: Option<&Metadata>) -> Result<Self, StorageError> {
+        Self::open_with_pools(data_dir, metadata, PostgresPools::default()).await
+    }
+
+    /// [`Storage::open`], with PostgreSQL's pools of the given sizes (unused on SQLite).
+    pub async fn open_with_pools(
+        data_dir: &Path,
+        metadata: Option<&Metadata>,
+        #[cfg_attr(not(feature = "postgres"), allow(unused_variables))] pools: PostgresPools,
+    ) -> Result<Self, StorageError> {
         match metadata {
             None => Self::open_embedded(data_dir).await,
             Some(Metadata::Sqlite(path)) => {
@@ -119,8 +146,10 @@ impl Storage {
                 let options: sqlx::postgres::PgConnectOptions = url
                     .parse()
                     .map_err(|e: sqlx::Error| StorageError::Other(Box::new(e)))?;
-                let meta = meta::postgres::PostgresMetaStore::open_with(options.clone()).await?;
-                let fence_pool = meta::postgres::pool(options, FENCE_CONNECTIONS).await?;
+                let meta =
+                    meta::postgres::PostgresMetaStore::open_sized(options.clone(), pools.metadata)
+                        .await?;
+                let fence_pool = meta::postgres::pool(options, pools.fence).await?;
                 Ok(Self {
                     blobs: Arc::new(blobs),
                     meta: Arc::new(meta),

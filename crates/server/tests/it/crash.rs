@@ -302,3 +302,93 @@ async fn tag_moves_deletions_and_gc_survive_crashes() {
     assert!(report.contains("orphan_blob_files: 1"), "{report}");
     assert_eq!(berth_cli(&["fsck"], d), (0, "0 problem(s)\n".to_owned()));
 }
+
+#[tokio::test]
+async fn public_upload_killed_between_parts_resumes_after_restart() {
+    if skip_on_postgres(
+        "a part's claim on its upload outlives a node killed in the middle of the part until it \
+         expires (15 s), and this test retries the part at once",
+    ) {
+        return;
+    }
+    use aws_sdk_ecrpublic::primitives::Blob as PublicBlob;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let layer = random_bytes(5 * MIB + 333, 21);
+    let public_part = |ecr: aws_sdk_ecrpublic::Client, id: String, first: usize, last: usize| {
+        let bytes = layer[first..last].to_vec();
+        async move {
+            ecr.upload_layer_part()
+                .repository_name("pub/app")
+                .upload_id(id)
+                .part_first_byte(first as i64)
+                .part_last_byte(last as i64 - 1)
+                .layer_part_blob(PublicBlob::new(bytes))
+                .send()
+                .await
+                .is_ok()
+        }
+    };
+    // Acknowledged before the crash: the repository and the first part, through ECR Public.
+    let upload = {
+        let server = TestServer::start_in_with(d, &["--gc-interval-secs", "0"]).await;
+        let ecr = crate::ecr_public::public_client(&server);
+        ecr.create_repository()
+            .repository_name("pub/app")
+            .send()
+            .await
+            .unwrap();
+        let id = ecr
+            .initiate_layer_upload()
+            .repository_name("pub/app")
+            .send()
+            .await
+            .unwrap()
+            .upload_id()
+            .unwrap()
+            .to_owned();
+        assert!(public_part(ecr, id.clone(), 0, 5 * MIB).await);
+        id
+    };
+
+    // Killed between writing the second part and recording it.
+    let mut server = crashing_server(d, "upload_part.after_write").await;
+    let ecr = crate::ecr_public::public_client(&server);
+    assert!(
+        !public_part(ecr, upload.clone(), 5 * MIB, layer.len()).await,
+        "the part is never acknowledged"
+    );
+    assert!(
+        server.exited().await,
+        "the server aborted at the crash point"
+    );
+    drop(server);
+
+    // After the restart the upload goes on from the last acknowledged byte.
+    let server = TestServer::start_in_with(d, &["--gc-interval-secs", "0"]).await;
+    let ecr = crate::ecr_public::public_client(&server);
+    assert!(
+        public_part(ecr.clone(), upload.clone(), 5 * MIB, layer.len()).await,
+        "the retried part lands where the first one ended"
+    );
+    let done = ecr
+        .complete_layer_upload()
+        .repository_name("pub/app")
+        .upload_id(&upload)
+        .layer_digests(sha256_digest(&layer))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.layer_digest(), Some(sha256_digest(&layer).as_str()));
+    let check = ecr
+        .batch_check_layer_availability()
+        .repository_name("pub/app")
+        .layer_digests(sha256_digest(&layer))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(check.layers()[0].layer_size(), Some(layer.len() as i64));
+    drop(server);
+    berth_cli(&["gc", "--gc-grace-secs", "0"], d);
+    assert_eq!(berth_cli(&["fsck"], d), (0, "0 problem(s)\n".to_owned()));
+}

@@ -96,6 +96,29 @@ fn ecr_head(op: &str, content_length: usize, body_start: &str) -> String {
     )
 }
 
+/// A well-formed ECR Public signature for `scope` (`<region>/<service>`).
+fn public_auth(scope: &str) -> String {
+    AUTH.replace("us-east-1/ecr/", &format!("{scope}/"))
+}
+
+/// An ECR Public (`SpencerFrontendService`) request: the `__type` of its answer, or `OK`.
+async fn public_raw(server: &TestServer, op: &str, scope: &str, body: Vec<u8>) -> (u16, String) {
+    let resp = server
+        .http()
+        .post(format!("{}/", server.endpoint))
+        .header("content-type", "application/x-amz-json-1.1")
+        .header("x-amz-target", format!("SpencerFrontendService.{op}"))
+        .header("authorization", public_auth(scope))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let v: serde_json::Value =
+        serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap_or_default();
+    (status, v["__type"].as_str().unwrap_or("OK").to_owned())
+}
+
 async fn oci_send(r: reqwest::RequestBuilder) -> (u16, String) {
     let resp = r.send().await.unwrap();
     let status = resp.status().as_u16();
@@ -833,6 +856,244 @@ async fn hostile_inputs_get_exact_errors_and_change_nothing() {
         "0-0",
         "nothing throttled is stored"
     );
+
+    // --- ECR Public JSON API (same server, same port) ---
+    const PUB: &str = "us-east-1/ecr-public";
+    let created = public_raw(
+        &server,
+        "CreateRepository",
+        PUB,
+        json(serde_json::json!({"repositoryName": "hostile/public", "catalogData": {"description": "kept"}})),
+    )
+    .await;
+    assert_eq!(created, (200, "OK".to_owned()));
+    let big_logo = "A".repeat(512_004 / 3 * 4 + 4);
+    // (input, operation, signature scope, body, expected answer)
+    type Case<'a> = (&'a str, &'a str, &'a str, Vec<u8>, (u16, &'a str));
+    let public_cases: Vec<Case> = vec![
+        (
+            "BatchGetImage, which ECR Public lacks",
+            "BatchGetImage",
+            PUB,
+            json(serde_json::json!({"repositoryName": "hostile/public"})),
+            (400, "UnknownOperationException"),
+        ),
+        (
+            "GetDownloadUrlForLayer, which ECR Public lacks",
+            "GetDownloadUrlForLayer",
+            PUB,
+            json(serde_json::json!({})),
+            (400, "UnknownOperationException"),
+        ),
+        (
+            "signed for the service ecr",
+            "DescribeRegistries",
+            "us-east-1/ecr",
+            b"{}".to_vec(),
+            (400, "InvalidSignatureException"),
+        ),
+        (
+            "signed for us-west-2",
+            "CreateRepository",
+            "us-west-2/ecr-public",
+            json(serde_json::json!({"repositoryName": "hostile/west"})),
+            (400, "UnsupportedCommandException"),
+        ),
+        (
+            "JSON nested 100,000 arrays deep",
+            "CreateRepository",
+            PUB,
+            "[".repeat(100_000).into_bytes(),
+            (400, "SerializationException"),
+        ),
+        (
+            "repositoryName of 206 characters (ECR allows 256)",
+            "CreateRepository",
+            PUB,
+            json(serde_json::json!({"repositoryName": "a".repeat(206)})),
+            (400, "InvalidParameterException"),
+        ),
+        (
+            "repositoryName \"a__b\" (ECR's pattern allows it)",
+            "CreateRepository",
+            PUB,
+            json(serde_json::json!({"repositoryName": "a__b"})),
+            (400, "InvalidParameterException"),
+        ),
+        (
+            "repositoryName \"../../etc\"",
+            "CreateRepository",
+            PUB,
+            json(serde_json::json!({"repositoryName": "../../etc"})),
+            (400, "InvalidParameterException"),
+        ),
+        (
+            "catalogData.description of 1 MiB",
+            "PutRepositoryCatalogData",
+            PUB,
+            json(
+                serde_json::json!({"repositoryName": "hostile/public", "catalogData": {"description": "d".repeat(MIB)}}),
+            ),
+            (400, "InvalidParameterException"),
+        ),
+        (
+            "catalogData.logoImageBlob of 512,001+ bytes",
+            "PutRepositoryCatalogData",
+            PUB,
+            json(
+                serde_json::json!({"repositoryName": "hostile/public", "catalogData": {"logoImageBlob": big_logo}}),
+            ),
+            (400, "InvalidParameterException"),
+        ),
+        (
+            "catalogData.logoImageBlob that is not base64",
+            "PutRepositoryCatalogData",
+            PUB,
+            json(
+                serde_json::json!({"repositoryName": "hostile/public", "catalogData": {"logoImageBlob": "<svg/>"}}),
+            ),
+            (400, "SerializationException"),
+        ),
+        (
+            "catalogData.architectures of 51 entries",
+            "PutRepositoryCatalogData",
+            PUB,
+            json(
+                serde_json::json!({"repositoryName": "hostile/public", "catalogData": {"architectures": vec!["x"; 51]}}),
+            ),
+            (400, "InvalidParameterException"),
+        ),
+        (
+            "catalogData.operatingSystems entry of 51 characters",
+            "PutRepositoryCatalogData",
+            PUB,
+            json(
+                serde_json::json!({"repositoryName": "hostile/public", "catalogData": {"operatingSystems": ["o".repeat(51)]}}),
+            ),
+            (400, "InvalidParameterException"),
+        ),
+        (
+            "tag key of 129 characters",
+            "TagResource",
+            PUB,
+            json(
+                serde_json::json!({"resourceArn": "arn:aws:ecr-public::000000000000:repository/hostile/public", "tags": [{"Key": "k".repeat(129), "Value": "v"}]}),
+            ),
+            (400, "InvalidTagParameterException"),
+        ),
+        (
+            "201 tags in one call",
+            "TagResource",
+            PUB,
+            json(
+                serde_json::json!({"resourceArn": "arn:aws:ecr-public::000000000000:repository/hostile/public", "tags": (0..201).map(|i| serde_json::json!({"Key": format!("k{i}"), "Value": "v"})).collect::<Vec<_>>()}),
+            ),
+            (400, "InvalidParameterException"),
+        ),
+        (
+            "TagResource with a private (ecr) ARN",
+            "TagResource",
+            PUB,
+            json(
+                serde_json::json!({"resourceArn": format!("arn:aws:ecr:us-east-1:000000000000:repository/{REPO}"), "tags": []}),
+            ),
+            (400, "InvalidParameterException"),
+        ),
+        (
+            "resourceArn of 2049 characters",
+            "ListTagsForResource",
+            PUB,
+            json(serde_json::json!({"resourceArn": "a".repeat(2049)})),
+            (400, "InvalidParameterException"),
+        ),
+        (
+            "registryId alias no registry has",
+            "InitiateLayerUpload",
+            PUB,
+            json(
+                serde_json::json!({"registryId": "nosuchalias", "repositoryName": "hostile/public"}),
+            ),
+            (400, "RegistryNotFoundException"),
+        ),
+        (
+            "registryId \"../x\" where an account id is due",
+            "DescribeImages",
+            PUB,
+            json(serde_json::json!({"registryId": "../x", "repositoryName": "hostile/public"})),
+            (400, "InvalidParameterException"),
+        ),
+        (
+            "maxResults 5000000000",
+            "DescribeRepositories",
+            PUB,
+            json(serde_json::json!({"maxResults": 5_000_000_000u64})),
+            (400, "InvalidParameterException"),
+        ),
+        (
+            "displayName of 101 characters",
+            "PutRegistryCatalogData",
+            PUB,
+            json(serde_json::json!({"displayName": "n".repeat(101)})),
+            (400, "InvalidParameterException"),
+        ),
+        (
+            "UploadLayerPart of 20 MiB + 1 byte",
+            "UploadLayerPart",
+            PUB,
+            json(
+                serde_json::json!({"repositoryName": "hostile/public", "uploadId": "00000000-0000-4000-8000-000000000000", "partFirstByte": 0, "partLastByte": 20 * MIB, "layerPartBlob": base64_simd::STANDARD.encode_to_string(vec![0u8; 20 * MIB + 1])}),
+            ),
+            (400, "InvalidParameterException"),
+        ),
+        (
+            "PutImage manifest that is not JSON",
+            "PutImage",
+            PUB,
+            json(
+                serde_json::json!({"repositoryName": "hostile/public", "imageManifest": "not json", "imageTag": "x"}),
+            ),
+            (400, "InvalidParameterException"),
+        ),
+    ];
+    for (input, op, scope, body, want) in public_cases {
+        t.check(
+            "ECR Public",
+            input,
+            want,
+            public_raw(&server, op, scope, body).await,
+        );
+    }
+    // The public repository and its catalog data are as created; nothing else was made.
+    let listed = public_raw(&server, "DescribeRepositories", PUB, b"{}".to_vec()).await;
+    assert_eq!(listed.0, 200);
+    let resp = server
+        .http()
+        .post(format!("{}/", server.endpoint))
+        .header(
+            "x-amz-target",
+            "SpencerFrontendService.DescribeRepositories",
+        )
+        .header("authorization", public_auth(PUB))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
+    assert_eq!(v["repositories"].as_array().map(Vec::len), Some(1), "{v}");
+    let resp = server
+        .http()
+        .post(format!("{}/", server.endpoint))
+        .header(
+            "x-amz-target",
+            "SpencerFrontendService.GetRepositoryCatalogData",
+        )
+        .header("authorization", public_auth(PUB))
+        .body(r#"{"repositoryName":"hostile/public"}"#)
+        .send()
+        .await
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
+    assert_eq!(v["catalogData"]["description"], "kept", "{v}");
 
     // --- The connection itself ---
     let (resp, open_for) = raw_tcp(

@@ -3,6 +3,7 @@
 
 mod authentication;
 mod crash;
+mod ecr_public;
 mod faults;
 mod gc;
 mod harness;
@@ -13,9 +14,11 @@ mod layer_upload;
 mod limits;
 mod memory;
 mod nodes;
+mod observability;
 mod oci;
 mod outages;
 mod policies;
+mod pools;
 mod protocol;
 mod public_v2;
 mod pull;

@@ -49,7 +49,7 @@ fn skip_unless_scaled_out() -> bool {
 
 /// A private PostgreSQL cluster, in the PostgreSQL + S3 pass; `None` (with the reason
 /// printed) elsewhere, or where PostgreSQL's server programs are missing, which CI may not be.
-fn private_postgres_for_this_pass() -> Option<PrivatePostgres> {
+pub(crate) fn private_postgres_for_this_pass() -> Option<PrivatePostgres> {
     if skip_unless_scaled_out() {
         return None;
     }
@@ -64,7 +64,7 @@ fn private_postgres_for_this_pass() -> Option<PrivatePostgres> {
     pg
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -74,7 +74,7 @@ fn free_port() -> u16 {
 
 /// A PostgreSQL cluster of the test's own in a temp dir, on a free loopback port. Stopped by
 /// its postmaster's PID (fast shutdown) when dropped.
-struct PrivatePostgres {
+pub(crate) struct PrivatePostgres {
     dir: tempfile::TempDir,
     bin: PathBuf,
     port: u16,
@@ -125,7 +125,7 @@ impl PrivatePostgres {
     }
 
     /// The `--metadata` of a berth on this cluster.
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("postgres://berth@127.0.0.1:{}/postgres", self.port)
     }
 
@@ -144,7 +144,7 @@ impl PrivatePostgres {
     }
 
     /// Starts (again) on the same port, and waits until it accepts connections.
-    fn start_again(&self) {
+    pub(crate) fn start_again(&self) {
         self.run(&format!(
             "pg_ctl -D {data} -l {dir}/server.log -w -o \"-h 127.0.0.1 -p {port} -k {dir}\" start >/dev/null",
             data = self.data().display(),
@@ -154,7 +154,7 @@ impl PrivatePostgres {
     }
 
     /// Stops the server (fast shutdown: open sessions are cut) and waits until it is gone.
-    fn stop(&self) {
+    pub(crate) fn stop(&self) {
         self.run(&format!(
             "pg_ctl -D {} -m fast -w stop >/dev/null",
             self.data().display()

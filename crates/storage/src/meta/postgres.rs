@@ -80,10 +80,6 @@ pub struct PostgresMetaStore {
     pool: PgPool,
 }
 
-/// Connections per node. Statements are short; a node waits for a free one rather than
-/// opening more than the server's `max_connections` can give several nodes.
-const POOL_SIZE: u32 = 16;
-
 impl PostgresMetaStore {
     /// Connects to `url` (`postgres://user[:password]@host[:port]/db`) and applies the
     /// migrations.
@@ -95,7 +91,16 @@ impl PostgresMetaStore {
     }
 
     pub async fn open_with(options: PgConnectOptions) -> Result<Self, StorageError> {
-        let pool = pool(options, POOL_SIZE).await?;
+        Self::open_sized(options, crate::PostgresPools::default().metadata).await
+    }
+
+    /// [`PostgresMetaStore::open_with`], with at most `connections` connections (see
+    /// [`crate::PostgresPools`]).
+    pub async fn open_sized(
+        options: PgConnectOptions,
+        connections: u32,
+    ) -> Result<Self, StorageError> {
+        let pool = pool(options, connections).await?;
         migrator().run(&pool).await.map_err(|e| match e {
             sqlx::migrate::MigrateError::Execute(e) => db_err(e),
             e => StorageError::Other(Box::new(e)),

@@ -1,0 +1,468 @@
+//! Prometheus metrics: every name is a constant here, and `GET /metrics` writes them in
+//! Prometheus's text exposition format (version 0.0.4).
+//!
+//! Written by hand rather than with a client crate: every label value comes from a fixed set
+//! (`classify.rs`), so there is nothing to escape or bound, and the format of counters, gauges
+//! and one histogram family is a few dozen lines; `prometheus-client` would add a proc-macro
+//! crate and a registry to learn for the same output (in OpenMetrics rather than the plain
+//! format every scraper reads).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::classify::Api;
+
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+pub const REQUESTS: &str = "berth_http_requests_total";
+pub const REQUEST_DURATION: &str = "berth_http_request_duration_seconds";
+pub const RECEIVED: &str = "berth_http_received_bytes_total";
+pub const SENT: &str = "berth_http_sent_bytes_total";
+pub const IN_FLIGHT: &str = "berth_http_requests_in_flight";
+pub const UPLOADS_IN_PROGRESS: &str = "berth_uploads_in_progress";
+pub const GC_RUNS: &str = "berth_gc_runs_total";
+pub const GC_DELETED_BLOBS: &str = "berth_gc_deleted_blobs_total";
+pub const GC_FREED: &str = "berth_gc_freed_bytes_total";
+pub const GC_EXPIRED_UPLOADS: &str = "berth_gc_expired_uploads_total";
+pub const GC_LAST_SUCCESS: &str = "berth_gc_last_success_timestamp_seconds";
+pub const GC_LAST_DURATION: &str = "berth_gc_last_duration_seconds";
+pub const BUILD_INFO: &str = "berth_build_info";
+pub const PROCESS_CPU: &str = "process_cpu_seconds_total";
+pub const PROCESS_RSS: &str = "process_resident_memory_bytes";
+pub const PROCESS_VSIZE: &str = "process_virtual_memory_bytes";
+pub const PROCESS_OPEN_FDS: &str = "process_open_fds";
+pub const PROCESS_MAX_FDS: &str = "process_max_fds";
+pub const PROCESS_START: &str = "process_start_time_seconds";
+
+/// Upper bounds of the latency buckets, in seconds: from a cached manifest HEAD (about a
+/// millisecond) to a layer part of 20 MiB over a slow link.
+const BUCKETS: [f64; 14] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 30.0, 120.0,
+];
+
+/// Status classes, `1xx` to `5xx`.
+const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+/// One operation's requests: counts by status class and the latency histogram.
+#[derive(Default)]
+struct Series {
+    by_class: [u64; 5],
+    /// Observations per bucket (not cumulative), the last one past every bound.
+    buckets: [u64; BUCKETS.len() + 1],
+    sum_seconds: f64,
+}
+
+/// The counters of one process.
+pub struct Metrics {
+    requests: Mutex<BTreeMap<(Api, &'static str), Series>>,
+    received: [AtomicU64; Api::ALL.len()],
+    sent: [AtomicU64; Api::ALL.len()],
+    in_flight: [AtomicI64; Api::ALL.len()],
+    uploads_in_progress: AtomicI64,
+    gc: Mutex<GcTotals>,
+}
+
+#[derive(Default)]
+struct GcTotals {
+    ok: u64,
+    failed: u64,
+    deleted_blobs: u64,
+    freed_bytes: u64,
+    expired_uploads: u64,
+    last_success: Option<f64>,
+    last_duration: Option<f64>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self {
+            requests: Mutex::default(),
+            received: Default::default(),
+            sent: Default::default(),
+            in_flight: Default::default(),
+            uploads_in_progress: AtomicI64::new(0),
+            gc: Mutex::default(),
+        }
+    }
+}
+
+/// Counts a request as in flight (and an upload as in progress) until dropped.
+pub struct InFlight {
+    metrics: Arc<Metrics>,
+    api: Api,
+    upload: bool,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.metrics.in_flight[self.api.index()].fetch_sub(1, Ordering::Relaxed);
+        if self.upload {
+            self.metrics
+                .uploads_in_progress
+                .fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Metrics {
+    pub fn in_flight(self: &Arc<Self>, api: Api, upload: bool) -> InFlight {
+        self.in_flight[api.index()].fetch_add(1, Ordering::Relaxed);
+        if upload {
+            self.uploads_in_progress.fetch_add(1, Ordering::Relaxed);
+        }
+        InFlight {
+            metrics: self.clone(),
+            api,
+            upload,
+        }
+    }
+
+    /// A request answered with `status` after `latency` (until its response headers).
+    pub fn request(&self, api: Api, operation: &'static str, status: u16, latency: Duration) {
+        let class = usize::from(status / 100).clamp(1, 5) - 1;
+        let secs = latency.as_secs_f64();
+        let bucket = BUCKETS
+            .iter()
+            .position(|b| secs <= *b)
+            .unwrap_or(BUCKETS.len());
+        let mut map = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+        let s = map.entry((api, operation)).or_default();
+        s.by_class[class] += 1;
+        s.buckets[bucket] += 1;
+        s.sum_seconds += secs;
+    }
+
+    pub fn received(&self, api: Api, bytes: u64) {
+        self.received[api.index()].fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    pub fn sent(&self, api: Api, bytes: u64) {
+        self.sent[api.index()].fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// One garbage collection: its report, or `None` if it failed.
+    pub fn gc_run(&self, report: Option<&registry::GcReport>, took: Duration) {
+        let mut gc = self.gc.lock().unwrap_or_else(|e| e.into_inner());
+        gc.last_duration = Some(took.as_secs_f64());
+        let Some(r) = report else {
+            gc.failed += 1;
+            return;
+        };
+        gc.ok += 1;
+        gc.deleted_blobs += r.deleted_blobs as u64;
+        gc.freed_bytes += r.freed_bytes;
+        gc.expired_uploads += r.expired_uploads as u64;
+        gc.last_success = Some(unix_now());
+    }
+
+    /// The exposition: every metric, then the process's own.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(8 * 1024);
+        let w = &mut out;
+        {
+            let map = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+            header(
+                w,
+                REQUESTS,
+                "counter",
+                "Requests answered, by API, operation (ECR) or route kind (/v2), and status class.",
+            );
+            for ((api, op), s) in map.iter() {
+                for (class, n) in CLASSES.iter().zip(s.by_class) {
+                    if n > 0 {
+                        let _ = writeln!(
+                            w,
+                            "{REQUESTS}{{api=\"{}\",operation=\"{op}\",status_class=\"{class}\"}} {n}",
+                            api.label()
+                        );
+                    }
+                }
+            }
+            header(
+                w,
+                REQUEST_DURATION,
+                "histogram",
+                "Time from a request's arrival to its response headers, by API and operation.",
+            );
+            for ((api, op), s) in map.iter() {
+                let labels = format!("api=\"{}\",operation=\"{op}\"", api.label());
+                let mut cumulative = 0;
+                for (bound, n) in BUCKETS.iter().zip(s.buckets) {
+                    cumulative += n;
+                    let _ = writeln!(
+                        w,
+                        "{REQUEST_DURATION}_bucket{{{labels},le=\"{bound}\"}} {cumulative}"
+                    );
+                }
+                cumulative += s.buckets[BUCKETS.len()];
+                let _ = writeln!(
+                    w,
+                    "{REQUEST_DURATION}_bucket{{{labels},le=\"+Inf\"}} {cumulative}"
+                );
+                let _ = writeln!(w, "{REQUEST_DURATION}_sum{{{labels}}} {}", s.sum_seconds);
+                let _ = writeln!(w, "{REQUEST_DURATION}_count{{{labels}}} {cumulative}");
+            }
+        }
+        let per_api =
+            |w: &mut String, name: &str, kind: &str, help: &str, v: &dyn Fn(Api) -> i64| {
+                header(w, name, kind, help);
+                for api in Api::ALL {
+                    let _ = writeln!(w, "{name}{{api=\"{}\"}} {}", api.label(), v(api));
+                }
+            };
+        per_api(
+            w,
+            RECEIVED,
+            "counter",
+            "Bytes of request bodies received.",
+            &|a| self.received[a.index()].load(Ordering::Relaxed) as i64,
+        );
+        per_api(w, SENT, "counter", "Bytes of response bodies sent.", &|a| {
+            self.sent[a.index()].load(Ordering::Relaxed) as i64
+        });
+        per_api(
+            w,
+            IN_FLIGHT,
+            "gauge",
+            "Requests being served, until their response body ends.",
+            &|a| self.in_flight[a.index()].load(Ordering::Relaxed),
+        );
+        sample(
+            w,
+            UPLOADS_IN_PROGRESS,
+            "gauge",
+            "Requests sending a layer's bytes (UploadLayerPart, /v2 upload POST, PATCH and PUT) being served.",
+            self.uploads_in_progress.load(Ordering::Relaxed),
+        );
+        {
+            let gc = self.gc.lock().unwrap_or_else(|e| e.into_inner());
+            header(
+                w,
+                GC_RUNS,
+                "counter",
+                "Background garbage collections this node ran, by result.",
+            );
+            let _ = writeln!(w, "{GC_RUNS}{{result=\"ok\"}} {}", gc.ok);
+            let _ = writeln!(w, "{GC_RUNS}{{result=\"error\"}} {}", gc.failed);
+            sample(
+                w,
+                GC_DELETED_BLOBS,
+                "counter",
+                "Blobs garbage collection deleted.",
+                gc.deleted_blobs,
+            );
+            sample(
+                w,
+                GC_FREED,
+                "counter",
+                "Bytes of blobs garbage collection deleted.",
+                gc.freed_bytes,
+            );
+            sample(
+                w,
+                GC_EXPIRED_UPLOADS,
+                "counter",
+                "Idle uploads garbage collection expired.",
+                gc.expired_uploads,
+            );
+            if let Some(t) = gc.last_success {
+                sample(
+                    w,
+                    GC_LAST_SUCCESS,
+                    "gauge",
+                    "When this node's last garbage collection succeeded (Unix time); alert when it falls far behind the interval.",
+                    t,
+                );
+            }
+            if let Some(t) = gc.last_duration {
+                sample(
+                    w,
+                    GC_LAST_DURATION,
+                    "gauge",
+                    "How long this node's last garbage collection took.",
+                    t,
+                );
+            }
+        }
+        header(
+            w,
+            BUILD_INFO,
+            "gauge",
+            "The version and commit of this berth.",
+        );
+        let _ = writeln!(
+            w,
+            "{BUILD_INFO}{{version=\"{}\",commit=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION"),
+            crate::COMMIT
+        );
+        if let Some(p) = process::read() {
+            sample(
+                w,
+                PROCESS_CPU,
+                "counter",
+                "CPU time (user and system) this process used.",
+                p.cpu_seconds,
+            );
+            sample(
+                w,
+                PROCESS_RSS,
+                "gauge",
+                "Resident memory of this process.",
+                p.resident_bytes,
+            );
+            sample(
+                w,
+                PROCESS_VSIZE,
+                "gauge",
+                "Virtual memory of this process.",
+                p.virtual_bytes,
+            );
+            sample(
+                w,
+                PROCESS_OPEN_FDS,
+                "gauge",
+                "Open file descriptors.",
+                p.open_fds,
+            );
+            if let Some(max) = p.max_fds {
+                sample(
+                    w,
+                    PROCESS_MAX_FDS,
+                    "gauge",
+                    "The limit of open file descriptors.",
+                    max,
+                );
+            }
+            sample(
+                w,
+                PROCESS_START,
+                "gauge",
+                "When this process started (Unix time).",
+                p.start_time,
+            );
+        }
+        out
+    }
+}
+
+fn header(w: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(w, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+fn sample(w: &mut String, name: &str, kind: &str, help: &str, v: impl std::fmt::Display) {
+    header(w, name, kind, help);
+    let _ = writeln!(w, "{name} {v}");
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// The process's own figures, from `/proc` (Linux; elsewhere they are left out).
+mod process {
+    pub struct Figures {
+        pub cpu_seconds: f64,
+        pub resident_bytes: u64,
+        pub virtual_bytes: u64,
+        pub open_fds: u64,
+        pub max_fds: Option<u64>,
+        pub start_time: f64,
+    }
+
+    /// `/proc`'s clock ticks are USER_HZ, which the kernel fixes at 100 for userspace on
+    /// every architecture Linux runs berth on (the value `getconf CLK_TCK` prints).
+    const TICKS_PER_SECOND: f64 = 100.0;
+
+    pub fn read() -> Option<Figures> {
+        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        // Fields after the command name, which is in parentheses and may hold spaces.
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        // stat(5) numbers fields from 1 (pid), 2 (comm), 3 (state): field n is fields[n - 3].
+        let field = |n: usize| fields.get(n - 3)?.parse::<u64>().ok();
+        let (utime, stime, start_ticks) = (field(14)?, field(15)?, field(22)?);
+        let status = std::fs::read_to_string("/proc/self/status").ok()?;
+        let kib = |key: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(key))?
+                .trim()
+                .strip_suffix("kB")?
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .map(|k| k * 1024)
+        };
+        let boot = std::fs::read_to_string("/proc/stat")
+            .ok()?
+            .lines()
+            .find_map(|l| l.strip_prefix("btime "))?
+            .trim()
+            .parse::<u64>()
+            .ok()?;
+        let max_fds = std::fs::read_to_string("/proc/self/limits")
+            .ok()
+            .and_then(|l| {
+                l.lines()
+                    .find(|l| l.starts_with("Max open files"))?
+                    .split_whitespace()
+                    .nth(3)?
+                    .parse()
+                    .ok()
+            });
+        Some(Figures {
+            cpu_seconds: (utime + stime) as f64 / TICKS_PER_SECOND,
+            resident_bytes: kib("VmRSS:")?,
+            virtual_bytes: kib("VmSize:")?,
+            open_fds: std::fs::read_dir("/proc/self/fd").ok()?.count() as u64,
+            max_fds,
+            start_time: boot as f64 + start_ticks as f64 / TICKS_PER_SECOND,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_land_in_their_class_and_buckets() {
+        let m = Metrics::default();
+        m.request(Api::Ecr, "PutImage", 200, Duration::from_millis(3));
+        m.request(Api::Ecr, "PutImage", 200, Duration::from_secs(500));
+        m.request(Api::Ecr, "PutImage", 404, Duration::from_millis(1));
+        let text = m.render();
+        assert!(text.contains(
+            "berth_http_requests_total{api=\"ecr\",operation=\"PutImage\",status_class=\"2xx\"} 2\n"
+        ));
+        assert!(text.contains(
+            "berth_http_requests_total{api=\"ecr\",operation=\"PutImage\",status_class=\"4xx\"} 1\n"
+        ));
+        let bucket = |le: &str| {
+            format!(
+                "berth_http_request_duration_seconds_bucket{{api=\"ecr\",operation=\"PutImage\",le=\"{le}\"}} "
+            )
+        };
+        assert!(text.contains(&format!("{}1\n", bucket("0.001"))), "{text}");
+        assert!(text.contains(&format!("{}2\n", bucket("0.005"))));
+        assert!(text.contains(&format!("{}2\n", bucket("120"))));
+        assert!(text.contains(&format!("{}3\n", bucket("+Inf"))));
+        assert!(text.contains(
+            "berth_http_request_duration_seconds_count{api=\"ecr\",operation=\"PutImage\"} 3\n"
+        ));
+    }
+
+    #[test]
+    fn process_figures_come_from_proc() {
+        let p = process::read().expect("/proc on Linux");
+        assert!(p.resident_bytes > 0 && p.virtual_bytes >= p.resident_bytes);
+        assert!(p.open_fds > 0);
+        let now = unix_now();
+        assert!(p.start_time <= now + 1.0 && p.start_time > now - 86_400.0);
+    }
+}
