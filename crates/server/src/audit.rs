@@ -38,29 +38,33 @@ pub struct AuditLog {
 }
 
 impl AuditLog {
+    /// A file berth cannot write (a read-only data directory still serves reads) does not stop
+    /// the start: the error is logged, and each record tries the file again.
     pub fn new(path: PathBuf, max_bytes: u64, region: String) -> anyhow::Result<Self> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("creating the audit log's directory {}", dir.display()))?;
-        }
         let log = Self {
             path,
             max_bytes: max_bytes.max(1024),
             region,
             file: Mutex::new(None),
         };
-        log.open().context("opening the audit log")?;
+        match Self::open_file(&log.path) {
+            Ok(opened) => *log.file.lock().unwrap_or_else(|e| e.into_inner()) = Some(opened),
+            Err(e) => tracing::error!(
+                path = %log.path.display(),
+                error = %e,
+                "cannot open the audit log; each record will try again"
+            ),
+        }
         Ok(log)
     }
 
-    fn open(&self) -> std::io::Result<()> {
-        let f = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)?;
+    fn open_file(path: &Path) -> std::io::Result<(File, u64)> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let f = OpenOptions::new().create(true).append(true).open(path)?;
         let len = f.metadata()?.len();
-        *self.file.lock().unwrap_or_else(|e| e.into_inner()) = Some((f, len));
-        Ok(())
+        Ok((f, len))
     }
 
     /// The record of one call.
@@ -139,6 +143,15 @@ impl AuditLog {
             {
                 Ok(f) => *guard = Some((f, 0)),
                 Err(e) => tracing::error!(error = %e, "reopening the audit log"),
+            }
+        }
+        if guard.is_none() {
+            match Self::open_file(&self.path) {
+                Ok(opened) => *guard = Some(opened),
+                Err(e) => {
+                    tracing::error!(error = %e, "opening the audit log: a record is lost");
+                    return;
+                }
             }
         }
         let Some((f, len)) = guard.as_mut() else {
