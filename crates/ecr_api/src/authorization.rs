@@ -13,6 +13,8 @@ pub(crate) fn get_authorization_token(
     ctx: &Ctx<'_>,
     req: dto::GetAuthorizationTokenRequest,
 ) -> Result<dto::GetAuthorizationTokenResponse, ApiError> {
+    ctx.registry()
+        .authorize_token(&ctx.principal, registry::Service::Private)?;
     let registry_ids = match &req.registry_ids {
         Some(ids) => {
             validate::list_len(ids, "registryIds", 1, 10)?;

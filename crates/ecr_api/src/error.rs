@@ -98,7 +98,7 @@ fn registry_error(e: &RegistryError) -> (&'static str, StatusCode, Map<String, V
         }
         E::RequestBodyFailed(_) => ("RequestTimeoutException", StatusCode::REQUEST_TIMEOUT, none),
         // ECR's answer to a rate limit; the SDKs retry it with backoff.
-        E::Throttled { .. } => ("ThrottlingException", bad, none),
+        E::Throttled { .. } | E::RateExceeded { .. } => ("ThrottlingException", bad, none),
         E::Storage(_) => ("ServerException", StatusCode::INTERNAL_SERVER_ERROR, none),
     }
 }
@@ -179,7 +179,11 @@ impl IntoResponse for ApiError {
         let h = resp.headers_mut();
         h.insert("content-type", HeaderValue::from_static(CONTENT_TYPE_JSON));
         h.insert("x-amzn-errortype", HeaderValue::from_static(kind));
-        if let ApiError::Registry(RegistryError::Throttled { retry_after_secs }) = &self {
+        if let ApiError::Registry(
+            RegistryError::Throttled { retry_after_secs }
+            | RegistryError::RateExceeded { retry_after_secs },
+        ) = &self
+        {
             h.insert("retry-after", HeaderValue::from(*retry_after_secs));
         }
         resp

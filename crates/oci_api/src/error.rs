@@ -74,7 +74,7 @@ fn registry_error(e: &RegistryError) -> (StatusCode, &'static str) {
         E::RequestBodyFailed(_) => (S::BAD_REQUEST, "BLOB_UPLOAD_INVALID"),
         // A storage service (S3, a database) that stays down: the client may retry later.
         E::Storage(e) if e.is_unavailable() => (S::SERVICE_UNAVAILABLE, "UNAVAILABLE"),
-        E::Throttled { .. } => (S::TOO_MANY_REQUESTS, "TOOMANYREQUESTS"),
+        E::Throttled { .. } | E::RateExceeded { .. } => (S::TOO_MANY_REQUESTS, "TOOMANYREQUESTS"),
         E::Storage(_) => (S::INTERNAL_SERVER_ERROR, "UNKNOWN"),
     }
 }
@@ -145,7 +145,11 @@ impl IntoResponse for OciError {
             "docker-distribution-api-version",
             HeaderValue::from_static(API_VERSION),
         );
-        if let OciError::Registry(RegistryError::Throttled { retry_after_secs }) = &self {
+        if let OciError::Registry(
+            RegistryError::Throttled { retry_after_secs }
+            | RegistryError::RateExceeded { retry_after_secs },
+        ) = &self
+        {
             h.insert("retry-after", HeaderValue::from(*retry_after_secs));
         }
         if let OciError::Unauthorized { realm } = &self {

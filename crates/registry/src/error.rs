@@ -101,12 +101,15 @@ pub enum RegistryError {
     LimitExceeded(String),
     #[error("The repository can have at most {limit} tags")]
     TooManyTags { limit: usize },
-    #[error("User: {principal} is not authorized to perform: {action} on resource: {resource} {}", denial_reason(*.explicit, action))]
+    #[error("User: {principal} is not authorized to perform: {action} on resource: {resource} {}", denial_reason(*.explicit, *.identity_based, action))]
     AccessDenied {
         principal: String,
         action: String,
         resource: String,
         explicit: bool,
+        /// Whether the caller's identity policy denied it (or, for an implicit deny, did not
+        /// allow it), rather than a resource policy: AWS names which in the message.
+        identity_based: bool,
     },
     #[error(
         "Repository policy does not exist for the repository with name '{name}' in the registry with id '{registry_id}'"
@@ -138,6 +141,10 @@ pub enum RegistryError {
     /// seconds. Nothing of the request was read or stored.
     #[error("Rate exceeded: too many upload bodies in flight; retry after {retry_after_secs} s")]
     Throttled { retry_after_secs: u64 },
+    /// The caller's request-rate quota for the operation is spent (`quota.rs`): ECR's
+    /// ThrottlingException, `/v2`'s 429 TOOMANYREQUESTS, both with `Retry-After`.
+    #[error("Rate exceeded")]
+    RateExceeded { retry_after_secs: u64 },
     #[error("internal storage failure")]
     Storage(#[source] StorageError),
 }
@@ -147,11 +154,16 @@ fn digest_list(d: &[Digest]) -> String {
     format!("'[{}]'", items.join(", "))
 }
 
-fn denial_reason(explicit: bool, action: &str) -> String {
-    if explicit {
-        "with an explicit deny in a resource-based policy".to_owned()
+fn denial_reason(explicit: bool, identity_based: bool, action: &str) -> String {
+    let (article, kind) = if identity_based {
+        ("an", "identity-based")
     } else {
-        format!("because no resource-based policy allows the {action} action")
+        ("a", "resource-based")
+    };
+    if explicit {
+        format!("with an explicit deny in {article} {kind} policy")
+    } else {
+        format!("because no {kind} policy allows the {action} action")
     }
 }
 

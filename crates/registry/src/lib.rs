@@ -3,9 +3,11 @@
 //! wire formats: it speaks model types and answers `RegistryError`.
 
 mod account_settings;
+mod access;
 mod blobs;
 mod budget;
 mod cache;
+mod condition;
 mod error;
 mod gc;
 mod images;
@@ -14,7 +16,10 @@ mod manifest;
 mod pagination;
 mod policies;
 mod policy;
+#[cfg(test)]
+mod policy_cases;
 mod public;
+mod quota;
 mod referrers;
 mod repositories;
 mod resource_tags;
@@ -29,6 +34,7 @@ pub use model::Service;
 use storage::{Millis, Storage};
 
 pub use account_settings::{ACCOUNT_SETTINGS, AccountSetting};
+pub use access::{AuditNote, AuditNotes, Connection, KeyAccess, is_mutating};
 pub use blobs::{BlobDownload, BlobUnlink};
 pub use budget::{
     DEFAULT_WAIT as BODY_MEMORY_WAIT, MemoryBudget, Reservation, default_budget_bytes,
@@ -49,6 +55,7 @@ pub use public::{
     CatalogData, CreatePublicRepository, LOGO_ROUTE, Logo, MAX_LOGO_BYTES, PublicAliases,
     PublicRegistry, PublicRegistryAlias, generated_alias, is_valid_alias,
 };
+pub use quota::{DEFAULT_BURST_SECS as DEFAULT_RATE_BURST_SECS, DEFAULT_RATES, Quotas};
 pub use referrers::Referrer;
 pub use repositories::{CreateRepository, EncryptionConfiguration};
 pub use storage::{
@@ -194,6 +201,10 @@ pub struct Registry {
     /// Added to the wall clock wherever a rule reads the time (lifecycle ages): tests age
     /// images by moving it instead of sleeping.
     clock_offset_millis: Millis,
+    /// Identity policies and tags of the configured access keys.
+    identities: access::Identities,
+    /// Request-rate quotas per principal (see `quota.rs`).
+    quotas: Quotas,
 }
 
 impl Registry {
@@ -210,6 +221,8 @@ impl Registry {
             memory_budget: MemoryBudget::new(default_budget_bytes(), budget::DEFAULT_WAIT),
             public_aliases: PublicAliases::default(),
             clock_offset_millis: 0,
+            identities: access::Identities::default(),
+            quotas: Quotas::default(),
         }
     }
 
@@ -224,6 +237,31 @@ impl Registry {
     /// offset is as old as the offset says.
     pub fn now(&self) -> Millis {
         now_millis() + self.clock_offset_millis
+    }
+
+    /// Request-rate quotas per principal and operation (default: ECR's rates).
+    pub fn with_quotas(mut self, quotas: Quotas) -> Self {
+        self.quotas = quotas;
+        self
+    }
+
+    /// Counts one request of `who` for `action` against its quota.
+    fn take_quota(&self, who: &Principal, action: &str) -> Result<()> {
+        self.quotas
+            .take(&who.arn, action)
+            .map_err(|retry_after_secs| RegistryError::RateExceeded { retry_after_secs })
+    }
+
+    /// The access keys' identity policies and tags (`[[access-keys]]`); refuses a malformed
+    /// policy, naming its key.
+    pub fn with_key_access(mut self, keys: Vec<KeyAccess>) -> std::result::Result<Self, String> {
+        self.identities = access::Identities::new(keys)?;
+        Ok(self)
+    }
+
+    /// Checks one key's identity policy parses (for configuration loading).
+    pub fn check_key_access(key: &KeyAccess) -> std::result::Result<(), String> {
+        access::Identities::new(vec![key.clone()]).map(drop)
     }
 
     /// The public registries' aliases (see [`PublicAliases`]).
@@ -292,43 +330,132 @@ impl Registry {
         resource: &str,
         action: &str,
     ) -> Result<()> {
+        self.authorize_tagged(who, service, registry_id, repo, resource, action, None)
+            .await
+    }
+
+    /// GetAuthorizationToken (`ecr:` or `ecr-public:`): an account-wide action (resource `*`)
+    /// that only the caller's identity policy can grant, as in AWS ("Amazon ECR requires that
+    /// users have permission to make calls to the ecr:GetAuthorizationToken API through an
+    /// IAM policy"). A key without an identity policy may.
+    pub fn authorize_token(&self, who: &Principal, service: Service) -> Result<()> {
+        let action = service.action("ecr:GetAuthorizationToken");
+        self.take_quota(who, &action)?;
+        let identity = self.identities.get(&who.access_key_id);
+        let Some(p) = identity.as_ref().and_then(|i| i.policy.as_ref()) else {
+            return Ok(());
+        };
+        let context = access::context(who, identity.as_deref(), service, None, None);
+        let req = policy::Request {
+            principal_arn: &who.arn,
+            principal_account: &who.account_id,
+            action: &action,
+            resource_arn: "*",
+            context: &context,
+        };
+        let result = match p.evaluate(&req) {
+            policy::Decision::Allow => Ok(()),
+            d => Err(RegistryError::AccessDenied {
+                principal: who.arn.clone(),
+                action: action.to_string(),
+                resource: "*".into(),
+                explicit: d == policy::Decision::ExplicitDeny,
+                identity_based: true,
+            }),
+        };
+        if let Err(e) = &result {
+            access::note(
+                who,
+                service,
+                &action,
+                &who.account_id,
+                "*",
+                Some(e.to_string()),
+            );
+        }
+        result
+    }
+
+    /// [`Self::authorize`] for a request that carries tags (CreateRepository, TagResource,
+    /// UntagResource): they feed `aws:RequestTag/*` and `aws:TagKeys`.
+    #[allow(clippy::too_many_arguments)]
+    async fn authorize_tagged(
+        &self,
+        who: &Principal,
+        service: Service,
+        registry_id: &str,
+        repo: Option<&RepositoryRecord>,
+        resource: &str,
+        action: &str,
+        request_tags: Option<&[(String, Option<String>)]>,
+    ) -> Result<()> {
         let resource_arn = service.resource_arn(&self.region, registry_id, resource);
         let action = service.action(action);
         let action = action.as_ref();
+        if let Err(e) = self.take_quota(who, action) {
+            access::note(who, service, action, registry_id, resource, None);
+            return Err(e);
+        }
+        if service == Service::Public && public::is_public_read(action) {
+            return Ok(());
+        }
+        let identity = self.identities.get(&who.access_key_id);
+        let context = access::context(who, identity.as_deref(), service, repo, request_tags);
         let req = policy::Request {
             principal_arn: &who.arn,
             principal_account: &who.account_id,
             action,
             resource_arn: &resource_arn,
+            context: &context,
         };
-        let mut decisions = Vec::with_capacity(2);
         // Stored policies were validated when set; one that no longer parses grants nothing.
-        if let Some(text) = repo.and_then(|r| r.policy.as_deref())
-            && let Ok(p) = policy::Policy::parse_for(service, text, false)
-        {
-            decisions.push(p.evaluate(&req));
+        let repository_policy = repo
+            .and_then(|r| r.policy.as_deref())
+            .and_then(|text| policy::Policy::parse_for(service, text, false).ok());
+        let registry_policy = match service {
+            Service::Private => self.registry_policy(registry_id).await?,
+            Service::Public => None,
+        };
+        let resource_policies: Vec<&policy::Policy> = repository_policy
+            .iter()
+            .chain(registry_policy.as_deref())
+            .collect();
+        let identity_policy = identity.as_ref().and_then(|i| i.policy.as_ref());
+        let outcome = policy::decide(
+            identity_policy,
+            &resource_policies,
+            &req,
+            who.account_id == registry_id,
+        );
+        if outcome == policy::Outcome::Allow {
+            access::note(who, service, action, registry_id, resource, None);
+            return Ok(());
         }
-        if service == Service::Private
-            && let Some(p) = self.registry_policy(registry_id).await?
-        {
-            decisions.push(p.evaluate(&req));
-        }
-        let denied = |explicit| RegistryError::AccessDenied {
+        let explicit = outcome == policy::Outcome::ExplicitDeny;
+        // Which side to name: the identity policy if it denied (explicitly, or by not allowing
+        // what no resource policy allowed either).
+        let identity_decision = identity_policy.map(|p| p.evaluate(&req));
+        let identity_based = match identity_decision {
+            Some(d) if explicit => d == policy::Decision::ExplicitDeny,
+            Some(d) => d != policy::Decision::Allow,
+            None => false,
+        };
+        let denied = RegistryError::AccessDenied {
             principal: who.arn.clone(),
             action: action.to_owned(),
             resource: resource_arn.clone(),
             explicit,
+            identity_based,
         };
-        if service == Service::Public && public::is_public_read(action) {
-            return Ok(());
-        }
-        if decisions.contains(&policy::Decision::ExplicitDeny) {
-            return Err(denied(true));
-        }
-        if who.account_id == registry_id || decisions.contains(&policy::Decision::Allow) {
-            return Ok(());
-        }
-        Err(denied(false))
+        access::note(
+            who,
+            service,
+            action,
+            registry_id,
+            resource,
+            Some(denied.to_string()),
+        );
+        Err(denied)
     }
 
     /// The repository a request names, once `who` is cleared for `action` on it. Another
@@ -338,6 +465,17 @@ impl Registry {
         who: &Principal,
         r: &RepositoryRef,
         action: &str,
+    ) -> Result<RepositoryRecord> {
+        self.repository_tagged(who, r, action, None).await
+    }
+
+    /// [`Self::repository`] for a request that carries tags (see [`Self::authorize_tagged`]).
+    async fn repository_tagged(
+        &self,
+        who: &Principal,
+        r: &RepositoryRef,
+        action: &str,
+        request_tags: Option<&[(String, Option<String>)]>,
     ) -> Result<RepositoryRecord> {
         let registry_id = r.registry_id.as_deref().unwrap_or(&who.account_id);
         let resource = format!("repository/{}", r.name);
@@ -359,13 +497,29 @@ impl Registry {
         };
         match found {
             Some(repo) => {
-                self.authorize(who, r.service, registry_id, Some(&repo), &resource, action)
-                    .await?;
+                self.authorize_tagged(
+                    who,
+                    r.service,
+                    registry_id,
+                    Some(&repo),
+                    &resource,
+                    action,
+                    request_tags,
+                )
+                .await?;
                 Ok(repo)
             }
             None => {
-                self.authorize(who, r.service, registry_id, None, &resource, action)
-                    .await?;
+                self.authorize_tagged(
+                    who,
+                    r.service,
+                    registry_id,
+                    None,
+                    &resource,
+                    action,
+                    request_tags,
+                )
+                .await?;
                 Err(RegistryError::RepositoryNotFound {
                     registry_id: registry_id.to_owned(),
                     name: r.name.to_string(),

@@ -39,11 +39,15 @@ impl Registry {
         let resource_arn =
             repo.service
                 .repository_arn(&self.region, &repo.registry_id, repo.name.as_str());
+        let identity = self.identities.get(&who.access_key_id);
+        let context =
+            crate::access::context(who, identity.as_deref(), repo.service, Some(&repo), None);
         let lockout = policy.evaluate(&Request {
             principal_arn: &who.arn,
             principal_account: &who.account_id,
             action: &repo.service.action("ecr:SetRepositoryPolicy"),
             resource_arn: &resource_arn,
+            context: &context,
         });
         if lockout == Decision::ExplicitDeny && !force {
             return Err(invalid_policy(

@@ -1,12 +1,18 @@
-//! IAM-style resource policies (repository and registry policies, ecr-api.md section 3.3):
-//! parsing with validation, and evaluation of one request against them.
+//! IAM policies: resource policies (repository and registry policies, ecr-api.md section
+//! 3.3) and identity policies (per access key), parsed with validation, and AWS's policy
+//! evaluation logic across them ([`decide`]).
 //!
-//! berth has no identity-based IAM policies, so a principal of the registry's own account is
-//! treated as its administrator: allowed unless a policy explicitly denies it. Another account
-//! needs a policy statement that allows it. An explicit Deny always wins.
+//! The rules, from the IAM User Guide ("Policy evaluation logic", "Cross-account policy
+//! evaluation logic"): an explicit Deny in any policy wins; within one account an Allow in
+//! either the identity policy or a resource policy is enough; across accounts both the
+//! caller's identity policy and the resource's policy must allow. A key configured without
+//! an identity policy is its account's administrator (as berth was before identity policies):
+//! its identity side allows everything.
 
-use model::{Service, wildcard_match};
+use model::Service;
 use serde_json::Value;
+
+use crate::condition::{Condition, Context, glob};
 
 /// The largest policy text ECR accepts.
 pub const MAX_POLICY_CHARS: usize = 10_240;
@@ -24,19 +30,26 @@ enum Matcher {
     Not(Vec<String>),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 struct Statement {
     effect: Effect,
-    principal: Matcher,
+    /// `None` in an identity policy: the principal is the key the policy is attached to.
+    principal: Option<Matcher>,
     action: Matcher,
     /// `None` in a repository policy: the repository is implied.
     resource: Option<Matcher>,
-    /// berth evaluates no condition keys: a conditional Allow never applies, a conditional Deny
-    /// always does, so a condition can only make a policy stricter, never looser.
-    conditional: bool,
+    condition: Option<Condition>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What kind of policy a text is, which decides the elements its statements need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Repository,
+    Registry,
+    Identity,
+}
+
+#[derive(Debug, Clone, PartialEq)]
 pub struct Policy {
     statements: Vec<Statement>,
 }
@@ -49,12 +62,52 @@ pub enum Decision {
     NotMentioned,
 }
 
-/// Who is asking for what, on which resource ARN.
+/// Who is asking for what, on which resource ARN, with the request's condition keys.
 pub struct Request<'a> {
     pub principal_arn: &'a str,
     pub principal_account: &'a str,
     pub action: &'a str,
     pub resource_arn: &'a str,
+    pub context: &'a Context,
+}
+
+/// The outcome of [`decide`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Allow,
+    /// No policy allowed the request (AccessDenied "because no ... policy allows").
+    ImplicitDeny,
+    /// A statement denied it (AccessDenied "with an explicit deny").
+    ExplicitDeny,
+}
+
+/// AWS's evaluation logic for one request: `identity` is the caller's identity policy (`None`:
+/// a key without one, which may do anything its resource policies do not deny), `resource`
+/// the resource-based policies that apply (repository, registry), `same_account` whether the
+/// caller belongs to the account that owns the resource.
+pub fn decide(
+    identity: Option<&Policy>,
+    resource: &[&Policy],
+    req: &Request<'_>,
+    same_account: bool,
+) -> Outcome {
+    let identity = identity.map_or(Decision::Allow, |p| p.evaluate(req));
+    let resources: Vec<Decision> = resource.iter().map(|p| p.evaluate(req)).collect();
+    if identity == Decision::ExplicitDeny || resources.contains(&Decision::ExplicitDeny) {
+        return Outcome::ExplicitDeny;
+    }
+    let resource_allows = resources.contains(&Decision::Allow);
+    let identity_allows = identity == Decision::Allow;
+    let allowed = if same_account {
+        identity_allows || resource_allows
+    } else {
+        identity_allows && resource_allows
+    };
+    if allowed {
+        Outcome::Allow
+    } else {
+        Outcome::ImplicitDeny
+    }
 }
 
 fn strings(v: &Value, what: &str) -> Result<Vec<String>, String> {
@@ -119,7 +172,23 @@ impl Policy {
     /// ECR, `ecr-public:*` in ECR Public: the policy language is the same). `registry`
     /// policies name resources; repository policies must not (the repository is implied).
     pub fn parse_for(service: Service, text: &str, registry: bool) -> Result<Self, String> {
-        let prefix = format!("{}:", service.action_prefix());
+        let kind = if registry {
+            Kind::Registry
+        } else {
+            Kind::Repository
+        };
+        Self::parse_kind(Some(service), kind, text)
+    }
+
+    /// Parses and validates an identity policy (attached to an access key): no `Principal`,
+    /// a `Resource` in every statement, actions of any service (`ecr:*`, `ecr-public:*`,
+    /// `sts:GetServiceBearerToken`, ...).
+    pub fn parse_identity(text: &str) -> Result<Self, String> {
+        Self::parse_kind(None, Kind::Identity, text)
+    }
+
+    fn parse_kind(service: Option<Service>, kind: Kind, text: &str) -> Result<Self, String> {
+        let prefix = service.map(|s| format!("{}:", s.action_prefix()));
         if text.chars().count() > MAX_POLICY_CHARS {
             return Err(format!(
                 "the policy is longer than {MAX_POLICY_CHARS} characters"
@@ -163,32 +232,57 @@ impl Policy {
                 Some("Deny") => Effect::Deny,
                 _ => return Err("Effect must be \"Allow\" or \"Deny\"".into()),
             };
-            let principal = matcher(s, "Principal", "NotPrincipal", principals)?
-                .ok_or("a resource policy statement needs a Principal")?;
+            let principal = matcher(s, "Principal", "NotPrincipal", principals)?;
+            match (kind, &principal) {
+                (Kind::Identity, Some(_)) => {
+                    return Err("an identity policy statement cannot name a Principal".into());
+                }
+                (Kind::Repository | Kind::Registry, None) => {
+                    return Err("a resource policy statement needs a Principal".into());
+                }
+                _ => {}
+            }
             let action = matcher(s, "Action", "NotAction", |v| strings(v, "Action"))?
                 .ok_or("a statement needs an Action")?;
             let (Matcher::Any(actions) | Matcher::Not(actions)) = &action;
             for a in actions {
-                if a != "*" && !a.to_ascii_lowercase().starts_with(&prefix) {
-                    return Err(format!("action '{a}' is not an {prefix} action"));
+                match &prefix {
+                    Some(prefix) => {
+                        if a != "*" && !a.to_ascii_lowercase().starts_with(prefix) {
+                            return Err(format!("action '{a}' is not an {prefix} action"));
+                        }
+                    }
+                    None => {
+                        if a != "*"
+                            && !a
+                                .split_once(':')
+                                .is_some_and(|(svc, op)| !svc.is_empty() && !op.is_empty())
+                        {
+                            return Err(format!("action '{a}' is not of the form service:Action"));
+                        }
+                    }
                 }
             }
             let resource = matcher(s, "Resource", "NotResource", |v| strings(v, "Resource"))?;
-            if registry && resource.is_none() {
-                return Err("a registry policy statement needs a Resource".into());
+            match (kind, &resource) {
+                (Kind::Registry, None) => {
+                    return Err("a registry policy statement needs a Resource".into());
+                }
+                (Kind::Identity, None) => {
+                    return Err("an identity policy statement needs a Resource".into());
+                }
+                (Kind::Repository, Some(_)) => {
+                    return Err("a repository policy statement cannot name a Resource (the repository is implied)".into());
+                }
+                _ => {}
             }
-            if !registry && resource.is_some() {
-                return Err("a repository policy statement cannot name a Resource (the repository is implied)".into());
-            }
-            if s.get("Condition").is_some_and(|c| !c.is_object()) {
-                return Err("Condition must be an object".into());
-            }
+            let condition = s.get("Condition").map(Condition::parse).transpose()?;
             out.push(Statement {
                 effect,
                 principal,
                 action,
                 resource,
-                conditional: s.get("Condition").is_some(),
+                condition,
             });
         }
         Ok(Self { statements: out })
@@ -197,16 +291,20 @@ impl Policy {
     pub fn evaluate(&self, req: &Request<'_>) -> Decision {
         let mut allowed = false;
         for s in &self.statements {
-            let applies = s.principal.matches(|p| principal_matches(p, req))
-                && s.action.matches(|a| {
-                    wildcard_match(&a.to_ascii_lowercase(), &req.action.to_ascii_lowercase())
-                })
+            // Action names are case-insensitive, resource ARNs case-sensitive (IAM's rules).
+            let applies = s
+                .principal
+                .as_ref()
+                .is_none_or(|m| m.matches(|p| principal_matches(p, req)))
+                && s.action
+                    .matches(|a| glob(&a.to_ascii_lowercase(), &req.action.to_ascii_lowercase()))
                 && s.resource
                     .as_ref()
-                    .is_none_or(|r| r.matches(|p| wildcard_match(p, req.resource_arn)));
-            match (applies, &s.effect, s.conditional) {
-                (true, Effect::Deny, _) => return Decision::ExplicitDeny,
-                (true, Effect::Allow, false) => allowed = true,
+                    .is_none_or(|r| r.matches(|p| glob(p, req.resource_arn)))
+                && s.condition.as_ref().is_none_or(|c| c.holds(req.context));
+            match (applies, &s.effect) {
+                (true, Effect::Deny) => return Decision::ExplicitDeny,
+                (true, Effect::Allow) => allowed = true,
                 _ => {}
             }
         }
@@ -245,6 +343,7 @@ mod tests {
             principal_account: account,
             action,
             resource_arn: "arn:aws:ecr:us-east-1:000000000000:repository/team/app",
+            context: Box::leak(Box::default()),
         }
     }
 
@@ -311,7 +410,7 @@ mod tests {
     }
 
     #[test]
-    fn registry_policies_match_resources_and_conditions_only_tighten() {
+    fn registry_policies_match_resources_and_unknown_condition_keys_never_hold() {
         let p = Policy::parse(
             r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"111111111111"},
                 "Action":"ecr:*","Resource":"arn:aws:ecr:us-east-1:000000000000:repository/team/*"},
@@ -337,7 +436,7 @@ mod tests {
         assert_eq!(
             p.evaluate(&req("x", "222222222222", "ecr:PutImage")),
             Decision::NotMentioned,
-            "conditional allow"
+            "an Allow conditioned on a key the request lacks"
         );
     }
 

@@ -68,13 +68,19 @@ impl Registry {
         };
         let registry_id = req.registry_id.unwrap_or_else(|| who.account_id.clone());
         let resource = format!("repository/{}", req.name);
-        self.authorize(
+        let request_tags: Vec<(String, Option<String>)> = req
+            .tags
+            .iter()
+            .map(|t| (t.key.clone(), Some(t.value.clone())))
+            .collect();
+        self.authorize_tagged(
             who,
             Service::Private,
             &registry_id,
             None,
             &resource,
             "ecr:CreateRepository",
+            Some(&request_tags),
         )
         .await?;
         let record = RepositoryRecord {

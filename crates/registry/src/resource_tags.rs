@@ -17,7 +17,13 @@ impl Registry {
         r: &RepositoryRef,
         tags: &[ResourceTag],
     ) -> Result<Vec<ResourceTag>> {
-        let repo = self.repository(who, r, "ecr:TagResource").await?;
+        let request_tags: Vec<(String, Option<String>)> = tags
+            .iter()
+            .map(|t| (t.key.clone(), Some(t.value.clone())))
+            .collect();
+        let repo = self
+            .repository_tagged(who, r, "ecr:TagResource", Some(&request_tags))
+            .await?;
         let tagged = self
             .storage
             .meta
@@ -40,7 +46,12 @@ impl Registry {
         r: &RepositoryRef,
         keys: &[String],
     ) -> Result<()> {
-        let repo = self.repository(who, r, "ecr:UntagResource").await?;
+        // aws:TagKeys names the keys being removed; there are no values.
+        let request_tags: Vec<(String, Option<String>)> =
+            keys.iter().map(|k| (k.clone(), None)).collect();
+        let repo = self
+            .repository_tagged(who, r, "ecr:UntagResource", Some(&request_tags))
+            .await?;
         let untagged = self.storage.meta.untag_repository(repo.id, keys).await;
         self.forget_repository(&repo);
         match untagged {

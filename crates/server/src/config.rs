@@ -92,6 +92,24 @@ pub struct Config {
     /// Public registry aliases of other accounts (`[public-registry-aliases]` in the file,
     /// `"<account>" = "<alias>"`). Accounts not named get generated aliases. Default: none.
     pub public_registry_aliases: Vec<(String, String)>,
+    // Access control (issue 19).
+    /// Each access key's identity policy and tags (`policy`, `policy-file`, `tags` of
+    /// `[[access-keys]]`). A key without a policy may do anything in its own account.
+    pub key_access: Vec<registry::KeyAccess>,
+    /// A header set by a trusted reverse proxy (e.g. `X-Forwarded-For`) whose first address is
+    /// the client's `aws:SourceIp`. Default: none (the peer's address).
+    pub trusted_proxy_header: Option<String>,
+    /// Request-rate quotas per principal and node: operation -> requests per second (0: no
+    /// limit), over ECR's documented rates (`registry::DEFAULT_RATES`). `[rate-limits]` in the
+    /// file, `--rate-limit Op=N` on the command line.
+    pub rate_limits: Vec<(String, u64)>,
+    /// Seconds of its rate a quota lets through at once. Default 5.
+    pub rate_limit_burst_secs: u64,
+    /// The audit trail's file (CloudTrail-shaped JSON lines, rotated by size); `None` keeps
+    /// none. Default: `<data-dir>/audit/audit.log`.
+    pub audit_log: Option<PathBuf>,
+    /// Bytes an audit file holds before it is rotated (5 rotated files are kept). Default 64 MiB.
+    pub audit_log_max_bytes: u64,
 
     // Operating berth: connection pools, metrics, logs.
     /// With the metadata in PostgreSQL: connections a node keeps for metadata statements.
@@ -148,6 +166,14 @@ pub struct AccessKeyConfig {
     pub arn: Option<String>,
     /// When set, requests must carry this `X-Amz-Security-Token`.
     pub session_token: Option<String>,
+    // Access control (issue 19).
+    /// The key's IAM identity policy (JSON); or give `policy-file`. Default: none, which
+    /// allows everything in the key's own account that no resource policy denies.
+    pub policy: Option<String>,
+    /// A file holding the key's identity policy.
+    pub policy_file: Option<PathBuf>,
+    /// The key's tags, read by `aws:PrincipalTag/<key>` conditions.
+    pub tags: Option<std::collections::BTreeMap<String, String>>,
 }
 
 impl Default for Config {
@@ -180,6 +206,12 @@ impl Default for Config {
             failpoints: vec![],
             public_registry_alias: None,
             public_registry_aliases: vec![],
+            key_access: vec![],
+            trusted_proxy_header: None,
+            rate_limits: vec![],
+            rate_limit_burst_secs: registry::DEFAULT_RATE_BURST_SECS as u64,
+            audit_log: Some(PathBuf::from("./berth-data/audit/audit.log")),
+            audit_log_max_bytes: crate::audit::DEFAULT_MAX_BYTES,
 
             metadata_pool_size: storage::PostgresPools::default().metadata,
             fence_pool_size: storage::PostgresPools::default().fence,
@@ -224,6 +256,14 @@ pub struct FileConfig {
     pub public_registry_alias: Option<String>,
     /// `"<account>" = "<alias>"`.
     pub public_registry_aliases: Option<std::collections::BTreeMap<String, String>>,
+    // Access control (issue 19).
+    pub trusted_proxy_header: Option<String>,
+    /// `Operation = requests per second`.
+    pub rate_limits: Option<std::collections::BTreeMap<String, u64>>,
+    pub rate_limit_burst_secs: Option<u64>,
+    /// A path, or `""` for no audit trail.
+    pub audit_log: Option<PathBuf>,
+    pub audit_log_max_bytes: Option<ByteSize>,
 
     pub metadata_pool_size: Option<u32>,
     pub fence_pool_size: Option<u32>,
@@ -377,6 +417,22 @@ pub struct Overrides {
     /// Crash points to arm, for the crash tests only: the process aborts on reaching one.
     #[arg(long = "failpoint", hide = true)]
     pub failpoints: Vec<String>,
+    // Access control (issue 19).
+    /// Header a trusted reverse proxy sets to the client's address (e.g. X-Forwarded-For), read for aws:SourceIp [default: the peer's address].
+    #[arg(long, env = "BERTH_TRUSTED_PROXY_HEADER")]
+    pub trusted_proxy_header: Option<String>,
+    /// Request-rate quota per principal and node, e.g. PutImage=20; 0 lifts it, '*' names every operation (repeatable, or comma-separated in the env) [default: ECR's rates].
+    #[arg(long = "rate-limit", env = "BERTH_RATE_LIMITS", value_delimiter = ',')]
+    pub rate_limits: Vec<String>,
+    /// Seconds of its rate a quota lets through at once [default: 5].
+    #[arg(long, env = "BERTH_RATE_LIMIT_BURST_SECS")]
+    pub rate_limit_burst_secs: Option<u64>,
+    /// Audit trail file, '' for none [default: <data-dir>/audit/audit.log].
+    #[arg(long, env = "BERTH_AUDIT_LOG")]
+    pub audit_log: Option<PathBuf>,
+    /// Bytes an audit file holds before rotating, e.g. 64M [default: 64M].
+    #[arg(long, env = "BERTH_AUDIT_LOG_MAX_BYTES")]
+    pub audit_log_max_bytes: Option<ByteSize>,
 
     /// With PostgreSQL metadata: connections each node keeps for metadata statements [default: 16].
     #[arg(long, env = "BERTH_METADATA_POOL_SIZE")]
@@ -473,6 +529,26 @@ impl Config {
                 ),
                 None => None,
             },
+            key_access: vec![],
+            rate_limits: rate_limits(file.rate_limits, &o.rate_limits)?,
+            audit_log: match o.audit_log.clone().or(file.audit_log) {
+                Some(p) if p.as_os_str().is_empty() => None,
+                Some(p) => Some(p),
+                None => Some(data_dir.join("audit").join("audit.log")),
+            },
+            audit_log_max_bytes: o
+                .audit_log_max_bytes
+                .or(file.audit_log_max_bytes)
+                .map_or(d.audit_log_max_bytes, |b| b.0),
+            rate_limit_burst_secs: o
+                .rate_limit_burst_secs
+                .or(file.rate_limit_burst_secs)
+                .unwrap_or(d.rate_limit_burst_secs),
+            trusted_proxy_header: o
+                .trusted_proxy_header
+                .clone()
+                .or(file.trusted_proxy_header)
+                .filter(|h| !h.is_empty()),
             data_dir,
             region: o.region.clone().or(file.region).unwrap_or(d.region),
             public_region: o
@@ -537,9 +613,13 @@ impl Config {
                 account_id: None,
                 arn: None,
                 session_token: None,
+                policy: None,
+                policy_file: None,
+                tags: None,
             });
         }
-        for (i, k) in keys.into_iter().enumerate() {
+        for (i, mut k) in keys.into_iter().enumerate() {
+            cfg.key_access.push(key_access(i, &mut k)?);
             cfg.access_keys.push(identity(i, k, &default_account)?);
         }
         cfg.validate()?;
@@ -791,6 +871,50 @@ fn identity(i: usize, k: AccessKeyConfig, default_account: &str) -> anyhow::Resu
     })
 }
 
+/// The file's `[rate-limits]`, then the `--rate-limit Op=N` flags (which win).
+fn rate_limits(
+    file: Option<std::collections::BTreeMap<String, u64>>,
+    flags: &[String],
+) -> anyhow::Result<Vec<(String, u64)>> {
+    let mut out: Vec<(String, u64)> = file.unwrap_or_default().into_iter().collect();
+    for f in flags {
+        let (op, n) = f
+            .split_once('=')
+            .and_then(|(op, n)| Some((op.trim(), n.trim().parse::<u64>().ok()?)))
+            .with_context(|| format!("rate-limit: '{f}' is not Operation=N"))?;
+        out.push((op.to_owned(), n));
+    }
+    for (op, _) in &out {
+        anyhow::ensure!(
+            op == "*" || (!op.is_empty() && op.bytes().all(|b| b.is_ascii_alphabetic())),
+            "rate-limits: '{op}' is not an operation name such as PutImage"
+        );
+    }
+    Ok(out)
+}
+
+/// The identity policy (checked) and tags of `[[access-keys]]` entry `i`.
+fn key_access(i: usize, k: &mut AccessKeyConfig) -> anyhow::Result<registry::KeyAccess> {
+    let key = format!("access-keys[{i}]");
+    let policy = match (k.policy.take(), k.policy_file.take()) {
+        (Some(p), None) => Some(p),
+        (None, Some(f)) => Some(
+            std::fs::read_to_string(&f)
+                .with_context(|| format!("{key}.policy-file: reading {}", f.display()))?,
+        ),
+        (None, None) => None,
+        _ => anyhow::bail!("{key}: give at most one of policy and policy-file"),
+    };
+    let access = registry::KeyAccess {
+        access_key_id: k.id.clone(),
+        policy,
+        tags: k.tags.take().unwrap_or_default().into_iter().collect(),
+    };
+    // Checked here so a bad policy stops the start with the key's name in the message.
+    registry::Registry::check_key_access(&access).map_err(|e| anyhow::anyhow!("{key}: {e}"))?;
+    Ok(access)
+}
+
 fn read_file(p: &Path) -> anyhow::Result<FileConfig> {
     let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
     toml::from_str(&text).with_context(|| format!("parsing {}", p.display()))
@@ -965,6 +1089,63 @@ mod tests {
             (256 << 20..=4096 << 20).contains(&Config::default().max_inflight_part_bytes),
             "the default comes from the machine, within bounds"
         );
+    }
+
+    #[test]
+    fn identity_policies_and_tags_of_access_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("berth.toml");
+        let policy = dir.path().join("ci.json");
+        std::fs::write(
+            &policy,
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ecr:PutImage","Resource":"*"}]}"#,
+        )
+        .unwrap();
+        std::fs::write(
+            &file,
+            format!(
+                "trusted-proxy-header = \"X-Forwarded-For\"\n\
+                 [[access-keys]]\nid = \"AKIDCI\"\nsecret = \"s\"\npolicy-file = {:?}\ntags = {{ team = \"a\" }}\n\
+                 [[access-keys]]\nid = \"AKIDADMIN\"\nsecret = \"s\"\n",
+                policy.to_str().unwrap()
+            ),
+        )
+        .unwrap();
+        let o = Overrides {
+            config: Some(file.clone()),
+            ..Default::default()
+        };
+        let c = Config::load(&o).unwrap();
+        assert_eq!(c.trusted_proxy_header.as_deref(), Some("X-Forwarded-For"));
+        assert_eq!(c.key_access.len(), 2);
+        assert_eq!(c.key_access[0].access_key_id, "AKIDCI");
+        assert!(
+            c.key_access[0]
+                .policy
+                .as_deref()
+                .unwrap()
+                .contains("ecr:PutImage")
+        );
+        assert_eq!(c.key_access[0].tags, [("team".to_owned(), "a".to_owned())]);
+        assert_eq!(c.key_access[1].policy, None);
+        // A policy that is no identity policy (it names a Principal) stops the start.
+        std::fs::write(
+            &file,
+            "[[access-keys]]\nid = \"AKIDBAD\"\nsecret = \"s\"\n\
+             policy = '{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Principal\":\"*\",\"Action\":\"ecr:*\",\"Resource\":\"*\"}]}'\n",
+        )
+        .unwrap();
+        let e = format!("{:#}", Config::load(&o).unwrap_err());
+        assert!(
+            e.contains("access-keys[0]") && e.contains("cannot name a Principal"),
+            "{e}"
+        );
+        std::fs::write(
+            &file,
+            "[[access-keys]]\nid = \"AKIDBAD\"\nsecret = \"s\"\npolicy = '{}'\npolicy-file = \"x\"\n",
+        )
+        .unwrap();
+        assert!(Config::load(&o).is_err(), "policy and policy-file together");
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! Assembles berth from its parts: storage backends chosen by configuration, the registry core,
 //! and the protocol front ends on one listener.
 
+pub mod audit;
 mod classify;
 pub mod config;
+mod connection;
 mod health;
 mod idle;
 pub mod metrics;
@@ -10,6 +12,7 @@ mod observe;
 mod zero_copy;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -87,8 +90,25 @@ impl App {
                     body_memory_wait(cfg)?,
                 ))
                 .with_public_aliases(cfg.public_aliases()?)
-                .with_clock_offset(cfg.clock_offset_secs.saturating_mul(1000)),
+                .with_clock_offset(cfg.clock_offset_secs.saturating_mul(1000))
+                .with_quotas(registry::Quotas::new(
+                    &cfg.rate_limits
+                        .iter()
+                        .map(|(op, n)| (op.clone(), *n as f64))
+                        .collect::<Vec<_>>(),
+                    cfg.rate_limit_burst_secs as f64,
+                ))
+                .with_key_access(cfg.key_access.clone())
+                .map_err(|e| anyhow::anyhow!("access-keys: {e}"))?,
         );
+        if cfg.access_keys.len() > 1 && cfg.key_access.iter().all(|k| k.policy.is_none()) {
+            tracing::warn!(
+                keys = cfg.access_keys.len(),
+                "several access keys and none has an identity policy: each may do anything in its \
+                 own account that no repository or registry policy denies. Give keys a `policy` \
+                 (or `policy-file`) in [[access-keys]] to restrict them."
+            );
+        }
         let oci = oci_api::router(
             registry.clone(),
             oci_api::OciApiConfig {
@@ -137,7 +157,25 @@ impl App {
                 }),
             )
         };
-        let mut router = ecr.merge(oci).merge(operator(cfg.metrics_listen.is_none()));
+        // The connection facts (source address, TLS, audit) wrap the API routes only.
+        let mut router = ecr
+            .merge(oci)
+            .layer(axum::middleware::from_fn_with_state(
+                connection::Facts::new(
+                    cfg.trusted_proxy_header.as_deref(),
+                    cfg.tls.is_some(),
+                    match &cfg.audit_log {
+                        Some(p) => Some(Arc::new(audit::AuditLog::new(
+                            p.clone(),
+                            cfg.audit_log_max_bytes,
+                            cfg.region.clone(),
+                        )?)),
+                        None => None,
+                    },
+                )?,
+                connection::scope,
+            ))
+            .merge(operator(cfg.metrics_listen.is_none()));
         if let Some(idle) = idle_timeout {
             // Per piece of body, not per request: a 10 GiB upload may take as long as it
             // needs, but a client that stops sending is dropped.
@@ -281,7 +319,10 @@ impl App {
             // `blob_http::zero_copy`); it would otherwise decide from the stream.
             server.http_builder().http1().writev(true);
             return server
-                .serve(self.router.into_make_service())
+                .serve(
+                    self.router
+                        .into_make_service_with_connect_info::<SocketAddr>(),
+                )
                 .await
                 .context("serving");
         };
@@ -303,7 +344,10 @@ impl App {
             .map(|a| idle::FirstReadTimeout::new(a, idle));
         self.configure_http(server.http_builder());
         server
-            .serve(self.router.into_make_service())
+            .serve(
+                self.router
+                    .into_make_service_with_connect_info::<SocketAddr>(),
+            )
             .await
             .context("serving TLS")
     }

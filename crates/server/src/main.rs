@@ -37,6 +37,13 @@ enum Command {
     Lifecycle(LifecycleCommand),
     /// Re-hash every blob and check the metadata against the blob store; exit 1 on problems.
     Fsck(Overrides),
+    /// Print the audit trail's records (JSON lines, oldest first) that match the filters.
+    Audit {
+        #[command(flatten)]
+        overrides: Overrides,
+        #[command(flatten)]
+        filter: berth::audit::Filter,
+    },
 }
 
 #[derive(Subcommand)]
@@ -104,6 +111,15 @@ async fn main() -> anyhow::Result<()> {
                     ""
                 }
             );
+            return Ok(());
+        }
+        Command::Audit { overrides, filter } => {
+            let cfg = Config::load(&overrides)?;
+            let path = cfg.audit_log.ok_or_else(|| {
+                anyhow::anyhow!("the audit trail is turned off (audit-log = \"\")")
+            })?;
+            let n = berth::audit::search(&path, &filter, &mut std::io::stdout().lock())?;
+            eprintln!("{n} record(s)");
             return Ok(());
         }
         Command::Fsck(o) => {

@@ -171,6 +171,9 @@ impl TestServer {
             if let Some(url) = metadata_for(&dir) {
                 cmd.env("BERTH_METADATA", url);
             }
+            // Tests push faster than ECR's 10 PutImage/s: only the quota tests (which pass
+            // --rate-limit, winning over the environment) have rate limits.
+            cmd.env("BERTH_RATE_LIMITS", "*=0");
             if with_keys {
                 cmd.env("BERTH_ACCESS_KEY_ID", ACCESS_KEY)
                     .env("BERTH_SECRET_ACCESS_KEY", SECRET_KEY);

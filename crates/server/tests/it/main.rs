@@ -9,6 +9,7 @@ mod faults;
 mod gc;
 mod harness;
 mod hostile;
+mod iam;
 mod images;
 mod layer_upload;
 mod lifecycle;
