@@ -82,6 +82,9 @@ pub(crate) fn get_authorization_token(
     ctx: &Ctx<'_>,
     _req: p::GetAuthorizationTokenRequest,
 ) -> Result<p::GetAuthorizationTokenResponse, ApiError> {
+    // `ecr-public:GetAuthorizationToken` must be in the key's identity policy, if it has one.
+    ctx.registry()
+        .authorize_token(&ctx.principal, registry::Service::Public)?;
     let expires_at = now_secs() + token::TOKEN_LIFETIME_SECS;
     let password = token::mint_for(
         TokenScope::Public,
