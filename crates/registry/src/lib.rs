@@ -2,8 +2,8 @@
 //! The only entry point the protocol front ends call. Knows no HTTP, no SQL and no protocol
 //! wire formats: it speaks model types and answers `RegistryError`.
 
-mod account_settings;
 mod access;
+mod account_settings;
 mod blobs;
 mod budget;
 mod cache;
@@ -33,8 +33,8 @@ use model::RepositoryName;
 pub use model::Service;
 use storage::{Millis, Storage};
 
-pub use account_settings::{ACCOUNT_SETTINGS, AccountSetting};
 pub use access::{AuditNote, AuditNotes, Connection, KeyAccess, is_mutating};
+pub use account_settings::{ACCOUNT_SETTINGS, AccountSetting};
 pub use blobs::{BlobDownload, BlobUnlink};
 pub use budget::{
     DEFAULT_WAIT as BODY_MEMORY_WAIT, MemoryBudget, Reservation, default_budget_bytes,
