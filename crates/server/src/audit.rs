@@ -100,7 +100,8 @@ impl AuditLog {
         let mut r = json!({
             "eventVersion": "1.08",
             "userIdentity": identity,
-            "eventTime": registry_time(now),
+            // ISO 8601 UTC with seconds, as CloudTrail writes it.
+            "eventTime": registry::format_date(now),
             "eventSource": format!("{}.amazonaws.com", note.service),
             "eventName": note.event_name,
             "awsRegion": self.region,
@@ -173,28 +174,6 @@ fn rotate(path: &Path) -> std::io::Result<()> {
         }
     }
     std::fs::rename(path, numbered(1))
-}
-
-/// ISO 8601 UTC with seconds, as CloudTrail writes `eventTime`.
-fn registry_time(millis: i64) -> String {
-    let secs = millis.div_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let tod = secs.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        tod / 3600,
-        tod % 3600 / 60,
-        tod % 60
-    )
 }
 
 /// What `berth audit` selects.
