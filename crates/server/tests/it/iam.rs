@@ -222,6 +222,30 @@ async fn a_key_without_get_authorization_token_gets_no_token() {
         "{:?}",
         e.message()
     );
+    // ECR Public's token asks the same policy for `ecr-public:GetAuthorizationToken`.
+    let public = aws_sdk_ecrpublic::Client::from_conf(
+        aws_sdk_ecrpublic::Config::builder()
+            .behavior_version(aws_sdk_ecrpublic::config::BehaviorVersion::latest())
+            .region(aws_sdk_ecrpublic::config::Region::new("us-east-1"))
+            .endpoint_url(&other.endpoint)
+            .credentials_provider(aws_sdk_ecrpublic::config::Credentials::new(
+                "AKIDNOTOKEN",
+                "AKIDNOTOKEN-secret",
+                None,
+                None,
+                "test",
+            ))
+            .http_client(aws_smithy_http_client::Builder::new().build_http())
+            .build(),
+    );
+    let e = public.get_authorization_token().send().await.unwrap_err();
+    let message = aws_sdk_ecrpublic::error::ProvideErrorMetadata::message(&e).unwrap_or_default();
+    assert!(
+        message.contains(
+            "ecr-public:GetAuthorizationToken on resource: * because no identity-based policy allows"
+        ),
+        "{message}"
+    );
     // The harness's own key has no policy: full access in its account.
     token(&other.ecr()).await;
 }
