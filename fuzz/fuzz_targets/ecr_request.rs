@@ -1,6 +1,6 @@
 //! The awsJson request decoding of every ECR and ECR Public operation: `<X-Amz-Target>\n<body>`
 //! goes through `ecr_api::decode_request`, the step the server takes once a request is
-//! authenticated (for ECR Public, the generated model checks too).
+//! authenticated (with the generated model checks, where an operation has them).
 #![no_main]
 
 use axum::response::IntoResponse;
@@ -39,9 +39,13 @@ fuzz_target!(|data: &[u8]| {
                     // Every member is optional: no body is `{}`, which every shape accepts.
                     assert!(!no_body, "a known operation refused an empty body");
                 }
-                // ECR Public's requests are checked against the model as they are decoded.
+                // ECR Public's requests, and ECR's on generated shapes (TagResource, ...),
+                // are checked against the model as they are decoded.
                 ApiError::InvalidParameter(m) | ApiError::InvalidTagParameter(m) => {
-                    assert!(target.starts_with(PUBLIC_PREFIX), "{target:?}: {m}");
+                    assert!(
+                        target.starts_with(PUBLIC_PREFIX) || target.starts_with(PREFIX),
+                        "{target:?}: {m}"
+                    );
                     assert!(
                         m.starts_with("Invalid parameter at '") && m.ends_with('\''),
                         "{m}"
