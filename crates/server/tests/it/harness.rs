@@ -605,3 +605,34 @@ pub fn metadata_for(data_dir: &Path) -> Option<String> {
     .expect("create the test database");
     Some(url)
 }
+
+/// skopeo, bounded in time, with a private policy and temp dir; (success, stderr).
+pub fn skopeo(work: &std::path::Path, args: &[&str]) -> (bool, String) {
+    let policy = work.join("policy.json");
+    std::fs::write(
+        &policy,
+        r#"{"default":[{"type":"insecureAcceptAnything"}]}"#,
+    )
+    .unwrap();
+    let out = std::process::Command::new("timeout")
+        .arg("120")
+        .arg("skopeo")
+        .arg("--policy")
+        .arg(&policy)
+        .arg("--tmpdir")
+        .arg(work)
+        .args(args)
+        .env("REGISTRY_AUTH_FILE", work.join("auth.json"))
+        .output()
+        .expect("run skopeo");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The `AWS:<password>` pair skopeo's `--creds` takes, from a Basic header.
+pub fn creds(basic: &str) -> String {
+    let encoded = basic.strip_prefix("Basic ").unwrap();
+    String::from_utf8(base64_simd::STANDARD.decode_to_vec(encoded).unwrap()).unwrap()
+}

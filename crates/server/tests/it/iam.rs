@@ -428,37 +428,6 @@ async fn malformed_conditions_are_refused() {
     assert_eq!(code(&e), "RepositoryPolicyNotFoundException");
 }
 
-/// skopeo, bounded in time, with a private policy and temp dir; (success, stderr).
-fn skopeo(work: &Path, args: &[&str]) -> (bool, String) {
-    let policy = work.join("policy.json");
-    std::fs::write(
-        &policy,
-        r#"{"default":[{"type":"insecureAcceptAnything"}]}"#,
-    )
-    .unwrap();
-    let out = std::process::Command::new("timeout")
-        .arg("120")
-        .arg("skopeo")
-        .arg("--policy")
-        .arg(&policy)
-        .arg("--tmpdir")
-        .arg(work)
-        .args(args)
-        .env("REGISTRY_AUTH_FILE", work.join("auth.json"))
-        .output()
-        .expect("run skopeo");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-/// `AWS:<password>` for skopeo's `--creds`, from a Basic header.
-fn creds(basic: &str) -> String {
-    let encoded = basic.strip_prefix("Basic ").unwrap();
-    String::from_utf8(base64_simd::STANDARD.decode_to_vec(encoded).unwrap()).unwrap()
-}
-
 #[tokio::test]
 async fn skopeo_pushes_and_pulls_with_each_keys_token() {
     if std::process::Command::new("skopeo")
