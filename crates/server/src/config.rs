@@ -133,6 +133,33 @@ pub struct Config {
     /// Seconds added to the clock that push times and lifecycle ages are read from (tests
     /// only: images pushed under a negative offset are old). Default 0.
     pub clock_offset_secs: i64,
+
+    // Events (issue 17).
+    /// Where ECR's image events are posted (`[[webhooks]]`); none: no events are recorded.
+    pub webhooks: Vec<WebhookConfig>,
+    /// Delivery rounds an event gets before it is given up. Default 12.
+    pub webhook_max_attempts: u32,
+    /// Milliseconds before the first retry; each later one waits twice as long, up to an hour.
+    /// Default 1000.
+    pub webhook_retry_base_ms: u64,
+}
+
+/// One `[[webhooks]]` entry: where events go, which ones, and how they are signed.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct WebhookConfig {
+    /// `https://...`, or `http://` to a loopback address.
+    pub url: String,
+    /// Signs each body: `X-Berth-Signature-256: sha256=<hex HMAC-SHA256 of the body>`.
+    pub secret: Option<String>,
+    /// Only events of these `detail-type`s (e.g. "ECR Image Action"). Default: all.
+    #[serde(default)]
+    pub detail_types: Vec<String>,
+    /// Only these `action-type`s ("PUSH", "DELETE"). Default: all.
+    #[serde(default)]
+    pub actions: Vec<String>,
+    /// Only repositories whose name starts with this. Default: all.
+    pub repository_prefix: Option<String>,
 }
 
 /// How log lines look.
@@ -220,6 +247,9 @@ impl Default for Config {
 
             lifecycle_interval_secs: 3600,
             clock_offset_secs: 0,
+            webhooks: Vec::new(),
+            webhook_max_attempts: 12,
+            webhook_retry_base_ms: 1000,
         }
     }
 }
@@ -271,6 +301,10 @@ pub struct FileConfig {
     pub log_format: Option<LogFormat>,
 
     pub lifecycle_interval_secs: Option<u64>,
+
+    pub webhooks: Option<Vec<WebhookConfig>>,
+    pub webhook_max_attempts: Option<u32>,
+    pub webhook_retry_base_ms: Option<u64>,
 }
 
 /// A size in bytes: a number, or a string with a binary `K`, `M` or `G` suffix.
@@ -514,6 +548,9 @@ impl Config {
                 .or(file.lifecycle_interval_secs)
                 .unwrap_or(d.lifecycle_interval_secs),
             clock_offset_secs: o.clock_offset_secs.unwrap_or(d.clock_offset_secs),
+            webhooks: file.webhooks.unwrap_or_default(),
+            webhook_max_attempts: file.webhook_max_attempts.unwrap_or(d.webhook_max_attempts),
+            webhook_retry_base_ms: file.webhook_retry_base_ms.unwrap_or(d.webhook_retry_base_ms),
             public_registry_alias: o
                 .public_registry_alias
                 .clone()
@@ -627,6 +664,10 @@ impl Config {
     }
 
     pub fn validate(&self) -> anyhow::Result<()> {
+        for (i, w) in self.webhooks.iter().enumerate() {
+            crate::events::check_url(&w.url)
+                .map_err(|e| anyhow::anyhow!("webhooks[{i}].url: {e}"))?;
+        }
         if let Some(b) = &self.blobs {
             storage::blob::object_store::S3Location::parse(b)
                 .map_err(|e| anyhow::anyhow!("blobs: {e} (expected s3://bucket/prefix)"))?;
@@ -808,6 +849,29 @@ impl Config {
             .collect();
         if !keys.is_empty() {
             put("access-keys", Value::Array(keys));
+        }
+        put("webhook-max-attempts", int(self.webhook_max_attempts.into()));
+        put("webhook-retry-base-ms", int(self.webhook_retry_base_ms));
+        let hooks: Vec<Value> = self
+            .webhooks
+            .iter()
+            .map(|w| {
+                let mut e = toml::Table::new();
+                let list = |v: &[String]| Value::Array(v.iter().map(|x| s(x)).collect());
+                e.insert("url".into(), s(&w.url));
+                if w.secret.is_some() {
+                    e.insert("secret".into(), s(REDACTED));
+                }
+                e.insert("detail-types".into(), list(&w.detail_types));
+                e.insert("actions".into(), list(&w.actions));
+                if let Some(p) = &w.repository_prefix {
+                    e.insert("repository-prefix".into(), s(p));
+                }
+                Value::Table(e)
+            })
+            .collect();
+        if !hooks.is_empty() {
+            put("webhooks", Value::Array(hooks));
         }
         toml::to_string(&t).expect("a table of plain values serializes")
     }

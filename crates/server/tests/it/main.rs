@@ -5,6 +5,7 @@ mod authentication;
 mod crash;
 mod ecr_public;
 mod ecr_settings;
+mod events;
 mod faults;
 mod gc;
 mod harness;
