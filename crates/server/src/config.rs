@@ -550,7 +550,9 @@ impl Config {
             clock_offset_secs: o.clock_offset_secs.unwrap_or(d.clock_offset_secs),
             webhooks: file.webhooks.unwrap_or_default(),
             webhook_max_attempts: file.webhook_max_attempts.unwrap_or(d.webhook_max_attempts),
-            webhook_retry_base_ms: file.webhook_retry_base_ms.unwrap_or(d.webhook_retry_base_ms),
+            webhook_retry_base_ms: file
+                .webhook_retry_base_ms
+                .unwrap_or(d.webhook_retry_base_ms),
             public_registry_alias: o
                 .public_registry_alias
                 .clone()
@@ -850,7 +852,10 @@ impl Config {
         if !keys.is_empty() {
             put("access-keys", Value::Array(keys));
         }
-        put("webhook-max-attempts", int(self.webhook_max_attempts.into()));
+        put(
+            "webhook-max-attempts",
+            int(self.webhook_max_attempts.into()),
+        );
         put("webhook-retry-base-ms", int(self.webhook_retry_base_ms));
         let hooks: Vec<Value> = self
             .webhooks
@@ -1401,8 +1406,58 @@ mod tests {
                 "the sample does not mention {key}"
             );
         }
-        for key in ["[[access-keys]]", "secret-file =", "session-token ="] {
+        for key in [
+            "[[access-keys]]",
+            "secret-file =",
+            "session-token =",
+            "[[webhooks]]",
+            "url =",
+            "secret =",
+            "detail-types =",
+            "actions =",
+            "repository-prefix =",
+        ] {
             assert!(sample.contains(key), "the sample does not mention {key}");
         }
+    }
+
+    /// `[[webhooks]]` load from the file, print with their secret redacted, and a plain
+    /// `http://` URL is refused unless it names a loopback host.
+    #[test]
+    fn webhooks_load_print_redacted_and_refuse_plain_http_off_loopback() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("berth.toml");
+        let load = |url: &str| {
+            std::fs::write(
+                &file,
+                format!(
+                    "[[webhooks]]\nurl = \"{url}\"\nsecret = \"hook-secret-42\"\nactions = [\"PUSH\"]\n"
+                ),
+            )
+            .unwrap();
+            Config::load(&Overrides {
+                config: Some(file.clone()),
+                ..Default::default()
+            })
+            .and_then(|c| c.validate().map(|()| c))
+        };
+        let c = load("http://127.0.0.1:9000/hook").unwrap();
+        assert_eq!(c.webhooks[0].actions, ["PUSH"]);
+        let printed = c.to_toml();
+        assert!(!printed.contains("hook-secret-42"), "{printed}");
+        assert!(
+            printed.contains(&format!("secret = \"{REDACTED}\"")),
+            "{printed}"
+        );
+        assert!(
+            printed.contains("url = \"http://127.0.0.1:9000/hook\""),
+            "{printed}"
+        );
+        assert!(load("https://hooks.example.com/berth").is_ok());
+        assert!(load("http://[::1]:9000/").is_ok());
+        let err = load("http://hooks.example.com/berth")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("webhooks[0].url"), "{err}");
     }
 }

@@ -171,7 +171,8 @@ impl Delivery {
         let mut done = 0;
         let due = meta.due_events(registry::now_millis(), BATCH).await?;
         for e in due {
-            let body = serde_json::to_vec(&envelope(&e, &self.region)).expect("JSON values serialize");
+            let body =
+                serde_json::to_vec(&envelope(&e, &self.region)).expect("JSON values serialize");
             let mut delivered = e.delivered_to.clone();
             let mut failed = false;
             for hook in self.hooks.iter().filter(|h| matches(h, &e)) {

@@ -5,9 +5,9 @@ pub mod audit;
 mod classify;
 pub mod config;
 mod connection;
+pub mod events;
 mod health;
 mod idle;
-pub mod events;
 pub mod metrics;
 mod observe;
 mod zero_copy;
@@ -299,8 +299,7 @@ impl App {
         self.spawn_gc();
         self.spawn_lifecycle();
         if let Some(d) = &self.delivery {
-            d.clone()
-                .spawn(self.registry.clone(), self.metrics.clone());
+            d.clone().spawn(self.registry.clone(), self.metrics.clone());
         }
         if let Some((addr, router)) = &self.metrics_listen {
             let listener = TcpListener::bind(*addr)

@@ -83,7 +83,10 @@ async fn pushes_and_deletes_through_both_apis_reach_the_webhook_signed_across_a_
             .send()
             .await
             .unwrap_err();
-        assert_eq!(code(again.as_service_error().unwrap()), "ImageAlreadyExistsException");
+        assert_eq!(
+            code(again.as_service_error().unwrap()),
+            "ImageAlreadyExistsException"
+        );
         let missing = oci_manifest((&sha256_digest(b"nope"), 4), &[]);
         let refused = ecr
             .put_image()
@@ -93,7 +96,10 @@ async fn pushes_and_deletes_through_both_apis_reach_the_webhook_signed_across_a_
             .send()
             .await
             .unwrap_err();
-        assert_eq!(code(refused.as_service_error().unwrap()), "LayersNotFoundException");
+        assert_eq!(
+            code(refused.as_service_error().unwrap()),
+            "LayersNotFoundException"
+        );
         // A repository the webhook's prefix leaves out.
         push_small_image(&ecr, "other/app", "x", 3).await;
 
@@ -184,7 +190,10 @@ async fn pushes_and_deletes_through_both_apis_reach_the_webhook_signed_across_a_
     .iter()
     .map(|(a, t, d)| ((*a).to_owned(), (*t).to_owned(), (*d).clone()))
     .collect();
-    assert_eq!(got, want, "every change once, in order, and nothing refused");
+    assert_eq!(
+        got, want,
+        "every change once, in order, and nothing refused"
+    );
 
     // The outbox is empty and /metrics says so.
     let metrics = reqwest::get(format!("{}/metrics", server.endpoint))
@@ -194,5 +203,8 @@ async fn pushes_and_deletes_through_both_apis_reach_the_webhook_signed_across_a_
         .await
         .unwrap();
     assert!(metrics.contains("\nberth_events_pending 0\n"), "{metrics}");
-    assert!(metrics.contains("\nberth_events_delivered_total 4\n"), "{metrics}");
+    assert!(
+        metrics.contains("\nberth_events_delivered_total 4\n"),
+        "{metrics}"
+    );
 }

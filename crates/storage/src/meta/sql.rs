@@ -535,8 +535,20 @@ pub(super) type EventRow = (
 
 /// Decodes a [`DUE_EVENTS`] row.
 pub(super) fn event_record(row: EventRow) -> Result<EventRecord, StorageError> {
-    let (id, at, detail_type, action_type, key, name, digest, tag, manifest, artifact, attempts, delivered) =
-        row;
+    let (
+        id,
+        at,
+        detail_type,
+        action_type,
+        key,
+        name,
+        digest,
+        tag,
+        manifest,
+        artifact,
+        attempts,
+        delivered,
+    ) = row;
     let corrupt = |what: &str| StorageError::Other(format!("corrupt event row: {what}").into());
     let (service, account) = model::Service::from_registry_key(&key);
     Ok(EventRecord {
