@@ -14,33 +14,75 @@ const SECRET: &str = "webhook-secret";
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 
-/// What the receiver saw: (signature header, body).
-type Seen = Arc<Mutex<Vec<(Option<String>, Vec<u8>)>>>;
+/// What the receiver saw: (path, signature header, body).
+type Seen = Arc<Mutex<Vec<(String, Option<String>, Vec<u8>)>>>;
 
-/// A webhook receiver on 127.0.0.1:`port` answering 200 to every POST /hook.
-async fn receiver(port: u16, seen: Seen) -> tokio::task::JoinHandle<()> {
-    let app = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(
-            move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
-                let seen = seen.clone();
-                async move {
-                    let sig = headers
-                        .get("x-berth-signature-256")
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_owned);
-                    seen.lock().unwrap().push((sig, body.to_vec()));
-                    "ok"
+/// A webhook receiver on 127.0.0.1:`port`: records every POST, and answers 500 to the first
+/// `fail_first` posts to a path and to every post to `/broken`, 200 to the others.
+async fn receiver(port: u16, seen: Seen, fail_first: usize) -> tokio::task::JoinHandle<()> {
+    let app = axum::Router::new().fallback(
+        move |uri: axum::http::Uri, headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+            let seen = seen.clone();
+            async move {
+                let sig = headers
+                    .get("x-berth-signature-256")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                let path = uri.path().to_owned();
+                let mut seen = seen.lock().unwrap();
+                seen.push((path.clone(), sig, body.to_vec()));
+                let posts = seen.iter().filter(|s| s.0 == path).count();
+                if path == "/broken" || posts <= fail_first {
+                    axum::http::StatusCode::INTERNAL_SERVER_ERROR
+                } else {
+                    axum::http::StatusCode::OK
                 }
-            },
-        ),
+            }
+        },
     );
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
-        .expect("bind the receiver's port again");
+        .expect("bind the receiver's port");
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     })
+}
+
+/// A free loopback port.
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// Waits (at most 30 s) until `seen` holds `n` posts; answers them.
+async fn wait_for(seen: &Seen, n: usize) -> Vec<(String, Option<String>, Vec<u8>)> {
+    for _ in 0..300 {
+        if seen.lock().unwrap().len() >= n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    seen.lock().unwrap().clone()
+}
+
+async fn metrics(server: &TestServer) -> String {
+    reqwest::get(format!("{}/metrics", server.endpoint))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// (action-type, image-tag, image-digest) of an event body.
+fn action(body: &[u8]) -> (String, Option<String>, String) {
+    let e: serde_json::Value = serde_json::from_slice(body).unwrap();
+    let d = &e["detail"];
+    (
+        d["action-type"].as_str().unwrap().to_owned(),
+        d["image-tag"].as_str().map(str::to_owned),
+        d["image-digest"].as_str().unwrap().to_owned(),
+    )
 }
 
 fn hmac_hex(body: &[u8]) -> String {
@@ -52,10 +94,7 @@ fn hmac_hex(body: &[u8]) -> String {
 #[tokio::test]
 async fn pushes_and_deletes_through_both_apis_reach_the_webhook_signed_across_a_kill_9() {
     // A free port for the receiver, which stays down until berth has been killed.
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = free_port();
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("events.toml");
     std::fs::write(
@@ -140,20 +179,16 @@ async fn pushes_and_deletes_through_both_apis_reach_the_webhook_signed_across_a_
     };
 
     let seen: Seen = Arc::default();
-    let _receiver = receiver(port, seen.clone()).await;
+    let _receiver = receiver(port, seen.clone(), 0).await;
     let server = TestServer::start_in_with(dir.path(), &["--config", &config]).await;
-    for _ in 0..300 {
-        if seen.lock().unwrap().len() >= 4 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for(&seen, 4).await;
     // A moment more: anything beyond the four (a refused push's event) would show up.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let seen = seen.lock().unwrap().clone();
 
     let mut got = Vec::new();
-    for (sig, body) in &seen {
+    for (path, sig, body) in &seen {
+        assert_eq!(path, "/hook");
         assert_eq!(sig.as_deref(), Some(hmac_hex(body).as_str()), "signature");
         let e: serde_json::Value = serde_json::from_slice(body).unwrap();
         assert_eq!(e["version"], "0");
@@ -196,15 +231,141 @@ async fn pushes_and_deletes_through_both_apis_reach_the_webhook_signed_across_a_
     );
 
     // The outbox is empty and /metrics says so.
-    let metrics = reqwest::get(format!("{}/metrics", server.endpoint))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics(&server).await;
     assert!(metrics.contains("\nberth_events_pending 0\n"), "{metrics}");
     assert!(
         metrics.contains("\nberth_events_delivered_total 4\n"),
         "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn a_failing_webhook_is_retried_with_backoff_and_given_up_without_holding_the_others() {
+    let port = free_port();
+    let seen: Seen = Arc::default();
+    let _receiver = receiver(port, seen.clone(), 2).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("events.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "webhook-retry-base-ms = 200\nwebhook-max-attempts = 4\n\n[[webhooks]]\nurl = \"http://127.0.0.1:{port}/flaky\"\n\n[[webhooks]]\nurl = \"http://127.0.0.1:{port}/broken\"\n\n[[webhooks]]\nurl = \"http://127.0.0.1:{port}/pushes-only\"\nactions = [\"DELETE\"]\n"
+        ),
+    )
+    .unwrap();
+    let server =
+        TestServer::start_in_with(dir.path(), &["--config", config.to_str().unwrap()]).await;
+    let ecr = server.ecr();
+    create_repo(&ecr, "team/app").await;
+    let started = std::time::Instant::now();
+    let (_, digest, _) = push_small_image(&ecr, "team/app", "v1", 1).await;
+    // `/flaky` fails twice then takes it (3 posts); `/broken` fails every one of the 4 rounds;
+    // the DELETE-only webhook gets nothing.
+    let got = wait_for(&seen, 7).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let got_then = seen.lock().unwrap().clone();
+    assert_eq!(
+        got_then.len(),
+        got.len(),
+        "nothing after the last round: {got_then:?}"
+    );
+    let paths: Vec<&str> = got.iter().map(|s| s.0.as_str()).collect();
+    assert_eq!(
+        paths.iter().filter(|p| **p == "/flaky").count(),
+        3,
+        "{paths:?}"
+    );
+    assert_eq!(
+        paths.iter().filter(|p| **p == "/broken").count(),
+        4,
+        "{paths:?}"
+    );
+    assert_eq!(paths.len(), 7, "{paths:?}");
+    for (_, sig, body) in &got {
+        assert_eq!(sig, &None, "no secret, no signature");
+        assert_eq!(
+            action(body),
+            ("PUSH".into(), Some("v1".into()), digest.clone())
+        );
+    }
+    // The same event each time (one id), after waits of 200, 400 and 800 ms.
+    let ids: std::collections::BTreeSet<String> = got
+        .iter()
+        .map(|s| serde_json::from_slice::<serde_json::Value>(&s.2).unwrap()["id"].to_string())
+        .collect();
+    assert_eq!(ids.len(), 1);
+    assert!(
+        started.elapsed() >= Duration::from_millis(1400),
+        "backoff: {:?}",
+        started.elapsed()
+    );
+    let m = metrics(&server).await;
+    assert!(m.contains("\nberth_events_pending 0\n"), "{m}");
+    assert!(m.contains("\nberth_events_given_up 1\n"), "{m}");
+    assert!(m.contains("\nberth_events_delivered_total 1\n"), "{m}");
+    assert!(
+        m.contains("\nberth_event_delivery_failures_total 6\n"),
+        "{m}"
+    );
+}
+
+#[tokio::test]
+async fn lifecycle_expiries_are_sent_as_deletes() {
+    let port = free_port();
+    let seen: Seen = Arc::default();
+    let _receiver = receiver(port, seen.clone(), 0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("events.toml");
+    std::fs::write(
+        &config,
+        format!("[[webhooks]]\nurl = \"http://127.0.0.1:{port}/hook\"\nactions = [\"DELETE\"]\n"),
+    )
+    .unwrap();
+    let server = TestServer::start_in_with(
+        dir.path(),
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--lifecycle-interval-secs",
+            "1",
+        ],
+    )
+    .await;
+    let ecr = server.ecr();
+    create_repo(&ecr, "team/app").await;
+    let mut digests = Vec::new();
+    for seed in 0..3 {
+        let tag = format!("v{seed}");
+        digests.push(push_small_image(&ecr, "team/app", &tag, seed).await.1);
+        // Distinct push times: the newest is kept.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    ecr.put_lifecycle_policy()
+        .repository_name("team/app")
+        .lifecycle_policy_text(
+            r#"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":1},"action":{"type":"expire"}}]}"#,
+        )
+        .send()
+        .await
+        .unwrap();
+    let got = wait_for(&seen, 2).await;
+    let mut got: Vec<_> = got.iter().map(|s| action(&s.2)).collect();
+    got.sort();
+    let mut want = vec![
+        (
+            "DELETE".to_owned(),
+            Some("v0".to_owned()),
+            digests[0].clone(),
+        ),
+        (
+            "DELETE".to_owned(),
+            Some("v1".to_owned()),
+            digests[1].clone(),
+        ),
+    ];
+    want.sort();
+    assert_eq!(
+        got, want,
+        "only the filter's DELETEs, one per expired image's tag"
     );
 }
