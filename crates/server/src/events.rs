@@ -141,7 +141,13 @@ impl Delivery {
     /// Posts due events until the process ends, under the `events` lease.
     pub fn spawn(self, registry: Arc<registry::Registry>, metrics: Arc<Metrics>) {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = match reqwest13::Client::builder().timeout(POST_TIMEOUT).build() {
+        // No redirects: a webhook answers 2xx itself, and a redirect could lead a signed body
+        // to a plain-http host the URL check would have refused.
+        let client = match reqwest13::Client::builder()
+            .timeout(POST_TIMEOUT)
+            .redirect(reqwest13::redirect::Policy::none())
+            .build()
+        {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(error = %e, "cannot build the webhook client: no events are delivered");
@@ -153,6 +159,8 @@ impl Delivery {
             loop {
                 let job = self.round(&client, registry.meta().clone(), &metrics);
                 match registry.run_leased("events", &holder, job).await {
+                    // A full batch: more are probably due, so no pause.
+                    Ok(Some(n)) if n == u64::from(BATCH) => continue,
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "event delivery round failed"),
                 }
@@ -161,15 +169,15 @@ impl Delivery {
         });
     }
 
-    /// Posts every due row once; answers how many were taken.
+    /// Posts every due row once; answers how many rows it handled.
     async fn round(
         &self,
         client: &reqwest13::Client,
         meta: Arc<dyn MetaStore>,
         metrics: &Metrics,
     ) -> Result<u64, registry::RegistryError> {
-        let mut done = 0;
         let due = meta.due_events(registry::now_millis(), BATCH).await?;
+        let done = due.len() as u64;
         for e in due {
             let body =
                 serde_json::to_vec(&envelope(&e, &self.region)).expect("JSON values serialize");
@@ -218,7 +226,6 @@ impl Delivery {
                 meta.retry_event(e.id, &delivered, next, give_up).await?;
             } else {
                 meta.delete_event(e.id).await?;
-                done += 1;
             }
         }
         let backlog = meta.event_backlog().await?;
