@@ -230,7 +230,7 @@ pub(super) async fn image(
     let _ = write!(
         body,
         r#"<h2>Referrers</h2><div class="panel">{referrers}</div>
-<h2>Manifest</h2><details open><summary>{mt}</summary>{json}</details>"#,
+<h2>Manifest</h2><details open><summary>{mt}</summary><p class="muted">Formatted for reading; the digest is over the bytes as pushed.</p>{json}</details>"#,
         mt = esc(&rec.media_type),
         json = html::json_block(&manifest_text),
     );
