@@ -412,6 +412,19 @@ async fn an_image_page_lists_the_pushed_layers_platforms_and_referrers() {
 
     let mut b = Browser::new(&s);
     b.sign_in_key("AKIDADMIN").await;
+    // The list counts the four images and the bytes of the distinct blobs they reference.
+    let blobs = AMD64_CONFIG.len() + arm.len() + 2 + 5000 + 7000 + 1234 + 900;
+    let p = b.get("/ui/").await;
+    let row = p
+        .body
+        .split("<tr>")
+        .find(|r| r.contains("team-a/app"))
+        .unwrap();
+    assert!(row.contains(r#"<td class="num">4</td>"#), "{row}");
+    assert!(
+        row.contains(&format!(">{:.1} KiB<", blobs as f64 / 1024.0)),
+        "{row} {blobs}"
+    );
     let p = b.get("/ui/r/team-a/app/-/image/v1").await;
     assert_eq!(p.status, StatusCode::OK, "{}", p.body);
     // One row per pushed layer, in order, with its digest and exact size.
