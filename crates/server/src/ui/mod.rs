@@ -64,10 +64,9 @@ pub fn router(registry: Arc<Registry>, config: UiConfig) -> Router {
 }
 
 impl Ui {
-    /// The signed-in session, or the redirect to the sign-in page (back to `here` after).
-    fn session(&self, headers: &HeaderMap, here: &str) -> Result<Session, Response> {
+    /// The signed-in session, if the request carries a valid one.
+    fn session(&self, headers: &HeaderMap) -> Option<Session> {
         Session::from_headers(&self.config.signing_key, headers)
-            .ok_or_else(|| redirect(&format!("/ui/login?next={}", html::url(here))))
     }
 
     /// `host[:port]` as clients name this registry in image references.
@@ -113,6 +112,11 @@ fn html_response(status: StatusCode, body: String) -> Response {
         HeaderValue::from_static("same-origin"),
     );
     resp
+}
+
+/// To the sign-in page, and back to `here` after.
+fn sign_in_first(here: &str) -> Response {
+    redirect(&format!("/ui/login?next={}", html::url(here)))
 }
 
 fn redirect(to: &str) -> Response {

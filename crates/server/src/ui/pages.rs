@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use super::html::{self, Crumb, esc, url};
 use super::session::Session;
-use super::{Ui, error_page, html_response, image, redirect};
+use super::{Ui, error_page, html_response, image, redirect, sign_in_first};
 
 /// Rows per page.
 const REPOSITORIES_PER_PAGE: u32 = 50;
@@ -35,9 +35,8 @@ pub(super) async fn repositories(
     Query(q): Query<ListQuery>,
 ) -> Response {
     let here = "/ui/";
-    let s = match ui.session(&headers, here) {
-        Ok(s) => s,
-        Err(r) => return r,
+    let Some(s) = ui.session(&headers) else {
+        return sign_in_first(here);
     };
     let who = &s.principal;
     let prefix = q.q.as_deref().unwrap_or("").trim().to_owned();
@@ -157,9 +156,8 @@ pub(super) async fn repository_route(
     Query(q): Query<ListQuery>,
 ) -> Response {
     let here = format!("/ui/r/{path}");
-    let s = match ui.session(&headers, &here) {
-        Ok(s) => s,
-        Err(r) => return r,
+    let Some(s) = ui.session(&headers) else {
+        return sign_in_first(&here);
     };
     let (name, rest) = match path.split_once("/-/") {
         Some((n, rest)) => (n, Some(rest)),

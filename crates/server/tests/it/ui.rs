@@ -281,7 +281,7 @@ async fn a_registry_token_signs_in_as_its_principal_and_sees_only_what_it_may() 
         "team-a/app",
         "v1",
         AMD64_CONFIG,
-        &[layer.clone()],
+        std::slice::from_ref(&layer),
         None,
     )
     .await;
