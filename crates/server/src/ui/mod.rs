@@ -135,7 +135,7 @@ fn error_page(session: Option<&Session>, err: &RegistryError) -> Response {
         RegistryError::AccessDenied { .. } => (
             StatusCode::FORBIDDEN,
             "Access denied",
-            format!("{err} The policies in force do not let you read this."),
+            err.to_string(),
         ),
         RegistryError::RepositoryNotFound { .. }
         | RegistryError::ImageNotFound { .. }
@@ -157,9 +157,14 @@ fn error_page(session: Option<&Session>, err: &RegistryError) -> Response {
             )
         }
     };
+    let hint = if status == StatusCode::FORBIDDEN {
+        r#"<p class="muted">The policies in force do not let you read this. An administrator can grant it in your key's identity policy or the repository's policy.</p>"#
+    } else {
+        ""
+    };
     let body = format!(
         r#"<div class="notice" role="alert"><h1>{}</h1><p>{}</p></div>
-<p><a href="/ui/">Back to repositories</a></p>"#,
+{hint}<p><a href="/ui/">Back to repositories</a></p>"#,
         esc(title),
         esc(&detail)
     );
