@@ -173,7 +173,7 @@ impl App {
         // The connection facts (source address, TLS, audit) wrap the API routes only.
         let mut router = ecr
             .merge(oci)
-            .merge(ui)
+            .merge(if cfg.ui { ui } else { Router::new() })
             .layer(axum::middleware::from_fn_with_state(
                 connection::Facts::new(
                     cfg.trusted_proxy_header.as_deref(),

@@ -132,11 +132,9 @@ fn redirect(to: &str) -> Response {
 /// repository or image says so; anything else is logged and shown without detail.
 fn error_page(session: Option<&Session>, err: &RegistryError) -> Response {
     let (status, title, detail) = match err {
-        RegistryError::AccessDenied { .. } => (
-            StatusCode::FORBIDDEN,
-            "Access denied",
-            err.to_string(),
-        ),
+        RegistryError::AccessDenied { .. } => {
+            (StatusCode::FORBIDDEN, "Access denied", err.to_string())
+        }
         RegistryError::RepositoryNotFound { .. }
         | RegistryError::ImageNotFound { .. }
         | RegistryError::LayersNotFound { .. } => {

@@ -678,3 +678,15 @@ async fn hostile_text_in_manifests_configs_policies_and_queries_is_escaped() {
     let p = b.get("/ui/r/%3Cscript%3Ealert(7)%3C%2Fscript%3E").await;
     assert_eq!(p.status, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn the_ui_can_be_turned_off() {
+    let s = TestServer::start_with(&["--ui", "false"]).await;
+    let b = Browser::new(&s);
+    for path in ["/ui/", "/ui/login", "/ui/static/style.css"] {
+        assert_eq!(b.get(path).await.status, StatusCode::NOT_FOUND, "{path}");
+    }
+    let on = TestServer::start().await;
+    let b = Browser::new(&on);
+    assert_eq!(b.get("/ui/static/style.css").await.status, StatusCode::OK);
+}
