@@ -212,6 +212,14 @@ async fn signing_in_sets_a_strict_httponly_session_and_signing_out_ends_it() {
     assert_eq!(p.status, StatusCode::OK);
     assert!(p.body.contains("team-a/app"), "{}", p.body);
     assert!(p.body.contains("arn:aws:iam::000000000000:user/admin"));
+    // Counted in /metrics as the UI's own API, by page kind.
+    let m = b.get("/metrics").await.body;
+    assert!(
+        m.contains(
+            r#"berth_http_requests_total{api="ui",operation="repositories",status_class="2xx"} 1"#
+        ),
+        "{m}"
+    );
     assert!(
         p.headers["content-security-policy"]
             .to_str()
