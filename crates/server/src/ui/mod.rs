@@ -195,7 +195,13 @@ struct NextQuery {
 /// Where to go after sign-in: a UI page only (never another site: `//host` or a scheme).
 fn safe_next(next: Option<&str>) -> &str {
     match next {
-        Some(n) if n.starts_with("/ui/") && !n.contains("//") && !n.contains('\\') => n,
+        Some(n)
+            if n.starts_with("/ui/")
+                && !n.contains("//")
+                && n.bytes().all(|b| b.is_ascii_graphic() && b != b'\\') =>
+        {
+            n
+        }
         _ => "/ui/",
     }
 }
@@ -265,20 +271,25 @@ fn cross_site(ui: &Ui, headers: &HeaderMap) -> bool {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return false;
     };
+    // The host the page came from must be the host the request went to. Schemes are not
+    // compared: behind a proxy that ends TLS, the page is https and berth sees http.
+    let origin_host = origin.split_once("://").map_or("", |(_, h)| h);
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or_default();
-    let ours = [
-        format!("{}://{host}", ui.config.scheme),
-        ui.config
+    origin_host.is_empty() || (origin_host != host && origin_host != ui.registry_host(headers))
+}
+
+/// Whether browsers reach the UI over TLS (berth's own, or a proxy's that `public-url` names):
+/// the session cookie is then `Secure`.
+fn secure_cookies(ui: &Ui) -> bool {
+    ui.config.scheme == "https"
+        || ui
+            .config
             .public_url
             .as_deref()
-            .unwrap_or_default()
-            .trim_end_matches('/')
-            .to_owned(),
-    ];
-    !ours.iter().any(|o| !o.is_empty() && o == origin)
+            .is_some_and(|u| u.starts_with("https://"))
 }
 
 async fn login(State(ui): State<Ui>, headers: HeaderMap, body: Bytes) -> Response {
@@ -324,7 +335,7 @@ async fn login(State(ui): State<Ui>, headers: HeaderMap, body: Bytes) -> Respons
     };
     match signed_in {
         Ok(s) => {
-            let secure = ui.config.scheme == "https";
+            let secure = secure_cookies(&ui);
             let mut resp = redirect(&next);
             let cookie = session::set_cookie(
                 &s.seal(&ui.config.signing_key),
@@ -377,7 +388,7 @@ async fn logout(State(ui): State<Ui>, headers: HeaderMap) -> Response {
         return (StatusCode::FORBIDDEN, "cross-site request refused").into_response();
     }
     let mut resp = redirect("/ui/login");
-    let cookie = session::set_cookie("", 0, ui.config.scheme == "https");
+    let cookie = session::set_cookie("", 0, secure_cookies(&ui));
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         resp.headers_mut().insert(header::SET_COOKIE, v);
     }

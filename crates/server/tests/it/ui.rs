@@ -243,6 +243,28 @@ async fn signing_in_sets_a_strict_httponly_session_and_signing_out_ends_it() {
         )
         .await;
     assert_eq!(p.status, StatusCode::FORBIDDEN);
+    for origin in ["null", "http://127.0.0.1.evil.example"] {
+        let p = b
+            .send(
+                b.http
+                    .post(format!("{}/ui/logout", b.base))
+                    .header("origin", origin),
+            )
+            .await;
+        assert_eq!(p.status, StatusCode::FORBIDDEN, "{origin}");
+    }
+    // The page's own host is fine, also as https (a proxy that ends TLS in front of berth).
+    let host = b.base.trim_start_matches("http://").to_owned();
+    let p = b
+        .send(
+            b.http
+                .post(format!("{}/ui/login", b.base))
+                .header("origin", format!("https://{host}"))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body("access_key_id=AKIDADMIN&secret_access_key=AKIDADMIN-secret"),
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER);
     // Sign-out is a POST only; it clears the cookie.
     assert_eq!(
         b.get("/ui/logout").await.status,
