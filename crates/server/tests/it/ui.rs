@@ -371,6 +371,10 @@ async fn a_registry_token_signs_in_as_its_principal_and_sees_only_what_it_may() 
         );
     }
 
+    // A repository that does not exist is refused alike: no probing for names.
+    let p = b.get("/ui/r/team-b/nothing").await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN);
+
     // The same key through the key form reaches the same pages; the admin sees team-b.
     let mut b = Browser::new(&s);
     b.sign_in_key("AKIDREADER").await;
@@ -689,6 +693,9 @@ async fn hostile_text_in_manifests_configs_policies_and_queries_is_escaped() {
         "/ui/r/%3Cscript%3Ealert(7)%3C%2Fscript%3E".to_owned(),
         "/ui/r/team-a/app/-/image/%3Cscript%3E".to_owned(),
         "/ui/r/team-a/app?tab=images&token=%3Cscript%3E".to_owned(),
+        "/ui/r/team-a/app?tab=tags&after=%3Cscript%3E".to_owned(),
+        "/ui/?q=x&after=%3Cscript%3E".to_owned(),
+        "/ui/login?next=%2Fui%2F%22%3E%3Cscript%3Ealert(8)%3C%2Fscript%3E".to_owned(),
     ] {
         let p = b.get(&path).await;
         assert!(p.status != StatusCode::INTERNAL_SERVER_ERROR, "{path}");
@@ -696,6 +703,18 @@ async fn hostile_text_in_manifests_configs_policies_and_queries_is_escaped() {
             assert!(!p.body.contains(bad), "{path} carries {bad}: {}", p.body);
         }
     }
+    // Signed out, the sign-in form carries `next` escaped.
+    let p = Browser::new(&s)
+        .get("/ui/login?next=%2Fui%2F%22%3E%3Cscript%3Ealert(8)%3C%2Fscript%3E")
+        .await;
+    assert_eq!(p.status, StatusCode::OK);
+    assert!(!p.body.contains("<script>alert"), "{}", p.body);
+    assert!(
+        p.body
+            .contains("value=\"/ui/&quot;&gt;&lt;script&gt;alert(8)"),
+        "{}",
+        p.body
+    );
     let p = b.get("/ui/r/team-a/app/-/image/v1").await;
     assert!(
         p.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
