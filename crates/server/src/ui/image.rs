@@ -121,9 +121,7 @@ pub(super) async fn image(
         )
         .await
         .ok()
-        .and_then(|(v, _)| v.into_iter().next())
-        .map(|i| i.tags)
-        .unwrap_or_default();
+        .map(|(v, _)| v.into_iter().next().map(|i| i.tags).unwrap_or_default());
     let manifest_text = String::from_utf8_lossy(&rec.manifest).into_owned();
     let v: Value = serde_json::from_slice(&rec.manifest).unwrap_or(Value::Null);
     let name = r.name.as_str();
@@ -134,13 +132,16 @@ pub(super) async fn image(
         Reference::Tag(t) => format!("{name}:{t}"),
         Reference::Digest(_) => format!("{name}@{}", html::short_text(digest.as_str())),
     };
-    let tag_pills: String = if tags.is_empty() {
-        r#"<span class="muted">untagged</span>"#.to_owned()
-    } else {
-        tags.iter()
+    let tag_pills: String = match &tags {
+        None => r#"<span class="muted" title="DescribeImages is not allowed">not shown</span>"#
+            .to_owned(),
+        Some(t) if t.is_empty() => r#"<span class="muted">untagged</span>"#.to_owned(),
+        Some(t) => t
+            .iter()
             .map(|t| format!(r#"<span class="tag">{}</span>"#, esc(t.as_str())))
-            .collect()
+            .collect(),
     };
+    let tags = tags.unwrap_or_default();
     let _ = write!(
         body,
         r#"<h1>{title}</h1><p class="sub"><code>{digest}</code></p>
