@@ -739,3 +739,16 @@ async fn the_ui_can_be_turned_off() {
     let b = Browser::new(&on);
     assert_eq!(b.get("/ui/static/style.css").await.status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn without_configured_keys_any_key_id_signs_in_as_the_account_root() {
+    let s = TestServer::start_without_keys().await;
+    let mut b = Browser::new(&s);
+    let p = b
+        .sign_in(&[("access_key_id", "ANYKEY"), ("secret_access_key", "")])
+        .await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER);
+    let p = b.get("/ui/").await;
+    assert_eq!(p.status, StatusCode::OK);
+    assert!(p.body.contains(":root"), "{}", p.body);
+}
