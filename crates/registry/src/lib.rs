@@ -5,6 +5,7 @@
 mod access;
 mod account_settings;
 mod blobs;
+mod browse;
 mod budget;
 mod cache;
 mod condition;
@@ -61,7 +62,7 @@ pub use referrers::Referrer;
 pub use repositories::{CreateRepository, EncryptionConfiguration};
 pub use storage::{
     BlobRange, BlobReader, ByteStream, ImageRecord, ImageSummary, MutabilityExclusion,
-    RepositoryBlob, RepositoryRecord, ResourceTag, TagStatus,
+    RepositoryBlob, RepositoryRecord, RepositoryUsage, ResourceTag, TagStatus,
 };
 pub use uploads::{CompletionRules, PartData, UploadProgress};
 

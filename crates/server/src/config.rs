@@ -133,6 +133,11 @@ pub struct Config {
     /// Seconds added to the clock that push times and lifecycle ages are read from (tests
     /// only: images pushed under a negative offset are old). Default 0.
     pub clock_offset_secs: i64,
+
+    // Web UI.
+    /// Serve the web UI at `/ui/` (sign-in with an access key or a registry token). Default
+    /// true.
+    pub ui: bool,
 }
 
 /// How log lines look.
@@ -220,6 +225,8 @@ impl Default for Config {
 
             lifecycle_interval_secs: 3600,
             clock_offset_secs: 0,
+
+            ui: true,
         }
     }
 }
@@ -271,6 +278,8 @@ pub struct FileConfig {
     pub log_format: Option<LogFormat>,
 
     pub lifecycle_interval_secs: Option<u64>,
+
+    pub ui: Option<bool>,
 }
 
 /// A size in bytes: a number, or a string with a binary `K`, `M` or `G` suffix.
@@ -453,6 +462,10 @@ pub struct Overrides {
     /// Seconds added to the registry's clock, for tests only (ages images without sleeping).
     #[arg(long, hide = true, allow_hyphen_values = true)]
     pub clock_offset_secs: Option<i64>,
+
+    /// Serve the web UI at /ui/ [default: true].
+    #[arg(long, env = "BERTH_UI", num_args = 0..=1, default_missing_value = "true")]
+    pub ui: Option<bool>,
 }
 
 impl Config {
@@ -514,6 +527,7 @@ impl Config {
                 .or(file.lifecycle_interval_secs)
                 .unwrap_or(d.lifecycle_interval_secs),
             clock_offset_secs: o.clock_offset_secs.unwrap_or(d.clock_offset_secs),
+            ui: o.ui.or(file.ui).unwrap_or(d.ui),
             public_registry_alias: o
                 .public_registry_alias
                 .clone()
@@ -768,6 +782,7 @@ impl Config {
         }
         put("max-inflight-part-bytes", int(self.max_inflight_part_bytes));
         put("lifecycle-interval-secs", int(self.lifecycle_interval_secs));
+        put("ui", Value::Boolean(self.ui));
         put("metadata-pool-size", int(self.metadata_pool_size.into()));
         put("fence-pool-size", int(self.fence_pool_size.into()));
         if let Some(a) = self.metrics_listen {

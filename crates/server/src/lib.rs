@@ -9,6 +9,7 @@ mod health;
 mod idle;
 pub mod metrics;
 mod observe;
+mod ui;
 mod zero_copy;
 
 use std::future::Future;
@@ -121,14 +122,26 @@ impl App {
                 scheme,
             },
         );
+        let credentials = (!cfg.access_keys.is_empty()).then(|| {
+            Arc::new(auth::StaticCredentials::new(cfg.access_keys.clone()))
+                as Arc<dyn auth::CredentialStore>
+        });
+        // The web UI signs in with the same keys and reads through the same registry calls.
+        let ui = ui::router(
+            registry.clone(),
+            ui::UiConfig {
+                signing_key: signing_key.clone(),
+                credentials: credentials.clone(),
+                account_id: cfg.account_id.clone(),
+                public_url: cfg.public_url.clone(),
+                scheme,
+            },
+        );
         let ecr = ecr_api::router(
             registry.clone(),
             ecr_api::EcrApiConfig {
                 account_id: cfg.account_id.clone(),
-                credentials: (!cfg.access_keys.is_empty()).then(|| {
-                    Arc::new(auth::StaticCredentials::new(cfg.access_keys.clone()))
-                        as Arc<dyn auth::CredentialStore>
-                }),
+                credentials,
                 public_url: cfg.public_url.clone(),
                 scheme,
                 signing_key,
@@ -160,6 +173,7 @@ impl App {
         // The connection facts (source address, TLS, audit) wrap the API routes only.
         let mut router = ecr
             .merge(oci)
+            .merge(if cfg.ui { ui } else { Router::new() })
             .layer(axum::middleware::from_fn_with_state(
                 connection::Facts::new(
                     cfg.trusted_proxy_header.as_deref(),

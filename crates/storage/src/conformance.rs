@@ -376,6 +376,12 @@ pub async fn meta_store(meta: &dyn MetaStore) {
         .unwrap();
     assert_eq!((blob.size, blob.referenced), (5, false));
 
+    // An uploaded blob no image references is not in the repository's usage.
+    assert_eq!(
+        meta.repository_usage(repo.id).await.unwrap(),
+        RepositoryUsage::default()
+    );
+
     // Images and tags.
     let manifest = br#"{"schemaVersion":2}"#.to_vec();
     let image = ImageRecord {
@@ -409,6 +415,13 @@ pub async fn meta_store(meta: &dyn MetaStore) {
         PutImageOutcome {
             image_created: true,
             tag_changed: true
+        }
+    );
+    assert_eq!(
+        meta.repository_usage(repo.id).await.unwrap(),
+        RepositoryUsage {
+            images: 1,
+            bytes: 5
         }
     );
     assert!(matches!(
@@ -530,6 +543,10 @@ pub async fn meta_store(meta: &dyn MetaStore) {
         Err(StorageError::Conflict(_))
     ));
     assert!(meta.delete_image(repo.id, &image.digest).await.unwrap());
+    assert_eq!(
+        meta.repository_usage(repo.id).await.unwrap(),
+        RepositoryUsage::default()
+    );
     assert!(
         !meta
             .repository_blob(repo.id, &layer)

@@ -28,3 +28,4 @@ mod repositories;
 mod restart;
 mod s3;
 mod soak;
+mod ui;

@@ -99,6 +99,13 @@ pub struct ImageRecord {
     pub pushed_at: Millis,
 }
 
+/// How much a repository holds (see [`MetaStore::repository_usage`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RepositoryUsage {
+    pub images: u64,
+    pub bytes: u64,
+}
+
 /// What an image points at, recorded with it so deletes and GC know what is in use.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ImageReferences {
@@ -340,6 +347,9 @@ pub trait MetaStore: Send + Sync {
     async fn delete_upload(&self, id: UploadId) -> Result<(), StorageError>;
     /// Open uploads of a repository.
     async fn count_uploads(&self, repo: RepositoryId) -> Result<u64, StorageError>;
+    /// A repository's images, and the bytes of the distinct blobs they reference (a layer
+    /// shared by two images counts once): what the web UI lists beside each repository.
+    async fn repository_usage(&self, repo: RepositoryId) -> Result<RepositoryUsage, StorageError>;
     /// Claims an upload for writing a part until `until`, or renews the claim `token` holds;
     /// `Conflict` while another token's claim lasts, `NotFound` if there is no such upload.
     /// Nodes sharing the database thus write one part of an upload at a time.

@@ -129,6 +129,12 @@ pub(super) const RECORD_PART_RELEASING: &str = "UPDATE uploads SET updated_at = 
      WHERE id = $8 AND received = $9";
 pub(super) const DELETE_UPLOAD: &str = "DELETE FROM uploads WHERE id = $1";
 pub(super) const COUNT_UPLOADS: &str = "SELECT COUNT(*) FROM uploads WHERE repository_id = $1";
+/// Images, and bytes of the distinct blobs they reference; both through the repository's
+/// indexes (`images` by key, `image_blobs_by_blob`), never a scan of another repository.
+pub(super) const REPOSITORY_USAGE: &str = "SELECT
+     (SELECT COUNT(*) FROM images WHERE repository_id = $1),
+     CAST((SELECT COALESCE(SUM(b.size), 0) FROM blobs b
+            WHERE b.digest IN (SELECT blob_digest FROM image_blobs WHERE repository_id = $1)) AS BIGINT)";
 pub(super) const IDLE_UPLOADS: &str = "SELECT id FROM uploads WHERE updated_at < $1 ORDER BY id";
 /// Takes (or renews, with the same token) the claim of an upload: `$1` id, `$2` token, `$3`
 /// now, `$4` until. One conditional UPDATE, so of two nodes only one sees its row change.

@@ -855,6 +855,18 @@ impl MetaStore for SqliteMetaStore {
         Ok(n as u64)
     }
 
+    async fn repository_usage(&self, repo: RepositoryId) -> Result<RepositoryUsage, StorageError> {
+        let (images, bytes): (i64, i64) = sqlx::query_as(sql::REPOSITORY_USAGE)
+            .bind(repo.0)
+            .fetch_one(&mut *self.readers.lend().await?)
+            .await
+            .map_err(db_err)?;
+        Ok(RepositoryUsage {
+            images: images as u64,
+            bytes: bytes as u64,
+        })
+    }
+
     async fn claim_upload(
         &self,
         id: UploadId,
