@@ -133,6 +133,16 @@ pub struct Config {
     /// Seconds added to the clock that push times and lifecycle ages are read from (tests
     /// only: images pushed under a negative offset are old). Default 0.
     pub clock_offset_secs: i64,
+
+    // Pull-through cache (issue 16).
+    /// Seconds between checks of a cached tag against its upstream registry. Default 86400:
+    /// ECR checks at most once every 24 hours.
+    pub pull_through_refresh_secs: u64,
+    /// Allow pull-through cache upstreams at `http://` on hosts that are not loopback.
+    /// Default false (loopback may always be `http://`).
+    pub allow_http_upstreams: bool,
+    /// The secrets `credentialArn`s name (`[[upstream-credentials]]`), by ARN.
+    pub upstream_credentials: Vec<(String, crate::upstream::UpstreamSecret)>,
 }
 
 /// How log lines look.
@@ -174,6 +184,21 @@ pub struct AccessKeyConfig {
     pub policy_file: Option<PathBuf>,
     /// The key's tags, read by `aws:PrincipalTag/<key>` conditions.
     pub tags: Option<std::collections::BTreeMap<String, String>>,
+}
+
+/// One `[[upstream-credentials]]` entry: the secret a pull-through cache rule's
+/// `credentialArn` names, given as `username` and `password`, as a bearer `token`, or as a
+/// `file` holding ECR's secret JSON (`{"username": ..., "accessToken": ...}`, read at each
+/// use).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct UpstreamCredentialConfig {
+    /// `arn:aws:secretsmanager:<region>:<account>:secret:ecr-pullthroughcache/<name>`.
+    pub arn: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub token: Option<String>,
+    pub file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -220,6 +245,10 @@ impl Default for Config {
 
             lifecycle_interval_secs: 3600,
             clock_offset_secs: 0,
+
+            pull_through_refresh_secs: 86_400,
+            allow_http_upstreams: false,
+            upstream_credentials: vec![],
         }
     }
 }
@@ -271,6 +300,10 @@ pub struct FileConfig {
     pub log_format: Option<LogFormat>,
 
     pub lifecycle_interval_secs: Option<u64>,
+
+    pub pull_through_refresh_secs: Option<u64>,
+    pub allow_http_upstreams: Option<bool>,
+    pub upstream_credentials: Option<Vec<UpstreamCredentialConfig>>,
 }
 
 /// A size in bytes: a number, or a string with a binary `K`, `M` or `G` suffix.
@@ -453,6 +486,13 @@ pub struct Overrides {
     /// Seconds added to the registry's clock, for tests only (ages images without sleeping).
     #[arg(long, hide = true, allow_hyphen_values = true)]
     pub clock_offset_secs: Option<i64>,
+
+    /// Seconds between checks of a cached tag against its upstream registry [default: 86400].
+    #[arg(long, env = "BERTH_PULL_THROUGH_REFRESH_SECS")]
+    pub pull_through_refresh_secs: Option<u64>,
+    /// Allow pull-through cache upstreams at http:// on hosts that are not loopback [default: false].
+    #[arg(long, env = "BERTH_ALLOW_HTTP_UPSTREAMS", num_args = 0..=1, default_missing_value = "true")]
+    pub allow_http_upstreams: Option<bool>,
 }
 
 impl Config {
@@ -602,6 +642,16 @@ impl Config {
                 None => None,
             },
             log_format: o.log_format.or(file.log_format).unwrap_or(d.log_format),
+
+            pull_through_refresh_secs: o
+                .pull_through_refresh_secs
+                .or(file.pull_through_refresh_secs)
+                .unwrap_or(d.pull_through_refresh_secs),
+            allow_http_upstreams: o
+                .allow_http_upstreams
+                .or(file.allow_http_upstreams)
+                .unwrap_or(d.allow_http_upstreams),
+            upstream_credentials: upstream_credentials(file.upstream_credentials)?,
         };
         let default_account = cfg.account_id.clone();
         let mut keys: Vec<AccessKeyConfig> = file.access_keys.unwrap_or_default();
@@ -768,6 +818,14 @@ impl Config {
         }
         put("max-inflight-part-bytes", int(self.max_inflight_part_bytes));
         put("lifecycle-interval-secs", int(self.lifecycle_interval_secs));
+        put(
+            "pull-through-refresh-secs",
+            int(self.pull_through_refresh_secs),
+        );
+        put(
+            "allow-http-upstreams",
+            Value::Boolean(self.allow_http_upstreams),
+        );
         put("metadata-pool-size", int(self.metadata_pool_size.into()));
         put("fence-pool-size", int(self.fence_pool_size.into()));
         if let Some(a) = self.metrics_listen {
@@ -841,6 +899,38 @@ fn redact_url(url: &str) -> String {
         out = format!("{}?{}", &out[..q], query.join("&"));
     }
     out
+}
+
+/// The `[[upstream-credentials]]` entries, each with exactly one kind of secret.
+fn upstream_credentials(
+    entries: Option<Vec<UpstreamCredentialConfig>>,
+) -> anyhow::Result<Vec<(String, crate::upstream::UpstreamSecret)>> {
+    use crate::upstream::UpstreamSecret;
+    let mut out: Vec<(String, UpstreamSecret)> = Vec::new();
+    for (i, e) in entries.unwrap_or_default().into_iter().enumerate() {
+        let key = format!("upstream-credentials[{i}]");
+        anyhow::ensure!(
+            e.arn.starts_with("arn:") && e.arn.contains(":secret:"),
+            "{key}.arn: '{}' is not a Secrets Manager secret ARN",
+            e.arn
+        );
+        anyhow::ensure!(
+            !out.iter().any(|(a, _)| *a == e.arn),
+            "{key}.arn: '{}' is given twice",
+            e.arn
+        );
+        let secret = match (e.username, e.password, e.token, e.file) {
+            (Some(username), Some(password), None, None) => UpstreamSecret::Basic {
+                username,
+                password: auth::Secret::new(password),
+            },
+            (None, None, Some(token), None) => UpstreamSecret::Token(auth::Secret::new(token)),
+            (None, None, None, Some(file)) => UpstreamSecret::File(file),
+            _ => anyhow::bail!("{key}: give username and password, or token, or file"),
+        };
+        out.push((e.arn, secret));
+    }
+    Ok(out)
 }
 
 fn identity(i: usize, k: AccessKeyConfig, default_account: &str) -> anyhow::Result<auth::Identity> {

@@ -393,6 +393,7 @@ pub async fn meta_store(meta: &dyn MetaStore) {
             "application/vnd.oci.image.layer.v1.tar".into(),
         )],
         children: vec![],
+        blobs_may_follow: false,
     };
     let v1 = ImageTag::parse("v1").unwrap();
     let out = meta
