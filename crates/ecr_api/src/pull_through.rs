@@ -65,7 +65,11 @@ pub(crate) async fn describe_pull_through_cache_rules(
     req: ecr::DescribePullThroughCacheRulesRequest,
 ) -> Result<ecr::DescribePullThroughCacheRulesResponse, ApiError> {
     let page = Page {
-        after: req.next_token.as_deref().map(PageToken::decode).transpose()?,
+        after: req
+            .next_token
+            .as_deref()
+            .map(PageToken::decode)
+            .transpose()?,
         limit: req
             .max_results
             .map_or(DEFAULT_PAGE, |n| u32::try_from(n).unwrap_or(DEFAULT_PAGE)),

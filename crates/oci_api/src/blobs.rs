@@ -1,9 +1,9 @@
 //! Blob GET, HEAD and DELETE.
 
+use axum::body::Body;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use model::{Digest, RepositoryName};
-use axum::body::Body;
 use registry::{BlobUnlink, PullThroughBlob, UpstreamBlob};
 
 use crate::{Ctx, OciError};

@@ -15,12 +15,12 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use auth::Secret as SecretString;
 use futures_util::StreamExt;
 use model::{Digest, MediaType};
 use registry::{Upstream, UpstreamBlob, UpstreamError, UpstreamManifest, UpstreamTarget};
-use reqwest13 as reqwest;
 use reqwest::{StatusCode, header};
-use auth::Secret as SecretString;
+use reqwest13 as reqwest;
 use serde::Deserialize;
 
 /// How long a connection to an upstream may take to open.
@@ -126,15 +126,23 @@ pub struct HttpUpstream {
 
 fn unavailable(url: &str, e: &reqwest::Error) -> UpstreamError {
     // The URL carries no credentials (they go in headers); the error's own text may name it.
-    UpstreamError::Unavailable(format!("the upstream registry at {url} cannot be reached: {e}"))
+    UpstreamError::Unavailable(format!(
+        "the upstream registry at {url} cannot be reached: {e}"
+    ))
 }
 
 impl HttpUpstream {
     pub fn new(secrets: HashMap<String, UpstreamSecret>) -> anyhow::Result<Self> {
+        // reqwest is built without a crypto provider (as for S3): ring, process-wide.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .read_timeout(READ_TIMEOUT)
-            .user_agent(concat!("berth/", env!("CARGO_PKG_VERSION"), " (pull-through cache)"))
+            .user_agent(concat!(
+                "berth/",
+                env!("CARGO_PKG_VERSION"),
+                " (pull-through cache)"
+            ))
             .build()?;
         Ok(Self {
             client,
@@ -391,7 +399,10 @@ impl Upstream for HttpUpstream {
         target: &UpstreamTarget,
         digest: &Digest,
     ) -> Result<UpstreamBlob, UpstreamError> {
-        let url = format!("{}/v2/{}/blobs/{digest}", target.base_url, target.repository);
+        let url = format!(
+            "{}/v2/{}/blobs/{digest}",
+            target.base_url, target.repository
+        );
         let resp = self.get(target, &url, None, false).await?;
         let size = resp.content_length();
         let body = resp.bytes_stream().map(|r| r.map_err(io::Error::other));

@@ -187,11 +187,9 @@ impl Fill {
                 .await?
         };
         let computed = hasher.finish();
-        let fail = |why: String| {
-            RegistryError::UnableToGetUpstreamImage {
-                reason: super::UpstreamFailure::Unavailable,
-                message: why,
-            }
+        let fail = |why: String| RegistryError::UnableToGetUpstreamImage {
+            reason: super::UpstreamFailure::Unavailable,
+            message: why,
         };
         if computed != self.digest {
             let _ = self.storage.blobs.delete_upload(id, &staging).await;

@@ -229,7 +229,8 @@ impl Registry {
             Err(g) => g,
         };
         let rules = Arc::new(self.stored_rules(registry_id).await?);
-        pt.rules.put(registry_id.to_owned(), generation, rules.clone());
+        pt.rules
+            .put(registry_id.to_owned(), generation, rules.clone());
         Ok(rules)
     }
 
@@ -241,15 +242,19 @@ impl Registry {
             .await?;
         Ok(match raw {
             Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                RegistryError::Storage(StorageError::Other(format!(
-                    "stored pull-through cache rules do not parse: {e}"
-                ).into()))
+                RegistryError::Storage(StorageError::Other(
+                    format!("stored pull-through cache rules do not parse: {e}").into(),
+                ))
             })?,
             None => Vec::new(),
         })
     }
 
-    async fn save_rules(&self, registry_id: &str, rules: &mut [PullThroughCacheRule]) -> Result<()> {
+    async fn save_rules(
+        &self,
+        registry_id: &str,
+        rules: &mut [PullThroughCacheRule],
+    ) -> Result<()> {
         rules.sort_by(|a, b| a.ecr_repository_prefix.cmp(&b.ecr_repository_prefix));
         let bytes = serde_json::to_vec(rules).map_err(|e| {
             RegistryError::Storage(StorageError::Other(format!("encoding rules: {e}").into()))
@@ -277,8 +282,15 @@ impl Registry {
         action: &str,
     ) -> Result<&'a str> {
         let registry_id = registry_id.unwrap_or(&who.account_id);
-        self.authorize(who, Service::Private, registry_id, None, "repository/*", action)
-            .await?;
+        self.authorize(
+            who,
+            Service::Private,
+            registry_id,
+            None,
+            "repository/*",
+            action,
+        )
+        .await?;
         Ok(registry_id)
     }
 
@@ -465,8 +477,7 @@ impl Registry {
             .find(|r| r.ecr_repository_prefix == prefix)
             .ok_or_else(|| Self::rule_not_found(registry_id, &prefix))?;
         let pt = self.pull_through()?;
-        let failure = match upstream_base_url(&rule.upstream_registry_url, pt.config.allow_http)
-        {
+        let failure = match upstream_base_url(&rule.upstream_registry_url, pt.config.allow_http) {
             Err(e) => Some(e.to_string()),
             Ok(base_url) => {
                 let target = UpstreamTarget {
@@ -474,7 +485,12 @@ impl Registry {
                     repository: String::new(),
                     credential_arn: rule.credential_arn.clone(),
                 };
-                pt.config.upstream.ping(&target).await.err().map(|e| e.to_string())
+                pt.config
+                    .upstream
+                    .ping(&target)
+                    .await
+                    .err()
+                    .map(|e| e.to_string())
             }
         };
         Ok(RuleValidation { rule, failure })
@@ -649,7 +665,12 @@ impl Registry {
         Ok(Some(img))
     }
 
-    async fn mark_checked(&self, repo: &RepositoryRecord, tag: &ImageTag, now: Millis) -> Result<()> {
+    async fn mark_checked(
+        &self,
+        repo: &RepositoryRecord,
+        tag: &ImageTag,
+        now: Millis,
+    ) -> Result<()> {
         let at = now.to_string();
         match self
             .storage
@@ -732,7 +753,9 @@ impl Registry {
                 None => {
                     return Err(RegistryError::UnableToGetUpstreamImage {
                         reason: UpstreamFailure::Unavailable,
-                        message: format!("The index nests manifests deeper than {MAX_INDEX_DEPTH} levels"),
+                        message: format!(
+                            "The index nests manifests deeper than {MAX_INDEX_DEPTH} levels"
+                        ),
                     });
                 }
             };
@@ -827,7 +850,8 @@ mod tests {
         let name = |s: &str| RepositoryName::parse(s).unwrap();
         let r = rule("hub", "ROOT");
         assert_eq!(
-            r.upstream_repository(&name("hub/library/alpine")).as_deref(),
+            r.upstream_repository(&name("hub/library/alpine"))
+                .as_deref(),
             Some("library/alpine")
         );
         assert_eq!(r.upstream_repository(&name("hubx/alpine")), None);
