@@ -436,7 +436,7 @@ async fn wrong_or_missing_credentials_get_ecr_errors() {
         .send()
         .await
         .unwrap();
-    assert_eq!(v.is_valid(), false);
+    assert!(!v.is_valid());
     assert!(v.failure().unwrap_or("").contains("refused"), "{v:?}");
 
     let e = ecr
@@ -473,7 +473,7 @@ async fn wrong_or_missing_credentials_get_ecr_errors() {
         .send()
         .await
         .unwrap();
-    assert_eq!(v.is_valid(), true, "{v:?}");
+    assert!(v.is_valid(), "{v:?}");
     let got = ecr
         .batch_get_image()
         .repository_name("bad/library/app")
