@@ -450,7 +450,12 @@ async fn hostile_inputs_get_exact_errors_and_change_nothing() {
         ),
     ] {
         let op = input.split(' ').next().unwrap_or_default();
-        t.check("ECR", input, want, ecr_raw(&server, op, Some(AUTH), body).await);
+        t.check(
+            "ECR",
+            input,
+            want,
+            ecr_raw(&server, op, Some(AUTH), body).await,
+        );
     }
     // A stored part, so that completion gets as far as the digest.
     let stored = ecr_raw(
