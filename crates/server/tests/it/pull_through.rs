@@ -63,6 +63,9 @@ impl Upstream {
             .arg(&config_path)
             // Its AWS SDK panics at start on an AWS_CA_BUNDLE (the S3 pass sets one).
             .env_remove("AWS_CA_BUNDLE")
+            // REGISTRY_* variables override its configuration (REGISTRY_AUTH_FILE, skopeo's,
+            // would be read as its `auth` section).
+            .env_remove("REGISTRY_AUTH_FILE")
             .stdout(out.try_clone().unwrap())
             .stderr(out)
             .stdin(Stdio::null())
