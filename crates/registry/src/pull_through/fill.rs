@@ -17,7 +17,8 @@ use model::{Digest, DigestHasher, ResumableSha256, UploadId};
 use storage::{ByteStream, RepositoryId, Storage, StorageError, UploadRecord};
 use tokio::sync::mpsc;
 
-use super::{UpstreamBlob, UpstreamError, upstream_error};
+use super::manifests::upstream_error;
+use super::{UpstreamBlob, UpstreamError};
 use crate::{Principal, Registry, RegistryError, RepositoryRef, Result, now_millis};
 
 /// Chunks in flight between the upstream and a slow client: the download goes no faster
