@@ -86,6 +86,17 @@ impl Upstream {
         up
     }
 
+    /// Where the upstream keeps a blob's bytes (distribution's filesystem layout).
+    fn blob_file(&self, digest: &str) -> PathBuf {
+        let hex = &digest[7..];
+        self._dir
+            .path()
+            .join("data/docker/registry/v2/blobs/sha256")
+            .join(&hex[..2])
+            .join(hex)
+            .join("data")
+    }
+
     fn host(&self) -> &str {
         self.url.trim_start_matches("http://")
     }
@@ -750,4 +761,68 @@ async fn pull_through_cache_rule_operations_and_their_bad_inputs() {
         .await
         .unwrap();
     assert_eq!(all.pull_through_cache_rules().len(), 49);
+}
+
+#[tokio::test]
+async fn a_blob_the_upstream_corrupts_is_never_cached() {
+    let tmp = tempfile::tempdir().unwrap();
+    let w = tmp.path();
+    let up = Upstream::start();
+    let pushed = up.push(
+        w,
+        "library/app",
+        "v1",
+        &[random_bytes(3 * 1024 * 1024, 1641)],
+    );
+    let (digest, layer) = &pushed[0];
+    let s = berth(w, &[]).await;
+    create_rule(&s, "hub", &up, ARN_GOOD).await;
+    let oci = s.oci().await;
+    let r = oci
+        .req(reqwest::Method::GET, "/v2/hub/library/app/manifests/v1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    // The upstream now serves other bytes of the same length under the digest (it does not
+    // verify what it reads back): the first pull must not end with them in the cache.
+    let file = up.blob_file(digest);
+    let mut bad = layer.clone();
+    bad[layer.len() / 2] ^= 0xff;
+    std::fs::write(&file, &bad).unwrap();
+    let path = format!("/v2/hub/library/app/blobs/{digest}");
+    let r = oci.req(reqwest::Method::GET, &path).send().await.unwrap();
+    assert_eq!(
+        r.status(),
+        200,
+        "the fill starts streaming before it can know"
+    );
+    let body = r.bytes().await;
+    assert!(
+        body.is_err() || sha256_digest(&body.unwrap()) != *digest,
+        "a corrupt blob reached the client as if whole"
+    );
+    // Not linked: the repository does not claim the layer.
+    let check = s
+        .ecr()
+        .batch_check_layer_availability()
+        .repository_name("hub/library/app")
+        .layer_digests(digest)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        check.layers().is_empty()
+            || check.layers()[0].layer_availability().map(|a| a.as_str()) != Some("AVAILABLE"),
+        "{check:?}"
+    );
+
+    // Once the upstream is right again, the next pull fetches and caches the real bytes.
+    std::fs::write(&file, layer).unwrap();
+    let r = oci.req(reqwest::Method::GET, &path).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(sha256_digest(&r.bytes().await.unwrap()), *digest);
+    let r = oci.req(reqwest::Method::GET, &path).send().await.unwrap();
+    assert_eq!(sha256_digest(&r.bytes().await.unwrap()), *digest);
 }
