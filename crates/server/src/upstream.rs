@@ -120,7 +120,7 @@ fn parse_challenge(h: &str) -> Option<Challenge> {
 pub struct HttpUpstream {
     client: reqwest::Client,
     secrets: HashMap<String, UpstreamSecret>,
-    /// Bearer tokens by `base url + repository`, with when they expire.
+    /// Bearer tokens by upstream, repository and credentials, with when they expire.
     tokens: Mutex<HashMap<String, (SecretString, Instant)>>,
 }
 
@@ -179,8 +179,15 @@ impl HttpUpstream {
         }
     }
 
+    /// Tokens are per credentials too: a rule must never pull with a token that another
+    /// rule's secret obtained from the same upstream.
     fn token_key(target: &UpstreamTarget) -> String {
-        format!("{} {}", target.base_url, target.repository)
+        format!(
+            "{} {} {}",
+            target.base_url,
+            target.repository,
+            target.credential_arn.as_deref().unwrap_or("")
+        )
     }
 
     fn cached_token(&self, key: &str) -> Option<SecretString> {

@@ -826,3 +826,159 @@ async fn a_blob_the_upstream_corrupts_is_never_cached() {
     let r = oci.req(reqwest::Method::GET, &path).send().await.unwrap();
     assert_eq!(sha256_digest(&r.bytes().await.unwrap()), *digest);
 }
+
+/// A registry that answers the distribution token protocol (a stand-in for Docker Hub, GHCR or
+/// Quay, which the tests cannot reach): `/v2/...` wants `Authorization: Bearer <token>` and
+/// otherwise answers 401 with a `Bearer realm=...,service=...,scope=...` challenge; the realm
+/// hands the token out for the right Basic credentials only. It serves one image and counts
+/// the token requests.
+async fn token_upstream(
+    manifest: Vec<u8>,
+    blob: Vec<u8>,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use axum::http::{HeaderMap, StatusCode, header};
+    use axum::response::IntoResponse;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    const TOKEN: &str = "opaque-token-1";
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let tokens = std::sync::Arc::new(AtomicUsize::new(0));
+    let counted = tokens.clone();
+    let realm = format!("{base}/token");
+    let basic = format!(
+        "Basic {}",
+        base64_simd::STANDARD.encode_to_string(format!("{USER}:{PASSWORD}"))
+    );
+    let manifest_digest = sha256_digest(&manifest);
+    let app = axum::Router::new().fallback(move |uri: axum::http::Uri, headers: HeaderMap| {
+        let (realm, basic, counted) = (realm.clone(), basic.clone(), counted.clone());
+        let (manifest, blob, manifest_digest) = (manifest.clone(), blob.clone(), manifest_digest.clone());
+        async move {
+            let auth = headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            let path = uri.path();
+            if path == "/token" {
+                if auth != basic {
+                    return StatusCode::UNAUTHORIZED.into_response();
+                }
+                let query = uri.query().unwrap_or("");
+                assert!(query.contains("service=fake"), "{query}");
+                assert!(query.contains("scope=repository%3Aorg%2Ftool%3Apull"), "{query}");
+                counted.fetch_add(1, Ordering::SeqCst);
+                return (
+                    [(header::CONTENT_TYPE, "application/json")],
+                    serde_json::json!({"token": TOKEN, "expires_in": 300}).to_string(),
+                )
+                    .into_response();
+            }
+            if auth != format!("Bearer {TOKEN}") {
+                return (
+                    StatusCode::UNAUTHORIZED,
+                    [(
+                        header::WWW_AUTHENTICATE,
+                        format!(
+                            r#"Bearer realm="{realm}",service="fake",scope="repository:org/tool:pull""#
+                        ),
+                    )],
+                )
+                    .into_response();
+            }
+            match path {
+                "/v2/" => StatusCode::OK.into_response(),
+                "/v2/org/tool/manifests/v1" => (
+                    [
+                        (header::CONTENT_TYPE, "application/vnd.oci.image.manifest.v1+json".to_owned()),
+                        (header::HeaderName::from_static("docker-content-digest"), manifest_digest),
+                    ],
+                    manifest,
+                )
+                    .into_response(),
+                p if p.starts_with("/v2/org/tool/blobs/") => blob.into_response(),
+                _ => StatusCode::NOT_FOUND.into_response(),
+            }
+        }
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (base, tokens)
+}
+
+#[tokio::test]
+async fn upstreams_with_a_bearer_token_challenge_are_pulled_with_a_token_from_their_realm() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layer = random_bytes(200_000, 1651);
+    let layer_digest = sha256_digest(&layer);
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{layer_digest}","size":{}}},"layers":[]}}"#,
+        layer.len()
+    );
+    let (base, tokens) = token_upstream(manifest.clone().into_bytes(), layer.clone()).await;
+    let s = berth(tmp.path(), &[]).await;
+    s.ecr()
+        .create_pull_through_cache_rule()
+        .ecr_repository_prefix("ghcr")
+        .upstream_registry_url(&base)
+        .credential_arn(ARN_GOOD)
+        .send()
+        .await
+        .unwrap();
+    let v = s
+        .ecr()
+        .validate_pull_through_cache_rule()
+        .ecr_repository_prefix("ghcr")
+        .send()
+        .await
+        .unwrap();
+    assert!(v.is_valid(), "{v:?}");
+    let got = s
+        .ecr()
+        .batch_get_image()
+        .repository_name("ghcr/org/tool")
+        .image_ids(
+            aws_sdk_ecr::types::ImageIdentifier::builder()
+                .image_tag("v1")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.images()[0].image_manifest(), Some(manifest.as_str()));
+    let oci = s.oci().await;
+    let r = oci
+        .req(
+            reqwest::Method::GET,
+            &format!("/v2/ghcr/org/tool/blobs/{layer_digest}"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(sha256_digest(&r.bytes().await.unwrap()), layer_digest);
+    // A token per upstream repository (validation's has no repository), reused for its
+    // lifetime: the manifest's token served the blob.
+    assert_eq!(tokens.load(std::sync::atomic::Ordering::SeqCst), 2);
+
+    // With the wrong password, the realm refuses and so does the pull.
+    s.ecr()
+        .create_pull_through_cache_rule()
+        .ecr_repository_prefix("ghcr2")
+        .upstream_registry_url(&base)
+        .credential_arn(ARN_WRONG)
+        .send()
+        .await
+        .unwrap();
+    let e = s
+        .ecr()
+        .batch_get_image()
+        .repository_name("ghcr2/org/tool")
+        .image_ids(
+            aws_sdk_ecr::types::ImageIdentifier::builder()
+                .image_tag("v1")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "UnableToGetUpstreamImageException");
+}
