@@ -23,6 +23,10 @@
 #   berth-only (ECR=0 skips), all with SigV4 signatures verified: UploadLayerPart throughput in
 #         20 MiB parts (`berth-bench upload`), BatchCheckLayerAvailability and BatchGetImage
 #         calls/s and parallel UploadLayerPart uploads, and the SDK's ceiling (`berth-bench ecr-rates`)
+#   pull-through cache (PTC=0 skips; filesystem storage only): a cold pull through berth's
+#         cache of a fresh IMAGE_LAYERS-layer IMAGE_MIB image from a distribution upstream
+#         against a direct pull from it, same client (bench/pull_through.sh; its own JSON in
+#         target/bench/pull_through.json)
 #   for every workload: server CPU-seconds per GiB or CPU microseconds per request, and the
 #         server's peak RSS (reset between workload groups through /proc/PID/clear_refs)
 # STORAGE=s3 (issue 13) runs both registries over one S3-compatible server on loopback instead:
@@ -63,6 +67,7 @@ STORAGE=${STORAGE:-fs}
 case $STORAGE in fs | s3) ;; *) echo "STORAGE is fs or s3" >&2; exit 2 ;; esac
 ECR=${ECR:-$([ "$STORAGE" = s3 ] && echo 0 || echo 1)}
 SKOPEO=${SKOPEO:-1}
+PTC=${PTC:-$([ "$STORAGE" = s3 ] && echo 0 || echo 1)}
 BERTH=${BERTH:-target/release/berth}
 BENCH=${BENCH:-target/release/berth-bench}
 OUT=${OUT:-target/bench/compare.json}
@@ -608,3 +613,10 @@ json.dump({"size_mib": size_mib, "repeat": repeat, "storage": storage, "s3_serve
 print(f"medians of {repeat} rounds (± half the min-max spread); client ceiling = the same client "
       f"against berth-bench null-server; JSON in {out}")
 PY
+
+# ---- pull-through cache -----------------------------------------------------------------------
+if [ "$PTC" = 1 ]; then
+  note "pull-through cache: cold pull of a $IMAGE_LAYERS-layer ${IMAGE_MIB} MiB image vs direct, $REPEAT rounds"
+  BERTH="$BERTH" IMAGE_LAYERS="$IMAGE_LAYERS" OUT="$(dirname "$OUT")/pull_through.json" \
+    bench/pull_through.sh "$IMAGE_MIB" "$REPEAT"
+fi

@@ -99,6 +99,16 @@ fn registry_error(e: &RegistryError) -> (&'static str, StatusCode, Map<String, V
         E::RequestBodyFailed(_) => ("RequestTimeoutException", StatusCode::REQUEST_TIMEOUT, none),
         // ECR's answer to a rate limit; the SDKs retry it with backoff.
         E::Throttled { .. } | E::RateExceeded { .. } => ("ThrottlingException", bad, none),
+        E::PullThroughCacheRuleAlreadyExists { .. } => {
+            ("PullThroughCacheRuleAlreadyExistsException", bad, none)
+        }
+        E::PullThroughCacheRuleNotFound { .. } => {
+            ("PullThroughCacheRuleNotFoundException", bad, none)
+        }
+        E::UnsupportedUpstreamRegistry(_) => ("UnsupportedUpstreamRegistryException", bad, none),
+        E::SecretNotFound(_) => ("SecretNotFoundException", bad, none),
+        E::UnableToAccessSecret(_) => ("UnableToAccessSecretException", bad, none),
+        E::UnableToGetUpstreamImage { .. } => ("UnableToGetUpstreamImageException", bad, none),
         E::Storage(_) => ("ServerException", StatusCode::INTERNAL_SERVER_ERROR, none),
     }
 }

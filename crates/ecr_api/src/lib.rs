@@ -15,6 +15,7 @@ mod layers;
 mod lifecycle;
 mod policies;
 mod public;
+mod pull_through;
 mod repositories;
 pub mod shapes;
 mod validate;
@@ -448,6 +449,21 @@ async fn dispatch(
         R::GetAccountSetting(r) => respond(&account_settings::get_account_setting(&ctx, r).await?),
         R::PutAccountSetting(r) => respond(&account_settings::put_account_setting(&ctx, r).await?),
         R::DescribeRegistry(r) => respond(&account_settings::describe_registry(&ctx, r).await?),
+        R::CreatePullThroughCacheRule(r) => {
+            respond(&pull_through::create_pull_through_cache_rule(&ctx, r).await?)
+        }
+        R::DescribePullThroughCacheRules(r) => {
+            respond(&pull_through::describe_pull_through_cache_rules(&ctx, r).await?)
+        }
+        R::UpdatePullThroughCacheRule(r) => {
+            respond(&pull_through::update_pull_through_cache_rule(&ctx, r).await?)
+        }
+        R::DeletePullThroughCacheRule(r) => {
+            respond(&pull_through::delete_pull_through_cache_rule(&ctx, r).await?)
+        }
+        R::ValidatePullThroughCacheRule(r) => {
+            respond(&pull_through::validate_pull_through_cache_rule(&ctx, r).await?)
+        }
         R::PutLifecyclePolicy(r) => respond(&lifecycle::put_lifecycle_policy(&ctx, r).await?),
         R::GetLifecyclePolicy(r) => respond(&lifecycle::get_lifecycle_policy(&ctx, r).await?),
         R::DeleteLifecyclePolicy(r) => respond(&lifecycle::delete_lifecycle_policy(&ctx, r).await?),
@@ -497,6 +513,11 @@ enum Request<'a> {
     DeleteLifecyclePolicy(dto::RepositoryPolicyRequest),
     StartLifecyclePolicyPreview(dto::PutLifecyclePolicyRequest),
     GetLifecyclePolicyPreview(dto::GetLifecyclePolicyPreviewRequest),
+    CreatePullThroughCacheRule(ecr::CreatePullThroughCacheRuleRequest),
+    DescribePullThroughCacheRules(ecr::DescribePullThroughCacheRulesRequest),
+    UpdatePullThroughCacheRule(ecr::UpdatePullThroughCacheRuleRequest),
+    DeletePullThroughCacheRule(ecr::DeletePullThroughCacheRuleRequest),
+    ValidatePullThroughCacheRule(ecr::ValidatePullThroughCacheRuleRequest),
 }
 
 /// Decodes `body` as the request shape of `op`. The 21 operations berth had before the ECR
@@ -540,17 +561,34 @@ fn decode(op: Operation, body: &[u8]) -> Result<Request<'_>, ApiError> {
         O::PutAccountSetting => {
             R::PutAccountSetting(checked(body, ecr::PutAccountSettingRequest::validate)?)
         }
+        O::CreatePullThroughCacheRule => R::CreatePullThroughCacheRule(checked(
+            body,
+            ecr::CreatePullThroughCacheRuleRequest::validate,
+        )?),
+        O::DescribePullThroughCacheRules => R::DescribePullThroughCacheRules(checked(
+            body,
+            ecr::DescribePullThroughCacheRulesRequest::validate,
+        )?),
+        O::UpdatePullThroughCacheRule => R::UpdatePullThroughCacheRule(checked(
+            body,
+            ecr::UpdatePullThroughCacheRuleRequest::validate,
+        )?),
+        O::DeletePullThroughCacheRule => R::DeletePullThroughCacheRule(checked(
+            body,
+            ecr::DeletePullThroughCacheRuleRequest::validate,
+        )?),
+        O::ValidatePullThroughCacheRule => R::ValidatePullThroughCacheRule(checked(
+            body,
+            ecr::ValidatePullThroughCacheRuleRequest::validate,
+        )?),
         O::BatchGetRepositoryScanningConfiguration
-        | O::CreatePullThroughCacheRule
         | O::CreateRepositoryCreationTemplate
-        | O::DeletePullThroughCacheRule
         | O::DeleteRepositoryCreationTemplate
         | O::DeleteSigningConfiguration
         | O::DeregisterPullTimeUpdateExclusion
         | O::DescribeImageReplicationStatus
         | O::DescribeImageScanFindings
         | O::DescribeImageSigningStatus
-        | O::DescribePullThroughCacheRules
         | O::DescribeRepositoryCreationTemplates
         | O::GetRegistryScanningConfiguration
         | O::GetSigningConfiguration
@@ -564,9 +602,7 @@ fn decode(op: Operation, body: &[u8]) -> Result<Request<'_>, ApiError> {
         | O::RegisterPullTimeUpdateExclusion
         | O::StartImageScan
         | O::UpdateImageStorageClass
-        | O::UpdatePullThroughCacheRule
-        | O::UpdateRepositoryCreationTemplate
-        | O::ValidatePullThroughCacheRule => {
+        | O::UpdateRepositoryCreationTemplate => {
             return Err(ApiError::UnknownOperation(format!(
                 "{}.{}",
                 ecr::TARGET_PREFIX,

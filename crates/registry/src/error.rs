@@ -145,6 +145,32 @@ pub enum RegistryError {
     /// ThrottlingException, `/v2`'s 429 TOOMANYREQUESTS, both with `Retry-After`.
     #[error("Rate exceeded")]
     RateExceeded { retry_after_secs: u64 },
+    /// CreatePullThroughCacheRule for a prefix that already has a rule.
+    #[error(
+        "A pull through cache rule with the prefix '{prefix}' already exists in the registry with id '{registry_id}'"
+    )]
+    PullThroughCacheRuleAlreadyExists { registry_id: String, prefix: String },
+    #[error(
+        "The pull through cache rule with the prefix '{prefix}' does not exist in the registry with id '{registry_id}'"
+    )]
+    PullThroughCacheRuleNotFound { registry_id: String, prefix: String },
+    /// An `upstreamRegistryUrl` berth cannot mirror (not a registry host, or `http://` to a
+    /// host that is not loopback without the server allowing it).
+    #[error("{0}")]
+    UnsupportedUpstreamRegistry(String),
+    /// A `credentialArn` that names no configured secret.
+    #[error("{0}")]
+    SecretNotFound(String),
+    /// A configured secret that cannot be read (its file is missing or malformed).
+    #[error("{0}")]
+    UnableToAccessSecret(String),
+    /// A pull-through cache's upstream refused, throttled or failed a fetch berth needed and
+    /// had nothing cached to serve instead.
+    #[error("{message}")]
+    UnableToGetUpstreamImage {
+        reason: crate::UpstreamFailure,
+        message: String,
+    },
     #[error("internal storage failure")]
     Storage(#[source] StorageError),
 }

@@ -20,6 +20,7 @@ mod policy;
 #[cfg(test)]
 mod policy_cases;
 mod public;
+mod pull_through;
 mod quota;
 mod referrers;
 mod repositories;
@@ -56,6 +57,11 @@ pub use policies::RepositoryPolicy;
 pub use public::{
     CatalogData, CreatePublicRepository, LOGO_ROUTE, Logo, MAX_LOGO_BYTES, PublicAliases,
     PublicRegistry, PublicRegistryAlias, generated_alias, is_valid_alias,
+};
+pub use pull_through::{
+    CreatePullThroughCacheRule, DEFAULT_REFRESH_MILLIS as DEFAULT_PULL_THROUGH_REFRESH_MILLIS,
+    PullThroughBlob, PullThroughCacheRule, PullThroughConfig, RuleValidation, Upstream,
+    UpstreamBlob, UpstreamError, UpstreamFailure, UpstreamManifest, UpstreamTarget,
 };
 pub use quota::{DEFAULT_BURST_SECS as DEFAULT_RATE_BURST_SECS, DEFAULT_RATES, Quotas};
 pub use referrers::Referrer;
@@ -207,6 +213,10 @@ pub struct Registry {
     identities: access::Identities,
     /// Request-rate quotas per principal (see `quota.rs`).
     quotas: Quotas,
+    /// The pull-through cache's upstream client and settings; `None`: no caching.
+    pull_through: Option<pull_through::PullThrough>,
+    /// Serialises this process's changes to pull-through cache rules.
+    rules_write: tokio::sync::Mutex<()>,
 }
 
 impl Registry {
@@ -225,7 +235,15 @@ impl Registry {
             clock_offset_millis: 0,
             identities: access::Identities::default(),
             quotas: Quotas::default(),
+            pull_through: None,
+            rules_write: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// Turns on the pull-through cache with this upstream client and settings.
+    pub fn with_pull_through(mut self, config: PullThroughConfig) -> Self {
+        self.pull_through = Some(pull_through::PullThrough::new(config));
+        self
     }
 
     /// Moves the registry's clock (see [`Registry::now`]) by `millis`; a test knob.

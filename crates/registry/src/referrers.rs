@@ -25,12 +25,31 @@ impl Registry {
         r: &RepositoryRef,
         reference: &Reference,
     ) -> Result<ImageRecord> {
-        let repo = self.repository(who, r, "ecr:BatchGetImage").await?;
+        let repo = match self.repository(who, r, "ecr:BatchGetImage").await {
+            Ok(repo) => repo,
+            // A pull-through cache repository is created by its first pull.
+            Err(e @ RegistryError::RepositoryNotFound { .. }) => {
+                return match self
+                    .pull_through_manifest(who, r, None, None, reference)
+                    .await?
+                {
+                    Some(img) => Ok(img),
+                    None => Err(e),
+                };
+            }
+            Err(e) => return Err(e),
+        };
         let meta = &self.storage.meta;
         let found = match reference {
             Reference::Digest(d) => meta.get_image(repo.id, d).await?,
             Reference::Tag(t) => meta.image_by_tag(repo.id, t).await?,
         };
+        if let Some(img) = self
+            .pull_through_manifest(who, r, Some(&repo), found.as_ref(), reference)
+            .await?
+        {
+            return Ok(img);
+        }
         found.ok_or_else(|| RegistryError::ImageNotFound {
             registry_id: repo.registry_id.clone(),
             name: repo.name.clone(),

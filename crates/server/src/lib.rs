@@ -10,6 +10,7 @@ mod idle;
 pub mod metrics;
 mod observe;
 mod ui;
+pub mod upstream;
 mod zero_copy;
 
 use std::future::Future;
@@ -100,7 +101,19 @@ impl App {
                     cfg.rate_limit_burst_secs as f64,
                 ))
                 .with_key_access(cfg.key_access.clone())
-                .map_err(|e| anyhow::anyhow!("access-keys: {e}"))?,
+                .map_err(|e| anyhow::anyhow!("access-keys: {e}"))?
+                .with_pull_through(registry::PullThroughConfig {
+                    upstream: Arc::new(
+                        upstream::HttpUpstream::new(
+                            cfg.upstream_credentials.iter().cloned().collect(),
+                        )
+                        .context("building the upstream registry client")?,
+                    ),
+                    refresh_millis: i64::try_from(cfg.pull_through_refresh_secs)
+                        .unwrap_or(i64::MAX / 1000)
+                        .saturating_mul(1000),
+                    allow_http: cfg.allow_http_upstreams,
+                }),
         );
         if cfg.access_keys.len() > 1 && cfg.key_access.iter().all(|k| k.policy.is_none()) {
             tracing::warn!(

@@ -399,6 +399,7 @@ pub async fn meta_store(meta: &dyn MetaStore) {
             "application/vnd.oci.image.layer.v1.tar".into(),
         )],
         children: vec![],
+        blobs_may_follow: false,
     };
     let v1 = ImageTag::parse("v1").unwrap();
     let out = meta
@@ -443,6 +444,50 @@ pub async fn meta_store(meta: &dyn MetaStore) {
         (by_tag.digest, by_tag.manifest),
         (image.digest.clone(), image.manifest.clone())
     );
+    // An image whose blob is not linked yet: refused, unless the blobs may follow (a
+    // pull-through cache stores the upstream manifest first and each layer on its first pull).
+    let later = Digest::sha256_of(b"fetched later");
+    let cached_manifest = br#"{"schemaVersion":2,"cached":true}"#.to_vec();
+    let cached = ImageRecord {
+        digest: Digest::sha256_of(&cached_manifest),
+        manifest: cached_manifest,
+        ..image.clone()
+    };
+    let lazy = |blobs_may_follow| ImageReferences {
+        blobs: vec![(
+            later.clone(),
+            "application/vnd.oci.image.layer.v1.tar".into(),
+        )],
+        children: vec![],
+        blobs_may_follow,
+    };
+    assert!(matches!(
+        meta.put_image(repo.id, &cached, &lazy(false), None).await,
+        Err(StorageError::Conflict(_))
+    ));
+    assert!(
+        meta.get_image(repo.id, &cached.digest)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    meta.put_image(repo.id, &cached, &lazy(true), None)
+        .await
+        .unwrap();
+    assert!(
+        meta.get_image(repo.id, &cached.digest)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        meta.repository_blob(repo.id, &later)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    meta.delete_image(repo.id, &cached.digest).await.unwrap();
+
     let missing = ImageTag::parse("missing").unwrap();
     assert!(
         meta.image_by_tag(repo.id, &missing)

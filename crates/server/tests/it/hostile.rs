@@ -416,6 +416,47 @@ async fn hostile_inputs_get_exact_errors_and_change_nothing() {
         )
         .await,
     );
+    // Pull-through cache rules: an upstream URL is where berth will send requests, so one
+    // that points at a host berth should not reach over plain http, or that smuggles
+    // credentials or a path, is refused before anything is stored.
+    let rule = |url: &str, prefix: &str| {
+        json(serde_json::json!({"ecrRepositoryPrefix": prefix, "upstreamRegistryUrl": url}))
+    };
+    for (input, body, want) in [
+        (
+            "CreatePullThroughCacheRule upstream http://169.254.169.254",
+            rule("http://169.254.169.254", "meta"),
+            (400, "UnsupportedUpstreamRegistryException"),
+        ),
+        (
+            "CreatePullThroughCacheRule upstream with user:password@",
+            rule("https://user:pw@quay.io", "creds"),
+            (400, "UnsupportedUpstreamRegistryException"),
+        ),
+        (
+            "CreatePullThroughCacheRule upstream with a path",
+            rule("https://quay.io/../admin", "path"),
+            (400, "UnsupportedUpstreamRegistryException"),
+        ),
+        (
+            "CreatePullThroughCacheRule ecrRepositoryPrefix \"../x\"",
+            rule("quay.io", "../x"),
+            (400, "InvalidParameterException"),
+        ),
+        (
+            "DescribePullThroughCacheRules nextToken that is not a token",
+            json(serde_json::json!({"nextToken": "%%%"})),
+            (400, "InvalidParameterException"),
+        ),
+    ] {
+        let op = input.split(' ').next().unwrap_or_default();
+        t.check(
+            "ECR",
+            input,
+            want,
+            ecr_raw(&server, op, Some(AUTH), body).await,
+        );
+    }
     // A stored part, so that completion gets as far as the digest.
     let stored = ecr_raw(
         &server,

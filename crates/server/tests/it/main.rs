@@ -24,6 +24,7 @@ mod pools;
 mod protocol;
 mod public_v2;
 mod pull;
+mod pull_through;
 mod repositories;
 mod restart;
 mod s3;

@@ -113,6 +113,9 @@ pub struct ImageReferences {
     pub blobs: Vec<(Digest, String)>,
     /// Child manifests of an index.
     pub children: Vec<Digest>,
+    /// Whether blobs not yet linked into the repository are accepted: a pull-through cache
+    /// stores an upstream manifest at once and fetches its blobs on their first pull.
+    pub blobs_may_follow: bool,
 }
 
 /// An image as DescribeImages reports it: everything but the manifest bytes, with its tags in

@@ -240,7 +240,7 @@ macro_rules! put_image_tx {
                             .fetch_optional(&mut **tx)
                             .await
                             .map_err(db_err)?;
-                    if linked.is_none() {
+                    if linked.is_none() && !refs.blobs_may_follow {
                         return Err(StorageError::Conflict("a referenced blob was unlinked"));
                     }
                     sqlx::query(sql::INSERT_IMAGE_BLOB)
