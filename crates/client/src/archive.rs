@@ -74,7 +74,7 @@ struct SaveEntry {
 pub fn read(path: &Path, tag: Option<&str>) -> anyhow::Result<LocalImage> {
     let tar = Tar::open(path)?;
     if tar.members.contains_key("index.json") && tar.members.contains_key("oci-layout") {
-        return layout::read(&tar, tag.or(None)).or_else(|e| {
+        return layout::read(&tar, tag).or_else(|e| {
             // docker names its entries with the full reference; fall back to manifest.json.
             if tar.members.contains_key("manifest.json") {
                 read_legacy(&tar, tag)
