@@ -92,7 +92,11 @@ fn read_legacy(tar: &Tar, tag: Option<&str>) -> anyhow::Result<LocalImage> {
     let entry = match tag {
         Some(t) => entries
             .iter()
-            .find(|e| e.repo_tags.iter().any(|r| r == t || r.ends_with(&format!(":{t}"))))
+            .find(|e| {
+                e.repo_tags
+                    .iter()
+                    .any(|r| r == t || r.ends_with(&format!(":{t}")))
+            })
             .with_context(|| format!("no image tagged {t:?} in the tarball"))?,
         None => match entries.as_slice() {
             [one] => one,
@@ -103,24 +107,28 @@ fn read_legacy(tar: &Tar, tag: Option<&str>) -> anyhow::Result<LocalImage> {
         },
     };
     let mut blobs = Vec::new();
-    let mut describe = |name: &str, media_type: Option<&str>| -> anyhow::Result<serde_json::Value> {
-        let (path, offset, size) = tar.locate(name)?;
-        let digest = hash_file_range(&path, offset, size)?;
-        let media_type = match media_type {
-            Some(m) => m.to_owned(),
-            None => layer_media_type(&path, offset, size)?.to_owned(),
+    let mut describe =
+        |name: &str, media_type: Option<&str>| -> anyhow::Result<serde_json::Value> {
+            let (path, offset, size) = tar.locate(name)?;
+            let digest = hash_file_range(&path, offset, size)?;
+            let media_type = match media_type {
+                Some(m) => m.to_owned(),
+                None => layer_media_type(&path, offset, size)?.to_owned(),
+            };
+            if !blobs.iter().any(|b: &BlobSource| b.digest == digest) {
+                blobs.push(BlobSource {
+                    digest: digest.clone(),
+                    size,
+                    path,
+                    offset,
+                });
+            }
+            Ok(json!({"mediaType": media_type, "digest": digest, "size": size}))
         };
-        if !blobs.iter().any(|b: &BlobSource| b.digest == digest) {
-            blobs.push(BlobSource {
-                digest: digest.clone(),
-                size,
-                path,
-                offset,
-            });
-        }
-        Ok(json!({"mediaType": media_type, "digest": digest, "size": size}))
-    };
-    let config = describe(&entry.config, Some("application/vnd.oci.image.config.v1+json"))?;
+    let config = describe(
+        &entry.config,
+        Some("application/vnd.oci.image.config.v1+json"),
+    )?;
     let layers = entry
         .layers
         .iter()
@@ -162,7 +170,8 @@ pub fn write(
 ) -> anyhow::Result<()> {
     let body = crate::image::ManifestBody::parse(&image.bytes)?;
     let config = body.config.as_ref().context("the image has no config")?;
-    let blob = |d: &str| -> anyhow::Result<String> { Ok(format!("blobs/sha256/{}", digest_hex(d)?)) };
+    let blob =
+        |d: &str| -> anyhow::Result<String> { Ok(format!("blobs/sha256/{}", digest_hex(d)?)) };
     let save = json!([{
         "Config": blob(&config.digest)?,
         "RepoTags": [repo_tag],

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use serde_json::{Value, json};
 
-use crate::image::{BlobSource, Descriptor, LocalImage, Manifest, ManifestBody, digest_hex, is_index};
+use crate::image::{
+    BlobSource, Descriptor, LocalImage, Manifest, ManifestBody, digest_hex, is_index,
+};
 
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 /// Manifests and index.json are read whole; anything larger is not one.

@@ -21,7 +21,9 @@ pub async fn run(ecr: &aws_sdk_ecr::Client, args: &LoginArgs) -> anyhow::Result<
         .authorization_data()
         .first()
         .context("GetAuthorizationToken gave no authorization data")?;
-    let token = data.authorization_token().context("no authorizationToken")?;
+    let token = data
+        .authorization_token()
+        .context("no authorizationToken")?;
     let decoded = base64_simd::STANDARD
         .decode_to_vec(token)
         .context("authorizationToken is not base64")?;
@@ -31,7 +33,10 @@ pub async fn run(ecr: &aws_sdk_ecr::Client, args: &LoginArgs) -> anyhow::Result<
         .context("authorizationToken is not user:password")?;
     let host = match &args.registry {
         Some(r) => host_of(r),
-        None => host_of(data.proxy_endpoint().context("no proxyEndpoint; pass --registry")?),
+        None => host_of(
+            data.proxy_endpoint()
+                .context("no proxyEndpoint; pass --registry")?,
+        ),
     };
     if args.print {
         println!("{password}");
@@ -42,8 +47,9 @@ pub async fn run(ecr: &aws_sdk_ecr::Client, args: &LoginArgs) -> anyhow::Result<
         None => default_authfile()?,
     };
     let mut config: Value = match std::fs::read(&path) {
-        Ok(b) if !b.is_empty() => serde_json::from_slice(&b)
-            .with_context(|| format!("{} is not JSON", path.display()))?,
+        Ok(b) if !b.is_empty() => {
+            serde_json::from_slice(&b).with_context(|| format!("{} is not JSON", path.display()))?
+        }
         Ok(_) => json!({}),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => json!({}),
         Err(e) => return Err(e).with_context(|| format!("{}", path.display())),
@@ -96,8 +102,14 @@ fn default_authfile() -> anyhow::Result<PathBuf> {
 mod tests {
     #[test]
     fn host_of_drops_scheme_and_path() {
-        assert_eq!(super::host_of("https://1.dkr.ecr.x.amazonaws.com"), "1.dkr.ecr.x.amazonaws.com");
-        assert_eq!(super::host_of("http://127.0.0.1:5000/v2/"), "127.0.0.1:5000");
+        assert_eq!(
+            super::host_of("https://1.dkr.ecr.x.amazonaws.com"),
+            "1.dkr.ecr.x.amazonaws.com"
+        );
+        assert_eq!(
+            super::host_of("http://127.0.0.1:5000/v2/"),
+            "127.0.0.1:5000"
+        );
         assert_eq!(super::host_of("127.0.0.1:5000"), "127.0.0.1:5000");
     }
 }

@@ -72,7 +72,11 @@ impl Progress {
             return;
         }
         let secs = self.started.elapsed().as_secs_f64();
-        #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        #[allow(
+            clippy::cast_precision_loss,
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss
+        )]
         let speed = (moved as f64 / secs.max(0.001)) as u64;
         eprintln!(
             "{summary}: {} in {secs:.1}s ({}/s)",

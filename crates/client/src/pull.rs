@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use aws_sdk_ecr::types::ImageIdentifier;
-use futures_util::{FutureExt as _, StreamExt as _};
 use futures_util::stream::FuturesUnordered;
+use futures_util::{FutureExt as _, StreamExt as _};
 use tokio::sync::Semaphore;
 
 use crate::image::{Descriptor, MANIFEST_TYPES, Manifest, ManifestBody, hash_file_range, is_index};
@@ -68,10 +68,18 @@ struct Source {
     http: reqwest::Client,
 }
 
-pub async fn run(ecr: &aws_sdk_ecr::Client, args: &PullArgs, from: &ImageRef) -> anyhow::Result<()> {
+pub async fn run(
+    ecr: &aws_sdk_ecr::Client,
+    args: &PullArgs,
+    from: &ImageRef,
+) -> anyhow::Result<()> {
     let src = Arc::new(Source {
         ecr: ecr.clone(),
-        registry_id: args.connection.registry_id.clone().or(from.registry_id.clone()),
+        registry_id: args
+            .connection
+            .registry_id
+            .clone()
+            .or(from.registry_id.clone()),
         repository: from.repository.clone(),
         http: reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
@@ -96,7 +104,11 @@ pub async fn run(ecr: &aws_sdk_ecr::Client, args: &PullArgs, from: &ImageRef) ->
             Dest::Archive { .. } => vec![
                 body.manifests
                     .iter()
-                    .find(|d| d.platform.as_ref().is_some_and(|p| p.matches(&args.platform)))
+                    .find(|d| {
+                        d.platform
+                            .as_ref()
+                            .is_some_and(|p| p.matches(&args.platform))
+                    })
                     .with_context(|| format!("the index has no image for {}", args.platform))?,
             ],
             Dest::Layout { .. } => body.manifests.iter().collect(),
@@ -157,8 +169,15 @@ pub async fn run(ecr: &aws_sdk_ecr::Client, args: &PullArgs, from: &ImageRef) ->
         // Blobs in flight are bounded too, so each holds its share of the range permits.
         while running.len() < args.jobs.max(1) {
             let Some(b) = queue.next() else { break };
-            let (s, w, p, r) = (src.clone(), writer.clone(), progress.clone(), ranges.clone());
-            running.push(tokio::spawn(async move { download(&s, &w, &p, &r, &b).await }));
+            let (s, w, p, r) = (
+                src.clone(),
+                writer.clone(),
+                progress.clone(),
+                ranges.clone(),
+            );
+            running.push(tokio::spawn(
+                async move { download(&s, &w, &p, &r, &b).await },
+            ));
         }
         match running.next().await {
             Some(done) => done??,
@@ -204,7 +223,9 @@ async fn get_manifests(src: &Source, ids: Vec<ImageIdentifier>) -> anyhow::Resul
         .set_registry_id(src.registry_id.clone())
         .repository_name(&src.repository)
         .set_image_ids(Some(ids))
-        .set_accepted_media_types(Some(MANIFEST_TYPES.iter().map(|m| (*m).to_owned()).collect()))
+        .set_accepted_media_types(Some(
+            MANIFEST_TYPES.iter().map(|m| (*m).to_owned()).collect(),
+        ))
         .send()
         .await
         .map_err(|e| anyhow::anyhow!("BatchGetImage: {}", describe(&e)))?;
@@ -226,7 +247,11 @@ async fn get_manifests(src: &Source, ids: Vec<ImageIdentifier>) -> anyhow::Resul
             .context("BatchGetImage gave an image without a manifest")?
             .as_bytes()
             .to_vec();
-        manifests.push(Manifest::new(digest, bytes, image.image_manifest_media_type())?);
+        manifests.push(Manifest::new(
+            digest,
+            bytes,
+            image.image_manifest_media_type(),
+        )?);
     }
     anyhow::ensure!(!manifests.is_empty(), "BatchGetImage returned no image");
     Ok(manifests)
@@ -254,7 +279,9 @@ async fn download(
         .context("GetDownloadUrlForLayer gave no URL")?
         .to_owned();
     let partial = writer.partial_path(&blob.digest)?;
-    let file = Arc::new(std::fs::File::create(&partial).with_context(|| format!("{}", partial.display()))?);
+    let file = Arc::new(
+        std::fs::File::create(&partial).with_context(|| format!("{}", partial.display()))?,
+    );
     file.set_len(blob.size)?;
     let mut tasks = FuturesUnordered::new();
     let mut start = 0;
@@ -352,6 +379,10 @@ async fn fetch_from(
         bar.inc(len);
         overall.inc(len);
     }
-    anyhow::ensure!(*at == end, "the connection closed {} bytes early", end - *at);
+    anyhow::ensure!(
+        *at == end,
+        "the connection closed {} bytes early",
+        end - *at
+    );
     Ok(())
 }

@@ -74,15 +74,23 @@ pub async fn run(ecr: &aws_sdk_ecr::Client, args: &PushArgs, to: &ImageRef) -> a
         .with_context(|| format!("read {}", args.source))?;
     let target = Arc::new(Target {
         ecr: ecr.clone(),
-        registry_id: args.connection.registry_id.clone().or(to.registry_id.clone()),
+        registry_id: args
+            .connection
+            .registry_id
+            .clone()
+            .or(to.registry_id.clone()),
         repository: to.repository.clone(),
         registry_key: format!(
             "{}|{}",
+            args.connection.endpoint_url.clone().unwrap_or_else(|| ecr
+                .config()
+                .region()
+                .map_or(String::new(), ToString::to_string)),
             args.connection
-                .endpoint_url
+                .registry_id
                 .clone()
-                .unwrap_or_else(|| ecr.config().region().map_or(String::new(), ToString::to_string)),
-            args.connection.registry_id.clone().or(to.registry_id.clone()).unwrap_or_default()
+                .or(to.registry_id.clone())
+                .unwrap_or_default()
         ),
     });
 
@@ -107,7 +115,9 @@ pub async fn run(ecr: &aws_sdk_ecr::Client, args: &PushArgs, to: &ImageRef) -> a
         while running.len() < jobs {
             let Some(blob) = queue.next() else { break };
             let (t, s, p) = (target.clone(), store.clone(), progress.clone());
-            running.push(tokio::spawn(async move { upload_blob(&t, &s, &p, &blob).await }));
+            running.push(tokio::spawn(
+                async move { upload_blob(&t, &s, &p, &blob).await },
+            ));
         }
         match running.next().await {
             Some(done) => sent += done??,
@@ -315,7 +325,9 @@ async fn initiate(t: &Target) -> anyhow::Result<(String, u64)> {
         .send()
         .await
         .map_err(|e| anyhow::anyhow!("InitiateLayerUpload: {}", describe(&e)))?;
-    let id = out.upload_id().context("InitiateLayerUpload gave no uploadId")?;
+    let id = out
+        .upload_id()
+        .context("InitiateLayerUpload gave no uploadId")?;
     // ECR advertises 10 MiB (`partSize`) but its model allows 20 MiB parts; a registry that
     // refuses one gets halves (see the InvalidLayerPartException arm in `upload_blob`).
     Ok((id.to_owned(), PART_SIZE))

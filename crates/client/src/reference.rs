@@ -40,7 +40,10 @@ impl ImageRef {
         };
         anyhow::ensure!(!repository.is_empty(), "no repository name in {s:?}");
         if let Reference::Digest(d) = &reference {
-            anyhow::ensure!(d.starts_with("sha256:"), "a digest is sha256:<hex>, not {d:?}");
+            anyhow::ensure!(
+                d.starts_with("sha256:"),
+                "a digest is sha256:<hex>, not {d:?}"
+            );
         }
         if let Reference::Tag(t) = &reference {
             anyhow::ensure!(!t.is_empty(), "empty tag in {s:?}");
@@ -72,7 +75,8 @@ mod tests {
         assert_eq!(r.reference, Reference::Tag("latest".into()));
         let r = ImageRef::parse("team/app:1.0").unwrap();
         assert_eq!(r.reference, Reference::Tag("1.0".into()));
-        let r = ImageRef::parse("123456789012.dkr.ecr.us-east-1.amazonaws.com/team/app:v2").unwrap();
+        let r =
+            ImageRef::parse("123456789012.dkr.ecr.us-east-1.amazonaws.com/team/app:v2").unwrap();
         assert_eq!(r.registry_id.as_deref(), Some("123456789012"));
         assert_eq!(r.repository, "team/app");
         assert_eq!(r.reference, Reference::Tag("v2".into()));

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::harness::{ACCESS_KEY, MIB, SECRET_KEY, TestServer, create_repo, random_bytes, sha256_digest, skopeo};
+use crate::harness::{
+    ACCESS_KEY, MIB, SECRET_KEY, TestServer, create_repo, random_bytes, sha256_digest, skopeo,
+};
 
 /// `berth <args>` as a client of `server`: credentials and region from the environment (the
 /// normal chain), no profile files, resume state under `state`.
@@ -19,7 +21,10 @@ fn client(server: &TestServer, state: &Path) -> Command {
         .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
         .env("AWS_REGION", "us-east-1")
         .env("AWS_CONFIG_FILE", state.join("no-aws-config"))
-        .env("AWS_SHARED_CREDENTIALS_FILE", state.join("no-aws-credentials"))
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            state.join("no-aws-credentials"),
+        )
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("BERTH_STATE_DIR", state)
         .env_remove("AWS_PROFILE")
@@ -133,11 +138,19 @@ async fn multi_platform_layout_round_trips_byte_identical() {
     let ecr = server.ecr();
     create_repo(&ecr, "cli/multi").await;
     let tmp = tempfile::tempdir().unwrap();
-    let (src, dst, state) = (tmp.path().join("src"), tmp.path().join("dst"), tmp.path().join("state"));
+    let (src, dst, state) = (
+        tmp.path().join("src"),
+        tmp.path().join("dst"),
+        tmp.path().join("state"),
+    );
     new_layout(&src);
     // A base layer both platforms share, and one of their own each (one past a part).
     let base = random_bytes(3 * MIB, 1);
-    let amd = put_image(&src, "amd64", &[base.clone(), random_bytes(21 * MIB + 5, 2)]);
+    let amd = put_image(
+        &src,
+        "amd64",
+        &[base.clone(), random_bytes(21 * MIB + 5, 2)],
+    );
     let arm = put_image(&src, "arm64", &[base, random_bytes(777, 3)]);
     let index = json!({
         "schemaVersion": 2,
@@ -152,23 +165,42 @@ async fn multi_platform_layout_round_trips_byte_identical() {
     write_index(&src, &top, "v1");
     let src_path = src.to_str().unwrap();
 
-    let out = run_ok(&server, &state, &["push", &format!("oci:{src_path}:v1"), "cli/multi:v1"]);
+    let out = run_ok(
+        &server,
+        &state,
+        &["push", &format!("oci:{src_path}:v1"), "cli/multi:v1"],
+    );
     assert_eq!(stdout_line(&out), top["digest"].as_str().unwrap());
     // Every platform is an image of its own in the repository, and the tag names the index.
-    let listed = ecr.list_images().repository_name("cli/multi").send().await.unwrap();
+    let listed = ecr
+        .list_images()
+        .repository_name("cli/multi")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(listed.image_ids().len(), 3, "{listed:?}");
 
     // A second push finds every blob there and sends none.
     let again = run_ok(&server, &state, &["push", src_path, "cli/multi:v1"]);
-    assert!(stderr(&again).contains("(0 blobs sent, 5 already there)"), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("(0 blobs sent, 5 already there)"),
+        "{}",
+        stderr(&again)
+    );
 
     let dst_path = format!("oci:{}:v1", dst.display());
     let out = run_ok(&server, &state, &["pull", "cli/multi:v1", &dst_path]);
     assert_eq!(stdout_line(&out), top["digest"].as_str().unwrap());
-    assert!(stderr(&out).contains("pulled cli/multi@"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("pulled cli/multi@"),
+        "{}",
+        stderr(&out)
+    );
     // Byte for byte the blobs that were pushed (manifests included), and nothing else.
     assert_eq!(blobs(&dst), blobs(&src));
-    let names: Vec<_> = std::fs::read_dir(dst.join("blobs/sha256")).unwrap().collect();
+    let names: Vec<_> = std::fs::read_dir(dst.join("blobs/sha256"))
+        .unwrap()
+        .collect();
     assert_eq!(names.len(), blobs(&src).len(), "no temporary file is left");
     let index: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dst.join("index.json")).unwrap()).unwrap();
@@ -177,7 +209,12 @@ async fn multi_platform_layout_round_trips_byte_identical() {
     // skopeo reads the pulled layout, every platform, checking every digest.
     let (ok, err) = skopeo(
         tmp.path(),
-        &["copy", "--all", &dst_path, &format!("dir:{}", tmp.path().join("copied").display())],
+        &[
+            "copy",
+            "--all",
+            &dst_path,
+            &format!("dir:{}", tmp.path().join("copied").display()),
+        ],
     );
     assert!(ok, "skopeo could not read the pulled layout: {err}");
 }
@@ -206,15 +243,27 @@ async fn docker_save_tarball_round_trips() {
     );
     assert!(ok, "skopeo could not write the tarball: {err}");
 
-    let pushed = run_ok(&server, &state, &["push", saved.to_str().unwrap(), "cli/saved:v1"]);
+    let pushed = run_ok(
+        &server,
+        &state,
+        &["push", saved.to_str().unwrap(), "cli/saved:v1"],
+    );
     let digest = stdout_line(&pushed);
     let pulled = tmp.path().join("pulled.tar");
-    let out = run_ok(&server, &state, &["pull", "cli/saved:v1", pulled.to_str().unwrap()]);
+    let out = run_ok(
+        &server,
+        &state,
+        &["pull", "cli/saved:v1", pulled.to_str().unwrap()],
+    );
     assert_eq!(stdout_line(&out), digest);
     assert!(!tmp.path().join(".pulled.tar.layout.partial").exists());
 
     // The pulled tarball holds the same image: pushed again it is the same manifest...
-    let again = run_ok(&server, &state, &["push", pulled.to_str().unwrap(), "cli/again:v1"]);
+    let again = run_ok(
+        &server,
+        &state,
+        &["push", pulled.to_str().unwrap(), "cli/again:v1"],
+    );
     assert_eq!(stdout_line(&again), digest);
     // ...and skopeo reads it as a docker archive, with the layers that went in.
     let out_dir = tmp.path().join("from-archive");
@@ -229,7 +278,11 @@ async fn docker_save_tarball_round_trips() {
     assert!(ok, "skopeo could not read the pulled tarball: {err}");
     for l in &layers {
         let d = sha256_digest(l);
-        assert_eq!(std::fs::read(out_dir.join(&d[7..])).unwrap(), *l, "layer {d}");
+        assert_eq!(
+            std::fs::read(out_dir.join(&d[7..])).unwrap(),
+            *l,
+            "layer {d}"
+        );
     }
 }
 
@@ -244,7 +297,9 @@ async fn requests(server: &TestServer, op: &str, class: &str) -> u64 {
     let want = format!("operation=\"{op}\"");
     let class = format!("status_class=\"{class}\"");
     text.lines()
-        .filter(|l| l.starts_with("berth_http_requests_total{") && l.contains(&want) && l.contains(&class))
+        .filter(|l| {
+            l.starts_with("berth_http_requests_total{") && l.contains(&want) && l.contains(&class)
+        })
         .filter(|l| l.contains("api=\"ecr\""))
         .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap() as u64)
         .sum()
@@ -289,7 +344,10 @@ async fn interrupted_push_resumes_where_the_registry_stopped() {
     let deadline = Instant::now() + Duration::from_secs(300);
     while requests(&server, "UploadLayerPart", "2xx").await < 3 {
         assert!(Instant::now() < deadline, "the push made no progress");
-        assert!(child.try_wait().unwrap().is_none(), "the push ended by itself");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the push ended by itself"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let kill = Command::new("kill")
@@ -334,16 +392,27 @@ async fn interrupted_push_resumes_where_the_registry_stopped() {
     assert_eq!(stdout_line(&second), image["digest"].as_str().unwrap());
     // Every part was accepted exactly once over the two runs: nothing started over.
     assert_eq!(requests(&server, "UploadLayerPart", "2xx").await, PARTS);
-    assert_eq!(requests(&server, "InitiateLayerUpload", "2xx").await, 2, "config + layer, once each");
+    assert_eq!(
+        requests(&server, "InitiateLayerUpload", "2xx").await,
+        2,
+        "config + layer, once each"
+    );
     assert!(
-        std::fs::read_dir(state.join("uploads")).unwrap().next().is_none(),
+        std::fs::read_dir(state.join("uploads"))
+            .unwrap()
+            .next()
+            .is_none(),
         "the state of a finished upload is removed"
     );
     // The registry checked the digest on completion; the image is there.
     let got = ecr
         .batch_get_image()
         .repository_name("cli/big")
-        .image_ids(aws_sdk_ecr::types::ImageIdentifier::builder().image_tag("v1").build())
+        .image_ids(
+            aws_sdk_ecr::types::ImageIdentifier::builder()
+                .image_tag("v1")
+                .build(),
+        )
         .send()
         .await
         .unwrap();
@@ -366,11 +435,20 @@ async fn login_writes_credentials_skopeo_uses() {
     run_ok(
         &server,
         &state,
-        &["login", "--registry", &server.endpoint, "--authfile", authfile.to_str().unwrap()],
+        &[
+            "login",
+            "--registry",
+            &server.endpoint,
+            "--authfile",
+            authfile.to_str().unwrap(),
+        ],
     );
     let written: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&authfile).unwrap()).unwrap();
-    assert_eq!(written["auths"]["other.example"]["auth"], "eDp5", "other entries kept");
+    assert_eq!(
+        written["auths"]["other.example"]["auth"], "eDp5",
+        "other entries kept"
+    );
     assert!(written["auths"][&host]["auth"].is_string(), "{written}");
     // skopeo pushes with nothing but that file (the harness points it at auth.json).
     let (ok, err) = skopeo(
