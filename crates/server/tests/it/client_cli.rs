@@ -468,3 +468,59 @@ async fn login_writes_credentials_skopeo_uses() {
     let printed = run_ok(&server, &state, &["login", "--print"]);
     assert!(!stdout_line(&printed).is_empty() && !stdout_line(&printed).contains(':'));
 }
+
+#[tokio::test]
+async fn pull_of_a_corrupt_blob_fails_and_leaves_nothing_under_its_name() {
+    if crate::harness::skip_unless_local_blobs("corrupts a blob file in the data directory") {
+        return;
+    }
+    let server = TestServer::start().await;
+    create_repo(&server.ecr(), "cli/corrupt").await;
+    let tmp = tempfile::tempdir().unwrap();
+    let (src, dst, state) = (
+        tmp.path().join("src"),
+        tmp.path().join("dst"),
+        tmp.path().join("state"),
+    );
+    new_layout(&src);
+    let (good, bad) = (random_bytes(9 * MIB, 41), random_bytes(17 * MIB + 3, 42));
+    let image = put_image(&src, "amd64", &[good.clone(), bad.clone()]);
+    write_index(&src, &image, "v1");
+    run_ok(
+        &server,
+        &state,
+        &[
+            "push",
+            &format!("oci:{}:v1", src.display()),
+            "cli/corrupt:v1",
+        ],
+    );
+    // The same length, one byte changed, in the middle of a range.
+    let bad_digest = sha256_digest(&bad);
+    let mut flipped = bad.clone();
+    flipped[10 * MIB] ^= 1;
+    std::fs::write(server.blob_file(&bad_digest), &flipped).unwrap();
+
+    let dst_arg = format!("oci:{}:v1", dst.display());
+    let out = run(&server, &state, &["pull", "cli/corrupt:v1", &dst_arg]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains(&format!("blob {bad_digest} downloaded with the digest")),
+        "{}",
+        stderr(&out)
+    );
+    let files: Vec<String> = std::fs::read_dir(dst.join("blobs/sha256"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        !files.iter().any(|f| f.contains(&bad_digest[7..])),
+        "nothing of the corrupt blob is left: {files:?}"
+    );
+    assert!(!dst.join("index.json").exists(), "no image is named");
+
+    // Repaired on the server, the next pull completes, byte for byte.
+    std::fs::write(server.blob_file(&bad_digest), &bad).unwrap();
+    run_ok(&server, &state, &["pull", "cli/corrupt:v1", &dst_arg]);
+    assert_eq!(blobs(&dst), blobs(&src));
+}
