@@ -381,7 +381,8 @@ async fn interrupted_push_resumes_where_the_registry_stopped() {
     assert_eq!(files.len(), 1, "one upload in progress: {files:?}");
     let mut saved: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&files[0]).unwrap()).unwrap();
-    assert!(saved["nextByte"].as_u64().unwrap() >= 2 * 20 * MIB as u64);
+    // At least the first layer part (the third accepted part may not be recorded yet).
+    assert!(saved["nextByte"].as_u64().unwrap() >= 20 * MIB as u64);
     saved["nextByte"] = json!(0);
     std::fs::write(&files[0], serde_json::to_vec(&saved).unwrap()).unwrap();
 
