@@ -528,3 +528,80 @@ async fn pull_of_a_corrupt_blob_fails_and_leaves_nothing_under_its_name() {
     run_ok(&server, &state, &["pull", "cli/corrupt:v1", &dst_arg]);
     assert_eq!(blobs(&dst), blobs(&src));
 }
+
+/// A TCP proxy to `upstream` that, once `drop_after` bytes have gone up, drops the first
+/// connection whose answer then comes back, before passing the answer on: the registry has
+/// done the request, the client never hears of it. Returns the proxy's endpoint.
+async fn answer_dropping_proxy(upstream: &str, drop_after: u64) -> String {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let upstream = upstream.trim_start_matches("http://").to_owned();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let sent = Arc::new(AtomicU64::new(0));
+    let dropped = Arc::new(AtomicBool::new(false));
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let (sent, dropped, upstream) = (sent.clone(), dropped.clone(), upstream.clone());
+            tokio::spawn(async move {
+                let Ok(mut outbound) = tokio::net::TcpStream::connect(&upstream).await else {
+                    return;
+                };
+                let (mut ri, mut wi) = inbound.split();
+                let (mut ro, mut wo) = outbound.split();
+                let up = async {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    while let Ok(n) = ri.read(&mut buf).await {
+                        if n == 0 || wo.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                        sent.fetch_add(n as u64, Ordering::SeqCst);
+                    }
+                };
+                let down = async {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    while let Ok(n) = ro.read(&mut buf).await {
+                        if n == 0
+                            || (sent.load(Ordering::SeqCst) > drop_after
+                                && !dropped.swap(true, Ordering::SeqCst))
+                            || wi.write_all(&buf[..n]).await.is_err()
+                        {
+                            break;
+                        }
+                    }
+                };
+                tokio::select! { () = up => {}, () = down => {} }
+            });
+        }
+    });
+    endpoint
+}
+
+#[tokio::test]
+async fn push_goes_on_after_a_dropped_connection_from_where_the_registry_stopped() {
+    let server = TestServer::start().await;
+    create_repo(&server.ecr(), "cli/dropped").await;
+    let tmp = tempfile::tempdir().unwrap();
+    let (src, state) = (tmp.path().join("src"), tmp.path().join("state"));
+    new_layout(&src);
+    // 5 parts of 20 MiB; the answer after some 50 MiB of JSON (the second or third part) is lost.
+    let image = put_image(&src, "amd64", &[random_bytes(100 * MIB, 51)]);
+    write_index(&src, &image, "v1");
+    let proxy = answer_dropping_proxy(&server.endpoint, 50 * MIB as u64).await;
+    let src_arg = format!("oci:{}:v1", src.display());
+    let args = ["push", "--endpoint-url", &proxy, &src_arg, "cli/dropped:v1"];
+    // The client runs on a blocking thread: the proxy's tasks need this test's runtime.
+    let mut cmd = client(&server, &state);
+    cmd.args(args).env("AWS_ENDPOINT_URL_ECR", &proxy);
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("the registry has"), "{err}");
+    assert_eq!(stdout_line(&out), image["digest"].as_str().unwrap());
+    // Config 1 + layer 5: the part whose answer was lost was not accepted twice.
+    assert_eq!(requests(&server, "UploadLayerPart", "2xx").await, 6);
+    assert!(requests(&server, "UploadLayerPart", "4xx").await >= 1);
+}
