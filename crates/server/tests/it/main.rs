@@ -2,6 +2,7 @@
 //! `aws-sdk-ecr` client (and raw HTTP where an SDK will not send what is being tested).
 
 mod authentication;
+mod client_cli;
 mod crash;
 mod ecr_public;
 mod ecr_settings;
