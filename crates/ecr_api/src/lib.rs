@@ -15,7 +15,9 @@ mod layers;
 mod lifecycle;
 mod policies;
 mod public;
+mod referrers;
 mod repositories;
+mod scanning;
 pub mod shapes;
 mod validate;
 
@@ -457,6 +459,26 @@ async fn dispatch(
         R::GetLifecyclePolicyPreview(r) => {
             respond(&lifecycle::get_lifecycle_policy_preview(&ctx, r).await?)
         }
+        R::PutImageTagMutability(r) => {
+            respond(&repositories::put_image_tag_mutability(&ctx, r).await?)
+        }
+        R::PutImageScanningConfiguration(r) => {
+            respond(&scanning::put_image_scanning_configuration(&ctx, r).await?)
+        }
+        R::ListImageReferrers(r) => respond(&referrers::list_image_referrers(&ctx, r).await?),
+        R::GetRegistryScanningConfiguration(r) => {
+            respond(&scanning::get_registry_scanning_configuration(&ctx, r).await?)
+        }
+        R::PutRegistryScanningConfiguration(r) => {
+            respond(&scanning::put_registry_scanning_configuration(&ctx, r).await?)
+        }
+        R::BatchGetRepositoryScanningConfiguration(r) => {
+            respond(&scanning::batch_get_repository_scanning_configuration(&ctx, r).await?)
+        }
+        R::StartImageScan(r) => respond(&scanning::start_image_scan(&ctx, r).await?),
+        R::DescribeImageScanFindings(r) => {
+            respond(&scanning::describe_image_scan_findings(&ctx, r).await?)
+        }
     };
     // Who asked, for the server's request log.
     let mut resp = result.unwrap_or_else(IntoResponse::into_response);
@@ -497,6 +519,14 @@ enum Request<'a> {
     DeleteLifecyclePolicy(dto::RepositoryPolicyRequest),
     StartLifecyclePolicyPreview(dto::PutLifecyclePolicyRequest),
     GetLifecyclePolicyPreview(dto::GetLifecyclePolicyPreviewRequest),
+    PutImageTagMutability(ecr::PutImageTagMutabilityRequest),
+    PutImageScanningConfiguration(ecr::PutImageScanningConfigurationRequest),
+    ListImageReferrers(ecr::ListImageReferrersRequest),
+    GetRegistryScanningConfiguration(ecr::GetRegistryScanningConfigurationRequest),
+    PutRegistryScanningConfiguration(ecr::PutRegistryScanningConfigurationRequest),
+    BatchGetRepositoryScanningConfiguration(ecr::BatchGetRepositoryScanningConfigurationRequest),
+    StartImageScan(ecr::StartImageScanRequest),
+    DescribeImageScanFindings(ecr::DescribeImageScanFindingsRequest),
 }
 
 /// Decodes `body` as the request shape of `op`. The 21 operations berth had before the ECR
@@ -540,29 +570,21 @@ fn decode(op: Operation, body: &[u8]) -> Result<Request<'_>, ApiError> {
         O::PutAccountSetting => {
             R::PutAccountSetting(checked(body, ecr::PutAccountSettingRequest::validate)?)
         }
-        O::BatchGetRepositoryScanningConfiguration
-        | O::CreatePullThroughCacheRule
+        O::CreatePullThroughCacheRule
         | O::CreateRepositoryCreationTemplate
         | O::DeletePullThroughCacheRule
         | O::DeleteRepositoryCreationTemplate
         | O::DeleteSigningConfiguration
         | O::DeregisterPullTimeUpdateExclusion
         | O::DescribeImageReplicationStatus
-        | O::DescribeImageScanFindings
         | O::DescribeImageSigningStatus
         | O::DescribePullThroughCacheRules
         | O::DescribeRepositoryCreationTemplates
-        | O::GetRegistryScanningConfiguration
         | O::GetSigningConfiguration
-        | O::ListImageReferrers
         | O::ListPullTimeUpdateExclusions
-        | O::PutImageScanningConfiguration
-        | O::PutImageTagMutability
-        | O::PutRegistryScanningConfiguration
         | O::PutReplicationConfiguration
         | O::PutSigningConfiguration
         | O::RegisterPullTimeUpdateExclusion
-        | O::StartImageScan
         | O::UpdateImageStorageClass
         | O::UpdatePullThroughCacheRule
         | O::UpdateRepositoryCreationTemplate
@@ -573,6 +595,37 @@ fn decode(op: Operation, body: &[u8]) -> Result<Request<'_>, ApiError> {
                 op.name()
             )));
         }
+        O::PutImageTagMutability => {
+            R::PutImageTagMutability(checked(body, ecr::PutImageTagMutabilityRequest::validate)?)
+        }
+        O::PutImageScanningConfiguration => R::PutImageScanningConfiguration(checked(
+            body,
+            ecr::PutImageScanningConfigurationRequest::validate,
+        )?),
+        O::ListImageReferrers => {
+            R::ListImageReferrers(checked(body, ecr::ListImageReferrersRequest::validate)?)
+        }
+        O::GetRegistryScanningConfiguration => R::GetRegistryScanningConfiguration(checked(
+            body,
+            ecr::GetRegistryScanningConfigurationRequest::validate,
+        )?),
+        O::PutRegistryScanningConfiguration => R::PutRegistryScanningConfiguration(checked(
+            body,
+            ecr::PutRegistryScanningConfigurationRequest::validate,
+        )?),
+        O::BatchGetRepositoryScanningConfiguration => {
+            R::BatchGetRepositoryScanningConfiguration(checked(
+                body,
+                ecr::BatchGetRepositoryScanningConfigurationRequest::validate,
+            )?)
+        }
+        O::StartImageScan => {
+            R::StartImageScan(checked(body, ecr::StartImageScanRequest::validate)?)
+        }
+        O::DescribeImageScanFindings => R::DescribeImageScanFindings(checked(
+            body,
+            ecr::DescribeImageScanFindingsRequest::validate,
+        )?),
         O::PutLifecyclePolicy => R::PutLifecyclePolicy(parse(body)?),
         O::GetLifecyclePolicy => R::GetLifecyclePolicy(parse(body)?),
         O::DeleteLifecyclePolicy => R::DeleteLifecyclePolicy(parse(body)?),

@@ -305,3 +305,42 @@ pub(crate) async fn untag_resource(
         .await?;
     Ok(ecr::UntagResourceResponse {})
 }
+
+pub(crate) async fn put_image_tag_mutability(
+    ctx: &Ctx<'_>,
+    req: ecr::PutImageTagMutabilityRequest,
+) -> Result<ecr::PutImageTagMutabilityResponse, ApiError> {
+    let r = validate::repository(&req)?;
+    let mutability = required(req.image_tag_mutability, "imageTagMutability")?;
+    let exclusions = match req.image_tag_mutability_exclusion_filters {
+        Some(f) => exclusion_filters(
+            f.into_iter()
+                .map(|f| dto::MutabilityExclusionFilter {
+                    filter_type: f.filter_type,
+                    filter: f.filter,
+                })
+                .collect(),
+        )?,
+        None => vec![],
+    };
+    let repo = ctx
+        .registry()
+        .put_image_tag_mutability(&ctx.principal, &r, &mutability, exclusions)
+        .await?;
+    Ok(ecr::PutImageTagMutabilityResponse {
+        registry_id: Some(repo.registry_id),
+        repository_name: Some(repo.name.to_string()),
+        image_tag_mutability: Some(repo.image_tag_mutability),
+        image_tag_mutability_exclusion_filters: (!repo.mutability_exclusions.is_empty()).then(
+            || {
+                repo.mutability_exclusions
+                    .into_iter()
+                    .map(|e| ecr::ImageTagMutabilityExclusionFilter {
+                        filter_type: Some(e.filter_type),
+                        filter: Some(e.filter),
+                    })
+                    .collect()
+            },
+        ),
+    })
+}

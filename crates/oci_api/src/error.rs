@@ -67,7 +67,9 @@ fn registry_error(e: &RegistryError) -> (StatusCode, &'static str) {
         E::RepositoryPolicyNotFound { .. }
         | E::RegistryPolicyNotFound { .. }
         | E::LifecyclePolicyNotFound { .. }
-        | E::LifecyclePolicyPreviewNotFound { .. } => (S::NOT_FOUND, "NOT_FOUND"),
+        | E::LifecyclePolicyPreviewNotFound { .. }
+        | E::ScanNotFound { .. } => (S::NOT_FOUND, "NOT_FOUND"),
+        E::UnsupportedImageType(_) => (S::BAD_REQUEST, "UNSUPPORTED"),
         E::LimitExceeded(_) | E::TooManyTags { .. } | E::AccessDenied { .. } => {
             (S::FORBIDDEN, "DENIED")
         }

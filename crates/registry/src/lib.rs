@@ -23,6 +23,7 @@ mod quota;
 mod referrers;
 mod repositories;
 mod resource_tags;
+mod scanning;
 mod uploads;
 mod verify;
 
@@ -59,6 +60,7 @@ pub use public::{
 pub use quota::{DEFAULT_BURST_SECS as DEFAULT_RATE_BURST_SECS, DEFAULT_RATES, Quotas};
 pub use referrers::Referrer;
 pub use repositories::{CreateRepository, EncryptionConfiguration};
+pub use scanning::{RegistryScanningConfiguration, RepositoryScanning, ScanningRule};
 pub use storage::{
     BlobRange, BlobReader, ByteStream, ImageRecord, ImageSummary, MutabilityExclusion,
     RepositoryBlob, RepositoryRecord, ResourceTag, TagStatus,

@@ -3,6 +3,7 @@
 
 mod authentication;
 mod crash;
+mod ecr_ops;
 mod ecr_public;
 mod ecr_settings;
 mod faults;
