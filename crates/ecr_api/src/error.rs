@@ -89,6 +89,8 @@ fn registry_error(e: &RegistryError) -> (&'static str, StatusCode, Map<String, V
         E::ImageNotFound { .. } => ("ImageNotFoundException", bad, none),
         E::ScanNotFound { .. } => ("ScanNotFoundException", bad, none),
         E::UnsupportedImageType(_) => ("UnsupportedImageTypeException", bad, none),
+        E::TemplateAlreadyExists { .. } => ("TemplateAlreadyExistsException", bad, none),
+        E::TemplateNotFound { .. } => ("TemplateNotFoundException", bad, none),
         E::LimitExceeded(_) => ("LimitExceededException", bad, none),
         E::TooManyTags { .. } => ("TooManyTagsException", bad, none),
         E::AccessDenied { .. } => ("AccessDeniedException", bad, none),

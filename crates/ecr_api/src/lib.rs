@@ -7,6 +7,7 @@ mod account_settings;
 mod authentication;
 mod authorization;
 mod body;
+mod creation_templates;
 mod download;
 mod dto;
 mod error;
@@ -475,6 +476,18 @@ async fn dispatch(
         R::BatchGetRepositoryScanningConfiguration(r) => {
             respond(&scanning::batch_get_repository_scanning_configuration(&ctx, r).await?)
         }
+        R::CreateRepositoryCreationTemplate(r) => {
+            respond(&creation_templates::create_repository_creation_template(&ctx, r).await?)
+        }
+        R::DescribeRepositoryCreationTemplates(r) => {
+            respond(&creation_templates::describe_repository_creation_templates(&ctx, r).await?)
+        }
+        R::UpdateRepositoryCreationTemplate(r) => {
+            respond(&creation_templates::update_repository_creation_template(&ctx, r).await?)
+        }
+        R::DeleteRepositoryCreationTemplate(r) => {
+            respond(&creation_templates::delete_repository_creation_template(&ctx, r).await?)
+        }
         R::StartImageScan(r) => respond(&scanning::start_image_scan(&ctx, r).await?),
         R::DescribeImageScanFindings(r) => {
             respond(&scanning::describe_image_scan_findings(&ctx, r).await?)
@@ -525,6 +538,10 @@ enum Request<'a> {
     GetRegistryScanningConfiguration(ecr::GetRegistryScanningConfigurationRequest),
     PutRegistryScanningConfiguration(ecr::PutRegistryScanningConfigurationRequest),
     BatchGetRepositoryScanningConfiguration(ecr::BatchGetRepositoryScanningConfigurationRequest),
+    CreateRepositoryCreationTemplate(ecr::CreateRepositoryCreationTemplateRequest),
+    DescribeRepositoryCreationTemplates(ecr::DescribeRepositoryCreationTemplatesRequest),
+    UpdateRepositoryCreationTemplate(ecr::UpdateRepositoryCreationTemplateRequest),
+    DeleteRepositoryCreationTemplate(ecr::DeleteRepositoryCreationTemplateRequest),
     StartImageScan(ecr::StartImageScanRequest),
     DescribeImageScanFindings(ecr::DescribeImageScanFindingsRequest),
 }
@@ -571,15 +588,12 @@ fn decode(op: Operation, body: &[u8]) -> Result<Request<'_>, ApiError> {
             R::PutAccountSetting(checked(body, ecr::PutAccountSettingRequest::validate)?)
         }
         O::CreatePullThroughCacheRule
-        | O::CreateRepositoryCreationTemplate
         | O::DeletePullThroughCacheRule
-        | O::DeleteRepositoryCreationTemplate
         | O::DeleteSigningConfiguration
         | O::DeregisterPullTimeUpdateExclusion
         | O::DescribeImageReplicationStatus
         | O::DescribeImageSigningStatus
         | O::DescribePullThroughCacheRules
-        | O::DescribeRepositoryCreationTemplates
         | O::GetSigningConfiguration
         | O::ListPullTimeUpdateExclusions
         | O::PutReplicationConfiguration
@@ -587,7 +601,6 @@ fn decode(op: Operation, body: &[u8]) -> Result<Request<'_>, ApiError> {
         | O::RegisterPullTimeUpdateExclusion
         | O::UpdateImageStorageClass
         | O::UpdatePullThroughCacheRule
-        | O::UpdateRepositoryCreationTemplate
         | O::ValidatePullThroughCacheRule => {
             return Err(ApiError::UnknownOperation(format!(
                 "{}.{}",
@@ -619,6 +632,22 @@ fn decode(op: Operation, body: &[u8]) -> Result<Request<'_>, ApiError> {
                 ecr::BatchGetRepositoryScanningConfigurationRequest::validate,
             )?)
         }
+        O::CreateRepositoryCreationTemplate => R::CreateRepositoryCreationTemplate(checked(
+            body,
+            ecr::CreateRepositoryCreationTemplateRequest::validate,
+        )?),
+        O::DescribeRepositoryCreationTemplates => R::DescribeRepositoryCreationTemplates(checked(
+            body,
+            ecr::DescribeRepositoryCreationTemplatesRequest::validate,
+        )?),
+        O::UpdateRepositoryCreationTemplate => R::UpdateRepositoryCreationTemplate(checked(
+            body,
+            ecr::UpdateRepositoryCreationTemplateRequest::validate,
+        )?),
+        O::DeleteRepositoryCreationTemplate => R::DeleteRepositoryCreationTemplate(checked(
+            body,
+            ecr::DeleteRepositoryCreationTemplateRequest::validate,
+        )?),
         O::StartImageScan => {
             R::StartImageScan(checked(body, ecr::StartImageScanRequest::validate)?)
         }

@@ -51,7 +51,10 @@ fn resource_tags(tags: Vec<dto::Tag>) -> Result<Vec<ResourceTag>, ApiError> {
 /// One tag of CreateRepository or TagResource, checked as ECR checks it: both members
 /// present, the key 1 to 128 characters and not in the `aws:` namespace (any case), which
 /// AWS reserves for its own tags, and the value at most 256 characters.
-fn resource_tag(key: Option<String>, value: Option<String>) -> Result<ResourceTag, ApiError> {
+pub(crate) fn resource_tag(
+    key: Option<String>,
+    value: Option<String>,
+) -> Result<ResourceTag, ApiError> {
     let key = key.ok_or_else(|| invalid("tags.member.Key", "Member must not be null"))?;
     let value = value.ok_or_else(|| invalid("tags.member.Value", "Member must not be null"))?;
     if key.is_empty() || key.chars().count() > 128 {
@@ -79,7 +82,7 @@ fn reserved_tag_key(key: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn exclusion_filters(
+pub(crate) fn exclusion_filters(
     filters: Vec<dto::MutabilityExclusionFilter>,
 ) -> Result<Vec<MutabilityExclusion>, ApiError> {
     let field = "imageTagMutabilityExclusionFilters";

@@ -68,7 +68,9 @@ fn registry_error(e: &RegistryError) -> (StatusCode, &'static str) {
         | E::RegistryPolicyNotFound { .. }
         | E::LifecyclePolicyNotFound { .. }
         | E::LifecyclePolicyPreviewNotFound { .. }
-        | E::ScanNotFound { .. } => (S::NOT_FOUND, "NOT_FOUND"),
+        | E::ScanNotFound { .. }
+        | E::TemplateNotFound { .. } => (S::NOT_FOUND, "NOT_FOUND"),
+        E::TemplateAlreadyExists { .. } => (S::CONFLICT, "DENIED"),
         E::UnsupportedImageType(_) => (S::BAD_REQUEST, "UNSUPPORTED"),
         E::LimitExceeded(_) | E::TooManyTags { .. } | E::AccessDenied { .. } => {
             (S::FORBIDDEN, "DENIED")

@@ -108,6 +108,14 @@ pub enum RegistryError {
     /// StartImageScan on an image that cannot be scanned: ECR's answer when no scan can run.
     #[error("{0}")]
     UnsupportedImageType(String),
+    #[error(
+        "A repository creation template with prefix '{prefix}' already exists in the registry with id '{registry_id}'"
+    )]
+    TemplateAlreadyExists { registry_id: String, prefix: String },
+    #[error(
+        "The repository creation template with prefix '{prefix}' does not exist in the registry with id '{registry_id}'"
+    )]
+    TemplateNotFound { registry_id: String, prefix: String },
     #[error("{0}")]
     LimitExceeded(String),
     #[error("The repository can have at most {limit} tags")]

@@ -8,6 +8,7 @@ mod blobs;
 mod budget;
 mod cache;
 mod condition;
+mod creation_templates;
 mod error;
 mod gc;
 mod images;
@@ -41,6 +42,9 @@ pub use budget::{
     DEFAULT_WAIT as BODY_MEMORY_WAIT, MemoryBudget, Reservation, default_budget_bytes,
 };
 pub use condition::format_date;
+pub use creation_templates::{
+    AppliedFor, CreationTemplate, MAX_CREATION_TEMPLATES, TemplateFields,
+};
 pub use error::RegistryError;
 pub use gc::{FsckProblem, GcOptions, GcReport};
 pub use images::{
@@ -208,6 +212,9 @@ pub struct Registry {
     identities: access::Identities,
     /// Request-rate quotas per principal (see `quota.rs`).
     quotas: Quotas,
+    /// Serialises this node's changes to the creation templates, which are stored together
+    /// (see `creation_templates.rs`).
+    template_writes: tokio::sync::Mutex<()>,
 }
 
 impl Registry {
@@ -226,6 +233,7 @@ impl Registry {
             clock_offset_millis: 0,
             identities: access::Identities::default(),
             quotas: Quotas::default(),
+            template_writes: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -472,6 +480,32 @@ impl Registry {
         self.repository_tagged(who, r, action, None).await
     }
 
+    /// A repository by name, from the cache or the metadata store, without authorizing
+    /// anything: for the registry's own decisions (does a push need to create it?).
+    async fn find_repository(
+        &self,
+        service: Service,
+        registry_id: &str,
+        name: &RepositoryName,
+    ) -> Result<Option<RepositoryRecord>> {
+        let key = repository_key(service, registry_id, name);
+        Ok(match self.repositories.get(&key) {
+            Ok(repo) => Some(repo),
+            Err(generation) => {
+                let found = self
+                    .storage
+                    .meta
+                    .get_repository(service, registry_id, name)
+                    .await?;
+                // Only what exists is cached: a repository created meanwhile is seen at once.
+                if let Some(repo) = &found {
+                    self.repositories.put(key, generation, repo.clone());
+                }
+                found
+            }
+        })
+    }
+
     /// [`Self::repository`] for a request that carries tags (see [`Self::authorize_tagged`]).
     async fn repository_tagged(
         &self,
@@ -482,23 +516,10 @@ impl Registry {
     ) -> Result<RepositoryRecord> {
         let registry_id = r.registry_id.as_deref().unwrap_or(&who.account_id);
         let resource = format!("repository/{}", r.name);
-        let key = repository_key(r.service, registry_id, &r.name);
-        let found = match self.repositories.get(&key) {
-            Ok(repo) => Some(repo),
-            Err(generation) => {
-                let found = self
-                    .storage
-                    .meta
-                    .get_repository(r.service, registry_id, &r.name)
-                    .await?;
-                // Only what exists is cached: a repository created meanwhile is seen at once.
-                if let Some(repo) = &found {
-                    self.repositories.put(key, generation, repo.clone());
-                }
-                found
-            }
-        };
-        match found {
+        match self
+            .find_repository(r.service, registry_id, &r.name)
+            .await?
+        {
             Some(repo) => {
                 self.authorize_tagged(
                     who,

@@ -31,7 +31,7 @@ pub struct CreateRepository {
 
 /// Exclusion filters go with the `*_WITH_EXCLUSION` settings and only with them, as ECR
 /// requires of CreateRepository and PutImageTagMutability alike.
-fn check_exclusions(mutability: &str, exclusions: &[MutabilityExclusion]) -> Result<()> {
+pub(crate) fn check_exclusions(mutability: &str, exclusions: &[MutabilityExclusion]) -> Result<()> {
     let needs_filters = mutability.ends_with("_WITH_EXCLUSION");
     if needs_filters != exclusions.is_empty() {
         return Ok(());
@@ -114,6 +114,17 @@ impl Registry {
         who: &Principal,
         req: CreateRepository,
     ) -> Result<RepositoryRecord> {
+        self.create_repository_with_settings(who, req, &[]).await
+    }
+
+    /// [`Registry::create_repository`] with repository settings (a template's lifecycle
+    /// policy) stored in the same transaction.
+    pub(crate) async fn create_repository_with_settings(
+        &self,
+        who: &Principal,
+        req: CreateRepository,
+        settings: &[(&str, &[u8])],
+    ) -> Result<RepositoryRecord> {
         if req.tags.len() > MAX_RESOURCE_TAGS {
             return Err(RegistryError::TooManyTags {
                 limit: MAX_RESOURCE_TAGS,
@@ -165,7 +176,12 @@ impl Registry {
             tags: req.tags,
             policy: None,
         };
-        match self.storage.meta.create_repository(record).await {
+        match self
+            .storage
+            .meta
+            .create_repository_with_settings(record, settings)
+            .await
+        {
             Err(StorageError::Conflict(_)) => Err(RegistryError::RepositoryAlreadyExists {
                 registry_id,
                 name: req.name,

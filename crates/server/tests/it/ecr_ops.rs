@@ -693,3 +693,355 @@ async fn list_image_referrers_lists_what_v2_referrers_lists() {
         .unwrap_err();
     assert_eq!(code(&e), "RepositoryNotFoundException");
 }
+
+const REPO_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Sid":"pull","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":["ecr:BatchGetImage"]}]}"#;
+const LIFECYCLE: &str = r#"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"untagged","countType":"sinceImagePushed","countUnit":"days","countNumber":14},"action":{"type":"expire"}}]}"#;
+
+fn rtag(k: &str, v: &str) -> aws_sdk_ecr::types::Tag {
+    aws_sdk_ecr::types::Tag::builder()
+        .key(k)
+        .value(v)
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn creation_templates_are_created_described_updated_and_deleted() {
+    use aws_sdk_ecr::types::RctAppliedFor as A;
+    let server = TestServer::start().await;
+    let ecr = server.ecr();
+    let created = ecr
+        .create_repository_creation_template()
+        .prefix("prod")
+        .description("production")
+        .applied_for(A::CreateOnPush)
+        .image_tag_mutability(ImageTagMutability::ImmutableWithExclusion)
+        .image_tag_mutability_exclusion_filters(exclusion("latest"))
+        .resource_tags(rtag("env", "prod"))
+        .repository_policy(REPO_POLICY)
+        .lifecycle_policy(LIFECYCLE)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.registry_id(), Some("000000000000"));
+    let t = created.repository_creation_template().unwrap().clone();
+    assert_eq!(t.prefix(), Some("prod"));
+    assert_eq!(t.applied_for(), [A::CreateOnPush]);
+    assert_eq!(
+        t.encryption_configuration()
+            .map(|e| e.encryption_type().as_str()),
+        Some("AES256")
+    );
+    assert_eq!(t.repository_policy(), Some(REPO_POLICY));
+    assert_eq!(t.lifecycle_policy(), Some(LIFECYCLE));
+    assert!(t.created_at().is_some());
+
+    for prefix in ["prod", "prod/"] {
+        let e = ecr
+            .create_repository_creation_template()
+            .prefix(prefix)
+            .applied_for(A::Replication)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(code(&e), "TemplateAlreadyExistsException", "{prefix}");
+    }
+    ecr.create_repository_creation_template()
+        .prefix("ROOT")
+        .applied_for(A::PullThroughCache)
+        .send()
+        .await
+        .unwrap();
+    let all = ecr
+        .describe_repository_creation_templates()
+        .send()
+        .await
+        .unwrap();
+    let prefixes: Vec<_> = all
+        .repository_creation_templates()
+        .iter()
+        .map(|t| t.prefix().unwrap().to_owned())
+        .collect();
+    assert_eq!(prefixes, ["ROOT", "prod"]);
+    assert_eq!(
+        all.repository_creation_templates()[1],
+        t,
+        "described as created"
+    );
+    let page = ecr
+        .describe_repository_creation_templates()
+        .max_results(1)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.repository_creation_templates().len(), 1);
+    let rest = ecr
+        .describe_repository_creation_templates()
+        .next_token(page.next_token().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        rest.repository_creation_templates()[0].prefix(),
+        Some("prod")
+    );
+    let named = ecr
+        .describe_repository_creation_templates()
+        .prefixes("prod")
+        .prefixes("absent")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(named.repository_creation_templates().len(), 1);
+
+    let updated = ecr
+        .update_repository_creation_template()
+        .prefix("prod")
+        .description("changed")
+        .applied_for(A::CreateOnPush)
+        .applied_for(A::Replication)
+        .send()
+        .await
+        .unwrap();
+    let u = updated.repository_creation_template().unwrap();
+    assert_eq!(u.description(), Some("changed"));
+    assert_eq!(u.applied_for().len(), 2);
+    assert_eq!(u.created_at(), t.created_at());
+    assert_eq!(u.repository_policy(), Some(REPO_POLICY), "kept");
+    assert_eq!(u.image_tag_mutability_exclusion_filters().len(), 1, "kept");
+
+    // Refusals, none of which changes the stored templates.
+    let before = ecr
+        .describe_repository_creation_templates()
+        .send()
+        .await
+        .unwrap();
+    let create = || {
+        ecr.create_repository_creation_template()
+            .prefix("team")
+            .applied_for(A::CreateOnPush)
+    };
+    let cases = [
+        (
+            "filters with MUTABLE",
+            create()
+                .image_tag_mutability(ImageTagMutability::Mutable)
+                .image_tag_mutability_exclusion_filters(exclusion("x")),
+            "InvalidParameterException",
+        ),
+        (
+            "a malformed repository policy",
+            create().repository_policy("{not json"),
+            "InvalidParameterException",
+        ),
+        (
+            "a lifecycle policy without rules",
+            create().lifecycle_policy(r#"{"rules":[]}"#),
+            "InvalidParameterException",
+        ),
+        (
+            "a reserved tag key",
+            create().resource_tags(rtag("aws:owner", "x")),
+            "InvalidTagParameterException",
+        ),
+        (
+            "a prefix outside the pattern",
+            ecr.create_repository_creation_template()
+                .prefix("Upper")
+                .applied_for(A::CreateOnPush),
+            "InvalidParameterException",
+        ),
+        (
+            "an unknown appliedFor",
+            ecr.create_repository_creation_template()
+                .prefix("team")
+                .applied_for(A::from("ALWAYS")),
+            "InvalidParameterException",
+        ),
+    ];
+    for (what, req, want) in cases {
+        let e = req.send().await.unwrap_err();
+        assert_eq!(code(&e), want, "{what}: {e:?}");
+    }
+    let e = ecr
+        .update_repository_creation_template()
+        .prefix("prod")
+        .repository_policy("[]")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "InvalidParameterException");
+    let after = ecr
+        .describe_repository_creation_templates()
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        after.repository_creation_templates(),
+        before.repository_creation_templates()
+    );
+    let e = ecr
+        .update_repository_creation_template()
+        .prefix("absent")
+        .description("x")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "TemplateNotFoundException");
+
+    let deleted = ecr
+        .delete_repository_creation_template()
+        .prefix("prod")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        deleted
+            .repository_creation_template()
+            .and_then(|t| t.description()),
+        Some("changed")
+    );
+    let e = ecr
+        .delete_repository_creation_template()
+        .prefix("prod")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "TemplateNotFoundException");
+}
+
+/// Pushes a small image through `/v2` (blobs, then the manifest under `tag`); answers the
+/// manifest PUT's response and the manifest.
+async fn v2_push(oci: &Oci, repo: &str, tag: &str, seed: u64) -> (reqwest::Response, String) {
+    let config = format!("{{\"seed\":{seed}}}").into_bytes();
+    let layer = random_bytes(500, seed);
+    let cd = sha256_digest(&config);
+    let ld = sha256_digest(&layer);
+    let mut ok = true;
+    for data in [&config, &layer] {
+        let r = oci
+            .req(
+                reqwest::Method::POST,
+                &format!("/v2/{repo}/blobs/uploads/?digest={}", sha256_digest(data)),
+            )
+            .body(data.clone())
+            .send()
+            .await
+            .unwrap();
+        ok &= r.status() == 201;
+    }
+    let manifest = oci_manifest((&cd, config.len()), &[(&ld, layer.len())]);
+    let r = oci.put_manifest(repo, tag, OCI_MANIFEST, &manifest).await;
+    assert!(
+        ok || r.status() != 201,
+        "a manifest stored without its blobs"
+    );
+    (r, manifest)
+}
+
+#[tokio::test]
+async fn a_v2_push_creates_the_repository_its_create_on_push_template_describes() {
+    use aws_sdk_ecr::types::RctAppliedFor as A;
+    // No --create-on-push: only templates create repositories.
+    let server = TestServer::start().await;
+    let ecr = server.ecr();
+    let oci = server.oci().await;
+    ecr.create_repository_creation_template()
+        .prefix("prod")
+        .applied_for(A::CreateOnPush)
+        .image_tag_mutability(ImageTagMutability::Immutable)
+        .resource_tags(rtag("env", "prod"))
+        .repository_policy(REPO_POLICY)
+        .lifecycle_policy(LIFECYCLE)
+        .send()
+        .await
+        .unwrap();
+    ecr.create_repository_creation_template()
+        .prefix("ROOT")
+        .applied_for(A::CreateOnPush)
+        .resource_tags(rtag("from", "root"))
+        .send()
+        .await
+        .unwrap();
+    ecr.create_repository_creation_template()
+        .prefix("cache")
+        .applied_for(A::PullThroughCache)
+        .send()
+        .await
+        .unwrap();
+
+    let (r, _) = v2_push(&oci, "prod/team/app", "v1", 1).await;
+    assert_eq!(r.status(), 201);
+    let d = ecr
+        .describe_repositories()
+        .repository_names("prod/team/app")
+        .send()
+        .await
+        .unwrap();
+    let repo = &d.repositories()[0];
+    assert_eq!(
+        repo.image_tag_mutability(),
+        Some(&ImageTagMutability::Immutable)
+    );
+    let tags = ecr
+        .list_tags_for_resource()
+        .resource_arn(repo.repository_arn().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tags.tags(), [rtag("env", "prod")]);
+    let policy = ecr
+        .get_repository_policy()
+        .repository_name("prod/team/app")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(policy.policy_text(), Some(REPO_POLICY));
+    let lifecycle = ecr
+        .get_lifecycle_policy()
+        .repository_name("prod/team/app")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(lifecycle.lifecycle_policy_text(), Some(LIFECYCLE));
+    // The template's immutability holds for the next push.
+    let (r, _) = v2_push(&oci, "prod/team/app", "v1", 2).await;
+    assert_eq!(oci_code(r).await, "TAG_INVALID");
+
+    // Names no other template covers get ROOT's.
+    let (r, _) = v2_push(&oci, "other/app", "v1", 3).await;
+    assert_eq!(r.status(), 201);
+    let d = ecr
+        .describe_repositories()
+        .repository_names("other/app")
+        .send()
+        .await
+        .unwrap();
+    let tags = ecr
+        .list_tags_for_resource()
+        .resource_arn(d.repositories()[0].repository_arn().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tags.tags(), [rtag("from", "root")]);
+    assert_eq!(
+        d.repositories()[0].image_tag_mutability(),
+        Some(&ImageTagMutability::Mutable)
+    );
+
+    // A template for another purpose creates nothing on push, and without ROOT nothing does.
+    ecr.delete_repository_creation_template()
+        .prefix("ROOT")
+        .send()
+        .await
+        .unwrap();
+    let (r, _) = v2_push(&oci, "cache/app", "v1", 4).await;
+    assert_eq!(oci_code(r).await, "NAME_UNKNOWN");
+    let e = ecr
+        .describe_repositories()
+        .repository_names("cache/app")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "RepositoryNotFoundException");
+}
