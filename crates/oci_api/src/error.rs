@@ -67,7 +67,11 @@ fn registry_error(e: &RegistryError) -> (StatusCode, &'static str) {
         E::RepositoryPolicyNotFound { .. }
         | E::RegistryPolicyNotFound { .. }
         | E::LifecyclePolicyNotFound { .. }
-        | E::LifecyclePolicyPreviewNotFound { .. } => (S::NOT_FOUND, "NOT_FOUND"),
+        | E::LifecyclePolicyPreviewNotFound { .. }
+        | E::ScanNotFound { .. }
+        | E::TemplateNotFound { .. } => (S::NOT_FOUND, "NOT_FOUND"),
+        E::TemplateAlreadyExists { .. } => (S::CONFLICT, "DENIED"),
+        E::UnsupportedImageType(_) => (S::BAD_REQUEST, "UNSUPPORTED"),
         E::LimitExceeded(_) | E::TooManyTags { .. } | E::AccessDenied { .. } => {
             (S::FORBIDDEN, "DENIED")
         }

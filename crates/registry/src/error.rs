@@ -97,6 +97,25 @@ pub enum RegistryError {
         digest: Option<String>,
         tag: Option<String>,
     },
+    /// DescribeImageScanFindings for an image no scan has run on (berth has no scanner).
+    #[error("Image scan does not exist for the image with '{{imageDigest:'{}', imageTag:'{}'}}' in the repository with name '{name}' in the registry with id '{registry_id}'", .digest.as_deref().unwrap_or("null"), .tag.as_deref().unwrap_or("null"))]
+    ScanNotFound {
+        registry_id: String,
+        name: RepositoryName,
+        digest: Option<String>,
+        tag: Option<String>,
+    },
+    /// StartImageScan on an image that cannot be scanned: ECR's answer when no scan can run.
+    #[error("{0}")]
+    UnsupportedImageType(String),
+    #[error(
+        "A repository creation template with prefix '{prefix}' already exists in the registry with id '{registry_id}'"
+    )]
+    TemplateAlreadyExists { registry_id: String, prefix: String },
+    #[error(
+        "The repository creation template with prefix '{prefix}' does not exist in the registry with id '{registry_id}'"
+    )]
+    TemplateNotFound { registry_id: String, prefix: String },
     #[error("{0}")]
     LimitExceeded(String),
     #[error("The repository can have at most {limit} tags")]

@@ -9,6 +9,7 @@ mod browse;
 mod budget;
 mod cache;
 mod condition;
+mod creation_templates;
 mod error;
 mod gc;
 mod images;
@@ -25,6 +26,7 @@ mod quota;
 mod referrers;
 mod repositories;
 mod resource_tags;
+mod scanning;
 mod uploads;
 mod verify;
 
@@ -42,6 +44,9 @@ pub use budget::{
     DEFAULT_WAIT as BODY_MEMORY_WAIT, MemoryBudget, Reservation, default_budget_bytes,
 };
 pub use condition::format_date;
+pub use creation_templates::{
+    AppliedFor, CreationTemplate, MAX_CREATION_TEMPLATES, TemplateFields,
+};
 pub use error::RegistryError;
 pub use gc::{FsckProblem, GcOptions, GcReport};
 pub use images::{
@@ -66,6 +71,7 @@ pub use pull_through::{
 pub use quota::{DEFAULT_BURST_SECS as DEFAULT_RATE_BURST_SECS, DEFAULT_RATES, Quotas};
 pub use referrers::Referrer;
 pub use repositories::{CreateRepository, EncryptionConfiguration};
+pub use scanning::{RegistryScanningConfiguration, RepositoryScanning, ScanningRule};
 pub use storage::{
     BlobRange, BlobReader, ByteStream, ImageRecord, ImageSummary, MutabilityExclusion,
     RepositoryBlob, RepositoryRecord, RepositoryUsage, ResourceTag, TagStatus,
@@ -217,6 +223,9 @@ pub struct Registry {
     pull_through: Option<pull_through::PullThrough>,
     /// Serialises this process's changes to pull-through cache rules.
     rules_write: tokio::sync::Mutex<()>,
+    /// Serialises this node's changes to the creation templates, which are stored together
+    /// (see `creation_templates.rs`).
+    template_writes: tokio::sync::Mutex<()>,
 }
 
 impl Registry {
@@ -237,6 +246,7 @@ impl Registry {
             quotas: Quotas::default(),
             pull_through: None,
             rules_write: tokio::sync::Mutex::new(()),
+            template_writes: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -489,6 +499,32 @@ impl Registry {
         self.repository_tagged(who, r, action, None).await
     }
 
+    /// A repository by name, from the cache or the metadata store, without authorizing
+    /// anything: for the registry's own decisions (does a push need to create it?).
+    async fn find_repository(
+        &self,
+        service: Service,
+        registry_id: &str,
+        name: &RepositoryName,
+    ) -> Result<Option<RepositoryRecord>> {
+        let key = repository_key(service, registry_id, name);
+        Ok(match self.repositories.get(&key) {
+            Ok(repo) => Some(repo),
+            Err(generation) => {
+                let found = self
+                    .storage
+                    .meta
+                    .get_repository(service, registry_id, name)
+                    .await?;
+                // Only what exists is cached: a repository created meanwhile is seen at once.
+                if let Some(repo) = &found {
+                    self.repositories.put(key, generation, repo.clone());
+                }
+                found
+            }
+        })
+    }
+
     /// [`Self::repository`] for a request that carries tags (see [`Self::authorize_tagged`]).
     async fn repository_tagged(
         &self,
@@ -499,23 +535,10 @@ impl Registry {
     ) -> Result<RepositoryRecord> {
         let registry_id = r.registry_id.as_deref().unwrap_or(&who.account_id);
         let resource = format!("repository/{}", r.name);
-        let key = repository_key(r.service, registry_id, &r.name);
-        let found = match self.repositories.get(&key) {
-            Ok(repo) => Some(repo),
-            Err(generation) => {
-                let found = self
-                    .storage
-                    .meta
-                    .get_repository(r.service, registry_id, &r.name)
-                    .await?;
-                // Only what exists is cached: a repository created meanwhile is seen at once.
-                if let Some(repo) = &found {
-                    self.repositories.put(key, generation, repo.clone());
-                }
-                found
-            }
-        };
-        match found {
+        match self
+            .find_repository(r.service, registry_id, &r.name)
+            .await?
+        {
             Some(repo) => {
                 self.authorize_tagged(
                     who,

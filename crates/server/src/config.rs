@@ -27,8 +27,10 @@ pub struct Config {
     /// Base URL clients reach berth at, for download URLs and `proxyEndpoint`. Default: the
     /// scheme and `Host` of each request.
     pub public_url: Option<String>,
-    /// Create a missing repository on a `/v2` push instead of answering NAME_UNKNOWN (ECR's
-    /// CREATE_ON_PUSH). The ECR API still requires CreateRepository. Default false.
+    /// Create a missing repository with default settings on a `/v2` push instead of answering
+    /// NAME_UNKNOWN, when no repository creation template with CREATE_ON_PUSH covers its name
+    /// (such a template creates it either way, as in ECR). The ECR API still requires
+    /// CreateRepository. Default false.
     pub create_on_push: bool,
     /// Let `DELETE /v2/<name>/blobs/<digest>` unlink a blob that no image of the repository
     /// references (garbage collection reclaims the bytes later). When false, such a DELETE

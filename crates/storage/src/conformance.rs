@@ -312,6 +312,52 @@ pub async fn meta_store(meta: &dyn MetaStore) {
     assert_eq!(with_policy.policy.as_deref(), Some("{\"p\":1}"));
     meta.set_repository_policy(repo.id, None).await.unwrap();
     assert_eq!(meta.registry_policy("000000000000").await.unwrap(), None);
+    // PutImageTagMutability and PutImageScanningConfiguration change only their columns.
+    let exclusions = vec![
+        MutabilityExclusion {
+            filter_type: "WILDCARD".into(),
+            filter: "latest".into(),
+        },
+        MutabilityExclusion {
+            filter_type: "WILDCARD".into(),
+            filter: "dev-*".into(),
+        },
+    ];
+    meta.set_image_tag_mutability(repo.id, "IMMUTABLE_WITH_EXCLUSION", &exclusions)
+        .await
+        .unwrap();
+    meta.set_scan_on_push(repo.id, true).await.unwrap();
+    let changed = meta
+        .get_repository(Service::Private, "000000000000", &repo.name)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(changed.image_tag_mutability, "IMMUTABLE_WITH_EXCLUSION");
+    assert_eq!(changed.mutability_exclusions, exclusions);
+    assert!(changed.scan_on_push);
+    assert_eq!(
+        (changed.tags, changed.created_at),
+        (repo.tags.clone(), repo.created_at)
+    );
+    meta.set_image_tag_mutability(repo.id, "MUTABLE", &[])
+        .await
+        .unwrap();
+    meta.set_scan_on_push(repo.id, false).await.unwrap();
+    let back = meta
+        .get_repository(Service::Private, "000000000000", &repo.name)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(back, repo);
+    assert!(matches!(
+        meta.set_scan_on_push(RepositoryId(i64::MAX), true).await,
+        Err(StorageError::NotFound)
+    ));
+    assert!(matches!(
+        meta.set_image_tag_mutability(RepositoryId(i64::MAX), "MUTABLE", &[])
+            .await,
+        Err(StorageError::NotFound)
+    ));
     meta.set_registry_policy("000000000000", Some("{}"))
         .await
         .unwrap();

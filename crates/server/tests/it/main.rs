@@ -4,6 +4,7 @@
 mod authentication;
 mod client_cli;
 mod crash;
+mod ecr_ops;
 mod ecr_public;
 mod ecr_settings;
 mod faults;

@@ -230,6 +230,21 @@ pub trait MetaStore: Send + Sync {
         id: RepositoryId,
         policy: Option<&str>,
     ) -> Result<(), StorageError>;
+    /// Sets a repository's tag mutability with its exclusion filters (PutImageTagMutability);
+    /// `NotFound` if the repository no longer exists.
+    async fn set_image_tag_mutability(
+        &self,
+        id: RepositoryId,
+        mutability: &str,
+        exclusions: &[MutabilityExclusion],
+    ) -> Result<(), StorageError>;
+    /// Sets a repository's scan-on-push flag (PutImageScanningConfiguration); `NotFound` if
+    /// the repository no longer exists.
+    async fn set_scan_on_push(
+        &self,
+        id: RepositoryId,
+        scan_on_push: bool,
+    ) -> Result<(), StorageError>;
     async fn registry_policy(&self, registry_id: &str) -> Result<Option<String>, StorageError>;
     /// Sets or (with `None`) removes a registry's policy.
     async fn set_registry_policy(

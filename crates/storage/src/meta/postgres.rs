@@ -357,6 +357,42 @@ impl MetaStore for PostgresMetaStore {
         Ok(())
     }
 
+    async fn set_image_tag_mutability(
+        &self,
+        id: RepositoryId,
+        mutability: &str,
+        exclusions: &[MutabilityExclusion],
+    ) -> Result<(), StorageError> {
+        let res = sqlx::query(sql::SET_IMAGE_TAG_MUTABILITY)
+            .bind(mutability)
+            .bind(encode_exclusions(exclusions))
+            .bind(id.0)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        if res.rows_affected() == 0 {
+            return Err(StorageError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn set_scan_on_push(
+        &self,
+        id: RepositoryId,
+        scan_on_push: bool,
+    ) -> Result<(), StorageError> {
+        let res = sqlx::query(sql::SET_SCAN_ON_PUSH)
+            .bind(i64::from(scan_on_push))
+            .bind(id.0)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        if res.rows_affected() == 0 {
+            return Err(StorageError::NotFound);
+        }
+        Ok(())
+    }
+
     async fn registry_policy(&self, registry_id: &str) -> Result<Option<String>, StorageError> {
         sqlx::query_scalar(sql::REGISTRY_POLICY)
             .bind(registry_id)

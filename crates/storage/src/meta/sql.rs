@@ -37,6 +37,9 @@ pub(super) const REPOSITORY_ROW: &str = "SELECT id FROM repositories WHERE id = 
 pub(super) const COUNT_IMAGES: &str = "SELECT COUNT(*) FROM images WHERE repository_id = $1";
 pub(super) const DELETE_REPOSITORY: &str = "DELETE FROM repositories WHERE id = $1";
 pub(super) const SET_REPOSITORY_POLICY: &str = "UPDATE repositories SET policy = $1 WHERE id = $2";
+pub(super) const SET_IMAGE_TAG_MUTABILITY: &str =
+    "UPDATE repositories SET image_tag_mutability = $1, mutability_exclusions = $2 WHERE id = $3";
+pub(super) const SET_SCAN_ON_PUSH: &str = "UPDATE repositories SET scan_on_push = $1 WHERE id = $2";
 pub(super) const REGISTRY_POLICY: &str =
     "SELECT policy FROM registry_policies WHERE registry_id = $1";
 pub(super) const SET_REGISTRY_POLICY: &str =
