@@ -8,7 +8,8 @@ use storage::{ImageRecord, ImageReferences, Millis, RepositoryRecord, StorageErr
 
 use super::{UpstreamError, UpstreamFailure, UpstreamManifest, UpstreamTarget, rules};
 use crate::{
-    CreateRepository, Principal, Registry, RegistryError, RepositoryRef, Result, Service, manifest,
+    AppliedFor, CreateRepository, Principal, Registry, RegistryError, RepositoryRef, Result,
+    Service, manifest,
 };
 
 /// Manifests of an index nested deeper than this are not fetched (an index of indexes is
@@ -78,14 +79,24 @@ impl Registry {
         }))
     }
 
-    /// Creates a cache repository on its first pull, with default settings.
-    // TODO(#16): create it from a PULL_THROUGH_CACHE repository creation template once those
-    // exist (the ecr-ops2 work); this is the one place to swap.
+    /// Creates a cache repository on its first pull: from the registry's PULL_THROUGH_CACHE
+    /// creation template whose prefix covers the name, as ECR does, else with default settings.
     async fn create_cache_repository(
         &self,
         who: &Principal,
         r: &RepositoryRef,
     ) -> Result<RepositoryRecord> {
+        match self
+            .create_repository_from_template(who, r, AppliedFor::PullThroughCache)
+            .await
+        {
+            Ok(Some(repo)) => return Ok(repo),
+            Ok(None) => {}
+            Err(RegistryError::RepositoryAlreadyExists { .. }) => {
+                return self.repository(who, r, "ecr:BatchGetImage").await;
+            }
+            Err(e) => return Err(e),
+        }
         let req = CreateRepository {
             registry_id: r.registry_id.clone(),
             name: r.name.clone(),

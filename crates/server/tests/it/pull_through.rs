@@ -347,6 +347,67 @@ async fn first_pull_fills_the_cache_and_a_filled_cache_serves_with_the_upstream_
 }
 
 #[tokio::test]
+async fn a_pull_through_cache_template_gives_the_cache_repository_its_settings() {
+    use aws_sdk_ecr::types::{ImageTagMutability, RctAppliedFor, Tag};
+    let tmp = tempfile::tempdir().unwrap();
+    let w = tmp.path();
+    let up = Upstream::start();
+    up.push(w, "library/tool", "v1", &[random_bytes(50_000, 1611)]);
+    let s = berth(w, &[]).await;
+    create_rule(&s, "hub", &up, ARN_GOOD).await;
+    // A CREATE_ON_PUSH template for the same prefix must not apply to a cache repository.
+    for (applied_for, mutability, env) in [
+        (
+            RctAppliedFor::PullThroughCache,
+            ImageTagMutability::Immutable,
+            "cache",
+        ),
+        (
+            RctAppliedFor::CreateOnPush,
+            ImageTagMutability::Mutable,
+            "push",
+        ),
+    ] {
+        let prefix = if env == "cache" { "hub" } else { "ROOT" };
+        s.ecr()
+            .create_repository_creation_template()
+            .prefix(prefix)
+            .applied_for(applied_for)
+            .image_tag_mutability(mutability)
+            .resource_tags(Tag::builder().key("env").value(env).build().unwrap())
+            .send()
+            .await
+            .unwrap();
+    }
+    let pw = creds(&s.basic_auth().await);
+    let (ok, err) = pull(&host_of(&s), &pw, w, "hub/library/tool:v1", "t:v1");
+    assert!(ok, "first pull through the cache: {err}");
+
+    let repos = s
+        .ecr()
+        .describe_repositories()
+        .repository_names("hub/library/tool")
+        .send()
+        .await
+        .unwrap();
+    let repo = &repos.repositories()[0];
+    assert_eq!(
+        repo.image_tag_mutability(),
+        Some(&ImageTagMutability::Immutable),
+        "the PULL_THROUGH_CACHE template's mutability"
+    );
+    let tags = s
+        .ecr()
+        .list_tags_for_resource()
+        .resource_arn(repo.repository_arn().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let tags: Vec<_> = tags.tags().iter().map(|t| (t.key(), t.value())).collect();
+    assert_eq!(tags, [("env", "cache")]);
+}
+
+#[tokio::test]
 async fn a_moved_upstream_tag_is_seen_after_the_refresh_interval_and_not_before() {
     let tmp = tempfile::tempdir().unwrap();
     let w = tmp.path();
