@@ -5,9 +5,9 @@
 //! cache and replication will call it with their own [`AppliedFor`].
 //!
 //! A registry's templates are few (ECR allows 50) and read together, so they are stored
-//! together, as one JSON value in the registry's settings. Changes on one node are serialised
-//! by a lock; two nodes changing templates of one registry at the same instant may lose one
-//! change (the last write wins).
+//! together, as one JSON value in the registry's settings, changed through
+//! `modify_setting_list` (a compare-and-swap, retried), so that nodes changing templates at the
+//! same time do not lose each other's changes.
 
 use model::RepositoryName;
 use serde::{Deserialize, Serialize};
@@ -194,20 +194,6 @@ impl Registry {
             .unwrap_or_default())
     }
 
-    async fn store_templates(&self, registry_id: &str, all: &[CreationTemplate]) -> Result<()> {
-        let json =
-            serde_json::to_vec(all).map_err(|e| RegistryError::InvalidParameter(e.to_string()))?;
-        self.storage
-            .meta
-            .put_registry_settings(
-                Service::Private,
-                registry_id,
-                &[(SETTING, Some(json.as_slice()))],
-            )
-            .await?;
-        Ok(())
-    }
-
     async fn authorize_templates(&self, who: &Principal, action: &str) -> Result<String> {
         let registry_id = who.account_id.clone();
         self.authorize(
@@ -250,22 +236,23 @@ impl Registry {
         let registry_id = self
             .authorize_templates(who, "ecr:CreateRepositoryCreationTemplate")
             .await?;
-        let _guard = self.template_writes.lock().await;
-        let mut all = self.stored_templates(&registry_id).await?;
-        if all.iter().any(|t| normal(&t.prefix) == normal(prefix)) {
-            return Err(RegistryError::TemplateAlreadyExists {
-                registry_id,
-                prefix: prefix.to_owned(),
-            });
-        }
-        if all.len() >= MAX_CREATION_TEMPLATES {
-            return Err(RegistryError::LimitExceeded(format!(
-                "The maximum number of repository creation templates ({MAX_CREATION_TEMPLATES}) in the registry with id '{registry_id}' has been reached"
-            )));
-        }
-        all.push(template.clone());
-        all.sort_by(|a, b| a.prefix.cmp(&b.prefix));
-        self.store_templates(&registry_id, &all).await?;
+        self.modify_setting_list(&registry_id, SETTING, |all: &mut Vec<CreationTemplate>| {
+            if all.iter().any(|t| normal(&t.prefix) == normal(prefix)) {
+                return Err(RegistryError::TemplateAlreadyExists {
+                    registry_id: registry_id.clone(),
+                    prefix: prefix.to_owned(),
+                });
+            }
+            if all.len() >= MAX_CREATION_TEMPLATES {
+                return Err(RegistryError::LimitExceeded(format!(
+                    "The maximum number of repository creation templates ({MAX_CREATION_TEMPLATES}) in the registry with id '{registry_id}' has been reached"
+                )));
+            }
+            all.push(template.clone());
+            all.sort_by(|a, b| a.prefix.cmp(&b.prefix));
+            Ok(())
+        })
+        .await?;
         Ok((registry_id, template))
     }
 
@@ -279,17 +266,21 @@ impl Registry {
         let registry_id = self
             .authorize_templates(who, "ecr:UpdateRepositoryCreationTemplate")
             .await?;
-        let _guard = self.template_writes.lock().await;
-        let mut all = self.stored_templates(&registry_id).await?;
-        let Some(stored) = all.iter_mut().find(|t| normal(&t.prefix) == normal(prefix)) else {
-            return Err(template_not_found(&registry_id, prefix));
-        };
-        let mut changed = stored.clone();
-        changed.apply(fields);
-        changed.check()?;
-        changed.updated_at = self.now();
-        *stored = changed.clone();
-        self.store_templates(&registry_id, &all).await?;
+        let now = self.now();
+        let changed = self
+            .modify_setting_list(&registry_id, SETTING, |all: &mut Vec<CreationTemplate>| {
+                let Some(stored) = all.iter_mut().find(|t| normal(&t.prefix) == normal(prefix))
+                else {
+                    return Err(template_not_found(&registry_id, prefix));
+                };
+                let mut changed = stored.clone();
+                changed.apply(fields.clone());
+                changed.check()?;
+                changed.updated_at = now;
+                *stored = changed.clone();
+                Ok(changed)
+            })
+            .await?;
         Ok((registry_id, changed))
     }
 
@@ -302,13 +293,14 @@ impl Registry {
         let registry_id = self
             .authorize_templates(who, "ecr:DeleteRepositoryCreationTemplate")
             .await?;
-        let _guard = self.template_writes.lock().await;
-        let mut all = self.stored_templates(&registry_id).await?;
-        let Some(i) = all.iter().position(|t| normal(&t.prefix) == normal(prefix)) else {
-            return Err(template_not_found(&registry_id, prefix));
-        };
-        let gone = all.remove(i);
-        self.store_templates(&registry_id, &all).await?;
+        let gone = self
+            .modify_setting_list(&registry_id, SETTING, |all: &mut Vec<CreationTemplate>| {
+                let Some(i) = all.iter().position(|t| normal(&t.prefix) == normal(prefix)) else {
+                    return Err(template_not_found(&registry_id, prefix));
+                };
+                Ok(all.remove(i))
+            })
+            .await?;
         Ok((registry_id, gone))
     }
 

@@ -27,6 +27,7 @@ mod referrers;
 mod repositories;
 mod resource_tags;
 mod scanning;
+mod shared_setting;
 mod uploads;
 mod verify;
 
@@ -221,11 +222,6 @@ pub struct Registry {
     quotas: Quotas,
     /// The pull-through cache's upstream client and settings; `None`: no caching.
     pull_through: Option<pull_through::PullThrough>,
-    /// Serialises this process's changes to pull-through cache rules.
-    rules_write: tokio::sync::Mutex<()>,
-    /// Serialises this node's changes to the creation templates, which are stored together
-    /// (see `creation_templates.rs`).
-    template_writes: tokio::sync::Mutex<()>,
 }
 
 impl Registry {
@@ -245,8 +241,6 @@ impl Registry {
             identities: access::Identities::default(),
             quotas: Quotas::default(),
             pull_through: None,
-            rules_write: tokio::sync::Mutex::new(()),
-            template_writes: tokio::sync::Mutex::new(()),
         }
     }
 

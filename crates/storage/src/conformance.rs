@@ -1260,6 +1260,28 @@ pub async fn public_registries_and_settings(meta: &dyn MetaStore) {
         None
     );
 
+    // Compare-and-swap: a write based on a stale read changes nothing and says so.
+    let swap = |expected: Option<&'static [u8]>, new: Option<&'static [u8]>| {
+        meta.swap_registry_setting(Service::Private, account, "list", expected, new)
+    };
+    assert!(swap(None, Some(b"a")).await.unwrap(), "absent, as read");
+    assert!(
+        !swap(None, Some(b"b")).await.unwrap(),
+        "another node wrote first"
+    );
+    assert!(!swap(Some(b"x"), Some(b"b")).await.unwrap(), "stale read");
+    assert!(swap(Some(b"a"), Some(b"ab")).await.unwrap());
+    assert!(!swap(None, None).await.unwrap(), "it exists");
+    assert!(!swap(Some(b"a"), None).await.unwrap(), "stale delete");
+    assert_eq!(
+        meta.registry_setting(Service::Private, account, "list")
+            .await
+            .unwrap(),
+        Some(b"ab".to_vec())
+    );
+    assert!(swap(Some(b"ab"), None).await.unwrap());
+    assert!(swap(None, None).await.unwrap(), "absent");
+
     // Tags: replaced in place, new ones after, all or nothing past the limit.
     let tags = meta
         .tag_repository(

@@ -123,27 +123,24 @@ impl Registry {
         })
     }
 
-    async fn save_rules(
+    /// Changes the registry's rules (kept sorted by prefix) safely across nodes, see
+    /// `modify_setting_list`, then drops this node's cached copy.
+    async fn change_rules<R>(
         &self,
         registry_id: &str,
-        rules: &mut [PullThroughCacheRule],
-    ) -> Result<()> {
-        rules.sort_by(|a, b| a.ecr_repository_prefix.cmp(&b.ecr_repository_prefix));
-        let bytes = serde_json::to_vec(rules).map_err(|e| {
-            RegistryError::Storage(StorageError::Other(format!("encoding rules: {e}").into()))
-        })?;
-        self.storage
-            .meta
-            .put_registry_settings(
-                Service::Private,
-                registry_id,
-                &[(RULES_SETTING, Some(bytes.as_slice()))],
-            )
+        mut change: impl FnMut(&mut Vec<PullThroughCacheRule>) -> Result<R>,
+    ) -> Result<R> {
+        let out = self
+            .modify_setting_list(registry_id, RULES_SETTING, |rules| {
+                let out = change(rules)?;
+                rules.sort_by(|a, b| a.ecr_repository_prefix.cmp(&b.ecr_repository_prefix));
+                Ok(out)
+            })
             .await?;
         if let Some(pt) = &self.pull_through {
             pt.rules.forget(registry_id);
         }
-        Ok(())
+        Ok(out)
     }
 
     /// Authorizes a rule operation (resource `*` of the registry, as ECR's rules are
@@ -176,12 +173,6 @@ impl Registry {
         }
     }
 
-    /// Serialises rule changes made through this process, so that two concurrent creates do
-    /// not both read the list and drop each other's rule (across nodes, see README).
-    async fn rules_lock(&self) -> tokio::sync::MutexGuard<'_, ()> {
-        self.rules_write.lock().await
-    }
-
     pub async fn create_pull_through_cache_rule(
         &self,
         who: &Principal,
@@ -199,19 +190,6 @@ impl Registry {
         upstream_base_url(&req.upstream_registry_url, pt.config.allow_http)?;
         self.check_secret(req.credential_arn.as_deref())?;
         let prefix = normalise_prefix(&req.ecr_repository_prefix);
-        let _guard = self.rules_lock().await;
-        let mut rules = self.stored_rules(&registry_id).await?;
-        if rules.iter().any(|r| r.ecr_repository_prefix == prefix) {
-            return Err(RegistryError::PullThroughCacheRuleAlreadyExists {
-                registry_id,
-                prefix,
-            });
-        }
-        if rules.len() >= MAX_RULES {
-            return Err(RegistryError::LimitExceeded(format!(
-                "The maximum number of pull through cache rules ({MAX_RULES}) for the registry with id '{registry_id}' has been reached"
-            )));
-        }
         let now = self.now();
         let rule = PullThroughCacheRule {
             registry_id: registry_id.clone(),
@@ -226,8 +204,25 @@ impl Registry {
             created_at: now,
             updated_at: now,
         };
-        rules.push(rule.clone());
-        self.save_rules(&registry_id, &mut rules).await?;
+        self.change_rules(&registry_id, |rules| {
+            if rules
+                .iter()
+                .any(|r| r.ecr_repository_prefix == rule.ecr_repository_prefix)
+            {
+                return Err(RegistryError::PullThroughCacheRuleAlreadyExists {
+                    registry_id: registry_id.clone(),
+                    prefix: rule.ecr_repository_prefix.clone(),
+                });
+            }
+            if rules.len() >= MAX_RULES {
+                return Err(RegistryError::LimitExceeded(format!(
+                    "The maximum number of pull through cache rules ({MAX_RULES}) for the registry with id '{registry_id}' has been reached"
+                )));
+            }
+            rules.push(rule.clone());
+            Ok(())
+        })
+        .await?;
         Ok(rule)
     }
 
@@ -291,22 +286,22 @@ impl Registry {
         self.pull_through()?;
         self.check_secret(credential_arn.as_deref())?;
         let prefix = normalise_prefix(prefix);
-        let _guard = self.rules_lock().await;
-        let mut rules = self.stored_rules(registry_id).await?;
-        let rule = rules
-            .iter_mut()
-            .find(|r| r.ecr_repository_prefix == prefix)
-            .ok_or_else(|| Self::rule_not_found(registry_id, &prefix))?;
-        if credential_arn.is_some() {
-            rule.credential_arn = credential_arn;
-        }
-        if custom_role_arn.is_some() {
-            rule.custom_role_arn = custom_role_arn;
-        }
-        rule.updated_at = self.now();
-        let updated = rule.clone();
-        self.save_rules(registry_id, &mut rules).await?;
-        Ok(updated)
+        let now = self.now();
+        self.change_rules(registry_id, |rules| {
+            let rule = rules
+                .iter_mut()
+                .find(|r| r.ecr_repository_prefix == prefix)
+                .ok_or_else(|| Self::rule_not_found(registry_id, &prefix))?;
+            if credential_arn.is_some() {
+                rule.credential_arn = credential_arn.clone();
+            }
+            if custom_role_arn.is_some() {
+                rule.custom_role_arn = custom_role_arn.clone();
+            }
+            rule.updated_at = now;
+            Ok(rule.clone())
+        })
+        .await
     }
 
     /// DeletePullThroughCacheRule: the rule goes; the repositories it filled stay, as in ECR.
@@ -320,15 +315,14 @@ impl Registry {
             .authorize_rules(who, registry_id, "ecr:DeletePullThroughCacheRule")
             .await?;
         let prefix = normalise_prefix(prefix);
-        let _guard = self.rules_lock().await;
-        let mut rules = self.stored_rules(registry_id).await?;
-        let at = rules
-            .iter()
-            .position(|r| r.ecr_repository_prefix == prefix)
-            .ok_or_else(|| Self::rule_not_found(registry_id, &prefix))?;
-        let removed = rules.remove(at);
-        self.save_rules(registry_id, &mut rules).await?;
-        Ok(removed)
+        self.change_rules(registry_id, |rules| {
+            let at = rules
+                .iter()
+                .position(|r| r.ecr_repository_prefix == prefix)
+                .ok_or_else(|| Self::rule_not_found(registry_id, &prefix))?;
+            Ok(rules.remove(at))
+        })
+        .await
     }
 
     /// ValidatePullThroughCacheRule: reaches the upstream's `/v2/` with the rule's

@@ -1045,3 +1045,49 @@ async fn a_v2_push_creates_the_repository_its_create_on_push_template_describes(
         .unwrap_err();
     assert_eq!(code(&e), "RepositoryNotFoundException");
 }
+
+/// Templates and pull-through cache rules are each kept as one stored list; concurrent
+/// creates must all land (a compare-and-swap retried on conflict, which also holds across
+/// nodes), where a plain read-modify-write loses some of them.
+#[tokio::test]
+async fn concurrent_creates_of_templates_and_rules_are_all_kept() {
+    use aws_sdk_ecr::types::RctAppliedFor as A;
+    const N: usize = 16;
+    let server = TestServer::start().await;
+    let ecr = server.ecr();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..N {
+        let ecr = ecr.clone();
+        tasks.spawn(async move {
+            ecr.create_repository_creation_template()
+                .prefix(format!("team{i}"))
+                .applied_for(A::CreateOnPush)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| format!("template {i}: {e:?}"))?;
+            ecr.create_pull_through_cache_rule()
+                .ecr_repository_prefix(format!("cache{i}"))
+                .upstream_registry_url("http://127.0.0.1:9")
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| format!("rule {i}: {e:?}"))
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap().unwrap();
+    }
+    let templates = ecr
+        .describe_repository_creation_templates()
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(templates.repository_creation_templates().len(), N);
+    let rules = ecr
+        .describe_pull_through_cache_rules()
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rules.pull_through_cache_rules().len(), N);
+}

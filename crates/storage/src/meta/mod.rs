@@ -315,6 +315,18 @@ pub trait MetaStore: Send + Sync {
         registry_id: &str,
         changes: &[(&str, Option<&[u8]>)],
     ) -> Result<(), StorageError>;
+    /// Compare-and-swap of one registry setting: sets it to `new` (`None` removes it) only if
+    /// it still holds `expected` (`None`: absent), and answers whether it did. Several nodes
+    /// that read-modify-write one setting (a registry's creation templates, its pull-through
+    /// cache rules) retry on `false` instead of overwriting each other.
+    async fn swap_registry_setting(
+        &self,
+        service: Service,
+        registry_id: &str,
+        name: &str,
+        expected: Option<&[u8]>,
+        new: Option<&[u8]>,
+    ) -> Result<bool, StorageError>;
 
     // Blobs.
     async fn repository_blob(

@@ -76,6 +76,16 @@ pub(super) const PUT_REGISTRY_SETTING: &str =
      ON CONFLICT (registry_id, name) DO UPDATE SET value = excluded.value";
 pub(super) const DELETE_REGISTRY_SETTING: &str =
     "DELETE FROM registry_settings WHERE registry_id = $1 AND name = $2";
+// Compare-and-swap of one registry setting (`swap_registry_setting`): each statement changes
+// the row only if it still holds what the caller read, so a concurrent writer on another node
+// makes it touch no row instead of being overwritten.
+pub(super) const INSERT_REGISTRY_SETTING_IF_ABSENT: &str =
+    "INSERT INTO registry_settings (registry_id, name, value) VALUES ($1, $2, $3)
+     ON CONFLICT (registry_id, name) DO NOTHING";
+pub(super) const UPDATE_REGISTRY_SETTING_IF: &str = "UPDATE registry_settings SET value = $3
+     WHERE registry_id = $1 AND name = $2 AND value = $4";
+pub(super) const DELETE_REGISTRY_SETTING_IF: &str =
+    "DELETE FROM registry_settings WHERE registry_id = $1 AND name = $2 AND value = $3";
 
 // Blobs and links.
 

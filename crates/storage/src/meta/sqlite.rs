@@ -652,6 +652,40 @@ impl MetaStore for SqliteMetaStore {
             .map_err(db_err)
     }
 
+    async fn swap_registry_setting(
+        &self,
+        service: Service,
+        registry_id: &str,
+        name: &str,
+        expected: Option<&[u8]>,
+        new: Option<&[u8]>,
+    ) -> Result<bool, StorageError> {
+        let key = service.registry_key(registry_id);
+        let q = match (expected, new) {
+            (None, None) => {
+                return Ok(self
+                    .registry_setting(service, registry_id, name)
+                    .await?
+                    .is_none());
+            }
+            (None, Some(v)) => sqlx::query(sql::INSERT_REGISTRY_SETTING_IF_ABSENT)
+                .bind(key.as_ref())
+                .bind(name)
+                .bind(v),
+            (Some(old), Some(v)) => sqlx::query(sql::UPDATE_REGISTRY_SETTING_IF)
+                .bind(key.as_ref())
+                .bind(name)
+                .bind(v)
+                .bind(old),
+            (Some(old), None) => sqlx::query(sql::DELETE_REGISTRY_SETTING_IF)
+                .bind(key.as_ref())
+                .bind(name)
+                .bind(old),
+        };
+        let done = q.execute(&self.writer).await.map_err(db_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn put_registry_settings(
         &self,
         service: Service,
