@@ -15,7 +15,8 @@
 #   pull: the blob whole with curl right after its push and again (from the page cache), and in
 #         RANGE_MIB (16) Range GETs on one keep-alive connection with bench/pull.py
 #   skopeo: an image of IMAGE_LAYERS (10) random layers, IMAGE_MIB (500) in all, copied from a
-#         dir: to the registry and back (SKOPEO=0 skips)
+#         dir: to the registry and back (SKOPEO=0 skips); against berth also `berth push` of the
+#         same image from an OCI layout (berth_push: the client CLI, ECR API, 20 MiB parts)
 #   small requests per second at concurrency 1, 16 and 64 for SMALL_SECS (5) each: HEAD manifest
 #         by tag, GET manifest, HEAD blob, tags/list with `berth-bench load` (wrk cannot do HEAD:
 #         it waits for a body after a HEAD answer with Content-Length), and GET manifest with wrk
@@ -23,6 +24,10 @@
 #   berth-only (ECR=0 skips), all with SigV4 signatures verified: UploadLayerPart throughput in
 #         20 MiB parts (`berth-bench upload`), BatchCheckLayerAvailability and BatchGetImage
 #         calls/s and parallel UploadLayerPart uploads, and the SDK's ceiling (`berth-bench ecr-rates`)
+#   pull-through cache (PTC=0 skips; filesystem storage only): a cold pull through berth's
+#         cache of a fresh IMAGE_LAYERS-layer IMAGE_MIB image from a distribution upstream
+#         against a direct pull from it, same client (bench/pull_through.sh; its own JSON in
+#         target/bench/pull_through.json)
 #   for every workload: server CPU-seconds per GiB or CPU microseconds per request, and the
 #         server's peak RSS (reset between workload groups through /proc/PID/clear_refs)
 # STORAGE=s3 (issue 13) runs both registries over one S3-compatible server on loopback instead:
@@ -63,6 +68,7 @@ STORAGE=${STORAGE:-fs}
 case $STORAGE in fs | s3) ;; *) echo "STORAGE is fs or s3" >&2; exit 2 ;; esac
 ECR=${ECR:-$([ "$STORAGE" = s3 ] && echo 0 || echo 1)}
 SKOPEO=${SKOPEO:-1}
+PTC=${PTC:-$([ "$STORAGE" = s3 ] && echo 0 || echo 1)}
 BERTH=${BERTH:-target/release/berth}
 BENCH=${BENCH:-target/release/berth-bench}
 OUT=${OUT:-target/bench/compare.json}
@@ -270,6 +276,8 @@ if [ "$SKOPEO" = 1 ]; then
     "$CFG_DIGEST" "$(stat -c%s "$CFG")" "$layers" >"$W/image/manifest.json"
   echo 'Directory Transport Version: 1.1' >"$W/image/version"
   IMAGE_MIB_EXACT=$(echo "$(du -cb "$W"/image/* | tail -n1 | cut -f1) / 1048576" | bc -l)
+  # The same image as an OCI layout, for `berth push`.
+  skopeo copy -q "dir:$W/image" "oci:$W/oci-image:v1"
 fi
 
 # ---- S3 and PostgreSQL (STORAGE=s3) -----------------------------------------------------------
@@ -404,6 +412,12 @@ skopeo_round() { # NAME ROUND
     "${XDG_DATA_HOME:-$HOME/.local/share}"/containers/cache/blob-info-cache-v1.{boltdb,sqlite}
   time_cmd r "$pid" skopeo copy -q --dest-tls-verify=false "${creds[@]}" "dir:$W/image" "docker://${ep#http://}/bench/image$i:v1"
   record_run "$name" skopeo_push "$IMAGE_MIB_EXACT"
+  if [ "$name" = berth ]; then
+    # The client CLI, the same image, a fresh repository (ECR checks blobs per repository).
+    aws ecr create-repository --endpoint-url "$ep" --repository-name "bench/client$i" >/dev/null
+    time_cmd r "$pid" "$BERTH" push -q --endpoint-url "$ep" "oci:$W/oci-image:v1" "bench/client$i:v1"
+    record_run "$name" berth_push "$IMAGE_MIB_EXACT"
+  fi
   creds=()
   [ "$name" = berth ] && creds=(--src-creds "AWS:$BERTH_PASSWORD")
   rm -rf "$W/pulled"
@@ -558,7 +572,7 @@ def limit_of(m):
         return None
     if storage == "s3":
         return limit_of_s3(m)
-    if m.startswith("ecr_") and "upload" in m:
+    if (m.startswith("ecr_") and "upload" in m) or m.startswith("berth_push"):
         return ("base64+sha256 on one core", b64_sha)
     if m.startswith("push") or m.startswith("skopeo_push"):
         # The faster durable write: through the page cache, or past it as berth stages parts.
@@ -608,3 +622,10 @@ json.dump({"size_mib": size_mib, "repeat": repeat, "storage": storage, "s3_serve
 print(f"medians of {repeat} rounds (± half the min-max spread); client ceiling = the same client "
       f"against berth-bench null-server; JSON in {out}")
 PY
+
+# ---- pull-through cache -----------------------------------------------------------------------
+if [ "$PTC" = 1 ]; then
+  note "pull-through cache: cold pull of a $IMAGE_LAYERS-layer ${IMAGE_MIB} MiB image vs direct, $REPEAT rounds"
+  BERTH="$BERTH" IMAGE_LAYERS="$IMAGE_LAYERS" OUT="$(dirname "$OUT")/pull_through.json" \
+    bench/pull_through.sh "$IMAGE_MIB" "$REPEAT"
+fi

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Scripted end-to-end tests: start a berth server on 127.0.0.1 and drive it with the
-# real `aws` CLI (cli_flow.sh), with boto3 (boto3_flow.py) and, for the OCI Distribution
+# real `aws` CLI (cli_flow.sh; pull_through_cli_flow.sh for the pull-through cache rules), with boto3 (boto3_flow.py) and, for the OCI Distribution
 # API under /v2/, with skopeo (skopeo_flow.sh); ECR Public with `aws ecr-public`
 # (public_cli_flow.sh), boto3's `ecr-public` (public_boto3_flow.py) and skopeo's anonymous
-# pulls and public pushes (public_skopeo_flow.sh).
+# pulls and public pushes (public_skopeo_flow.sh); issue 15's settings, scanning, referrers and
+# creation templates with boto3 (ecr_ops_boto3.py).
 #
 # Usage: tests/e2e/run.sh [path/to/berth] [extra `berth serve` args...]
 #   default binary: target/release/berth (relative to the repository root)
@@ -166,6 +167,12 @@ run_flow() {
 
 run_flow cli_flow bash "$HERE/cli_flow.sh"
 if server_alive; then
+  run_flow pull_through_cli_flow bash "$HERE/pull_through_cli_flow.sh"
+else
+  echo "FAIL: pull_through_cli_flow not run because the server is gone"
+  TOTAL_FAILED=$((TOTAL_FAILED + 1))
+fi
+if server_alive; then
   run_flow boto3_flow python3 "$HERE/boto3_flow.py"
 else
   echo "FAIL: boto3_flow not run because the server is gone"
@@ -179,6 +186,7 @@ else
 fi
 for flow in "public_cli_flow bash $HERE/public_cli_flow.sh" \
   "public_boto3_flow python3 $HERE/public_boto3_flow.py" \
+  "ecr_ops_boto3 python3 $HERE/ecr_ops_boto3.py" \
   "public_skopeo_flow bash $HERE/public_skopeo_flow.sh"; do
   # shellcheck disable=SC2086 # the words of $flow are the name and the command
   if server_alive; then

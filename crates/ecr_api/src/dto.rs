@@ -567,3 +567,12 @@ pub struct GetLifecyclePolicyPreviewResponse {
     pub preview_results: Vec<LifecyclePolicyPreviewResult>,
     pub summary: LifecyclePolicyPreviewSummary,
 }
+
+// Generated request shapes of the operations built on them, scoped to one repository.
+repository_scoped!(
+    crate::shapes::ecr::PutImageTagMutabilityRequest,
+    crate::shapes::ecr::PutImageScanningConfigurationRequest,
+    crate::shapes::ecr::ListImageReferrersRequest,
+    crate::shapes::ecr::StartImageScanRequest,
+    crate::shapes::ecr::DescribeImageScanFindingsRequest
+);

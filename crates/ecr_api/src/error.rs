@@ -87,6 +87,10 @@ fn registry_error(e: &RegistryError) -> (&'static str, StatusCode, Map<String, V
         E::ImageTagAlreadyExists { .. } => ("ImageTagAlreadyExistsException", bad, none),
         E::ImageDigestDoesNotMatch { .. } => ("ImageDigestDoesNotMatchException", bad, none),
         E::ImageNotFound { .. } => ("ImageNotFoundException", bad, none),
+        E::ScanNotFound { .. } => ("ScanNotFoundException", bad, none),
+        E::UnsupportedImageType(_) => ("UnsupportedImageTypeException", bad, none),
+        E::TemplateAlreadyExists { .. } => ("TemplateAlreadyExistsException", bad, none),
+        E::TemplateNotFound { .. } => ("TemplateNotFoundException", bad, none),
         E::LimitExceeded(_) => ("LimitExceededException", bad, none),
         E::TooManyTags { .. } => ("TooManyTagsException", bad, none),
         E::AccessDenied { .. } => ("AccessDeniedException", bad, none),
@@ -99,6 +103,16 @@ fn registry_error(e: &RegistryError) -> (&'static str, StatusCode, Map<String, V
         E::RequestBodyFailed(_) => ("RequestTimeoutException", StatusCode::REQUEST_TIMEOUT, none),
         // ECR's answer to a rate limit; the SDKs retry it with backoff.
         E::Throttled { .. } | E::RateExceeded { .. } => ("ThrottlingException", bad, none),
+        E::PullThroughCacheRuleAlreadyExists { .. } => {
+            ("PullThroughCacheRuleAlreadyExistsException", bad, none)
+        }
+        E::PullThroughCacheRuleNotFound { .. } => {
+            ("PullThroughCacheRuleNotFoundException", bad, none)
+        }
+        E::UnsupportedUpstreamRegistry(_) => ("UnsupportedUpstreamRegistryException", bad, none),
+        E::SecretNotFound(_) => ("SecretNotFoundException", bad, none),
+        E::UnableToAccessSecret(_) => ("UnableToAccessSecretException", bad, none),
+        E::UnableToGetUpstreamImage { .. } => ("UnableToGetUpstreamImageException", bad, none),
         E::Storage(_) => ("ServerException", StatusCode::INTERNAL_SERVER_ERROR, none),
     }
 }

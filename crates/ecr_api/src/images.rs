@@ -55,6 +55,9 @@ fn failure_dto(f: &ImageFailure) -> dto::ImageFailure {
             ImageFailureCode::ImageNotFound => "ImageNotFound",
             ImageFailureCode::MissingDigestAndTag => "MissingDigestAndTag",
             ImageFailureCode::ImageReferencedByManifestList => "ImageReferencedByManifestList",
+            ImageFailureCode::UpstreamAccessDenied => "UpstreamAccessDenied",
+            ImageFailureCode::UpstreamTooManyRequests => "UpstreamTooManyRequests",
+            ImageFailureCode::UpstreamUnavailable => "UpstreamUnavailable",
         },
         failure_reason: f.reason.clone(),
     }

@@ -7,6 +7,7 @@ mod account_settings;
 mod authentication;
 mod authorization;
 mod body;
+mod creation_templates;
 mod download;
 mod dto;
 mod error;
@@ -15,7 +16,10 @@ mod layers;
 mod lifecycle;
 mod policies;
 mod public;
+mod pull_through;
+mod referrers;
 mod repositories;
+mod scanning;
 pub mod shapes;
 mod validate;
 
@@ -448,6 +452,21 @@ async fn dispatch(
         R::GetAccountSetting(r) => respond(&account_settings::get_account_setting(&ctx, r).await?),
         R::PutAccountSetting(r) => respond(&account_settings::put_account_setting(&ctx, r).await?),
         R::DescribeRegistry(r) => respond(&account_settings::describe_registry(&ctx, r).await?),
+        R::CreatePullThroughCacheRule(r) => {
+            respond(&pull_through::create_pull_through_cache_rule(&ctx, r).await?)
+        }
+        R::DescribePullThroughCacheRules(r) => {
+            respond(&pull_through::describe_pull_through_cache_rules(&ctx, r).await?)
+        }
+        R::UpdatePullThroughCacheRule(r) => {
+            respond(&pull_through::update_pull_through_cache_rule(&ctx, r).await?)
+        }
+        R::DeletePullThroughCacheRule(r) => {
+            respond(&pull_through::delete_pull_through_cache_rule(&ctx, r).await?)
+        }
+        R::ValidatePullThroughCacheRule(r) => {
+            respond(&pull_through::validate_pull_through_cache_rule(&ctx, r).await?)
+        }
         R::PutLifecyclePolicy(r) => respond(&lifecycle::put_lifecycle_policy(&ctx, r).await?),
         R::GetLifecyclePolicy(r) => respond(&lifecycle::get_lifecycle_policy(&ctx, r).await?),
         R::DeleteLifecyclePolicy(r) => respond(&lifecycle::delete_lifecycle_policy(&ctx, r).await?),
@@ -456,6 +475,38 @@ async fn dispatch(
         }
         R::GetLifecyclePolicyPreview(r) => {
             respond(&lifecycle::get_lifecycle_policy_preview(&ctx, r).await?)
+        }
+        R::PutImageTagMutability(r) => {
+            respond(&repositories::put_image_tag_mutability(&ctx, r).await?)
+        }
+        R::PutImageScanningConfiguration(r) => {
+            respond(&scanning::put_image_scanning_configuration(&ctx, r).await?)
+        }
+        R::ListImageReferrers(r) => respond(&referrers::list_image_referrers(&ctx, r).await?),
+        R::GetRegistryScanningConfiguration(r) => {
+            respond(&scanning::get_registry_scanning_configuration(&ctx, r).await?)
+        }
+        R::PutRegistryScanningConfiguration(r) => {
+            respond(&scanning::put_registry_scanning_configuration(&ctx, r).await?)
+        }
+        R::BatchGetRepositoryScanningConfiguration(r) => {
+            respond(&scanning::batch_get_repository_scanning_configuration(&ctx, r).await?)
+        }
+        R::CreateRepositoryCreationTemplate(r) => {
+            respond(&creation_templates::create_repository_creation_template(&ctx, r).await?)
+        }
+        R::DescribeRepositoryCreationTemplates(r) => {
+            respond(&creation_templates::describe_repository_creation_templates(&ctx, r).await?)
+        }
+        R::UpdateRepositoryCreationTemplate(r) => {
+            respond(&creation_templates::update_repository_creation_template(&ctx, r).await?)
+        }
+        R::DeleteRepositoryCreationTemplate(r) => {
+            respond(&creation_templates::delete_repository_creation_template(&ctx, r).await?)
+        }
+        R::StartImageScan(r) => respond(&scanning::start_image_scan(&ctx, r).await?),
+        R::DescribeImageScanFindings(r) => {
+            respond(&scanning::describe_image_scan_findings(&ctx, r).await?)
         }
     };
     // Who asked, for the server's request log.
@@ -497,6 +548,23 @@ enum Request<'a> {
     DeleteLifecyclePolicy(dto::RepositoryPolicyRequest),
     StartLifecyclePolicyPreview(dto::PutLifecyclePolicyRequest),
     GetLifecyclePolicyPreview(dto::GetLifecyclePolicyPreviewRequest),
+    CreatePullThroughCacheRule(ecr::CreatePullThroughCacheRuleRequest),
+    DescribePullThroughCacheRules(ecr::DescribePullThroughCacheRulesRequest),
+    UpdatePullThroughCacheRule(ecr::UpdatePullThroughCacheRuleRequest),
+    DeletePullThroughCacheRule(ecr::DeletePullThroughCacheRuleRequest),
+    ValidatePullThroughCacheRule(ecr::ValidatePullThroughCacheRuleRequest),
+    PutImageTagMutability(ecr::PutImageTagMutabilityRequest),
+    PutImageScanningConfiguration(ecr::PutImageScanningConfigurationRequest),
+    ListImageReferrers(ecr::ListImageReferrersRequest),
+    GetRegistryScanningConfiguration(ecr::GetRegistryScanningConfigurationRequest),
+    PutRegistryScanningConfiguration(ecr::PutRegistryScanningConfigurationRequest),
+    BatchGetRepositoryScanningConfiguration(ecr::BatchGetRepositoryScanningConfigurationRequest),
+    CreateRepositoryCreationTemplate(ecr::CreateRepositoryCreationTemplateRequest),
+    DescribeRepositoryCreationTemplates(ecr::DescribeRepositoryCreationTemplatesRequest),
+    UpdateRepositoryCreationTemplate(ecr::UpdateRepositoryCreationTemplateRequest),
+    DeleteRepositoryCreationTemplate(ecr::DeleteRepositoryCreationTemplateRequest),
+    StartImageScan(ecr::StartImageScanRequest),
+    DescribeImageScanFindings(ecr::DescribeImageScanFindingsRequest),
 }
 
 /// Decodes `body` as the request shape of `op`. The 21 operations berth had before the ECR
@@ -540,39 +608,89 @@ fn decode(op: Operation, body: &[u8]) -> Result<Request<'_>, ApiError> {
         O::PutAccountSetting => {
             R::PutAccountSetting(checked(body, ecr::PutAccountSettingRequest::validate)?)
         }
-        O::BatchGetRepositoryScanningConfiguration
-        | O::CreatePullThroughCacheRule
-        | O::CreateRepositoryCreationTemplate
-        | O::DeletePullThroughCacheRule
-        | O::DeleteRepositoryCreationTemplate
-        | O::DeleteSigningConfiguration
+        O::CreatePullThroughCacheRule => R::CreatePullThroughCacheRule(checked(
+            body,
+            ecr::CreatePullThroughCacheRuleRequest::validate,
+        )?),
+        O::DescribePullThroughCacheRules => R::DescribePullThroughCacheRules(checked(
+            body,
+            ecr::DescribePullThroughCacheRulesRequest::validate,
+        )?),
+        O::UpdatePullThroughCacheRule => R::UpdatePullThroughCacheRule(checked(
+            body,
+            ecr::UpdatePullThroughCacheRuleRequest::validate,
+        )?),
+        O::DeletePullThroughCacheRule => R::DeletePullThroughCacheRule(checked(
+            body,
+            ecr::DeletePullThroughCacheRuleRequest::validate,
+        )?),
+        O::ValidatePullThroughCacheRule => R::ValidatePullThroughCacheRule(checked(
+            body,
+            ecr::ValidatePullThroughCacheRuleRequest::validate,
+        )?),
+        O::DeleteSigningConfiguration
         | O::DeregisterPullTimeUpdateExclusion
         | O::DescribeImageReplicationStatus
-        | O::DescribeImageScanFindings
         | O::DescribeImageSigningStatus
-        | O::DescribePullThroughCacheRules
-        | O::DescribeRepositoryCreationTemplates
-        | O::GetRegistryScanningConfiguration
         | O::GetSigningConfiguration
-        | O::ListImageReferrers
         | O::ListPullTimeUpdateExclusions
-        | O::PutImageScanningConfiguration
-        | O::PutImageTagMutability
-        | O::PutRegistryScanningConfiguration
         | O::PutReplicationConfiguration
         | O::PutSigningConfiguration
         | O::RegisterPullTimeUpdateExclusion
-        | O::StartImageScan
-        | O::UpdateImageStorageClass
-        | O::UpdatePullThroughCacheRule
-        | O::UpdateRepositoryCreationTemplate
-        | O::ValidatePullThroughCacheRule => {
+        | O::UpdateImageStorageClass => {
             return Err(ApiError::UnknownOperation(format!(
                 "{}.{}",
                 ecr::TARGET_PREFIX,
                 op.name()
             )));
         }
+        O::PutImageTagMutability => {
+            R::PutImageTagMutability(checked(body, ecr::PutImageTagMutabilityRequest::validate)?)
+        }
+        O::PutImageScanningConfiguration => R::PutImageScanningConfiguration(checked(
+            body,
+            ecr::PutImageScanningConfigurationRequest::validate,
+        )?),
+        O::ListImageReferrers => {
+            R::ListImageReferrers(checked(body, ecr::ListImageReferrersRequest::validate)?)
+        }
+        O::GetRegistryScanningConfiguration => R::GetRegistryScanningConfiguration(checked(
+            body,
+            ecr::GetRegistryScanningConfigurationRequest::validate,
+        )?),
+        O::PutRegistryScanningConfiguration => R::PutRegistryScanningConfiguration(checked(
+            body,
+            ecr::PutRegistryScanningConfigurationRequest::validate,
+        )?),
+        O::BatchGetRepositoryScanningConfiguration => {
+            R::BatchGetRepositoryScanningConfiguration(checked(
+                body,
+                ecr::BatchGetRepositoryScanningConfigurationRequest::validate,
+            )?)
+        }
+        O::CreateRepositoryCreationTemplate => R::CreateRepositoryCreationTemplate(checked(
+            body,
+            ecr::CreateRepositoryCreationTemplateRequest::validate,
+        )?),
+        O::DescribeRepositoryCreationTemplates => R::DescribeRepositoryCreationTemplates(checked(
+            body,
+            ecr::DescribeRepositoryCreationTemplatesRequest::validate,
+        )?),
+        O::UpdateRepositoryCreationTemplate => R::UpdateRepositoryCreationTemplate(checked(
+            body,
+            ecr::UpdateRepositoryCreationTemplateRequest::validate,
+        )?),
+        O::DeleteRepositoryCreationTemplate => R::DeleteRepositoryCreationTemplate(checked(
+            body,
+            ecr::DeleteRepositoryCreationTemplateRequest::validate,
+        )?),
+        O::StartImageScan => {
+            R::StartImageScan(checked(body, ecr::StartImageScanRequest::validate)?)
+        }
+        O::DescribeImageScanFindings => R::DescribeImageScanFindings(checked(
+            body,
+            ecr::DescribeImageScanFindingsRequest::validate,
+        )?),
         O::PutLifecyclePolicy => R::PutLifecyclePolicy(parse(body)?),
         O::GetLifecyclePolicy => R::GetLifecyclePolicy(parse(body)?),
         O::DeleteLifecyclePolicy => R::DeleteLifecyclePolicy(parse(body)?),

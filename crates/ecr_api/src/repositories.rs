@@ -51,7 +51,10 @@ fn resource_tags(tags: Vec<dto::Tag>) -> Result<Vec<ResourceTag>, ApiError> {
 /// One tag of CreateRepository or TagResource, checked as ECR checks it: both members
 /// present, the key 1 to 128 characters and not in the `aws:` namespace (any case), which
 /// AWS reserves for its own tags, and the value at most 256 characters.
-fn resource_tag(key: Option<String>, value: Option<String>) -> Result<ResourceTag, ApiError> {
+pub(crate) fn resource_tag(
+    key: Option<String>,
+    value: Option<String>,
+) -> Result<ResourceTag, ApiError> {
     let key = key.ok_or_else(|| invalid("tags.member.Key", "Member must not be null"))?;
     let value = value.ok_or_else(|| invalid("tags.member.Value", "Member must not be null"))?;
     if key.is_empty() || key.chars().count() > 128 {
@@ -79,7 +82,7 @@ fn reserved_tag_key(key: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn exclusion_filters(
+pub(crate) fn exclusion_filters(
     filters: Vec<dto::MutabilityExclusionFilter>,
 ) -> Result<Vec<MutabilityExclusion>, ApiError> {
     let field = "imageTagMutabilityExclusionFilters";
@@ -304,4 +307,43 @@ pub(crate) async fn untag_resource(
         .untag_resource(&ctx.principal, &r, &keys)
         .await?;
     Ok(ecr::UntagResourceResponse {})
+}
+
+pub(crate) async fn put_image_tag_mutability(
+    ctx: &Ctx<'_>,
+    req: ecr::PutImageTagMutabilityRequest,
+) -> Result<ecr::PutImageTagMutabilityResponse, ApiError> {
+    let r = validate::repository(&req)?;
+    let mutability = required(req.image_tag_mutability, "imageTagMutability")?;
+    let exclusions = match req.image_tag_mutability_exclusion_filters {
+        Some(f) => exclusion_filters(
+            f.into_iter()
+                .map(|f| dto::MutabilityExclusionFilter {
+                    filter_type: f.filter_type,
+                    filter: f.filter,
+                })
+                .collect(),
+        )?,
+        None => vec![],
+    };
+    let repo = ctx
+        .registry()
+        .put_image_tag_mutability(&ctx.principal, &r, &mutability, exclusions)
+        .await?;
+    Ok(ecr::PutImageTagMutabilityResponse {
+        registry_id: Some(repo.registry_id),
+        repository_name: Some(repo.name.to_string()),
+        image_tag_mutability: Some(repo.image_tag_mutability),
+        image_tag_mutability_exclusion_filters: (!repo.mutability_exclusions.is_empty()).then(
+            || {
+                repo.mutability_exclusions
+                    .into_iter()
+                    .map(|e| ecr::ImageTagMutabilityExclusionFilter {
+                        filter_type: Some(e.filter_type),
+                        filter: Some(e.filter),
+                    })
+                    .collect()
+            },
+        ),
+    })
 }

@@ -1,9 +1,10 @@
 //! Blob GET, HEAD and DELETE.
 
+use axum::body::Body;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use model::{Digest, RepositoryName};
-use registry::BlobUnlink;
+use registry::{BlobUnlink, PullThroughBlob, UpstreamBlob};
 
 use crate::{Ctx, OciError};
 
@@ -54,11 +55,29 @@ pub(crate) async fn get_blob(
     digest: &str,
 ) -> Result<Response, OciError> {
     let digest = blob_digest(digest)?;
-    let blob = ctx
+    let repo = ctx.repo(name);
+    let blob = match ctx
         .registry
-        .blob_in_repository(&ctx.principal, &ctx.repo(name), &digest)
+        .blob_in_repository(&ctx.principal, &repo, &digest)
         .await?
-        .ok_or_else(|| OciError::BlobUnknown(digest.to_string()))?;
+    {
+        Some(blob) => blob,
+        None => match ctx
+            .registry
+            .pull_through_blob(&ctx.principal, &repo, &digest)
+            .await?
+        {
+            Some(PullThroughBlob::Streaming(upstream)) => {
+                return Ok(streaming_blob(ctx, &digest, upstream));
+            }
+            Some(PullThroughBlob::Cached) => ctx
+                .registry
+                .blob_in_repository(&ctx.principal, &repo, &digest)
+                .await?
+                .ok_or_else(|| OciError::BlobUnknown(digest.to_string()))?,
+            None => return Err(OciError::BlobUnknown(digest.to_string())),
+        },
+    };
     if ctx.method == Method::GET
         && let Some(url) = ctx
             .registry
@@ -86,6 +105,30 @@ pub(crate) async fn get_blob(
         zero_copy: ctx.zero_copy.as_ref(),
     };
     Ok(blob_http::blob_response(ctx.registry, req, &digest, blob.size).await)
+}
+
+/// The first pull of a cache repository's blob: the bytes as the upstream sends them (while
+/// the registry stores them), whole (a `Range` is answered with all of it, as HTTP allows). A
+/// HEAD answers the size and lets the fill go on without a reader.
+fn streaming_blob(ctx: &Ctx<'_>, digest: &Digest, upstream: UpstreamBlob) -> Response {
+    let body = if ctx.method == Method::HEAD {
+        Body::empty()
+    } else {
+        Body::from_stream(upstream.body)
+    };
+    let mut resp = Response::new(body);
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    if let Ok(v) = HeaderValue::from_str(digest.as_str()) {
+        h.insert("docker-content-digest", v);
+    }
+    if let Some(size) = upstream.size {
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+    }
+    resp
 }
 
 /// Unlinks a blob from the repository (202); garbage collection reclaims the bytes once no

@@ -67,7 +67,11 @@ fn registry_error(e: &RegistryError) -> (StatusCode, &'static str) {
         E::RepositoryPolicyNotFound { .. }
         | E::RegistryPolicyNotFound { .. }
         | E::LifecyclePolicyNotFound { .. }
-        | E::LifecyclePolicyPreviewNotFound { .. } => (S::NOT_FOUND, "NOT_FOUND"),
+        | E::LifecyclePolicyPreviewNotFound { .. }
+        | E::ScanNotFound { .. }
+        | E::TemplateNotFound { .. } => (S::NOT_FOUND, "NOT_FOUND"),
+        E::TemplateAlreadyExists { .. } => (S::CONFLICT, "DENIED"),
+        E::UnsupportedImageType(_) => (S::BAD_REQUEST, "UNSUPPORTED"),
         E::LimitExceeded(_) | E::TooManyTags { .. } | E::AccessDenied { .. } => {
             (S::FORBIDDEN, "DENIED")
         }
@@ -75,6 +79,13 @@ fn registry_error(e: &RegistryError) -> (StatusCode, &'static str) {
         // A storage service (S3, a database) that stays down: the client may retry later.
         E::Storage(e) if e.is_unavailable() => (S::SERVICE_UNAVAILABLE, "UNAVAILABLE"),
         E::Throttled { .. } | E::RateExceeded { .. } => (S::TOO_MANY_REQUESTS, "TOOMANYREQUESTS"),
+        E::PullThroughCacheRuleAlreadyExists { .. } => (S::CONFLICT, "DENIED"),
+        E::PullThroughCacheRuleNotFound { .. } => (S::NOT_FOUND, "NOT_FOUND"),
+        E::UnsupportedUpstreamRegistry(_) => (S::BAD_REQUEST, "UNSUPPORTED"),
+        E::SecretNotFound(_) | E::UnableToAccessSecret(_) => (S::FORBIDDEN, "DENIED"),
+        // The upstream of a cache repository could not serve what is not cached: the client
+        // may retry later.
+        E::UnableToGetUpstreamImage { .. } => (S::SERVICE_UNAVAILABLE, "UNAVAILABLE"),
         E::Storage(_) => (S::INTERNAL_SERVER_ERROR, "UNKNOWN"),
     }
 }

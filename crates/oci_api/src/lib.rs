@@ -87,13 +87,12 @@ impl Ctx<'_> {
         self.query.get(k).map(String::as_str)
     }
 
-    /// With create-on-push, makes sure a repository about to be pushed to exists.
+    /// Creates a missing repository about to be pushed to, from its CREATE_ON_PUSH creation
+    /// template, or with default settings under `--create-on-push` when none applies.
     pub async fn prepare_push(&self, name: &model::RepositoryName) -> Result<(), OciError> {
-        if self.create_on_push {
-            self.registry
-                .create_repository_if_missing(&self.principal, &self.repo(name))
-                .await?;
-        }
+        self.registry
+            .create_repository_on_push(&self.principal, &self.repo(name), self.create_on_push)
+            .await?;
         Ok(())
     }
 }

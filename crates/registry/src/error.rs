@@ -97,6 +97,25 @@ pub enum RegistryError {
         digest: Option<String>,
         tag: Option<String>,
     },
+    /// DescribeImageScanFindings for an image no scan has run on (berth has no scanner).
+    #[error("Image scan does not exist for the image with '{{imageDigest:'{}', imageTag:'{}'}}' in the repository with name '{name}' in the registry with id '{registry_id}'", .digest.as_deref().unwrap_or("null"), .tag.as_deref().unwrap_or("null"))]
+    ScanNotFound {
+        registry_id: String,
+        name: RepositoryName,
+        digest: Option<String>,
+        tag: Option<String>,
+    },
+    /// StartImageScan on an image that cannot be scanned: ECR's answer when no scan can run.
+    #[error("{0}")]
+    UnsupportedImageType(String),
+    #[error(
+        "A repository creation template with prefix '{prefix}' already exists in the registry with id '{registry_id}'"
+    )]
+    TemplateAlreadyExists { registry_id: String, prefix: String },
+    #[error(
+        "The repository creation template with prefix '{prefix}' does not exist in the registry with id '{registry_id}'"
+    )]
+    TemplateNotFound { registry_id: String, prefix: String },
     #[error("{0}")]
     LimitExceeded(String),
     #[error("The repository can have at most {limit} tags")]
@@ -145,6 +164,32 @@ pub enum RegistryError {
     /// ThrottlingException, `/v2`'s 429 TOOMANYREQUESTS, both with `Retry-After`.
     #[error("Rate exceeded")]
     RateExceeded { retry_after_secs: u64 },
+    /// CreatePullThroughCacheRule for a prefix that already has a rule.
+    #[error(
+        "A pull through cache rule with the prefix '{prefix}' already exists in the registry with id '{registry_id}'"
+    )]
+    PullThroughCacheRuleAlreadyExists { registry_id: String, prefix: String },
+    #[error(
+        "The pull through cache rule with the prefix '{prefix}' does not exist in the registry with id '{registry_id}'"
+    )]
+    PullThroughCacheRuleNotFound { registry_id: String, prefix: String },
+    /// An `upstreamRegistryUrl` berth cannot mirror (not a registry host, or `http://` to a
+    /// host that is not loopback without the server allowing it).
+    #[error("{0}")]
+    UnsupportedUpstreamRegistry(String),
+    /// A `credentialArn` that names no configured secret.
+    #[error("{0}")]
+    SecretNotFound(String),
+    /// A configured secret that cannot be read (its file is missing or malformed).
+    #[error("{0}")]
+    UnableToAccessSecret(String),
+    /// A pull-through cache's upstream refused, throttled or failed a fetch berth needed and
+    /// had nothing cached to serve instead.
+    #[error("{message}")]
+    UnableToGetUpstreamImage {
+        reason: crate::UpstreamFailure,
+        message: String,
+    },
     #[error("internal storage failure")]
     Storage(#[source] StorageError),
 }

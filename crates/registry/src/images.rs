@@ -1,12 +1,15 @@
 //! PutImage, BatchGetImage, ListImages, DescribeImages, BatchDeleteImage.
 
-use model::{Digest, DigestAlgorithm, ImageTag, wildcard_match};
+use model::{Digest, DigestAlgorithm, ImageTag, Reference, wildcard_match};
 use storage::{
     ImageRecord, ImageReferences, ImageSummary, RepositoryRecord, StorageError, TagStatus, TagWrite,
 };
 
 use crate::pagination::finish_page;
-use crate::{Page, PageToken, Principal, Registry, RegistryError, RepositoryRef, Result, manifest};
+use crate::{
+    Page, PageToken, Principal, Registry, RegistryError, RepositoryRef, Result, UpstreamFailure,
+    manifest,
+};
 
 /// How often PutImage retries when a concurrent push moved the tag between its read and its
 /// write. Each retry re-applies the immutability rule to the new state.
@@ -35,6 +38,10 @@ pub enum ImageFailureCode {
     ImageNotFound,
     MissingDigestAndTag,
     ImageReferencedByManifestList,
+    /// A pull-through cache's upstream refused berth's credentials.
+    UpstreamAccessDenied,
+    UpstreamTooManyRequests,
+    UpstreamUnavailable,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -189,6 +196,7 @@ impl Registry {
         let refs = ImageReferences {
             blobs: parsed.blobs,
             children: parsed.children.into_iter().map(|(d, _)| d).collect(),
+            blobs_may_follow: false,
         };
         for _ in 0..TAG_RACE_RETRIES {
             let existing = meta.get_image(repo.id, &digest).await?;
@@ -263,6 +271,31 @@ impl Registry {
         )))
     }
 
+    /// Fills a pull-through cache repository that does not exist yet with the first image of
+    /// `ids` its upstream has; answers whether one was found (and the repository created).
+    async fn import_first_image(
+        &self,
+        who: &Principal,
+        r: &RepositoryRef,
+        ids: &[ImageIdInput],
+    ) -> Result<bool> {
+        for id in ids {
+            let reference = match parse_image_id(id) {
+                Ok(ImageRef::Digest(d) | ImageRef::Both(d, _)) => Reference::Digest(d),
+                Ok(ImageRef::Tag(t)) => Reference::Tag(t),
+                Err(_) => continue,
+            };
+            if self
+                .pull_through_manifest(who, r, None, None, &reference)
+                .await?
+                .is_some()
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// Finds an image by tag or digest (both: the tag must point at the digest).
     async fn find_image(
         &self,
@@ -291,7 +324,17 @@ impl Registry {
         ids: &[ImageIdInput],
         accepted_media_types: Option<&[String]>,
     ) -> Result<BatchGetResult> {
-        let repo = self.repository(who, r, "ecr:BatchGetImage").await?;
+        let repo = match self.repository(who, r, "ecr:BatchGetImage").await {
+            Ok(repo) => repo,
+            // A pull-through cache repository is created by its first pull.
+            Err(e @ RegistryError::RepositoryNotFound { .. }) => {
+                if !self.import_first_image(who, r, ids).await? {
+                    return Err(e);
+                }
+                self.repository(who, r, "ecr:BatchGetImage").await?
+            }
+            Err(e) => return Err(e),
+        };
         let mut out = BatchGetResult::default();
         for id in ids {
             let parsed = match parse_image_id(id) {
@@ -320,6 +363,31 @@ impl Registry {
                     .await?
                     .map(|img| (img, tag)),
                 None => None,
+            };
+            let (reference, tag) = match &parsed {
+                ImageRef::Digest(d) => (Reference::Digest(d.clone()), None),
+                ImageRef::Both(d, t) => (Reference::Digest(d.clone()), Some(t.clone())),
+                ImageRef::Tag(t) => (Reference::Tag(t.clone()), Some(t.clone())),
+            };
+            let local = found.as_ref().map(|(img, _)| img);
+            let found = match self
+                .pull_through_manifest(who, r, Some(&repo), local, &reference)
+                .await
+            {
+                Ok(Some(img)) => Some((img, tag)),
+                Ok(None) => found,
+                Err(RegistryError::UnableToGetUpstreamImage { reason, message }) => {
+                    let code = match reason {
+                        UpstreamFailure::AccessDenied => ImageFailureCode::UpstreamAccessDenied,
+                        UpstreamFailure::TooManyRequests => {
+                            ImageFailureCode::UpstreamTooManyRequests
+                        }
+                        UpstreamFailure::Unavailable => ImageFailureCode::UpstreamUnavailable,
+                    };
+                    out.failures.push(failure(id, code, &message));
+                    continue;
+                }
+                Err(e) => return Err(e),
             };
             match found {
                 Some((img, tag))

@@ -5,9 +5,11 @@
 mod access;
 mod account_settings;
 mod blobs;
+mod browse;
 mod budget;
 mod cache;
 mod condition;
+mod creation_templates;
 mod error;
 mod gc;
 mod images;
@@ -19,10 +21,13 @@ mod policy;
 #[cfg(test)]
 mod policy_cases;
 mod public;
+mod pull_through;
 mod quota;
 mod referrers;
 mod repositories;
 mod resource_tags;
+mod scanning;
+mod shared_setting;
 mod uploads;
 mod verify;
 
@@ -40,6 +45,9 @@ pub use budget::{
     DEFAULT_WAIT as BODY_MEMORY_WAIT, MemoryBudget, Reservation, default_budget_bytes,
 };
 pub use condition::format_date;
+pub use creation_templates::{
+    AppliedFor, CreationTemplate, MAX_CREATION_TEMPLATES, TemplateFields,
+};
 pub use error::RegistryError;
 pub use gc::{FsckProblem, GcOptions, GcReport};
 pub use images::{
@@ -56,12 +64,18 @@ pub use public::{
     CatalogData, CreatePublicRepository, LOGO_ROUTE, Logo, MAX_LOGO_BYTES, PublicAliases,
     PublicRegistry, PublicRegistryAlias, generated_alias, is_valid_alias,
 };
+pub use pull_through::{
+    CreatePullThroughCacheRule, DEFAULT_REFRESH_MILLIS as DEFAULT_PULL_THROUGH_REFRESH_MILLIS,
+    PullThroughBlob, PullThroughCacheRule, PullThroughConfig, RuleValidation, Upstream,
+    UpstreamBlob, UpstreamError, UpstreamFailure, UpstreamManifest, UpstreamTarget,
+};
 pub use quota::{DEFAULT_BURST_SECS as DEFAULT_RATE_BURST_SECS, DEFAULT_RATES, Quotas};
 pub use referrers::Referrer;
 pub use repositories::{CreateRepository, EncryptionConfiguration};
+pub use scanning::{RegistryScanningConfiguration, RepositoryScanning, ScanningRule};
 pub use storage::{
     BlobRange, BlobReader, ByteStream, ImageRecord, ImageSummary, MutabilityExclusion,
-    RepositoryBlob, RepositoryRecord, ResourceTag, TagStatus,
+    RepositoryBlob, RepositoryRecord, RepositoryUsage, ResourceTag, TagStatus,
 };
 pub use uploads::{CompletionRules, PartData, UploadProgress};
 
@@ -206,6 +220,8 @@ pub struct Registry {
     identities: access::Identities,
     /// Request-rate quotas per principal (see `quota.rs`).
     quotas: Quotas,
+    /// The pull-through cache's upstream client and settings; `None`: no caching.
+    pull_through: Option<pull_through::PullThrough>,
     /// Write ECR's image events to the outbox (only when some webhook will take them: rows
     /// nobody delivers would pile up).
     events: bool,
@@ -227,8 +243,15 @@ impl Registry {
             clock_offset_millis: 0,
             identities: access::Identities::default(),
             quotas: Quotas::default(),
+            pull_through: None,
             events: false,
         }
+    }
+
+    /// Turns on the pull-through cache with this upstream client and settings.
+    pub fn with_pull_through(mut self, config: PullThroughConfig) -> Self {
+        self.pull_through = Some(pull_through::PullThrough::new(config));
+        self
     }
 
     /// Records ECR's image events ("ECR Image Action") in the outbox with each change.
@@ -505,6 +528,32 @@ impl Registry {
         self.repository_tagged(who, r, action, None).await
     }
 
+    /// A repository by name, from the cache or the metadata store, without authorizing
+    /// anything: for the registry's own decisions (does a push need to create it?).
+    async fn find_repository(
+        &self,
+        service: Service,
+        registry_id: &str,
+        name: &RepositoryName,
+    ) -> Result<Option<RepositoryRecord>> {
+        let key = repository_key(service, registry_id, name);
+        Ok(match self.repositories.get(&key) {
+            Ok(repo) => Some(repo),
+            Err(generation) => {
+                let found = self
+                    .storage
+                    .meta
+                    .get_repository(service, registry_id, name)
+                    .await?;
+                // Only what exists is cached: a repository created meanwhile is seen at once.
+                if let Some(repo) = &found {
+                    self.repositories.put(key, generation, repo.clone());
+                }
+                found
+            }
+        })
+    }
+
     /// [`Self::repository`] for a request that carries tags (see [`Self::authorize_tagged`]).
     async fn repository_tagged(
         &self,
@@ -515,23 +564,10 @@ impl Registry {
     ) -> Result<RepositoryRecord> {
         let registry_id = r.registry_id.as_deref().unwrap_or(&who.account_id);
         let resource = format!("repository/{}", r.name);
-        let key = repository_key(r.service, registry_id, &r.name);
-        let found = match self.repositories.get(&key) {
-            Ok(repo) => Some(repo),
-            Err(generation) => {
-                let found = self
-                    .storage
-                    .meta
-                    .get_repository(r.service, registry_id, &r.name)
-                    .await?;
-                // Only what exists is cached: a repository created meanwhile is seen at once.
-                if let Some(repo) = &found {
-                    self.repositories.put(key, generation, repo.clone());
-                }
-                found
-            }
-        };
-        match found {
+        match self
+            .find_repository(r.service, registry_id, &r.name)
+            .await?
+        {
             Some(repo) => {
                 self.authorize_tagged(
                     who,

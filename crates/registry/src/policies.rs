@@ -9,7 +9,7 @@ use storage::RepositoryRecord;
 use crate::policy::{Decision, Policy, Request};
 use crate::{Principal, Registry, RegistryError, RepositoryRef, Result, Service};
 
-fn invalid_policy(what: &str, reason: &str) -> RegistryError {
+pub(crate) fn invalid_policy(what: &str, reason: &str) -> RegistryError {
     RegistryError::InvalidParameter(format!(
         "Invalid parameter at 'PolicyText' failed to satisfy constraint: 'Invalid {what} policy provided: {reason}'"
     ))

@@ -5,7 +5,8 @@ use model::{Digest, ImageTag, Reference};
 use serde_json::Value;
 use storage::ImageRecord;
 
-use crate::{Principal, Registry, RegistryError, RepositoryRef, Result};
+use crate::pagination::finish_page;
+use crate::{Page, PageToken, Principal, Registry, RegistryError, RepositoryRef, Result};
 
 /// One manifest that names another as its `subject`, as the referrers index lists it.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,12 +26,31 @@ impl Registry {
         r: &RepositoryRef,
         reference: &Reference,
     ) -> Result<ImageRecord> {
-        let repo = self.repository(who, r, "ecr:BatchGetImage").await?;
+        let repo = match self.repository(who, r, "ecr:BatchGetImage").await {
+            Ok(repo) => repo,
+            // A pull-through cache repository is created by its first pull.
+            Err(e @ RegistryError::RepositoryNotFound { .. }) => {
+                return match self
+                    .pull_through_manifest(who, r, None, None, reference)
+                    .await?
+                {
+                    Some(img) => Ok(img),
+                    None => Err(e),
+                };
+            }
+            Err(e) => return Err(e),
+        };
         let meta = &self.storage.meta;
         let found = match reference {
             Reference::Digest(d) => meta.get_image(repo.id, d).await?,
             Reference::Tag(t) => meta.image_by_tag(repo.id, t).await?,
         };
+        if let Some(img) = self
+            .pull_through_manifest(who, r, Some(&repo), found.as_ref(), reference)
+            .await?
+        {
+            return Ok(img);
+        }
         found.ok_or_else(|| RegistryError::ImageNotFound {
             registry_id: repo.registry_id.clone(),
             name: repo.name.clone(),
@@ -58,6 +78,42 @@ impl Registry {
         let more = tags.len() > n as usize;
         tags.truncate(n as usize);
         Ok((tags, more))
+    }
+
+    /// ListImageReferrers: a page of the referrers of `subject` in digest order, only those
+    /// of the given artifact types when any are given. A subject with no referrers, or that
+    /// does not exist, has an empty list (as on `/v2`). Every image berth holds is ACTIVE,
+    /// since it archives none: `active` false (an ARCHIVED or ACTIVATING filter) lists none.
+    pub async fn list_image_referrers(
+        &self,
+        who: &Principal,
+        r: &RepositoryRef,
+        subject: &Digest,
+        artifact_types: &[String],
+        active: bool,
+        page: Page,
+    ) -> Result<(Vec<Referrer>, Option<PageToken>)> {
+        let after = page
+            .after_key(|[d]| Digest::parse(d).is_ok())?
+            .map(|[d]| d.to_owned());
+        let mut all = self.referrers(who, r, subject, None).await?;
+        if !active {
+            return Ok((vec![], None));
+        }
+        all.retain(|x| {
+            artifact_types.is_empty()
+                || x.artifact_type
+                    .as_ref()
+                    .is_some_and(|t| artifact_types.contains(t))
+        });
+        all.sort_by(|a, b| a.digest.as_str().cmp(b.digest.as_str()));
+        if let Some(after) = after {
+            all.retain(|x| x.digest.as_str() > after.as_str());
+        }
+        all.truncate(page.limit as usize + 1);
+        Ok(finish_page(all, page.limit, |x| {
+            PageToken::new(&[x.digest.as_str()])
+        }))
     }
 
     /// Manifests whose `subject` is `subject`, optionally only those of one artifact type.

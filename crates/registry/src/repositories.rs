@@ -29,11 +29,101 @@ pub struct CreateRepository {
     pub encryption: Option<EncryptionConfiguration>,
 }
 
+/// Exclusion filters go with the `*_WITH_EXCLUSION` settings and only with them, as ECR
+/// requires of CreateRepository and PutImageTagMutability alike.
+pub(crate) fn check_exclusions(mutability: &str, exclusions: &[MutabilityExclusion]) -> Result<()> {
+    let needs_filters = mutability.ends_with("_WITH_EXCLUSION");
+    if needs_filters != exclusions.is_empty() {
+        return Ok(());
+    }
+    Err(RegistryError::InvalidParameter(if needs_filters {
+        format!(
+            "Invalid parameter at 'imageTagMutabilityExclusionFilters' failed to satisfy constraint: 'Exclusion filters are required when imageTagMutability is {mutability}'"
+        )
+    } else {
+        format!(
+            "Invalid parameter at 'imageTagMutabilityExclusionFilters' failed to satisfy constraint: 'Exclusion filters are only allowed when imageTagMutability is MUTABLE_WITH_EXCLUSION or IMMUTABLE_WITH_EXCLUSION, not {mutability}'"
+        )
+    }))
+}
+
+/// A repository deleted between its lookup and a change to it is not found, as it would
+/// have been a moment earlier.
+fn gone_is_not_found(
+    result: std::result::Result<(), StorageError>,
+    repo: &RepositoryRecord,
+) -> Result<()> {
+    match result {
+        Err(StorageError::NotFound) => Err(RegistryError::RepositoryNotFound {
+            registry_id: repo.registry_id.clone(),
+            name: repo.name.to_string(),
+        }),
+        other => Ok(other?),
+    }
+}
+
 impl Registry {
+    /// PutImageTagMutability: replaces a repository's tag mutability and its exclusion
+    /// filters. Takes effect on the next push through either API (PutImage, `/v2` manifest
+    /// PUT); tags already in place stay where they are.
+    pub async fn put_image_tag_mutability(
+        &self,
+        who: &Principal,
+        r: &RepositoryRef,
+        mutability: &str,
+        exclusions: Vec<MutabilityExclusion>,
+    ) -> Result<RepositoryRecord> {
+        check_exclusions(mutability, &exclusions)?;
+        let mut repo = self.repository(who, r, "ecr:PutImageTagMutability").await?;
+        let set = self
+            .storage
+            .meta
+            .set_image_tag_mutability(repo.id, mutability, &exclusions)
+            .await;
+        self.forget_repository(&repo);
+        gone_is_not_found(set, &repo)?;
+        mutability.clone_into(&mut repo.image_tag_mutability);
+        repo.mutability_exclusions = exclusions;
+        Ok(repo)
+    }
+
+    /// PutImageScanningConfiguration: a repository's own scan-on-push flag (the registry's
+    /// scanning rules may also select it, see `scanning.rs`).
+    pub async fn put_scan_on_push(
+        &self,
+        who: &Principal,
+        r: &RepositoryRef,
+        scan_on_push: bool,
+    ) -> Result<RepositoryRecord> {
+        let mut repo = self
+            .repository(who, r, "ecr:PutImageScanningConfiguration")
+            .await?;
+        let set = self
+            .storage
+            .meta
+            .set_scan_on_push(repo.id, scan_on_push)
+            .await;
+        self.forget_repository(&repo);
+        gone_is_not_found(set, &repo)?;
+        repo.scan_on_push = scan_on_push;
+        Ok(repo)
+    }
+
     pub async fn create_repository(
         &self,
         who: &Principal,
         req: CreateRepository,
+    ) -> Result<RepositoryRecord> {
+        self.create_repository_with_settings(who, req, &[]).await
+    }
+
+    /// [`Registry::create_repository`] with repository settings (a template's lifecycle
+    /// policy) stored in the same transaction.
+    pub(crate) async fn create_repository_with_settings(
+        &self,
+        who: &Principal,
+        req: CreateRepository,
+        settings: &[(&str, &[u8])],
     ) -> Result<RepositoryRecord> {
         if req.tags.len() > MAX_RESOURCE_TAGS {
             return Err(RegistryError::TooManyTags {
@@ -43,18 +133,7 @@ impl Registry {
         let mutability = req
             .image_tag_mutability
             .unwrap_or_else(|| "MUTABLE".to_owned());
-        let needs_filters = mutability.ends_with("_WITH_EXCLUSION");
-        if needs_filters == req.mutability_exclusions.is_empty() {
-            return Err(RegistryError::InvalidParameter(if needs_filters {
-                format!(
-                    "Invalid parameter at 'imageTagMutabilityExclusionFilters' failed to satisfy constraint: 'Exclusion filters are required when imageTagMutability is {mutability}'"
-                )
-            } else {
-                format!(
-                    "Invalid parameter at 'imageTagMutabilityExclusionFilters' failed to satisfy constraint: 'Exclusion filters are only allowed when imageTagMutability is MUTABLE_WITH_EXCLUSION or IMMUTABLE_WITH_EXCLUSION, not {mutability}'"
-                )
-            }));
-        }
+        check_exclusions(&mutability, &req.mutability_exclusions)?;
         let (encryption_type, kms_key) = match req.encryption {
             Some(e) => {
                 if e.encryption_type == "AES256" && e.kms_key.is_some() {
@@ -97,7 +176,12 @@ impl Registry {
             tags: req.tags,
             policy: None,
         };
-        match self.storage.meta.create_repository(record).await {
+        match self
+            .storage
+            .meta
+            .create_repository_with_settings(record, settings)
+            .await
+        {
             Err(StorageError::Conflict(_)) => Err(RegistryError::RepositoryAlreadyExists {
                 registry_id,
                 name: req.name,

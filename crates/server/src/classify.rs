@@ -23,15 +23,18 @@ pub enum Api {
     Operator,
     /// Anything else (answered 404 or 405).
     Other,
+    /// The web UI under `/ui/`.
+    Ui,
 }
 
 impl Api {
-    pub const ALL: [Api; 5] = [
+    pub const ALL: [Api; 6] = [
         Api::Ecr,
         Api::EcrPublic,
         Api::Oci,
         Api::Operator,
         Api::Other,
+        Api::Ui,
     ];
 
     /// The `api` label.
@@ -42,6 +45,7 @@ impl Api {
             Api::Oci => "oci",
             Api::Operator => "operator",
             Api::Other => "other",
+            Api::Ui => "ui",
         }
     }
 
@@ -102,6 +106,9 @@ pub fn classify(method: &Method, path: &str, headers: &HeaderMap) -> Class {
     if path.starts_with("/_berth/layers/") {
         return class(Api::Ecr, "LayerDownload");
     }
+    if path == "/ui" || path.starts_with("/ui/") {
+        return ui_class(path);
+    }
     let Some(rest) = path
         .strip_prefix("/v2/")
         .or_else(|| (path == "/v2").then_some(""))
@@ -127,6 +134,34 @@ pub fn classify(method: &Method, path: &str, headers: &HeaderMap) -> Class {
         repository: repository.map(|n| n.as_str().to_owned()),
         upload: operation == "upload"
             && matches!(*method, Method::POST | Method::PATCH | Method::PUT),
+    }
+}
+
+/// A web UI request: the page kind, and the repository a `/ui/r/<name>` page names.
+fn ui_class(path: &str) -> Class {
+    let (operation, repository) = match path {
+        "/ui" | "/ui/" => ("repositories", None),
+        "/ui/login" => ("login", None),
+        "/ui/logout" => ("logout", None),
+        p if p.starts_with("/ui/static/") => ("asset", None),
+        p => match p.strip_prefix("/ui/r/") {
+            Some(rest) => {
+                let (name, page) = rest.split_once("/-/").unwrap_or((rest, ""));
+                let name = model::RepositoryName::parse(name).ok();
+                match page {
+                    "" => ("repository", name),
+                    p if p.starts_with("image/") => ("image", name),
+                    _ => (UNKNOWN, name),
+                }
+            }
+            None => (UNKNOWN, None),
+        },
+    };
+    Class {
+        api: Api::Ui,
+        operation,
+        repository: repository.map(|n| n.as_str().to_owned()),
+        upload: false,
     }
 }
 
@@ -304,6 +339,13 @@ mod tests {
             "unknown"
         );
         assert_eq!(classify(&Method::GET, "/v2x", &h).api, Api::Other);
+        let c = classify(&Method::GET, "/ui/r/team/app/-/image/v1", &h);
+        assert_eq!(
+            (c.api, c.operation, c.repository.as_deref()),
+            (Api::Ui, "image", Some("team/app"))
+        );
+        assert_eq!(classify(&Method::POST, "/ui/login", &h).operation, "login");
+        assert_eq!(classify(&Method::GET, "/uix", &h).api, Api::Other);
         assert_eq!(classify(&Method::GET, "/metrics", &h).api, Api::Operator);
     }
 }

@@ -27,8 +27,10 @@ pub struct Config {
     /// Base URL clients reach berth at, for download URLs and `proxyEndpoint`. Default: the
     /// scheme and `Host` of each request.
     pub public_url: Option<String>,
-    /// Create a missing repository on a `/v2` push instead of answering NAME_UNKNOWN (ECR's
-    /// CREATE_ON_PUSH). The ECR API still requires CreateRepository. Default false.
+    /// Create a missing repository with default settings on a `/v2` push instead of answering
+    /// NAME_UNKNOWN, when no repository creation template with CREATE_ON_PUSH covers its name
+    /// (such a template creates it either way, as in ECR). The ECR API still requires
+    /// CreateRepository. Default false.
     pub create_on_push: bool,
     /// Let `DELETE /v2/<name>/blobs/<digest>` unlink a blob that no image of the repository
     /// references (garbage collection reclaims the bytes later). When false, such a DELETE
@@ -134,6 +136,19 @@ pub struct Config {
     /// only: images pushed under a negative offset are old). Default 0.
     pub clock_offset_secs: i64,
 
+    // Web UI.
+    /// Serve the web UI at `/ui/` (sign-in with an access key or a registry token). Default
+    /// true.
+    pub ui: bool,
+    // Pull-through cache (issue 16).
+    /// Seconds between checks of a cached tag against its upstream registry. Default 86400:
+    /// ECR checks at most once every 24 hours.
+    pub pull_through_refresh_secs: u64,
+    /// Allow pull-through cache upstreams at `http://` on hosts that are not loopback.
+    /// Default false (loopback may always be `http://`).
+    pub allow_http_upstreams: bool,
+    /// The secrets `credentialArn`s name (`[[upstream-credentials]]`), by ARN.
+    pub upstream_credentials: Vec<(String, crate::upstream::UpstreamSecret)>,
     // Events (issue 17).
     /// Where ECR's image events are posted (`[[webhooks]]`); none: no events are recorded.
     pub webhooks: Vec<WebhookConfig>,
@@ -203,6 +218,21 @@ pub struct AccessKeyConfig {
     pub tags: Option<std::collections::BTreeMap<String, String>>,
 }
 
+/// One `[[upstream-credentials]]` entry: the secret a pull-through cache rule's
+/// `credentialArn` names, given as `username` and `password`, as a bearer `token`, or as a
+/// `file` holding ECR's secret JSON (`{"username": ..., "accessToken": ...}`, read at each
+/// use).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct UpstreamCredentialConfig {
+    /// `arn:aws:secretsmanager:<region>:<account>:secret:ecr-pullthroughcache/<name>`.
+    pub arn: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub token: Option<String>,
+    pub file: Option<PathBuf>,
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -247,6 +277,11 @@ impl Default for Config {
 
             lifecycle_interval_secs: 3600,
             clock_offset_secs: 0,
+
+            ui: true,
+            pull_through_refresh_secs: 86_400,
+            allow_http_upstreams: false,
+            upstream_credentials: vec![],
             webhooks: Vec::new(),
             webhook_max_attempts: 12,
             webhook_retry_base_ms: 1000,
@@ -302,6 +337,10 @@ pub struct FileConfig {
 
     pub lifecycle_interval_secs: Option<u64>,
 
+    pub ui: Option<bool>,
+    pub pull_through_refresh_secs: Option<u64>,
+    pub allow_http_upstreams: Option<bool>,
+    pub upstream_credentials: Option<Vec<UpstreamCredentialConfig>>,
     pub webhooks: Option<Vec<WebhookConfig>>,
     pub webhook_max_attempts: Option<u32>,
     pub webhook_retry_base_ms: Option<u64>,
@@ -487,6 +526,16 @@ pub struct Overrides {
     /// Seconds added to the registry's clock, for tests only (ages images without sleeping).
     #[arg(long, hide = true, allow_hyphen_values = true)]
     pub clock_offset_secs: Option<i64>,
+
+    /// Serve the web UI at /ui/ [default: true].
+    #[arg(long, env = "BERTH_UI", num_args = 0..=1, default_missing_value = "true")]
+    pub ui: Option<bool>,
+    /// Seconds between checks of a cached tag against its upstream registry [default: 86400].
+    #[arg(long, env = "BERTH_PULL_THROUGH_REFRESH_SECS")]
+    pub pull_through_refresh_secs: Option<u64>,
+    /// Allow pull-through cache upstreams at http:// on hosts that are not loopback [default: false].
+    #[arg(long, env = "BERTH_ALLOW_HTTP_UPSTREAMS", num_args = 0..=1, default_missing_value = "true")]
+    pub allow_http_upstreams: Option<bool>,
 }
 
 impl Config {
@@ -548,6 +597,7 @@ impl Config {
                 .or(file.lifecycle_interval_secs)
                 .unwrap_or(d.lifecycle_interval_secs),
             clock_offset_secs: o.clock_offset_secs.unwrap_or(d.clock_offset_secs),
+            ui: o.ui.or(file.ui).unwrap_or(d.ui),
             webhooks: file.webhooks.unwrap_or_default(),
             webhook_max_attempts: file.webhook_max_attempts.unwrap_or(d.webhook_max_attempts),
             webhook_retry_base_ms: file
@@ -641,6 +691,16 @@ impl Config {
                 None => None,
             },
             log_format: o.log_format.or(file.log_format).unwrap_or(d.log_format),
+
+            pull_through_refresh_secs: o
+                .pull_through_refresh_secs
+                .or(file.pull_through_refresh_secs)
+                .unwrap_or(d.pull_through_refresh_secs),
+            allow_http_upstreams: o
+                .allow_http_upstreams
+                .or(file.allow_http_upstreams)
+                .unwrap_or(d.allow_http_upstreams),
+            upstream_credentials: upstream_credentials(file.upstream_credentials)?,
         };
         let default_account = cfg.account_id.clone();
         let mut keys: Vec<AccessKeyConfig> = file.access_keys.unwrap_or_default();
@@ -811,6 +871,15 @@ impl Config {
         }
         put("max-inflight-part-bytes", int(self.max_inflight_part_bytes));
         put("lifecycle-interval-secs", int(self.lifecycle_interval_secs));
+        put("ui", Value::Boolean(self.ui));
+        put(
+            "pull-through-refresh-secs",
+            int(self.pull_through_refresh_secs),
+        );
+        put(
+            "allow-http-upstreams",
+            Value::Boolean(self.allow_http_upstreams),
+        );
         put("metadata-pool-size", int(self.metadata_pool_size.into()));
         put("fence-pool-size", int(self.fence_pool_size.into()));
         if let Some(a) = self.metrics_listen {
@@ -910,6 +979,38 @@ fn redact_url(url: &str) -> String {
         out = format!("{}?{}", &out[..q], query.join("&"));
     }
     out
+}
+
+/// The `[[upstream-credentials]]` entries, each with exactly one kind of secret.
+fn upstream_credentials(
+    entries: Option<Vec<UpstreamCredentialConfig>>,
+) -> anyhow::Result<Vec<(String, crate::upstream::UpstreamSecret)>> {
+    use crate::upstream::UpstreamSecret;
+    let mut out: Vec<(String, UpstreamSecret)> = Vec::new();
+    for (i, e) in entries.unwrap_or_default().into_iter().enumerate() {
+        let key = format!("upstream-credentials[{i}]");
+        anyhow::ensure!(
+            e.arn.starts_with("arn:") && e.arn.contains(":secret:"),
+            "{key}.arn: '{}' is not a Secrets Manager secret ARN",
+            e.arn
+        );
+        anyhow::ensure!(
+            !out.iter().any(|(a, _)| *a == e.arn),
+            "{key}.arn: '{}' is given twice",
+            e.arn
+        );
+        let secret = match (e.username, e.password, e.token, e.file) {
+            (Some(username), Some(password), None, None) => UpstreamSecret::Basic {
+                username,
+                password: auth::Secret::new(password),
+            },
+            (None, None, Some(token), None) => UpstreamSecret::Token(auth::Secret::new(token)),
+            (None, None, None, Some(file)) => UpstreamSecret::File(file),
+            _ => anyhow::bail!("{key}: give username and password, or token, or file"),
+        };
+        out.push((e.arn, secret));
+    }
+    Ok(out)
 }
 
 fn identity(i: usize, k: AccessKeyConfig, default_account: &str) -> anyhow::Result<auth::Identity> {

@@ -10,6 +10,8 @@ mod health;
 mod idle;
 pub mod metrics;
 mod observe;
+mod ui;
+pub mod upstream;
 mod zero_copy;
 
 use std::future::Future;
@@ -103,7 +105,19 @@ impl App {
                     cfg.rate_limit_burst_secs as f64,
                 ))
                 .with_key_access(cfg.key_access.clone())
-                .map_err(|e| anyhow::anyhow!("access-keys: {e}"))?,
+                .map_err(|e| anyhow::anyhow!("access-keys: {e}"))?
+                .with_pull_through(registry::PullThroughConfig {
+                    upstream: Arc::new(
+                        upstream::HttpUpstream::new(
+                            cfg.upstream_credentials.iter().cloned().collect(),
+                        )
+                        .context("building the upstream registry client")?,
+                    ),
+                    refresh_millis: i64::try_from(cfg.pull_through_refresh_secs)
+                        .unwrap_or(i64::MAX / 1000)
+                        .saturating_mul(1000),
+                    allow_http: cfg.allow_http_upstreams,
+                }),
         );
         if cfg.access_keys.len() > 1 && cfg.key_access.iter().all(|k| k.policy.is_none()) {
             tracing::warn!(
@@ -125,14 +139,26 @@ impl App {
                 scheme,
             },
         );
+        let credentials = (!cfg.access_keys.is_empty()).then(|| {
+            Arc::new(auth::StaticCredentials::new(cfg.access_keys.clone()))
+                as Arc<dyn auth::CredentialStore>
+        });
+        // The web UI signs in with the same keys and reads through the same registry calls.
+        let ui = ui::router(
+            registry.clone(),
+            ui::UiConfig {
+                signing_key: signing_key.clone(),
+                credentials: credentials.clone(),
+                account_id: cfg.account_id.clone(),
+                public_url: cfg.public_url.clone(),
+                scheme,
+            },
+        );
         let ecr = ecr_api::router(
             registry.clone(),
             ecr_api::EcrApiConfig {
                 account_id: cfg.account_id.clone(),
-                credentials: (!cfg.access_keys.is_empty()).then(|| {
-                    Arc::new(auth::StaticCredentials::new(cfg.access_keys.clone()))
-                        as Arc<dyn auth::CredentialStore>
-                }),
+                credentials,
                 public_url: cfg.public_url.clone(),
                 scheme,
                 signing_key,
@@ -164,6 +190,7 @@ impl App {
         // The connection facts (source address, TLS, audit) wrap the API routes only.
         let mut router = ecr
             .merge(oci)
+            .merge(if cfg.ui { ui } else { Router::new() })
             .layer(axum::middleware::from_fn_with_state(
                 connection::Facts::new(
                     cfg.trusted_proxy_header.as_deref(),

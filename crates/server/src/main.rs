@@ -44,6 +44,8 @@ enum Command {
         #[command(flatten)]
         filter: berth::audit::Filter,
     },
+    #[command(flatten)]
+    Client(client::Command),
 }
 
 #[derive(Subcommand)]
@@ -75,6 +77,7 @@ fn init_logging(format: LogFormat) {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let overrides = match Cli::parse().command {
+        Command::Client(c) => return client::run(c).await,
         Command::Serve {
             overrides,
             print_config: true,

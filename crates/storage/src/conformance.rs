@@ -312,6 +312,52 @@ pub async fn meta_store(meta: &dyn MetaStore) {
     assert_eq!(with_policy.policy.as_deref(), Some("{\"p\":1}"));
     meta.set_repository_policy(repo.id, None).await.unwrap();
     assert_eq!(meta.registry_policy("000000000000").await.unwrap(), None);
+    // PutImageTagMutability and PutImageScanningConfiguration change only their columns.
+    let exclusions = vec![
+        MutabilityExclusion {
+            filter_type: "WILDCARD".into(),
+            filter: "latest".into(),
+        },
+        MutabilityExclusion {
+            filter_type: "WILDCARD".into(),
+            filter: "dev-*".into(),
+        },
+    ];
+    meta.set_image_tag_mutability(repo.id, "IMMUTABLE_WITH_EXCLUSION", &exclusions)
+        .await
+        .unwrap();
+    meta.set_scan_on_push(repo.id, true).await.unwrap();
+    let changed = meta
+        .get_repository(Service::Private, "000000000000", &repo.name)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(changed.image_tag_mutability, "IMMUTABLE_WITH_EXCLUSION");
+    assert_eq!(changed.mutability_exclusions, exclusions);
+    assert!(changed.scan_on_push);
+    assert_eq!(
+        (changed.tags, changed.created_at),
+        (repo.tags.clone(), repo.created_at)
+    );
+    meta.set_image_tag_mutability(repo.id, "MUTABLE", &[])
+        .await
+        .unwrap();
+    meta.set_scan_on_push(repo.id, false).await.unwrap();
+    let back = meta
+        .get_repository(Service::Private, "000000000000", &repo.name)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(back, repo);
+    assert!(matches!(
+        meta.set_scan_on_push(RepositoryId(i64::MAX), true).await,
+        Err(StorageError::NotFound)
+    ));
+    assert!(matches!(
+        meta.set_image_tag_mutability(RepositoryId(i64::MAX), "MUTABLE", &[])
+            .await,
+        Err(StorageError::NotFound)
+    ));
     meta.set_registry_policy("000000000000", Some("{}"))
         .await
         .unwrap();
@@ -376,6 +422,12 @@ pub async fn meta_store(meta: &dyn MetaStore) {
         .unwrap();
     assert_eq!((blob.size, blob.referenced), (5, false));
 
+    // An uploaded blob no image references is not in the repository's usage.
+    assert_eq!(
+        meta.repository_usage(repo.id).await.unwrap(),
+        RepositoryUsage::default()
+    );
+
     // Images and tags.
     let manifest = br#"{"schemaVersion":2}"#.to_vec();
     let image = ImageRecord {
@@ -393,6 +445,7 @@ pub async fn meta_store(meta: &dyn MetaStore) {
             "application/vnd.oci.image.layer.v1.tar".into(),
         )],
         children: vec![],
+        blobs_may_follow: false,
     };
     let v1 = ImageTag::parse("v1").unwrap();
     let out = meta
@@ -409,6 +462,13 @@ pub async fn meta_store(meta: &dyn MetaStore) {
         PutImageOutcome {
             image_created: true,
             tag_changed: true
+        }
+    );
+    assert_eq!(
+        meta.repository_usage(repo.id).await.unwrap(),
+        RepositoryUsage {
+            images: 1,
+            bytes: 5
         }
     );
     assert!(matches!(
@@ -430,6 +490,50 @@ pub async fn meta_store(meta: &dyn MetaStore) {
         (by_tag.digest, by_tag.manifest),
         (image.digest.clone(), image.manifest.clone())
     );
+    // An image whose blob is not linked yet: refused, unless the blobs may follow (a
+    // pull-through cache stores the upstream manifest first and each layer on its first pull).
+    let later = Digest::sha256_of(b"fetched later");
+    let cached_manifest = br#"{"schemaVersion":2,"cached":true}"#.to_vec();
+    let cached = ImageRecord {
+        digest: Digest::sha256_of(&cached_manifest),
+        manifest: cached_manifest,
+        ..image.clone()
+    };
+    let lazy = |blobs_may_follow| ImageReferences {
+        blobs: vec![(
+            later.clone(),
+            "application/vnd.oci.image.layer.v1.tar".into(),
+        )],
+        children: vec![],
+        blobs_may_follow,
+    };
+    assert!(matches!(
+        meta.put_image(repo.id, &cached, &lazy(false), None).await,
+        Err(StorageError::Conflict(_))
+    ));
+    assert!(
+        meta.get_image(repo.id, &cached.digest)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    meta.put_image(repo.id, &cached, &lazy(true), None)
+        .await
+        .unwrap();
+    assert!(
+        meta.get_image(repo.id, &cached.digest)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        meta.repository_blob(repo.id, &later)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    meta.delete_image(repo.id, &cached.digest).await.unwrap();
+
     let missing = ImageTag::parse("missing").unwrap();
     assert!(
         meta.image_by_tag(repo.id, &missing)
@@ -530,6 +634,10 @@ pub async fn meta_store(meta: &dyn MetaStore) {
         Err(StorageError::Conflict(_))
     ));
     assert!(meta.delete_image(repo.id, &image.digest).await.unwrap());
+    assert_eq!(
+        meta.repository_usage(repo.id).await.unwrap(),
+        RepositoryUsage::default()
+    );
     assert!(
         !meta
             .repository_blob(repo.id, &layer)
@@ -1151,6 +1259,28 @@ pub async fn public_registries_and_settings(meta: &dyn MetaStore) {
             .unwrap(),
         None
     );
+
+    // Compare-and-swap: a write based on a stale read changes nothing and says so.
+    let swap = |expected: Option<&'static [u8]>, new: Option<&'static [u8]>| {
+        meta.swap_registry_setting(Service::Private, account, "list", expected, new)
+    };
+    assert!(swap(None, Some(b"a")).await.unwrap(), "absent, as read");
+    assert!(
+        !swap(None, Some(b"b")).await.unwrap(),
+        "another node wrote first"
+    );
+    assert!(!swap(Some(b"x"), Some(b"b")).await.unwrap(), "stale read");
+    assert!(swap(Some(b"a"), Some(b"ab")).await.unwrap());
+    assert!(!swap(None, None).await.unwrap(), "it exists");
+    assert!(!swap(Some(b"a"), None).await.unwrap(), "stale delete");
+    assert_eq!(
+        meta.registry_setting(Service::Private, account, "list")
+            .await
+            .unwrap(),
+        Some(b"ab".to_vec())
+    );
+    assert!(swap(Some(b"ab"), None).await.unwrap());
+    assert!(swap(None, None).await.unwrap(), "absent");
 
     // Tags: replaced in place, new ones after, all or nothing past the limit.
     let tags = meta

@@ -31,6 +31,11 @@ fn failure_shape(f: &ImageFailure) -> p::ImageFailure {
         ImageFailureCode::ImageReferencedByManifestList => {
             p::ImageFailureCode::ImageReferencedByManifestList
         }
+        // Public repositories are never pull-through caches (ECR Public has no such rules);
+        // ECR Public's model has no upstream codes.
+        ImageFailureCode::UpstreamAccessDenied
+        | ImageFailureCode::UpstreamTooManyRequests
+        | ImageFailureCode::UpstreamUnavailable => p::ImageFailureCode::ImageNotFound,
     };
     p::ImageFailure {
         image_id: Some(p::ImageIdentifier {

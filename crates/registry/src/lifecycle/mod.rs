@@ -18,7 +18,7 @@ use storage::Millis;
 
 use crate::{Page, PageToken, Principal, Registry, RegistryError, RepositoryRef, Result, Service};
 
-const POLICY: &str = "lifecyclePolicy";
+pub(crate) const POLICY: &str = "lifecyclePolicy";
 const LAST_EVALUATED: &str = "lifecycleLastEvaluatedAt";
 const PREVIEW: &str = "lifecyclePreview";
 /// Images read from storage per listing call while planning.
@@ -94,7 +94,7 @@ fn not_found(repo: &RepositoryRecord) -> RegistryError {
 
 /// Rules on archived images need image archival, which berth does not have yet: refused
 /// rather than stored and never acted on.
-fn refuse_unbuilt(policy: &LifecyclePolicy) -> Result<()> {
+pub(crate) fn refuse_unbuilt(policy: &LifecyclePolicy) -> Result<()> {
     if policy.needs_archive() {
         return Err(RegistryError::InvalidParameter(
             "Invalid parameter at 'LifecyclePolicyText' failed to satisfy constraint: 'Lifecycle policy validation failure: this registry does not archive images: transition actions and sinceImageTransitioned are not supported'".into(),

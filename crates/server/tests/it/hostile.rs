@@ -416,6 +416,47 @@ async fn hostile_inputs_get_exact_errors_and_change_nothing() {
         )
         .await,
     );
+    // Pull-through cache rules: an upstream URL is where berth will send requests, so one
+    // that points at a host berth should not reach over plain http, or that smuggles
+    // credentials or a path, is refused before anything is stored.
+    let rule = |url: &str, prefix: &str| {
+        json(serde_json::json!({"ecrRepositoryPrefix": prefix, "upstreamRegistryUrl": url}))
+    };
+    for (input, body, want) in [
+        (
+            "CreatePullThroughCacheRule upstream http://169.254.169.254",
+            rule("http://169.254.169.254", "meta"),
+            (400, "UnsupportedUpstreamRegistryException"),
+        ),
+        (
+            "CreatePullThroughCacheRule upstream with user:password@",
+            rule("https://user:pw@quay.io", "creds"),
+            (400, "UnsupportedUpstreamRegistryException"),
+        ),
+        (
+            "CreatePullThroughCacheRule upstream with a path",
+            rule("https://quay.io/../admin", "path"),
+            (400, "UnsupportedUpstreamRegistryException"),
+        ),
+        (
+            "CreatePullThroughCacheRule ecrRepositoryPrefix \"../x\"",
+            rule("quay.io", "../x"),
+            (400, "InvalidParameterException"),
+        ),
+        (
+            "DescribePullThroughCacheRules nextToken that is not a token",
+            json(serde_json::json!({"nextToken": "%%%"})),
+            (400, "InvalidParameterException"),
+        ),
+    ] {
+        let op = input.split(' ').next().unwrap_or_default();
+        t.check(
+            "ECR",
+            input,
+            want,
+            ecr_raw(&server, op, Some(AUTH), body).await,
+        );
+    }
     // A stored part, so that completion gets as far as the digest.
     let stored = ecr_raw(
         &server,
@@ -675,6 +716,126 @@ async fn hostile_inputs_get_exact_errors_and_change_nothing() {
         .await
         .unwrap();
     assert!(tags.tags().is_empty(), "refused tags were stored: {tags:?}");
+
+    // Repository settings, scanning, referrers and creation templates (issue 15): requests no
+    // SDK sends; none of them changes the repository or stores a template.
+    let digest0 = format!("sha256:{}", "0".repeat(64));
+    for (input, op, body, want) in [
+        (
+            "PutImageTagMutability without imageTagMutability",
+            "PutImageTagMutability",
+            serde_json::json!({"repositoryName": REPO}),
+            "InvalidParameterException",
+        ),
+        (
+            "PutImageTagMutability with filterType REGEX",
+            "PutImageTagMutability",
+            serde_json::json!({"repositoryName": REPO, "imageTagMutability": "IMMUTABLE_WITH_EXCLUSION",
+                "imageTagMutabilityExclusionFilters": [{"filterType": "REGEX", "filter": ".*"}]}),
+            "InvalidParameterException",
+        ),
+        (
+            "PutImageTagMutability with a 129-character filter",
+            "PutImageTagMutability",
+            serde_json::json!({"repositoryName": REPO, "imageTagMutability": "IMMUTABLE_WITH_EXCLUSION",
+                "imageTagMutabilityExclusionFilters": [{"filterType": "WILDCARD", "filter": "a".repeat(129)}]}),
+            "InvalidParameterException",
+        ),
+        (
+            "PutImageScanningConfiguration with scanOnPush \"yes\"",
+            "PutImageScanningConfiguration",
+            serde_json::json!({"repositoryName": REPO, "imageScanningConfiguration": {"scanOnPush": "yes"}}),
+            "SerializationException",
+        ),
+        (
+            "PutRegistryScanningConfiguration rule without repositoryFilters",
+            "PutRegistryScanningConfiguration",
+            serde_json::json!({"scanType": "BASIC", "rules": [{"scanFrequency": "SCAN_ON_PUSH"}]}),
+            "InvalidParameterException",
+        ),
+        (
+            "PutRegistryScanningConfiguration with 101 filters",
+            "PutRegistryScanningConfiguration",
+            serde_json::json!({"scanType": "BASIC", "rules": [{"scanFrequency": "SCAN_ON_PUSH",
+                "repositoryFilters": (0..101).map(|i| serde_json::json!({"filter": format!("r{i}"), "filterType": "WILDCARD"})).collect::<Vec<_>>()}]}),
+            "InvalidParameterException",
+        ),
+        (
+            "BatchGetRepositoryScanningConfiguration with no names",
+            "BatchGetRepositoryScanningConfiguration",
+            serde_json::json!({"repositoryNames": []}),
+            "InvalidParameterException",
+        ),
+        (
+            "ListImageReferrers without subjectId",
+            "ListImageReferrers",
+            serde_json::json!({"repositoryName": REPO}),
+            "InvalidParameterException",
+        ),
+        (
+            "ListImageReferrers with maxResults 0",
+            "ListImageReferrers",
+            serde_json::json!({"repositoryName": REPO, "subjectId": {"imageDigest": digest0}, "maxResults": 0}),
+            "InvalidParameterException",
+        ),
+        (
+            "StartImageScan without imageId",
+            "StartImageScan",
+            serde_json::json!({"repositoryName": REPO}),
+            "InvalidParameterException",
+        ),
+        (
+            "CreateRepositoryCreationTemplate without appliedFor",
+            "CreateRepositoryCreationTemplate",
+            serde_json::json!({"prefix": "team"}),
+            "InvalidParameterException",
+        ),
+        (
+            "CreateRepositoryCreationTemplate prefix \"../x\"",
+            "CreateRepositoryCreationTemplate",
+            serde_json::json!({"prefix": "../x", "appliedFor": ["CREATE_ON_PUSH"]}),
+            "InvalidParameterException",
+        ),
+        (
+            "CreateRepositoryCreationTemplate with a KMS key and AES256",
+            "CreateRepositoryCreationTemplate",
+            serde_json::json!({"prefix": "team", "appliedFor": ["CREATE_ON_PUSH"],
+                "encryptionConfiguration": {"encryptionType": "AES256",
+                    "kmsKey": "arn:aws:kms:us-east-1:000000000000:key/abc"}}),
+            "InvalidParameterException",
+        ),
+        (
+            "DeleteRepositoryCreationTemplate prefix of 257 characters",
+            "DeleteRepositoryCreationTemplate",
+            serde_json::json!({"prefix": "a".repeat(257)}),
+            "InvalidParameterException",
+        ),
+    ] {
+        t.check(
+            "ECR",
+            input,
+            (400, want),
+            ecr_raw(&server, op, Some(AUTH), json(body)).await,
+        );
+    }
+    let repo_now = ecr
+        .describe_repositories()
+        .repository_names(REPO)
+        .send()
+        .await
+        .unwrap();
+    let r = &repo_now.repositories()[0];
+    assert_eq!(
+        r.image_tag_mutability().map(|m| m.as_str()),
+        Some("MUTABLE")
+    );
+    assert!(r.image_tag_mutability_exclusion_filters().is_empty());
+    let templates = ecr
+        .describe_repository_creation_templates()
+        .send()
+        .await
+        .unwrap();
+    assert!(templates.repository_creation_templates().is_empty());
 
     // --- OCI /v2 ---
     let get = |path: &str| oci.req(Method::GET, path);

@@ -2,7 +2,9 @@
 //! `aws-sdk-ecr` client (and raw HTTP where an SDK will not send what is being tested).
 
 mod authentication;
+mod client_cli;
 mod crash;
+mod ecr_ops;
 mod ecr_public;
 mod ecr_settings;
 mod events;
@@ -25,7 +27,9 @@ mod pools;
 mod protocol;
 mod public_v2;
 mod pull;
+mod pull_through;
 mod repositories;
 mod restart;
 mod s3;
 mod soak;
+mod ui;

@@ -99,6 +99,13 @@ pub struct ImageRecord {
     pub pushed_at: Millis,
 }
 
+/// How much a repository holds (see [`MetaStore::repository_usage`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RepositoryUsage {
+    pub images: u64,
+    pub bytes: u64,
+}
+
 /// What an image points at, recorded with it so deletes and GC know what is in use.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ImageReferences {
@@ -106,6 +113,9 @@ pub struct ImageReferences {
     pub blobs: Vec<(Digest, String)>,
     /// Child manifests of an index.
     pub children: Vec<Digest>,
+    /// Whether blobs not yet linked into the repository are accepted: a pull-through cache
+    /// stores an upstream manifest at once and fetches its blobs on their first pull.
+    pub blobs_may_follow: bool,
 }
 
 /// An image as DescribeImages reports it: everything but the manifest bytes, with its tags in
@@ -261,6 +271,21 @@ pub trait MetaStore: Send + Sync {
         id: RepositoryId,
         policy: Option<&str>,
     ) -> Result<(), StorageError>;
+    /// Sets a repository's tag mutability with its exclusion filters (PutImageTagMutability);
+    /// `NotFound` if the repository no longer exists.
+    async fn set_image_tag_mutability(
+        &self,
+        id: RepositoryId,
+        mutability: &str,
+        exclusions: &[MutabilityExclusion],
+    ) -> Result<(), StorageError>;
+    /// Sets a repository's scan-on-push flag (PutImageScanningConfiguration); `NotFound` if
+    /// the repository no longer exists.
+    async fn set_scan_on_push(
+        &self,
+        id: RepositoryId,
+        scan_on_push: bool,
+    ) -> Result<(), StorageError>;
     async fn registry_policy(&self, registry_id: &str) -> Result<Option<String>, StorageError>;
     /// Sets or (with `None`) removes a registry's policy.
     async fn set_registry_policy(
@@ -331,6 +356,18 @@ pub trait MetaStore: Send + Sync {
         registry_id: &str,
         changes: &[(&str, Option<&[u8]>)],
     ) -> Result<(), StorageError>;
+    /// Compare-and-swap of one registry setting: sets it to `new` (`None` removes it) only if
+    /// it still holds `expected` (`None`: absent), and answers whether it did. Several nodes
+    /// that read-modify-write one setting (a registry's creation templates, its pull-through
+    /// cache rules) retry on `false` instead of overwriting each other.
+    async fn swap_registry_setting(
+        &self,
+        service: Service,
+        registry_id: &str,
+        name: &str,
+        expected: Option<&[u8]>,
+        new: Option<&[u8]>,
+    ) -> Result<bool, StorageError>;
 
     // Blobs.
     async fn repository_blob(
@@ -381,6 +418,9 @@ pub trait MetaStore: Send + Sync {
     async fn delete_upload(&self, id: UploadId) -> Result<(), StorageError>;
     /// Open uploads of a repository.
     async fn count_uploads(&self, repo: RepositoryId) -> Result<u64, StorageError>;
+    /// A repository's images, and the bytes of the distinct blobs they reference (a layer
+    /// shared by two images counts once): what the web UI lists beside each repository.
+    async fn repository_usage(&self, repo: RepositoryId) -> Result<RepositoryUsage, StorageError>;
     /// Claims an upload for writing a part until `until`, or renews the claim `token` holds;
     /// `Conflict` while another token's claim lasts, `NotFound` if there is no such upload.
     /// Nodes sharing the database thus write one part of an upload at a time.

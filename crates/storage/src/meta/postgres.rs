@@ -364,6 +364,42 @@ impl MetaStore for PostgresMetaStore {
         Ok(())
     }
 
+    async fn set_image_tag_mutability(
+        &self,
+        id: RepositoryId,
+        mutability: &str,
+        exclusions: &[MutabilityExclusion],
+    ) -> Result<(), StorageError> {
+        let res = sqlx::query(sql::SET_IMAGE_TAG_MUTABILITY)
+            .bind(mutability)
+            .bind(encode_exclusions(exclusions))
+            .bind(id.0)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        if res.rows_affected() == 0 {
+            return Err(StorageError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn set_scan_on_push(
+        &self,
+        id: RepositoryId,
+        scan_on_push: bool,
+    ) -> Result<(), StorageError> {
+        let res = sqlx::query(sql::SET_SCAN_ON_PUSH)
+            .bind(i64::from(scan_on_push))
+            .bind(id.0)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        if res.rows_affected() == 0 {
+            return Err(StorageError::NotFound);
+        }
+        Ok(())
+    }
+
     async fn registry_policy(&self, registry_id: &str) -> Result<Option<String>, StorageError> {
         sqlx::query_scalar(sql::REGISTRY_POLICY)
             .bind(registry_id)
@@ -479,6 +515,40 @@ impl MetaStore for PostgresMetaStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(db_err)
+    }
+
+    async fn swap_registry_setting(
+        &self,
+        service: Service,
+        registry_id: &str,
+        name: &str,
+        expected: Option<&[u8]>,
+        new: Option<&[u8]>,
+    ) -> Result<bool, StorageError> {
+        let key = service.registry_key(registry_id);
+        let q = match (expected, new) {
+            (None, None) => {
+                return Ok(self
+                    .registry_setting(service, registry_id, name)
+                    .await?
+                    .is_none());
+            }
+            (None, Some(v)) => sqlx::query(sql::INSERT_REGISTRY_SETTING_IF_ABSENT)
+                .bind(key.as_ref())
+                .bind(name)
+                .bind(v),
+            (Some(old), Some(v)) => sqlx::query(sql::UPDATE_REGISTRY_SETTING_IF)
+                .bind(key.as_ref())
+                .bind(name)
+                .bind(v)
+                .bind(old),
+            (Some(old), None) => sqlx::query(sql::DELETE_REGISTRY_SETTING_IF)
+                .bind(key.as_ref())
+                .bind(name)
+                .bind(old),
+        };
+        let done = q.execute(&self.pool).await.map_err(db_err)?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn put_registry_settings(
@@ -662,6 +732,18 @@ impl MetaStore for PostgresMetaStore {
             .await
             .map_err(db_err)?;
         Ok(n as u64)
+    }
+
+    async fn repository_usage(&self, repo: RepositoryId) -> Result<RepositoryUsage, StorageError> {
+        let (images, bytes): (i64, i64) = sqlx::query_as(sql::REPOSITORY_USAGE)
+            .bind(repo.0)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(RepositoryUsage {
+            images: images as u64,
+            bytes: bytes as u64,
+        })
     }
 
     async fn claim_upload(

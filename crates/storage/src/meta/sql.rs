@@ -37,6 +37,9 @@ pub(super) const REPOSITORY_ROW: &str = "SELECT id FROM repositories WHERE id = 
 pub(super) const COUNT_IMAGES: &str = "SELECT COUNT(*) FROM images WHERE repository_id = $1";
 pub(super) const DELETE_REPOSITORY: &str = "DELETE FROM repositories WHERE id = $1";
 pub(super) const SET_REPOSITORY_POLICY: &str = "UPDATE repositories SET policy = $1 WHERE id = $2";
+pub(super) const SET_IMAGE_TAG_MUTABILITY: &str =
+    "UPDATE repositories SET image_tag_mutability = $1, mutability_exclusions = $2 WHERE id = $3";
+pub(super) const SET_SCAN_ON_PUSH: &str = "UPDATE repositories SET scan_on_push = $1 WHERE id = $2";
 pub(super) const REGISTRY_POLICY: &str =
     "SELECT policy FROM registry_policies WHERE registry_id = $1";
 pub(super) const SET_REGISTRY_POLICY: &str =
@@ -73,6 +76,16 @@ pub(super) const PUT_REGISTRY_SETTING: &str =
      ON CONFLICT (registry_id, name) DO UPDATE SET value = excluded.value";
 pub(super) const DELETE_REGISTRY_SETTING: &str =
     "DELETE FROM registry_settings WHERE registry_id = $1 AND name = $2";
+// Compare-and-swap of one registry setting (`swap_registry_setting`): each statement changes
+// the row only if it still holds what the caller read, so a concurrent writer on another node
+// makes it touch no row instead of being overwritten.
+pub(super) const INSERT_REGISTRY_SETTING_IF_ABSENT: &str =
+    "INSERT INTO registry_settings (registry_id, name, value) VALUES ($1, $2, $3)
+     ON CONFLICT (registry_id, name) DO NOTHING";
+pub(super) const UPDATE_REGISTRY_SETTING_IF: &str = "UPDATE registry_settings SET value = $3
+     WHERE registry_id = $1 AND name = $2 AND value = $4";
+pub(super) const DELETE_REGISTRY_SETTING_IF: &str =
+    "DELETE FROM registry_settings WHERE registry_id = $1 AND name = $2 AND value = $3";
 
 // Blobs and links.
 
@@ -129,6 +142,12 @@ pub(super) const RECORD_PART_RELEASING: &str = "UPDATE uploads SET updated_at = 
      WHERE id = $8 AND received = $9";
 pub(super) const DELETE_UPLOAD: &str = "DELETE FROM uploads WHERE id = $1";
 pub(super) const COUNT_UPLOADS: &str = "SELECT COUNT(*) FROM uploads WHERE repository_id = $1";
+/// Images, and bytes of the distinct blobs they reference; both through the repository's
+/// indexes (`images` by key, `image_blobs_by_blob`), never a scan of another repository.
+pub(super) const REPOSITORY_USAGE: &str = "SELECT
+     (SELECT COUNT(*) FROM images WHERE repository_id = $1),
+     CAST((SELECT COALESCE(SUM(b.size), 0) FROM blobs b
+            WHERE b.digest IN (SELECT blob_digest FROM image_blobs WHERE repository_id = $1)) AS BIGINT)";
 pub(super) const IDLE_UPLOADS: &str = "SELECT id FROM uploads WHERE updated_at < $1 ORDER BY id";
 /// Takes (or renews, with the same token) the claim of an upload: `$1` id, `$2` token, `$3`
 /// now, `$4` until. One conditional UPDATE, so of two nodes only one sees its row change.
@@ -233,7 +252,7 @@ macro_rules! put_image_tx {
                             .fetch_optional(&mut **tx)
                             .await
                             .map_err(db_err)?;
-                    if linked.is_none() {
+                    if linked.is_none() && !refs.blobs_may_follow {
                         return Err(StorageError::Conflict("a referenced blob was unlinked"));
                     }
                     sqlx::query(sql::INSERT_IMAGE_BLOB)

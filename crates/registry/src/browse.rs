@@ -1,0 +1,94 @@
+//! What the web UI reads beyond the ECR operations: a prefix search over repository names and
+//! what each repository holds. Authorized as the ECR operations that disclose the same facts
+//! (DescribeRepositories, DescribeImages), so a principal sees nothing more in the UI than
+//! through the API.
+
+use model::Service;
+use storage::{RepositoryRecord, RepositoryUsage};
+
+use crate::{Principal, Registry, RepositoryRef, Result};
+
+impl Registry {
+    /// Private repositories of the caller's account whose names start with `prefix`, in name
+    /// order after `after`, at most `limit`, and whether more follow. Seeks in the name index
+    /// (a page costs the same however many repositories there are).
+    pub async fn browse_repositories(
+        &self,
+        who: &Principal,
+        prefix: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<(Vec<RepositoryRecord>, bool)> {
+        let registry_id = who.account_id.as_str();
+        self.authorize(
+            who,
+            Service::Private,
+            registry_id,
+            None,
+            "repository/*",
+            "ecr:DescribeRepositories",
+        )
+        .await?;
+        let seek = seek_before(prefix);
+        let start = match (after, seek.as_deref()) {
+            (Some(a), Some(s)) => Some(if a > s { a } else { s }),
+            (a, s) => a.or(s),
+        };
+        let mut items = self
+            .storage
+            .meta
+            .list_repositories(Service::Private, registry_id, start, limit + 1)
+            .await?;
+        // Names are in byte order, so those with the prefix come together: stop at the first
+        // without it.
+        if let Some(end) = items
+            .iter()
+            .position(|r| !r.name.as_str().starts_with(prefix))
+        {
+            items.truncate(end);
+        }
+        let more = items.len() > limit as usize;
+        items.truncate(limit as usize);
+        Ok((items, more))
+    }
+
+    /// How many images a repository holds and the bytes of the blobs they reference, for a
+    /// principal allowed to DescribeImages in it.
+    pub async fn repository_usage(
+        &self,
+        who: &Principal,
+        r: &RepositoryRef,
+    ) -> Result<RepositoryUsage> {
+        let repo = self.repository(who, r, "ecr:DescribeImages").await?;
+        Ok(self.storage.meta.repository_usage(repo.id).await?)
+    }
+}
+
+/// A key just before every name that starts with `prefix` and after every smaller name:
+/// `prefix` with its last character lowered by one and followed by a character above every
+/// character a repository name may hold. `None` for an empty prefix (start at the beginning).
+fn seek_before(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    let last = chars.pop()?;
+    let lowered = char::from_u32(u32::from(last).saturating_sub(1)).unwrap_or(last);
+    let mut key: String = chars.into_iter().collect();
+    key.push(lowered);
+    key.push('\u{7f}');
+    Some(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::seek_before;
+
+    #[test]
+    fn seek_key_sorts_between_smaller_names_and_the_prefix() {
+        let k = seek_before("team/b").unwrap();
+        assert!(k.as_str() < "team/b");
+        assert!(k.as_str() < "team/ba");
+        assert!(k.as_str() > "team/a");
+        assert!(k.as_str() > "team/azzz-9");
+        assert!(k.as_str() > "team/");
+        assert_eq!(seek_before(""), None);
+    }
+}
