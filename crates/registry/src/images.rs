@@ -242,8 +242,9 @@ impl Registry {
             // The store counts the image's tags again inside its transaction: the check above
             // answers the common case, this one closes the race between concurrent pushes.
             let max_tags = self.limits.max_tags_per_image;
+            let event = self.image_event(&repo, "PUSH", &image);
             match meta
-                .put_image_limited(repo.id, &image, &refs, tag, max_tags)
+                .put_image_noting(repo.id, &image, &refs, tag, max_tags, event.as_ref())
                 .await
             {
                 Ok(_) => {
@@ -528,6 +529,13 @@ impl Registry {
                 continue;
             };
             let tags = meta.image_tags(repo.id, &digest).await?;
+            let event = match self.events {
+                true => match meta.get_image(repo.id, &digest).await? {
+                    Some(image) => self.image_event(&repo, "DELETE", &image),
+                    None => None,
+                },
+                false => None,
+            };
             let deletes_image = match &tag {
                 Some(_) => tags.len() <= 1,
                 None => true,
@@ -535,7 +543,7 @@ impl Registry {
             if deletes_image && !meta.parent_indexes(repo.id, &digest).await?.is_empty() {
                 if let Some(t) = &tag {
                     // The image stays alive through its index; only the tag goes.
-                    meta.delete_tag(repo.id, t).await?;
+                    meta.delete_tag_noting(repo.id, t, event.as_ref()).await?;
                     out.deleted.push(ImageIdOutput {
                         digest,
                         tag: Some(t.clone()),
@@ -551,7 +559,8 @@ impl Registry {
             }
             if deletes_image {
                 self.failpoint("delete_image.before_commit");
-                meta.delete_image(repo.id, &digest).await?;
+                meta.delete_image_noting(repo.id, &digest, event.as_ref())
+                    .await?;
                 self.failpoint("delete_image.after_commit");
                 if tags.is_empty() {
                     out.deleted.push(ImageIdOutput { digest, tag: None });
@@ -564,7 +573,7 @@ impl Registry {
                     }
                 }
             } else if let Some(t) = tag {
-                meta.delete_tag(repo.id, &t).await?;
+                meta.delete_tag_noting(repo.id, &t, event.as_ref()).await?;
                 out.deleted.push(ImageIdOutput {
                     digest,
                     tag: Some(t),

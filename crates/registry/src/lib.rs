@@ -222,6 +222,9 @@ pub struct Registry {
     quotas: Quotas,
     /// The pull-through cache's upstream client and settings; `None`: no caching.
     pull_through: Option<pull_through::PullThrough>,
+    /// Write ECR's image events to the outbox (only when some webhook will take them: rows
+    /// nobody delivers would pile up).
+    events: bool,
 }
 
 impl Registry {
@@ -241,6 +244,7 @@ impl Registry {
             identities: access::Identities::default(),
             quotas: Quotas::default(),
             pull_through: None,
+            events: false,
         }
     }
 
@@ -248,6 +252,37 @@ impl Registry {
     pub fn with_pull_through(mut self, config: PullThroughConfig) -> Self {
         self.pull_through = Some(pull_through::PullThrough::new(config));
         self
+    }
+
+    /// Records ECR's image events ("ECR Image Action") in the outbox with each change.
+    pub fn with_events(mut self, on: bool) -> Self {
+        self.events = on;
+        self
+    }
+
+    /// The event of `action_type` on `image` in `repo`, if events are recorded.
+    pub(crate) fn image_event(
+        &self,
+        repo: &storage::RepositoryRecord,
+        action_type: &str,
+        image: &storage::ImageRecord,
+    ) -> Option<storage::ImageEvent> {
+        self.events.then(|| storage::ImageEvent {
+            detail_type: "ECR Image Action".to_owned(),
+            action_type: action_type.to_owned(),
+            service: repo.service,
+            registry_id: repo.registry_id.clone(),
+            repository: repo.name.clone(),
+            digest: image.digest.clone(),
+            manifest_media_type: Some(image.media_type.clone()),
+            artifact_media_type: image.artifact_media_type.clone(),
+            at: self.now(),
+        })
+    }
+
+    /// The metadata store, for the jobs around the registry (event delivery).
+    pub fn meta(&self) -> &std::sync::Arc<dyn storage::MetaStore> {
+        &self.storage.meta
     }
 
     /// Moves the registry's clock (see [`Registry::now`]) by `millis`; a test knob.

@@ -149,6 +149,32 @@ pub struct Config {
     pub allow_http_upstreams: bool,
     /// The secrets `credentialArn`s name (`[[upstream-credentials]]`), by ARN.
     pub upstream_credentials: Vec<(String, crate::upstream::UpstreamSecret)>,
+    // Events (issue 17).
+    /// Where ECR's image events are posted (`[[webhooks]]`); none: no events are recorded.
+    pub webhooks: Vec<WebhookConfig>,
+    /// Delivery rounds an event gets before it is given up. Default 12.
+    pub webhook_max_attempts: u32,
+    /// Milliseconds before the first retry; each later one waits twice as long, up to an hour.
+    /// Default 1000.
+    pub webhook_retry_base_ms: u64,
+}
+
+/// One `[[webhooks]]` entry: where events go, which ones, and how they are signed.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct WebhookConfig {
+    /// `https://...`, or `http://` to a loopback address.
+    pub url: String,
+    /// Signs each body: `X-Berth-Signature-256: sha256=<hex HMAC-SHA256 of the body>`.
+    pub secret: Option<String>,
+    /// Only events of these `detail-type`s (e.g. "ECR Image Action"). Default: all.
+    #[serde(default)]
+    pub detail_types: Vec<String>,
+    /// Only these `action-type`s ("PUSH", "DELETE"). Default: all.
+    #[serde(default)]
+    pub actions: Vec<String>,
+    /// Only repositories whose name starts with this. Default: all.
+    pub repository_prefix: Option<String>,
 }
 
 /// How log lines look.
@@ -256,6 +282,9 @@ impl Default for Config {
             pull_through_refresh_secs: 86_400,
             allow_http_upstreams: false,
             upstream_credentials: vec![],
+            webhooks: Vec::new(),
+            webhook_max_attempts: 12,
+            webhook_retry_base_ms: 1000,
         }
     }
 }
@@ -312,6 +341,9 @@ pub struct FileConfig {
     pub pull_through_refresh_secs: Option<u64>,
     pub allow_http_upstreams: Option<bool>,
     pub upstream_credentials: Option<Vec<UpstreamCredentialConfig>>,
+    pub webhooks: Option<Vec<WebhookConfig>>,
+    pub webhook_max_attempts: Option<u32>,
+    pub webhook_retry_base_ms: Option<u64>,
 }
 
 /// A size in bytes: a number, or a string with a binary `K`, `M` or `G` suffix.
@@ -566,6 +598,11 @@ impl Config {
                 .unwrap_or(d.lifecycle_interval_secs),
             clock_offset_secs: o.clock_offset_secs.unwrap_or(d.clock_offset_secs),
             ui: o.ui.or(file.ui).unwrap_or(d.ui),
+            webhooks: file.webhooks.unwrap_or_default(),
+            webhook_max_attempts: file.webhook_max_attempts.unwrap_or(d.webhook_max_attempts),
+            webhook_retry_base_ms: file
+                .webhook_retry_base_ms
+                .unwrap_or(d.webhook_retry_base_ms),
             public_registry_alias: o
                 .public_registry_alias
                 .clone()
@@ -689,6 +726,10 @@ impl Config {
     }
 
     pub fn validate(&self) -> anyhow::Result<()> {
+        for (i, w) in self.webhooks.iter().enumerate() {
+            crate::events::check_url(&w.url)
+                .map_err(|e| anyhow::anyhow!("webhooks[{i}].url: {e}"))?;
+        }
         if let Some(b) = &self.blobs {
             storage::blob::object_store::S3Location::parse(b)
                 .map_err(|e| anyhow::anyhow!("blobs: {e} (expected s3://bucket/prefix)"))?;
@@ -879,6 +920,32 @@ impl Config {
             .collect();
         if !keys.is_empty() {
             put("access-keys", Value::Array(keys));
+        }
+        put(
+            "webhook-max-attempts",
+            int(self.webhook_max_attempts.into()),
+        );
+        put("webhook-retry-base-ms", int(self.webhook_retry_base_ms));
+        let hooks: Vec<Value> = self
+            .webhooks
+            .iter()
+            .map(|w| {
+                let mut e = toml::Table::new();
+                let list = |v: &[String]| Value::Array(v.iter().map(|x| s(x)).collect());
+                e.insert("url".into(), s(&w.url));
+                if w.secret.is_some() {
+                    e.insert("secret".into(), s(REDACTED));
+                }
+                e.insert("detail-types".into(), list(&w.detail_types));
+                e.insert("actions".into(), list(&w.actions));
+                if let Some(p) = &w.repository_prefix {
+                    e.insert("repository-prefix".into(), s(p));
+                }
+                Value::Table(e)
+            })
+            .collect();
+        if !hooks.is_empty() {
+            put("webhooks", Value::Array(hooks));
         }
         toml::to_string(&t).expect("a table of plain values serializes")
     }
@@ -1440,8 +1507,58 @@ mod tests {
                 "the sample does not mention {key}"
             );
         }
-        for key in ["[[access-keys]]", "secret-file =", "session-token ="] {
+        for key in [
+            "[[access-keys]]",
+            "secret-file =",
+            "session-token =",
+            "[[webhooks]]",
+            "url =",
+            "secret =",
+            "detail-types =",
+            "actions =",
+            "repository-prefix =",
+        ] {
             assert!(sample.contains(key), "the sample does not mention {key}");
         }
+    }
+
+    /// `[[webhooks]]` load from the file, print with their secret redacted, and a plain
+    /// `http://` URL is refused unless it names a loopback host.
+    #[test]
+    fn webhooks_load_print_redacted_and_refuse_plain_http_off_loopback() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("berth.toml");
+        let load = |url: &str| {
+            std::fs::write(
+                &file,
+                format!(
+                    "[[webhooks]]\nurl = \"{url}\"\nsecret = \"hook-secret-42\"\nactions = [\"PUSH\"]\n"
+                ),
+            )
+            .unwrap();
+            Config::load(&Overrides {
+                config: Some(file.clone()),
+                ..Default::default()
+            })
+            .and_then(|c| c.validate().map(|()| c))
+        };
+        let c = load("http://127.0.0.1:9000/hook").unwrap();
+        assert_eq!(c.webhooks[0].actions, ["PUSH"]);
+        let printed = c.to_toml();
+        assert!(!printed.contains("hook-secret-42"), "{printed}");
+        assert!(
+            printed.contains(&format!("secret = \"{REDACTED}\"")),
+            "{printed}"
+        );
+        assert!(
+            printed.contains("url = \"http://127.0.0.1:9000/hook\""),
+            "{printed}"
+        );
+        assert!(load("https://hooks.example.com/berth").is_ok());
+        assert!(load("http://[::1]:9000/").is_ok());
+        let err = load("http://hooks.example.com/berth")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("webhooks[0].url"), "{err}");
     }
 }

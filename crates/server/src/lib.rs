@@ -5,6 +5,7 @@ pub mod audit;
 mod classify;
 pub mod config;
 mod connection;
+pub mod events;
 mod health;
 mod idle;
 pub mod metrics;
@@ -43,6 +44,8 @@ pub struct App {
     gc: registry::GcOptions,
     gc_interval: Option<std::time::Duration>,
     lifecycle_interval: Option<Duration>,
+    /// Posts the outbox's events to `[[webhooks]]` (none configured: no job).
+    delivery: Option<events::Delivery>,
     idle_timeout: Option<Duration>,
     pub metrics: Arc<metrics::Metrics>,
     /// `/metrics` (with the health checks) on a listener of its own, when configured.
@@ -84,6 +87,7 @@ impl App {
             .context("loading the signing key")?;
         let registry = Arc::new(
             registry::Registry::new(storage, cfg.region.clone(), limits(cfg)?)
+                .with_events(!cfg.webhooks.is_empty())
                 .with_failpoints(cfg.failpoints.clone())
                 .with_verified_reads(cfg.verify_reads)
                 .with_blob_redirect(blob_redirect)
@@ -229,6 +233,12 @@ impl App {
                 .then(|| std::time::Duration::from_secs(cfg.gc_interval_secs)),
             lifecycle_interval: (cfg.lifecycle_interval_secs > 0)
                 .then(|| Duration::from_secs(cfg.lifecycle_interval_secs)),
+            delivery: (!cfg.webhooks.is_empty()).then(|| events::Delivery {
+                hooks: Arc::new(cfg.webhooks.clone()),
+                region: cfg.region.clone(),
+                max_attempts: cfg.webhook_max_attempts.max(1),
+                retry_base_ms: cfg.webhook_retry_base_ms,
+            }),
         })
     }
 
@@ -315,6 +325,9 @@ impl App {
     ) -> anyhow::Result<()> {
         self.spawn_gc();
         self.spawn_lifecycle();
+        if let Some(d) = &self.delivery {
+            d.clone().spawn(self.registry.clone(), self.metrics.clone());
+        }
         if let Some((addr, router)) = &self.metrics_listen {
             let listener = TcpListener::bind(*addr)
                 .await

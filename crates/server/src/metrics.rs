@@ -30,6 +30,10 @@ pub const GC_EXPIRED_UPLOADS: &str = "berth_gc_expired_uploads_total";
 pub const GC_LAST_SUCCESS: &str = "berth_gc_last_success_timestamp_seconds";
 pub const GC_LAST_DURATION: &str = "berth_gc_last_duration_seconds";
 pub const BUILD_INFO: &str = "berth_build_info";
+pub const EVENTS_PENDING: &str = "berth_events_pending";
+pub const EVENTS_GIVEN_UP: &str = "berth_events_given_up";
+pub const EVENTS_DELIVERED: &str = "berth_events_delivered_total";
+pub const EVENT_DELIVERY_FAILURES: &str = "berth_event_delivery_failures_total";
 pub const PROCESS_CPU: &str = "process_cpu_seconds_total";
 pub const PROCESS_RSS: &str = "process_resident_memory_bytes";
 pub const PROCESS_VSIZE: &str = "process_virtual_memory_bytes";
@@ -63,6 +67,16 @@ pub struct Metrics {
     in_flight: [AtomicI64; Api::ALL.len()],
     uploads_in_progress: AtomicI64,
     gc: Mutex<GcTotals>,
+    events: Mutex<EventTotals>,
+}
+
+/// The event outbox as this node's delivery job last saw it, and its deliveries.
+#[derive(Default)]
+struct EventTotals {
+    pending: u64,
+    given_up: u64,
+    delivered: u64,
+    failures: u64,
 }
 
 #[derive(Default)]
@@ -85,6 +99,7 @@ impl Default for Metrics {
             in_flight: Default::default(),
             uploads_in_progress: AtomicI64::new(0),
             gc: Mutex::default(),
+            events: Mutex::default(),
         }
     }
 }
@@ -144,6 +159,22 @@ impl Metrics {
     }
 
     /// One garbage collection: its report, or `None` if it failed.
+    /// The outbox's counts, as the delivery job read them after a round.
+    pub fn event_backlog(&self, pending: u64, given_up: u64) {
+        let mut e = self.events.lock().unwrap_or_else(|e| e.into_inner());
+        e.pending = pending;
+        e.given_up = given_up;
+    }
+
+    /// One post of an event to a webhook: taken or not.
+    pub fn event_post(&self, ok: bool) {
+        let mut e = self.events.lock().unwrap_or_else(|e| e.into_inner());
+        match ok {
+            true => e.delivered += 1,
+            false => e.failures += 1,
+        }
+    }
+
     pub fn gc_run(&self, report: Option<&registry::GcReport>, took: Duration) {
         let mut gc = self.gc.lock().unwrap_or_else(|e| e.into_inner());
         gc.last_duration = Some(took.as_secs_f64());
@@ -286,6 +317,37 @@ impl Metrics {
                     t,
                 );
             }
+        }
+        {
+            let e = self.events.lock().unwrap_or_else(|e| e.into_inner());
+            sample(
+                w,
+                EVENTS_PENDING,
+                "gauge",
+                "Events in the outbox waiting for delivery to a webhook.",
+                e.pending,
+            );
+            sample(
+                w,
+                EVENTS_GIVEN_UP,
+                "gauge",
+                "Events in the outbox whose delivery was given up after the last retry.",
+                e.given_up,
+            );
+            sample(
+                w,
+                EVENTS_DELIVERED,
+                "counter",
+                "Events this node posted to a webhook that took them.",
+                e.delivered,
+            );
+            sample(
+                w,
+                EVENT_DELIVERY_FAILURES,
+                "counter",
+                "Posts of an event to a webhook that failed (each is retried with backoff).",
+                e.failures,
+            );
         }
         header(
             w,

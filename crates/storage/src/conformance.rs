@@ -1360,6 +1360,215 @@ pub async fn public_registries_and_settings(meta: &dyn MetaStore) {
     meta.delete_repository(private.id, false).await.unwrap();
 }
 
+/// The event outbox: rows only for changes that were made, one per tag, in the transaction of
+/// the change; then taken, retried and given up.
+pub async fn event_outbox(meta: &dyn MetaStore) {
+    let repo = meta
+        .create_repository(repo_record("events/app"))
+        .await
+        .unwrap();
+    let image = |n: u8| ImageRecord {
+        digest: Digest::sha256_of(&[n]),
+        manifest: vec![n],
+        media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+        artifact_media_type: Some("application/vnd.oci.image.config.v1+json".into()),
+        subject: None,
+        size: 1,
+        pushed_at: 1_000,
+    };
+    let event = |action: &str, img: &ImageRecord| ImageEvent {
+        detail_type: "ECR Image Action".into(),
+        action_type: action.into(),
+        service: Service::Private,
+        registry_id: "000000000000".into(),
+        repository: repo.name.clone(),
+        digest: img.digest.clone(),
+        manifest_media_type: Some(img.media_type.clone()),
+        artifact_media_type: img.artifact_media_type.clone(),
+        at: 5_000,
+    };
+    let rows = || async {
+        meta.due_events(i64::MAX, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.event.action_type, r.tag, r.event.digest))
+            .collect::<Vec<_>>()
+    };
+    let (a, b) = (image(1), image(2));
+    let (t1, t2) = (
+        ImageTag::parse("t1").unwrap(),
+        ImageTag::parse("t2").unwrap(),
+    );
+    async fn put_noting(
+        meta: &dyn MetaStore,
+        repo: RepositoryId,
+        img: &ImageRecord,
+        write: Option<TagWrite<'_>>,
+        e: &ImageEvent,
+    ) -> Result<PutImageOutcome, StorageError> {
+        meta.put_image_noting(
+            repo,
+            img,
+            &ImageReferences::default(),
+            write,
+            usize::MAX,
+            Some(e),
+        )
+        .await
+    }
+    // Pushed by digest, then tagged twice: three rows. The same tag again changes nothing.
+    put_noting(meta, repo.id, &a, None, &event("PUSH", &a))
+        .await
+        .unwrap();
+    put_noting(
+        meta,
+        repo.id,
+        &a,
+        Some(TagWrite::Move(&t1)),
+        &event("PUSH", &a),
+    )
+    .await
+    .unwrap();
+    put_noting(
+        meta,
+        repo.id,
+        &a,
+        Some(TagWrite::Move(&t2)),
+        &event("PUSH", &a),
+    )
+    .await
+    .unwrap();
+    put_noting(
+        meta,
+        repo.id,
+        &a,
+        Some(TagWrite::Move(&t2)),
+        &event("PUSH", &a),
+    )
+    .await
+    .unwrap();
+    // Refused (the tag moved since the caller looked): no row.
+    assert!(matches!(
+        put_noting(
+            meta,
+            repo.id,
+            &b,
+            Some(TagWrite::IfUnchanged(&t1, None)),
+            &event("PUSH", &b)
+        )
+        .await,
+        Err(StorageError::Conflict(_))
+    ));
+    let p = |tag: Option<&str>, d: &ImageRecord| {
+        ("PUSH".to_owned(), tag.map(str::to_owned), d.digest.clone())
+    };
+    let del = |tag: Option<&str>, d: &ImageRecord| {
+        (
+            "DELETE".to_owned(),
+            tag.map(str::to_owned),
+            d.digest.clone(),
+        )
+    };
+    assert_eq!(
+        rows().await,
+        [p(None, &a), p(Some("t1"), &a), p(Some("t2"), &a)]
+    );
+    // A tag's delete names the image it pointed at; an image's, each of its tags.
+    assert!(
+        meta.delete_tag_noting(repo.id, &t1, Some(&event("DELETE", &b)))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !meta
+            .delete_tag_noting(repo.id, &t1, Some(&event("DELETE", &a)))
+            .await
+            .unwrap()
+    );
+    put_noting(
+        meta,
+        repo.id,
+        &a,
+        Some(TagWrite::Move(&t1)),
+        &event("PUSH", &a),
+    )
+    .await
+    .unwrap();
+    assert!(
+        meta.delete_image_noting(repo.id, &a.digest, Some(&event("DELETE", &a)))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !meta
+            .delete_image_noting(repo.id, &a.digest, Some(&event("DELETE", &a)))
+            .await
+            .unwrap()
+    );
+    put_noting(meta, repo.id, &b, None, &event("PUSH", &b))
+        .await
+        .unwrap();
+    assert!(
+        meta.delete_image_noting(repo.id, &b.digest, Some(&event("DELETE", &b)))
+            .await
+            .unwrap()
+    );
+    let all = meta.due_events(i64::MAX, 100).await.unwrap();
+    assert_eq!(
+        rows().await,
+        [
+            p(None, &a),
+            p(Some("t1"), &a),
+            p(Some("t2"), &a),
+            del(Some("t1"), &a),
+            p(Some("t1"), &a),
+            del(Some("t1"), &a),
+            del(Some("t2"), &a),
+            p(None, &b),
+            del(None, &b),
+        ]
+    );
+    assert_eq!(all[0].event, event("PUSH", &a));
+    assert_eq!(
+        meta.event_backlog().await.unwrap(),
+        EventBacklog {
+            pending: 9,
+            given_up: 0
+        }
+    );
+    // Not due before their time; retried later with what was delivered; given up; taken.
+    assert!(meta.due_events(4_999, 100).await.unwrap().is_empty());
+    assert_eq!(meta.due_events(5_000, 2).await.unwrap().len(), 2);
+    let hooks = ["https://a".to_owned(), "https://b".to_owned()];
+    meta.retry_event(all[0].id, &hooks[..1], 9_000, false)
+        .await
+        .unwrap();
+    meta.retry_event(all[1].id, &hooks, 9_000, true)
+        .await
+        .unwrap();
+    for e in &all[2..] {
+        meta.delete_event(e.id).await.unwrap();
+    }
+    assert!(meta.due_events(8_999, 100).await.unwrap().is_empty());
+    let again = meta.due_events(9_000, 100).await.unwrap();
+    assert_eq!(again.len(), 1, "the given-up row is no longer due");
+    assert_eq!(
+        (again[0].attempts, again[0].delivered_to.clone()),
+        (1, hooks[..1].to_vec())
+    );
+    assert_eq!(
+        meta.event_backlog().await.unwrap(),
+        EventBacklog {
+            pending: 1,
+            given_up: 1
+        }
+    );
+    // Events outlive their repository.
+    meta.delete_repository(repo.id, false).await.unwrap();
+    assert_eq!(meta.due_events(9_000, 100).await.unwrap().len(), 1);
+}
+
 #[tokio::test]
 async fn embedded_backends_conform() {
     let dir = tempfile::tempdir().unwrap();
@@ -1370,6 +1579,7 @@ async fn embedded_backends_conform() {
     meta_listings(storage.meta.as_ref()).await;
     coordination(storage.meta.as_ref()).await;
     public_registries_and_settings(storage.meta.as_ref()).await;
+    event_outbox(storage.meta.as_ref()).await;
     races(storage.meta.clone()).await;
 }
 
@@ -1441,6 +1651,7 @@ async fn postgres_conforms() {
     meta_listings(&meta).await;
     coordination(&meta).await;
     public_registries_and_settings(&meta).await;
+    event_outbox(&meta).await;
     races(std::sync::Arc::new(meta)).await;
     schema.drop().await;
 }

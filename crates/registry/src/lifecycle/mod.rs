@@ -427,7 +427,10 @@ impl Registry {
             return Ok(false);
         }
         tracing::info!(repository = %repo.name, digest = %digest, rule = action.rule_priority, "lifecycle policy expires image");
-        meta.delete_image(repo.id, &digest)
+        // Reported as ECR reports any image delete: ECR documents no event of its own for a
+        // lifecycle expiry.
+        let event = self.image_event(repo, "DELETE", &image);
+        meta.delete_image_noting(repo.id, &digest, event.as_ref())
             .await
             .map_err(Into::into)
     }

@@ -7,6 +7,7 @@ mod crash;
 mod ecr_ops;
 mod ecr_public;
 mod ecr_settings;
+mod events;
 mod faults;
 mod gc;
 mod harness;

@@ -190,6 +190,47 @@ pub struct UploadRecord {
     pub staging: Vec<u8>,
 }
 
+/// What an event reports about an image, apart from its tag: the store writes one outbox row
+/// per tag the change touched (one with no tag for an untagged image), in the transaction of
+/// the change itself, so that an event exists if and only if its change was committed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageEvent {
+    /// EventBridge's `detail-type` ("ECR Image Action").
+    pub detail_type: String,
+    /// `action-type`: "PUSH" or "DELETE".
+    pub action_type: String,
+    pub service: Service,
+    /// The account id.
+    pub registry_id: String,
+    pub repository: RepositoryName,
+    pub digest: Digest,
+    pub manifest_media_type: Option<String>,
+    pub artifact_media_type: Option<String>,
+    /// When the change was made (the event's `time`).
+    pub at: Millis,
+}
+
+/// An outbox row waiting for delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRecord {
+    pub id: i64,
+    pub event: ImageEvent,
+    pub tag: Option<String>,
+    /// Failed delivery rounds so far.
+    pub attempts: u32,
+    /// Names of the webhooks that already took it.
+    pub delivered_to: Vec<String>,
+}
+
+/// Counts of the outbox, for `/metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EventBacklog {
+    /// Rows still to be delivered.
+    pub pending: u64,
+    /// Rows whose delivery was given up after the last retry.
+    pub given_up: u64,
+}
+
 #[async_trait]
 pub trait MetaStore: Send + Sync {
     // Repositories.
@@ -474,6 +515,20 @@ pub trait MetaStore: Send + Sync {
         refs: &ImageReferences,
         tag: Option<TagWrite<'_>>,
         max_tags: usize,
+    ) -> Result<PutImageOutcome, StorageError> {
+        self.put_image_noting(repo, image, refs, tag, max_tags, None)
+            .await
+    }
+    /// [`MetaStore::put_image_limited`], writing `event`'s outbox row (for the tag written,
+    /// or with no tag) in the same transaction if the image was created or the tag moved.
+    async fn put_image_noting(
+        &self,
+        repo: RepositoryId,
+        image: &ImageRecord,
+        refs: &ImageReferences,
+        tag: Option<TagWrite<'_>>,
+        max_tags: usize,
+        event: Option<&ImageEvent>,
     ) -> Result<PutImageOutcome, StorageError>;
     /// Digests of the indexes in the repository that list `digest` as a child.
     async fn parent_indexes(
@@ -482,10 +537,33 @@ pub trait MetaStore: Send + Sync {
         digest: &Digest,
     ) -> Result<Vec<Digest>, StorageError>;
     /// Removes one tag; answers whether it existed.
-    async fn delete_tag(&self, repo: RepositoryId, tag: &ImageTag) -> Result<bool, StorageError>;
+    async fn delete_tag(&self, repo: RepositoryId, tag: &ImageTag) -> Result<bool, StorageError> {
+        self.delete_tag_noting(repo, tag, None).await
+    }
+    /// [`MetaStore::delete_tag`], writing `event`'s outbox row for the tag (with the digest it
+    /// pointed at) in the same transaction if it existed.
+    async fn delete_tag_noting(
+        &self,
+        repo: RepositoryId,
+        tag: &ImageTag,
+        event: Option<&ImageEvent>,
+    ) -> Result<bool, StorageError>;
     /// Removes an image with all its tags and references; answers whether it existed.
-    async fn delete_image(&self, repo: RepositoryId, digest: &Digest)
-    -> Result<bool, StorageError>;
+    async fn delete_image(
+        &self,
+        repo: RepositoryId,
+        digest: &Digest,
+    ) -> Result<bool, StorageError> {
+        self.delete_image_noting(repo, digest, None).await
+    }
+    /// [`MetaStore::delete_image`], writing `event`'s outbox rows, one per tag the image had
+    /// (one with no tag if it had none), in the same transaction if it existed.
+    async fn delete_image_noting(
+        &self,
+        repo: RepositoryId,
+        digest: &Digest,
+        event: Option<&ImageEvent>,
+    ) -> Result<bool, StorageError>;
     /// Tags in lexical order after `after`, at most `limit`.
     async fn list_tags(
         &self,
@@ -517,4 +595,20 @@ pub trait MetaStore: Send + Sync {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<ImageSummary>, StorageError>;
+    // The event outbox.
+    /// Rows due for delivery at `now` (not given up), oldest first, at most `limit`.
+    async fn due_events(&self, now: Millis, limit: u32) -> Result<Vec<EventRecord>, StorageError>;
+    /// Removes a row every webhook took.
+    async fn delete_event(&self, id: i64) -> Result<(), StorageError>;
+    /// Records a failed delivery round: the webhooks that took it so far, when to try again,
+    /// or (`give_up`) that it is no longer tried.
+    async fn retry_event(
+        &self,
+        id: i64,
+        delivered_to: &[String],
+        next_attempt_at: Millis,
+        give_up: bool,
+    ) -> Result<(), StorageError>;
+    /// How many rows wait, and how many were given up.
+    async fn event_backlog(&self) -> Result<EventBacklog, StorageError>;
 }

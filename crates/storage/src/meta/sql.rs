@@ -203,7 +203,6 @@ pub(super) const CREATE_TAG: &str = "INSERT INTO image_tags (repository_id, tag,
 pub(super) const MOVE_TAG_FROM: &str =
     "UPDATE image_tags SET digest = $3 WHERE repository_id = $1 AND tag = $2 AND digest = $4";
 pub(super) const PARENT_INDEXES: &str = "SELECT index_digest FROM image_children WHERE repository_id = $1 AND child_digest = $2 ORDER BY index_digest";
-pub(super) const DELETE_TAG: &str = "DELETE FROM image_tags WHERE repository_id = $1 AND tag = $2";
 pub(super) const DELETE_IMAGE: &str = "DELETE FROM images WHERE repository_id = $1 AND digest = $2";
 pub(super) const LIST_REFERRERS: &str =
     "SELECT * FROM images WHERE repository_id = $1 AND subject = $2 ORDER BY digest";
@@ -451,3 +450,145 @@ macro_rules! tag_repository_tx {
     };
 }
 pub(super) use tag_repository_tx;
+
+// The event outbox.
+
+use super::{EventRecord, ImageEvent};
+use crate::StorageError;
+use model::{Digest, RepositoryName};
+
+pub(super) const INSERT_EVENT: &str = "INSERT INTO events (created_at, detail_type, action_type, registry_id, repository_name, image_digest, image_tag, manifest_media_type, artifact_media_type, next_attempt_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+/// An image's tags, removed ahead of the image so that its events name the tags it had as the
+/// delete saw them (the image's own delete would remove them by cascade).
+pub(super) const DELETE_IMAGE_TAGS: &str =
+    "DELETE FROM image_tags WHERE repository_id = $1 AND digest = $2 RETURNING tag";
+pub(super) const DELETE_TAG_RETURNING: &str =
+    "DELETE FROM image_tags WHERE repository_id = $1 AND tag = $2 RETURNING digest";
+pub(super) const DUE_EVENTS: &str = "SELECT id, created_at, detail_type, action_type, registry_id, repository_name, image_digest, image_tag, manifest_media_type, artifact_media_type, attempts, delivered_to
+     FROM events WHERE given_up = 0 AND next_attempt_at <= $1 ORDER BY id LIMIT $2";
+pub(super) const DELETE_EVENT: &str = "DELETE FROM events WHERE id = $1";
+pub(super) const RETRY_EVENT: &str = "UPDATE events SET attempts = attempts + 1, delivered_to = $1, next_attempt_at = $2, given_up = $3 WHERE id = $4";
+pub(super) const EVENT_BACKLOG: &str = "SELECT CAST(COALESCE(SUM(1 - given_up), 0) AS BIGINT), CAST(COALESCE(SUM(given_up), 0) AS BIGINT) FROM events";
+
+/// Writes an image event's outbox rows, one per tag in `$tags` (`Option<&str>`s), inside the
+/// caller's transaction (`db_err` is the caller's). Evaluates to `Result<(), StorageError>`.
+macro_rules! insert_events_tx {
+    ($tx:expr, $event:expr, $digest:expr, $tags:expr) => {
+        async {
+            let (tx, event, digest): (_, &ImageEvent, &str) = ($tx, $event, $digest);
+            let registry = event.service.registry_key(&event.registry_id);
+            for tag in $tags {
+                let tag: Option<&str> = tag;
+                sqlx::query(sql::INSERT_EVENT)
+                    .bind(event.at)
+                    .bind(&event.detail_type)
+                    .bind(&event.action_type)
+                    .bind(registry.as_ref())
+                    .bind(event.repository.as_str())
+                    .bind(digest)
+                    .bind(tag)
+                    .bind(&event.manifest_media_type)
+                    .bind(&event.artifact_media_type)
+                    .bind(event.at)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(db_err)?;
+            }
+            Ok::<(), StorageError>(())
+        }
+    };
+}
+pub(super) use insert_events_tx;
+
+/// DeleteImage's transaction with its events (the same on both engines; the caller begins and
+/// commits `$tx`). Evaluates to `Result<bool, StorageError>`: whether the image existed.
+macro_rules! delete_image_tx {
+    ($tx:expr, $repo:expr, $digest:expr, $event:expr) => {
+        async {
+            let (tx, repo, digest, event): (_, RepositoryId, &Digest, &ImageEvent) =
+                ($tx, $repo, $digest, $event);
+            let tags: Vec<String> = sqlx::query_scalar(sql::DELETE_IMAGE_TAGS)
+                .bind(repo.0)
+                .bind(digest.as_str())
+                .fetch_all(&mut **tx)
+                .await
+                .map_err(db_err)?;
+            let deleted = sqlx::query(sql::DELETE_IMAGE)
+                .bind(repo.0)
+                .bind(digest.as_str())
+                .execute(&mut **tx)
+                .await
+                .map_err(db_err)?
+                .rows_affected()
+                == 1;
+            if deleted {
+                let mut tags: Vec<Option<&str>> = tags.iter().map(|t| Some(t.as_str())).collect();
+                tags.sort();
+                if tags.is_empty() {
+                    tags.push(None);
+                }
+                sql::insert_events_tx!(&mut *tx, event, digest.as_str(), tags).await?;
+            }
+            Ok::<bool, StorageError>(deleted)
+        }
+    };
+}
+pub(super) use delete_image_tx;
+
+/// A [`DUE_EVENTS`] row, as both engines decode it.
+pub(super) type EventRow = (
+    i64,
+    i64,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    i64,
+    String,
+);
+
+/// Decodes a [`DUE_EVENTS`] row.
+pub(super) fn event_record(row: EventRow) -> Result<EventRecord, StorageError> {
+    let (
+        id,
+        at,
+        detail_type,
+        action_type,
+        key,
+        name,
+        digest,
+        tag,
+        manifest,
+        artifact,
+        attempts,
+        delivered,
+    ) = row;
+    let corrupt = |what: &str| StorageError::Other(format!("corrupt event row: {what}").into());
+    let (service, account) = model::Service::from_registry_key(&key);
+    Ok(EventRecord {
+        id,
+        event: ImageEvent {
+            detail_type,
+            action_type,
+            service,
+            registry_id: account.to_owned(),
+            repository: RepositoryName::parse(&name).map_err(|_| corrupt("repository name"))?,
+            digest: Digest::parse(&digest).map_err(|_| corrupt("digest"))?,
+            manifest_media_type: manifest,
+            artifact_media_type: artifact,
+            at,
+        },
+        tag,
+        attempts: attempts.clamp(0, i64::from(u32::MAX)) as u32,
+        delivered_to: delivered
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    })
+}

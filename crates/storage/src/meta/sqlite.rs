@@ -83,6 +83,13 @@ fn migrator() -> Migrator {
             Cow::Borrowed(include_str!("../../migrations/sqlite/0007_settings.sql")),
             false,
         ),
+        Migration::new(
+            10,
+            Cow::Borrowed("events"),
+            MigrationType::Simple,
+            Cow::Borrowed(include_str!("../../migrations/sqlite/0010_events.sql")),
+            false,
+        ),
     ];
     Migrator {
         migrations: Cow::Owned(migrations),
@@ -1159,13 +1166,14 @@ impl MetaStore for SqliteMetaStore {
         tags.iter().map(|t| parse_tag(t)).collect()
     }
 
-    async fn put_image_limited(
+    async fn put_image_noting(
         &self,
         repo: RepositoryId,
         image: &ImageRecord,
         refs: &ImageReferences,
         tag: Option<TagWrite<'_>>,
         max_tags: usize,
+        event: Option<&ImageEvent>,
     ) -> Result<PutImageOutcome, StorageError> {
         let mut tx = self.writer.begin().await.map_err(db_err)?;
         let outcome =
@@ -1180,6 +1188,15 @@ impl MetaStore for SqliteMetaStore {
             }
             other => other?,
         };
+        if let Some(event) = event
+            && (outcome.image_created || outcome.tag_changed)
+        {
+            let tag = tag.map(|w| match w {
+                TagWrite::Move(t) | TagWrite::IfUnchanged(t, _) => t.as_str(),
+            });
+            let tag = if outcome.tag_changed { tag } else { None };
+            sql::insert_events_tx!(&mut tx, event, image.digest.as_str(), [tag]).await?;
+        }
         crate::failpoint::hit("put_image.before_commit");
         tx.commit().await.map_err(db_err)?;
         Ok(outcome)
@@ -1199,28 +1216,45 @@ impl MetaStore for SqliteMetaStore {
         rows.iter().map(|d| parse_digest(d)).collect()
     }
 
-    async fn delete_tag(&self, repo: RepositoryId, tag: &ImageTag) -> Result<bool, StorageError> {
-        let res = sqlx::query(sql::DELETE_TAG)
+    async fn delete_tag_noting(
+        &self,
+        repo: RepositoryId,
+        tag: &ImageTag,
+        event: Option<&ImageEvent>,
+    ) -> Result<bool, StorageError> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let was: Option<String> = sqlx::query_scalar(sql::DELETE_TAG_RETURNING)
             .bind(repo.0)
             .bind(tag.as_str())
-            .execute(&self.writer)
+            .fetch_optional(&mut *tx)
             .await
             .map_err(db_err)?;
-        Ok(res.rows_affected() == 1)
+        if let (Some(event), Some(digest)) = (event, &was) {
+            sql::insert_events_tx!(&mut tx, event, digest.as_str(), [Some(tag.as_str())]).await?;
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(was.is_some())
     }
 
-    async fn delete_image(
+    async fn delete_image_noting(
         &self,
         repo: RepositoryId,
         digest: &Digest,
+        event: Option<&ImageEvent>,
     ) -> Result<bool, StorageError> {
-        let res = sqlx::query(sql::DELETE_IMAGE)
-            .bind(repo.0)
-            .bind(digest.as_str())
-            .execute(&self.writer)
-            .await
-            .map_err(db_err)?;
-        Ok(res.rows_affected() == 1)
+        let Some(event) = event else {
+            let res = sqlx::query(sql::DELETE_IMAGE)
+                .bind(repo.0)
+                .bind(digest.as_str())
+                .execute(&self.writer)
+                .await
+                .map_err(db_err)?;
+            return Ok(res.rows_affected() == 1);
+        };
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let deleted = sql::delete_image_tx!(&mut tx, repo, digest, event).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(deleted)
     }
 
     async fn list_tags(
@@ -1292,6 +1326,54 @@ impl MetaStore for SqliteMetaStore {
             .into_iter()
             .map(summary_from_json)
             .collect()
+    }
+
+    async fn due_events(&self, now: Millis, limit: u32) -> Result<Vec<EventRecord>, StorageError> {
+        let rows: Vec<sql::EventRow> = sqlx::query_as(sql::DUE_EVENTS)
+            .bind(now)
+            .bind(i64::from(limit))
+            .fetch_all(&self.writer)
+            .await
+            .map_err(db_err)?;
+        rows.into_iter().map(sql::event_record).collect()
+    }
+
+    async fn delete_event(&self, id: i64) -> Result<(), StorageError> {
+        sqlx::query(sql::DELETE_EVENT)
+            .bind(id)
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn retry_event(
+        &self,
+        id: i64,
+        delivered_to: &[String],
+        next_attempt_at: Millis,
+        give_up: bool,
+    ) -> Result<(), StorageError> {
+        sqlx::query(sql::RETRY_EVENT)
+            .bind(delivered_to.join("\n"))
+            .bind(next_attempt_at)
+            .bind(i64::from(give_up))
+            .bind(id)
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn event_backlog(&self) -> Result<EventBacklog, StorageError> {
+        let (pending, given_up): (i64, i64) = sqlx::query_as(sql::EVENT_BACKLOG)
+            .fetch_one(&self.writer)
+            .await
+            .map_err(db_err)?;
+        Ok(EventBacklog {
+            pending: pending.max(0) as u64,
+            given_up: given_up.max(0) as u64,
+        })
     }
 }
 

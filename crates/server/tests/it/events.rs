@@ -1,0 +1,371 @@
+//! Events: ECR's "ECR Image Action" events, posted to a `[[webhooks]]` receiver from the
+//! durable outbox, for pushes and deletes through both APIs, signed, and delivered after a
+//! `kill -9` of berth while the receiver was down.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_sdk_ecr::types::ImageIdentifier;
+use hmac::{KeyInit, Mac};
+
+use crate::harness::*;
+
+const SECRET: &str = "webhook-secret";
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+
+/// What the receiver saw: (path, signature header, body).
+type Seen = Arc<Mutex<Vec<(String, Option<String>, Vec<u8>)>>>;
+
+/// A webhook receiver on 127.0.0.1:`port`: records every POST, and answers 500 to the first
+/// `fail_first` posts to a path and to every post to `/broken`, 200 to the others.
+async fn receiver(port: u16, seen: Seen, fail_first: usize) -> tokio::task::JoinHandle<()> {
+    let app = axum::Router::new().fallback(
+        move |uri: axum::http::Uri, headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+            let seen = seen.clone();
+            async move {
+                let sig = headers
+                    .get("x-berth-signature-256")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                let path = uri.path().to_owned();
+                let mut seen = seen.lock().unwrap();
+                seen.push((path.clone(), sig, body.to_vec()));
+                let posts = seen.iter().filter(|s| s.0 == path).count();
+                if path == "/broken" || posts <= fail_first {
+                    axum::http::StatusCode::INTERNAL_SERVER_ERROR
+                } else {
+                    axum::http::StatusCode::OK
+                }
+            }
+        },
+    );
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .expect("bind the receiver's port");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    })
+}
+
+/// A free loopback port.
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// Waits (at most 30 s) until `seen` holds `n` posts; answers them.
+async fn wait_for(seen: &Seen, n: usize) -> Vec<(String, Option<String>, Vec<u8>)> {
+    for _ in 0..300 {
+        if seen.lock().unwrap().len() >= n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    seen.lock().unwrap().clone()
+}
+
+async fn metrics(server: &TestServer) -> String {
+    reqwest::get(format!("{}/metrics", server.endpoint))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// (action-type, image-tag, image-digest) of an event body.
+fn action(body: &[u8]) -> (String, Option<String>, String) {
+    let e: serde_json::Value = serde_json::from_slice(body).unwrap();
+    let d = &e["detail"];
+    (
+        d["action-type"].as_str().unwrap().to_owned(),
+        d["image-tag"].as_str().map(str::to_owned),
+        d["image-digest"].as_str().unwrap().to_owned(),
+    )
+}
+
+fn hmac_hex(body: &[u8]) -> String {
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+#[tokio::test]
+async fn pushes_and_deletes_through_both_apis_reach_the_webhook_signed_across_a_kill_9() {
+    // A free port for the receiver, which stays down until berth has been killed.
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("events.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "webhook-retry-base-ms = 100\nwebhook-max-attempts = 1000\n\n[[webhooks]]\nurl = \"http://127.0.0.1:{port}/hook\"\nsecret = \"{SECRET}\"\nactions = [\"PUSH\", \"DELETE\"]\nrepository-prefix = \"team/\"\n"
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap().to_owned();
+
+    let (v1, v2) = {
+        let mut server = TestServer::start_in_with(dir.path(), &["--config", &config]).await;
+        let ecr = server.ecr();
+        create_repo(&ecr, "team/app").await;
+        create_repo(&ecr, "other/app").await;
+        // ECR PutImage with a tag.
+        let (manifest, v1, _) = push_small_image(&ecr, "team/app", "v1", 1).await;
+        // Refused pushes report nothing: the same image and tag again, and missing layers.
+        let again = ecr
+            .put_image()
+            .repository_name("team/app")
+            .image_manifest(&manifest)
+            .image_tag("v1")
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(
+            code(again.as_service_error().unwrap()),
+            "ImageAlreadyExistsException"
+        );
+        let missing = oci_manifest((&sha256_digest(b"nope"), 4), &[]);
+        let refused = ecr
+            .put_image()
+            .repository_name("team/app")
+            .image_manifest(&missing)
+            .image_tag("bad")
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(
+            code(refused.as_service_error().unwrap()),
+            "LayersNotFoundException"
+        );
+        // A repository the webhook's prefix leaves out.
+        push_small_image(&ecr, "other/app", "x", 3).await;
+
+        // `/v2` manifest PUT with a tag.
+        let oci = server.oci().await;
+        let config_blob = br#"{"seed":"v2"}"#;
+        let layer = random_bytes(2000, 2);
+        let cd = oci.push_blob("team/app", config_blob).await;
+        let ld = oci.push_blob("team/app", &layer).await;
+        let m2 = oci_manifest((&cd, config_blob.len()), &[(&ld, layer.len())]);
+        let r = oci.put_manifest("team/app", "v2", OCI_MANIFEST, &m2).await;
+        assert_eq!(r.status(), 201);
+        let v2 = sha256_digest(m2.as_bytes());
+
+        // BatchDeleteImage by tag (its only tag: the image goes), and `/v2` DELETE by digest.
+        let out = ecr
+            .batch_delete_image()
+            .repository_name("team/app")
+            .image_ids(ImageIdentifier::builder().image_tag("v1").build())
+            .send()
+            .await
+            .unwrap();
+        assert!(out.failures().is_empty(), "{out:?}");
+        let r = oci
+            .req(
+                reqwest::Method::DELETE,
+                &format!("/v2/team/app/manifests/{v2}"),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
+
+        // Delivery fails meanwhile (nobody listens); then berth dies without a word.
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        server.kill_hard();
+        (v1, v2)
+    };
+
+    let seen: Seen = Arc::default();
+    let _receiver = receiver(port, seen.clone(), 0).await;
+    let server = TestServer::start_in_with(dir.path(), &["--config", &config]).await;
+    wait_for(&seen, 4).await;
+    // A moment more: anything beyond the four (a refused push's event) would show up.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let seen = seen.lock().unwrap().clone();
+
+    let mut got = Vec::new();
+    for (path, sig, body) in &seen {
+        assert_eq!(path, "/hook");
+        assert_eq!(sig.as_deref(), Some(hmac_hex(body).as_str()), "signature");
+        let e: serde_json::Value = serde_json::from_slice(body).unwrap();
+        assert_eq!(e["version"], "0");
+        assert_eq!(e["detail-type"], "ECR Image Action");
+        assert_eq!(e["source"], "aws.ecr");
+        assert_eq!(e["account"], "000000000000");
+        assert_eq!(e["region"], "us-east-1");
+        assert_eq!(e["resources"], serde_json::json!([]));
+        let id = e["id"].as_str().unwrap();
+        assert!(uuid::Uuid::parse_str(id).is_ok(), "id {id}");
+        let time = e["time"].as_str().unwrap();
+        assert!(
+            time.len() == 20 && time.ends_with('Z') && time.as_bytes()[10] == b'T',
+            "time {time}"
+        );
+        let d = &e["detail"];
+        assert_eq!(d["result"], "SUCCESS");
+        assert_eq!(d["repository-name"], "team/app");
+        assert_eq!(d["manifest-media-type"], OCI_MANIFEST);
+        assert_eq!(d["artifact-media-type"], OCI_CONFIG);
+        assert_eq!(d.as_object().unwrap().len(), 7, "{d}");
+        got.push((
+            d["action-type"].as_str().unwrap().to_owned(),
+            d["image-tag"].as_str().unwrap().to_owned(),
+            d["image-digest"].as_str().unwrap().to_owned(),
+        ));
+    }
+    let want: Vec<(String, String, String)> = [
+        ("PUSH", "v1", &v1),
+        ("PUSH", "v2", &v2),
+        ("DELETE", "v1", &v1),
+        ("DELETE", "v2", &v2),
+    ]
+    .iter()
+    .map(|(a, t, d)| ((*a).to_owned(), (*t).to_owned(), (*d).clone()))
+    .collect();
+    assert_eq!(
+        got, want,
+        "every change once, in order, and nothing refused"
+    );
+
+    // The outbox is empty and /metrics says so.
+    let metrics = metrics(&server).await;
+    assert!(metrics.contains("\nberth_events_pending 0\n"), "{metrics}");
+    assert!(
+        metrics.contains("\nberth_events_delivered_total 4\n"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn a_failing_webhook_is_retried_with_backoff_and_given_up_without_holding_the_others() {
+    let port = free_port();
+    let seen: Seen = Arc::default();
+    let _receiver = receiver(port, seen.clone(), 2).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("events.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "webhook-retry-base-ms = 200\nwebhook-max-attempts = 4\n\n[[webhooks]]\nurl = \"http://127.0.0.1:{port}/flaky\"\n\n[[webhooks]]\nurl = \"http://127.0.0.1:{port}/broken\"\n\n[[webhooks]]\nurl = \"http://127.0.0.1:{port}/pushes-only\"\nactions = [\"DELETE\"]\n"
+        ),
+    )
+    .unwrap();
+    let server =
+        TestServer::start_in_with(dir.path(), &["--config", config.to_str().unwrap()]).await;
+    let ecr = server.ecr();
+    create_repo(&ecr, "team/app").await;
+    let started = std::time::Instant::now();
+    let (_, digest, _) = push_small_image(&ecr, "team/app", "v1", 1).await;
+    // `/flaky` fails twice then takes it (3 posts); `/broken` fails every one of the 4 rounds;
+    // the DELETE-only webhook gets nothing.
+    let got = wait_for(&seen, 7).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let got_then = seen.lock().unwrap().clone();
+    assert_eq!(
+        got_then.len(),
+        got.len(),
+        "nothing after the last round: {got_then:?}"
+    );
+    let paths: Vec<&str> = got.iter().map(|s| s.0.as_str()).collect();
+    assert_eq!(
+        paths.iter().filter(|p| **p == "/flaky").count(),
+        3,
+        "{paths:?}"
+    );
+    assert_eq!(
+        paths.iter().filter(|p| **p == "/broken").count(),
+        4,
+        "{paths:?}"
+    );
+    assert_eq!(paths.len(), 7, "{paths:?}");
+    for (_, sig, body) in &got {
+        assert_eq!(sig, &None, "no secret, no signature");
+        assert_eq!(
+            action(body),
+            ("PUSH".into(), Some("v1".into()), digest.clone())
+        );
+    }
+    // The same event each time (one id), after waits of 200, 400 and 800 ms.
+    let ids: std::collections::BTreeSet<String> = got
+        .iter()
+        .map(|s| serde_json::from_slice::<serde_json::Value>(&s.2).unwrap()["id"].to_string())
+        .collect();
+    assert_eq!(ids.len(), 1);
+    assert!(
+        started.elapsed() >= Duration::from_millis(1400),
+        "backoff: {:?}",
+        started.elapsed()
+    );
+    let m = metrics(&server).await;
+    assert!(m.contains("\nberth_events_pending 0\n"), "{m}");
+    assert!(m.contains("\nberth_events_given_up 1\n"), "{m}");
+    assert!(m.contains("\nberth_events_delivered_total 1\n"), "{m}");
+    assert!(
+        m.contains("\nberth_event_delivery_failures_total 6\n"),
+        "{m}"
+    );
+}
+
+#[tokio::test]
+async fn lifecycle_expiries_are_sent_as_deletes() {
+    let port = free_port();
+    let seen: Seen = Arc::default();
+    let _receiver = receiver(port, seen.clone(), 0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("events.toml");
+    std::fs::write(
+        &config,
+        format!("[[webhooks]]\nurl = \"http://127.0.0.1:{port}/hook\"\nactions = [\"DELETE\"]\n"),
+    )
+    .unwrap();
+    let server = TestServer::start_in_with(
+        dir.path(),
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--lifecycle-interval-secs",
+            "1",
+        ],
+    )
+    .await;
+    let ecr = server.ecr();
+    create_repo(&ecr, "team/app").await;
+    let mut digests = Vec::new();
+    for seed in 0..3 {
+        let tag = format!("v{seed}");
+        digests.push(push_small_image(&ecr, "team/app", &tag, seed).await.1);
+        // Distinct push times: the newest is kept.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    ecr.put_lifecycle_policy()
+        .repository_name("team/app")
+        .lifecycle_policy_text(
+            r#"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":1},"action":{"type":"expire"}}]}"#,
+        )
+        .send()
+        .await
+        .unwrap();
+    let got = wait_for(&seen, 2).await;
+    let mut got: Vec<_> = got.iter().map(|s| action(&s.2)).collect();
+    got.sort();
+    let mut want = vec![
+        (
+            "DELETE".to_owned(),
+            Some("v0".to_owned()),
+            digests[0].clone(),
+        ),
+        (
+            "DELETE".to_owned(),
+            Some("v1".to_owned()),
+            digests[1].clone(),
+        ),
+    ];
+    want.sort();
+    assert_eq!(
+        got, want,
+        "only the filter's DELETEs, one per expired image's tag"
+    );
+}
