@@ -24,9 +24,13 @@ pub struct KeyAccess {
     pub tags: Vec<(String, String)>,
 }
 
+/// The identity policy of a key that is no longer configured.
+const DENY_ALL: &str =
+    r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"*","Resource":"*"}]}"#;
+
 /// Parsed [`KeyAccess`] entries by access key id.
 #[derive(Debug, Default)]
-pub(crate) struct Identities(HashMap<String, Arc<Identity>>);
+pub(crate) struct Identities(HashMap<String, Arc<Identity>>, Option<Arc<Identity>>);
 
 #[derive(Debug)]
 pub(crate) struct Identity {
@@ -53,11 +57,25 @@ impl Identities {
                 }),
             );
         }
-        Ok(Self(out))
+        let removed = (!out.is_empty()).then(|| {
+            Arc::new(Identity {
+                policy: Some(Policy::parse_identity(DENY_ALL).expect("the deny-all policy parses")),
+                tags: vec![],
+            })
+        });
+        Ok(Self(out, removed))
     }
 
+    /// The identity of a key. A registry token or a web UI session names the key it was made
+    /// for and outlives it: once keys are configured, a key that is not (any more) gets an
+    /// identity that denies everything, not the "no policy" of an unrestricted key. Without
+    /// configured keys (any signature accepted) and for anonymous callers (no key), `None`.
     pub(crate) fn get(&self, access_key_id: &str) -> Option<Arc<Identity>> {
-        self.0.get(access_key_id).cloned()
+        match self.0.get(access_key_id) {
+            Some(identity) => Some(identity.clone()),
+            None if access_key_id.is_empty() => None,
+            None => self.1.clone(),
+        }
     }
 }
 

@@ -812,3 +812,65 @@ async fn the_audit_trail_records_mutating_and_denied_calls_without_secrets() {
         records.len()
     );
 }
+
+/// A registry token outlives the key it was made for (12 hours). Removing the key from the
+/// configuration must close what the token opens, not leave a key with no identity policy,
+/// which berth treats as unrestricted in its account.
+#[tokio::test]
+async fn a_token_of_a_key_no_longer_configured_opens_nothing() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let admin = format!(
+        "[[access-keys]]\nid = \"AKIDADMIN\"\nsecret = \"AKIDADMIN-secret\"\narn = \"arn:aws:iam::{ACCOUNT}:user/admin\"\npolicy = '{ADMIN_POLICY}'\n"
+    );
+    let with_ops = format!(
+        "{admin}[[access-keys]]\nid = \"AKIDOPS\"\nsecret = \"AKIDOPS-secret\"\narn = \"arn:aws:iam::{ACCOUNT}:user/ops\"\n"
+    );
+    let (before, after) = (
+        dir.path().join("before.toml"),
+        dir.path().join("after.toml"),
+    );
+    std::fs::write(&before, with_ops).unwrap();
+    std::fs::write(&after, admin).unwrap();
+
+    let server =
+        TestServer::start_in_with(data.path(), &["--config", before.to_str().unwrap()]).await;
+    let ops = as_key(&server, "AKIDOPS");
+    create_repo(&ops, "kept").await;
+    let auth = token(&ops).await;
+    let r = oci_as(&server, auth.clone())
+        .req(reqwest::Method::GET, "/v2/kept/tags/list")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        200,
+        "the key's token, while the key is configured"
+    );
+    drop(server);
+
+    let server =
+        TestServer::start_in_with(data.path(), &["--config", after.to_str().unwrap()]).await;
+    let ops = oci_as(&server, auth);
+    for (method, path) in [
+        (reqwest::Method::GET, "/v2/kept/tags/list"),
+        (reqwest::Method::POST, "/v2/kept/blobs/uploads/"),
+    ] {
+        let r = ops.req(method.clone(), path).send().await.unwrap();
+        assert_eq!(
+            r.status(),
+            403,
+            "{method} {path} with the removed key's token"
+        );
+        assert_eq!(oci_code(r).await, "DENIED");
+    }
+    // The admin key, still configured, is untouched.
+    let admin = oci_as(&server, token(&as_key(&server, "AKIDADMIN")).await);
+    let r = admin
+        .req(reqwest::Method::GET, "/v2/kept/tags/list")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
