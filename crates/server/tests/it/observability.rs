@@ -401,6 +401,64 @@ async fn gc_runs_show_in_metrics() {
     }
 }
 
+/// Every background job (garbage collection with upload expiry, lifecycle policies, webhook
+/// delivery) shows when it last succeeded and how long it took, the figures to alert on
+/// when a job falls behind; before its first run a job has no success to show.
+#[tokio::test]
+async fn background_jobs_show_their_last_success() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("hooks.toml");
+    // Nothing listens there and nothing is pushed: rounds find no event and succeed.
+    std::fs::write(&config, "[[webhooks]]\nurl = \"http://127.0.0.1:9/hook\"\n").unwrap();
+    let server = TestServer::start_with(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--gc-interval-secs",
+        "1",
+        "--lifecycle-interval-secs",
+        "1",
+    ])
+    .await;
+    let first = scrape(&server.endpoint).await;
+    let started = first.get("process_start_time_seconds", &[]);
+    for job in ["gc", "lifecycle"] {
+        assert!(
+            !first.0.contains_key(&format!(
+                "berth_job_last_success_timestamp_seconds{{job=\"{job}\"}}"
+            )),
+            "{job} has not run yet: {first:?}"
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = scrape(&server.endpoint).await;
+        let done = ["gc", "lifecycle", "events"].iter().all(|job| {
+            s.0.contains_key(&format!(
+                "berth_job_last_success_timestamp_seconds{{job=\"{job}\"}}"
+            ))
+        });
+        if done {
+            for job in ["gc", "lifecycle", "events"] {
+                let last = s.get("berth_job_last_success_timestamp_seconds", &[("job", job)]);
+                assert!(
+                    last >= started - 1.0,
+                    "{job}: {last} before the start {started}"
+                );
+                assert!(s.get("berth_job_runs_total", &[("job", job), ("result", "ok")]) >= 1.0);
+                assert_eq!(
+                    s.get("berth_job_runs_total", &[("job", job), ("result", "error")]),
+                    0.0
+                );
+                let took = s.get("berth_job_last_duration_seconds", &[("job", job)]);
+                assert!((0.0..30.0).contains(&took), "{job} took {took}");
+            }
+            break;
+        }
+        assert!(Instant::now() < deadline, "a job never succeeded: {s:?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 /// With `--metrics-listen`, `/metrics` moves to its own port; the main port answers 404.
 #[tokio::test]
 async fn metrics_on_a_listener_of_their_own() {
