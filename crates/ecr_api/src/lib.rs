@@ -468,7 +468,7 @@ async fn dispatch(
     }
     let req = decoded.ok_or_else(|| ApiError::UnknownOperation(target.to_owned()))??;
     use Request as R;
-    let result = match req {
+    match req {
         R::CreateRepository(r) => respond(&repositories::create_repository(&ctx, r).await?),
         R::DescribeRepositories(r) => respond(&repositories::describe_repositories(&ctx, r).await?),
         R::DeleteRepository(r) => respond(&repositories::delete_repository(&ctx, r).await?),
@@ -560,8 +560,7 @@ async fn dispatch(
         R::DescribeImageScanFindings(r) => {
             respond(&scanning::describe_image_scan_findings(&ctx, r).await?)
         }
-    };
-    result
+    }
 }
 
 /// A request body decoded as the shape of its operation; the handlers validate the members.
