@@ -347,8 +347,9 @@ async fn handle(State(api): State<EcrApi>, uri: Uri, headers: HeaderMap, body: B
     // `instrument`, not `enter`: a guard held across an await leaks into other requests' logs.
     let span = tracing::info_span!("ecr", op = ?op, request_id = %request_id);
     let started = std::time::Instant::now();
+    let mut seen = Seen::default();
     let mut resp = async {
-        let result = dispatch(&api, &uri, &headers, target, op, body).await;
+        let result = dispatch(&api, &uri, &headers, target, op, body, &mut seen).await;
         let resp = result.unwrap_or_else(IntoResponse::into_response);
         tracing::debug!(
             status = resp.status().as_u16(),
@@ -362,7 +363,47 @@ async fn handle(State(api): State<EcrApi>, uri: Uri, headers: HeaderMap, body: B
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert("x-amzn-requestid", v);
     }
+    // Who asked and about which repository, for the server's request log; refused requests
+    // too, once their caller and body are known.
+    if let Some(p) = seen.principal {
+        resp.extensions_mut().insert(p);
+    }
+    if let Some(name) = seen.repository {
+        resp.extensions_mut().insert(RequestRepository(name));
+    }
     resp
+}
+
+/// The repository a request to the ECR or ECR Public API names (its `repositoryName`), left
+/// in the response's extensions for the request log: unlike `/v2`, the path does not say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestRepository(pub String);
+
+/// What `dispatch` learnt of a request, kept whether or not it succeeded.
+#[derive(Default)]
+struct Seen {
+    principal: Option<Principal>,
+    repository: Option<String>,
+}
+
+/// Longest repository name kept for the log: ECR's own limit (256), so that a request
+/// naming a longer one cannot stretch the line.
+const MAX_LOGGED_NAME: usize = 256;
+
+/// The `repositoryName` of a JSON request body, if it has one that is a string.
+/// Only the member is read: the rest of the body is skipped, not built.
+fn named_repository(body: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Named<'a> {
+        #[serde(rename = "repositoryName", borrow, default)]
+        repository_name: Option<std::borrow::Cow<'a, str>>,
+    }
+    let named: Named = serde_json::from_slice(body).ok()?;
+    named.repository_name.map(|n| logged_name(&n))
+}
+
+fn logged_name(name: &str) -> String {
+    name.chars().take(MAX_LOGGED_NAME).collect()
 }
 
 async fn dispatch(
@@ -372,6 +413,7 @@ async fn dispatch(
     target: &str,
     op: Target,
     body: Body,
+    seen: &mut Seen,
 ) -> Result<Response, ApiError> {
     // Authentication first, as AWS does: an unsigned request learns nothing about operations.
     let sig = authentication::parse(
@@ -395,6 +437,15 @@ async fn dispatch(
         Target::Ecr(op) => op.map(|op| decode(op, &body)),
         Target::Public(_) => None,
     };
+    // A layer part's body is tens of megabytes of base64: its decoded request (ECR) or its
+    // handler (ECR Public) names the repository instead of a second pass over the body.
+    seen.repository = match (op, &decoded) {
+        (Target::Ecr(_), Some(Ok(Request::UploadLayerPart(r)))) => {
+            dto::RepositoryScoped::repository_name(r).map(logged_name)
+        }
+        (Target::Public(Some(ecr_public::Operation::UploadLayerPart)), _) => None,
+        _ => named_repository(&body),
+    };
     let principal = authentication::authenticate(
         api,
         &sig,
@@ -406,17 +457,18 @@ async fn dispatch(
             None => hex::encode(Sha256::digest(&body[..])),
         },
     )?;
+    seen.principal = Some(principal.clone());
     let ctx = Ctx {
         api,
         principal,
         base_url: base_url(api, headers),
     };
     if let Target::Public(op) = op {
-        return public::dispatch(&ctx, &sig.region, target, op, body).await;
+        return public::dispatch(&ctx, &sig.region, target, op, body, &mut seen.repository).await;
     }
     let req = decoded.ok_or_else(|| ApiError::UnknownOperation(target.to_owned()))??;
     use Request as R;
-    let result = match req {
+    match req {
         R::CreateRepository(r) => respond(&repositories::create_repository(&ctx, r).await?),
         R::DescribeRepositories(r) => respond(&repositories::describe_repositories(&ctx, r).await?),
         R::DeleteRepository(r) => respond(&repositories::delete_repository(&ctx, r).await?),
@@ -508,11 +560,7 @@ async fn dispatch(
         R::DescribeImageScanFindings(r) => {
             respond(&scanning::describe_image_scan_findings(&ctx, r).await?)
         }
-    };
-    // Who asked, for the server's request log.
-    let mut resp = result.unwrap_or_else(IntoResponse::into_response);
-    resp.extensions_mut().insert(ctx.principal.clone());
-    Ok(resp)
+    }
 }
 
 /// A request body decoded as the shape of its operation; the handlers validate the members.

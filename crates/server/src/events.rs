@@ -17,7 +17,7 @@ use serde_json::json;
 use storage::{EventRecord, MetaStore, Millis};
 
 use crate::config::WebhookConfig;
-use crate::metrics::Metrics;
+use crate::metrics::{Job, Metrics};
 
 /// The signature header: `sha256=` and the lowercase hex HMAC-SHA256 of the body under the
 /// webhook's secret (GitHub's `X-Hub-Signature-256` convention).
@@ -158,7 +158,14 @@ impl Delivery {
         tokio::spawn(async move {
             loop {
                 let job = self.round(&client, registry.meta().clone(), &metrics);
-                match registry.run_leased("events", &holder, job).await {
+                let started = std::time::Instant::now();
+                let result = registry.run_leased("events", &holder, job).await;
+                match &result {
+                    Ok(Some(_)) => metrics.job_run(Job::Events, true, started.elapsed()),
+                    Ok(None) => {}
+                    Err(_) => metrics.job_run(Job::Events, false, started.elapsed()),
+                }
+                match result {
                     // A full batch: more are probably due, so no pause.
                     Ok(Some(n)) if n == u64::from(BATCH) => continue,
                     Ok(_) => {}

@@ -263,6 +263,7 @@ impl App {
             return;
         };
         let registry = self.registry.clone();
+        let metrics = self.metrics.clone();
         let holder = lease_holder();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(interval);
@@ -270,10 +271,17 @@ impl App {
             loop {
                 tick.tick().await;
                 let job = registry.run_lifecycle(false);
+                let started = std::time::Instant::now();
                 match registry.run_leased("lifecycle", &holder, job).await {
-                    Ok(Some(r)) => tracing::info!(?r, "lifecycle policies applied"),
+                    Ok(Some(r)) => {
+                        metrics.job_run(metrics::Job::Lifecycle, true, started.elapsed());
+                        tracing::info!(?r, "lifecycle policies applied");
+                    }
                     Ok(None) => tracing::debug!("lifecycle policies run on another node"),
-                    Err(e) => tracing::error!(error = ?e, "lifecycle run failed"),
+                    Err(e) => {
+                        metrics.job_run(metrics::Job::Lifecycle, false, started.elapsed());
+                        tracing::error!(error = ?e, "lifecycle run failed");
+                    }
                 }
             }
         });
@@ -299,11 +307,13 @@ impl App {
                 match registry.run_leased("gc", &holder, job).await {
                     Ok(Some(r)) => {
                         metrics.gc_run(Some(&r), started.elapsed());
+                        metrics.job_run(metrics::Job::Gc, true, started.elapsed());
                         tracing::info!(?r, "garbage collected");
                     }
                     Ok(None) => tracing::debug!("garbage collection runs on another node"),
                     Err(e) => {
                         metrics.gc_run(None, started.elapsed());
+                        metrics.job_run(metrics::Job::Gc, false, started.elapsed());
                         tracing::error!(error = ?e, "garbage collection failed");
                     }
                 }

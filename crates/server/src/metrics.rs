@@ -29,6 +29,9 @@ pub const GC_FREED: &str = "berth_gc_freed_bytes_total";
 pub const GC_EXPIRED_UPLOADS: &str = "berth_gc_expired_uploads_total";
 pub const GC_LAST_SUCCESS: &str = "berth_gc_last_success_timestamp_seconds";
 pub const GC_LAST_DURATION: &str = "berth_gc_last_duration_seconds";
+pub const JOB_RUNS: &str = "berth_job_runs_total";
+pub const JOB_LAST_SUCCESS: &str = "berth_job_last_success_timestamp_seconds";
+pub const JOB_LAST_DURATION: &str = "berth_job_last_duration_seconds";
 pub const BUILD_INFO: &str = "berth_build_info";
 pub const EVENTS_PENDING: &str = "berth_events_pending";
 pub const EVENTS_GIVEN_UP: &str = "berth_events_given_up";
@@ -68,6 +71,36 @@ pub struct Metrics {
     uploads_in_progress: AtomicI64,
     gc: Mutex<GcTotals>,
     events: Mutex<EventTotals>,
+    jobs: Mutex<BTreeMap<Job, JobTimes>>,
+}
+
+/// The background jobs that run on a timer, one node at a time (each under its lease).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Job {
+    /// Garbage collection, which also expires idle uploads.
+    Gc,
+    Lifecycle,
+    /// One round of webhook delivery from the event outbox.
+    Events,
+}
+
+impl Job {
+    fn label(self) -> &'static str {
+        match self {
+            Job::Gc => "gc",
+            Job::Lifecycle => "lifecycle",
+            Job::Events => "events",
+        }
+    }
+}
+
+/// A job's runs on this node; a run another node held the lease for is not one.
+#[derive(Default)]
+struct JobTimes {
+    ok: u64,
+    failed: u64,
+    last_success: Option<f64>,
+    last_duration: f64,
 }
 
 /// The event outbox as this node's delivery job last saw it, and its deliveries.
@@ -100,6 +133,7 @@ impl Default for Metrics {
             uploads_in_progress: AtomicI64::new(0),
             gc: Mutex::default(),
             events: Mutex::default(),
+            jobs: Mutex::default(),
         }
     }
 }
@@ -158,7 +192,19 @@ impl Metrics {
         self.sent[api.index()].fetch_add(bytes, Ordering::Relaxed);
     }
 
-    /// One garbage collection: its report, or `None` if it failed.
+    /// One run of a background job on this node: whether it succeeded and how long it took.
+    pub fn job_run(&self, job: Job, ok: bool, took: Duration) {
+        let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        let j = jobs.entry(job).or_default();
+        j.last_duration = took.as_secs_f64();
+        if ok {
+            j.ok += 1;
+            j.last_success = Some(unix_now());
+        } else {
+            j.failed += 1;
+        }
+    }
+
     /// The outbox's counts, as the delivery job read them after a round.
     pub fn event_backlog(&self, pending: u64, given_up: u64) {
         let mut e = self.events.lock().unwrap_or_else(|e| e.into_inner());
@@ -175,6 +221,7 @@ impl Metrics {
         }
     }
 
+    /// One garbage collection: its report, or `None` if it failed.
     pub fn gc_run(&self, report: Option<&registry::GcReport>, took: Duration) {
         let mut gc = self.gc.lock().unwrap_or_else(|e| e.into_inner());
         gc.last_duration = Some(took.as_secs_f64());
@@ -348,6 +395,49 @@ impl Metrics {
                 "Posts of an event to a webhook that failed (each is retried with backoff).",
                 e.failures,
             );
+        }
+        {
+            let jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+            header(
+                w,
+                JOB_RUNS,
+                "counter",
+                "Runs of a background job on this node, by job and result.",
+            );
+            for (job, j) in jobs.iter() {
+                let job = job.label();
+                let _ = writeln!(w, "{JOB_RUNS}{{job=\"{job}\",result=\"ok\"}} {}", j.ok);
+                let _ = writeln!(
+                    w,
+                    "{JOB_RUNS}{{job=\"{job}\",result=\"error\"}} {}",
+                    j.failed
+                );
+            }
+            header(
+                w,
+                JOB_LAST_SUCCESS,
+                "gauge",
+                "When a background job last succeeded on this node (Unix time); alert on time() minus the newest across nodes.",
+            );
+            for (job, j) in jobs.iter() {
+                if let Some(t) = j.last_success {
+                    let _ = writeln!(w, "{JOB_LAST_SUCCESS}{{job=\"{}\"}} {t}", job.label());
+                }
+            }
+            header(
+                w,
+                JOB_LAST_DURATION,
+                "gauge",
+                "How long a background job's last run on this node took, whatever its result.",
+            );
+            for (job, j) in jobs.iter() {
+                let _ = writeln!(
+                    w,
+                    "{JOB_LAST_DURATION}{{job=\"{}\"}} {}",
+                    job.label(),
+                    j.last_duration
+                );
+            }
         }
         header(
             w,

@@ -83,7 +83,13 @@ pub async fn observe(State(metrics): State<Arc<Metrics>>, req: Request, next: Ne
         request_id,
         api,
         operation: class.operation,
-        repository: class.repository,
+        // `/v2` names it in the path; ECR and ECR Public in the body, which their front end
+        // read and left in the response.
+        repository: class.repository.or_else(|| {
+            resp.extensions()
+                .get::<ecr_api::RequestRepository>()
+                .map(|r| r.0.clone())
+        }),
         principal: resp
             .extensions()
             .get::<registry::Principal>()

@@ -51,6 +51,7 @@ pub(crate) async fn dispatch(
     target: &str,
     op: Option<Operation>,
     body: RequestBody,
+    logged_repository: &mut Option<String>,
 ) -> Result<Response, ApiError> {
     // BatchGetImage and GetDownloadUrlForLayer are not in the model: unknown, as AWS answers.
     let op = op.ok_or_else(|| ApiError::UnknownOperation(target.to_owned()))?;
@@ -80,6 +81,8 @@ pub(crate) async fn dispatch(
             respond(&layers::initiate(ctx, &repo).await?)
         }
         R::UploadLayerPart(r) => {
+            // For the request log: the front end does not read a part's body twice.
+            *logged_repository = r.repository_name.as_deref().map(crate::logged_name);
             let part = upload_part(ctx, r, &body)?;
             respond(&layers::upload_layer_part(ctx, part, body).await?)
         }

@@ -401,6 +401,64 @@ async fn gc_runs_show_in_metrics() {
     }
 }
 
+/// Every background job (garbage collection with upload expiry, lifecycle policies, webhook
+/// delivery) shows when it last succeeded and how long it took, the figures to alert on
+/// when a job falls behind; before its first run a job has no success to show.
+#[tokio::test]
+async fn background_jobs_show_their_last_success() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("hooks.toml");
+    // Nothing listens there and nothing is pushed: rounds find no event and succeed.
+    std::fs::write(&config, "[[webhooks]]\nurl = \"http://127.0.0.1:9/hook\"\n").unwrap();
+    let server = TestServer::start_with(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--gc-interval-secs",
+        "1",
+        "--lifecycle-interval-secs",
+        "1",
+    ])
+    .await;
+    let first = scrape(&server.endpoint).await;
+    let started = first.get("process_start_time_seconds", &[]);
+    for job in ["gc", "lifecycle"] {
+        assert!(
+            !first.0.contains_key(&format!(
+                "berth_job_last_success_timestamp_seconds{{job=\"{job}\"}}"
+            )),
+            "{job} has not run yet: {first:?}"
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = scrape(&server.endpoint).await;
+        let done = ["gc", "lifecycle", "events"].iter().all(|job| {
+            s.0.contains_key(&format!(
+                "berth_job_last_success_timestamp_seconds{{job=\"{job}\"}}"
+            ))
+        });
+        if done {
+            for job in ["gc", "lifecycle", "events"] {
+                let last = s.get("berth_job_last_success_timestamp_seconds", &[("job", job)]);
+                assert!(
+                    last >= started - 1.0,
+                    "{job}: {last} before the start {started}"
+                );
+                assert!(s.get("berth_job_runs_total", &[("job", job), ("result", "ok")]) >= 1.0);
+                assert_eq!(
+                    s.get("berth_job_runs_total", &[("job", job), ("result", "error")]),
+                    0.0
+                );
+                let took = s.get("berth_job_last_duration_seconds", &[("job", job)]);
+                assert!((0.0..30.0).contains(&took), "{job} took {took}");
+            }
+            break;
+        }
+        assert!(Instant::now() < deadline, "a job never succeeded: {s:?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 /// With `--metrics-listen`, `/metrics` moves to its own port; the main port answers 404.
 #[tokio::test]
 async fn metrics_on_a_listener_of_their_own() {
@@ -727,6 +785,97 @@ async fn request_log_has_a_line_per_request_and_no_secrets() {
         assert!(!log.contains(needle), "{what} is in the log");
     }
     assert!(!log.to_ascii_lowercase().contains("authorization:"));
+}
+
+/// ECR and ECR Public name the repository in the request body, not the path: their log
+/// lines carry it all the same, for a refused request too, and no repository for an
+/// operation that names none.
+#[tokio::test]
+async fn ecr_request_lines_name_the_repository() {
+    let server = LoggingServer::start(&[
+        ("BERTH_ACCESS_KEY_ID", ACCESS_KEY),
+        ("BERTH_SECRET_ACCESS_KEY", SECRET_KEY),
+    ]);
+    let ecr = ecr_client(&server.endpoint);
+    let repo = "logs/named";
+    create_repo(&ecr, repo).await;
+    push_small_image(&ecr, repo, "v1", 7).await;
+    let missing = ecr
+        .describe_images()
+        .repository_name("logs/missing")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&missing), "RepositoryNotFoundException");
+    ecr.get_authorization_token().send().await.unwrap();
+
+    let public = crate::ecr_public::public_client_in(&server.endpoint, "us-east-1");
+    let public_repo = "named-public";
+    public
+        .create_repository()
+        .repository_name(public_repo)
+        .send()
+        .await
+        .unwrap();
+    let upload_id = public
+        .initiate_layer_upload()
+        .repository_name(public_repo)
+        .send()
+        .await
+        .unwrap()
+        .upload_id()
+        .unwrap()
+        .to_owned();
+    let part = random_bytes(1000, 8);
+    public
+        .upload_layer_part()
+        .repository_name(public_repo)
+        .upload_id(&upload_id)
+        .part_first_byte(0)
+        .part_last_byte(part.len() as i64 - 1)
+        .layer_part_blob(aws_sdk_ecrpublic::primitives::Blob::new(part))
+        .send()
+        .await
+        .unwrap();
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let lines = loop {
+        let lines = server.request_lines();
+        if lines.len() >= 15 || Instant::now() > deadline {
+            break lines;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let repository_of = |api: &str, op: &str| -> Vec<String> {
+        lines
+            .iter()
+            .filter(|l| l["api"] == api && l["operation"] == op)
+            .map(|l| l["repository"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(repository_of("ecr", "CreateRepository"), [repo]);
+    assert_eq!(repository_of("ecr", "UploadLayerPart"), [repo, repo]);
+    assert_eq!(repository_of("ecr", "PutImage"), [repo]);
+    assert_eq!(repository_of("ecr", "DescribeImages"), ["logs/missing"]);
+    assert_eq!(repository_of("ecr", "GetAuthorizationToken"), ["-"]);
+    assert_eq!(
+        repository_of("ecr-public", "CreateRepository"),
+        [public_repo]
+    );
+    assert_eq!(
+        repository_of("ecr-public", "UploadLayerPart"),
+        [public_repo]
+    );
+    let refused = lines
+        .iter()
+        .find(|l| l["operation"] == "DescribeImages")
+        .unwrap();
+    assert_eq!(refused["status"], 400);
+    assert_eq!(
+        refused["principal"],
+        format!("arn:aws:iam::000000000000:user/{ACCESS_KEY}").as_str(),
+        "a refused request's line names who asked"
+    );
 }
 
 /// `berth --version` names the commit the binary was built from.
