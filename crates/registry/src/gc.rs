@@ -70,10 +70,30 @@ impl Registry {
         holder: &str,
         job: impl std::future::Future<Output = Result<T>>,
     ) -> Result<Option<T>> {
+        self.run_leased_for(
+            name,
+            holder,
+            Duration::from_millis(LEASE_MILLIS as u64),
+            job,
+        )
+        .await
+    }
+
+    /// [`Self::run_leased`] with a lease of `ttl`: a job that runs often in short rounds (event
+    /// delivery, every half second) takes a short lease, so that a node killed in a round holds
+    /// up the other nodes' deliveries for seconds, not a minute.
+    pub async fn run_leased_for<T>(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: Duration,
+        job: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<Option<T>> {
+        let lease_millis = millis(ttl).max(1);
         let meta = self.storage.meta.clone();
         let now = now_millis();
         if !meta
-            .take_lease(name, holder, now, now + LEASE_MILLIS)
+            .take_lease(name, holder, now, now + lease_millis)
             .await?
         {
             return Ok(None);
@@ -82,10 +102,10 @@ impl Registry {
             let (meta, name, holder) = (meta.clone(), name.to_owned(), holder.to_owned());
             async move {
                 loop {
-                    tokio::time::sleep(Duration::from_millis(LEASE_MILLIS as u64 / 3)).await;
+                    tokio::time::sleep(ttl / 3).await;
                     let now = now_millis();
                     match meta
-                        .take_lease(&name, &holder, now, now + LEASE_MILLIS)
+                        .take_lease(&name, &holder, now, now + lease_millis)
                         .await
                     {
                         Ok(true) => {}

@@ -31,6 +31,10 @@ const POLL: Duration = Duration::from_millis(500);
 const MAX_BACKOFF_MILLIS: u64 = 3_600_000;
 /// A webhook that does not answer within this long has failed the attempt.
 const POST_TIMEOUT: Duration = Duration::from_secs(10);
+/// The `events` lease: renewed every third of it while a round runs, so a long round keeps it;
+/// a node killed in a round delays every node's deliveries by at most this long (the 60 s of
+/// the GC and lifecycle leases would hold webhooks back for a minute).
+const LEASE: Duration = Duration::from_secs(10);
 
 /// `https://` anywhere, or `http://` to a loopback host.
 pub fn check_url(url: &str) -> Result<(), String> {
@@ -159,7 +163,7 @@ impl Delivery {
             loop {
                 let job = self.round(&client, registry.meta().clone(), &metrics);
                 let started = std::time::Instant::now();
-                let result = registry.run_leased("events", &holder, job).await;
+                let result = registry.run_leased_for("events", &holder, LEASE, job).await;
                 match &result {
                     Ok(Some(_)) => metrics.job_run(Job::Events, true, started.elapsed()),
                     Ok(None) => {}
