@@ -19,13 +19,40 @@ pub struct Referrer {
 }
 
 impl Registry {
-    /// The manifest a tag or digest names in the repository.
+    /// [`Registry::get_manifest`] for a client pulling the image (`/v2` manifest GET): the
+    /// pull is recorded (`lastRecordedPullTime`) unless the caller is excluded.
+    pub async fn pull_manifest(
+        &self,
+        who: &Principal,
+        r: &RepositoryRef,
+        reference: &Reference,
+    ) -> Result<ImageRecord> {
+        let (img, repo) = self.manifest_in(who, r, reference).await?;
+        // A cache repository created by this very pull records from its next pull on.
+        if let Some(repo) = repo {
+            self.note_pull(who, &repo, &img.digest).await;
+        }
+        Ok(img)
+    }
+
+    /// The manifest a tag or digest names in the repository; refused while the image is
+    /// archived or being restored.
     pub async fn get_manifest(
         &self,
         who: &Principal,
         r: &RepositoryRef,
         reference: &Reference,
     ) -> Result<ImageRecord> {
+        Ok(self.manifest_in(who, r, reference).await?.0)
+    }
+
+    /// [`Registry::get_manifest`], with the repository record when it existed before.
+    async fn manifest_in(
+        &self,
+        who: &Principal,
+        r: &RepositoryRef,
+        reference: &Reference,
+    ) -> Result<(ImageRecord, Option<storage::RepositoryRecord>)> {
         let repo = match self.repository(who, r, "ecr:BatchGetImage").await {
             Ok(repo) => repo,
             // A pull-through cache repository is created by its first pull.
@@ -34,7 +61,7 @@ impl Registry {
                     .pull_through_manifest(who, r, None, None, reference)
                     .await?
                 {
-                    Some(img) => Ok(img),
+                    Some(img) => Ok((img, None)),
                     None => Err(e),
                 };
             }
@@ -45,13 +72,27 @@ impl Registry {
             Reference::Digest(d) => meta.get_image(repo.id, d).await?,
             Reference::Tag(t) => meta.image_by_tag(repo.id, t).await?,
         };
+        if let Some(img) = &found {
+            self.refuse_archived(&repo, img)?;
+        }
         if let Some(img) = self
             .pull_through_manifest(who, r, Some(&repo), found.as_ref(), reference)
             .await?
         {
-            return Ok(img);
+            return Ok((img, Some(repo)));
         }
-        found.ok_or_else(|| RegistryError::ImageNotFound {
+        let Some(found) = found else {
+            return Err(self.manifest_not_found(&repo, reference));
+        };
+        Ok((found, Some(repo)))
+    }
+
+    fn manifest_not_found(
+        &self,
+        repo: &storage::RepositoryRecord,
+        reference: &Reference,
+    ) -> RegistryError {
+        RegistryError::ImageNotFound {
             registry_id: repo.registry_id.clone(),
             name: repo.name.clone(),
             digest: match reference {
@@ -62,7 +103,7 @@ impl Registry {
                 Reference::Tag(t) => Some(t.to_string()),
                 Reference::Digest(_) => None,
             },
-        })
+        }
     }
 
     /// Tags in lexical order after `last`, at most `n`, and whether more follow.

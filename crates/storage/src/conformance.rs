@@ -438,6 +438,7 @@ pub async fn meta_store(meta: &dyn MetaStore) {
         subject: None,
         size: 5,
         pushed_at: 3,
+        state: Default::default(),
     };
     let refs = ImageReferences {
         blobs: vec![(
@@ -663,6 +664,7 @@ fn listed_image(n: u32) -> ImageRecord {
         subject: None,
         size: u64::from(n) * 10,
         pushed_at: i64::from(n),
+        state: Default::default(),
     }
 }
 
@@ -1375,6 +1377,7 @@ pub async fn event_outbox(meta: &dyn MetaStore) {
         subject: None,
         size: 1,
         pushed_at: 1_000,
+        state: Default::default(),
     };
     let event = |action: &str, img: &ImageRecord| ImageEvent {
         detail_type: "ECR Image Action".into(),
