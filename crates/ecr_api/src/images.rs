@@ -201,11 +201,7 @@ pub(crate) async fn describe_images(
                 last_recorded_pull_time: s.state.last_pulled_at.map(secs),
                 last_archived_at: s.state.last_archived_at.map(secs),
                 // The time a restore completes, once it has.
-                last_activated_at: s
-                    .state
-                    .last_activated_at
-                    .filter(|t| *t <= now)
-                    .map(secs),
+                last_activated_at: s.state.last_activated_at.filter(|t| *t <= now).map(secs),
             })
             .collect(),
         next_token: next.map(|t| t.encode()),

@@ -131,4 +131,3 @@ pub fn tag_status(filter: Option<&ImagesFilter>) -> Result<TagStatus, ApiError> 
         },
     })
 }
-

@@ -17,7 +17,9 @@ use model::Digest;
 use storage::{ImageRecord, ImageState, ImageStatus, Millis, RepositoryId, RepositoryRecord};
 
 use crate::images::{ImageFailureCode, ImageRef, parse_image_id};
-use crate::{ImageIdInput, ImageIdOutput, Principal, Registry, RegistryError, RepositoryRef, Result};
+use crate::{
+    ImageIdInput, ImageIdOutput, Principal, Registry, RegistryError, RepositoryRef, Result,
+};
 
 /// ECR's `imageStatus` filter of ListImages and DescribeImages (`ImageStatusFilter`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -136,7 +138,10 @@ impl Registry {
         } else {
             now + self.restore_delay_millis
         };
-        if !meta.set_storage_class(repo.id, &digests, archive, at).await? {
+        if !meta
+            .set_storage_class(repo.id, &digests, archive, at)
+            .await?
+        {
             // Another request moved (or deleted) it since it was read.
             return Err(match meta.get_image(repo.id, &digest).await? {
                 None => not_found(),
@@ -192,7 +197,11 @@ impl Registry {
     }
 
     /// Refuses a pull of an image that is not ACTIVE now.
-    pub(crate) fn refuse_archived(&self, repo: &RepositoryRecord, image: &ImageRecord) -> Result<()> {
+    pub(crate) fn refuse_archived(
+        &self,
+        repo: &RepositoryRecord,
+        image: &ImageRecord,
+    ) -> Result<()> {
         let status = match image.state.status(self.now()) {
             ImageStatus::Active => return Ok(()),
             ImageStatus::Archived => "archived",

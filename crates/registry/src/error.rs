@@ -195,7 +195,9 @@ pub enum RegistryError {
     #[error("{0}")]
     ImageStorageClassUpdateNotSupported(String),
     /// A pull (or scan) of an image in the archive, or still being restored from it.
-    #[error("The image with digest '{digest}' in the repository with name '{name}' in the registry with id '{registry_id}' is {status}; it cannot be pulled until it is restored to the standard storage class")]
+    #[error(
+        "The image with digest '{digest}' in the repository with name '{name}' in the registry with id '{registry_id}' is {status}; it cannot be pulled until it is restored to the standard storage class"
+    )]
     ImageArchived {
         registry_id: String,
         name: RepositoryName,
@@ -203,9 +205,13 @@ pub enum RegistryError {
         /// `archived` or `being restored`.
         status: &'static str,
     },
-    #[error("The pull time update exclusion for the principal '{0}' already exists in the registry")]
+    #[error(
+        "The pull time update exclusion for the principal '{0}' already exists in the registry"
+    )]
     ExclusionAlreadyExists(String),
-    #[error("The pull time update exclusion for the principal '{0}' does not exist in the registry")]
+    #[error(
+        "The pull time update exclusion for the principal '{0}' does not exist in the registry"
+    )]
     ExclusionNotFound(String),
     #[error("internal storage failure")]
     Storage(#[source] StorageError),

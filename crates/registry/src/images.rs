@@ -395,8 +395,11 @@ impl Registry {
             if let Some((img, _)) = &found
                 && let Err(e) = self.refuse_archived(&repo, img)
             {
-                out.failures
-                    .push(failure(id, ImageFailureCode::ImageInaccessible, &e.to_string()));
+                out.failures.push(failure(
+                    id,
+                    ImageFailureCode::ImageInaccessible,
+                    &e.to_string(),
+                ));
                 continue;
             }
             let local = found.as_ref().map(|(img, _)| img);
@@ -570,7 +573,10 @@ impl Registry {
                 .await?;
             after = got.last().map(|s| s.digest.to_string());
             let now = self.now();
-            items.extend(got.into_iter().filter(|s| filter.keeps(s.state.status(now))));
+            items.extend(
+                got.into_iter()
+                    .filter(|s| filter.keeps(s.state.status(now))),
+            );
             if items.len() > page.limit as usize || !full {
                 break;
             }

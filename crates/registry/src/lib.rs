@@ -43,7 +43,6 @@ use storage::{Millis, Storage};
 pub use access::{AuditNote, AuditNotes, Connection, KeyAccess, is_mutating};
 pub use account_settings::{ACCOUNT_SETTINGS, AccountSetting};
 pub use archive::{StatusFilter, StorageClassUpdate};
-pub use pull_times::MAX_EXCLUSIONS as MAX_PULL_TIME_EXCLUSIONS;
 pub use blobs::{BlobDownload, BlobUnlink};
 pub use budget::{
     DEFAULT_WAIT as BODY_MEMORY_WAIT, MemoryBudget, Reservation, default_budget_bytes,
@@ -73,14 +72,14 @@ pub use pull_through::{
     PullThroughBlob, PullThroughCacheRule, PullThroughConfig, RuleValidation, Upstream,
     UpstreamBlob, UpstreamError, UpstreamFailure, UpstreamManifest, UpstreamTarget,
 };
+pub use pull_times::MAX_EXCLUSIONS as MAX_PULL_TIME_EXCLUSIONS;
 pub use quota::{DEFAULT_BURST_SECS as DEFAULT_RATE_BURST_SECS, DEFAULT_RATES, Quotas};
 pub use referrers::Referrer;
 pub use repositories::{CreateRepository, EncryptionConfiguration};
 pub use scanning::{RegistryScanningConfiguration, RepositoryScanning, ScanningRule};
 pub use storage::{
     BlobRange, BlobReader, ByteStream, ImageRecord, ImageState, ImageStatus, ImageSummary,
-    MutabilityExclusion,
-    RepositoryBlob, RepositoryRecord, RepositoryUsage, ResourceTag, TagStatus,
+    MutabilityExclusion, RepositoryBlob, RepositoryRecord, RepositoryUsage, ResourceTag, TagStatus,
 };
 pub use uploads::{CompletionRules, PartData, UploadProgress};
 

@@ -48,7 +48,9 @@ impl PendingPulls {
         } else if pulls.len() < MAX_PENDING {
             pulls.insert((repo, digest.clone()), at);
         } else {
-            tracing::warn!("too many images pulled since the last pull-time flush; a pull time is not recorded");
+            tracing::warn!(
+                "too many images pulled since the last pull-time flush; a pull time is not recorded"
+            );
         }
     }
 
@@ -79,7 +81,12 @@ struct Exclusion {
 
 impl Registry {
     /// Notes a pull of `digest` from `repo` by `who`, to be written by the next flush.
-    pub(crate) async fn note_pull(&self, who: &Principal, repo: &RepositoryRecord, digest: &Digest) {
+    pub(crate) async fn note_pull(
+        &self,
+        who: &Principal,
+        repo: &RepositoryRecord,
+        digest: &Digest,
+    ) {
         if repo.service != Service::Private {
             return; // ECR Public records no pull times
         }
@@ -224,6 +231,8 @@ impl Registry {
             .collect();
         all.sort();
         all.truncate(page.limit as usize + 1);
-        Ok(finish_page(all, page.limit, |a| PageToken::new(&[a.as_str()])))
+        Ok(finish_page(all, page.limit, |a| {
+            PageToken::new(&[a.as_str()])
+        }))
     }
 }

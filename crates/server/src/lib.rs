@@ -308,7 +308,9 @@ impl App {
                 match registry.flush_pull_times().await {
                     Ok(0) => {}
                     Ok(n) => tracing::debug!(images = n, "pull times recorded"),
-                    Err(e) => tracing::warn!(error = ?e, "recording pull times failed; kept for the next try"),
+                    Err(e) => {
+                        tracing::warn!(error = ?e, "recording pull times failed; kept for the next try")
+                    }
                 }
             }
         });

@@ -1387,7 +1387,10 @@ pub async fn image_states(meta: &dyn MetaStore) {
         state: Default::default(),
     };
     let refs = ImageReferences {
-        blobs: vec![(layer.clone(), "application/vnd.oci.image.layer.v1.tar".into())],
+        blobs: vec![(
+            layer.clone(),
+            "application/vnd.oci.image.layer.v1.tar".into(),
+        )],
         ..Default::default()
     };
     let (a, b) = (image(1), image(2));
@@ -1401,12 +1404,25 @@ pub async fn image_states(meta: &dyn MetaStore) {
         async move { meta.get_image(repo.id, &d).await.unwrap().unwrap().state }
     };
     assert_eq!(state(&a.digest).await, ImageState::default());
-    let blob = meta.repository_blob(repo.id, &layer).await.unwrap().unwrap();
+    let blob = meta
+        .repository_blob(repo.id, &layer)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(blob.referenced && !blob.archived_only);
 
     // Archive a: only once; its tag lookup sees it too.
-    assert!(meta.set_storage_class(repo.id, std::slice::from_ref(&a.digest), true, 50).await.unwrap());
-    assert!(!meta.set_storage_class(repo.id, std::slice::from_ref(&a.digest), true, 60).await.unwrap());
+    assert!(
+        meta.set_storage_class(repo.id, std::slice::from_ref(&a.digest), true, 50)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !meta
+            .set_storage_class(repo.id, std::slice::from_ref(&a.digest), true, 60)
+            .await
+            .unwrap()
+    );
     let archived = ImageState {
         archived: true,
         last_archived_at: Some(50),
@@ -1414,16 +1430,41 @@ pub async fn image_states(meta: &dyn MetaStore) {
     };
     assert_eq!(state(&a.digest).await, archived);
     assert_eq!(
-        meta.image_by_tag(repo.id, &v1).await.unwrap().unwrap().state,
+        meta.image_by_tag(repo.id, &v1)
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
         archived
     );
     assert_eq!(archived.status(100), ImageStatus::Archived);
     // b still uses the layer.
-    assert!(!meta.repository_blob(repo.id, &layer).await.unwrap().unwrap().archived_only);
-    assert!(meta.set_storage_class(repo.id, std::slice::from_ref(&b.digest), true, 55).await.unwrap());
-    assert!(meta.repository_blob(repo.id, &layer).await.unwrap().unwrap().archived_only);
+    assert!(
+        !meta
+            .repository_blob(repo.id, &layer)
+            .await
+            .unwrap()
+            .unwrap()
+            .archived_only
+    );
+    assert!(
+        meta.set_storage_class(repo.id, std::slice::from_ref(&b.digest), true, 55)
+            .await
+            .unwrap()
+    );
+    assert!(
+        meta.repository_blob(repo.id, &layer)
+            .await
+            .unwrap()
+            .unwrap()
+            .archived_only
+    );
     // Restore a: the archive time stays, the restore completes at 90.
-    assert!(meta.set_storage_class(repo.id, std::slice::from_ref(&a.digest), false, 90).await.unwrap());
+    assert!(
+        meta.set_storage_class(repo.id, std::slice::from_ref(&a.digest), false, 90)
+            .await
+            .unwrap()
+    );
     let restoring = state(&a.digest).await;
     assert_eq!(
         restoring,
@@ -1438,7 +1479,12 @@ pub async fn image_states(meta: &dyn MetaStore) {
     assert_eq!(restoring.status(90), ImageStatus::Active);
     // A missing image moves nothing.
     let gone = Digest::sha256_of(b"no such image");
-    assert!(!meta.set_storage_class(repo.id, &[gone.clone()], true, 1).await.unwrap());
+    assert!(
+        !meta
+            .set_storage_class(repo.id, &[gone.clone()], true, 1)
+            .await
+            .unwrap()
+    );
 
     // Pull times: the later wins, in either order; a deleted image is skipped.
     meta.record_pull_times(&[
@@ -1453,7 +1499,10 @@ pub async fn image_states(meta: &dyn MetaStore) {
         .unwrap();
     assert_eq!(state(&a.digest).await.last_pulled_at, Some(200));
     assert_eq!(state(&b.digest).await.last_pulled_at, Some(300));
-    assert!(state(&b.digest).await.archived, "a pull leaves the class alone");
+    assert!(
+        state(&b.digest).await.archived,
+        "a pull leaves the class alone"
+    );
     // A page's states, in digest order, by range.
     let mut digests = [a.digest.clone(), b.digest.clone()];
     digests.sort();

@@ -44,7 +44,11 @@ async fn storage_class(
 }
 
 /// The image's details, whatever its status.
-async fn detail(ecr: &aws_sdk_ecr::Client, repo: &str, digest: &str) -> aws_sdk_ecr::types::ImageDetail {
+async fn detail(
+    ecr: &aws_sdk_ecr::Client,
+    repo: &str,
+    digest: &str,
+) -> aws_sdk_ecr::types::ImageDetail {
     ecr.describe_images()
         .repository_name(repo)
         .image_ids(by_digest(digest))
@@ -165,7 +169,10 @@ async fn archived_images_are_listed_but_not_pulled_until_restored() {
     create_repo(&ecr, "arc/app").await;
     let (_, old, old_layer) = push_small_image(&ecr, "arc/app", "old", 1).await;
     let (_, new, new_layer) = push_small_image(&ecr, "arc/app", "new", 2).await;
-    assert_eq!(pulls(&server, "arc/app", "old", &old, &old_layer).await, open());
+    assert_eq!(
+        pulls(&server, "arc/app", "old", &old, &old_layer).await,
+        open()
+    );
     let d = detail(&ecr, "arc/app", &old).await;
     assert_eq!(d.image_status(), Some(&ImageStatus::Active));
     assert!(d.last_archived_at().is_none() && d.last_activated_at().is_none());
@@ -188,8 +195,14 @@ async fn archived_images_are_listed_but_not_pulled_until_restored() {
         (Some(old.as_str()), Some("old"))
     );
     // Listed (only when the filter asks for it), never pulled, through either API.
-    assert_eq!(pulls(&server, "arc/app", "old", &old, &old_layer).await, blocked());
-    assert_eq!(pulls(&server, "arc/app", "new", &new, &new_layer).await, open());
+    assert_eq!(
+        pulls(&server, "arc/app", "old", &old, &old_layer).await,
+        blocked()
+    );
+    assert_eq!(
+        pulls(&server, "arc/app", "new", &new, &new_layer).await,
+        open()
+    );
     assert_eq!(described(&ecr, "arc/app", None).await, vec![new.clone()]);
     assert_eq!(
         described(&ecr, "arc/app", Some(ImageStatusFilter::Archived)).await,
@@ -214,7 +227,13 @@ async fn archived_images_are_listed_but_not_pulled_until_restored() {
     assert!(d.last_archived_at().is_some());
     // Already there.
     assert_eq!(
-        storage_class(&ecr, "arc/app", by_digest(&old), TargetStorageClass::Archive).await,
+        storage_class(
+            &ecr,
+            "arc/app",
+            by_digest(&old),
+            TargetStorageClass::Archive
+        )
+        .await,
         Err("ImageStorageClassUpdateNotSupportedException".into())
     );
     assert_eq!(
@@ -224,10 +243,19 @@ async fn archived_images_are_listed_but_not_pulled_until_restored() {
 
     // A restore takes the configured hour: ACTIVATING, still not pulled, not moved again.
     assert_eq!(
-        storage_class(&ecr, "arc/app", by_digest(&old), TargetStorageClass::Standard).await,
+        storage_class(
+            &ecr,
+            "arc/app",
+            by_digest(&old),
+            TargetStorageClass::Standard
+        )
+        .await,
         Ok(Some(ImageStatus::Activating))
     );
-    assert_eq!(pulls(&server, "arc/app", "old", &old, &old_layer).await.0, "ImageInaccessible");
+    assert_eq!(
+        pulls(&server, "arc/app", "old", &old, &old_layer).await.0,
+        "ImageInaccessible"
+    );
     assert_eq!(
         described(&ecr, "arc/app", Some(ImageStatusFilter::Activating)).await,
         vec![old.clone()]
@@ -243,11 +271,20 @@ async fn archived_images_are_listed_but_not_pulled_until_restored() {
     // An hour later it is ACTIVE and pulled again, with both times shown.
     let server = TestServer::start_in_with(dir.path(), &["--clock-offset-secs=3601"]).await;
     let ecr = server.ecr();
-    assert_eq!(pulls(&server, "arc/app", "old", &old, &old_layer).await, open());
+    assert_eq!(
+        pulls(&server, "arc/app", "old", &old, &old_layer).await,
+        open()
+    );
     let d = detail(&ecr, "arc/app", &old).await;
     assert_eq!(d.image_status(), Some(&ImageStatus::Active));
-    let (archived, activated) = (d.last_archived_at().unwrap(), d.last_activated_at().unwrap());
-    assert!(activated.secs() - archived.secs() >= 3600, "{archived:?} {activated:?}");
+    let (archived, activated) = (
+        d.last_archived_at().unwrap(),
+        d.last_activated_at().unwrap(),
+    );
+    assert!(
+        activated.secs() - archived.secs() >= 3600,
+        "{archived:?} {activated:?}"
+    );
     assert_eq!(described(&ecr, "arc/app", None).await, both);
 }
 
@@ -265,8 +302,16 @@ async fn storage_class_refusals_change_nothing_and_deletes_and_pushes_end_the_ar
             "ImageNotFoundException",
         ),
         ("arc/missing", by_tag("v1"), "RepositoryNotFoundException"),
-        ("arc/bad", ImageIdentifier::builder().build(), "InvalidParameterException"),
-        ("arc/bad", by_digest("sha256:zz"), "InvalidParameterException"),
+        (
+            "arc/bad",
+            ImageIdentifier::builder().build(),
+            "InvalidParameterException",
+        ),
+        (
+            "arc/bad",
+            by_digest("sha256:zz"),
+            "InvalidParameterException",
+        ),
         (
             "arc/bad",
             ImageIdentifier::builder()
@@ -283,7 +328,13 @@ async fn storage_class_refusals_change_nothing_and_deletes_and_pushes_end_the_ar
         );
     }
     assert_eq!(
-        storage_class(&ecr, "arc/bad", by_tag("v1"), TargetStorageClass::from("GLACIER")).await,
+        storage_class(
+            &ecr,
+            "arc/bad",
+            by_tag("v1"),
+            TargetStorageClass::from("GLACIER")
+        )
+        .await,
         Err("InvalidParameterException".into())
     );
     assert_eq!(
@@ -308,11 +359,23 @@ async fn storage_class_refusals_change_nothing_and_deletes_and_pushes_end_the_ar
     assert_eq!(r.status(), 201);
     let index_digest = sha256_digest(index.as_bytes());
     assert_eq!(
-        storage_class(&ecr, "arc/bad", by_digest(&digest), TargetStorageClass::Archive).await,
+        storage_class(
+            &ecr,
+            "arc/bad",
+            by_digest(&digest),
+            TargetStorageClass::Archive
+        )
+        .await,
         Err("ImageStorageClassUpdateNotSupportedException".into())
     );
     assert_eq!(
-        storage_class(&ecr, "arc/bad", by_tag("multi"), TargetStorageClass::Archive).await,
+        storage_class(
+            &ecr,
+            "arc/bad",
+            by_tag("multi"),
+            TargetStorageClass::Archive
+        )
+        .await,
         Ok(Some(ImageStatus::Archived))
     );
     assert_eq!(
@@ -320,14 +383,25 @@ async fn storage_class_refusals_change_nothing_and_deletes_and_pushes_end_the_ar
         Some(&ImageStatus::Archived),
         "the child went with its index"
     );
-    assert_eq!(pulls(&server, "arc/bad", "v1", &digest, &layer).await, blocked());
+    assert_eq!(
+        pulls(&server, "arc/bad", "v1", &digest, &layer).await,
+        blocked()
+    );
     // Restored together (no delay configured: ACTIVE at once).
     assert_eq!(
-        storage_class(&ecr, "arc/bad", by_digest(&index_digest), TargetStorageClass::Standard)
-            .await,
+        storage_class(
+            &ecr,
+            "arc/bad",
+            by_digest(&index_digest),
+            TargetStorageClass::Standard
+        )
+        .await,
         Ok(Some(ImageStatus::Active))
     );
-    assert_eq!(pulls(&server, "arc/bad", "v1", &digest, &layer).await, open());
+    assert_eq!(
+        pulls(&server, "arc/bad", "v1", &digest, &layer).await,
+        open()
+    );
 
     // A push of an archived image restores it ("automatically restored").
     create_repo(&ecr, "arc/push").await;
@@ -347,7 +421,10 @@ async fn storage_class_refusals_change_nothing_and_deletes_and_pushes_end_the_ar
         detail(&ecr, "arc/push", &digest).await.image_status(),
         Some(&ImageStatus::Active)
     );
-    assert_eq!(pulls(&server, "arc/push", "v1", &digest, &layer).await, open());
+    assert_eq!(
+        pulls(&server, "arc/push", "v1", &digest, &layer).await,
+        open()
+    );
 
     // BatchDeleteImage deletes an archived image; pushed again, it starts ACTIVE.
     assert_eq!(
@@ -372,8 +449,14 @@ async fn storage_class_refusals_change_nothing_and_deletes_and_pushes_end_the_ar
         .unwrap();
     let d = detail(&ecr, "arc/push", &digest).await;
     assert_eq!(d.image_status(), Some(&ImageStatus::Active));
-    assert!(d.last_archived_at().is_none(), "the deleted image's state went with it");
-    assert_eq!(pulls(&server, "arc/push", "v1", &digest, &layer).await, open());
+    assert!(
+        d.last_archived_at().is_none(),
+        "the deleted image's state went with it"
+    );
+    assert_eq!(
+        pulls(&server, "arc/push", "v1", &digest, &layer).await,
+        open()
+    );
 }
 
 /// Polls DescribeImages (bounded) until the image shows a recorded pull.
@@ -410,7 +493,12 @@ async fn pulls_through_either_api_record_the_pull_time_except_for_excluded_princ
         .unwrap();
     assert_eq!(r.status(), 200);
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    assert!(detail(&ecr, "pt/app", &a).await.last_recorded_pull_time().is_none());
+    assert!(
+        detail(&ecr, "pt/app", &a)
+            .await
+            .last_recorded_pull_time()
+            .is_none()
+    );
 
     // BatchGetImage by tag, and /v2 GET by digest.
     let before = std::time::SystemTime::now()
@@ -432,7 +520,10 @@ async fn pulls_through_either_api_record_the_pull_time_except_for_excluded_princ
     assert_eq!(r.status(), 200);
     let ta = wait_for_pull_time(&ecr, "pt/app", &a).await;
     let tb = wait_for_pull_time(&ecr, "pt/app", &b).await;
-    assert!(ta >= before.floor() && tb >= before.floor(), "{ta} {tb} {before}");
+    assert!(
+        ta >= before.floor() && tb >= before.floor(),
+        "{ta} {tb} {before}"
+    );
 
     // The caller excluded: its pulls are not recorded; another principal's would be.
     let out = ecr
@@ -458,7 +549,10 @@ async fn pulls_through_either_api_record_the_pull_time_except_for_excluded_princ
         .unwrap();
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert!(
-        detail(&ecr, "pt/app", &c).await.last_recorded_pull_time().is_none(),
+        detail(&ecr, "pt/app", &c)
+            .await
+            .last_recorded_pull_time()
+            .is_none(),
         "an excluded principal's pull is not recorded"
     );
     ecr.deregister_pull_time_update_exclusion()
@@ -486,14 +580,20 @@ async fn pulls_through_either_api_record_the_pull_time_except_for_excluded_princ
     assert!(killed.success());
     let start = Instant::now();
     while !server.exited().await {
-        assert!(start.elapsed() < Duration::from_secs(40), "berth did not stop");
+        assert!(
+            start.elapsed() < Duration::from_secs(40),
+            "berth did not stop"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     drop(server);
     let server = TestServer::start_in(dir.path()).await;
     let ecr = server.ecr();
     assert!(
-        detail(&ecr, "pt/app", &c).await.last_recorded_pull_time().is_some(),
+        detail(&ecr, "pt/app", &c)
+            .await
+            .last_recorded_pull_time()
+            .is_some(),
         "written at shutdown"
     );
 }
@@ -674,14 +774,20 @@ async fn lifecycle_transitions_then_expires_archived_images_by_the_clock() {
 
     let (code_, out) = berth_cli(&["lifecycle", "run"], dir.path());
     assert_eq!(code_, 0, "{out}");
-    assert!(out.contains("archived: 1") && out.contains("expired: 0"), "{out}");
+    assert!(
+        out.contains("archived: 1") && out.contains("expired: 0"),
+        "{out}"
+    );
     let server = TestServer::start_in(dir.path()).await;
     let ecr = server.ecr();
     assert_eq!(
         detail(&ecr, "lc/app", &idle).await.image_status(),
         Some(&ImageStatus::Archived)
     );
-    assert_eq!(pulls(&server, "lc/app", "idle", &idle, &idle_layer).await, blocked());
+    assert_eq!(
+        pulls(&server, "lc/app", "idle", &idle, &idle_layer).await,
+        blocked()
+    );
     let mut active = vec![pulled.clone(), fresh.clone()];
     active.sort();
     assert_eq!(described(&ecr, "lc/app", None).await, active);
@@ -689,19 +795,33 @@ async fn lifecycle_transitions_then_expires_archived_images_by_the_clock() {
 
     // 89 days on, the archived image stays; 91 days on, it is expired.
     let (code_, out) = berth_cli(
-        &["lifecycle", "run", &format!("--clock-offset-secs={}", 89 * DAY)],
+        &[
+            "lifecycle",
+            "run",
+            &format!("--clock-offset-secs={}", 89 * DAY),
+        ],
         dir.path(),
     );
     assert_eq!(code_, 0, "{out}");
     // By then the other two went unpulled for a month as well.
-    assert!(out.contains("expired: 0") && out.contains("archived: 2"), "{out}");
+    assert!(
+        out.contains("expired: 0") && out.contains("archived: 2"),
+        "{out}"
+    );
     let (code_, out) = berth_cli(
-        &["lifecycle", "run", &format!("--clock-offset-secs={}", 91 * DAY)],
+        &[
+            "lifecycle",
+            "run",
+            &format!("--clock-offset-secs={}", 91 * DAY),
+        ],
         dir.path(),
     );
     assert_eq!(code_, 0, "{out}");
     // Those two were archived only two days before: they stay.
-    assert!(out.contains("expired: 1") && out.contains("archived: 0"), "{out}");
+    assert!(
+        out.contains("expired: 1") && out.contains("archived: 0"),
+        "{out}"
+    );
     let server = TestServer::start_in(dir.path()).await;
     let ecr = server.ecr();
     let e = ecr

@@ -222,7 +222,8 @@ pub(super) const LIST_REFERRERS: &str =
 
 // Image states.
 
-pub(super) const IMAGE_STATES_BETWEEN: &str = "SELECT digest, archived, last_archived_at, last_activated_at, last_pulled_at
+pub(super) const IMAGE_STATES_BETWEEN: &str =
+    "SELECT digest, archived, last_archived_at, last_activated_at, last_pulled_at
      FROM image_states WHERE repository_id = $1 AND digest >= $2 AND digest <= $3 ORDER BY digest";
 /// Into the archive (`$3` = 1, stamped `$4`) or out of it (`$3` = 0, ACTIVE from `$4`), only
 /// if the image exists and is not in that class already; changes no row otherwise.
