@@ -91,7 +91,7 @@ impl Registry {
             return; // ECR Public records no pull times
         }
         match self.excluded_principals(&repo.registry_id).await {
-            Ok(excluded) if excluded.iter().any(|a| *a == who.arn) => return,
+            Ok(excluded) if excluded.contains(&who.arn) => return,
             Ok(_) => {}
             // Recording a pull the list would have excluded is the lesser harm.
             Err(e) => tracing::warn!(error = %e, "reading the pull-time update exclusions"),

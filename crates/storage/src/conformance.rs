@@ -1481,7 +1481,7 @@ pub async fn image_states(meta: &dyn MetaStore) {
     let gone = Digest::sha256_of(b"no such image");
     assert!(
         !meta
-            .set_storage_class(repo.id, &[gone.clone()], true, 1)
+            .set_storage_class(repo.id, std::slice::from_ref(&gone), true, 1)
             .await
             .unwrap()
     );
