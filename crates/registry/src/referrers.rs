@@ -16,6 +16,8 @@ pub struct Referrer {
     pub size: u64,
     pub artifact_type: Option<String>,
     pub annotations: Option<Value>,
+    /// Its storage class status (an entry of a referrers-tag index only: ACTIVE).
+    pub status: storage::ImageStatus,
 }
 
 impl Registry {
@@ -122,30 +124,27 @@ impl Registry {
     }
 
     /// ListImageReferrers: a page of the referrers of `subject` in digest order, only those
-    /// of the given artifact types when any are given. A subject with no referrers, or that
-    /// does not exist, has an empty list (as on `/v2`). Every image berth holds is ACTIVE,
-    /// since it archives none: `active` false (an ARCHIVED or ACTIVATING filter) lists none.
+    /// of the given artifact types when any are given, and of a status `filter` keeps. A
+    /// subject with no referrers, or that does not exist, has an empty list (as on `/v2`).
     pub async fn list_image_referrers(
         &self,
         who: &Principal,
         r: &RepositoryRef,
         subject: &Digest,
         artifact_types: &[String],
-        active: bool,
+        filter: crate::StatusFilter,
         page: Page,
     ) -> Result<(Vec<Referrer>, Option<PageToken>)> {
         let after = page
             .after_key(|[d]| Digest::parse(d).is_ok())?
             .map(|[d]| d.to_owned());
         let mut all = self.referrers(who, r, subject, None).await?;
-        if !active {
-            return Ok((vec![], None));
-        }
         all.retain(|x| {
-            artifact_types.is_empty()
-                || x.artifact_type
-                    .as_ref()
-                    .is_some_and(|t| artifact_types.contains(t))
+            filter.keeps(x.status)
+                && (artifact_types.is_empty()
+                    || x.artifact_type
+                        .as_ref()
+                        .is_some_and(|t| artifact_types.contains(t)))
         });
         all.sort_by(|a, b| a.digest.as_str().cmp(b.digest.as_str()));
         if let Some(after) = after {
@@ -190,6 +189,7 @@ impl Registry {
                 media_type: img.media_type,
                 artifact_type: kind,
                 annotations: v.get("annotations").filter(|a| a.is_object()).cloned(),
+                status: img.state.status(self.now()),
             });
         }
         // Clients that did not find the API pushed the referrers tag schema instead: an index
@@ -239,6 +239,7 @@ impl Registry {
                     size: m.get("size").and_then(Value::as_u64).unwrap_or(0),
                     artifact_type: kind,
                     annotations: m.get("annotations").filter(|a| a.is_object()).cloned(),
+                    status: storage::ImageStatus::Active,
                 });
             }
         }

@@ -7,8 +7,8 @@
 use std::time::{Duration, Instant};
 
 use aws_sdk_ecr::types::{
-    DescribeImagesFilter, ImageIdentifier, ImageStatus, ImageStatusFilter, ListImagesFilter,
-    TargetStorageClass,
+    ArtifactStatusFilter, DescribeImagesFilter, ImageIdentifier, ImageStatus, ImageStatusFilter,
+    ListImageReferrersFilter, ListImagesFilter, SubjectIdentifier, TargetStorageClass,
 };
 use reqwest::Method;
 
@@ -456,6 +456,77 @@ async fn storage_class_refusals_change_nothing_and_deletes_and_pushes_end_the_ar
     assert_eq!(
         pulls(&server, "arc/push", "v1", &digest, &layer).await,
         open()
+    );
+
+    // A referrer archived on its own is listed by ListImageReferrers only when asked for.
+    let referrer = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{ACCEPT}","artifactType":"application/vnd.example.sig","config":{{"mediaType":"application/vnd.oci.empty.v1+json","digest":"{layer}","size":1}},"layers":[],"subject":{{"mediaType":"{ACCEPT}","digest":"{digest}","size":{}}}}}"#,
+        manifest.len()
+    );
+    let referrer_digest = sha256_digest(referrer.as_bytes());
+    let r = oci
+        .req(
+            Method::PUT,
+            &format!("/v2/arc/push/manifests/{referrer_digest}"),
+        )
+        .header("content-type", ACCEPT)
+        .body(referrer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let referrers = |status: Option<ArtifactStatusFilter>| {
+        let ecr = &ecr;
+        let digest = &digest;
+        async move {
+            let mut req = ecr
+                .list_image_referrers()
+                .repository_name("arc/push")
+                .subject_id(
+                    SubjectIdentifier::builder()
+                        .image_digest(digest)
+                        .build()
+                        .unwrap(),
+                );
+            if let Some(s) = status {
+                req = req.filter(
+                    ListImageReferrersFilter::builder()
+                        .artifact_status(s)
+                        .build(),
+                );
+            }
+            req.send()
+                .await
+                .unwrap()
+                .referrers()
+                .iter()
+                .map(|x| {
+                    (
+                        x.digest().to_owned(),
+                        x.artifact_status().map(|s| s.as_str().to_owned()),
+                    )
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        referrers(None).await,
+        vec![(referrer_digest.clone(), Some("ACTIVE".to_owned()))]
+    );
+    assert_eq!(
+        storage_class(
+            &ecr,
+            "arc/push",
+            by_digest(&referrer_digest),
+            TargetStorageClass::Archive
+        )
+        .await,
+        Ok(Some(ImageStatus::Archived))
+    );
+    assert_eq!(referrers(None).await, vec![]);
+    assert_eq!(
+        referrers(Some(ArtifactStatusFilter::Archived)).await,
+        vec![(referrer_digest, Some("ARCHIVED".to_owned()))]
     );
 }
 

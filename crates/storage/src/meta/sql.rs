@@ -217,8 +217,13 @@ pub(super) const MOVE_TAG_FROM: &str =
     "UPDATE image_tags SET digest = $3 WHERE repository_id = $1 AND tag = $2 AND digest = $4";
 pub(super) const PARENT_INDEXES: &str = "SELECT index_digest FROM image_children WHERE repository_id = $1 AND child_digest = $2 ORDER BY index_digest";
 pub(super) const DELETE_IMAGE: &str = "DELETE FROM images WHERE repository_id = $1 AND digest = $2";
-pub(super) const LIST_REFERRERS: &str =
-    "SELECT * FROM images WHERE repository_id = $1 AND subject = $2 ORDER BY digest";
+/// With the referrers' states, as [`GET_IMAGE`] (ListImageReferrers reports and filters by
+/// status).
+pub(super) const LIST_REFERRERS: &str = "SELECT i.*, s.archived AS state_archived,
+        s.last_archived_at AS state_last_archived_at, s.last_activated_at AS state_last_activated_at,
+        s.last_pulled_at AS state_last_pulled_at
+     FROM images i LEFT JOIN image_states s ON s.repository_id = i.repository_id AND s.digest = i.digest
+     WHERE i.repository_id = $1 AND i.subject = $2 ORDER BY i.digest";
 
 // Image states.
 
