@@ -14,6 +14,7 @@
 //! that a pull does not read it from the database either.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use model::Digest;
@@ -43,14 +44,18 @@ impl PendingPulls {
     fn note(&self, repo: RepositoryId, digest: &Digest, at: Millis) {
         // Each change is one map operation: a panic cannot leave it half done.
         let mut pulls = self.pulls.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(t) = pulls.get_mut(&(repo, digest.clone())) {
-            *t = (*t).max(at);
-        } else if pulls.len() < MAX_PENDING {
-            pulls.insert((repo, digest.clone()), at);
-        } else {
-            tracing::warn!(
+        let full = pulls.len() >= MAX_PENDING;
+        match pulls.entry((repo, digest.clone())) {
+            Entry::Occupied(mut e) => {
+                let t = e.get_mut();
+                *t = (*t).max(at);
+            }
+            Entry::Vacant(e) if !full => {
+                e.insert(at);
+            }
+            Entry::Vacant(_) => tracing::warn!(
                 "too many images pulled since the last pull-time flush; a pull time is not recorded"
-            );
+            ),
         }
     }
 
