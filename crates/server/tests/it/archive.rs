@@ -267,6 +267,9 @@ async fn archived_images_are_listed_but_not_pulled_until_restored() {
         );
     }
     drop(server);
+    // Garbage collection keeps what archived images use: their blobs are pulled once restored.
+    let (rc, out) = berth_cli(&["gc", "--gc-grace-secs", "0"], dir.path());
+    assert_eq!(rc, 0, "{out}");
 
     // An hour later it is ACTIVE and pulled again, with both times shown.
     let server = TestServer::start_in_with(dir.path(), &["--clock-offset-secs=3601"]).await;
