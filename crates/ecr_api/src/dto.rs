@@ -351,6 +351,12 @@ pub struct ImageDetail {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subject_manifest_digest: Option<String>,
     pub image_status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_recorded_pull_time: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_archived_at: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_activated_at: Option<f64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -574,5 +580,6 @@ repository_scoped!(
     crate::shapes::ecr::PutImageScanningConfigurationRequest,
     crate::shapes::ecr::ListImageReferrersRequest,
     crate::shapes::ecr::StartImageScanRequest,
-    crate::shapes::ecr::DescribeImageScanFindingsRequest
+    crate::shapes::ecr::DescribeImageScanFindingsRequest,
+    crate::shapes::ecr::UpdateImageStorageClassRequest
 );

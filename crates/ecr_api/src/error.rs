@@ -113,6 +113,12 @@ fn registry_error(e: &RegistryError) -> (&'static str, StatusCode, Map<String, V
         E::SecretNotFound(_) => ("SecretNotFoundException", bad, none),
         E::UnableToAccessSecret(_) => ("UnableToAccessSecretException", bad, none),
         E::UnableToGetUpstreamImage { .. } => ("UnableToGetUpstreamImageException", bad, none),
+        E::ImageStorageClassUpdateNotSupported(_) => {
+            ("ImageStorageClassUpdateNotSupportedException", bad, none)
+        }
+        E::ImageArchived { .. } => ("ImageArchivedException", bad, none),
+        E::ExclusionAlreadyExists(_) => ("ExclusionAlreadyExistsException", bad, none),
+        E::ExclusionNotFound(_) => ("ExclusionNotFoundException", bad, none),
         E::Storage(_) => ("ServerException", StatusCode::INTERNAL_SERVER_ERROR, none),
     }
 }

@@ -58,6 +58,7 @@ fn failure_dto(f: &ImageFailure) -> dto::ImageFailure {
             ImageFailureCode::UpstreamAccessDenied => "UpstreamAccessDenied",
             ImageFailureCode::UpstreamTooManyRequests => "UpstreamTooManyRequests",
             ImageFailureCode::UpstreamUnavailable => "UpstreamUnavailable",
+            ImageFailureCode::ImageInaccessible => "ImageInaccessible",
         },
         failure_reason: f.reason.clone(),
     }
@@ -149,16 +150,11 @@ pub(crate) async fn list_images(
 ) -> Result<dto::ListImagesResponse, ApiError> {
     let repo = validate::repository(&req)?;
     let status = validate::tag_status(req.filter.as_ref())?;
+    let filter = validate::image_status(req.filter.as_ref())?;
     let page = validate::page(req.next_token.as_deref(), req.max_results)?;
-    if !validate::includes_active(req.filter.as_ref()) {
-        return Ok(dto::ListImagesResponse {
-            image_ids: vec![],
-            next_token: None,
-        });
-    }
     let (ids, next) = ctx
         .registry()
-        .list_images(&ctx.principal, &repo, status, page)
+        .list_images(&ctx.principal, &repo, status, filter, page)
         .await?;
     Ok(dto::ListImagesResponse {
         image_ids: ids.iter().map(id_dto).collect(),
@@ -179,18 +175,15 @@ pub(crate) async fn describe_images(
         }
         None => None,
     };
+    let filter = validate::image_status(req.filter.as_ref())?;
     let page = validate::page(req.next_token.as_deref(), req.max_results)?;
-    if ids.is_none() && !validate::includes_active(req.filter.as_ref()) {
-        return Ok(dto::DescribeImagesResponse {
-            image_details: vec![],
-            next_token: None,
-        });
-    }
     let (images, next) = ctx
         .registry()
-        .describe_images(&ctx.principal, &repo, ids.as_deref(), status, page)
+        .describe_images(&ctx.principal, &repo, ids.as_deref(), status, filter, page)
         .await?;
     let registry_id = registry_id(ctx, &repo);
+    let now = ctx.registry().now();
+    let secs = |t: i64| t as f64 / 1000.0;
     Ok(dto::DescribeImagesResponse {
         image_details: images
             .into_iter()
@@ -204,7 +197,11 @@ pub(crate) async fn describe_images(
                 image_manifest_media_type: s.media_type,
                 artifact_media_type: s.artifact_media_type,
                 subject_manifest_digest: s.subject.map(|d| d.to_string()),
-                image_status: "ACTIVE",
+                image_status: s.state.status(now).as_str(),
+                last_recorded_pull_time: s.state.last_pulled_at.map(secs),
+                last_archived_at: s.state.last_archived_at.map(secs),
+                // The time a restore completes, once it has.
+                last_activated_at: s.state.last_activated_at.filter(|t| *t <= now).map(secs),
             })
             .collect(),
         next_token: next.map(|t| t.encode()),

@@ -4,6 +4,7 @@
 //! no registry rules and never touches storage.
 
 mod account_settings;
+mod archive;
 mod authentication;
 mod authorization;
 mod body;
@@ -560,6 +561,18 @@ async fn dispatch(
         R::DescribeImageScanFindings(r) => {
             respond(&scanning::describe_image_scan_findings(&ctx, r).await?)
         }
+        R::UpdateImageStorageClass(r) => {
+            respond(&archive::update_image_storage_class(&ctx, r).await?)
+        }
+        R::RegisterPullTimeUpdateExclusion(r) => {
+            respond(&archive::register_pull_time_update_exclusion(&ctx, r).await?)
+        }
+        R::DeregisterPullTimeUpdateExclusion(r) => {
+            respond(&archive::deregister_pull_time_update_exclusion(&ctx, r).await?)
+        }
+        R::ListPullTimeUpdateExclusions(r) => {
+            respond(&archive::list_pull_time_update_exclusions(&ctx, r).await?)
+        }
     }
 }
 
@@ -613,6 +626,10 @@ enum Request<'a> {
     DeleteRepositoryCreationTemplate(ecr::DeleteRepositoryCreationTemplateRequest),
     StartImageScan(ecr::StartImageScanRequest),
     DescribeImageScanFindings(ecr::DescribeImageScanFindingsRequest),
+    UpdateImageStorageClass(ecr::UpdateImageStorageClassRequest),
+    RegisterPullTimeUpdateExclusion(ecr::RegisterPullTimeUpdateExclusionRequest),
+    DeregisterPullTimeUpdateExclusion(ecr::DeregisterPullTimeUpdateExclusionRequest),
+    ListPullTimeUpdateExclusions(ecr::ListPullTimeUpdateExclusionsRequest),
 }
 
 /// Decodes `body` as the request shape of `op`. The 21 operations berth had before the ECR
@@ -676,16 +693,28 @@ fn decode(op: Operation, body: &[u8]) -> Result<Request<'_>, ApiError> {
             body,
             ecr::ValidatePullThroughCacheRuleRequest::validate,
         )?),
+        O::UpdateImageStorageClass => R::UpdateImageStorageClass(checked(
+            body,
+            ecr::UpdateImageStorageClassRequest::validate,
+        )?),
+        O::RegisterPullTimeUpdateExclusion => R::RegisterPullTimeUpdateExclusion(checked(
+            body,
+            ecr::RegisterPullTimeUpdateExclusionRequest::validate,
+        )?),
+        O::DeregisterPullTimeUpdateExclusion => R::DeregisterPullTimeUpdateExclusion(checked(
+            body,
+            ecr::DeregisterPullTimeUpdateExclusionRequest::validate,
+        )?),
+        O::ListPullTimeUpdateExclusions => R::ListPullTimeUpdateExclusions(checked(
+            body,
+            ecr::ListPullTimeUpdateExclusionsRequest::validate,
+        )?),
         O::DeleteSigningConfiguration
-        | O::DeregisterPullTimeUpdateExclusion
         | O::DescribeImageReplicationStatus
         | O::DescribeImageSigningStatus
         | O::GetSigningConfiguration
-        | O::ListPullTimeUpdateExclusions
         | O::PutReplicationConfiguration
-        | O::PutSigningConfiguration
-        | O::RegisterPullTimeUpdateExclusion
-        | O::UpdateImageStorageClass => {
+        | O::PutSigningConfiguration => {
             return Err(ApiError::UnknownOperation(format!(
                 "{}.{}",
                 ecr::TARGET_PREFIX,

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use model::Digest;
-use registry::Page;
+use registry::{Page, StatusFilter};
 
 use crate::Ctx;
 use crate::error::{ApiError, invalid};
@@ -29,11 +29,14 @@ pub(crate) async fn list_image_referrers(
         )
     })?;
     let filter = req.filter.unwrap_or_default();
-    // berth archives no image, so every referrer is ACTIVE (the default filter).
-    let active = matches!(
-        filter.artifact_status.as_deref(),
-        None | Some("ACTIVE" | "ANY")
-    );
+    // "If no filter is specified, only artifacts with ACTIVE status are returned." The
+    // generated checks allow only the four values.
+    let status = match filter.artifact_status.as_deref() {
+        Some("ARCHIVED") => StatusFilter::Archived,
+        Some("ACTIVATING") => StatusFilter::Activating,
+        Some("ANY") => StatusFilter::Any,
+        _ => StatusFilter::Active,
+    };
     // The generated checks bound maxResults to 1-50.
     let page = Page {
         after: req
@@ -52,7 +55,7 @@ pub(crate) async fn list_image_referrers(
             &r,
             &subject,
             &filter.artifact_types.unwrap_or_default(),
-            active,
+            status,
             page,
         )
         .await?;
@@ -73,7 +76,7 @@ pub(crate) async fn list_image_referrers(
                             .collect();
                         Some(map)
                     }),
-                    artifact_status: Some("ACTIVE".to_owned()),
+                    artifact_status: Some(x.status.as_str().to_owned()),
                 })
                 .collect(),
         ),

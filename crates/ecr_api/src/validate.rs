@@ -2,7 +2,7 @@
 //! required members, types and minimums), turning request members into model types.
 
 use model::{ImageTag, RepositoryName, RepositoryNameError, is_registry_id};
-use registry::{Page, PageToken, RepositoryRef, TagStatus};
+use registry::{Page, PageToken, RepositoryRef, StatusFilter, TagStatus};
 
 use crate::dto::{ImagesFilter, RepositoryScoped};
 use crate::error::{ApiError, invalid};
@@ -103,14 +103,25 @@ pub fn no_paging_with_ids(
     Ok(())
 }
 
-pub fn tag_status(filter: Option<&ImagesFilter>) -> Result<TagStatus, ApiError> {
-    if let Some(s) = filter.and_then(|f| f.image_status.as_deref()) {
-        one_of(
+/// The filter's `imageStatus` (`ImageStatusFilter`); ACTIVE when absent, as in ECR.
+pub fn image_status(filter: Option<&ImagesFilter>) -> Result<StatusFilter, ApiError> {
+    Ok(match filter.and_then(|f| f.image_status.as_deref()) {
+        None => StatusFilter::Active,
+        Some(s) => match one_of(
             s,
             "filter.imageStatus",
             &["ACTIVE", "ARCHIVED", "ACTIVATING", "ANY"],
-        )?;
-    }
+        )? {
+            "ARCHIVED" => StatusFilter::Archived,
+            "ACTIVATING" => StatusFilter::Activating,
+            "ANY" => StatusFilter::Any,
+            _ => StatusFilter::Active,
+        },
+    })
+}
+
+pub fn tag_status(filter: Option<&ImagesFilter>) -> Result<TagStatus, ApiError> {
+    image_status(filter)?;
     Ok(match filter.and_then(|f| f.tag_status.as_deref()) {
         None => TagStatus::Any,
         Some(s) => match one_of(s, "filter.tagStatus", &["TAGGED", "UNTAGGED", "ANY"])? {
@@ -119,13 +130,4 @@ pub fn tag_status(filter: Option<&ImagesFilter>) -> Result<TagStatus, ApiError> 
             _ => TagStatus::Any,
         },
     })
-}
-
-/// Whether an image of `filter` is listed at all: berth has no archive, so only images of
-/// status ACTIVE exist.
-pub fn includes_active(filter: Option<&ImagesFilter>) -> bool {
-    matches!(
-        filter.and_then(|f| f.image_status.as_deref()),
-        None | Some("ACTIVE" | "ANY")
-    )
 }

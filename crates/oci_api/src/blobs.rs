@@ -78,6 +78,10 @@ pub(crate) async fn get_blob(
             None => return Err(OciError::BlobUnknown(digest.to_string())),
         },
     };
+    // A layer only archived images use cannot be pulled, as they cannot (ECR answers 404).
+    if blob.archived_only {
+        return Err(OciError::BlobUnknown(digest.to_string()));
+    }
     if ctx.method == Method::GET
         && let Some(url) = ctx
             .registry

@@ -86,6 +86,11 @@ fn registry_error(e: &RegistryError) -> (StatusCode, &'static str) {
         // The upstream of a cache repository could not serve what is not cached: the client
         // may retry later.
         E::UnableToGetUpstreamImage { .. } => (S::SERVICE_UNAVAILABLE, "UNAVAILABLE"),
+        E::ImageStorageClassUpdateNotSupported(_) => (S::BAD_REQUEST, "UNSUPPORTED"),
+        // ECR: "Requests to pull the archived image will fail with a 404 error."
+        E::ImageArchived { .. } => (S::NOT_FOUND, "MANIFEST_UNKNOWN"),
+        E::ExclusionAlreadyExists(_) => (S::CONFLICT, "DENIED"),
+        E::ExclusionNotFound(_) => (S::NOT_FOUND, "NOT_FOUND"),
         E::Storage(_) => (S::INTERNAL_SERVER_ERROR, "UNKNOWN"),
     }
 }

@@ -72,10 +72,15 @@ pub(crate) async fn get_manifest(
     reference_str: &str,
 ) -> Result<Response, OciError> {
     let r = existing_reference(reference_str)?;
-    let img = ctx
-        .registry
-        .get_manifest(&ctx.principal, &ctx.repo(name), &r)
-        .await?;
+    let img = if ctx.method == Method::GET {
+        ctx.registry
+            .pull_manifest(&ctx.principal, &ctx.repo(name), &r)
+            .await?
+    } else {
+        ctx.registry
+            .get_manifest(&ctx.principal, &ctx.repo(name), &r)
+            .await?
+    };
     if !accepts(ctx, &img.media_type) {
         return Err(OciError::ManifestUnknown(format!(
             "the manifest is {} and the request accepts none of that type",

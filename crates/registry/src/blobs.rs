@@ -63,7 +63,8 @@ impl Registry {
                 name: repo.name,
                 digests: vec![digest.clone()],
             }),
-            Some(b) if !b.referenced => Err(RegistryError::LayerInaccessible {
+            // A layer only archived images use is pulled no more than they are.
+            Some(b) if !b.referenced || b.archived_only => Err(RegistryError::LayerInaccessible {
                 registry_id: repo.registry_id,
                 name: repo.name,
                 digest: digest.clone(),

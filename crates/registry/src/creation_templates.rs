@@ -13,7 +13,7 @@ use model::RepositoryName;
 use serde::{Deserialize, Serialize};
 use storage::{Millis, MutabilityExclusion, RepositoryRecord, ResourceTag, StorageError};
 
-use crate::lifecycle::{LifecyclePolicy, POLICY as LIFECYCLE_POLICY, refuse_unbuilt};
+use crate::lifecycle::{LifecyclePolicy, POLICY as LIFECYCLE_POLICY};
 use crate::policies::invalid_policy;
 use crate::policy::Policy;
 use crate::repositories::{MAX_RESOURCE_TAGS, check_exclusions};
@@ -168,7 +168,7 @@ impl CreationTemplate {
                 .map_err(|e| invalid_policy("repository", &e))?;
         }
         if let Some(text) = &self.lifecycle_policy {
-            refuse_unbuilt(&LifecyclePolicy::parse(text)?)?;
+            LifecyclePolicy::parse(text)?;
         }
         Ok(())
     }

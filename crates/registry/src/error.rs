@@ -190,6 +190,29 @@ pub enum RegistryError {
         reason: crate::UpstreamFailure,
         message: String,
     },
+    /// UpdateImageStorageClass that cannot be done: the image is in the class already, is
+    /// being restored, or goes with an index.
+    #[error("{0}")]
+    ImageStorageClassUpdateNotSupported(String),
+    /// A pull (or scan) of an image in the archive, or still being restored from it.
+    #[error(
+        "The image with digest '{digest}' in the repository with name '{name}' in the registry with id '{registry_id}' is {status}; it cannot be pulled until it is restored to the standard storage class"
+    )]
+    ImageArchived {
+        registry_id: String,
+        name: RepositoryName,
+        digest: Digest,
+        /// `archived` or `being restored`.
+        status: &'static str,
+    },
+    #[error(
+        "The pull time update exclusion for the principal '{0}' already exists in the registry"
+    )]
+    ExclusionAlreadyExists(String),
+    #[error(
+        "The pull time update exclusion for the principal '{0}' does not exist in the registry"
+    )]
+    ExclusionNotFound(String),
     #[error("internal storage failure")]
     Storage(#[source] StorageError),
 }

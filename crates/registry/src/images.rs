@@ -2,14 +2,20 @@
 
 use model::{Digest, DigestAlgorithm, ImageTag, Reference, wildcard_match};
 use storage::{
-    ImageRecord, ImageReferences, ImageSummary, RepositoryRecord, StorageError, TagStatus, TagWrite,
+    ImageRecord, ImageReferences, ImageState, ImageSummary, RepositoryRecord, StorageError,
+    TagStatus, TagWrite,
 };
 
+use crate::archive::StatusFilter;
 use crate::pagination::finish_page;
 use crate::{
     Page, PageToken, Principal, Registry, RegistryError, RepositoryRef, Result, UpstreamFailure,
     manifest,
 };
+
+/// Rows read per step once a status filter has skipped a whole page: a listing of the few
+/// archived images of a large repository reads it in steps of this many.
+const FILTER_FETCH: u32 = 1000;
 
 /// How often PutImage retries when a concurrent push moved the tag between its read and its
 /// write. Each retry re-applies the immutability rule to the new state.
@@ -42,6 +48,8 @@ pub enum ImageFailureCode {
     UpstreamAccessDenied,
     UpstreamTooManyRequests,
     UpstreamUnavailable,
+    /// The image is archived, or still being restored: it cannot be pulled.
+    ImageInaccessible,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,7 +96,7 @@ fn tag_is_immutable(repo: &RepositoryRecord, tag: &ImageTag) -> bool {
     }
 }
 
-fn failure(id: &ImageIdInput, code: ImageFailureCode, reason: &str) -> ImageFailure {
+pub(crate) fn failure(id: &ImageIdInput, code: ImageFailureCode, reason: &str) -> ImageFailure {
     ImageFailure {
         id: id.clone(),
         code,
@@ -97,13 +105,13 @@ fn failure(id: &ImageIdInput, code: ImageFailureCode, reason: &str) -> ImageFail
 }
 
 /// A parsed image id, or the per-image failure it earns.
-enum ImageRef {
+pub(crate) enum ImageRef {
     Digest(Digest),
     Tag(ImageTag),
     Both(Digest, ImageTag),
 }
 
-fn parse_image_id(id: &ImageIdInput) -> Result<ImageRef, ImageFailure> {
+pub(crate) fn parse_image_id(id: &ImageIdInput) -> Result<ImageRef, ImageFailure> {
     let digest = match id.digest.as_deref() {
         Some(d) => Some(Digest::parse(d).map_err(|_| {
             failure(id, ImageFailureCode::InvalidImageDigest, "Invalid request parameters: image digest should satisfy the regex '[a-zA-Z0-9-_+.]+:[a-fA-F0-9]+'")
@@ -192,6 +200,7 @@ impl Registry {
             subject: parsed.subject,
             size,
             pushed_at: self.now(),
+            state: Default::default(),
         };
         let refs = ImageReferences {
             blobs: parsed.blobs,
@@ -213,7 +222,21 @@ impl Registry {
                     tag: tag.to_string(),
                 });
             }
+            // "If you push an image that is currently archived, that image will be
+            // automatically restored": its manifest came again, so it is ACTIVE at once.
+            let restored = match &existing {
+                Some(e) if e.state.archived => {
+                    let digests = self.with_children(repo.id, e).await?;
+                    meta.set_storage_class(repo.id, &digests, false, self.now())
+                        .await?
+                }
+                _ => false,
+            };
             if existing.is_some() && (req.tag.is_none() || current.as_ref() == Some(&digest)) {
+                if restored && let Some(e) = existing {
+                    tracing::info!(repository = %repo.name, digest = %digest, "a push restored an archived image");
+                    return Ok((e, req.tag));
+                }
                 return Err(RegistryError::ImageAlreadyExists {
                     registry_id: repo.registry_id,
                     name: repo.name,
@@ -297,7 +320,7 @@ impl Registry {
     }
 
     /// Finds an image by tag or digest (both: the tag must point at the digest).
-    async fn find_image(
+    pub(crate) async fn find_image(
         &self,
         repo: &RepositoryRecord,
         id: &ImageRef,
@@ -369,6 +392,16 @@ impl Registry {
                 ImageRef::Both(d, t) => (Reference::Digest(d.clone()), Some(t.clone())),
                 ImageRef::Tag(t) => (Reference::Tag(t.clone()), Some(t.clone())),
             };
+            if let Some((img, _)) = &found
+                && let Err(e) = self.refuse_archived(&repo, img)
+            {
+                out.failures.push(failure(
+                    id,
+                    ImageFailureCode::ImageInaccessible,
+                    &e.to_string(),
+                ));
+                continue;
+            }
             let local = found.as_ref().map(|(img, _)| img);
             let found = match self
                 .pull_through_manifest(who, r, Some(&repo), local, &reference)
@@ -398,6 +431,7 @@ impl Registry {
                         .iter()
                         .any(|(i, _)| i.digest == img.digest && i.tag == tag)
                     {
+                        self.note_pull(who, &repo, &img.digest).await;
                         out.images.push((
                             ImageIdOutput {
                                 digest: img.digest.clone(),
@@ -417,25 +451,59 @@ impl Registry {
         Ok(out)
     }
 
-    /// One entry per tag plus one per untagged image, in a stable order.
+    /// One entry per tag plus one per untagged image, in a stable order, of the images whose
+    /// status `filter` keeps.
     pub async fn list_images(
         &self,
         who: &Principal,
         r: &RepositoryRef,
         status: TagStatus,
+        filter: StatusFilter,
         page: Page,
     ) -> Result<(Vec<ImageIdOutput>, Option<PageToken>)> {
         let repo = self.repository(who, r, "ecr:ListImages").await?;
-        let after = page
+        let mut after = page
             .after_key(|[digest, tag]| {
                 Digest::parse(digest).is_ok() && (tag.is_empty() || ImageTag::parse(tag).is_ok())
             })?
-            .map(|[digest, tag]| (digest, tag));
-        let items = self
-            .storage
-            .meta
-            .list_image_ids(repo.id, status, after, page.limit + 1)
-            .await?;
+            .map(|[digest, tag]| (digest.to_owned(), tag.to_owned()));
+        let mut items = Vec::new();
+        let mut fetch = page.limit + 1;
+        loop {
+            let mut got: Vec<((Digest, Option<ImageTag>), ImageState)> = self
+                .storage
+                .meta
+                .list_image_ids(
+                    repo.id,
+                    status,
+                    after.as_ref().map(|(d, t)| (d.as_str(), t.as_str())),
+                    fetch,
+                )
+                .await?
+                .into_iter()
+                .map(|id| (id, ImageState::default()))
+                .collect();
+            let full = got.len() == fetch as usize;
+            self.fill_states(repo.id, &mut got, |((d, _), _)| d, |(_, s), st| *s = st)
+                .await?;
+            after = got.last().map(|((d, t), _)| {
+                (
+                    d.to_string(),
+                    t.as_ref().map_or(String::new(), ToString::to_string),
+                )
+            });
+            let now = self.now();
+            items.extend(
+                got.into_iter()
+                    .filter(|(_, s)| filter.keeps(s.status(now)))
+                    .map(|(id, _)| id),
+            );
+            if items.len() > page.limit as usize || !full {
+                break;
+            }
+            // Past a first page of non-matching images, read in bigger steps.
+            fetch = fetch.max(FILTER_FETCH);
+        }
         let (items, next) = finish_page(items, page.limit, |(d, t)| {
             PageToken::new(&[d.as_str(), t.as_ref().map_or("", ImageTag::as_str)])
         });
@@ -455,6 +523,7 @@ impl Registry {
         r: &RepositoryRef,
         ids: Option<&[ImageIdInput]>,
         status: TagStatus,
+        filter: StatusFilter,
         page: Page,
     ) -> Result<(Vec<ImageSummary>, Option<PageToken>)> {
         let repo = self.repository(who, r, "ecr:DescribeImages").await?;
@@ -490,12 +559,29 @@ impl Registry {
             }
             return Ok((out, None));
         }
-        let after = page
+        let mut after = page
             .after_key(|[digest]| Digest::parse(digest).is_ok())?
-            .map(|[digest]| digest);
-        let items = meta
-            .list_images(repo.id, status, after, page.limit + 1)
-            .await?;
+            .map(|[digest]| digest.to_owned());
+        let mut items = Vec::new();
+        let mut fetch = page.limit + 1;
+        loop {
+            let mut got = meta
+                .list_images(repo.id, status, after.as_deref(), fetch)
+                .await?;
+            let full = got.len() == fetch as usize;
+            self.fill_states(repo.id, &mut got, |s| &s.digest, |s, st| s.state = st)
+                .await?;
+            after = got.last().map(|s| s.digest.to_string());
+            let now = self.now();
+            items.extend(
+                got.into_iter()
+                    .filter(|s| filter.keeps(s.state.status(now))),
+            );
+            if items.len() > page.limit as usize || !full {
+                break;
+            }
+            fetch = fetch.max(FILTER_FETCH);
+        }
         Ok(finish_page(items, page.limit, |s| {
             PageToken::new(&[s.digest.as_str()])
         }))

@@ -4,6 +4,7 @@
 
 mod access;
 mod account_settings;
+mod archive;
 mod blobs;
 mod browse;
 mod budget;
@@ -22,6 +23,7 @@ mod policy;
 mod policy_cases;
 mod public;
 mod pull_through;
+mod pull_times;
 mod quota;
 mod referrers;
 mod repositories;
@@ -40,6 +42,7 @@ use storage::{Millis, Storage};
 
 pub use access::{AuditNote, AuditNotes, Connection, KeyAccess, is_mutating};
 pub use account_settings::{ACCOUNT_SETTINGS, AccountSetting};
+pub use archive::{StatusFilter, StorageClassUpdate};
 pub use blobs::{BlobDownload, BlobUnlink};
 pub use budget::{
     DEFAULT_WAIT as BODY_MEMORY_WAIT, MemoryBudget, Reservation, default_budget_bytes,
@@ -69,15 +72,21 @@ pub use pull_through::{
     PullThroughBlob, PullThroughCacheRule, PullThroughConfig, RuleValidation, Upstream,
     UpstreamBlob, UpstreamError, UpstreamFailure, UpstreamManifest, UpstreamTarget,
 };
+pub use pull_times::MAX_EXCLUSIONS as MAX_PULL_TIME_EXCLUSIONS;
 pub use quota::{DEFAULT_BURST_SECS as DEFAULT_RATE_BURST_SECS, DEFAULT_RATES, Quotas};
 pub use referrers::Referrer;
 pub use repositories::{CreateRepository, EncryptionConfiguration};
 pub use scanning::{RegistryScanningConfiguration, RepositoryScanning, ScanningRule};
 pub use storage::{
-    BlobRange, BlobReader, ByteStream, ImageRecord, ImageSummary, MutabilityExclusion,
-    RepositoryBlob, RepositoryRecord, RepositoryUsage, ResourceTag, TagStatus,
+    BlobRange, BlobReader, ByteStream, ImageRecord, ImageState, ImageStatus, ImageSummary,
+    MutabilityExclusion, RepositoryBlob, RepositoryRecord, RepositoryUsage, ResourceTag, TagStatus,
 };
 pub use uploads::{CompletionRules, PartData, UploadProgress};
+
+/// How long a restore from the archive takes unless configured (`archive-restore-secs`):
+/// short, so that a restored image is soon pullable, yet long enough for clients to see the
+/// ACTIVATING status ECR shows during its (up to some 20 minute) restores.
+pub const DEFAULT_RESTORE_DELAY_MILLIS: Millis = 10_000;
 
 pub type Result<T, E = RegistryError> = std::result::Result<T, E>;
 
@@ -225,6 +234,12 @@ pub struct Registry {
     /// Write ECR's image events to the outbox (only when some webhook will take them: rows
     /// nobody delivers would pile up).
     events: bool,
+    /// How long a restore from the archive takes: the image is ACTIVATING meanwhile.
+    restore_delay_millis: Millis,
+    /// Pulls not yet written (see `pull_times.rs`).
+    pending_pulls: pull_times::PendingPulls,
+    /// Each registry's pull-time update exclusions (principal ARNs).
+    pull_exclusions: cache::TtlCache<Arc<Vec<String>>>,
 }
 
 impl Registry {
@@ -245,6 +260,11 @@ impl Registry {
             quotas: Quotas::default(),
             pull_through: None,
             events: false,
+            restore_delay_millis: DEFAULT_RESTORE_DELAY_MILLIS,
+            pending_pulls: pull_times::PendingPulls::default(),
+            // As short as the registry policies': an exclusion made on another node takes
+            // effect there within this time.
+            pull_exclusions: cache::TtlCache::new(Duration::from_secs(5)),
         }
     }
 

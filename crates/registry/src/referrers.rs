@@ -16,16 +16,45 @@ pub struct Referrer {
     pub size: u64,
     pub artifact_type: Option<String>,
     pub annotations: Option<Value>,
+    /// Its storage class status (an entry of a referrers-tag index only: ACTIVE).
+    pub status: storage::ImageStatus,
 }
 
 impl Registry {
-    /// The manifest a tag or digest names in the repository.
+    /// [`Registry::get_manifest`] for a client pulling the image (`/v2` manifest GET): the
+    /// pull is recorded (`lastRecordedPullTime`) unless the caller is excluded.
+    pub async fn pull_manifest(
+        &self,
+        who: &Principal,
+        r: &RepositoryRef,
+        reference: &Reference,
+    ) -> Result<ImageRecord> {
+        let (img, repo) = self.manifest_in(who, r, reference).await?;
+        // A cache repository created by this very pull records from its next pull on.
+        if let Some(repo) = repo {
+            self.note_pull(who, &repo, &img.digest).await;
+        }
+        Ok(img)
+    }
+
+    /// The manifest a tag or digest names in the repository; refused while the image is
+    /// archived or being restored.
     pub async fn get_manifest(
         &self,
         who: &Principal,
         r: &RepositoryRef,
         reference: &Reference,
     ) -> Result<ImageRecord> {
+        Ok(self.manifest_in(who, r, reference).await?.0)
+    }
+
+    /// [`Registry::get_manifest`], with the repository record when it existed before.
+    async fn manifest_in(
+        &self,
+        who: &Principal,
+        r: &RepositoryRef,
+        reference: &Reference,
+    ) -> Result<(ImageRecord, Option<storage::RepositoryRecord>)> {
         let repo = match self.repository(who, r, "ecr:BatchGetImage").await {
             Ok(repo) => repo,
             // A pull-through cache repository is created by its first pull.
@@ -34,7 +63,7 @@ impl Registry {
                     .pull_through_manifest(who, r, None, None, reference)
                     .await?
                 {
-                    Some(img) => Ok(img),
+                    Some(img) => Ok((img, None)),
                     None => Err(e),
                 };
             }
@@ -45,13 +74,27 @@ impl Registry {
             Reference::Digest(d) => meta.get_image(repo.id, d).await?,
             Reference::Tag(t) => meta.image_by_tag(repo.id, t).await?,
         };
+        if let Some(img) = &found {
+            self.refuse_archived(&repo, img)?;
+        }
         if let Some(img) = self
             .pull_through_manifest(who, r, Some(&repo), found.as_ref(), reference)
             .await?
         {
-            return Ok(img);
+            return Ok((img, Some(repo)));
         }
-        found.ok_or_else(|| RegistryError::ImageNotFound {
+        let Some(found) = found else {
+            return Err(self.manifest_not_found(&repo, reference));
+        };
+        Ok((found, Some(repo)))
+    }
+
+    fn manifest_not_found(
+        &self,
+        repo: &storage::RepositoryRecord,
+        reference: &Reference,
+    ) -> RegistryError {
+        RegistryError::ImageNotFound {
             registry_id: repo.registry_id.clone(),
             name: repo.name.clone(),
             digest: match reference {
@@ -62,7 +105,7 @@ impl Registry {
                 Reference::Tag(t) => Some(t.to_string()),
                 Reference::Digest(_) => None,
             },
-        })
+        }
     }
 
     /// Tags in lexical order after `last`, at most `n`, and whether more follow.
@@ -81,30 +124,27 @@ impl Registry {
     }
 
     /// ListImageReferrers: a page of the referrers of `subject` in digest order, only those
-    /// of the given artifact types when any are given. A subject with no referrers, or that
-    /// does not exist, has an empty list (as on `/v2`). Every image berth holds is ACTIVE,
-    /// since it archives none: `active` false (an ARCHIVED or ACTIVATING filter) lists none.
+    /// of the given artifact types when any are given, and of a status `filter` keeps. A
+    /// subject with no referrers, or that does not exist, has an empty list (as on `/v2`).
     pub async fn list_image_referrers(
         &self,
         who: &Principal,
         r: &RepositoryRef,
         subject: &Digest,
         artifact_types: &[String],
-        active: bool,
+        filter: crate::StatusFilter,
         page: Page,
     ) -> Result<(Vec<Referrer>, Option<PageToken>)> {
         let after = page
             .after_key(|[d]| Digest::parse(d).is_ok())?
             .map(|[d]| d.to_owned());
         let mut all = self.referrers(who, r, subject, None).await?;
-        if !active {
-            return Ok((vec![], None));
-        }
         all.retain(|x| {
-            artifact_types.is_empty()
-                || x.artifact_type
-                    .as_ref()
-                    .is_some_and(|t| artifact_types.contains(t))
+            filter.keeps(x.status)
+                && (artifact_types.is_empty()
+                    || x.artifact_type
+                        .as_ref()
+                        .is_some_and(|t| artifact_types.contains(t)))
         });
         all.sort_by(|a, b| a.digest.as_str().cmp(b.digest.as_str()));
         if let Some(after) = after {
@@ -149,6 +189,7 @@ impl Registry {
                 media_type: img.media_type,
                 artifact_type: kind,
                 annotations: v.get("annotations").filter(|a| a.is_object()).cloned(),
+                status: img.state.status(self.now()),
             });
         }
         // Clients that did not find the API pushed the referrers tag schema instead: an index
@@ -198,6 +239,7 @@ impl Registry {
                     size: m.get("size").and_then(Value::as_u64).unwrap_or(0),
                     artifact_type: kind,
                     annotations: m.get("annotations").filter(|a| a.is_object()).cloned(),
+                    status: storage::ImageStatus::Active,
                 });
             }
         }

@@ -295,6 +295,16 @@ impl Registry {
             (Some(_), None) => None,
         };
         match image {
+            // ECR's ImageArchivedException: "The specified image is archived and cannot be
+            // scanned."
+            Some(img) if action == "ecr:StartImageScan" && img.state.archived => {
+                Err(RegistryError::ImageArchived {
+                    registry_id: repo.registry_id,
+                    name: repo.name,
+                    digest: img.digest,
+                    status: "archived",
+                })
+            }
             Some(img) => Ok((repo, img)),
             None => Err(RegistryError::ImageNotFound {
                 registry_id: repo.registry_id,

@@ -157,6 +157,14 @@ pub struct Config {
     /// Milliseconds before the first retry; each later one waits twice as long, up to an hour.
     /// Default 1000.
     pub webhook_retry_base_ms: u64,
+    // Image archival and pull times (issue 15).
+    /// Seconds a restore from the archive storage class takes (UpdateImageStorageClass to
+    /// STANDARD): the image is ACTIVATING, and cannot be pulled, until then. Default 10 (ECR
+    /// takes up to some 20 minutes).
+    pub archive_restore_secs: u64,
+    /// Seconds between writes of the pull times noted in memory (`lastRecordedPullTime`);
+    /// they are also written on shutdown. Default 5.
+    pub pull_time_flush_secs: u64,
 }
 
 /// One `[[webhooks]]` entry: where events go, which ones, and how they are signed.
@@ -285,6 +293,8 @@ impl Default for Config {
             webhooks: Vec::new(),
             webhook_max_attempts: 12,
             webhook_retry_base_ms: 1000,
+            archive_restore_secs: registry::DEFAULT_RESTORE_DELAY_MILLIS as u64 / 1000,
+            pull_time_flush_secs: 5,
         }
     }
 }
@@ -344,6 +354,8 @@ pub struct FileConfig {
     pub webhooks: Option<Vec<WebhookConfig>>,
     pub webhook_max_attempts: Option<u32>,
     pub webhook_retry_base_ms: Option<u64>,
+    pub archive_restore_secs: Option<u64>,
+    pub pull_time_flush_secs: Option<u64>,
 }
 
 /// A size in bytes: a number, or a string with a binary `K`, `M` or `G` suffix.
@@ -536,6 +548,12 @@ pub struct Overrides {
     /// Allow pull-through cache upstreams at http:// on hosts that are not loopback [default: false].
     #[arg(long, env = "BERTH_ALLOW_HTTP_UPSTREAMS", num_args = 0..=1, default_missing_value = "true")]
     pub allow_http_upstreams: Option<bool>,
+    /// Seconds a restore from the archive storage class takes [default: 10].
+    #[arg(long, env = "BERTH_ARCHIVE_RESTORE_SECS")]
+    pub archive_restore_secs: Option<u64>,
+    /// Seconds between writes of recorded pull times [default: 5].
+    #[arg(long, env = "BERTH_PULL_TIME_FLUSH_SECS")]
+    pub pull_time_flush_secs: Option<u64>,
 }
 
 impl Config {
@@ -701,6 +719,15 @@ impl Config {
                 .or(file.allow_http_upstreams)
                 .unwrap_or(d.allow_http_upstreams),
             upstream_credentials: upstream_credentials(file.upstream_credentials)?,
+            archive_restore_secs: o
+                .archive_restore_secs
+                .or(file.archive_restore_secs)
+                .unwrap_or(d.archive_restore_secs),
+            pull_time_flush_secs: o
+                .pull_time_flush_secs
+                .or(file.pull_time_flush_secs)
+                .unwrap_or(d.pull_time_flush_secs)
+                .max(1),
         };
         let default_account = cfg.account_id.clone();
         let mut keys: Vec<AccessKeyConfig> = file.access_keys.unwrap_or_default();
@@ -926,6 +953,8 @@ impl Config {
             int(self.webhook_max_attempts.into()),
         );
         put("webhook-retry-base-ms", int(self.webhook_retry_base_ms));
+        put("archive-restore-secs", int(self.archive_restore_secs));
+        put("pull-time-flush-secs", int(self.pull_time_flush_secs));
         let hooks: Vec<Value> = self
             .webhooks
             .iter()

@@ -44,6 +44,8 @@ pub struct App {
     gc: registry::GcOptions,
     gc_interval: Option<std::time::Duration>,
     lifecycle_interval: Option<Duration>,
+    /// How often the pull times noted in memory are written.
+    pull_time_flush: Duration,
     /// Posts the outbox's events to `[[webhooks]]` (none configured: no job).
     delivery: Option<events::Delivery>,
     idle_timeout: Option<Duration>,
@@ -97,6 +99,11 @@ impl App {
                 ))
                 .with_public_aliases(cfg.public_aliases()?)
                 .with_clock_offset(cfg.clock_offset_secs.saturating_mul(1000))
+                .with_restore_delay(
+                    i64::try_from(cfg.archive_restore_secs)
+                        .unwrap_or(i64::MAX / 1000)
+                        .saturating_mul(1000),
+                )
                 .with_quotas(registry::Quotas::new(
                     &cfg.rate_limits
                         .iter()
@@ -233,6 +240,7 @@ impl App {
                 .then(|| std::time::Duration::from_secs(cfg.gc_interval_secs)),
             lifecycle_interval: (cfg.lifecycle_interval_secs > 0)
                 .then(|| Duration::from_secs(cfg.lifecycle_interval_secs)),
+            pull_time_flush: Duration::from_secs(cfg.pull_time_flush_secs.max(1)),
             delivery: (!cfg.webhooks.is_empty()).then(|| events::Delivery {
                 hooks: Arc::new(cfg.webhooks.clone()),
                 region: cfg.region.clone(),
@@ -287,6 +295,27 @@ impl App {
         });
     }
 
+    /// Writes the pull times noted in memory every `pull_time_flush` while the server runs;
+    /// every node writes its own.
+    fn spawn_pull_time_flush(&self) {
+        let registry = self.registry.clone();
+        let interval = self.pull_time_flush;
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                match registry.flush_pull_times().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(images = n, "pull times recorded"),
+                    Err(e) => {
+                        tracing::warn!(error = ?e, "recording pull times failed; kept for the next try")
+                    }
+                }
+            }
+        });
+    }
+
     /// Collects garbage every `gc_interval` while the server runs.
     fn spawn_gc(&self) {
         let Some(interval) = self.gc_interval else {
@@ -335,6 +364,21 @@ impl App {
     ) -> anyhow::Result<()> {
         self.spawn_gc();
         self.spawn_lifecycle();
+        self.spawn_pull_time_flush();
+        let registry = self.registry.clone();
+        let served = self.serve_until(listener, shutdown).await;
+        // After the drain: the pulls of the last requests are written too.
+        if let Err(e) = registry.flush_pull_times().await {
+            tracing::warn!(error = ?e, "recording pull times at shutdown failed");
+        }
+        served
+    }
+
+    async fn serve_until(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         if let Some(d) = &self.delivery {
             d.clone().spawn(self.registry.clone(), self.metrics.clone());
         }

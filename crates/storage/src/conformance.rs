@@ -438,6 +438,7 @@ pub async fn meta_store(meta: &dyn MetaStore) {
         subject: None,
         size: 5,
         pushed_at: 3,
+        state: Default::default(),
     };
     let refs = ImageReferences {
         blobs: vec![(
@@ -663,6 +664,7 @@ fn listed_image(n: u32) -> ImageRecord {
         subject: None,
         size: u64::from(n) * 10,
         pushed_at: i64::from(n),
+        state: Default::default(),
     }
 }
 
@@ -1362,6 +1364,168 @@ pub async fn public_registries_and_settings(meta: &dyn MetaStore) {
 
 /// The event outbox: rows only for changes that were made, one per tag, in the transaction of
 /// the change; then taken, retried and given up.
+/// Image states: storage class changes, pull times, and what reads see of them.
+pub async fn image_states(meta: &dyn MetaStore) {
+    let repo = meta
+        .create_repository(repo_record("states/app"))
+        .await
+        .unwrap();
+    let id = UploadId::new_random();
+    meta.create_upload(new_upload(id, repo.id)).await.unwrap();
+    let layer = Digest::sha256_of(b"state layer");
+    meta.complete_upload(id, repo.id, &layer, 3, 1)
+        .await
+        .unwrap();
+    let image = |n: u8| ImageRecord {
+        digest: Digest::sha256_of(&[n, n]),
+        manifest: vec![n, n],
+        media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+        artifact_media_type: None,
+        subject: None,
+        size: 3,
+        pushed_at: 1_000,
+        state: Default::default(),
+    };
+    let refs = ImageReferences {
+        blobs: vec![(
+            layer.clone(),
+            "application/vnd.oci.image.layer.v1.tar".into(),
+        )],
+        ..Default::default()
+    };
+    let (a, b) = (image(1), image(2));
+    let v1 = ImageTag::parse("v1").unwrap();
+    meta.put_image(repo.id, &a, &refs, Some(TagWrite::Move(&v1)))
+        .await
+        .unwrap();
+    meta.put_image(repo.id, &b, &refs, None).await.unwrap();
+    let state = |d: &Digest| {
+        let d = d.clone();
+        async move { meta.get_image(repo.id, &d).await.unwrap().unwrap().state }
+    };
+    assert_eq!(state(&a.digest).await, ImageState::default());
+    let blob = meta
+        .repository_blob(repo.id, &layer)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(blob.referenced && !blob.archived_only);
+
+    // Archive a: only once; its tag lookup sees it too.
+    assert!(
+        meta.set_storage_class(repo.id, std::slice::from_ref(&a.digest), true, 50)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !meta
+            .set_storage_class(repo.id, std::slice::from_ref(&a.digest), true, 60)
+            .await
+            .unwrap()
+    );
+    let archived = ImageState {
+        archived: true,
+        last_archived_at: Some(50),
+        ..Default::default()
+    };
+    assert_eq!(state(&a.digest).await, archived);
+    assert_eq!(
+        meta.image_by_tag(repo.id, &v1)
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
+        archived
+    );
+    assert_eq!(archived.status(100), ImageStatus::Archived);
+    // b still uses the layer.
+    assert!(
+        !meta
+            .repository_blob(repo.id, &layer)
+            .await
+            .unwrap()
+            .unwrap()
+            .archived_only
+    );
+    assert!(
+        meta.set_storage_class(repo.id, std::slice::from_ref(&b.digest), true, 55)
+            .await
+            .unwrap()
+    );
+    assert!(
+        meta.repository_blob(repo.id, &layer)
+            .await
+            .unwrap()
+            .unwrap()
+            .archived_only
+    );
+    // Restore a: the archive time stays, the restore completes at 90.
+    assert!(
+        meta.set_storage_class(repo.id, std::slice::from_ref(&a.digest), false, 90)
+            .await
+            .unwrap()
+    );
+    let restoring = state(&a.digest).await;
+    assert_eq!(
+        restoring,
+        ImageState {
+            archived: false,
+            last_archived_at: Some(50),
+            last_activated_at: Some(90),
+            last_pulled_at: None,
+        }
+    );
+    assert_eq!(restoring.status(89), ImageStatus::Activating);
+    assert_eq!(restoring.status(90), ImageStatus::Active);
+    // A missing image moves nothing.
+    let gone = Digest::sha256_of(b"no such image");
+    assert!(
+        !meta
+            .set_storage_class(repo.id, std::slice::from_ref(&gone), true, 1)
+            .await
+            .unwrap()
+    );
+
+    // Pull times: the later wins, in either order; a deleted image is skipped.
+    meta.record_pull_times(&[
+        (repo.id, a.digest.clone(), 200),
+        (repo.id, b.digest.clone(), 300),
+        (repo.id, gone.clone(), 300),
+    ])
+    .await
+    .unwrap();
+    meta.record_pull_times(&[(repo.id, a.digest.clone(), 150)])
+        .await
+        .unwrap();
+    assert_eq!(state(&a.digest).await.last_pulled_at, Some(200));
+    assert_eq!(state(&b.digest).await.last_pulled_at, Some(300));
+    assert!(
+        state(&b.digest).await.archived,
+        "a pull leaves the class alone"
+    );
+    // A page's states, in digest order, by range.
+    let mut digests = [a.digest.clone(), b.digest.clone()];
+    digests.sort();
+    let page = meta
+        .image_states_between(repo.id, digests[0].as_str(), digests[1].as_str())
+        .await
+        .unwrap();
+    assert_eq!(
+        page.iter().map(|(d, _)| d.clone()).collect::<Vec<_>>(),
+        digests.to_vec()
+    );
+    let only_first = meta
+        .image_states_between(repo.id, digests[0].as_str(), digests[0].as_str())
+        .await
+        .unwrap();
+    assert_eq!(only_first.len(), 1);
+
+    // A deleted image's state goes with it: pushed again, it starts afresh.
+    assert!(meta.delete_image(repo.id, &b.digest).await.unwrap());
+    meta.put_image(repo.id, &b, &refs, None).await.unwrap();
+    assert_eq!(state(&b.digest).await, ImageState::default());
+}
+
 pub async fn event_outbox(meta: &dyn MetaStore) {
     let repo = meta
         .create_repository(repo_record("events/app"))
@@ -1375,6 +1539,7 @@ pub async fn event_outbox(meta: &dyn MetaStore) {
         subject: None,
         size: 1,
         pushed_at: 1_000,
+        state: Default::default(),
     };
     let event = |action: &str, img: &ImageRecord| ImageEvent {
         detail_type: "ECR Image Action".into(),
@@ -1580,6 +1745,7 @@ async fn embedded_backends_conform() {
     coordination(storage.meta.as_ref()).await;
     public_registries_and_settings(storage.meta.as_ref()).await;
     event_outbox(storage.meta.as_ref()).await;
+    image_states(storage.meta.as_ref()).await;
     races(storage.meta.clone()).await;
 }
 
@@ -1652,6 +1818,7 @@ async fn postgres_conforms() {
     coordination(&meta).await;
     public_registries_and_settings(&meta).await;
     event_outbox(&meta).await;
+    image_states(&meta).await;
     races(std::sync::Arc::new(meta)).await;
     schema.drop().await;
 }

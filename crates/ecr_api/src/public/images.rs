@@ -36,6 +36,8 @@ fn failure_shape(f: &ImageFailure) -> p::ImageFailure {
         ImageFailureCode::UpstreamAccessDenied
         | ImageFailureCode::UpstreamTooManyRequests
         | ImageFailureCode::UpstreamUnavailable => p::ImageFailureCode::ImageNotFound,
+        // ECR Public has no archive: UpdateImageStorageClass is private ECR's alone.
+        ImageFailureCode::ImageInaccessible => p::ImageFailureCode::ImageNotFound,
     };
     p::ImageFailure {
         image_id: Some(p::ImageIdentifier {
@@ -138,7 +140,14 @@ pub(crate) async fn describe_images(
     let page = page(req.next_token.as_deref(), req.max_results)?;
     let (images, next) = ctx
         .registry()
-        .describe_images(&ctx.principal, &repo, ids.as_deref(), TagStatus::Any, page)
+        .describe_images(
+            &ctx.principal,
+            &repo,
+            ids.as_deref(),
+            TagStatus::Any,
+            registry::StatusFilter::Any,
+            page,
+        )
         .await?;
     let registry_id = account_of(ctx, &repo);
     Ok(p::DescribeImagesResponse {
@@ -168,7 +177,14 @@ pub(crate) async fn describe_image_tags(
     let page = page(req.next_token.as_deref(), req.max_results)?;
     let (images, next): (Vec<ImageSummary>, Option<PageToken>) = ctx
         .registry()
-        .describe_images(&ctx.principal, &repo, None, TagStatus::Tagged, page)
+        .describe_images(
+            &ctx.principal,
+            &repo,
+            None,
+            TagStatus::Tagged,
+            registry::StatusFilter::Any,
+            page,
+        )
         .await?;
     let mut details = Vec::new();
     for s in images {

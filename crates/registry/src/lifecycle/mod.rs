@@ -10,7 +10,7 @@ mod policy;
 
 use model::{Digest, RepositoryName};
 use serde::{Deserialize, Serialize};
-use storage::{RepositoryRecord, TagStatus};
+use storage::{ImageStatus, RepositoryRecord, TagStatus};
 
 pub use policy::{Action as LifecycleAction, LifecyclePolicy};
 
@@ -92,17 +92,6 @@ fn not_found(repo: &RepositoryRecord) -> RegistryError {
     }
 }
 
-/// Rules on archived images need image archival, which berth does not have yet: refused
-/// rather than stored and never acted on.
-pub(crate) fn refuse_unbuilt(policy: &LifecyclePolicy) -> Result<()> {
-    if policy.needs_archive() {
-        return Err(RegistryError::InvalidParameter(
-            "Invalid parameter at 'LifecyclePolicyText' failed to satisfy constraint: 'Lifecycle policy validation failure: this registry does not archive images: transition actions and sinceImageTransitioned are not supported'".into(),
-        ));
-    }
-    Ok(())
-}
-
 fn millis_setting(v: Option<Vec<u8>>) -> Option<Millis> {
     v.and_then(|b| String::from_utf8(b).ok())
         .and_then(|s| s.parse().ok())
@@ -116,7 +105,7 @@ impl Registry {
         text: &str,
     ) -> Result<StoredLifecyclePolicy> {
         let repo = self.repository(who, r, "ecr:PutLifecyclePolicy").await?;
-        refuse_unbuilt(&LifecyclePolicy::parse(text)?)?;
+        LifecyclePolicy::parse(text)?;
         self.storage
             .meta
             .put_repository_settings(repo.id, &[(POLICY, Some(text.as_bytes()))])
@@ -198,11 +187,17 @@ impl Registry {
                 .await?;
             let full = page.len() == PLAN_PAGE as usize;
             after = page.last().map(|i| i.digest.to_string());
+            let mut page = page;
+            self.fill_states(repo.id, &mut page, |s| &s.digest, |s, st| s.state = st)
+                .await?;
             for image in page {
-                if meta
-                    .parent_indexes(repo.id, &image.digest)
-                    .await?
-                    .is_empty()
+                // An image being restored is in neither storage class yet: no rule sees it
+                // until it is ACTIVE.
+                if image.state.status(now) != ImageStatus::Activating
+                    && meta
+                        .parent_indexes(repo.id, &image.digest)
+                        .await?
+                        .is_empty()
                 {
                     images.push(image);
                 }
@@ -222,10 +217,13 @@ impl Registry {
                 digest: i.digest.as_str(),
                 tags: t,
                 pushed_at: i.pushed_at,
-                // Pull times and archival are not recorded yet: every image is active and
-                // its last pull is its push (ECR's own rule for a never-pulled image).
-                last_pulled_at: None,
-                archived_at: None,
+                // Never pulled: its push counts (ECR's rule), in `evaluate`. Pulls not yet
+                // flushed from memory are not seen.
+                last_pulled_at: i.state.last_pulled_at,
+                archived_at: i
+                    .state
+                    .archived
+                    .then(|| i.state.last_archived_at.unwrap_or(i.pushed_at)),
             })
             .collect();
         Ok(policy
@@ -262,7 +260,6 @@ impl Registry {
             }
         };
         let policy = LifecyclePolicy::parse(&text)?;
-        refuse_unbuilt(&policy)?;
         let results = self.lifecycle_plan(&repo, &policy, self.now()).await?;
         let stored = serde_json::to_vec(&StoredPreview {
             policy_text: text.clone(),
@@ -375,19 +372,23 @@ impl Registry {
             let now = self.now();
             let plan = self.lifecycle_plan(&repo, &policy, now).await?;
             for action in plan {
-                if action.archive {
-                    // Archival is not built: validation refuses transition rules.
-                    report.skipped += 1;
-                    continue;
-                }
                 if dry_run {
-                    report.expired += 1;
+                    if action.archive {
+                        report.archived += 1;
+                    } else {
+                        report.expired += 1;
+                    }
                     continue;
                 }
-                if self.expire_if_unchanged(&repo, &action).await? {
-                    report.expired += 1;
+                let done = if action.archive {
+                    self.archive_if_unchanged(&repo, &action, now).await?
                 } else {
-                    report.skipped += 1;
+                    self.expire_if_unchanged(&repo, &action).await?
+                };
+                match (done, action.archive) {
+                    (true, true) => report.archived += 1,
+                    (true, false) => report.expired += 1,
+                    (false, _) => report.skipped += 1,
                 }
             }
             if !dry_run {
@@ -402,17 +403,60 @@ impl Registry {
         Ok(report)
     }
 
+    /// Moves a planned image to the archive if it is still as planned and still ACTIVE.
+    async fn archive_if_unchanged(
+        &self,
+        repo: &RepositoryRecord,
+        action: &PlannedAction,
+        now: Millis,
+    ) -> Result<bool> {
+        let Some(image) = self.unchanged(repo, action).await? else {
+            return Ok(false);
+        };
+        if image.state.status(now) != ImageStatus::Active {
+            return Ok(false);
+        }
+        tracing::info!(repository = %repo.name, digest = %image.digest, rule = action.rule_priority, "lifecycle policy archives image");
+        let digests = self.with_children(repo.id, &image).await?;
+        Ok(self
+            .storage
+            .meta
+            .set_storage_class(repo.id, &digests, true, now)
+            .await?)
+    }
+
     async fn expire_if_unchanged(
         &self,
         repo: &RepositoryRecord,
         action: &PlannedAction,
     ) -> Result<bool> {
         let meta = &self.storage.meta;
-        let Ok(digest) = Digest::parse(&action.digest) else {
+        let Some(image) = self.unchanged(repo, action).await? else {
             return Ok(false);
         };
+        let digest = image.digest.clone();
+        tracing::info!(repository = %repo.name, digest = %digest, rule = action.rule_priority, "lifecycle policy expires image");
+        // Reported as ECR reports any image delete: ECR documents no event of its own for a
+        // lifecycle expiry.
+        let event = self.image_event(repo, "DELETE", &image);
+        meta.delete_image_noting(repo.id, &digest, event.as_ref())
+            .await
+            .map_err(Into::into)
+    }
+
+    /// The planned image if it is still as the plan saw it: same push, same tags, and no
+    /// index listing it.
+    async fn unchanged(
+        &self,
+        repo: &RepositoryRecord,
+        action: &PlannedAction,
+    ) -> Result<Option<storage::ImageRecord>> {
+        let meta = &self.storage.meta;
+        let Ok(digest) = Digest::parse(&action.digest) else {
+            return Ok(None);
+        };
         let Some(image) = meta.get_image(repo.id, &digest).await? else {
-            return Ok(false);
+            return Ok(None);
         };
         let tags: Vec<String> = meta
             .image_tags(repo.id, &digest)
@@ -424,14 +468,8 @@ impl Registry {
             || tags != action.tags
             || !meta.parent_indexes(repo.id, &digest).await?.is_empty()
         {
-            return Ok(false);
+            return Ok(None);
         }
-        tracing::info!(repository = %repo.name, digest = %digest, rule = action.rule_priority, "lifecycle policy expires image");
-        // Reported as ECR reports any image delete: ECR documents no event of its own for a
-        // lifecycle expiry.
-        let event = self.image_event(repo, "DELETE", &image);
-        meta.delete_image_noting(repo.id, &digest, event.as_ref())
-            .await
-            .map_err(Into::into)
+        Ok(Some(image))
     }
 }

@@ -15,6 +15,8 @@ use storage::Millis;
 use crate::RegistryError;
 
 const DAY_MILLIS: i64 = 24 * 3600 * 1000;
+/// The shortest stay in the archive a rule may expire after (ECR's minimum storage duration).
+const MIN_ARCHIVE_DAYS: i64 = 90;
 /// The most `*` a `tagPatternList` entry may hold.
 const MAX_WILDCARDS: usize = 4;
 
@@ -282,6 +284,15 @@ fn parse_rule(v: &Value) -> Result<Rule, RegistryError> {
         },
         _ => return Err(fail("action type must be one of [expire, transition]")),
     };
+    // "Archived images have a minimum storage duration of 90 days. You cannot configure
+    // lifecycle policies that delete images that have been in archive for less than 90 days."
+    if let Count::SinceTransitioned(days) = count
+        && days < MIN_ARCHIVE_DAYS
+    {
+        return Err(fail(format!(
+            "countNumber must be at least {MIN_ARCHIVE_DAYS} when countType is sinceImageTransitioned: archived images are kept for at least {MIN_ARCHIVE_DAYS} days"
+        )));
+    }
     if action == Action::Archive && matches!(count, Count::SinceTransitioned(_)) {
         return Err(fail(
             "an archived image can only be expired: transition cannot follow sinceImageTransitioned",
@@ -331,13 +342,6 @@ impl LifecyclePolicy {
             ));
         }
         Ok(Self { rules })
-    }
-
-    /// Whether a rule archives images or acts on archived ones.
-    pub fn needs_archive(&self) -> bool {
-        self.rules
-            .iter()
-            .any(|r| r.action == Action::Archive || matches!(r.count, Count::SinceTransitioned(_)))
     }
 
     /// The images the policy acts on at `now`, by rule. Rules see the images in their given
@@ -543,6 +547,28 @@ mod tests {
                     rule(1, untagged, r#"{"type":"transition"}"#)
                 ),
                 "targetStorageClass archive is required",
+            ),
+            (
+                format!(
+                    r#"{{"rules":[{}]}}"#,
+                    rule(
+                        1,
+                        r#"{"tagStatus":"any","storageClass":"archive","countType":"sinceImageTransitioned","countUnit":"days","countNumber":30}"#,
+                        EXPIRE
+                    )
+                ),
+                "at least 90",
+            ),
+            (
+                format!(
+                    r#"{{"rules":[{}]}}"#,
+                    rule(
+                        1,
+                        r#"{"tagStatus":"any","countType":"sinceImageTransitioned","countUnit":"days","countNumber":90}"#,
+                        EXPIRE
+                    )
+                ),
+                "storageClass archive is required",
             ),
         ] {
             let m = msg(&text);

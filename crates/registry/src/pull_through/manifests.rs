@@ -307,6 +307,7 @@ impl Registry {
             subject: parsed.subject,
             size,
             pushed_at: self.now(),
+            state: Default::default(),
         };
         let refs = ImageReferences {
             blobs: parsed.blobs,

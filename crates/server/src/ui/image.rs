@@ -117,6 +117,7 @@ pub(super) async fn image(
                 tag: None,
             }]),
             TagStatus::Any,
+            registry::StatusFilter::Any,
             registry::Page::default(),
         )
         .await

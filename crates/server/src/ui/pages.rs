@@ -293,7 +293,14 @@ async fn images_tab(
     };
     let (images, next) = ui
         .registry
-        .describe_images(who, r, None, TagStatus::Any, page)
+        .describe_images(
+            who,
+            r,
+            None,
+            TagStatus::Any,
+            registry::StatusFilter::Any,
+            page,
+        )
         .await?;
     let platforms = join_all(
         images

@@ -587,7 +587,7 @@ async fn list_image_referrers_lists_what_v2_referrers_lists() {
     assert_eq!(got, want);
     assert_eq!(out.next_token(), None);
 
-    // Filters: artifact type, and status (berth archives nothing, so every referrer is ACTIVE).
+    // Filters: artifact type, and status (no referrer here is archived: all are ACTIVE).
     let only = |f: ListImageReferrersFilter| async move {
         list()
             .filter(f)

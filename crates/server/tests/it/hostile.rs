@@ -785,6 +785,42 @@ async fn hostile_inputs_get_exact_errors_and_change_nothing() {
             "InvalidParameterException",
         ),
         (
+            "UpdateImageStorageClass without targetStorageClass",
+            "UpdateImageStorageClass",
+            serde_json::json!({"repositoryName": REPO, "imageId": {"imageDigest": digest0}}),
+            "InvalidParameterException",
+        ),
+        (
+            "UpdateImageStorageClass targetStorageClass \"GLACIER\"",
+            "UpdateImageStorageClass",
+            serde_json::json!({"repositoryName": REPO, "imageId": {"imageDigest": digest0}, "targetStorageClass": "GLACIER"}),
+            "InvalidParameterException",
+        ),
+        (
+            "UpdateImageStorageClass imageId without digest or tag",
+            "UpdateImageStorageClass",
+            serde_json::json!({"repositoryName": REPO, "imageId": {}, "targetStorageClass": "ARCHIVE"}),
+            "InvalidParameterException",
+        ),
+        (
+            "RegisterPullTimeUpdateExclusion principalArn \"../x\"",
+            "RegisterPullTimeUpdateExclusion",
+            serde_json::json!({"principalArn": "../x"}),
+            "InvalidParameterException",
+        ),
+        (
+            "DeregisterPullTimeUpdateExclusion without principalArn",
+            "DeregisterPullTimeUpdateExclusion",
+            serde_json::json!({}),
+            "InvalidParameterException",
+        ),
+        (
+            "ListPullTimeUpdateExclusions with maxResults 0",
+            "ListPullTimeUpdateExclusions",
+            serde_json::json!({"maxResults": 0}),
+            "InvalidParameterException",
+        ),
+        (
             "CreateRepositoryCreationTemplate without appliedFor",
             "CreateRepositoryCreationTemplate",
             serde_json::json!({"prefix": "team"}),

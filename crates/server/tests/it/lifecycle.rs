@@ -274,10 +274,17 @@ async fn bad_policies_and_missing_ones_get_ecr_errors() {
         ),
         (
             rule(
-                r#"{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":1}"#,
-                r#"{"type":"transition","targetStorageClass":"archive"}"#,
+                r#"{"tagStatus":"any","storageClass":"archive","countType":"sinceImageTransitioned","countUnit":"days","countNumber":89}"#,
+                expire,
             ),
-            "does not archive images",
+            "at least 90",
+        ),
+        (
+            rule(
+                r#"{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":1}"#,
+                r#"{"type":"transition"}"#,
+            ),
+            "targetStorageClass archive is required",
         ),
         (format!("not json{}", " ".repeat(120)), "not valid JSON"),
     ] {

@@ -1,6 +1,7 @@
 //! Black-box tests: the real `berth` binary on an ephemeral port, driven by the official
 //! `aws-sdk-ecr` client (and raw HTTP where an SDK will not send what is being tested).
 
+mod archive;
 mod authentication;
 mod client_cli;
 mod crash;

@@ -84,6 +84,53 @@ pub struct RepositoryBlob {
     pub media_type: Option<String>,
     /// Whether some image of the repository references it (only then is it downloadable).
     pub referenced: bool,
+    /// Whether every image that references it is in the archive storage class: a pull of the
+    /// layer is then refused like a pull of those images.
+    pub archived_only: bool,
+}
+
+/// An image's storage class and its last recorded pull (the `image_states` table): what
+/// UpdateImageStorageClass, lifecycle transitions and pulls change, apart from the manifest.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ImageState {
+    /// In the archive storage class (ARCHIVED): listed, never pulled.
+    pub archived: bool,
+    /// When it was last archived (kept after a restore, as ECR's `lastArchivedAt`).
+    pub last_archived_at: Option<Millis>,
+    /// When its last restore completes: ACTIVATING before, ACTIVE from then on.
+    pub last_activated_at: Option<Millis>,
+    pub last_pulled_at: Option<Millis>,
+}
+
+/// ECR's `imageStatus`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageStatus {
+    Active,
+    Archived,
+    Activating,
+}
+
+impl ImageStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImageStatus::Active => "ACTIVE",
+            ImageStatus::Archived => "ARCHIVED",
+            ImageStatus::Activating => "ACTIVATING",
+        }
+    }
+}
+
+impl ImageState {
+    /// The status at `now`: a restore in progress until its completion time.
+    pub fn status(&self, now: Millis) -> ImageStatus {
+        if self.archived {
+            ImageStatus::Archived
+        } else if self.last_activated_at.is_some_and(|t| t > now) {
+            ImageStatus::Activating
+        } else {
+            ImageStatus::Active
+        }
+    }
 }
 
 /// One stored manifest.
@@ -97,6 +144,10 @@ pub struct ImageRecord {
     /// Config plus layers for an image; the largest child for an index.
     pub size: u64,
     pub pushed_at: Millis,
+    /// Read with the image by [`MetaStore::get_image`] and [`MetaStore::image_by_tag`] (so a
+    /// pull learns whether it may proceed in the same query); default elsewhere, and ignored
+    /// by writes.
+    pub state: ImageState,
 }
 
 /// How much a repository holds (see [`MetaStore::repository_usage`]).
@@ -129,6 +180,9 @@ pub struct ImageSummary {
     pub size: u64,
     pub pushed_at: Millis,
     pub tags: Vec<ImageTag>,
+    /// Default as listed: the registry reads states for a page with
+    /// [`MetaStore::image_states_between`].
+    pub state: ImageState,
 }
 
 impl ImageSummary {
@@ -141,6 +195,7 @@ impl ImageSummary {
             size: image.size,
             pushed_at: image.pushed_at,
             tags,
+            state: image.state,
         }
     }
 }
@@ -595,6 +650,33 @@ pub trait MetaStore: Send + Sync {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<ImageSummary>, StorageError>;
+    // Image states: storage class and pull times.
+    /// The states of the repository's images whose digests lie in `first..=last` (a page of a
+    /// listing in digest order), in digest order; images without a state row are absent.
+    async fn image_states_between(
+        &self,
+        repo: RepositoryId,
+        first: &str,
+        last: &str,
+    ) -> Result<Vec<(Digest, ImageState)>, StorageError>;
+    /// Moves images to the archive (`archive`, stamped `at`) or out of it (ACTIVE from
+    /// `at`), in one transaction, each only if it is not already in that class. `digests[0]`
+    /// is the image asked for: if it already was in the class (or no longer exists), nothing
+    /// is written and the answer is false. The others (an index's children) follow it.
+    async fn set_storage_class(
+        &self,
+        repo: RepositoryId,
+        digests: &[Digest],
+        archive: bool,
+        at: Millis,
+    ) -> Result<bool, StorageError>;
+    /// Records pulls coalesced in memory, in one transaction: each image's last pull becomes
+    /// the later of the stored one and the given one. Images deleted meanwhile are skipped.
+    async fn record_pull_times(
+        &self,
+        pulls: &[(RepositoryId, Digest, Millis)],
+    ) -> Result<(), StorageError>;
+
     // The event outbox.
     /// Rows due for delivery at `now` (not given up), oldest first, at most `limit`.
     async fn due_events(&self, now: Millis, limit: u32) -> Result<Vec<EventRecord>, StorageError>;

@@ -48,6 +48,15 @@ fn migrator() -> Migrator {
             Cow::Borrowed(include_str!("../../migrations/postgres/0005_events.sql")),
             false,
         ),
+        Migration::new(
+            6,
+            Cow::Borrowed("image states"),
+            MigrationType::Simple,
+            Cow::Borrowed(include_str!(
+                "../../migrations/postgres/0006_image_states.sql"
+            )),
+            false,
+        ),
     ];
     Migrator {
         migrations: Cow::Owned(migrations),
@@ -199,7 +208,33 @@ fn image_from_row(row: &PgRow) -> Result<ImageRecord, StorageError> {
             .transpose()?,
         size: row.get::<i64, _>("size") as u64,
         pushed_at: row.get("pushed_at"),
+        state: state_from_row(row),
     })
+}
+
+/// A row of [`sql::IMAGE_STATES_BETWEEN`].
+fn state_row(row: &PgRow) -> Result<(Digest, ImageState), StorageError> {
+    Ok((
+        parse_digest(row.get("digest"))?,
+        ImageState {
+            archived: row.get::<i64, _>("archived") != 0,
+            last_archived_at: row.get("last_archived_at"),
+            last_activated_at: row.get("last_activated_at"),
+            last_pulled_at: row.get("last_pulled_at"),
+        },
+    ))
+}
+
+/// The `state_*` columns of [`sql::GET_IMAGE`] and [`sql::IMAGE_BY_TAG`]; default for queries
+/// that do not join the states, and for an image without a state row.
+fn state_from_row(row: &PgRow) -> ImageState {
+    let col = |name: &str| row.try_get::<Option<i64>, _>(name).ok().flatten();
+    ImageState {
+        archived: col("state_archived").is_some_and(|a| a != 0),
+        last_archived_at: col("state_last_archived_at"),
+        last_activated_at: col("state_last_activated_at"),
+        last_pulled_at: col("state_last_pulled_at"),
+    }
 }
 
 fn upload_from_row(row: &PgRow) -> Result<UploadRecord, StorageError> {
@@ -589,6 +624,7 @@ impl MetaStore for PostgresMetaStore {
             size: r.get::<i64, _>(0) as u64,
             media_type: r.get(1),
             referenced: r.get::<i64, _>(2) != 0,
+            archived_only: r.get::<i64, _>(2) != 0 && r.get::<i64, _>(3) == 0,
         }))
     }
 
@@ -1152,9 +1188,68 @@ impl MetaStore for PostgresMetaStore {
                         .iter()
                         .map(|t| parse_tag(t))
                         .collect::<Result<_, _>>()?,
+                    state: ImageState::default(),
                 })
             })
             .collect()
+    }
+
+    async fn image_states_between(
+        &self,
+        repo: RepositoryId,
+        first: &str,
+        last: &str,
+    ) -> Result<Vec<(Digest, ImageState)>, StorageError> {
+        let rows = sqlx::query(sql::IMAGE_STATES_BETWEEN)
+            .bind(repo.0)
+            .bind(first)
+            .bind(last)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+        rows.iter().map(state_row).collect()
+    }
+
+    async fn set_storage_class(
+        &self,
+        repo: RepositoryId,
+        digests: &[Digest],
+        archive: bool,
+        at: Millis,
+    ) -> Result<bool, StorageError> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        for (i, digest) in digests.iter().enumerate() {
+            let res = sqlx::query(sql::SET_STORAGE_CLASS)
+                .bind(repo.0)
+                .bind(digest.as_str())
+                .bind(i64::from(archive))
+                .bind(at)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            if i == 0 && res.rows_affected() == 0 {
+                return Ok(false);
+            }
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(true)
+    }
+
+    async fn record_pull_times(
+        &self,
+        pulls: &[(RepositoryId, Digest, Millis)],
+    ) -> Result<(), StorageError> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        for (repo, digest, at) in pulls {
+            sqlx::query(sql::RECORD_PULL_TIME)
+                .bind(repo.0)
+                .bind(digest.as_str())
+                .bind(*at)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)
     }
 
     async fn due_events(&self, now: Millis, limit: u32) -> Result<Vec<EventRecord>, StorageError> {

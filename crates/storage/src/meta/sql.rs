@@ -90,7 +90,11 @@ pub(super) const DELETE_REGISTRY_SETTING_IF: &str =
 // Blobs and links.
 
 pub(super) const REPOSITORY_BLOB: &str = "SELECT b.size, rb.media_type,
-        CAST(CASE WHEN EXISTS (SELECT 1 FROM image_blobs ib WHERE ib.repository_id = rb.repository_id AND ib.blob_digest = rb.digest) THEN 1 ELSE 0 END AS BIGINT) AS referenced
+        CAST(CASE WHEN EXISTS (SELECT 1 FROM image_blobs ib WHERE ib.repository_id = rb.repository_id AND ib.blob_digest = rb.digest) THEN 1 ELSE 0 END AS BIGINT) AS referenced,
+        CAST(CASE WHEN EXISTS (SELECT 1 FROM image_blobs ib LEFT JOIN image_states s
+                ON s.repository_id = ib.repository_id AND s.digest = ib.image_digest
+                WHERE ib.repository_id = rb.repository_id AND ib.blob_digest = rb.digest
+                  AND (s.archived IS NULL OR s.archived = 0)) THEN 1 ELSE 0 END AS BIGINT) AS referenced_active
      FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest
      WHERE rb.repository_id = $1 AND rb.digest = $2";
 pub(super) const LINK_BLOB: &str =
@@ -169,9 +173,18 @@ pub(super) const RELEASE_LEASE: &str = "DELETE FROM leases WHERE name = $1 AND h
 
 // Images and tags.
 
-pub(super) const GET_IMAGE: &str = "SELECT * FROM images WHERE repository_id = $1 AND digest = $2";
-pub(super) const IMAGE_BY_TAG: &str = "SELECT i.* FROM image_tags t JOIN images i
-     ON i.repository_id = t.repository_id AND i.digest = t.digest
+/// An image with its state (`state_*` columns, NULL without a state row): a pull learns
+/// whether the image is archived in the query that finds it.
+pub(super) const GET_IMAGE: &str = "SELECT i.*, s.archived AS state_archived,
+        s.last_archived_at AS state_last_archived_at, s.last_activated_at AS state_last_activated_at,
+        s.last_pulled_at AS state_last_pulled_at
+     FROM images i LEFT JOIN image_states s ON s.repository_id = i.repository_id AND s.digest = i.digest
+     WHERE i.repository_id = $1 AND i.digest = $2";
+pub(super) const IMAGE_BY_TAG: &str = "SELECT i.*, s.archived AS state_archived,
+        s.last_archived_at AS state_last_archived_at, s.last_activated_at AS state_last_activated_at,
+        s.last_pulled_at AS state_last_pulled_at
+     FROM image_tags t JOIN images i ON i.repository_id = t.repository_id AND i.digest = t.digest
+     LEFT JOIN image_states s ON s.repository_id = i.repository_id AND s.digest = i.digest
      WHERE t.repository_id = $1 AND t.tag = $2";
 pub(super) const RESOLVE_TAG: &str =
     "SELECT digest FROM image_tags WHERE repository_id = $1 AND tag = $2";
@@ -204,9 +217,34 @@ pub(super) const MOVE_TAG_FROM: &str =
     "UPDATE image_tags SET digest = $3 WHERE repository_id = $1 AND tag = $2 AND digest = $4";
 pub(super) const PARENT_INDEXES: &str = "SELECT index_digest FROM image_children WHERE repository_id = $1 AND child_digest = $2 ORDER BY index_digest";
 pub(super) const DELETE_IMAGE: &str = "DELETE FROM images WHERE repository_id = $1 AND digest = $2";
-pub(super) const LIST_REFERRERS: &str =
-    "SELECT * FROM images WHERE repository_id = $1 AND subject = $2 ORDER BY digest";
+/// With the referrers' states, as [`GET_IMAGE`] (ListImageReferrers reports and filters by
+/// status).
+pub(super) const LIST_REFERRERS: &str = "SELECT i.*, s.archived AS state_archived,
+        s.last_archived_at AS state_last_archived_at, s.last_activated_at AS state_last_activated_at,
+        s.last_pulled_at AS state_last_pulled_at
+     FROM images i LEFT JOIN image_states s ON s.repository_id = i.repository_id AND s.digest = i.digest
+     WHERE i.repository_id = $1 AND i.subject = $2 ORDER BY i.digest";
 
+// Image states.
+
+pub(super) const IMAGE_STATES_BETWEEN: &str =
+    "SELECT digest, archived, last_archived_at, last_activated_at, last_pulled_at
+     FROM image_states WHERE repository_id = $1 AND digest >= $2 AND digest <= $3 ORDER BY digest";
+/// Into the archive (`$3` = 1, stamped `$4`) or out of it (`$3` = 0, ACTIVE from `$4`), only
+/// if the image exists and is not in that class already; changes no row otherwise.
+pub(super) const SET_STORAGE_CLASS: &str = "INSERT INTO image_states (repository_id, digest, archived, last_archived_at, last_activated_at)
+     SELECT repository_id, digest, $3,
+            CASE WHEN $3 = 1 THEN $4 ELSE NULL END, CASE WHEN $3 = 1 THEN NULL ELSE $4 END
+     FROM images WHERE repository_id = $1 AND digest = $2
+     ON CONFLICT (repository_id, digest) DO UPDATE SET archived = excluded.archived,
+        last_archived_at = CASE WHEN excluded.archived = 1 THEN excluded.last_archived_at ELSE image_states.last_archived_at END,
+        last_activated_at = CASE WHEN excluded.archived = 1 THEN image_states.last_activated_at ELSE excluded.last_activated_at END
+     WHERE image_states.archived <> excluded.archived";
+/// A pull at `$3`, if the image still exists; an earlier time never replaces a later one.
+pub(super) const RECORD_PULL_TIME: &str = "INSERT INTO image_states (repository_id, digest, last_pulled_at)
+     SELECT repository_id, digest, $3 FROM images WHERE repository_id = $1 AND digest = $2
+     ON CONFLICT (repository_id, digest) DO UPDATE SET last_pulled_at = excluded.last_pulled_at
+     WHERE image_states.last_pulled_at IS NULL OR image_states.last_pulled_at < excluded.last_pulled_at";
 /// PutImage's transaction, the same on both engines (a macro: the statements are the same
 /// text, the executors and error maps are each engine's; `db_err` is the caller's). Evaluates
 /// to `Result<PutImageOutcome, StorageError>`; the caller begins and commits `$tx`.
