@@ -24,6 +24,7 @@ mod public;
 mod pull_through;
 mod quota;
 mod referrers;
+mod regions;
 mod repositories;
 mod resource_tags;
 mod scanning;
@@ -71,6 +72,7 @@ pub use pull_through::{
 };
 pub use quota::{DEFAULT_BURST_SECS as DEFAULT_RATE_BURST_SECS, DEFAULT_RATES, Quotas};
 pub use referrers::Referrer;
+pub use regions::{MAX_CACHED_REGIONS, Registries};
 pub use repositories::{CreateRepository, EncryptionConfiguration};
 pub use scanning::{RegistryScanningConfiguration, RepositoryScanning, ScanningRule};
 pub use storage::{
@@ -216,10 +218,11 @@ pub struct Registry {
     /// Added to the wall clock wherever a rule reads the time (lifecycle ages): tests age
     /// images by moving it instead of sleeping.
     clock_offset_millis: Millis,
-    /// Identity policies and tags of the configured access keys.
-    identities: access::Identities,
-    /// Request-rate quotas per principal (see `quota.rs`).
-    quotas: Quotas,
+    /// Identity policies and tags of the configured access keys (shared by every region).
+    identities: Arc<access::Identities>,
+    /// Request-rate quotas per principal (see `quota.rs`), shared by every region: a
+    /// principal's rate is counted once whatever region it signs for.
+    quotas: Arc<Quotas>,
     /// The pull-through cache's upstream client and settings; `None`: no caching.
     pull_through: Option<pull_through::PullThrough>,
     /// Write ECR's image events to the outbox (only when some webhook will take them: rows
@@ -241,8 +244,8 @@ impl Registry {
             memory_budget: MemoryBudget::new(default_budget_bytes(), budget::DEFAULT_WAIT),
             public_aliases: PublicAliases::default(),
             clock_offset_millis: 0,
-            identities: access::Identities::default(),
-            quotas: Quotas::default(),
+            identities: Arc::default(),
+            quotas: Arc::default(),
             pull_through: None,
             events: false,
         }
@@ -300,7 +303,7 @@ impl Registry {
 
     /// Request-rate quotas per principal and operation (default: ECR's rates).
     pub fn with_quotas(mut self, quotas: Quotas) -> Self {
-        self.quotas = quotas;
+        self.quotas = Arc::new(quotas);
         self
     }
 
@@ -314,7 +317,7 @@ impl Registry {
     /// The access keys' identity policies and tags (`[[access-keys]]`); refuses a malformed
     /// policy, naming its key.
     pub fn with_key_access(mut self, keys: Vec<KeyAccess>) -> std::result::Result<Self, String> {
-        self.identities = access::Identities::new(keys)?;
+        self.identities = Arc::new(access::Identities::new(keys)?);
         Ok(self)
     }
 
@@ -367,6 +370,33 @@ impl Registry {
 
     pub fn region(&self) -> &str {
         &self.region
+    }
+
+    /// This registry's settings for the registries of `region`, on `meta`: the metadata store
+    /// as that region sees it (see [`storage::region::RegionView`]). What the regions share
+    /// (the memory budget, quotas, identities, the upstream client and its in-flight fills) is
+    /// shared; the caches, keyed by account id, are the region's own. A field added to
+    /// [`Registry`] must be carried over here.
+    fn in_region(&self, region: &str, meta: Arc<dyn storage::MetaStore>) -> Registry {
+        Registry {
+            storage: Storage {
+                meta,
+                ..self.storage.clone()
+            },
+            region: region.to_owned(),
+            limits: self.limits.clone(),
+            registry_policies: cache::TtlCache::new(Duration::from_secs(5)),
+            repositories: cache::TtlCache::new(Duration::from_secs(1)),
+            verify_reads: self.verify_reads,
+            blob_redirect: self.blob_redirect,
+            memory_budget: self.memory_budget.clone(),
+            public_aliases: self.public_aliases.clone(),
+            clock_offset_millis: self.clock_offset_millis,
+            identities: self.identities.clone(),
+            quotas: self.quotas.clone(),
+            pull_through: self.pull_through.as_ref().map(|p| p.for_region()),
+            events: self.events,
+        }
     }
 
     pub fn limits(&self) -> &Limits {

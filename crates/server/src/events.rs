@@ -62,9 +62,12 @@ pub fn check_url(url: &str) -> Result<(), String> {
     }
 }
 
-/// The event in EventBridge's envelope, as ECR sends it.
-pub fn envelope(e: &EventRecord, region: &str) -> serde_json::Value {
+/// The event in EventBridge's envelope, as ECR sends it: `region` is the region of the
+/// event's registry, the home region (`home`) unless the outbox row names another.
+pub fn envelope(e: &EventRecord, home: &str) -> serde_json::Value {
     let ev = &e.event;
+    let (account, region) = storage::region::event_region(ev);
+    let region = region.unwrap_or(home);
     let mut detail = serde_json::Map::new();
     detail.insert("result".into(), json!("SUCCESS"));
     detail.insert("repository-name".into(), json!(ev.repository.as_str()));
@@ -84,7 +87,7 @@ pub fn envelope(e: &EventRecord, region: &str) -> serde_json::Value {
         "id": event_id(e),
         "detail-type": ev.detail_type,
         "source": "aws.ecr",
-        "account": ev.registry_id,
+        "account": account,
         "time": registry::format_date(ev.at),
         "region": region,
         "resources": [],
@@ -136,6 +139,7 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
 #[derive(Clone)]
 pub struct Delivery {
     pub hooks: Arc<Vec<WebhookConfig>>,
+    /// The home region: the region of outbox rows that name none.
     pub region: String,
     pub max_attempts: u32,
     pub retry_base_ms: u64,

@@ -37,7 +37,14 @@ async fn a_single_region_data_directory_opens_as_its_region() {
     let metadata = format!("sqlite://{}", dir.join("meta.sqlite").display());
     let server = TestServer::start_in_with(
         &dir,
-        &["--region", "eu-west-1", "--metadata", &metadata, "--blobs", ""],
+        &[
+            "--region",
+            "eu-west-1",
+            "--metadata",
+            &metadata,
+            "--blobs",
+            "",
+        ],
     )
     .await;
     let ecr = ecr_client_in(&server.endpoint, "eu-west-1", ACCESS_KEY, SECRET_KEY);
@@ -52,9 +59,7 @@ async fn a_single_region_data_directory_opens_as_its_region() {
         Some("arn:aws:ecr:eu-west-1:000000000000:repository/team/app")
     );
     assert!(
-        repo.repository_uri()
-            .unwrap()
-            .ends_with("/team/app"),
+        repo.repository_uri().unwrap().ends_with("/team/app"),
         "{repo:?}"
     );
 
@@ -115,7 +120,12 @@ async fn a_single_region_data_directory_opens_as_its_region() {
     assert_eq!(tags.tags().len(), 1);
     assert_eq!(tags.tags()[0].key(), "team");
     let registry_policy = ecr.get_registry_policy().send().await.unwrap();
-    assert!(registry_policy.policy_text().unwrap().contains("222222222222"));
+    assert!(
+        registry_policy
+            .policy_text()
+            .unwrap()
+            .contains("222222222222")
+    );
     let templates = ecr
         .describe_repository_creation_templates()
         .send()
