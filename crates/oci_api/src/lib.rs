@@ -489,3 +489,50 @@ async fn dispatch(api: &OciApi, rest: &str, req: Incoming) -> Result<Response, O
     resp.extensions_mut().insert(ctx.principal.clone());
     Ok(resp)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_host_names_select_account_and_region() {
+        let named = |account: &str, region: &str| {
+            Some(HostRegistry {
+                account: Some(account.into()),
+                region: Some(region.into()),
+            })
+        };
+        for (host, domain) in [
+            ("123456789012.dkr.ecr.eu-west-1.localhost:5000", "localhost"),
+            ("123456789012.dkr.ecr.eu-west-1.localhost", "localhost"),
+            (
+                "123456789012.DKR.ECR.EU-WEST-1.Registry.Example.com",
+                "registry.example.com",
+            ),
+            (
+                "123456789012.dkr.ecr.eu-west-1.registry.example.com.:443",
+                "registry.example.com.",
+            ),
+        ] {
+            assert_eq!(
+                parse_registry_host(host, domain),
+                named("123456789012", "eu-west-1"),
+                "{host}"
+            );
+        }
+        for host in [
+            "localhost:5000",
+            "127.0.0.1:5000",
+            "[::1]:5000",
+            "dkr.ecr.eu-west-1.localhost",
+            "12345678901.dkr.ecr.eu-west-1.localhost",
+            "123456789012.dkr.ecr.eu-west.localhost",
+            "123456789012.dkr.ecr.eu-west-1.otherlocalhost",
+            "123456789012.dkr.ecr.eu-west-1.localhost.evil.com",
+            "x.123456789012.dkr.ecr.eu-west-1.localhost",
+            "",
+        ] {
+            assert_eq!(parse_registry_host(host, "localhost"), None, "{host}");
+        }
+    }
+}
