@@ -393,6 +393,30 @@ async fn three_regions_are_three_registries() {
             digest.as_str()
         );
     }
+    // The catalog of a registry host lists that registry.
+    for (tok, region, names) in [
+        (&east_token, "us-east-1", ["app", "only-east"]),
+        (&west_token, "eu-west-1", ["app", "only-west"]),
+    ] {
+        let body = via
+            .get(format!(
+                "http://{}/v2/_catalog",
+                registry_host(&server, "000000000000", region)
+            ))
+            .header("authorization", format!("Basic {tok}"))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        let catalog: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            catalog["repositories"],
+            serde_json::json!(names),
+            "{region}"
+        );
+    }
     // The bare host is the default region (us-east-1).
     let r = server
         .http()
