@@ -248,3 +248,39 @@ impl Delivery {
         Ok(done)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelopes_name_the_region_of_their_registry() {
+        let record = |registry_id: &str| EventRecord {
+            id: 1,
+            event: storage::ImageEvent {
+                detail_type: "ECR Image Action".into(),
+                action_type: "PUSH".into(),
+                service: model::Service::Private,
+                registry_id: registry_id.into(),
+                repository: model::RepositoryName::parse("app").unwrap(),
+                digest: model::Digest::sha256_of(b"x"),
+                manifest_media_type: None,
+                artifact_media_type: None,
+                at: 0,
+            },
+            tag: Some("v1".into()),
+            attempts: 0,
+            delivered_to: vec![],
+        };
+        let home = envelope(&record("123456789012"), "eu-west-1");
+        assert_eq!(
+            (&home["account"], &home["region"]),
+            (&json!("123456789012"), &json!("eu-west-1"))
+        );
+        let other = envelope(&record("123456789012:ap-south-1"), "eu-west-1");
+        assert_eq!(
+            (&other["account"], &other["region"]),
+            (&json!("123456789012"), &json!("ap-south-1"))
+        );
+    }
+}

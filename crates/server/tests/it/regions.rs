@@ -597,3 +597,55 @@ async fn a_cross_account_v2_pull_follows_the_repository_policy() {
         "{err}"
     );
 }
+
+/// The lifecycle job runs every region's policies, each in its own registry, and leaves a
+/// repository of the same name in a region without a policy alone.
+#[tokio::test]
+async fn the_lifecycle_job_runs_in_every_region() {
+    let (server, _dir) = server_with(&["--lifecycle-interval-secs", "1"]).await;
+    let policy = r#"{"rules":[{"rulePriority":1,"description":"keep one","selection":{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":1},"action":{"type":"expire"}}]}"#;
+    let mut clients = Vec::new();
+    for (i, region) in ["us-east-1", "eu-west-1", "ap-south-1"].iter().enumerate() {
+        let ecr = ecr_client_in(&server.endpoint, region, ACCESS_KEY, SECRET_KEY);
+        create_repo(&ecr, "app").await;
+        for n in 0..3u64 {
+            push_small_image(&ecr, "app", &format!("v{n}"), 10 * i as u64 + n).await;
+            // Distinct push times: the newest is kept.
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        if *region != "us-east-1" {
+            ecr.put_lifecycle_policy()
+                .repository_name("app")
+                .lifecycle_policy_text(policy)
+                .send()
+                .await
+                .unwrap();
+        }
+        clients.push((*region, ecr));
+    }
+    let count = |ecr: aws_sdk_ecr::Client| async move {
+        ecr.list_images()
+            .repository_name("app")
+            .send()
+            .await
+            .unwrap()
+            .image_ids()
+            .len()
+    };
+    let mut counts = Vec::new();
+    for _ in 0..100 {
+        counts.clear();
+        for (_, ecr) in &clients {
+            counts.push(count(ecr.clone()).await);
+        }
+        if counts == [3, 1, 1] {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        counts,
+        [3, 1, 1],
+        "us-east-1 (no policy), eu-west-1, ap-south-1"
+    );
+}
