@@ -454,6 +454,7 @@ impl Registry {
         };
         if let Err(e) = &result {
             access::note(
+                &self.region,
                 who,
                 service,
                 &action,
@@ -482,7 +483,15 @@ impl Registry {
         let action = service.action(action);
         let action = action.as_ref();
         if let Err(e) = self.take_quota(who, action) {
-            access::note(who, service, action, registry_id, resource, None);
+            access::note(
+                &self.region,
+                who,
+                service,
+                action,
+                registry_id,
+                resource,
+                None,
+            );
             return Err(e);
         }
         if service == Service::Public && public::is_public_read(action) {
@@ -517,7 +526,15 @@ impl Registry {
             who.account_id == registry_id,
         );
         if outcome == policy::Outcome::Allow {
-            access::note(who, service, action, registry_id, resource, None);
+            access::note(
+                &self.region,
+                who,
+                service,
+                action,
+                registry_id,
+                resource,
+                None,
+            );
             return Ok(());
         }
         let explicit = outcome == policy::Outcome::ExplicitDeny;
@@ -537,6 +554,7 @@ impl Registry {
             identity_based,
         };
         access::note(
+            &self.region,
             who,
             service,
             action,

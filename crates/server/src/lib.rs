@@ -210,7 +210,6 @@ impl App {
                         Some(p) => Some(Arc::new(audit::AuditLog::new(
                             p.clone(),
                             cfg.audit_log_max_bytes,
-                            cfg.region.clone(),
                         )?)),
                         None => None,
                     },

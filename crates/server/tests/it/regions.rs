@@ -201,6 +201,18 @@ async fn three_regions_are_three_registries() {
     // The same name in two regions: two repositories, different images.
     create_repo(&east, "app").await;
     create_repo(&west, "app").await;
+    // The audit trail names the region of each (CloudTrail's awsRegion).
+    let audit = std::fs::read_to_string(server.data_dir().join("audit/audit.log")).unwrap();
+    let regions: Vec<String> = audit
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|r| r["eventName"] == "CreateRepository")
+        .map(|r| r["awsRegion"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(
+        regions,
+        ["us-east-1", "eu-west-1", "us-east-1", "eu-west-1"]
+    );
     let (_, east_digest, _) = push_small_image(&east, "app", "v1", 1).await;
     let (_, west_digest, _) = push_small_image(&west, "app", "v1", 2).await;
     assert_ne!(east_digest, west_digest);
