@@ -632,12 +632,21 @@ def protocol():
     status, _, body = raw_call("DescribeRepositories", b"")
     check("empty body is treated as {}", status == 200 and "repositories" in (body or {}), (status, body))
 
-    other = boto3.client("ecr", endpoint_url=ENDPOINT, region_name="eu-west-1",
-                         config=Config(connect_timeout=5, read_timeout=HTTP_TIMEOUT,
-                                       retries={"mode": "standard", "total_max_attempts": 1}))
-    # the credential scope must name the server's region (section 1.4)
-    expect_error("request signed for region eu-west-1 (server is us-east-1)", "InvalidSignatureException",
-                 other.describe_repositories)
+    def client_in(region):
+        return boto3.client("ecr", endpoint_url=ENDPOINT, region_name=region,
+                            config=Config(connect_timeout=5, read_timeout=HTTP_TIMEOUT,
+                                          retries={"mode": "standard", "total_max_attempts": 1}))
+    # every region is served, each (account, region) a registry of its own: a us-east-1
+    # repository is not in eu-west-1's
+    east = client_in("us-east-1")
+    east.create_repository(repositoryName="py-e2e/regional")
+    names = [r["repositoryName"] for r in client_in("eu-west-1").describe_repositories()["repositories"]]
+    check("eu-west-1 is another registry (no py-e2e/regional there)",
+          "py-e2e/regional" not in names, names)
+    east.delete_repository(repositoryName="py-e2e/regional")
+    # the credential scope must name a region (section 1.4)
+    expect_error("request signed for the malformed region us-east", "InvalidSignatureException",
+                 client_in("us-east").describe_repositories)
 
 
 def lifecycle():

@@ -5,7 +5,7 @@
 # (public_cli_flow.sh), boto3's `ecr-public` (public_boto3_flow.py) and skopeo's anonymous
 # pulls and public pushes (public_skopeo_flow.sh); issue 15's settings, scanning, referrers and
 # creation templates with boto3 (ecr_ops_boto3.py); image archival and pull times with boto3
-# (archive_boto3.py).
+# (archive_boto3.py); regions with `aws ecr --region` (regions_cli_flow.sh).
 #
 # Usage: tests/e2e/run.sh [path/to/berth] [extra `berth serve` args...]
 #   default binary: target/release/berth (relative to the repository root)
@@ -189,7 +189,8 @@ for flow in "public_cli_flow bash $HERE/public_cli_flow.sh" \
   "public_boto3_flow python3 $HERE/public_boto3_flow.py" \
   "ecr_ops_boto3 python3 $HERE/ecr_ops_boto3.py" \
   "archive_boto3 python3 $HERE/archive_boto3.py" \
-  "public_skopeo_flow bash $HERE/public_skopeo_flow.sh"; do
+  "public_skopeo_flow bash $HERE/public_skopeo_flow.sh" \
+  "regions_cli_flow bash $HERE/regions_cli_flow.sh"; do
   # shellcheck disable=SC2086 # the words of $flow are the name and the command
   if server_alive; then
     run_flow $flow

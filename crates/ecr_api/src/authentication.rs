@@ -15,7 +15,8 @@ const MISMATCH: &str = "The request signature we calculated does not match the s
 const INVALID_TOKEN: &str = "The security token included in the request is invalid.";
 
 /// Parses the `Authorization` header and checks its credential scope: the service
-/// (`signing_name`, `ecr` or `ecr-public`) and, for ECR, the region. ECR Public's region is
+/// (`signing_name`, `ecr` or `ecr-public`) and, for ECR, that the region is one this
+/// deployment serves (every well-formed region name, or the configured `regions`). ECR Public's region is
 /// checked once the signature is verified (see `public::check_region`).
 pub(crate) fn parse(
     api: &EcrApi,
@@ -33,7 +34,7 @@ pub(crate) fn parse(
             "Credential should be scoped to correct service: '{signing_name}'. "
         )));
     }
-    if check_region && sig.region != api.registry.region() {
+    if check_region && !api.registries.serves(&sig.region) {
         return Err(ApiError::InvalidSignature(format!(
             "Credential should be scoped to a valid region, not '{}'. ",
             sig.region

@@ -41,10 +41,10 @@ pub(crate) fn get_authorization_token(
     Ok(dto::GetAuthorizationTokenResponse {
         authorization_data: registry_ids
             .iter()
-            .map(|_| dto::AuthorizationData {
+            .map(|id| dto::AuthorizationData {
                 authorization_token: authorization_token.clone(),
                 expires_at: expires_at as f64,
-                proxy_endpoint: ctx.base_url.clone(),
+                proxy_endpoint: ctx.proxy_endpoint(id),
             })
             .collect(),
     })

@@ -1,5 +1,5 @@
-//! Layer download URLs: `<base>/_berth/layers/<registryId>/<repository>/<digest>?expires=<epoch
-//! seconds>&signature=<hex HMAC>`. Like ECR's presigned S3 URLs they authorise themselves (a
+//! Layer download URLs: `<base>/_berth/layers/<region>/<registryId>/<repository>/<digest>?expires=<epoch
+//! seconds>&signature=<hex HMAC>`: the region names which of the account's registries holds it. Like ECR's presigned S3 URLs they authorise themselves (a
 //! client fetches them with a bare GET), expire after an hour, and support `Range`.
 
 use axum::Extension;
@@ -17,8 +17,8 @@ use crate::{Ctx, EcrApi, now_secs};
 pub const URL_LIFETIME_SECS: u64 = 3600;
 const PURPOSE: &str = "layer-download";
 
-fn message(registry_id: &str, repo: &str, digest: &str, expires: u64) -> String {
-    format!("{registry_id}\n{repo}\n{digest}\n{expires}")
+fn message(region: &str, registry_id: &str, repo: &str, digest: &str, expires: u64) -> String {
+    format!("{region}\n{registry_id}\n{repo}\n{digest}\n{expires}")
 }
 
 pub(crate) fn presign(
@@ -28,12 +28,13 @@ pub(crate) fn presign(
     digest: &Digest,
 ) -> String {
     let expires = now_secs() + URL_LIFETIME_SECS;
+    let region = ctx.registry().region();
     let sig = ctx.api.config.signing_key.sign(
         PURPOSE,
-        message(registry_id, repo.as_str(), digest.as_str(), expires).as_bytes(),
+        message(region, registry_id, repo.as_str(), digest.as_str(), expires).as_bytes(),
     );
     format!(
-        "{}/_berth/layers/{registry_id}/{repo}/{digest}?expires={expires}&signature={}",
+        "{}/_berth/layers/{region}/{registry_id}/{repo}/{digest}?expires={expires}&signature={}",
         ctx.base_url,
         hex::encode(sig)
     )
@@ -58,7 +59,10 @@ pub(crate) async fn get_layer(
     Query(q): Query<Signed>,
     headers: HeaderMap,
 ) -> Response {
-    // <registryId>/<repository name, may contain '/'>/<digest>
+    // <region>/<registryId>/<repository name, may contain '/'>/<digest>
+    let Some((region, rest)) = rest.split_once('/') else {
+        return plain(StatusCode::NOT_FOUND, "Not Found");
+    };
     let Some((registry_id, tail)) = rest.split_once('/') else {
         return plain(StatusCode::NOT_FOUND, "Not Found");
     };
@@ -68,7 +72,7 @@ pub(crate) async fn get_layer(
     let sig = hex::decode(&q.signature).unwrap_or_default();
     if !api.config.signing_key.verify(
         PURPOSE,
-        message(registry_id, repo, digest, q.expires).as_bytes(),
+        message(region, registry_id, repo, digest, q.expires).as_bytes(),
         &sig,
     ) {
         return plain(StatusCode::FORBIDDEN, "Signature does not match");
@@ -77,6 +81,10 @@ pub(crate) async fn get_layer(
         return plain(StatusCode::FORBIDDEN, "Request has expired");
     }
     let (Ok(name), Ok(digest)) = (RepositoryName::parse(repo), Digest::parse(digest)) else {
+        return plain(StatusCode::NOT_FOUND, "Not Found");
+    };
+    // Signed for a region no longer served (the configuration changed): gone.
+    let Some(registry) = api.registries.get(region) else {
         return plain(StatusCode::NOT_FOUND, "Not Found");
     };
     // The signature vouches for the caller; the registry still checks the layer is there, so a
@@ -91,7 +99,7 @@ pub(crate) async fn get_layer(
         registry_id: Some(registry_id.to_owned()),
         name,
     };
-    let blob = match api.registry.downloadable_layer(&who, &r, &digest).await {
+    let blob = match registry.downloadable_layer(&who, &r, &digest).await {
         Ok(b) => b,
         Err(_) => return plain(StatusCode::NOT_FOUND, "Not Found"),
     };
@@ -101,5 +109,5 @@ pub(crate) async fn get_layer(
         headers: &headers,
         zero_copy: zero_copy.as_deref(),
     };
-    blob_http::blob_response(&api.registry, req, &digest, blob.size).await
+    blob_http::blob_response(&registry, req, &digest, blob.size).await
 }

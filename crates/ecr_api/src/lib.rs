@@ -36,7 +36,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
 use futures_util::StreamExt;
-use registry::{Principal, Registry};
+use registry::{Principal, Registries, Registry};
 use serde::Deserialize;
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
@@ -67,6 +67,10 @@ pub struct EcrApiConfig {
     /// The one region ECR Public answers in; a request signed for another region gets
     /// UnsupportedCommandException, as AWS answers outside `us-east-1`.
     pub public_region: String,
+    /// The domain of registry host names: with it, `repositoryUri` and `proxyEndpoint` name
+    /// the registry as ECR does (`<account>.dkr.ecr.<region>.<domain>`), keeping the port
+    /// clients reach berth on; without it, they name the host the request reached.
+    pub registry_domain: Option<String>,
 }
 
 /// What an `X-Amz-Target` names: an operation of ECR or of ECR Public (`None`: not one berth
@@ -101,13 +105,16 @@ impl Target {
 
 #[derive(Clone)]
 pub struct EcrApi {
-    registry: Arc<Registry>,
+    registries: Arc<Registries>,
     config: Arc<EcrApiConfig>,
 }
 
 /// What a handler sees of one request.
 pub(crate) struct Ctx<'a> {
     pub api: &'a EcrApi,
+    /// The registries of the region the request is signed for (ECR Public: the default
+    /// region's, as it is region-less).
+    pub registry: Arc<Registry>,
     pub principal: Principal,
     /// `scheme://host[:port]` this request reached.
     pub base_url: String,
@@ -115,14 +122,39 @@ pub(crate) struct Ctx<'a> {
 
 impl Ctx<'_> {
     pub fn registry(&self) -> &Registry {
-        &self.api.registry
+        &self.registry
+    }
+
+    /// `host[:port]` of the private registry of `account` in this request's region, as
+    /// `repositoryUri` and `proxyEndpoint` name it.
+    pub fn registry_host(&self, account: &str) -> String {
+        let host = self.base_url.split("://").nth(1).unwrap_or(&self.base_url);
+        match &self.api.config.registry_domain {
+            Some(domain) => {
+                let port = host
+                    .rsplit_once(':')
+                    .filter(|(_, p)| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+                    .map_or(String::new(), |(_, p)| format!(":{p}"));
+                format!(
+                    "{account}.dkr.ecr.{}.{domain}{port}",
+                    self.registry.region()
+                )
+            }
+            None => host.to_owned(),
+        }
+    }
+
+    /// `scheme://` + [`Ctx::registry_host`]: GetAuthorizationToken's `proxyEndpoint`.
+    pub fn proxy_endpoint(&self, account: &str) -> String {
+        let scheme = self.base_url.split("://").next().unwrap_or("http");
+        format!("{scheme}://{}", self.registry_host(account))
     }
 }
 
 /// The router: `POST /` for the API and `GET /_berth/layers/...` for downloads.
-pub fn router(registry: Arc<Registry>, config: EcrApiConfig) -> Router {
+pub fn router(registries: Arc<Registries>, config: EcrApiConfig) -> Router {
     let api = EcrApi {
-        registry,
+        registries,
         config: Arc::new(config),
     };
     Router::new()
@@ -248,7 +280,8 @@ async fn reserve_body_memory(
     }
     let body = declared.unwrap_or(MAX_REQUEST_BODY).min(MAX_REQUEST_BODY);
     Ok(Some(
-        api.registry
+        api.registries
+            .default_region()
             .reserve_body_memory((body + BODY_OVERHEAD) as u64)
             .await?,
     ))
@@ -459,8 +492,15 @@ async fn dispatch(
         },
     )?;
     seen.principal = Some(principal.clone());
+    // The signature's region was checked in `parse`; ECR Public is region-less.
+    let registry = match op {
+        Target::Ecr(_) => api.registries.get(&sig.region),
+        Target::Public(_) => None,
+    }
+    .unwrap_or_else(|| api.registries.default_region().clone());
     let ctx = Ctx {
         api,
+        registry,
         principal,
         base_url: base_url(api, headers),
     };

@@ -13,7 +13,7 @@ use crate::validate::{self, required};
 /// Converts a stored repository to the model's `Repository`.
 pub(crate) fn repository_dto(ctx: &Ctx<'_>, r: &RepositoryRecord) -> dto::Repository {
     let region = ctx.registry().region();
-    let host = ctx.base_url.split("://").nth(1).unwrap_or(&ctx.base_url);
+    let host = ctx.registry_host(&r.registry_id);
     dto::Repository {
         repository_arn: format!(
             "arn:aws:ecr:{region}:{}:repository/{}",

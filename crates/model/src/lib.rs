@@ -5,6 +5,7 @@
 mod digest;
 mod media_type;
 mod reference;
+pub mod region;
 mod repository_name;
 mod service;
 mod tag;

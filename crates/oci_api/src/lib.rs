@@ -8,6 +8,11 @@
 //! alias always means the public repository (a private repository so named is not reachable
 //! through `/v2`). Anyone may read a public repository; writing needs an ECR Public token of
 //! its account. A token of one registry counts as no token for the other.
+//!
+//! The host name selects the private registry: `<account>.dkr.ecr.<region>.<domain>` (ECR's
+//! own naming, with the configured `registry-domain`) is `account`'s registry in `region`;
+//! any other host is the caller's own registry in the default region. A token opens the
+//! registries of the region it was issued in.
 
 mod blobs;
 mod body_memory;
@@ -30,7 +35,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, Version};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::{Extension, Router};
-use registry::{Principal, Registry, RepositoryRef, Service};
+use registry::{Principal, Registries, Registry, RepositoryRef, Service};
 use tracing::Instrument;
 
 pub use error::OciError;
@@ -55,17 +60,79 @@ pub struct OciApiConfig {
     pub public_url: Option<String>,
     /// `http` or `https`: the scheme of the realm built from `Host`.
     pub scheme: &'static str,
+    /// The domain of registry host names (`<account>.dkr.ecr.<region>.<domain>`); `None`:
+    /// every host means the caller's registry in the default region.
+    pub registry_domain: Option<String>,
 }
 
 #[derive(Clone)]
 pub struct OciApi {
-    registry: Arc<Registry>,
+    registries: Arc<Registries>,
     config: Arc<OciApiConfig>,
+}
+
+/// The registry a request's host name addresses (see the module note).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostRegistry {
+    /// `None`: the caller's own account.
+    pub account: Option<String>,
+    /// `None`: the default region.
+    pub region: Option<String>,
+}
+
+/// Reads `<account>.dkr.ecr.<region>.<domain>[:port]` (ASCII case-insensitive, as host names
+/// are); `None` for any other host. The region is only checked for shape here.
+pub fn parse_registry_host(host: &str, domain: &str) -> Option<HostRegistry> {
+    let host = host.to_ascii_lowercase();
+    // Without the port; a bracketed IPv6 literal never matches a domain.
+    let name = match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host.as_str(),
+    };
+    let name = name.trim_end_matches('.');
+    let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+    let rest = name.strip_suffix(domain.as_str())?.strip_suffix('.')?;
+    let (account, rest) = rest.split_once(".dkr.ecr.")?;
+    if !model::is_registry_id(account) || !model::region::is_region_name(rest) {
+        return None;
+    }
+    Some(HostRegistry {
+        account: Some(account.to_owned()),
+        region: Some(rest.to_owned()),
+    })
+}
+
+impl OciApi {
+    /// The registry (and the account in it) a request's `Host` addresses; `NotFound` for a
+    /// registry host name in a region this deployment does not serve.
+    fn addressed(&self, headers: &HeaderMap) -> Result<(Arc<Registry>, Option<String>), OciError> {
+        let host = headers
+            .get("host")
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("");
+        let named = self
+            .config
+            .registry_domain
+            .as_deref()
+            .and_then(|d| parse_registry_host(host, d));
+        match named {
+            Some(HostRegistry {
+                account,
+                region: Some(region),
+            }) => {
+                let registry = self.registries.get(&region).ok_or(OciError::NotFound)?;
+                Ok((registry, account))
+            }
+            _ => Ok((self.registries.default_region().clone(), None)),
+        }
+    }
 }
 
 /// What a handler sees of one request.
 pub(crate) struct Ctx<'a> {
     pub registry: &'a Registry,
+    /// The account whose private registry the host name addresses; `None`: the caller's.
+    pub account: Option<String>,
     pub principal: Principal,
     pub method: Method,
     pub version: Version,
@@ -80,7 +147,11 @@ pub(crate) struct Ctx<'a> {
 impl Ctx<'_> {
     /// The repository a `/v2` name means (see [`resolve`]).
     pub fn repo(&self, name: &model::RepositoryName) -> RepositoryRef {
-        resolve(self.registry, name)
+        let mut r = resolve(self.registry, name);
+        if r.service == Service::Private {
+            r.registry_id = self.account.clone();
+        }
+        r
     }
 
     pub fn query(&self, k: &str) -> Option<&str> {
@@ -110,9 +181,9 @@ pub fn resolve(registry: &Registry, name: &model::RepositoryName) -> RepositoryR
     RepositoryRef::private(None, name.clone())
 }
 
-pub fn router(registry: Arc<Registry>, config: OciApiConfig) -> Router {
+pub fn router(registries: Arc<Registries>, config: OciApiConfig) -> Router {
     let api = OciApi {
-        registry,
+        registries,
         config: Arc::new(config),
     };
     Router::new()
@@ -150,8 +221,12 @@ fn unauthorized_for(api: &OciApi, headers: &HeaderMap) -> OciError {
 }
 
 /// Checks `Authorization: Basic base64("AWS:<password>")` against the tokens this deployment
-/// minted, in this region, and says which registry the token opens.
-fn authenticate(api: &OciApi, headers: &HeaderMap) -> Result<(TokenScope, Principal), OciError> {
+/// minted, in `registry`'s region, and says which registry the token opens.
+fn authenticate(
+    api: &OciApi,
+    registry: &Registry,
+    headers: &HeaderMap,
+) -> Result<(TokenScope, Principal), OciError> {
     let unauthorized = || unauthorized_for(api, headers);
     let value = headers
         .get("authorization")
@@ -167,7 +242,7 @@ fn authenticate(api: &OciApi, headers: &HeaderMap) -> Result<(TokenScope, Princi
         return Err(unauthorized());
     }
     match token::verify_any(&api.config.signing_key, password, now_secs()) {
-        Ok((scope, t)) if t.region == api.registry.region() => Ok((
+        Ok((scope, t)) if t.region == registry.region() => Ok((
             scope,
             Principal {
                 access_key_id: t.access_key_id,
@@ -201,7 +276,7 @@ fn route_scope(api: &OciApi, route: &Route) -> Option<TokenScope> {
         Route::Base => None,
         Route::Catalog => Some(TokenScope::Private),
         _ => Some(
-            match route_name(route).map(|n| resolve(&api.registry, n).service) {
+            match route_name(route).map(|n| resolve(api.registries.default_region(), n).service) {
                 Some(Service::Public) => TokenScope::Public,
                 _ => TokenScope::Private,
             },
@@ -219,7 +294,7 @@ fn anonymous_pull_allowed(api: &OciApi, method: &Method, route: &Route) -> bool 
         Route::Blob(n, _) | Route::Manifest(n, _) | Route::Tags(n) | Route::Referrers(n, _) => n,
         _ => return false,
     };
-    resolve(&api.registry, name).service == Service::Public
+    resolve(api.registries.default_region(), name).service == Service::Public
         || api
             .config
             .anonymous_pull
@@ -238,7 +313,10 @@ fn with_version(mut resp: Response) -> Response {
 async fn handle_base(State(api): State<OciApi>, method: Method, headers: HeaderMap) -> Response {
     // Either registry's token logs in (`docker login` and `aws ecr-public get-login-password`
     // both probe `/v2/`).
-    let result = match (&method, authenticate(&api, &headers)) {
+    let authenticated = api
+        .addressed(&headers)
+        .and_then(|(registry, _)| authenticate(&api, &registry, &headers));
+    let result = match (&method, authenticated) {
         (_, Err(e)) => Err(e),
         (&Method::GET | &Method::HEAD, Ok(_)) => {
             Ok(([("content-type", "application/json")], "{}").into_response())
@@ -306,9 +384,10 @@ async fn dispatch(api: &OciApi, rest: &str, req: Incoming) -> Result<Response, O
         body,
     } = req;
     let route = route::parse(rest);
+    let (registry, account) = api.addressed(&headers)?;
     // A token of the other registry is no token for this one: 401 with the challenge, or an
     // anonymous read where anonymous reads are allowed.
-    let authenticated = match authenticate(api, &headers) {
+    let authenticated = match authenticate(api, &registry, &headers) {
         Ok((scope, p)) => match route.as_ref().ok().and_then(|r| route_scope(api, r)) {
             Some(needed) if needed != scope => Err(unauthorized_for(api, &headers)),
             _ => Ok(p),
@@ -326,7 +405,7 @@ async fn dispatch(api: &OciApi, rest: &str, req: Incoming) -> Result<Response, O
                 .as_ref()
                 .ok()
                 .and_then(route_name)
-                .is_some_and(|n| resolve(&api.registry, n).service == Service::Public);
+                .is_some_and(|n| resolve(&registry, n).service == Service::Public);
             Principal {
                 access_key_id: String::new(),
                 arn: "anonymous".into(),
@@ -348,7 +427,7 @@ async fn dispatch(api: &OciApi, rest: &str, req: Incoming) -> Result<Response, O
         Err(RouteError::NameInvalid(n)) => return Err(OciError::NameInvalid(n)),
     };
     // Held until the handler has finished with the body.
-    let _reservation = match body_memory::reserve(&api.registry, &method, &route, &headers).await {
+    let _reservation = match body_memory::reserve(&registry, &method, &route, &headers).await {
         Ok(r) => r,
         Err(e) => {
             body_memory::discard(&headers, body).await;
@@ -356,7 +435,8 @@ async fn dispatch(api: &OciApi, rest: &str, req: Incoming) -> Result<Response, O
         }
     };
     let ctx = Ctx {
-        registry: &api.registry,
+        registry: &registry,
+        account,
         principal,
         method: method.clone(),
         version,
@@ -408,4 +488,51 @@ async fn dispatch(api: &OciApi, rest: &str, req: Incoming) -> Result<Response, O
     let mut resp = result.unwrap_or_else(IntoResponse::into_response);
     resp.extensions_mut().insert(ctx.principal.clone());
     Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_host_names_select_account_and_region() {
+        let named = |account: &str, region: &str| {
+            Some(HostRegistry {
+                account: Some(account.into()),
+                region: Some(region.into()),
+            })
+        };
+        for (host, domain) in [
+            ("123456789012.dkr.ecr.eu-west-1.localhost:5000", "localhost"),
+            ("123456789012.dkr.ecr.eu-west-1.localhost", "localhost"),
+            (
+                "123456789012.DKR.ECR.EU-WEST-1.Registry.Example.com",
+                "registry.example.com",
+            ),
+            (
+                "123456789012.dkr.ecr.eu-west-1.registry.example.com.:443",
+                "registry.example.com.",
+            ),
+        ] {
+            assert_eq!(
+                parse_registry_host(host, domain),
+                named("123456789012", "eu-west-1"),
+                "{host}"
+            );
+        }
+        for host in [
+            "localhost:5000",
+            "127.0.0.1:5000",
+            "[::1]:5000",
+            "dkr.ecr.eu-west-1.localhost",
+            "12345678901.dkr.ecr.eu-west-1.localhost",
+            "123456789012.dkr.ecr.eu-west.localhost",
+            "123456789012.dkr.ecr.eu-west-1.otherlocalhost",
+            "123456789012.dkr.ecr.eu-west-1.localhost.evil.com",
+            "x.123456789012.dkr.ecr.eu-west-1.localhost",
+            "",
+        ] {
+            assert_eq!(parse_registry_host(host, "localhost"), None, "{host}");
+        }
+    }
 }

@@ -64,7 +64,7 @@ pub(crate) async fn get_catalog(ctx: &Ctx<'_>) -> Result<Response, OciError> {
     let n = page_size(ctx)?;
     let (repos, more) = ctx
         .registry
-        .catalog(&ctx.principal, ctx.query("last"), n)
+        .catalog(&ctx.principal, ctx.account.as_deref(), ctx.query("last"), n)
         .await?;
     let names: Vec<&str> = repos.iter().map(|r| r.as_str()).collect();
     let mut resp = json_response(json!({"repositories": names}), "application/json");

@@ -17,7 +17,12 @@ pub(crate) async fn get_logo(State(api): State<OciApi>, Path(rest): Path<String>
     let Ok(name) = RepositoryName::parse(name) else {
         return not_found();
     };
-    match api.registry.public_logo(alias, &name).await {
+    match api
+        .registries
+        .default_region()
+        .public_logo(alias, &name)
+        .await
+    {
         Ok(Some(logo)) => {
             let mut resp = logo.bytes.into_response();
             let h = resp.headers_mut();

@@ -103,6 +103,8 @@ pub struct AuditNote {
     pub account_id: String,
     pub access_key_id: String,
     pub registry_id: String,
+    /// The region of the registry acted on (CloudTrail's `awsRegion`).
+    pub region: String,
     /// `None` for registry-wide operations.
     pub repository: Option<String>,
     /// The AccessDenied message when a policy refused the request.
@@ -141,6 +143,7 @@ pub fn is_mutating(operation: &str) -> bool {
 /// Notes an authorization decision for the audit trail of the current request, if the server
 /// keeps one.
 pub(crate) fn note(
+    region: &str,
     who: &Principal,
     service: Service,
     action: &str,
@@ -162,6 +165,7 @@ pub(crate) fn note(
         account_id: who.account_id.clone(),
         access_key_id: who.access_key_id.clone(),
         registry_id: registry_id.to_owned(),
+        region: region.to_owned(),
         repository,
         denied,
     });

@@ -26,6 +26,7 @@ mod pull_through;
 mod pull_times;
 mod quota;
 mod referrers;
+mod regions;
 mod repositories;
 mod resource_tags;
 mod scanning;
@@ -75,6 +76,7 @@ pub use pull_through::{
 pub use pull_times::MAX_EXCLUSIONS as MAX_PULL_TIME_EXCLUSIONS;
 pub use quota::{DEFAULT_BURST_SECS as DEFAULT_RATE_BURST_SECS, DEFAULT_RATES, Quotas};
 pub use referrers::Referrer;
+pub use regions::{MAX_CACHED_REGIONS, Registries};
 pub use repositories::{CreateRepository, EncryptionConfiguration};
 pub use scanning::{RegistryScanningConfiguration, RepositoryScanning, ScanningRule};
 pub use storage::{
@@ -225,10 +227,11 @@ pub struct Registry {
     /// Added to the wall clock wherever a rule reads the time (lifecycle ages): tests age
     /// images by moving it instead of sleeping.
     clock_offset_millis: Millis,
-    /// Identity policies and tags of the configured access keys.
-    identities: access::Identities,
-    /// Request-rate quotas per principal (see `quota.rs`).
-    quotas: Quotas,
+    /// Identity policies and tags of the configured access keys (shared by every region).
+    identities: Arc<access::Identities>,
+    /// Request-rate quotas per principal (see `quota.rs`), shared by every region: a
+    /// principal's rate is counted once whatever region it signs for.
+    quotas: Arc<Quotas>,
     /// The pull-through cache's upstream client and settings; `None`: no caching.
     pull_through: Option<pull_through::PullThrough>,
     /// Write ECR's image events to the outbox (only when some webhook will take them: rows
@@ -236,8 +239,9 @@ pub struct Registry {
     events: bool,
     /// How long a restore from the archive takes: the image is ACTIVATING meanwhile.
     restore_delay_millis: Millis,
-    /// Pulls not yet written (see `pull_times.rs`).
-    pending_pulls: pull_times::PendingPulls,
+    /// Pulls not yet written (see `pull_times.rs`). Keyed by repository id, so every
+    /// region's registry shares one, and one flush writes them all.
+    pending_pulls: Arc<pull_times::PendingPulls>,
     /// Each registry's pull-time update exclusions (principal ARNs).
     pull_exclusions: cache::TtlCache<Arc<Vec<String>>>,
 }
@@ -256,12 +260,12 @@ impl Registry {
             memory_budget: MemoryBudget::new(default_budget_bytes(), budget::DEFAULT_WAIT),
             public_aliases: PublicAliases::default(),
             clock_offset_millis: 0,
-            identities: access::Identities::default(),
-            quotas: Quotas::default(),
+            identities: Arc::default(),
+            quotas: Arc::default(),
             pull_through: None,
             events: false,
             restore_delay_millis: DEFAULT_RESTORE_DELAY_MILLIS,
-            pending_pulls: pull_times::PendingPulls::default(),
+            pending_pulls: Arc::default(),
             // As short as the registry policies': an exclusion made on another node takes
             // effect there within this time.
             pull_exclusions: cache::TtlCache::new(Duration::from_secs(5)),
@@ -320,7 +324,7 @@ impl Registry {
 
     /// Request-rate quotas per principal and operation (default: ECR's rates).
     pub fn with_quotas(mut self, quotas: Quotas) -> Self {
-        self.quotas = quotas;
+        self.quotas = Arc::new(quotas);
         self
     }
 
@@ -334,7 +338,7 @@ impl Registry {
     /// The access keys' identity policies and tags (`[[access-keys]]`); refuses a malformed
     /// policy, naming its key.
     pub fn with_key_access(mut self, keys: Vec<KeyAccess>) -> std::result::Result<Self, String> {
-        self.identities = access::Identities::new(keys)?;
+        self.identities = Arc::new(access::Identities::new(keys)?);
         Ok(self)
     }
 
@@ -387,6 +391,36 @@ impl Registry {
 
     pub fn region(&self) -> &str {
         &self.region
+    }
+
+    /// This registry's settings for the registries of `region`, on `meta`: the metadata store
+    /// as that region sees it (see [`storage::region::RegionView`]). What the regions share
+    /// (the memory budget, quotas, identities, the upstream client and its in-flight fills) is
+    /// shared; the caches, keyed by account id, are the region's own. A field added to
+    /// [`Registry`] must be carried over here.
+    fn in_region(&self, region: &str, meta: Arc<dyn storage::MetaStore>) -> Registry {
+        Registry {
+            storage: Storage {
+                meta,
+                ..self.storage.clone()
+            },
+            region: region.to_owned(),
+            limits: self.limits.clone(),
+            registry_policies: cache::TtlCache::new(Duration::from_secs(5)),
+            repositories: cache::TtlCache::new(Duration::from_secs(1)),
+            verify_reads: self.verify_reads,
+            blob_redirect: self.blob_redirect,
+            memory_budget: self.memory_budget.clone(),
+            public_aliases: self.public_aliases.clone(),
+            clock_offset_millis: self.clock_offset_millis,
+            identities: self.identities.clone(),
+            quotas: self.quotas.clone(),
+            pull_through: self.pull_through.as_ref().map(|p| p.for_region()),
+            events: self.events,
+            restore_delay_millis: self.restore_delay_millis,
+            pending_pulls: self.pending_pulls.clone(),
+            pull_exclusions: cache::TtlCache::new(Duration::from_secs(5)),
+        }
     }
 
     pub fn limits(&self) -> &Limits {
@@ -444,6 +478,7 @@ impl Registry {
         };
         if let Err(e) = &result {
             access::note(
+                &self.region,
                 who,
                 service,
                 &action,
@@ -472,7 +507,15 @@ impl Registry {
         let action = service.action(action);
         let action = action.as_ref();
         if let Err(e) = self.take_quota(who, action) {
-            access::note(who, service, action, registry_id, resource, None);
+            access::note(
+                &self.region,
+                who,
+                service,
+                action,
+                registry_id,
+                resource,
+                None,
+            );
             return Err(e);
         }
         if service == Service::Public && public::is_public_read(action) {
@@ -507,7 +550,15 @@ impl Registry {
             who.account_id == registry_id,
         );
         if outcome == policy::Outcome::Allow {
-            access::note(who, service, action, registry_id, resource, None);
+            access::note(
+                &self.region,
+                who,
+                service,
+                action,
+                registry_id,
+                resource,
+                None,
+            );
             return Ok(());
         }
         let explicit = outcome == policy::Outcome::ExplicitDeny;
@@ -527,6 +578,7 @@ impl Registry {
             identity_based,
         };
         access::note(
+            &self.region,
             who,
             service,
             action,

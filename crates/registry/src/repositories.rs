@@ -315,18 +315,21 @@ impl Registry {
 }
 
 impl Registry {
-    /// Repository names of the caller's registry in lexical order after `last`, at most `n`,
-    /// and whether more follow (the `/v2/_catalog` listing).
+    /// Repository names of the private registry of `registry_id` (default: the caller's) in
+    /// lexical order after `last`, at most `n`, and whether more follow (the `/v2/_catalog`
+    /// listing).
     pub async fn catalog(
         &self,
         who: &Principal,
+        registry_id: Option<&str>,
         last: Option<&str>,
         n: u32,
     ) -> Result<(Vec<RepositoryName>, bool)> {
+        let registry_id = registry_id.unwrap_or(&who.account_id);
         self.authorize(
             who,
             Service::Private,
-            &who.account_id,
+            registry_id,
             None,
             "repository/*",
             "ecr:DescribeRepositories",
@@ -335,7 +338,7 @@ impl Registry {
         let mut items = self
             .storage
             .meta
-            .list_repositories(Service::Private, &who.account_id, last, n + 1)
+            .list_repositories(Service::Private, registry_id, last, n + 1)
             .await?;
         let more = items.len() > n as usize;
         items.truncate(n as usize);

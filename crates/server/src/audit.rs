@@ -33,18 +33,16 @@ pub(crate) struct Outcome<'a> {
 pub struct AuditLog {
     path: PathBuf,
     max_bytes: u64,
-    region: String,
     file: Mutex<Option<(File, u64)>>,
 }
 
 impl AuditLog {
     /// A file berth cannot write (a read-only data directory still serves reads) does not stop
     /// the start: the error is logged, and each record tries the file again.
-    pub fn new(path: PathBuf, max_bytes: u64, region: String) -> anyhow::Result<Self> {
+    pub fn new(path: PathBuf, max_bytes: u64) -> anyhow::Result<Self> {
         let log = Self {
             path,
             max_bytes: max_bytes.max(1024),
-            region,
             file: Mutex::new(None),
         };
         match Self::open_file(&log.path) {
@@ -104,7 +102,7 @@ impl AuditLog {
             "eventTime": registry::format_date(now),
             "eventSource": format!("{}.amazonaws.com", note.service),
             "eventName": note.event_name,
-            "awsRegion": self.region,
+            "awsRegion": note.region,
             "sourceIPAddress": out.source_ip.map(|i| i.to_string()),
             "userAgent": out.user_agent,
             "requestParameters": params,

@@ -17,7 +17,8 @@ pub struct Config {
     /// Where the metadata lives: `postgres://user@host:port/db` (shared by several nodes) or
     /// `sqlite://PATH`. Default: SQLite in the data directory.
     pub metadata: Option<storage::Metadata>,
-    /// The AWS region berth answers as (SigV4 scope, ARNs, tokens). Default `us-east-1`.
+    /// The default region: what a `/v2` request to the bare host and the web UI address, and
+    /// what a new data directory records as its home region. Default `us-east-1`.
     pub region: String,
     /// The one region the ECR Public API answers in (AWS offers it in `us-east-1` only); a
     /// request signed for another gets UnsupportedCommandException. Default `us-east-1`.
@@ -165,6 +166,15 @@ pub struct Config {
     /// Seconds between writes of the pull times noted in memory (`lastRecordedPullTime`);
     /// they are also written on shutdown. Default 5.
     pub pull_time_flush_secs: u64,
+    // Regions (issue 15 section 1).
+    /// The regions served; a request signed for another is refused as AWS refuses a region it
+    /// does not know. Empty (the default): every well-formed region name, so that a client
+    /// configured for any region works with no setup. `region` must be one of them.
+    pub regions: Vec<String>,
+    /// The domain of registry host names: `/v2` requests to `<account>.dkr.ecr.<region>.<domain>`
+    /// address that registry, and `repositoryUri` and `proxyEndpoint` are written that way.
+    /// Default none: every host is the caller's registry in the default region.
+    pub registry_domain: Option<String>,
 }
 
 /// One `[[webhooks]]` entry: where events go, which ones, and how they are signed.
@@ -295,6 +305,9 @@ impl Default for Config {
             webhook_retry_base_ms: 1000,
             archive_restore_secs: registry::DEFAULT_RESTORE_DELAY_MILLIS as u64 / 1000,
             pull_time_flush_secs: 5,
+
+            regions: vec![],
+            registry_domain: None,
         }
     }
 }
@@ -356,6 +369,9 @@ pub struct FileConfig {
     pub webhook_retry_base_ms: Option<u64>,
     pub archive_restore_secs: Option<u64>,
     pub pull_time_flush_secs: Option<u64>,
+
+    pub regions: Option<Vec<String>>,
+    pub registry_domain: Option<String>,
 }
 
 /// A size in bytes: a number, or a string with a binary `K`, `M` or `G` suffix.
@@ -419,7 +435,7 @@ pub struct Overrides {
     /// Where the metadata lives: postgres://USER@HOST:PORT/DB or sqlite://PATH [default: SQLite in the data directory]
     #[arg(long, env = "BERTH_METADATA")]
     pub metadata: Option<String>,
-    /// AWS region to answer as [default: us-east-1].
+    /// Default region: of /v2 requests to the bare host and the web UI [default: us-east-1].
     #[arg(long, env = "BERTH_REGION")]
     pub region: Option<String>,
     /// The region ECR Public answers in; requests signed for another get UnsupportedCommandException [default: us-east-1].
@@ -554,6 +570,13 @@ pub struct Overrides {
     /// Seconds between writes of recorded pull times [default: 5].
     #[arg(long, env = "BERTH_PULL_TIME_FLUSH_SECS")]
     pub pull_time_flush_secs: Option<u64>,
+
+    /// A region to serve (repeatable, or comma-separated in the env) [default: every region name].
+    #[arg(long = "regions", env = "BERTH_REGIONS", value_delimiter = ',')]
+    pub regions: Vec<String>,
+    /// Domain of registry host names <account>.dkr.ecr.<region>.<domain>, e.g. 'localhost' [default: none].
+    #[arg(long, env = "BERTH_REGISTRY_DOMAIN")]
+    pub registry_domain: Option<String>,
 }
 
 impl Config {
@@ -728,6 +751,18 @@ impl Config {
                 .or(file.pull_time_flush_secs)
                 .unwrap_or(d.pull_time_flush_secs)
                 .max(1),
+
+            regions: if o.regions.is_empty() {
+                file.regions.unwrap_or(d.regions)
+            } else {
+                o.regions.clone()
+            },
+            registry_domain: o
+                .registry_domain
+                .clone()
+                .or(file.registry_domain)
+                .filter(|d| !d.is_empty())
+                .map(|d| d.trim_end_matches('.').to_ascii_lowercase()),
         };
         let default_account = cfg.account_id.clone();
         let mut keys: Vec<AccessKeyConfig> = file.access_keys.unwrap_or_default();
@@ -781,10 +816,31 @@ impl Config {
                     .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         };
         anyhow::ensure!(
-            region_name(&self.region),
+            model::region::is_region_name(&self.region),
             "region: '{}' is not a region name",
             self.region
         );
+        for r in &self.regions {
+            anyhow::ensure!(
+                model::region::is_region_name(r),
+                "regions: '{r}' is not a region name"
+            );
+        }
+        anyhow::ensure!(
+            self.regions.is_empty() || self.regions.contains(&self.region),
+            "regions: the default region '{}' is not among them",
+            self.region
+        );
+        if let Some(d) = &self.registry_domain {
+            anyhow::ensure!(
+                d.split('.').all(|label| !label.is_empty()
+                    && label.len() <= 63
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')),
+                "registry-domain: '{d}' is not a domain name"
+            );
+        }
         anyhow::ensure!(
             region_name(&self.public_region),
             "public-region: '{}' is not a region name",
@@ -955,6 +1011,13 @@ impl Config {
         put("webhook-retry-base-ms", int(self.webhook_retry_base_ms));
         put("archive-restore-secs", int(self.archive_restore_secs));
         put("pull-time-flush-secs", int(self.pull_time_flush_secs));
+        put(
+            "regions",
+            Value::Array(self.regions.iter().map(|r| s(r)).collect()),
+        );
+        if let Some(d) = &self.registry_domain {
+            put("registry-domain", s(d));
+        }
         let hooks: Vec<Value> = self
             .webhooks
             .iter()

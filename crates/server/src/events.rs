@@ -62,9 +62,12 @@ pub fn check_url(url: &str) -> Result<(), String> {
     }
 }
 
-/// The event in EventBridge's envelope, as ECR sends it.
-pub fn envelope(e: &EventRecord, region: &str) -> serde_json::Value {
+/// The event in EventBridge's envelope, as ECR sends it: `region` is the region of the
+/// event's registry, the home region (`home`) unless the outbox row names another.
+pub fn envelope(e: &EventRecord, home: &str) -> serde_json::Value {
     let ev = &e.event;
+    let (account, region) = storage::region::event_region(ev);
+    let region = region.unwrap_or(home);
     let mut detail = serde_json::Map::new();
     detail.insert("result".into(), json!("SUCCESS"));
     detail.insert("repository-name".into(), json!(ev.repository.as_str()));
@@ -84,7 +87,7 @@ pub fn envelope(e: &EventRecord, region: &str) -> serde_json::Value {
         "id": event_id(e),
         "detail-type": ev.detail_type,
         "source": "aws.ecr",
-        "account": ev.registry_id,
+        "account": account,
         "time": registry::format_date(ev.at),
         "region": region,
         "resources": [],
@@ -136,6 +139,7 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
 #[derive(Clone)]
 pub struct Delivery {
     pub hooks: Arc<Vec<WebhookConfig>>,
+    /// The home region: the region of outbox rows that name none.
     pub region: String,
     pub max_attempts: u32,
     pub retry_base_ms: u64,
@@ -242,5 +246,41 @@ impl Delivery {
         let backlog = meta.event_backlog().await?;
         metrics.event_backlog(backlog.pending, backlog.given_up);
         Ok(done)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelopes_name_the_region_of_their_registry() {
+        let record = |registry_id: &str| EventRecord {
+            id: 1,
+            event: storage::ImageEvent {
+                detail_type: "ECR Image Action".into(),
+                action_type: "PUSH".into(),
+                service: model::Service::Private,
+                registry_id: registry_id.into(),
+                repository: model::RepositoryName::parse("app").unwrap(),
+                digest: model::Digest::sha256_of(b"x"),
+                manifest_media_type: None,
+                artifact_media_type: None,
+                at: 0,
+            },
+            tag: Some("v1".into()),
+            attempts: 0,
+            delivered_to: vec![],
+        };
+        let home = envelope(&record("123456789012"), "eu-west-1");
+        assert_eq!(
+            (&home["account"], &home["region"]),
+            (&json!("123456789012"), &json!("eu-west-1"))
+        );
+        let other = envelope(&record("123456789012:ap-south-1"), "eu-west-1");
+        assert_eq!(
+            (&other["account"], &other["region"]),
+            (&json!("123456789012"), &json!("ap-south-1"))
+        );
     }
 }

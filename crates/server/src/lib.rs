@@ -39,7 +39,11 @@ pub const VERSION: &str = concat!(
 /// The assembled application.
 pub struct App {
     pub router: Router,
+    /// The default region's registries (`region`), which also run the store-wide jobs (GC,
+    /// fsck, event delivery).
     pub registry: Arc<registry::Registry>,
+    /// Every region's.
+    pub registries: Arc<registry::Registries>,
     tls: Option<config::TlsConfig>,
     gc: registry::GcOptions,
     gc_interval: Option<std::time::Duration>,
@@ -87,45 +91,50 @@ impl App {
         };
         let signing_key = auth::SigningKey::load_or_create(&cfg.signing_key_file)
             .context("loading the signing key")?;
-        let registry = Arc::new(
-            registry::Registry::new(storage, cfg.region.clone(), limits(cfg)?)
-                .with_events(!cfg.webhooks.is_empty())
-                .with_failpoints(cfg.failpoints.clone())
-                .with_verified_reads(cfg.verify_reads)
-                .with_blob_redirect(blob_redirect)
-                .with_memory_budget(registry::MemoryBudget::new(
-                    cfg.max_inflight_part_bytes,
-                    body_memory_wait(cfg)?,
-                ))
-                .with_public_aliases(cfg.public_aliases()?)
-                .with_clock_offset(cfg.clock_offset_secs.saturating_mul(1000))
-                .with_restore_delay(
-                    i64::try_from(cfg.archive_restore_secs)
-                        .unwrap_or(i64::MAX / 1000)
-                        .saturating_mul(1000),
-                )
-                .with_quotas(registry::Quotas::new(
-                    &cfg.rate_limits
-                        .iter()
-                        .map(|(op, n)| (op.clone(), *n as f64))
-                        .collect::<Vec<_>>(),
-                    cfg.rate_limit_burst_secs as f64,
-                ))
-                .with_key_access(cfg.key_access.clone())
-                .map_err(|e| anyhow::anyhow!("access-keys: {e}"))?
-                .with_pull_through(registry::PullThroughConfig {
-                    upstream: Arc::new(
-                        upstream::HttpUpstream::new(
-                            cfg.upstream_credentials.iter().cloned().collect(),
-                        )
+        let template = registry::Registry::new(storage, cfg.region.clone(), limits(cfg)?)
+            .with_events(!cfg.webhooks.is_empty())
+            .with_failpoints(cfg.failpoints.clone())
+            .with_verified_reads(cfg.verify_reads)
+            .with_blob_redirect(blob_redirect)
+            .with_memory_budget(registry::MemoryBudget::new(
+                cfg.max_inflight_part_bytes,
+                body_memory_wait(cfg)?,
+            ))
+            .with_public_aliases(cfg.public_aliases()?)
+            .with_clock_offset(cfg.clock_offset_secs.saturating_mul(1000))
+            .with_restore_delay(
+                i64::try_from(cfg.archive_restore_secs)
+                    .unwrap_or(i64::MAX / 1000)
+                    .saturating_mul(1000),
+            )
+            .with_quotas(registry::Quotas::new(
+                &cfg.rate_limits
+                    .iter()
+                    .map(|(op, n)| (op.clone(), *n as f64))
+                    .collect::<Vec<_>>(),
+                cfg.rate_limit_burst_secs as f64,
+            ))
+            .with_key_access(cfg.key_access.clone())
+            .map_err(|e| anyhow::anyhow!("access-keys: {e}"))?
+            .with_pull_through(registry::PullThroughConfig {
+                upstream: Arc::new(
+                    upstream::HttpUpstream::new(cfg.upstream_credentials.iter().cloned().collect())
                         .context("building the upstream registry client")?,
-                    ),
-                    refresh_millis: i64::try_from(cfg.pull_through_refresh_secs)
-                        .unwrap_or(i64::MAX / 1000)
-                        .saturating_mul(1000),
-                    allow_http: cfg.allow_http_upstreams,
-                }),
+                ),
+                refresh_millis: i64::try_from(cfg.pull_through_refresh_secs)
+                    .unwrap_or(i64::MAX / 1000)
+                    .saturating_mul(1000),
+                allow_http: cfg.allow_http_upstreams,
+            });
+        let registries = Arc::new(
+            registry::Registries::new(
+                template,
+                (!cfg.regions.is_empty()).then(|| cfg.regions.clone()),
+            )
+            .await
+            .context("recording the home region")?,
         );
+        let registry = registries.default_region().clone();
         if cfg.access_keys.len() > 1 && cfg.key_access.iter().all(|k| k.policy.is_none()) {
             tracing::warn!(
                 keys = cfg.access_keys.len(),
@@ -135,7 +144,7 @@ impl App {
             );
         }
         let oci = oci_api::router(
-            registry.clone(),
+            registries.clone(),
             oci_api::OciApiConfig {
                 signing_key: signing_key.clone(),
                 account_id: cfg.account_id.clone(),
@@ -144,6 +153,7 @@ impl App {
                 anonymous_pull: cfg.anonymous_pull.clone(),
                 public_url: cfg.public_url.clone(),
                 scheme,
+                registry_domain: cfg.registry_domain.clone(),
             },
         );
         let credentials = (!cfg.access_keys.is_empty()).then(|| {
@@ -162,7 +172,7 @@ impl App {
             },
         );
         let ecr = ecr_api::router(
-            registry.clone(),
+            registries.clone(),
             ecr_api::EcrApiConfig {
                 account_id: cfg.account_id.clone(),
                 credentials,
@@ -170,6 +180,7 @@ impl App {
                 scheme,
                 signing_key,
                 public_region: cfg.public_region.clone(),
+                registry_domain: cfg.registry_domain.clone(),
             },
         );
         let idle_timeout =
@@ -206,7 +217,6 @@ impl App {
                         Some(p) => Some(Arc::new(audit::AuditLog::new(
                             p.clone(),
                             cfg.audit_log_max_bytes,
-                            cfg.region.clone(),
                         )?)),
                         None => None,
                     },
@@ -231,6 +241,7 @@ impl App {
             router,
             idle_timeout,
             registry,
+            registries: registries.clone(),
             tls: cfg.tls.clone(),
             gc: registry::GcOptions {
                 dry_run: false,
@@ -243,7 +254,7 @@ impl App {
             pull_time_flush: Duration::from_secs(cfg.pull_time_flush_secs.max(1)),
             delivery: (!cfg.webhooks.is_empty()).then(|| events::Delivery {
                 hooks: Arc::new(cfg.webhooks.clone()),
-                region: cfg.region.clone(),
+                region: registries.home_region().to_owned(),
                 max_attempts: cfg.webhook_max_attempts.max(1),
                 retry_base_ms: cfg.webhook_retry_base_ms,
             }),
@@ -261,7 +272,7 @@ impl App {
 
     /// Runs every repository's lifecycle policy once (`berth lifecycle run`).
     pub async fn run_lifecycle(&self, dry_run: bool) -> anyhow::Result<registry::LifecycleReport> {
-        Ok(self.registry.run_lifecycle(dry_run).await?)
+        Ok(self.registries.run_lifecycle(dry_run).await?)
     }
 
     /// Runs the lifecycle policies every `lifecycle_interval` while the server runs, on one
@@ -271,6 +282,7 @@ impl App {
             return;
         };
         let registry = self.registry.clone();
+        let registries = self.registries.clone();
         let metrics = self.metrics.clone();
         let holder = lease_holder();
         tokio::spawn(async move {
@@ -278,7 +290,7 @@ impl App {
             tick.tick().await; // not at start-up: let clients reconnect first
             loop {
                 tick.tick().await;
-                let job = registry.run_lifecycle(false);
+                let job = registries.run_lifecycle(false);
                 let started = std::time::Instant::now();
                 match registry.run_leased("lifecycle", &holder, job).await {
                     Ok(Some(r)) => {

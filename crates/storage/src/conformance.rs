@@ -1734,6 +1734,177 @@ pub async fn event_outbox(meta: &dyn MetaStore) {
     assert_eq!(meta.due_events(9_000, 100).await.unwrap().len(), 1);
 }
 
+/// Region views (`meta::region`): the registries of one account in two regions are two
+/// registries, the home region's under the bare account id as before regions existed, and
+/// the home region is recorded once.
+pub async fn region_views(meta: std::sync::Arc<dyn MetaStore>) {
+    use crate::region::{RegionView, event_region, home_region, repository_region};
+    assert_eq!(home_region(&*meta, "eu-west-1").await.unwrap(), "eu-west-1");
+    // Recorded once: a later open as another region keeps it.
+    assert_eq!(home_region(&*meta, "us-east-1").await.unwrap(), "eu-west-1");
+    let view = |region: &str| RegionView::new(meta.clone(), region.into(), "eu-west-1".into());
+    let (home, other) = (view("eu-west-1"), view("us-east-1"));
+    let account = "000000000000";
+    let name = RepositoryName::parse("regions/app").unwrap();
+
+    let in_home = home
+        .create_repository(repo_record("regions/app"))
+        .await
+        .unwrap();
+    let in_other = other
+        .create_repository(repo_record("regions/app"))
+        .await
+        .unwrap();
+    assert_ne!(in_home.id, in_other.id, "two repositories");
+    assert_eq!(
+        in_other.registry_id, account,
+        "records name the account only"
+    );
+    assert_eq!(
+        home.get_repository(Service::Private, account, &name)
+            .await
+            .unwrap()
+            .map(|r| r.id),
+        Some(in_home.id)
+    );
+    // The home region's key is the account id itself; another region's is <account>:<region>.
+    let raw = |key: &str| {
+        let (meta, key, name) = (meta.clone(), key.to_owned(), name.clone());
+        async move {
+            meta.get_repository(Service::Private, &key, &name)
+                .await
+                .unwrap()
+                .map(|r| r.id)
+        }
+    };
+    assert_eq!(raw(account).await, Some(in_home.id));
+    assert_eq!(raw("000000000000:us-east-1").await, Some(in_other.id));
+    let listed = other
+        .list_repositories(Service::Private, account, None, 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        listed.iter().map(|r| r.id).collect::<Vec<_>>(),
+        [in_other.id]
+    );
+    // A third region sees neither.
+    let third = view("ap-south-1");
+    assert!(
+        third
+            .get_repository(Service::Private, account, &name)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // Registry policies and settings are per region.
+    other
+        .set_registry_policy(account, Some("{}"))
+        .await
+        .unwrap();
+    assert_eq!(home.registry_policy(account).await.unwrap(), None);
+    assert_eq!(
+        other.registry_policy(account).await.unwrap().as_deref(),
+        Some("{}")
+    );
+    assert!(
+        other
+            .swap_registry_setting(Service::Private, account, "regions/s", None, Some(b"x"))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        home.registry_setting(Service::Private, account, "regions/s")
+            .await
+            .unwrap(),
+        None
+    );
+
+    // A background job's list: each view its own region's; the store-wide list names regions.
+    for id in [in_home.id, in_other.id] {
+        meta.put_repository_settings(id, &[("regions/flag", Some(b"1"))])
+            .await
+            .unwrap();
+    }
+    let of = |rows: Vec<(Service, String, RepositoryName)>| {
+        rows.into_iter()
+            .filter(|(_, _, n)| n == &name)
+            .map(|(_, key, _)| key)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        of(home
+            .repositories_with_setting("regions/flag")
+            .await
+            .unwrap()),
+        [account]
+    );
+    assert_eq!(
+        of(other
+            .repositories_with_setting("regions/flag")
+            .await
+            .unwrap()),
+        [account]
+    );
+    let mut all = of(meta
+        .repositories_with_setting("regions/flag")
+        .await
+        .unwrap());
+    all.sort();
+    assert_eq!(all, [account, "000000000000:us-east-1"]);
+    assert_eq!(
+        repository_region(Service::Private, "000000000000:us-east-1"),
+        (Some("us-east-1"), account)
+    );
+    assert_eq!(
+        repository_region(Service::Private, account),
+        (None, account)
+    );
+
+    // Events written through a view name their region in the outbox.
+    let image = ImageRecord {
+        digest: Digest::sha256_of(b"regions"),
+        manifest: b"regions".to_vec(),
+        media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+        artifact_media_type: None,
+        subject: None,
+        size: 7,
+        pushed_at: 1_000,
+    };
+    let event = ImageEvent {
+        detail_type: "ECR Image Action".into(),
+        action_type: "PUSH".into(),
+        service: Service::Private,
+        registry_id: account.into(),
+        repository: name.clone(),
+        digest: image.digest.clone(),
+        manifest_media_type: Some(image.media_type.clone()),
+        artifact_media_type: None,
+        at: 1_000,
+    };
+    other
+        .put_image_noting(
+            in_other.id,
+            &image,
+            &ImageReferences::default(),
+            None,
+            usize::MAX,
+            Some(&event),
+        )
+        .await
+        .unwrap();
+    let due = meta.due_events(i64::MAX, 1000).await.unwrap();
+    let ours: Vec<_> = due
+        .iter()
+        .filter(|r| r.event.repository == name)
+        .map(|r| event_region(&r.event))
+        .collect();
+    assert_eq!(ours, [(account, Some("us-east-1"))]);
+    for r in due.iter().filter(|r| r.event.repository == name) {
+        meta.delete_event(r.id).await.unwrap();
+    }
+}
+
 #[tokio::test]
 async fn embedded_backends_conform() {
     let dir = tempfile::tempdir().unwrap();
@@ -1746,6 +1917,7 @@ async fn embedded_backends_conform() {
     public_registries_and_settings(storage.meta.as_ref()).await;
     event_outbox(storage.meta.as_ref()).await;
     image_states(storage.meta.as_ref()).await;
+    region_views(storage.meta.clone()).await;
     races(storage.meta.clone()).await;
 }
 
@@ -1820,6 +1992,9 @@ async fn postgres_conforms() {
     event_outbox(&meta).await;
     image_states(&meta).await;
     races(std::sync::Arc::new(meta)).await;
+    let meta: std::sync::Arc<dyn MetaStore> = std::sync::Arc::new(meta);
+    region_views(meta.clone()).await;
+    races(meta).await;
     schema.drop().await;
 }
 

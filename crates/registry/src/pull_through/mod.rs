@@ -34,6 +34,7 @@ pub const DEFAULT_REFRESH_MILLIS: Millis = 24 * 3600 * 1000;
 const RULES_SETTING: &str = "pull-through-cache/rules";
 
 /// How the pull-through cache behaves (from berth's configuration).
+#[derive(Clone)]
 pub struct PullThroughConfig {
     pub upstream: Arc<dyn Upstream>,
     /// A cached tag is checked upstream at most this often.
@@ -58,6 +59,16 @@ impl PullThrough {
             config,
             rules: TtlCache::new(std::time::Duration::from_secs(5)),
             fills: Arc::default(),
+        }
+    }
+
+    /// The cache of another region's registries: the same upstream client and in-flight fills
+    /// (a blob is a blob in every region), rules of its own.
+    pub(crate) fn for_region(&self) -> Self {
+        Self {
+            config: self.config.clone(),
+            rules: TtlCache::new(std::time::Duration::from_secs(5)),
+            fills: self.fills.clone(),
         }
     }
 }

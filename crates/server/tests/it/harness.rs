@@ -255,9 +255,19 @@ pub fn ecr_client(endpoint: &str) -> aws_sdk_ecr::Client {
 
 /// An `aws-sdk-ecr` client signing with the given key.
 pub fn ecr_client_as(endpoint: &str, access_key: &str, secret: &str) -> aws_sdk_ecr::Client {
+    ecr_client_in(endpoint, "us-east-1", access_key, secret)
+}
+
+/// An `aws-sdk-ecr` client signing with the given key for `region`.
+pub fn ecr_client_in(
+    endpoint: &str,
+    region: &str,
+    access_key: &str,
+    secret: &str,
+) -> aws_sdk_ecr::Client {
     let conf = aws_sdk_ecr::Config::builder()
         .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
+        .region(Region::new(region.to_owned()))
         .endpoint_url(endpoint)
         .credentials_provider(Credentials::new(access_key, secret, None, None, "test"))
         .http_client(aws_smithy_http_client::Builder::new().build_http())

@@ -218,6 +218,44 @@ async fn hostile_inputs_get_exact_errors_and_change_nothing() {
         (400, "UnknownOperationException"),
         ecr_raw(&server, "DropAllTables", Some(AUTH), b"{}".to_vec()).await,
     );
+    // Regions: a malformed name, or one shaped like a storage key, is no region.
+    for (input, region) in [
+        ("signed for the region \"US-EAST-1\"", "US-EAST-1"),
+        (
+            "signed for the region \"us-east-1:x\" (the storage key separator)",
+            "us-east-1:x",
+        ),
+        (
+            "signed for the region \"deployment\" (a reserved storage key)",
+            "deployment",
+        ),
+        (
+            "signed for a region name of 40 characters",
+            "us-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-1",
+        ),
+    ] {
+        let auth = AUTH.replace("/us-east-1/", &format!("/{region}/"));
+        t.check(
+            "ECR",
+            input,
+            (400, "InvalidSignatureException"),
+            ecr_raw(&server, "DescribeRepositories", Some(&auth), b"{}".to_vec()).await,
+        );
+    }
+    // Another region is another registry: the same name is a new repository there, and the
+    // stored one is untouched (checked after every case).
+    t.check(
+        "ECR",
+        "CreateRepository of the stored repository's name, signed for eu-west-3",
+        (200, "<none>"),
+        ecr_raw(
+            &server,
+            "CreateRepository",
+            Some(&AUTH.replace("/us-east-1/", "/eu-west-3/")),
+            json(serde_json::json!({ "repositoryName": REPO })),
+        )
+        .await,
+    );
     t.check(
         "ECR",
         "body that is not JSON",

@@ -29,6 +29,7 @@ mod protocol;
 mod public_v2;
 mod pull;
 mod pull_through;
+mod regions;
 mod repositories;
 mod restart;
 mod s3;

@@ -8,6 +8,7 @@
 mod codec;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+pub mod region;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod sql;
 #[cfg(feature = "sqlite")]
