@@ -157,6 +157,19 @@ pub struct Config {
     /// Milliseconds before the first retry; each later one waits twice as long, up to an hour.
     /// Default 1000.
     pub webhook_retry_base_ms: u64,
+    // Storage use and access to /metrics (issue 17 §1).
+    /// A bearer token `/metrics` requires (`Authorization: Bearer <token>`), on whichever
+    /// listener serves it. Default: none.
+    pub metrics_token: Option<String>,
+    /// How many repositories `/metrics` reports storage use for, the largest first (each is two
+    /// series). Default: 100 where `/metrics` is protected (`metrics-listen` or
+    /// `metrics-token`), 0 where anyone who reaches the main port may read it, since the
+    /// series name repositories.
+    pub metrics_repositories: u32,
+    /// Seconds between folds of the storage-use deltas (one node at a time, under a lease); 0
+    /// turns them off. Readings include pending deltas either way: folding keeps them cheap.
+    /// Default 60.
+    pub usage_fold_interval_secs: u64,
 }
 
 /// One `[[webhooks]]` entry: where events go, which ones, and how they are signed.
@@ -285,6 +298,9 @@ impl Default for Config {
             webhooks: Vec::new(),
             webhook_max_attempts: 12,
             webhook_retry_base_ms: 1000,
+            metrics_token: None,
+            metrics_repositories: 0,
+            usage_fold_interval_secs: 60,
         }
     }
 }
@@ -344,6 +360,9 @@ pub struct FileConfig {
     pub webhooks: Option<Vec<WebhookConfig>>,
     pub webhook_max_attempts: Option<u32>,
     pub webhook_retry_base_ms: Option<u64>,
+    pub metrics_token: Option<String>,
+    pub metrics_repositories: Option<u32>,
+    pub usage_fold_interval_secs: Option<u64>,
 }
 
 /// A size in bytes: a number, or a string with a binary `K`, `M` or `G` suffix.
@@ -536,6 +555,16 @@ pub struct Overrides {
     /// Allow pull-through cache upstreams at http:// on hosts that are not loopback [default: false].
     #[arg(long, env = "BERTH_ALLOW_HTTP_UPSTREAMS", num_args = 0..=1, default_missing_value = "true")]
     pub allow_http_upstreams: Option<bool>,
+
+    /// A bearer token /metrics requires (prefer the environment to a flag) [default: none].
+    #[arg(long, env = "BERTH_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+    /// Repositories /metrics reports storage use for, largest first [default: 100 if /metrics has its own listener or a token, else 0].
+    #[arg(long, env = "BERTH_METRICS_REPOSITORIES")]
+    pub metrics_repositories: Option<u32>,
+    /// Seconds between folds of the storage-use deltas, 0 for none [default: 60].
+    #[arg(long, env = "BERTH_USAGE_FOLD_INTERVAL_SECS")]
+    pub usage_fold_interval_secs: Option<u64>,
 }
 
 impl Config {
@@ -701,7 +730,27 @@ impl Config {
                 .or(file.allow_http_upstreams)
                 .unwrap_or(d.allow_http_upstreams),
             upstream_credentials: upstream_credentials(file.upstream_credentials)?,
+            metrics_token: o
+                .metrics_token
+                .clone()
+                .or(file.metrics_token)
+                .filter(|t| !t.is_empty()),
+            metrics_repositories: d.metrics_repositories,
+            usage_fold_interval_secs: o
+                .usage_fold_interval_secs
+                .or(file.usage_fold_interval_secs)
+                .unwrap_or(d.usage_fold_interval_secs),
         };
+        cfg.metrics_repositories = o
+            .metrics_repositories
+            .or(file.metrics_repositories)
+            .unwrap_or(
+                if cfg.metrics_listen.is_some() || cfg.metrics_token.is_some() {
+                    DEFAULT_METRICS_REPOSITORIES
+                } else {
+                    0
+                },
+            );
         let default_account = cfg.account_id.clone();
         let mut keys: Vec<AccessKeyConfig> = file.access_keys.unwrap_or_default();
         if let Some(id) = &o.access_key_id {
@@ -926,6 +975,17 @@ impl Config {
             int(self.webhook_max_attempts.into()),
         );
         put("webhook-retry-base-ms", int(self.webhook_retry_base_ms));
+        if self.metrics_token.is_some() {
+            put("metrics-token", s(REDACTED));
+        }
+        put(
+            "metrics-repositories",
+            int(self.metrics_repositories.into()),
+        );
+        put(
+            "usage-fold-interval-secs",
+            int(self.usage_fold_interval_secs),
+        );
         let hooks: Vec<Value> = self
             .webhooks
             .iter()
@@ -950,6 +1010,11 @@ impl Config {
         toml::to_string(&t).expect("a table of plain values serializes")
     }
 }
+
+/// Repositories `/metrics` reports storage use for where it is protected: 200 series, a
+/// small part of a scrape, that cover the repositories worth watching; the registry totals
+/// cover the rest.
+pub const DEFAULT_METRICS_REPOSITORIES: u32 = 100;
 
 /// What stands for a secret in printed configuration.
 pub const REDACTED: &str = "REDACTED";

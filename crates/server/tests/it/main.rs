@@ -33,3 +33,4 @@ mod restart;
 mod s3;
 mod soak;
 mod ui;
+mod usage;
