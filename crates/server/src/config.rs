@@ -1561,6 +1561,7 @@ mod tests {
             blobs: Some("s3://b".into()),
             blob_redirect: Some(true),
             metrics_listen: Some("127.0.0.1:9100".parse().unwrap()),
+            metrics_token: Some("t".into()),
             public_registry_alias: Some("acme".into()),
             public_registry_aliases: vec![("111122223333".into(), "other".into())],
             ..Config::default()
