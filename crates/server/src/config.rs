@@ -1566,7 +1566,13 @@ mod tests {
             public_registry_aliases: vec![("111122223333".into(), "other".into())],
             ..Config::default()
         };
-        let table: toml::Table = full.to_toml().parse().unwrap();
+        let printed = full.to_toml();
+        assert!(
+            printed.contains(&format!("metrics-token = \"{REDACTED}\""))
+                && !printed.contains("= \"t\""),
+            "{printed}"
+        );
+        let table: toml::Table = printed.parse().unwrap();
         for key in table.keys() {
             assert!(
                 sample.contains(&format!("{key} =")),
@@ -1586,6 +1592,34 @@ mod tests {
         ] {
             assert!(sample.contains(key), "the sample does not mention {key}");
         }
+    }
+
+    /// `metrics-repositories` defaults to 100 where `/metrics` is protected (a listener of its
+    /// own, or a token) and to 0 where it is open on the main port; a value given wins.
+    #[test]
+    fn metrics_repositories_default_to_none_on_an_open_main_port() {
+        let load = |o: Overrides| Config::load(&o).unwrap().metrics_repositories;
+        assert_eq!(load(Overrides::default()), 0);
+        let token = || Overrides {
+            metrics_token: Some("t".into()),
+            ..Default::default()
+        };
+        assert_eq!(load(token()), DEFAULT_METRICS_REPOSITORIES);
+        let listener = Overrides {
+            metrics_listen: Some("127.0.0.1:9100".into()),
+            ..Default::default()
+        };
+        assert_eq!(load(listener), DEFAULT_METRICS_REPOSITORIES);
+        let given = Overrides {
+            metrics_repositories: Some(7),
+            ..token()
+        };
+        assert_eq!(load(given), 7);
+        let open_but_given = Overrides {
+            metrics_repositories: Some(3),
+            ..Default::default()
+        };
+        assert_eq!(load(open_but_given), 3);
     }
 
     /// `[[webhooks]]` load from the file, print with their secret redacted, and a plain

@@ -737,6 +737,59 @@ mod tests {
     }
 
     #[test]
+    fn the_token_is_a_bearer_token_compared_whole() {
+        let with = |v: &str| {
+            let mut h = axum::http::HeaderMap::new();
+            h.insert(axum::http::header::AUTHORIZATION, v.parse().unwrap());
+            h
+        };
+        assert!(bearer_matches(&with("Bearer s3cret"), "s3cret"));
+        assert!(bearer_matches(&with("bearer s3cret"), "s3cret"));
+        for refused in [
+            "Bearer s3cre",
+            "Bearer s3cretx",
+            "Basic s3cret",
+            "s3cret",
+            "Bearer ",
+        ] {
+            assert!(!bearer_matches(&with(refused), "s3cret"), "{refused}");
+        }
+        assert!(!bearer_matches(&axum::http::HeaderMap::new(), "s3cret"));
+    }
+
+    #[test]
+    fn usage_series_name_registries_and_the_largest_repositories() {
+        let usage = storage::StorageUsage {
+            largest: vec![storage::RepositoryStorage {
+                service: model::Service::Public,
+                registry_id: "123456789012".into(),
+                name: model::RepositoryName::parse("team/app").unwrap(),
+                images: 2,
+                bytes: 4096,
+            }],
+            registries: vec![storage::RegistryStorage {
+                service: model::Service::Private,
+                registry_id: "123456789012".into(),
+                repositories: 3,
+                images: 5,
+                bytes: 10,
+            }],
+        };
+        let mut text = String::new();
+        render_usage(&mut text, &usage);
+        for line in [
+            "berth_registry_storage_bytes{registry=\"123456789012\"} 10\n",
+            "berth_registry_images{registry=\"123456789012\"} 5\n",
+            "berth_registry_repositories{registry=\"123456789012\"} 3\n",
+            "berth_repository_storage_bytes{registry=\"public:123456789012\",repository=\"team/app\"} 4096\n",
+            "berth_repository_images{registry=\"public:123456789012\",repository=\"team/app\"} 2\n",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
+        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+
+    #[test]
     fn process_figures_come_from_proc() {
         let p = process::read().expect("/proc on Linux");
         assert!(p.resident_bytes > 0 && p.virtual_bytes >= p.resident_bytes);

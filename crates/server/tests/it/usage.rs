@@ -409,3 +409,34 @@ async fn metrics_need_the_token_and_name_only_the_largest_repositories() {
         1.0
     );
 }
+
+/// On a listener of its own, `/metrics` names the largest repositories by default, and the
+/// token, when set, is needed there too; the main port has no `/metrics`.
+#[tokio::test]
+async fn a_metrics_listener_of_its_own_names_repositories_and_takes_the_token() {
+    let addr = format!("127.0.0.1:{}", crate::outages::free_port());
+    let own = format!("http://{addr}");
+    let plain = TestServer::start_with(&["--metrics-listen", &addr]).await;
+    create_repo(&plain.ecr(), "usage/listed").await;
+    let r = scrape_with(&plain.endpoint, None).await;
+    assert_eq!(r.status(), 404);
+    let r = scrape_with(&own, None).await;
+    assert_eq!(r.status(), 200);
+    let s = Scrape::parse(&r.text().await.unwrap());
+    let labels = [("registry", ACCOUNT), ("repository", "usage/listed")];
+    assert!(
+        s.0.contains_key(&format!(
+            "berth_repository_images{{registry=\"{ACCOUNT}\",repository=\"usage/listed\"}}"
+        )),
+        "{s:?}"
+    );
+    assert_eq!(s.get("berth_repository_storage_bytes", &labels), 0.0);
+    drop(plain);
+
+    let addr = format!("127.0.0.1:{}", crate::outages::free_port());
+    let own = format!("http://{addr}");
+    let _guarded =
+        TestServer::start_with(&["--metrics-listen", &addr, "--metrics-token", TOKEN]).await;
+    assert_eq!(scrape_with(&own, None).await.status(), 401);
+    assert_eq!(scrape_with(&own, Some(TOKEN)).await.status(), 200);
+}
