@@ -77,6 +77,7 @@ impl App {
             Some(url) => {
                 let (s, loopback) = storage
                     .with_s3_blobs(url)
+                    .await
                     .with_context(|| format!("opening blobs at {url}"))?;
                 (s, cfg.blob_redirect.unwrap_or(!loopback))
             }
