@@ -175,6 +175,19 @@ pub struct Config {
     /// address that registry, and `repositoryUri` and `proxyEndpoint` are written that way.
     /// Default none: every host is the caller's registry in the default region.
     pub registry_domain: Option<String>,
+    // Storage use and access to /metrics (issue 17 §1).
+    /// A bearer token `/metrics` requires (`Authorization: Bearer <token>`), on whichever
+    /// listener serves it. Default: none.
+    pub metrics_token: Option<String>,
+    /// How many repositories `/metrics` reports storage use for, the largest first (each is two
+    /// series). Default: 100 where `/metrics` is protected (`metrics-listen` or
+    /// `metrics-token`), 0 where anyone who reaches the main port may read it, since the
+    /// series name repositories.
+    pub metrics_repositories: u32,
+    /// Seconds between folds of the storage-use deltas (one node at a time, under a lease); 0
+    /// turns them off. Readings include pending deltas either way: folding keeps them cheap.
+    /// Default 60.
+    pub usage_fold_interval_secs: u64,
 }
 
 /// One `[[webhooks]]` entry: where events go, which ones, and how they are signed.
@@ -308,6 +321,9 @@ impl Default for Config {
 
             regions: vec![],
             registry_domain: None,
+            metrics_token: None,
+            metrics_repositories: 0,
+            usage_fold_interval_secs: 60,
         }
     }
 }
@@ -372,6 +388,9 @@ pub struct FileConfig {
 
     pub regions: Option<Vec<String>>,
     pub registry_domain: Option<String>,
+    pub metrics_token: Option<String>,
+    pub metrics_repositories: Option<u32>,
+    pub usage_fold_interval_secs: Option<u64>,
 }
 
 /// A size in bytes: a number, or a string with a binary `K`, `M` or `G` suffix.
@@ -577,6 +596,16 @@ pub struct Overrides {
     /// Domain of registry host names <account>.dkr.ecr.<region>.<domain>, e.g. 'localhost' [default: none].
     #[arg(long, env = "BERTH_REGISTRY_DOMAIN")]
     pub registry_domain: Option<String>,
+
+    /// A bearer token /metrics requires (prefer the environment to a flag) [default: none].
+    #[arg(long, env = "BERTH_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+    /// Repositories /metrics reports storage use for, largest first [default: 100 if /metrics has its own listener or a token, else 0].
+    #[arg(long, env = "BERTH_METRICS_REPOSITORIES")]
+    pub metrics_repositories: Option<u32>,
+    /// Seconds between folds of the storage-use deltas, 0 for none [default: 60].
+    #[arg(long, env = "BERTH_USAGE_FOLD_INTERVAL_SECS")]
+    pub usage_fold_interval_secs: Option<u64>,
 }
 
 impl Config {
@@ -763,7 +792,27 @@ impl Config {
                 .or(file.registry_domain)
                 .filter(|d| !d.is_empty())
                 .map(|d| d.trim_end_matches('.').to_ascii_lowercase()),
+            metrics_token: o
+                .metrics_token
+                .clone()
+                .or(file.metrics_token)
+                .filter(|t| !t.is_empty()),
+            metrics_repositories: d.metrics_repositories,
+            usage_fold_interval_secs: o
+                .usage_fold_interval_secs
+                .or(file.usage_fold_interval_secs)
+                .unwrap_or(d.usage_fold_interval_secs),
         };
+        cfg.metrics_repositories = o
+            .metrics_repositories
+            .or(file.metrics_repositories)
+            .unwrap_or(
+                if cfg.metrics_listen.is_some() || cfg.metrics_token.is_some() {
+                    DEFAULT_METRICS_REPOSITORIES
+                } else {
+                    0
+                },
+            );
         let default_account = cfg.account_id.clone();
         let mut keys: Vec<AccessKeyConfig> = file.access_keys.unwrap_or_default();
         if let Some(id) = &o.access_key_id {
@@ -1018,6 +1067,17 @@ impl Config {
         if let Some(d) = &self.registry_domain {
             put("registry-domain", s(d));
         }
+        if self.metrics_token.is_some() {
+            put("metrics-token", s(REDACTED));
+        }
+        put(
+            "metrics-repositories",
+            int(self.metrics_repositories.into()),
+        );
+        put(
+            "usage-fold-interval-secs",
+            int(self.usage_fold_interval_secs),
+        );
         let hooks: Vec<Value> = self
             .webhooks
             .iter()
@@ -1042,6 +1102,11 @@ impl Config {
         toml::to_string(&t).expect("a table of plain values serializes")
     }
 }
+
+/// Repositories `/metrics` reports storage use for where it is protected: 200 series, a
+/// small part of a scrape, that cover the repositories worth watching; the registry totals
+/// cover the rest.
+pub const DEFAULT_METRICS_REPOSITORIES: u32 = 100;
 
 /// What stands for a secret in printed configuration.
 pub const REDACTED: &str = "REDACTED";
@@ -1588,11 +1653,18 @@ mod tests {
             blobs: Some("s3://b".into()),
             blob_redirect: Some(true),
             metrics_listen: Some("127.0.0.1:9100".parse().unwrap()),
+            metrics_token: Some("t".into()),
             public_registry_alias: Some("acme".into()),
             public_registry_aliases: vec![("111122223333".into(), "other".into())],
             ..Config::default()
         };
-        let table: toml::Table = full.to_toml().parse().unwrap();
+        let printed = full.to_toml();
+        assert!(
+            printed.contains(&format!("metrics-token = \"{REDACTED}\""))
+                && !printed.contains("= \"t\""),
+            "{printed}"
+        );
+        let table: toml::Table = printed.parse().unwrap();
         for key in table.keys() {
             assert!(
                 sample.contains(&format!("{key} =")),
@@ -1612,6 +1684,34 @@ mod tests {
         ] {
             assert!(sample.contains(key), "the sample does not mention {key}");
         }
+    }
+
+    /// `metrics-repositories` defaults to 100 where `/metrics` is protected (a listener of its
+    /// own, or a token) and to 0 where it is open on the main port; a value given wins.
+    #[test]
+    fn metrics_repositories_default_to_none_on_an_open_main_port() {
+        let load = |o: Overrides| Config::load(&o).unwrap().metrics_repositories;
+        assert_eq!(load(Overrides::default()), 0);
+        let token = || Overrides {
+            metrics_token: Some("t".into()),
+            ..Default::default()
+        };
+        assert_eq!(load(token()), DEFAULT_METRICS_REPOSITORIES);
+        let listener = Overrides {
+            metrics_listen: Some("127.0.0.1:9100".into()),
+            ..Default::default()
+        };
+        assert_eq!(load(listener), DEFAULT_METRICS_REPOSITORIES);
+        let given = Overrides {
+            metrics_repositories: Some(7),
+            ..token()
+        };
+        assert_eq!(load(given), 7);
+        let open_but_given = Overrides {
+            metrics_repositories: Some(3),
+            ..Default::default()
+        };
+        assert_eq!(load(open_but_given), 3);
     }
 
     /// `[[webhooks]]` load from the file, print with their secret redacted, and a plain

@@ -50,6 +50,8 @@ pub struct App {
     lifecycle_interval: Option<Duration>,
     /// How often the pull times noted in memory are written.
     pull_time_flush: Duration,
+    /// How often the storage-use deltas are folded (none: never).
+    usage_fold_interval: Option<Duration>,
     /// Posts the outbox's events to `[[webhooks]]` (none configured: no job).
     delivery: Option<events::Delivery>,
     idle_timeout: Option<Duration>,
@@ -81,6 +83,7 @@ impl App {
             Some(url) => {
                 let (s, loopback) = storage
                     .with_s3_blobs(url)
+                    .await
                     .with_context(|| format!("opening blobs at {url}"))?;
                 (s, cfg.blob_redirect.unwrap_or(!loopback))
             }
@@ -187,8 +190,12 @@ impl App {
             (cfg.idle_timeout_secs > 0).then(|| Duration::from_secs(cfg.idle_timeout_secs));
         let metrics = Arc::new(metrics::Metrics::default());
         // Like most registries (distribution, zot, Harbor's core), metrics are served on the
-        // main port without authentication by default: they name operations and counts,
-        // never repositories or principals. `metrics-listen` moves them to a port of their own.
+        // main port without authentication by default: they then name operations, counts and
+        // registries, never repositories or principals (`metrics-repositories` is 0 unless
+        // set). `metrics-listen` moves them to a port of their own; `metrics-token` makes them
+        // need a bearer token wherever they are.
+        let usage = (registry.meta().clone(), cfg.metrics_repositories);
+        let token = cfg.metrics_token.clone();
         let operator = |with_metrics: bool| {
             let health = Router::new()
                 .route("/healthz", axum::routing::get(health::healthz))
@@ -198,10 +205,30 @@ impl App {
                 return health;
             }
             let m = metrics.clone();
+            let (meta, largest) = usage.clone();
+            let token = token.clone();
             health.route(
                 "/metrics",
-                axum::routing::get(move || async move {
-                    ([("content-type", metrics::CONTENT_TYPE)], m.render())
+                axum::routing::get(move |headers: axum::http::HeaderMap| async move {
+                    use axum::response::IntoResponse;
+                    if let Some(t) = &token
+                        && !metrics::bearer_matches(&headers, t)
+                    {
+                        return (
+                            axum::http::StatusCode::UNAUTHORIZED,
+                            [("www-authenticate", "Bearer realm=\"berth metrics\"")],
+                            "/metrics needs Authorization: Bearer <metrics-token>\n",
+                        )
+                            .into_response();
+                    }
+                    let mut body = m.render();
+                    // A store that cannot answer leaves the usage out of this scrape (the
+                    // series go stale) rather than failing the other metrics.
+                    match meta.storage_usage(largest).await {
+                        Ok(u) => metrics::render_usage(&mut body, &u),
+                        Err(e) => tracing::warn!(error = %e, "storage use left out of /metrics"),
+                    }
+                    ([("content-type", metrics::CONTENT_TYPE)], body).into_response()
                 }),
             )
         };
@@ -252,6 +279,8 @@ impl App {
             lifecycle_interval: (cfg.lifecycle_interval_secs > 0)
                 .then(|| Duration::from_secs(cfg.lifecycle_interval_secs)),
             pull_time_flush: Duration::from_secs(cfg.pull_time_flush_secs.max(1)),
+            usage_fold_interval: (cfg.usage_fold_interval_secs > 0)
+                .then(|| Duration::from_secs(cfg.usage_fold_interval_secs)),
             delivery: (!cfg.webhooks.is_empty()).then(|| events::Delivery {
                 hooks: Arc::new(cfg.webhooks.clone()),
                 region: registries.home_region().to_owned(),
@@ -328,6 +357,52 @@ impl App {
         });
     }
 
+    /// Folds the storage-use deltas every `usage_fold_interval` while the server runs, on
+    /// one node at a time (the `usage` lease): until none are left, in batches of one
+    /// transaction each.
+    fn spawn_usage_fold(&self) {
+        /// Deltas per transaction: short ones, beside the pushes that write more.
+        const BATCH: u32 = 5_000;
+        /// Batches per run: a backlog beyond them waits for the next run.
+        const MAX_BATCHES: u32 = 200;
+        let Some(interval) = self.usage_fold_interval else {
+            return;
+        };
+        let registry = self.registry.clone();
+        let metrics = self.metrics.clone();
+        let holder = lease_holder();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval);
+            loop {
+                tick.tick().await;
+                let meta = registry.meta().clone();
+                let job = async move {
+                    let mut folded = 0;
+                    for _ in 0..MAX_BATCHES {
+                        let n = meta.fold_usage(BATCH).await?;
+                        folded += n;
+                        if n < u64::from(BATCH) {
+                            break;
+                        }
+                    }
+                    Ok(folded)
+                };
+                let started = std::time::Instant::now();
+                match registry.run_leased("usage", &holder, job).await {
+                    Ok(Some(n)) => {
+                        metrics.job_run(metrics::Job::UsageFold, true, started.elapsed());
+                        tracing::debug!(deltas = n, "storage use folded");
+                    }
+                    Ok(None) => tracing::debug!("storage use is folded on another node"),
+                    Err(e) => {
+                        metrics.job_run(metrics::Job::UsageFold, false, started.elapsed());
+                        tracing::error!(error = ?e, "folding storage use failed");
+                    }
+                }
+            }
+        });
+    }
+
     /// Collects garbage every `gc_interval` while the server runs.
     fn spawn_gc(&self) {
         let Some(interval) = self.gc_interval else {
@@ -377,6 +452,7 @@ impl App {
         self.spawn_gc();
         self.spawn_lifecycle();
         self.spawn_pull_time_flush();
+        self.spawn_usage_fold();
         let registry = self.registry.clone();
         let served = self.serve_until(listener, shutdown).await;
         // After the drain: the pulls of the last requests are written too.

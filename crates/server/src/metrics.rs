@@ -37,6 +37,11 @@ pub const EVENTS_PENDING: &str = "berth_events_pending";
 pub const EVENTS_GIVEN_UP: &str = "berth_events_given_up";
 pub const EVENTS_DELIVERED: &str = "berth_events_delivered_total";
 pub const EVENT_DELIVERY_FAILURES: &str = "berth_event_delivery_failures_total";
+pub const REPOSITORY_STORAGE: &str = "berth_repository_storage_bytes";
+pub const REPOSITORY_IMAGES: &str = "berth_repository_images";
+pub const REGISTRY_STORAGE: &str = "berth_registry_storage_bytes";
+pub const REGISTRY_IMAGES: &str = "berth_registry_images";
+pub const REGISTRY_REPOSITORIES: &str = "berth_registry_repositories";
 pub const PROCESS_CPU: &str = "process_cpu_seconds_total";
 pub const PROCESS_RSS: &str = "process_resident_memory_bytes";
 pub const PROCESS_VSIZE: &str = "process_virtual_memory_bytes";
@@ -82,6 +87,8 @@ pub enum Job {
     Lifecycle,
     /// One round of webhook delivery from the event outbox.
     Events,
+    /// A fold of the storage-use deltas.
+    UsageFold,
 }
 
 impl Job {
@@ -90,6 +97,7 @@ impl Job {
             Job::Gc => "gc",
             Job::Lifecycle => "lifecycle",
             Job::Events => "events",
+            Job::UsageFold => "usage_fold",
         }
     }
 }
@@ -501,6 +509,125 @@ impl Metrics {
     }
 }
 
+/// Storage use, appended to [`Metrics::render`]'s exposition: every registry's totals, and
+/// the largest repositories (as many as `metrics-repositories` allows: with 100,000
+/// repositories a series each would swamp the scraper, and the few largest are the ones to
+/// watch). The figures are the metadata store's, the same on every node: aggregate them
+/// across nodes with `max`, not `sum`. The `registry` label is the registry's key: the
+/// account id, or `public:<account id>` for its ECR Public registry.
+pub fn render_usage(w: &mut String, usage: &storage::StorageUsage) {
+    let registry = |service: model::Service, account: &str| {
+        escape(&service.registry_key(account)).into_owned()
+    };
+    header(
+        w,
+        REGISTRY_STORAGE,
+        "gauge",
+        "Bytes a registry's repositories use: the blobs each links (each once per repository) and its manifests.",
+    );
+    for r in &usage.registries {
+        let _ = writeln!(
+            w,
+            "{REGISTRY_STORAGE}{{registry=\"{}\"}} {}",
+            registry(r.service, &r.registry_id),
+            r.bytes
+        );
+    }
+    header(w, REGISTRY_IMAGES, "gauge", "Images a registry holds.");
+    for r in &usage.registries {
+        let _ = writeln!(
+            w,
+            "{REGISTRY_IMAGES}{{registry=\"{}\"}} {}",
+            registry(r.service, &r.registry_id),
+            r.images
+        );
+    }
+    header(
+        w,
+        REGISTRY_REPOSITORIES,
+        "gauge",
+        "Repositories a registry holds.",
+    );
+    for r in &usage.registries {
+        let _ = writeln!(
+            w,
+            "{REGISTRY_REPOSITORIES}{{registry=\"{}\"}} {}",
+            registry(r.service, &r.registry_id),
+            r.repositories
+        );
+    }
+    if usage.largest.is_empty() {
+        return;
+    }
+    header(
+        w,
+        REPOSITORY_STORAGE,
+        "gauge",
+        "Bytes a repository uses: the blobs it links (layers and configs, each once) and its manifests; the largest repositories only.",
+    );
+    for r in &usage.largest {
+        let _ = writeln!(
+            w,
+            "{REPOSITORY_STORAGE}{{registry=\"{}\",repository=\"{}\"}} {}",
+            registry(r.service, &r.registry_id),
+            escape(r.name.as_str()),
+            r.bytes
+        );
+    }
+    header(
+        w,
+        REPOSITORY_IMAGES,
+        "gauge",
+        "Images a repository holds; the repositories of berth_repository_storage_bytes only.",
+    );
+    for r in &usage.largest {
+        let _ = writeln!(
+            w,
+            "{REPOSITORY_IMAGES}{{registry=\"{}\",repository=\"{}\"}} {}",
+            registry(r.service, &r.registry_id),
+            escape(r.name.as_str()),
+            r.images
+        );
+    }
+}
+
+/// A label value as the text format writes it. Repository names and registry keys hold none
+/// of the three characters to escape; this keeps a future name from breaking the format.
+fn escape(v: &str) -> std::borrow::Cow<'_, str> {
+    if !v.contains(['\\', '"', '\n']) {
+        return v.into();
+    }
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+        .into()
+}
+
+/// Whether a request to `/metrics` carries `Authorization: Bearer <token>`. The comparison
+/// takes the same time wherever the first difference is (an HMAC's constant-time check), so
+/// that the token cannot be guessed a byte at a time.
+pub fn bearer_matches(headers: &axum::http::HeaderMap, token: &str) -> bool {
+    use hmac::{Mac, digest::KeyInit};
+    let Some(given) = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, rest) = v.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+        })
+    else {
+        return false;
+    };
+    let mac = |t: &str| {
+        let mut m = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(b"berth /metrics")
+            .expect("HMAC takes any key");
+        m.update(t.as_bytes());
+        m
+    };
+    let want = mac(token).finalize().into_bytes();
+    mac(given).verify_slice(&want).is_ok()
+}
+
 fn header(w: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(w, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
@@ -607,6 +734,59 @@ mod tests {
         assert!(text.contains(
             "berth_http_request_duration_seconds_count{api=\"ecr\",operation=\"PutImage\"} 3\n"
         ));
+    }
+
+    #[test]
+    fn the_token_is_a_bearer_token_compared_whole() {
+        let with = |v: &str| {
+            let mut h = axum::http::HeaderMap::new();
+            h.insert(axum::http::header::AUTHORIZATION, v.parse().unwrap());
+            h
+        };
+        assert!(bearer_matches(&with("Bearer s3cret"), "s3cret"));
+        assert!(bearer_matches(&with("bearer s3cret"), "s3cret"));
+        for refused in [
+            "Bearer s3cre",
+            "Bearer s3cretx",
+            "Basic s3cret",
+            "s3cret",
+            "Bearer ",
+        ] {
+            assert!(!bearer_matches(&with(refused), "s3cret"), "{refused}");
+        }
+        assert!(!bearer_matches(&axum::http::HeaderMap::new(), "s3cret"));
+    }
+
+    #[test]
+    fn usage_series_name_registries_and_the_largest_repositories() {
+        let usage = storage::StorageUsage {
+            largest: vec![storage::RepositoryStorage {
+                service: model::Service::Public,
+                registry_id: "123456789012".into(),
+                name: model::RepositoryName::parse("team/app").unwrap(),
+                images: 2,
+                bytes: 4096,
+            }],
+            registries: vec![storage::RegistryStorage {
+                service: model::Service::Private,
+                registry_id: "123456789012".into(),
+                repositories: 3,
+                images: 5,
+                bytes: 10,
+            }],
+        };
+        let mut text = String::new();
+        render_usage(&mut text, &usage);
+        for line in [
+            "berth_registry_storage_bytes{registry=\"123456789012\"} 10\n",
+            "berth_registry_images{registry=\"123456789012\"} 5\n",
+            "berth_registry_repositories{registry=\"123456789012\"} 3\n",
+            "berth_repository_storage_bytes{registry=\"public:123456789012\",repository=\"team/app\"} 4096\n",
+            "berth_repository_images{registry=\"public:123456789012\",repository=\"team/app\"} 2\n",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
+        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
     }
 
     #[test]

@@ -2050,7 +2050,9 @@ mod s3 {
             bucket,
             prefix: format!("conformance-{}", UploadId::new_random()),
         };
-        let store = S3BlobStore::open_s3(&location, Some(&endpoint)).unwrap();
+        let store = S3BlobStore::open_s3(&location, Some(&endpoint))
+            .await
+            .unwrap();
         blob_store(&store).await;
         blob_store_uploads(&store).await;
         let digest = Digest::sha256_of(b"signed");

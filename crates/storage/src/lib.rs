@@ -167,10 +167,10 @@ impl Storage {
     /// endpoint, region and credentials of the AWS environment. Answers whether the endpoint
     /// is on loopback (unreachable for clients on other hosts).
     #[cfg(feature = "s3")]
-    pub fn with_s3_blobs(mut self, url: &str) -> Result<(Self, bool), StorageError> {
+    pub async fn with_s3_blobs(mut self, url: &str) -> Result<(Self, bool), StorageError> {
         let location = blob::object_store::S3Location::parse(url)
             .map_err(|e| StorageError::Other(e.into()))?;
-        let store = blob::object_store::S3BlobStore::open_s3(&location, None)?;
+        let store = blob::object_store::S3BlobStore::open_s3(&location, None).await?;
         let loopback = store.endpoint_is_loopback();
         self.blobs = Arc::new(store);
         Ok((self, loopback))

@@ -35,3 +35,4 @@ mod restart;
 mod s3;
 mod soak;
 mod ui;
+mod usage;

@@ -16,13 +16,13 @@ use crate::harness::*;
 
 /// One scrape: every sample by its name and sorted labels (`name{a="x",b="y"}`).
 #[derive(Debug)]
-struct Scrape(BTreeMap<String, f64>);
+pub(crate) struct Scrape(pub(crate) BTreeMap<String, f64>);
 
 impl Scrape {
     /// Parses Prometheus's text format (0.0.4) strictly enough to catch a malformed line: each
     /// sample is `name[{labels}] value`, each family is declared by `# TYPE` before its
     /// samples, and no series appears twice.
-    fn parse(text: &str) -> Self {
+    pub(crate) fn parse(text: &str) -> Self {
         let mut types: BTreeMap<String, String> = BTreeMap::new();
         let mut samples = BTreeMap::new();
         for line in text.lines().filter(|l| !l.is_empty()) {
@@ -72,7 +72,7 @@ impl Scrape {
 
     /// A sample's value; 0 for a series that has not appeared yet (as Prometheus reads an
     /// absent counter).
-    fn get(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+    pub(crate) fn get(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
         let labels: Vec<(String, String)> = labels
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))

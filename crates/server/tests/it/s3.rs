@@ -406,3 +406,78 @@ async fn expired_uploads_leave_no_multipart_upload_in_the_bucket() {
         .unwrap();
     assert_eq!(sha256_digest(&got), kept);
 }
+
+/// The S3 settings follow the AWS profile conventions (issue 13): with no access key or region
+/// in the environment, those of `AWS_PROFILE` in the shared credentials and config files serve;
+/// a profile named but absent stops the server at start instead of signing with nothing.
+#[tokio::test]
+async fn s3_credentials_and_region_come_from_the_aws_profile() {
+    let Some(blobs) = fresh_blobs_url() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (credentials, config) = (dir.path().join("credentials"), dir.path().join("config"));
+    let key = std::env::var("AWS_ACCESS_KEY_ID").expect("the S3 test server's key");
+    let secret = std::env::var("AWS_SECRET_ACCESS_KEY").expect("the S3 test server's secret");
+    std::fs::write(
+        &credentials,
+        format!("[berth-it]\naws_access_key_id = {key}\naws_secret_access_key = {secret}\n"),
+    )
+    .unwrap();
+    std::fs::write(&config, "[profile berth-it]\nregion = us-east-1\n").unwrap();
+    let env = |profile: &'static str| {
+        [
+            ("AWS_PROFILE", profile),
+            ("AWS_SHARED_CREDENTIALS_FILE", credentials.to_str().unwrap()),
+            ("AWS_CONFIG_FILE", config.to_str().unwrap()),
+            // Empty is unset, for berth as for the SDKs.
+            ("AWS_ACCESS_KEY_ID", ""),
+            ("AWS_SECRET_ACCESS_KEY", ""),
+            ("AWS_REGION", ""),
+            ("AWS_DEFAULT_REGION", ""),
+        ]
+    };
+    let server = TestServer::start_with_env(&["--blobs", &blobs], &env("berth-it")).await;
+    let ecr = server.ecr();
+    create_repo(&ecr, "profile/app").await;
+    let (_, _, layer) = push_small_image(&ecr, "profile/app", "v1", 21).await;
+    let oci = server.oci().await;
+    let r = oci
+        .req(Method::GET, &format!("/v2/profile/app/blobs/{layer}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().await.unwrap().as_ref(), random_bytes(1021, 21));
+
+    // A profile that is not in the files.
+    let data = tempfile::tempdir().unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_berth"));
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data.path())
+        .args(["--blobs", &blobs])
+        .envs(env("nowhere"))
+        .env("BERTH_LOG", "error")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    if let Some(url) = metadata_for(data.path()) {
+        cmd.env("BERTH_METADATA", url);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("berth started with AWS_PROFILE naming no profile");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success());
+    assert!(stderr.contains("AWS_PROFILE"), "{stderr}");
+}

@@ -188,8 +188,14 @@ impl S3BlobStore {
     /// else web identity, the container or the instance metadata). A custom endpoint is
     /// addressed path-style; plain http is allowed only on loopback. Requests answered 5xx
     /// (SlowDown included) or timing out are retried with exponential backoff.
-    /// `endpoint`, when given, overrides the environment's.
-    pub fn open_s3(location: &S3Location, endpoint: Option<&str>) -> Result<Self, StorageError> {
+    /// `endpoint`, when given, overrides the environment's. Where the environment has no
+    /// access key or no region, the AWS profile (`AWS_PROFILE`, else `default`, in
+    /// `~/.aws/credentials` and `~/.aws/config` or the files `AWS_SHARED_CREDENTIALS_FILE` and
+    /// `AWS_CONFIG_FILE` name) gives them, as for the aws CLI and the SDKs.
+    pub async fn open_s3(
+        location: &S3Location,
+        endpoint: Option<&str>,
+    ) -> Result<Self, StorageError> {
         use object_store::aws::AmazonS3Builder;
         use object_store::{BackoffConfig, ClientOptions, RetryConfig};
         // reqwest's rustls needs a process-wide provider; berth uses ring everywhere.
@@ -233,6 +239,14 @@ impl S3BlobStore {
             builder = builder
                 .with_endpoint(e)
                 .with_virtual_hosted_style_request(false);
+        }
+        let profile = profile::Profile::load().await?;
+        if let Some(region) = profile.region {
+            builder = builder.with_region(region);
+        }
+        if let Some(c) = profile.credentials {
+            builder =
+                builder.with_credentials(Arc::new(object_store::StaticCredentialProvider::new(c)));
         }
         // Sign requests with UNSIGNED-PAYLOAD, as the AWS SDKs do for S3 over TLS, unless the
         // environment says otherwise (AWS_UNSIGNED_PAYLOAD=false). Signing the payload makes
@@ -972,5 +986,83 @@ mod tests {
         assert_eq!(loopback_http("http://[::1]:9000"), Some(true));
         assert_eq!(loopback_http("http://s3.internal:9000"), Some(false));
         assert_eq!(loopback_http("https://s3.amazonaws.com"), None);
+    }
+}
+
+/// The AWS profile's part of the S3 settings. object_store reads the `AWS_*` variables only;
+/// people who keep their keys in a profile (`aws configure`, `AWS_PROFILE=prod`) expect every
+/// AWS tool to find them there. The environment wins where it says something, as in the SDKs.
+/// Read with aws-config's own parser of the shared files (their locations, `[profile x]`
+/// sections and `AWS_PROFILE` as the SDKs have them); only keys written in the profile are
+/// taken. Profiles that get credentials from elsewhere (`role_arn`, `sso_session`,
+/// `credential_process`) are left to object_store's chain, since they need an HTTP client
+/// aws-config is built without here.
+mod profile {
+    use aws_runtime::env_config::file::EnvConfigFiles;
+    use aws_types::os_shim_internal::{Env, Fs};
+    use object_store::aws::AwsCredential;
+
+    use crate::StorageError;
+
+    #[derive(Default)]
+    pub(super) struct Profile {
+        /// The profile's `region`, where `AWS_REGION` and `AWS_DEFAULT_REGION` are unset.
+        pub region: Option<String>,
+        /// The profile's keys, where `AWS_ACCESS_KEY_ID` is unset.
+        pub credentials: Option<AwsCredential>,
+    }
+
+    fn set(name: &str) -> bool {
+        std::env::var_os(name).is_some_and(|v| !v.is_empty())
+    }
+
+    impl Profile {
+        pub async fn load() -> Result<Self, StorageError> {
+            let named = set("AWS_PROFILE");
+            let files = aws_config::profile::load(
+                &Fs::real(),
+                &Env::real(),
+                &EnvConfigFiles::default(),
+                None,
+            )
+            .await;
+            let files = match files {
+                Ok(f) => f,
+                Err(e) if named => {
+                    return Err(StorageError::Other(
+                        format!("AWS_PROFILE: reading the AWS config files: {e}").into(),
+                    ));
+                }
+                // No files: nothing to take from them.
+                Err(_) => return Ok(Self::default()),
+            };
+            let name = files.selected_profile().to_owned();
+            let Some(profile) = files.get_profile(&name) else {
+                if named {
+                    return Err(StorageError::Other(
+                        format!("AWS_PROFILE: no profile {name:?} in the AWS config files").into(),
+                    ));
+                }
+                return Ok(Self::default());
+            };
+            let mut out = Self::default();
+            if !set("AWS_REGION") && !set("AWS_DEFAULT_REGION") {
+                out.region = profile.get("region").map(str::to_owned);
+            }
+            if !set("AWS_ACCESS_KEY_ID") {
+                out.credentials = match (
+                    profile.get("aws_access_key_id"),
+                    profile.get("aws_secret_access_key"),
+                ) {
+                    (Some(key), Some(secret)) => Some(AwsCredential {
+                        key_id: key.to_owned(),
+                        secret_key: secret.to_owned(),
+                        token: profile.get("aws_session_token").map(str::to_owned),
+                    }),
+                    _ => None,
+                };
+            }
+            Ok(out)
+        }
     }
 }

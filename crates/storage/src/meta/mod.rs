@@ -158,6 +158,38 @@ pub struct RepositoryUsage {
     pub bytes: u64,
 }
 
+/// Storage use as `/metrics` reports it: maintained figures (folded plus pending deltas, see
+/// [`MetaStore::fold_usage`]), never a walk. A repository's bytes are those of the blobs it
+/// links (layers and configs, each once, including layers not yet referenced by an image
+/// until garbage collection unlinks them) plus those of its manifests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StorageUsage {
+    /// The repositories that use the most bytes, largest first.
+    pub largest: Vec<RepositoryStorage>,
+    /// Every registry that has a repository, in key order.
+    pub registries: Vec<RegistryStorage>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepositoryStorage {
+    pub service: Service,
+    /// The account id.
+    pub registry_id: String,
+    pub name: RepositoryName,
+    pub images: u64,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistryStorage {
+    pub service: Service,
+    /// The account id.
+    pub registry_id: String,
+    pub repositories: u64,
+    pub images: u64,
+    pub bytes: u64,
+}
+
 /// What an image points at, recorded with it so deletes and GC know what is in use.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ImageReferences {
@@ -694,4 +726,15 @@ pub trait MetaStore: Send + Sync {
     ) -> Result<(), StorageError>;
     /// How many rows wait, and how many were given up.
     async fn event_backlog(&self) -> Result<EventBacklog, StorageError>;
+
+    // Storage use, maintained by triggers in the transaction of each change.
+    /// Folds up to `batch` pending deltas into the repositories' figures, in one transaction;
+    /// answers how many it folded (fewer than `batch`: none are left). Readings are the same
+    /// before and after: a fold only keeps them cheap.
+    async fn fold_usage(&self, batch: u32) -> Result<u64, StorageError>;
+    /// The `largest` repositories by bytes, and every registry's totals.
+    async fn storage_usage(&self, largest: u32) -> Result<StorageUsage, StorageError>;
+    /// One repository's maintained figures (images, and bytes as [`StorageUsage`] counts them).
+    async fn repository_storage(&self, repo: RepositoryId)
+    -> Result<RepositoryUsage, StorageError>;
 }

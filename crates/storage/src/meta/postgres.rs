@@ -57,6 +57,15 @@ fn migrator() -> Migrator {
             )),
             false,
         ),
+        Migration::new(
+            8,
+            Cow::Borrowed("repository usage"),
+            MigrationType::Simple,
+            Cow::Borrowed(include_str!(
+                "../../migrations/postgres/0008_repository_usage.sql"
+            )),
+            false,
+        ),
     ];
     Migrator {
         migrations: Cow::Owned(migrations),
@@ -1297,6 +1306,41 @@ impl MetaStore for PostgresMetaStore {
         Ok(EventBacklog {
             pending: pending.max(0) as u64,
             given_up: given_up.max(0) as u64,
+        })
+    }
+
+    async fn fold_usage(&self, batch: u32) -> Result<u64, StorageError> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let folded = sql::fold_usage_tx!(&mut tx, batch).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(folded)
+    }
+
+    async fn storage_usage(&self, largest: u32) -> Result<StorageUsage, StorageError> {
+        let top = sqlx::query_as(&sql::largest_repositories())
+            .bind(i64::from(largest))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+        let registries = sqlx::query_as(&sql::registry_usage())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+        sql::storage_usage(top, registries)
+    }
+
+    async fn repository_storage(
+        &self,
+        repo: RepositoryId,
+    ) -> Result<RepositoryUsage, StorageError> {
+        let (images, bytes): (i64, i64) = sqlx::query_as(sql::ONE_REPOSITORY_USAGE)
+            .bind(repo.0)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(RepositoryUsage {
+            images: images.max(0) as u64,
+            bytes: bytes.max(0) as u64,
         })
     }
 }

@@ -521,6 +521,20 @@ impl MetaStore for RegionView {
     ) -> Result<(), StorageError> {
         self.inner.record_pull_times(pulls).await
     }
+    async fn fold_usage(&self, batch: u32) -> Result<u64, StorageError> {
+        self.inner.fold_usage(batch).await
+    }
+    /// Store-wide: the registries' keys are reported as stored (`<account>:<region>` for a
+    /// region other than the home region).
+    async fn storage_usage(&self, largest: u32) -> Result<StorageUsage, StorageError> {
+        self.inner.storage_usage(largest).await
+    }
+    async fn repository_storage(
+        &self,
+        repo: RepositoryId,
+    ) -> Result<RepositoryUsage, StorageError> {
+        self.inner.repository_storage(repo).await
+    }
     async fn delete_event(&self, id: i64) -> Result<(), StorageError> {
         self.inner.delete_event(id).await
     }

@@ -630,3 +630,129 @@ pub(super) fn event_record(row: EventRow) -> Result<EventRecord, StorageError> {
             .collect(),
     })
 }
+
+// Storage use per repository (migrations sqlite 0013, postgres 0008): folded figures plus
+// the deltas the triggers wrote since.
+
+/// One batch of pending deltas, taken out: each is folded by the one transaction that deletes
+/// it (a second fold racing on PostgreSQL finds the rows gone and skips them).
+pub(super) const TAKE_USAGE_DELTAS: &str = "DELETE FROM repository_usage_deltas WHERE id IN
+       (SELECT id FROM repository_usage_deltas ORDER BY id LIMIT $1)
+     RETURNING repository_id, images, bytes";
+/// Adds a repository's deltas to its folded figures, if the repository still exists.
+pub(super) const FOLD_USAGE: &str =
+    "INSERT INTO repository_usage (repository_id, images, bytes)
+     SELECT r.id, v.images, v.bytes FROM (SELECT $1 AS id, $2 AS images, $3 AS bytes) v, repositories r
+      WHERE r.id = v.id
+     ON CONFLICT (repository_id) DO UPDATE
+       SET images = repository_usage.images + excluded.images,
+           bytes = repository_usage.bytes + excluded.bytes";
+/// Figures of deleted repositories (a fold may have added to one as it was deleted).
+pub(super) const DROP_ORPHAN_USAGE: &str = "DELETE FROM repository_usage WHERE NOT EXISTS
+       (SELECT 1 FROM repositories r WHERE r.id = repository_usage.repository_id)";
+/// Every repository's figures (folded plus pending), as a subquery of the readings below.
+const USAGE_NOW: &str = "SELECT r.registry_id AS registry_id, r.name AS name,
+            CAST(COALESCE(u.images, 0) + COALESCE(d.images, 0) AS BIGINT) AS images,
+            CAST(COALESCE(u.bytes, 0) + COALESCE(d.bytes, 0) AS BIGINT) AS bytes
+       FROM repositories r
+       LEFT JOIN repository_usage u ON u.repository_id = r.id
+       LEFT JOIN (SELECT repository_id, SUM(images) AS images, SUM(bytes) AS bytes
+                    FROM repository_usage_deltas GROUP BY repository_id) d
+         ON d.repository_id = r.id";
+/// The `$1` repositories that use the most bytes, largest first (ties by name).
+pub(super) fn largest_repositories() -> String {
+    format!(
+        "SELECT registry_id, name, images, bytes FROM ({USAGE_NOW}) n ORDER BY bytes DESC, registry_id, name LIMIT $1"
+    )
+}
+/// Per registry: repositories, images and bytes.
+pub(super) fn registry_usage() -> String {
+    format!(
+        "SELECT registry_id, CAST(COUNT(*) AS BIGINT), CAST(SUM(images) AS BIGINT), CAST(SUM(bytes) AS BIGINT) FROM ({USAGE_NOW}) n GROUP BY registry_id ORDER BY registry_id"
+    )
+}
+/// One repository's figures (folded plus pending).
+pub(super) const ONE_REPOSITORY_USAGE: &str = "SELECT
+       CAST(COALESCE((SELECT images FROM repository_usage WHERE repository_id = $1), 0)
+          + COALESCE((SELECT SUM(images) FROM repository_usage_deltas WHERE repository_id = $1), 0) AS BIGINT),
+       CAST(COALESCE((SELECT bytes FROM repository_usage WHERE repository_id = $1), 0)
+          + COALESCE((SELECT SUM(bytes) FROM repository_usage_deltas WHERE repository_id = $1), 0) AS BIGINT)";
+
+/// The fold's transaction, the same on both engines (the caller begins and commits `$tx`,
+/// `db_err` is the caller's): takes up to `$batch` deltas, adds them up per repository, and
+/// adds each sum to the folded figures. Evaluates to `Result<u64, StorageError>`: the deltas
+/// folded.
+macro_rules! fold_usage_tx {
+    ($tx:expr, $batch:expr) => {
+        async {
+            let (tx, batch): (_, u32) = ($tx, $batch);
+            let rows: Vec<(i64, i64, i64)> = sqlx::query_as(sql::TAKE_USAGE_DELTAS)
+                .bind(i64::from(batch))
+                .fetch_all(&mut **tx)
+                .await
+                .map_err(db_err)?;
+            let mut sums: std::collections::BTreeMap<i64, (i64, i64)> = Default::default();
+            for (repo, images, bytes) in &rows {
+                let s = sums.entry(*repo).or_default();
+                s.0 += images;
+                s.1 += bytes;
+            }
+            // In repository order, so that two folds (a lease lost mid-run) lock alike.
+            for (repo, (images, bytes)) in sums {
+                sqlx::query(sql::FOLD_USAGE)
+                    .bind(repo)
+                    .bind(images)
+                    .bind(bytes)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(db_err)?;
+            }
+            if !rows.is_empty() {
+                sqlx::query(sql::DROP_ORPHAN_USAGE)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(db_err)?;
+            }
+            Ok::<u64, StorageError>(rows.len() as u64)
+        }
+    };
+}
+pub(super) use fold_usage_tx;
+
+/// Decodes the readings of [`largest_repositories`] and [`registry_usage`].
+pub(super) fn storage_usage(
+    largest: Vec<(String, String, i64, i64)>,
+    registries: Vec<(String, i64, i64, i64)>,
+) -> Result<super::StorageUsage, StorageError> {
+    let n = |v: i64| v.max(0) as u64;
+    Ok(super::StorageUsage {
+        largest: largest
+            .into_iter()
+            .map(|(key, name, images, bytes)| {
+                let (service, account) = model::Service::from_registry_key(&key);
+                Ok(super::RepositoryStorage {
+                    service,
+                    registry_id: account.to_owned(),
+                    name: RepositoryName::parse(&name).map_err(|_| {
+                        StorageError::Other(format!("corrupt repository name {name:?}").into())
+                    })?,
+                    images: n(images),
+                    bytes: n(bytes),
+                })
+            })
+            .collect::<Result<_, StorageError>>()?,
+        registries: registries
+            .into_iter()
+            .map(|(key, repositories, images, bytes)| {
+                let (service, account) = model::Service::from_registry_key(&key);
+                super::RegistryStorage {
+                    service,
+                    registry_id: account.to_owned(),
+                    repositories: n(repositories),
+                    images: n(images),
+                    bytes: n(bytes),
+                }
+            })
+            .collect(),
+    })
+}

@@ -99,6 +99,15 @@ fn migrator() -> Migrator {
             )),
             false,
         ),
+        Migration::new(
+            13,
+            Cow::Borrowed("repository usage"),
+            MigrationType::Simple,
+            Cow::Borrowed(include_str!(
+                "../../migrations/sqlite/0013_repository_usage.sql"
+            )),
+            false,
+        ),
     ];
     Migrator {
         migrations: Cow::Owned(migrations),
@@ -1470,11 +1479,119 @@ impl MetaStore for SqliteMetaStore {
             given_up: given_up.max(0) as u64,
         })
     }
+
+    async fn fold_usage(&self, batch: u32) -> Result<u64, StorageError> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let folded = sql::fold_usage_tx!(&mut tx, batch).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(folded)
+    }
+
+    async fn storage_usage(&self, largest: u32) -> Result<StorageUsage, StorageError> {
+        let top = sqlx::query_as(&sql::largest_repositories())
+            .bind(i64::from(largest))
+            .fetch_all(&mut *self.readers.lend().await?)
+            .await
+            .map_err(db_err)?;
+        let registries = sqlx::query_as(&sql::registry_usage())
+            .fetch_all(&mut *self.readers.lend().await?)
+            .await
+            .map_err(db_err)?;
+        sql::storage_usage(top, registries)
+    }
+
+    async fn repository_storage(
+        &self,
+        repo: RepositoryId,
+    ) -> Result<RepositoryUsage, StorageError> {
+        let (images, bytes): (i64, i64) = sqlx::query_as(sql::ONE_REPOSITORY_USAGE)
+            .bind(repo.0)
+            .fetch_one(&mut *self.readers.lend().await?)
+            .await
+            .map_err(db_err)?;
+        Ok(RepositoryUsage {
+            images: images.max(0) as u64,
+            bytes: bytes.max(0) as u64,
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A database from before storage use was maintained gets its starting figures from the
+    /// migration's walk; changes after it add deltas, and a fold changes no reading.
+    #[tokio::test]
+    async fn usage_starts_from_a_walk_of_the_data_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("meta.db");
+        let mut conn = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .foreign_keys(true)
+            .connect()
+            .await
+            .unwrap();
+        let mut before = migrator();
+        before.migrations = Cow::Owned(
+            before
+                .migrations
+                .iter()
+                .filter(|m| m.version < 13)
+                .cloned()
+                .collect(),
+        );
+        before.run(&mut conn).await.unwrap();
+        let (a, b) = (
+            "sha256:".to_owned() + &"a".repeat(64),
+            "sha256:".to_owned() + &"b".repeat(64),
+        );
+        for statement in [
+            "INSERT INTO repositories (id, registry_id, name, created_at, image_tag_mutability, mutability_exclusions, scan_on_push, encryption_type)
+             VALUES (1, '000000000000', 'old/one', 0, 'MUTABLE', '', 0, 'AES256'),
+                    (2, '000000000000', 'old/two', 0, 'MUTABLE', '', 0, 'AES256')",
+            &format!("INSERT INTO blobs (digest, size, created_at) VALUES ('{a}', 1000, 0), ('{b}', 30, 0)"),
+            &format!("INSERT INTO repository_blobs (repository_id, digest, created_at) VALUES (1, '{a}', 0), (1, '{b}', 0), (2, '{a}', 0)"),
+            &format!("INSERT INTO images (repository_id, digest, manifest, media_type, size, pushed_at)
+                      VALUES (1, 'sha256:{}', CAST('0123456789' AS BLOB), 'x', 1030, 0)", "c".repeat(64)),
+        ] {
+            sqlx::query(statement).execute(&mut conn).await.unwrap();
+        }
+        drop(conn);
+        let store = SqliteMetaStore::open(&path).await.unwrap();
+        let usage = |images, bytes| RepositoryUsage { images, bytes };
+        let one = store.repository_storage(RepositoryId(1)).await.unwrap();
+        assert_eq!(one, usage(1, 1000 + 30 + 10));
+        let two = store.repository_storage(RepositoryId(2)).await.unwrap();
+        assert_eq!(two, usage(0, 1000));
+
+        // A link after the migration is a delta on top of the starting figures.
+        let digest = Digest::parse(&b).unwrap();
+        store.link_blob(RepositoryId(2), &digest, 1).await.unwrap();
+        assert_eq!(
+            store.repository_storage(RepositoryId(2)).await.unwrap(),
+            usage(0, 1030)
+        );
+        assert_eq!(store.fold_usage(100).await.unwrap(), 1);
+        assert_eq!(store.fold_usage(100).await.unwrap(), 0);
+        assert_eq!(
+            store.repository_storage(RepositoryId(2)).await.unwrap(),
+            usage(0, 1030)
+        );
+        let all = store.storage_usage(1).await.unwrap();
+        assert_eq!(all.largest.len(), 1);
+        assert_eq!(all.largest[0].name.as_str(), "old/one");
+        assert_eq!(all.registries.len(), 1);
+        assert_eq!(
+            (
+                all.registries[0].repositories,
+                all.registries[0].images,
+                all.registries[0].bytes
+            ),
+            (2, 1, 1040 + 1030)
+        );
+    }
 
     /// A reader whose statement is abandoned half-way (a client that hangs up) goes back to
     /// the idle list and answers the next statement lent it, not the old one's rows.
