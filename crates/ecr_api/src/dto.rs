@@ -574,5 +574,6 @@ repository_scoped!(
     crate::shapes::ecr::PutImageScanningConfigurationRequest,
     crate::shapes::ecr::ListImageReferrersRequest,
     crate::shapes::ecr::StartImageScanRequest,
-    crate::shapes::ecr::DescribeImageScanFindingsRequest
+    crate::shapes::ecr::DescribeImageScanFindingsRequest,
+    crate::shapes::ecr::DescribeImageReplicationStatusRequest
 );

@@ -18,6 +18,7 @@ mod policies;
 mod public;
 mod pull_through;
 mod referrers;
+mod replication;
 mod repositories;
 mod scanning;
 pub mod shapes;
@@ -560,6 +561,12 @@ async fn dispatch(
         R::DescribeImageScanFindings(r) => {
             respond(&scanning::describe_image_scan_findings(&ctx, r).await?)
         }
+        R::PutReplicationConfiguration(r) => {
+            respond(&replication::put_replication_configuration(&ctx, r).await?)
+        }
+        R::DescribeImageReplicationStatus(r) => {
+            respond(&replication::describe_image_replication_status(&ctx, r).await?)
+        }
     }
 }
 
@@ -613,6 +620,8 @@ enum Request<'a> {
     DeleteRepositoryCreationTemplate(ecr::DeleteRepositoryCreationTemplateRequest),
     StartImageScan(ecr::StartImageScanRequest),
     DescribeImageScanFindings(ecr::DescribeImageScanFindingsRequest),
+    PutReplicationConfiguration(ecr::PutReplicationConfigurationRequest),
+    DescribeImageReplicationStatus(ecr::DescribeImageReplicationStatusRequest),
 }
 
 /// Decodes `body` as the request shape of `op`. The 21 operations berth had before the ECR
@@ -678,11 +687,9 @@ fn decode(op: Operation, body: &[u8]) -> Result<Request<'_>, ApiError> {
         )?),
         O::DeleteSigningConfiguration
         | O::DeregisterPullTimeUpdateExclusion
-        | O::DescribeImageReplicationStatus
         | O::DescribeImageSigningStatus
         | O::GetSigningConfiguration
         | O::ListPullTimeUpdateExclusions
-        | O::PutReplicationConfiguration
         | O::PutSigningConfiguration
         | O::RegisterPullTimeUpdateExclusion
         | O::UpdateImageStorageClass => {
@@ -692,6 +699,14 @@ fn decode(op: Operation, body: &[u8]) -> Result<Request<'_>, ApiError> {
                 op.name()
             )));
         }
+        O::PutReplicationConfiguration => R::PutReplicationConfiguration(checked(
+            body,
+            ecr::PutReplicationConfigurationRequest::validate,
+        )?),
+        O::DescribeImageReplicationStatus => R::DescribeImageReplicationStatus(checked(
+            body,
+            ecr::DescribeImageReplicationStatusRequest::validate,
+        )?),
         O::PutImageTagMutability => {
             R::PutImageTagMutability(checked(body, ecr::PutImageTagMutabilityRequest::validate)?)
         }

@@ -24,6 +24,7 @@ mod public;
 mod pull_through;
 mod quota;
 mod referrers;
+mod replication;
 mod repositories;
 mod resource_tags;
 mod scanning;
@@ -71,11 +72,17 @@ pub use pull_through::{
 };
 pub use quota::{DEFAULT_BURST_SECS as DEFAULT_RATE_BURST_SECS, DEFAULT_RATES, Quotas};
 pub use referrers::Referrer;
+pub use replication::{
+    Destination as ReplicationRuleDestination, ImageReplicationStatus, MAX_UNIQUE_DESTINATIONS,
+    ReplicationConfiguration, ReplicationFailure, ReplicationRemote, ReplicationRetry,
+    ReplicationRule,
+};
 pub use repositories::{CreateRepository, EncryptionConfiguration};
 pub use scanning::{RegistryScanningConfiguration, RepositoryScanning, ScanningRule};
 pub use storage::{
     BlobRange, BlobReader, ByteStream, ImageRecord, ImageSummary, MutabilityExclusion,
-    RepositoryBlob, RepositoryRecord, RepositoryUsage, ResourceTag, TagStatus,
+    ReplicationDestination, ReplicationStatusRecord, RepositoryBlob, RepositoryRecord,
+    RepositoryUsage, ResourceTag, TagStatus,
 };
 pub use uploads::{CompletionRules, PartData, UploadProgress};
 
@@ -225,6 +232,8 @@ pub struct Registry {
     /// Write ECR's image events to the outbox (only when some webhook will take them: rows
     /// nobody delivers would pile up).
     events: bool,
+    /// Registries outside this deployment that replication delivers to over `/v2`.
+    replication_remote: Option<Arc<dyn ReplicationRemote>>,
 }
 
 impl Registry {
@@ -245,6 +254,7 @@ impl Registry {
             quotas: Quotas::default(),
             pull_through: None,
             events: false,
+            replication_remote: None,
         }
     }
 
