@@ -157,6 +157,35 @@ pub struct Config {
     /// Milliseconds before the first retry; each later one waits twice as long, up to an hour.
     /// Default 1000.
     pub webhook_retry_base_ms: u64,
+    // Replication (issue 16).
+    /// Registries outside this deployment that replication destinations name
+    /// (`[[replication-remotes]]`).
+    pub replication_remotes: Vec<ReplicationRemoteConfig>,
+    /// Attempts of one image's replication to one destination before it is FAILED. Default 10.
+    pub replication_max_attempts: u32,
+    /// Milliseconds before the first retry of a failed replication; each later one waits
+    /// twice as long, up to an hour. Default 1000.
+    pub replication_retry_base_ms: u64,
+}
+
+/// One `[[replication-remotes]]` entry: a replication destination `(region, registry-id)`
+/// that is another registry (another berth, any OCI registry), reached over `/v2` at `url`
+/// with Basic credentials (`username` and `password`) or a bearer `token`. Repositories keep
+/// their names there; a registry that requires them to exist first must have them (berth:
+/// `--create-on-push` or a CREATE_ON_PUSH template).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ReplicationRemoteConfig {
+    /// The destination's `region` in replication rules.
+    pub region: String,
+    /// The destination's `registryId` in replication rules (12 digits).
+    pub registry_id: String,
+    /// `https://host[:port]`, or `http://` to a loopback host (any host with
+    /// `allow-http-upstreams`).
+    pub url: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub token: Option<String>,
 }
 
 /// One `[[webhooks]]` entry: where events go, which ones, and how they are signed.
@@ -285,6 +314,9 @@ impl Default for Config {
             webhooks: Vec::new(),
             webhook_max_attempts: 12,
             webhook_retry_base_ms: 1000,
+            replication_remotes: Vec::new(),
+            replication_max_attempts: 10,
+            replication_retry_base_ms: 1000,
         }
     }
 }
@@ -344,6 +376,9 @@ pub struct FileConfig {
     pub webhooks: Option<Vec<WebhookConfig>>,
     pub webhook_max_attempts: Option<u32>,
     pub webhook_retry_base_ms: Option<u64>,
+    pub replication_remotes: Option<Vec<ReplicationRemoteConfig>>,
+    pub replication_max_attempts: Option<u32>,
+    pub replication_retry_base_ms: Option<u64>,
 }
 
 /// A size in bytes: a number, or a string with a binary `K`, `M` or `G` suffix.
@@ -701,6 +736,13 @@ impl Config {
                 .or(file.allow_http_upstreams)
                 .unwrap_or(d.allow_http_upstreams),
             upstream_credentials: upstream_credentials(file.upstream_credentials)?,
+            replication_remotes: file.replication_remotes.unwrap_or_default(),
+            replication_max_attempts: file
+                .replication_max_attempts
+                .unwrap_or(d.replication_max_attempts),
+            replication_retry_base_ms: file
+                .replication_retry_base_ms
+                .unwrap_or(d.replication_retry_base_ms),
         };
         let default_account = cfg.account_id.clone();
         let mut keys: Vec<AccessKeyConfig> = file.access_keys.unwrap_or_default();
@@ -726,6 +768,45 @@ impl Config {
     }
 
     pub fn validate(&self) -> anyhow::Result<()> {
+        for (i, r) in self.replication_remotes.iter().enumerate() {
+            let key = format!("replication-remotes[{i}]");
+            if !self.allow_http_upstreams {
+                crate::events::check_url(&r.url).map_err(|e| anyhow::anyhow!("{key}.url: {e}"))?;
+            }
+            anyhow::ensure!(
+                r.url.starts_with("https://") || r.url.starts_with("http://"),
+                "{key}.url: '{}' is not an http:// or https:// URL",
+                r.url
+            );
+            anyhow::ensure!(
+                r.registry_id.len() == 12 && r.registry_id.bytes().all(|b| b.is_ascii_digit()),
+                "{key}.registry-id: '{}' is not 12 digits",
+                r.registry_id
+            );
+            anyhow::ensure!(
+                (2..=25).contains(&r.region.len())
+                    && r.region
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'),
+                "{key}.region: '{}' is not a region name",
+                r.region
+            );
+            anyhow::ensure!(
+                matches!(
+                    (&r.username, &r.password, &r.token),
+                    (Some(_), Some(_), None) | (None, None, Some(_)) | (None, None, None)
+                ),
+                "{key}: give username and password, or token, or neither"
+            );
+            anyhow::ensure!(
+                !self.replication_remotes[..i]
+                    .iter()
+                    .any(|o| o.region == r.region && o.registry_id == r.registry_id),
+                "{key}: region '{}' and registry-id '{}' are given twice",
+                r.region,
+                r.registry_id
+            );
+        }
         for (i, w) in self.webhooks.iter().enumerate() {
             crate::events::check_url(&w.url)
                 .map_err(|e| anyhow::anyhow!("webhooks[{i}].url: {e}"))?;
@@ -946,6 +1027,37 @@ impl Config {
             .collect();
         if !hooks.is_empty() {
             put("webhooks", Value::Array(hooks));
+        }
+        put(
+            "replication-max-attempts",
+            int(self.replication_max_attempts.into()),
+        );
+        put(
+            "replication-retry-base-ms",
+            int(self.replication_retry_base_ms),
+        );
+        let remotes: Vec<Value> = self
+            .replication_remotes
+            .iter()
+            .map(|r| {
+                let mut e = toml::Table::new();
+                e.insert("region".into(), s(&r.region));
+                e.insert("registry-id".into(), s(&r.registry_id));
+                e.insert("url".into(), s(&r.url));
+                if let Some(u) = &r.username {
+                    e.insert("username".into(), s(u));
+                }
+                if r.password.is_some() {
+                    e.insert("password".into(), s(REDACTED));
+                }
+                if r.token.is_some() {
+                    e.insert("token".into(), s(REDACTED));
+                }
+                Value::Table(e)
+            })
+            .collect();
+        if !remotes.is_empty() {
+            put("replication-remotes", Value::Array(remotes));
         }
         toml::to_string(&t).expect("a table of plain values serializes")
     }

@@ -82,6 +82,8 @@ pub enum Job {
     Lifecycle,
     /// One round of webhook delivery from the event outbox.
     Events,
+    /// One round of replication from its outbox.
+    Replication,
 }
 
 impl Job {
@@ -90,6 +92,7 @@ impl Job {
             Job::Gc => "gc",
             Job::Lifecycle => "lifecycle",
             Job::Events => "events",
+            Job::Replication => "replication",
         }
     }
 }

@@ -106,9 +106,9 @@ impl Registry {
     /// `remote` (`[[replication-remotes]]`).
     pub fn with_replication_remote(
         mut self,
-        remote: std::sync::Arc<dyn ReplicationRemote>,
+        remote: Option<std::sync::Arc<dyn ReplicationRemote>>,
     ) -> Self {
-        self.replication_remote = Some(remote);
+        self.replication_remote = remote;
         self
     }
 

@@ -28,6 +28,7 @@ mod protocol;
 mod public_v2;
 mod pull;
 mod pull_through;
+mod replication;
 mod repositories;
 mod restart;
 mod s3;
