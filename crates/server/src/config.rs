@@ -1673,4 +1673,70 @@ mod tests {
             .to_string();
         assert!(err.contains("webhooks[0].url"), "{err}");
     }
+
+    /// `[[replication-remotes]]` load from the file, print with their password redacted, and
+    /// are refused with plain `http://` off loopback, a malformed registry id, half a pair of
+    /// credentials, or a destination given twice.
+    #[test]
+    fn replication_remotes_load_print_redacted_and_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("berth.toml");
+        let load = |entries: &str| {
+            std::fs::write(&file, format!("replication-max-attempts = 3\n{entries}")).unwrap();
+            Config::load(&Overrides {
+                config: Some(file.clone()),
+                ..Default::default()
+            })
+            .and_then(|c| c.validate().map(|()| c))
+        };
+        let entry = |url: &str, id: &str, creds: &str| {
+            format!(
+                "[[replication-remotes]]\nregion = \"eu-west-1\"\nregistry-id = \"{id}\"\nurl = \"{url}\"\n{creds}"
+            )
+        };
+        let pw = "username = \"AWS\"\npassword = \"remote-pw-42\"\n";
+        let c = load(&entry("http://127.0.0.1:5001", "222222222222", pw)).unwrap();
+        assert_eq!(c.replication_max_attempts, 3);
+        assert_eq!(c.replication_remotes[0].registry_id, "222222222222");
+        let printed = c.to_toml();
+        assert!(!printed.contains("remote-pw-42"), "{printed}");
+        assert!(
+            printed.contains(&format!("password = \"{REDACTED}\"")),
+            "{printed}"
+        );
+        assert!(
+            load(&entry(
+                "https://registry.example",
+                "222222222222",
+                "token = \"t\"\n"
+            ))
+            .is_ok()
+        );
+        for (bad, words) in [
+            (
+                entry("http://registry.example", "222222222222", pw),
+                "replication-remotes[0].url",
+            ),
+            (
+                entry("ftp://127.0.0.1", "222222222222", pw),
+                "replication-remotes[0].url",
+            ),
+            (
+                entry("https://r.example", "2222", pw),
+                "replication-remotes[0].registry-id",
+            ),
+            (
+                entry("https://r.example", "222222222222", "username = \"AWS\"\n"),
+                "replication-remotes[0]: give",
+            ),
+            (
+                entry("https://r.example", "222222222222", pw)
+                    + &entry("https://s.example", "222222222222", pw),
+                "replication-remotes[1]",
+            ),
+        ] {
+            let err = load(&bad).unwrap_err().to_string();
+            assert!(err.contains(words), "{bad}: {err}");
+        }
+    }
 }
