@@ -422,9 +422,7 @@ async fn pushes_reach_another_account_once_its_registry_policy_allows_replicatio
         Some("IMMUTABLE"),
         "the REPLICATION template's settings"
     );
-    // The blob the other account now reads is the source's, byte for byte.
-    let theirs_server_view = blob_over_v2(&server, "team/app", &layer).await;
-    assert_eq!(sha256_digest(&theirs_server_view), layer);
+    // The layer the other account now downloads is the source's, byte for byte.
     let dl = theirs
         .get_download_url_for_layer()
         .repository_name("team/app")
@@ -433,6 +431,13 @@ async fn pushes_reach_another_account_once_its_registry_policy_allows_replicatio
         .await
         .unwrap();
     assert_eq!(dl.layer_digest(), Some(layer.as_str()));
+    let bytes = reqwest::get(dl.download_url().unwrap())
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(sha256_digest(&bytes), layer);
 
     // A `/v2` push replicates too, and by tag.
     let oci = server.oci().await;
@@ -673,6 +678,112 @@ async fn replication_interrupted_by_a_crash_or_a_kill_9_completes_after_restart(
             manifest_of(&remote.ecr(), "team/app", tag).await.as_deref(),
             Some(manifest.as_str()),
             "{tag} in the remote berth"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_index_reaches_both_kinds_of_destination_with_its_children() {
+    let remote = TestServer::start_with(&["--create-on-push"]).await;
+    let password = v2_password(&remote).await;
+    let dir = tempfile::tempdir().unwrap();
+    let extra = format!(
+        "[[replication-remotes]]\nregion = \"eu-west-1\"\nregistry-id = \"{REMOTE}\"\nurl = \"{}\"\nusername = \"AWS\"\npassword = \"{password}\"\n",
+        remote.endpoint
+    );
+    let server = TestServer::start_with(&["--config", &config_file(dir.path(), &extra)]).await;
+    let ecr = server.ecr();
+    other(&server)
+        .put_registry_policy()
+        .policy_text(ALLOW_REPLICATION)
+        .send()
+        .await
+        .unwrap();
+    ecr.put_replication_configuration()
+        .replication_configuration(config(vec![rule(
+            vec![dest("us-east-1", OTHER), dest("eu-west-1", REMOTE)],
+            &["multi/"],
+        )]))
+        .send()
+        .await
+        .unwrap();
+    create_repo(&ecr, "multi/app").await;
+    // Two platform images pushed by digest, then the index that lists them, by tag.
+    let oci = server.oci().await;
+    let mut children = Vec::new();
+    for (arch, seed) in [("amd64", 70), ("arm64", 71)] {
+        let cfg = format!(r#"{{"architecture":"{arch}","os":"linux"}}"#);
+        let layer = random_bytes(4000, seed);
+        let cd = oci.push_blob("multi/app", cfg.as_bytes()).await;
+        let ld = oci.push_blob("multi/app", &layer).await;
+        let m = oci_manifest((&cd, cfg.len()), &[(&ld, layer.len())]);
+        let d = sha256_digest(m.as_bytes());
+        let r = oci.put_manifest("multi/app", &d, OCI_MANIFEST, &m).await;
+        assert_eq!(r.status(), 201);
+        children.push((arch, d, m.len(), m, ld));
+    }
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": children.iter().map(|(arch, d, len, _, _)| serde_json::json!({
+            "mediaType": OCI_MANIFEST, "digest": d, "size": len,
+            "platform": {"architecture": arch, "os": "linux"}
+        })).collect::<Vec<_>>()
+    })
+    .to_string();
+    let r = oci
+        .put_manifest(
+            "multi/app",
+            "v1",
+            "application/vnd.oci.image.index.v1+json",
+            &index,
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let digest = sha256_digest(index.as_bytes());
+    let s = settled(&ecr, "multi/app", &digest, 2, 60).await;
+    assert!(s.iter().all(|x| x.2 == "COMPLETE"), "{s:?}");
+    for (who, client) in [
+        ("the other account", other(&server)),
+        ("the remote berth", remote.ecr()),
+    ] {
+        assert_eq!(
+            manifest_of(&client, "multi/app", "v1").await.as_deref(),
+            Some(index.as_str()),
+            "{who}"
+        );
+        for (_, d, _, m, layer) in &children {
+            let out = client
+                .batch_get_image()
+                .repository_name("multi/app")
+                .image_ids(ImageIdentifier::builder().image_digest(d).build())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                out.images().first().and_then(|i| i.image_manifest()),
+                Some(m.as_str()),
+                "{who}: child {d}"
+            );
+            let layers = client
+                .batch_check_layer_availability()
+                .repository_name("multi/app")
+                .layer_digests(layer)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                layers.layers()[0].layer_availability().map(|a| a.as_str()),
+                Some("AVAILABLE"),
+                "{who}: layer {layer}"
+            );
+        }
+    }
+    // The remote's bytes are the source's.
+    for (_, _, _, _, layer) in &children {
+        assert_eq!(
+            sha256_digest(&blob_over_v2(&remote, "multi/app", layer).await),
+            *layer
         );
     }
 }
