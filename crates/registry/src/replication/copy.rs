@@ -2,6 +2,7 @@
 //! it to the destination, a registry of this deployment or a remote one, and record the
 //! outcome with backoff between failed attempts.
 
+use futures_util::StreamExt;
 use model::{Digest, ImageTag, RepositoryName};
 use storage::{
     ImageRecord, ImageReferences, ReplicationDestination, ReplicationTask, StorageError, TagWrite,
@@ -16,6 +17,8 @@ use crate::{Principal, Registry, RegistryError, RepositoryRef, Service, Upstream
 const MAX_INDEX_DEPTH: usize = 4;
 /// The longest wait between two attempts of a row.
 const MAX_BACKOFF_MILLIS: u64 = 3_600_000;
+/// Destinations (repository and destination pairs) copied to at once in a round.
+const PARALLEL_DESTINATIONS: usize = 4;
 
 /// Why a row could not be carried out: the failure code DescribeImageReplicationStatus
 /// reports once the row is FAILED, and whether another attempt may succeed.
@@ -122,50 +125,84 @@ impl Registry {
     }
 
     /// Carries out the due replication rows (at most `limit`), oldest first; answers how many
-    /// it took.
+    /// it took. Rows of one repository and destination run one after the other, in push
+    /// order, so that a tag moved by two pushes ends where the later one put it; rows of
+    /// different ones run side by side, [`PARALLEL_DESTINATIONS`] at a time, so that a large
+    /// image on its way to a slow remote holds no other destination back.
     pub async fn replicate_due(&self, limit: u32, retry: ReplicationRetry) -> crate::Result<u64> {
-        let meta = &self.storage.meta;
-        let due = meta.due_replications(crate::now_millis(), limit).await?;
+        let due = self
+            .storage
+            .meta
+            .due_replications(crate::now_millis(), limit)
+            .await?;
         let taken = due.len() as u64;
+        let mut groups: Vec<Vec<ReplicationTask>> = Vec::new();
         for task in due {
-            let outcome = self.replicate(&task).await;
-            if outcome.is_ok() {
-                // The copy is done and not yet recorded: a crash here repeats it on restart.
-                self.failpoint("replication.after_copy");
+            match groups.iter_mut().find(|g| {
+                g[0].repository_id == task.repository_id && g[0].destination == task.destination
+            }) {
+                Some(g) => g.push(task),
+                None => groups.push(vec![task]),
             }
-            let now = crate::now_millis();
-            match outcome {
-                Ok(()) => {
-                    tracing::info!(
-                        repository = %task.repository, digest = %task.digest,
-                        region = %task.destination.region, registry = %task.destination.registry_id,
-                        lag_ms = now - task.created_at, "image replicated"
-                    );
-                    meta.finish_replication(task.id, "COMPLETE", None, now)
-                        .await?;
+        }
+        let results: Vec<crate::Result<()>> = futures_util::stream::iter(groups)
+            .map(|group| async move {
+                for task in group {
+                    self.replicate_one(&task, retry).await?;
                 }
-                Err(f) => {
-                    let attempts = task.attempts + 1;
-                    tracing::warn!(
-                        repository = %task.repository, digest = %task.digest,
-                        region = %task.destination.region, registry = %task.destination.registry_id,
-                        code = f.code, attempts, error = %f.message, "replication attempt failed"
-                    );
-                    if !f.retryable || attempts >= retry.max_attempts {
-                        meta.finish_replication(task.id, "FAILED", Some(f.code), now)
-                            .await?;
-                    } else {
-                        let wait = retry
-                            .base_millis
-                            .saturating_mul(1u64 << (attempts - 1).min(40))
-                            .min(MAX_BACKOFF_MILLIS);
-                        meta.retry_replication(task.id, now + wait as i64, Some(f.code), now)
-                            .await?;
-                    }
+                Ok(())
+            })
+            .buffer_unordered(PARALLEL_DESTINATIONS)
+            .collect()
+            .await;
+        results.into_iter().collect::<crate::Result<Vec<()>>>()?;
+        Ok(taken)
+    }
+
+    /// Carries out one row and records its outcome.
+    async fn replicate_one(
+        &self,
+        task: &ReplicationTask,
+        retry: ReplicationRetry,
+    ) -> crate::Result<()> {
+        let meta = &self.storage.meta;
+        let outcome = self.replicate(task).await;
+        if outcome.is_ok() {
+            // The copy is done and not yet recorded: a crash here repeats it on restart.
+            self.failpoint("replication.after_copy");
+        }
+        let now = crate::now_millis();
+        match outcome {
+            Ok(()) => {
+                tracing::info!(
+                    repository = %task.repository, digest = %task.digest,
+                    region = %task.destination.region, registry = %task.destination.registry_id,
+                    lag_ms = now - task.created_at, "image replicated"
+                );
+                meta.finish_replication(task.id, "COMPLETE", None, now)
+                    .await?;
+            }
+            Err(f) => {
+                let attempts = task.attempts + 1;
+                tracing::warn!(
+                    repository = %task.repository, digest = %task.digest,
+                    region = %task.destination.region, registry = %task.destination.registry_id,
+                    code = f.code, attempts, error = %f.message, "replication attempt failed"
+                );
+                if !f.retryable || attempts >= retry.max_attempts {
+                    meta.finish_replication(task.id, "FAILED", Some(f.code), now)
+                        .await?;
+                } else {
+                    let wait = retry
+                        .base_millis
+                        .saturating_mul(1u64 << (attempts - 1).min(40))
+                        .min(MAX_BACKOFF_MILLIS);
+                    meta.retry_replication(task.id, now + wait as i64, Some(f.code), now)
+                        .await?;
                 }
             }
         }
-        Ok(taken)
+        Ok(())
     }
 
     /// Copies one row's image to its destination.

@@ -787,3 +787,46 @@ async fn an_index_reaches_both_kinds_of_destination_with_its_children() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_tag_moved_by_quick_pushes_ends_where_the_last_push_put_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_with(&["--config", &config_file(dir.path(), "")]).await;
+    let ecr = server.ecr();
+    other(&server)
+        .put_registry_policy()
+        .policy_text(ALLOW_REPLICATION)
+        .send()
+        .await
+        .unwrap();
+    ecr.put_replication_configuration()
+        .replication_configuration(config(vec![rule(vec![dest("us-east-1", OTHER)], &[])]))
+        .send()
+        .await
+        .unwrap();
+    create_repo(&ecr, "team/app").await;
+    // Five images pushed under one tag faster than the job's round: each is replicated, and
+    // the tag at the destination is the last one's.
+    let mut pushed = Vec::new();
+    for seed in 80..85 {
+        pushed.push(push_small_image(&ecr, "team/app", "latest", seed).await);
+    }
+    for (_, digest, _) in &pushed {
+        let s = settled(&ecr, "team/app", digest, 1, 30).await;
+        assert_eq!(s[0].2, "COMPLETE", "{s:?}");
+    }
+    let (last, _, _) = pushed.last().unwrap();
+    assert_eq!(
+        manifest_of(&other(&server), "team/app", "latest")
+            .await
+            .as_deref(),
+        Some(last.as_str())
+    );
+    let images = other(&server)
+        .list_images()
+        .repository_name("team/app")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(images.image_ids().len(), 5, "every pushed image is there");
+}
