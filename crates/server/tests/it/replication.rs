@@ -830,3 +830,47 @@ async fn a_tag_moved_by_quick_pushes_ends_where_the_last_push_put_it() {
         .unwrap();
     assert_eq!(images.image_ids().len(), 5, "every pushed image is there");
 }
+
+#[tokio::test]
+async fn an_unreachable_remote_is_retried_with_backoff_then_failed() {
+    // Nothing listens on port 1 of loopback: every attempt fails at once.
+    let dir = tempfile::tempdir().unwrap();
+    let extra = format!(
+        "[[replication-remotes]]\nregion = \"eu-west-1\"\nregistry-id = \"{REMOTE}\"\nurl = \"http://127.0.0.1:1\"\n"
+    );
+    let path = dir.path().join("retry.toml");
+    std::fs::write(
+        &path,
+        format!("replication-retry-base-ms = 2000\nreplication-max-attempts = 3\n{extra}"),
+    )
+    .unwrap();
+    let server = TestServer::start_with(&["--config", path.to_str().unwrap()]).await;
+    let ecr = server.ecr();
+    ecr.put_replication_configuration()
+        .replication_configuration(config(vec![rule(vec![dest("eu-west-1", REMOTE)], &[])]))
+        .send()
+        .await
+        .unwrap();
+    create_repo(&ecr, "team/app").await;
+    let started = std::time::Instant::now();
+    let (_, digest, _) = push_small_image(&ecr, "team/app", "v1", 90).await;
+    // Attempts at about 0 s, 2 s and 6 s (2 s, then twice that): still in progress meanwhile.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let s = statuses(&ecr, "team/app", &digest).await;
+    assert_eq!(s.len(), 1);
+    assert_eq!(
+        (s[0].2.as_str(), s[0].3.as_deref()),
+        ("IN_PROGRESS", None),
+        "a retried replication shows no failure code yet"
+    );
+    let s = settled(&ecr, "team/app", &digest, 1, 30).await;
+    assert_eq!(
+        (s[0].2.as_str(), s[0].3.as_deref()),
+        ("FAILED", Some("DESTINATION_UNAVAILABLE"))
+    );
+    assert!(
+        started.elapsed() >= Duration::from_secs(6),
+        "three attempts with backoff take 2 s + 4 s at least, took {:?}",
+        started.elapsed()
+    );
+}
