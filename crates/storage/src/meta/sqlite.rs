@@ -1402,7 +1402,7 @@ impl MetaStore for SqliteMetaStore {
         let rows: Vec<sql::ReplicationRow> = sqlx::query_as(sql::DUE_REPLICATIONS)
             .bind(now)
             .bind(i64::from(limit))
-            .fetch_all(&self.writer)
+            .fetch_all(&mut *self.readers.lend().await?)
             .await
             .map_err(db_err)?;
         rows.into_iter().map(sql::replication_task).collect()
@@ -1459,7 +1459,7 @@ impl MetaStore for SqliteMetaStore {
             sqlx::query_as(sql::REPLICATION_STATUSES)
                 .bind(repo.0)
                 .bind(digest.as_str())
-                .fetch_all(&self.writer)
+                .fetch_all(&mut *self.readers.lend().await?)
                 .await
                 .map_err(db_err)?;
         Ok(sql::replication_statuses(rows))
