@@ -28,6 +28,10 @@
 #         cache of a fresh IMAGE_LAYERS-layer IMAGE_MIB image from a distribution upstream
 #         against a direct pull from it, same client (bench/pull_through.sh; its own JSON in
 #         target/bench/pull_through.json)
+#   replication lag (REPL=0 skips; filesystem storage only): time to COMPLETE of a fresh
+#         IMAGE_LAYERS-layer REPL_MIB (1024) image at another account of the same berth and at
+#         a second berth over /v2 (bench/replication.sh; its own JSON in
+#         target/bench/replication.json)
 #   for every workload: server CPU-seconds per GiB or CPU microseconds per request, and the
 #         server's peak RSS (reset between workload groups through /proc/PID/clear_refs)
 # STORAGE=s3 (issue 13) runs both registries over one S3-compatible server on loopback instead:
@@ -69,6 +73,8 @@ case $STORAGE in fs | s3) ;; *) echo "STORAGE is fs or s3" >&2; exit 2 ;; esac
 ECR=${ECR:-$([ "$STORAGE" = s3 ] && echo 0 || echo 1)}
 SKOPEO=${SKOPEO:-1}
 PTC=${PTC:-$([ "$STORAGE" = s3 ] && echo 0 || echo 1)}
+REPL=${REPL:-$([ "$STORAGE" = s3 ] && echo 0 || echo 1)}
+REPL_MIB=${REPL_MIB:-1024}
 BERTH=${BERTH:-target/release/berth}
 BENCH=${BENCH:-target/release/berth-bench}
 OUT=${OUT:-target/bench/compare.json}
@@ -628,4 +634,11 @@ if [ "$PTC" = 1 ]; then
   note "pull-through cache: cold pull of a $IMAGE_LAYERS-layer ${IMAGE_MIB} MiB image vs direct, $REPEAT rounds"
   BERTH="$BERTH" IMAGE_LAYERS="$IMAGE_LAYERS" OUT="$(dirname "$OUT")/pull_through.json" \
     bench/pull_through.sh "$IMAGE_MIB" "$REPEAT"
+fi
+
+# ---- replication lag --------------------------------------------------------------------------
+if [ "$REPL" = 1 ]; then
+  note "replication: time to COMPLETE of a $IMAGE_LAYERS-layer ${REPL_MIB} MiB image, $REPEAT rounds"
+  BERTH="$BERTH" IMAGE_LAYERS="$IMAGE_LAYERS" OUT="$(dirname "$OUT")/replication.json" \
+    bench/replication.sh "$REPL_MIB" "$REPEAT"
 fi

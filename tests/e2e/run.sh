@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Scripted end-to-end tests: start a berth server on 127.0.0.1 and drive it with the
-# real `aws` CLI (cli_flow.sh; pull_through_cli_flow.sh for the pull-through cache rules), with boto3 (boto3_flow.py) and, for the OCI Distribution
+# real `aws` CLI (cli_flow.sh; pull_through_cli_flow.sh for the pull-through cache rules; replication_cli_flow.sh for replication), with boto3 (boto3_flow.py) and, for the OCI Distribution
 # API under /v2/, with skopeo (skopeo_flow.sh); ECR Public with `aws ecr-public`
 # (public_cli_flow.sh), boto3's `ecr-public` (public_boto3_flow.py) and skopeo's anonymous
 # pulls and public pushes (public_skopeo_flow.sh); issue 15's settings, scanning, referrers and
@@ -171,6 +171,12 @@ if server_alive; then
   run_flow pull_through_cli_flow bash "$HERE/pull_through_cli_flow.sh"
 else
   echo "FAIL: pull_through_cli_flow not run because the server is gone"
+  TOTAL_FAILED=$((TOTAL_FAILED + 1))
+fi
+if server_alive; then
+  run_flow replication_cli_flow bash "$HERE/replication_cli_flow.sh"
+else
+  echo "FAIL: replication_cli_flow not run because the server is gone"
   TOTAL_FAILED=$((TOTAL_FAILED + 1))
 fi
 if server_alive; then

@@ -39,12 +39,14 @@ pub(crate) async fn describe_registry(
     ctx: &Ctx<'_>,
     _req: ecr::DescribeRegistryRequest,
 ) -> Result<ecr::DescribeRegistryResponse, ApiError> {
-    let registry_id = ctx.registry().describe_registry(&ctx.principal).await?;
+    let registry = ctx.registry();
+    let registry_id = registry.describe_registry(&ctx.principal).await?;
+    let config = registry
+        .describe_replication_configuration(&ctx.principal)
+        .await?;
     Ok(ecr::DescribeRegistryResponse {
         registry_id: Some(registry_id),
         // ECR answers an empty rule list for a registry without replication.
-        replication_configuration: Some(ecr::ReplicationConfiguration {
-            rules: Some(vec![]),
-        }),
+        replication_configuration: Some(crate::replication::configuration_shape(config)),
     })
 }

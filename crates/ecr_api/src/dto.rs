@@ -581,5 +581,6 @@ repository_scoped!(
     crate::shapes::ecr::ListImageReferrersRequest,
     crate::shapes::ecr::StartImageScanRequest,
     crate::shapes::ecr::DescribeImageScanFindingsRequest,
-    crate::shapes::ecr::UpdateImageStorageClassRequest
+    crate::shapes::ecr::UpdateImageStorageClassRequest,
+    crate::shapes::ecr::DescribeImageReplicationStatusRequest
 );

@@ -19,6 +19,7 @@ mod policies;
 mod public;
 mod pull_through;
 mod referrers;
+mod replication;
 mod repositories;
 mod scanning;
 pub mod shapes;
@@ -613,6 +614,12 @@ async fn dispatch(
         R::ListPullTimeUpdateExclusions(r) => {
             respond(&archive::list_pull_time_update_exclusions(&ctx, r).await?)
         }
+        R::PutReplicationConfiguration(r) => {
+            respond(&replication::put_replication_configuration(&ctx, r).await?)
+        }
+        R::DescribeImageReplicationStatus(r) => {
+            respond(&replication::describe_image_replication_status(&ctx, r).await?)
+        }
     }
 }
 
@@ -670,6 +677,8 @@ enum Request<'a> {
     RegisterPullTimeUpdateExclusion(ecr::RegisterPullTimeUpdateExclusionRequest),
     DeregisterPullTimeUpdateExclusion(ecr::DeregisterPullTimeUpdateExclusionRequest),
     ListPullTimeUpdateExclusions(ecr::ListPullTimeUpdateExclusionsRequest),
+    PutReplicationConfiguration(ecr::PutReplicationConfigurationRequest),
+    DescribeImageReplicationStatus(ecr::DescribeImageReplicationStatusRequest),
 }
 
 /// Decodes `body` as the request shape of `op`. The 21 operations berth had before the ECR
@@ -750,10 +759,8 @@ fn decode(op: Operation, body: &[u8]) -> Result<Request<'_>, ApiError> {
             ecr::ListPullTimeUpdateExclusionsRequest::validate,
         )?),
         O::DeleteSigningConfiguration
-        | O::DescribeImageReplicationStatus
         | O::DescribeImageSigningStatus
         | O::GetSigningConfiguration
-        | O::PutReplicationConfiguration
         | O::PutSigningConfiguration => {
             return Err(ApiError::UnknownOperation(format!(
                 "{}.{}",
@@ -761,6 +768,14 @@ fn decode(op: Operation, body: &[u8]) -> Result<Request<'_>, ApiError> {
                 op.name()
             )));
         }
+        O::PutReplicationConfiguration => R::PutReplicationConfiguration(checked(
+            body,
+            ecr::PutReplicationConfigurationRequest::validate,
+        )?),
+        O::DescribeImageReplicationStatus => R::DescribeImageReplicationStatus(checked(
+            body,
+            ecr::DescribeImageReplicationStatusRequest::validate,
+        )?),
         O::PutImageTagMutability => {
             R::PutImageTagMutability(checked(body, ecr::PutImageTagMutabilityRequest::validate)?)
         }

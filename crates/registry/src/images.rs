@@ -82,7 +82,7 @@ pub struct PutImageRequest {
 }
 
 /// Whether pushing `tag` onto another image is refused (ecr-api.md section 3.2).
-fn tag_is_immutable(repo: &RepositoryRecord, tag: &ImageTag) -> bool {
+pub(crate) fn tag_is_immutable(repo: &RepositoryRecord, tag: &ImageTag) -> bool {
     let matched = || {
         repo.mutability_exclusions
             .iter()
@@ -207,6 +207,8 @@ impl Registry {
             children: parsed.children.into_iter().map(|(d, _)| d).collect(),
             blobs_may_follow: false,
         };
+        // Read once: the rules in force when the push began decide where it is replicated.
+        let replication = self.replication_work(&repo).await?;
         for _ in 0..TAG_RACE_RETRIES {
             let existing = meta.get_image(repo.id, &digest).await?;
             let current = match &req.tag {
@@ -267,7 +269,15 @@ impl Registry {
             let max_tags = self.limits.max_tags_per_image;
             let event = self.image_event(&repo, "PUSH", &image);
             match meta
-                .put_image_noting(repo.id, &image, &refs, tag, max_tags, event.as_ref())
+                .put_image_noting(
+                    repo.id,
+                    &image,
+                    &refs,
+                    tag,
+                    max_tags,
+                    event.as_ref(),
+                    replication.as_ref(),
+                )
                 .await
             {
                 Ok(_) => {

@@ -27,6 +27,7 @@ mod pull_times;
 mod quota;
 mod referrers;
 mod regions;
+mod replication;
 mod repositories;
 mod resource_tags;
 mod scanning;
@@ -77,11 +78,17 @@ pub use pull_times::MAX_EXCLUSIONS as MAX_PULL_TIME_EXCLUSIONS;
 pub use quota::{DEFAULT_BURST_SECS as DEFAULT_RATE_BURST_SECS, DEFAULT_RATES, Quotas};
 pub use referrers::Referrer;
 pub use regions::{MAX_CACHED_REGIONS, Registries};
+pub use replication::{
+    Destination as ReplicationRuleDestination, ImageReplicationStatus, MAX_UNIQUE_DESTINATIONS,
+    ReplicationConfiguration, ReplicationFailure, ReplicationRemote, ReplicationRetry,
+    ReplicationRule,
+};
 pub use repositories::{CreateRepository, EncryptionConfiguration};
 pub use scanning::{RegistryScanningConfiguration, RepositoryScanning, ScanningRule};
 pub use storage::{
     BlobRange, BlobReader, ByteStream, ImageRecord, ImageState, ImageStatus, ImageSummary,
-    MutabilityExclusion, RepositoryBlob, RepositoryRecord, RepositoryUsage, ResourceTag, TagStatus,
+    MutabilityExclusion, ReplicationDestination, ReplicationStatusRecord, RepositoryBlob,
+    RepositoryRecord, RepositoryUsage, ResourceTag, TagStatus,
 };
 pub use uploads::{CompletionRules, PartData, UploadProgress};
 
@@ -244,6 +251,11 @@ pub struct Registry {
     pending_pulls: Arc<pull_times::PendingPulls>,
     /// Each registry's pull-time update exclusions (principal ARNs).
     pull_exclusions: cache::TtlCache<Arc<Vec<String>>>,
+    /// Registries outside this deployment that replication delivers to over `/v2`.
+    replication_remote: Option<Arc<dyn ReplicationRemote>>,
+    /// The regions the deployment serves (`None`: every well-formed region name); set by
+    /// [`Registries`].
+    served_regions: Option<Arc<Vec<String>>>,
 }
 
 impl Registry {
@@ -269,6 +281,8 @@ impl Registry {
             // As short as the registry policies': an exclusion made on another node takes
             // effect there within this time.
             pull_exclusions: cache::TtlCache::new(Duration::from_secs(5)),
+            replication_remote: None,
+            served_regions: None,
         }
     }
 
@@ -420,7 +434,18 @@ impl Registry {
             restore_delay_millis: self.restore_delay_millis,
             pending_pulls: self.pending_pulls.clone(),
             pull_exclusions: cache::TtlCache::new(Duration::from_secs(5)),
+            replication_remote: self.replication_remote.clone(),
+            served_regions: self.served_regions.clone(),
         }
+    }
+
+    /// Whether the deployment serves `region` (requests signed for it, replication into it).
+    pub fn serves_region(&self, region: &str) -> bool {
+        model::region::is_region_name(region)
+            && self
+                .served_regions
+                .as_ref()
+                .is_none_or(|list| list.iter().any(|r| r == region))
     }
 
     pub fn limits(&self) -> &Limits {

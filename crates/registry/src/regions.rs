@@ -23,15 +23,15 @@ pub struct Registries {
     /// The configured `region`: what a request that names none (a `/v2` request to the bare
     /// host, the web UI) addresses.
     default: Arc<Registry>,
-    /// The regions served; `None`: every well-formed region name.
-    allowed: Option<Vec<String>>,
     by_region: Mutex<HashMap<String, Arc<Registry>>>,
 }
 
 impl Registries {
     /// The registries of `allowed` (`None`: every region), with `template`'s settings, whose
     /// region is the default one. Records the home region on a first open.
-    pub async fn new(template: Registry, allowed: Option<Vec<String>>) -> Result<Self> {
+    pub async fn new(mut template: Registry, allowed: Option<Vec<String>>) -> Result<Self> {
+        // The regions served travel with every region's registry (replication checks them).
+        template.served_regions = allowed.map(Arc::new);
         let home = storage::region::home_region(&*template.storage.meta, &template.region).await?;
         let default = Arc::new(Self::build(&template, &home, &template.region));
         let mut by_region = HashMap::new();
@@ -40,7 +40,6 @@ impl Registries {
             template,
             home,
             default,
-            allowed,
             by_region: Mutex::new(by_region),
         })
     }
@@ -66,11 +65,19 @@ impl Registries {
 
     /// Whether requests for `region` are served.
     pub fn serves(&self, region: &str) -> bool {
-        model::region::is_region_name(region)
-            && self
-                .allowed
-                .as_ref()
-                .is_none_or(|list| list.iter().any(|r| r == region))
+        self.template.serves_region(region)
+    }
+
+    /// Whether some replication row is due (a read, before the job takes its lease).
+    pub async fn replication_due(&self) -> Result<bool> {
+        self.default.replication_due().await
+    }
+
+    /// Carries out the due replication rows (at most `limit`), each in its source's region,
+    /// into its destination's; answers how many it took.
+    pub async fn replicate_due(&self, limit: u32, retry: crate::ReplicationRetry) -> Result<u64> {
+        let lookup = |region: Option<&str>| self.get(region.unwrap_or(&self.home));
+        self.default.replicate_due(limit, retry, &lookup).await
     }
 
     /// The registry of `region`; `None` if the deployment does not serve it.

@@ -188,6 +188,35 @@ pub struct Config {
     /// turns them off. Readings include pending deltas either way: folding keeps them cheap.
     /// Default 60.
     pub usage_fold_interval_secs: u64,
+    // Replication (issue 16).
+    /// Registries outside this deployment that replication destinations name
+    /// (`[[replication-remotes]]`).
+    pub replication_remotes: Vec<ReplicationRemoteConfig>,
+    /// Attempts of one image's replication to one destination before it is FAILED. Default 10.
+    pub replication_max_attempts: u32,
+    /// Milliseconds before the first retry of a failed replication; each later one waits
+    /// twice as long, up to an hour. Default 1000.
+    pub replication_retry_base_ms: u64,
+}
+
+/// One `[[replication-remotes]]` entry: a replication destination `(region, registry-id)`
+/// that is another registry (another berth, any OCI registry), reached over `/v2` at `url`
+/// with Basic credentials (`username` and `password`) or a bearer `token`. Repositories keep
+/// their names there; a registry that requires them to exist first must have them (berth:
+/// `--create-on-push` or a CREATE_ON_PUSH template).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ReplicationRemoteConfig {
+    /// The destination's `region` in replication rules.
+    pub region: String,
+    /// The destination's `registryId` in replication rules (12 digits).
+    pub registry_id: String,
+    /// `https://host[:port]`, or `http://` to a loopback host (any host with
+    /// `allow-http-upstreams`).
+    pub url: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub token: Option<String>,
 }
 
 /// One `[[webhooks]]` entry: where events go, which ones, and how they are signed.
@@ -324,6 +353,9 @@ impl Default for Config {
             metrics_token: None,
             metrics_repositories: 0,
             usage_fold_interval_secs: 60,
+            replication_remotes: Vec::new(),
+            replication_max_attempts: 10,
+            replication_retry_base_ms: 1000,
         }
     }
 }
@@ -391,6 +423,9 @@ pub struct FileConfig {
     pub metrics_token: Option<String>,
     pub metrics_repositories: Option<u32>,
     pub usage_fold_interval_secs: Option<u64>,
+    pub replication_remotes: Option<Vec<ReplicationRemoteConfig>>,
+    pub replication_max_attempts: Option<u32>,
+    pub replication_retry_base_ms: Option<u64>,
 }
 
 /// A size in bytes: a number, or a string with a binary `K`, `M` or `G` suffix.
@@ -802,6 +837,13 @@ impl Config {
                 .usage_fold_interval_secs
                 .or(file.usage_fold_interval_secs)
                 .unwrap_or(d.usage_fold_interval_secs),
+            replication_remotes: file.replication_remotes.unwrap_or_default(),
+            replication_max_attempts: file
+                .replication_max_attempts
+                .unwrap_or(d.replication_max_attempts),
+            replication_retry_base_ms: file
+                .replication_retry_base_ms
+                .unwrap_or(d.replication_retry_base_ms),
         };
         cfg.metrics_repositories = o
             .metrics_repositories
@@ -837,6 +879,45 @@ impl Config {
     }
 
     pub fn validate(&self) -> anyhow::Result<()> {
+        for (i, r) in self.replication_remotes.iter().enumerate() {
+            let key = format!("replication-remotes[{i}]");
+            if !self.allow_http_upstreams {
+                crate::events::check_url(&r.url).map_err(|e| anyhow::anyhow!("{key}.url: {e}"))?;
+            }
+            anyhow::ensure!(
+                r.url.starts_with("https://") || r.url.starts_with("http://"),
+                "{key}.url: '{}' is not an http:// or https:// URL",
+                r.url
+            );
+            anyhow::ensure!(
+                r.registry_id.len() == 12 && r.registry_id.bytes().all(|b| b.is_ascii_digit()),
+                "{key}.registry-id: '{}' is not 12 digits",
+                r.registry_id
+            );
+            anyhow::ensure!(
+                (2..=25).contains(&r.region.len())
+                    && r.region
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'),
+                "{key}.region: '{}' is not a region name",
+                r.region
+            );
+            anyhow::ensure!(
+                matches!(
+                    (&r.username, &r.password, &r.token),
+                    (Some(_), Some(_), None) | (None, None, Some(_)) | (None, None, None)
+                ),
+                "{key}: give username and password, or token, or neither"
+            );
+            anyhow::ensure!(
+                !self.replication_remotes[..i]
+                    .iter()
+                    .any(|o| o.region == r.region && o.registry_id == r.registry_id),
+                "{key}: region '{}' and registry-id '{}' are given twice",
+                r.region,
+                r.registry_id
+            );
+        }
         for (i, w) in self.webhooks.iter().enumerate() {
             crate::events::check_url(&w.url)
                 .map_err(|e| anyhow::anyhow!("webhooks[{i}].url: {e}"))?;
@@ -1098,6 +1179,37 @@ impl Config {
             .collect();
         if !hooks.is_empty() {
             put("webhooks", Value::Array(hooks));
+        }
+        put(
+            "replication-max-attempts",
+            int(self.replication_max_attempts.into()),
+        );
+        put(
+            "replication-retry-base-ms",
+            int(self.replication_retry_base_ms),
+        );
+        let remotes: Vec<Value> = self
+            .replication_remotes
+            .iter()
+            .map(|r| {
+                let mut e = toml::Table::new();
+                e.insert("region".into(), s(&r.region));
+                e.insert("registry-id".into(), s(&r.registry_id));
+                e.insert("url".into(), s(&r.url));
+                if let Some(u) = &r.username {
+                    e.insert("username".into(), s(u));
+                }
+                if r.password.is_some() {
+                    e.insert("password".into(), s(REDACTED));
+                }
+                if r.token.is_some() {
+                    e.insert("token".into(), s(REDACTED));
+                }
+                Value::Table(e)
+            })
+            .collect();
+        if !remotes.is_empty() {
+            put("replication-remotes", Value::Array(remotes));
         }
         toml::to_string(&t).expect("a table of plain values serializes")
     }
@@ -1752,5 +1864,71 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("webhooks[0].url"), "{err}");
+    }
+
+    /// `[[replication-remotes]]` load from the file, print with their password redacted, and
+    /// are refused with plain `http://` off loopback, a malformed registry id, half a pair of
+    /// credentials, or a destination given twice.
+    #[test]
+    fn replication_remotes_load_print_redacted_and_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("berth.toml");
+        let load = |entries: &str| {
+            std::fs::write(&file, format!("replication-max-attempts = 3\n{entries}")).unwrap();
+            Config::load(&Overrides {
+                config: Some(file.clone()),
+                ..Default::default()
+            })
+            .and_then(|c| c.validate().map(|()| c))
+        };
+        let entry = |url: &str, id: &str, creds: &str| {
+            format!(
+                "[[replication-remotes]]\nregion = \"eu-west-1\"\nregistry-id = \"{id}\"\nurl = \"{url}\"\n{creds}"
+            )
+        };
+        let pw = "username = \"AWS\"\npassword = \"remote-pw-42\"\n";
+        let c = load(&entry("http://127.0.0.1:5001", "222222222222", pw)).unwrap();
+        assert_eq!(c.replication_max_attempts, 3);
+        assert_eq!(c.replication_remotes[0].registry_id, "222222222222");
+        let printed = c.to_toml();
+        assert!(!printed.contains("remote-pw-42"), "{printed}");
+        assert!(
+            printed.contains(&format!("password = \"{REDACTED}\"")),
+            "{printed}"
+        );
+        assert!(
+            load(&entry(
+                "https://registry.example",
+                "222222222222",
+                "token = \"t\"\n"
+            ))
+            .is_ok()
+        );
+        for (bad, words) in [
+            (
+                entry("http://registry.example", "222222222222", pw),
+                "replication-remotes[0].url",
+            ),
+            (
+                entry("ftp://127.0.0.1", "222222222222", pw),
+                "replication-remotes[0].url",
+            ),
+            (
+                entry("https://r.example", "2222", pw),
+                "replication-remotes[0].registry-id",
+            ),
+            (
+                entry("https://r.example", "222222222222", "username = \"AWS\"\n"),
+                "replication-remotes[0]: give",
+            ),
+            (
+                entry("https://r.example", "222222222222", pw)
+                    + &entry("https://s.example", "222222222222", pw),
+                "replication-remotes[1]",
+            ),
+        ] {
+            let err = load(&bad).unwrap_err().to_string();
+            assert!(err.contains(words), "{bad}: {err}");
+        }
     }
 }

@@ -10,6 +10,7 @@ mod health;
 mod idle;
 pub mod metrics;
 mod observe;
+pub mod replication;
 mod ui;
 pub mod upstream;
 mod zero_copy;
@@ -54,6 +55,8 @@ pub struct App {
     usage_fold_interval: Option<Duration>,
     /// Posts the outbox's events to `[[webhooks]]` (none configured: no job).
     delivery: Option<events::Delivery>,
+    /// Carries out the replication outbox.
+    replicator: replication::Replicator,
     idle_timeout: Option<Duration>,
     pub metrics: Arc<metrics::Metrics>,
     /// `/metrics` (with the health checks) on a listener of its own, when configured.
@@ -94,6 +97,15 @@ impl App {
         };
         let signing_key = auth::SigningKey::load_or_create(&cfg.signing_key_file)
             .context("loading the signing key")?;
+        let replication_remote: Option<Arc<dyn registry::ReplicationRemote>> =
+            if cfg.replication_remotes.is_empty() {
+                None
+            } else {
+                Some(Arc::new(
+                    replication::HttpRemote::new(&cfg.replication_remotes)
+                        .context("building the replication client")?,
+                ))
+            };
         let template = registry::Registry::new(storage, cfg.region.clone(), limits(cfg)?)
             .with_events(!cfg.webhooks.is_empty())
             .with_failpoints(cfg.failpoints.clone())
@@ -128,7 +140,8 @@ impl App {
                     .unwrap_or(i64::MAX / 1000)
                     .saturating_mul(1000),
                 allow_http: cfg.allow_http_upstreams,
-            });
+            })
+            .with_replication_remote(replication_remote);
         let registries = Arc::new(
             registry::Registries::new(
                 template,
@@ -287,6 +300,12 @@ impl App {
                 max_attempts: cfg.webhook_max_attempts.max(1),
                 retry_base_ms: cfg.webhook_retry_base_ms,
             }),
+            replicator: replication::Replicator {
+                retry: registry::ReplicationRetry {
+                    max_attempts: cfg.replication_max_attempts.max(1),
+                    base_millis: cfg.replication_retry_base_ms,
+                },
+            },
         })
     }
 
@@ -470,6 +489,9 @@ impl App {
         if let Some(d) = &self.delivery {
             d.clone().spawn(self.registry.clone(), self.metrics.clone());
         }
+        self.replicator
+            .clone()
+            .spawn(self.registries.clone(), self.metrics.clone());
         if let Some((addr, router)) = &self.metrics_listen {
             let listener = TcpListener::bind(*addr)
                 .await

@@ -89,6 +89,8 @@ pub enum Job {
     Events,
     /// A fold of the storage-use deltas.
     UsageFold,
+    /// One round of replication from its outbox.
+    Replication,
 }
 
 impl Job {
@@ -98,6 +100,7 @@ impl Job {
             Job::Lifecycle => "lifecycle",
             Job::Events => "events",
             Job::UsageFold => "usage_fold",
+            Job::Replication => "replication",
         }
     }
 }

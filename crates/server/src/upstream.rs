@@ -133,22 +133,31 @@ fn unavailable(url: &str, e: &reqwest::Error) -> UpstreamError {
 
 impl HttpUpstream {
     pub fn new(secrets: HashMap<String, UpstreamSecret>) -> anyhow::Result<Self> {
+        Self::for_purpose(secrets, "pull-through cache")
+    }
+
+    /// A client whose `User-Agent` names what it is for (`pull-through cache`, `replication`).
+    pub fn for_purpose(
+        secrets: HashMap<String, UpstreamSecret>,
+        purpose: &str,
+    ) -> anyhow::Result<Self> {
         // reqwest is built without a crypto provider (as for S3): ring, process-wide.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .read_timeout(READ_TIMEOUT)
-            .user_agent(concat!(
-                "berth/",
-                env!("CARGO_PKG_VERSION"),
-                " (pull-through cache)"
-            ))
+            .user_agent(format!("berth/{} ({purpose})", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(Self {
             client,
             secrets,
             tokens: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The HTTP client, for requests [`Self::send`] authenticates.
+    pub(crate) fn client(&self) -> &reqwest::Client {
+        &self.client
     }
 
     fn creds(&self, arn: Option<&str>) -> Result<Creds, UpstreamError> {
@@ -260,9 +269,7 @@ impl HttpUpstream {
         accept: Option<&str>,
         small: bool,
     ) -> Result<reqwest::Response, UpstreamError> {
-        let creds = self.creds(target.credential_arn.as_deref())?;
-        let key = Self::token_key(target);
-        let send = |bearer: Option<&SecretString>, basic: bool| {
+        self.send(target, url, || {
             let mut req = self.client.get(url);
             if small {
                 req = req.timeout(SMALL_REQUEST_TIMEOUT);
@@ -270,6 +277,24 @@ impl HttpUpstream {
             if let Some(a) = accept {
                 req = req.header(header::ACCEPT, a);
             }
+            req
+        })
+        .await
+    }
+
+    /// Sends the request `build` makes (for `url` of `target`'s registry), authenticating as
+    /// described in the module doc: `build` is called again for the retry after a Bearer
+    /// challenge. Any status but 2xx is an error.
+    pub(crate) async fn send(
+        &self,
+        target: &UpstreamTarget,
+        url: &str,
+        build: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, UpstreamError> {
+        let creds = self.creds(target.credential_arn.as_deref())?;
+        let key = Self::token_key(target);
+        let send = |bearer: Option<&SecretString>, basic: bool| {
+            let mut req = build();
             match (bearer, &creds) {
                 (Some(t), _) | (None, Creds::Token(t)) => req = req.bearer_auth(t.expose()),
                 (None, Creds::Basic(u, p)) if basic => {

@@ -1362,8 +1362,121 @@ pub async fn public_registries_and_settings(meta: &dyn MetaStore) {
     meta.delete_repository(private.id, false).await.unwrap();
 }
 
-/// The event outbox: rows only for changes that were made, one per tag, in the transaction of
-/// the change; then taken, retried and given up.
+/// Replication rows: written with a push that changed something, one per destination; due
+/// ones are listed oldest first; a retry keeps a row IN_PROGRESS until its time; an ended row
+/// supersedes the ended rows of the same image and destination before it.
+pub async fn replication_outbox(meta: &dyn MetaStore) {
+    let repo = meta
+        .create_repository(repo_record("replicated/app"))
+        .await
+        .unwrap();
+    let image = |n: u8| ImageRecord {
+        digest: Digest::sha256_of(&[n, 7]),
+        manifest: vec![n, 7],
+        media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+        artifact_media_type: None,
+        subject: None,
+        size: 1,
+        pushed_at: 2_000,
+    };
+    let dest = |r: &str| ReplicationDestination {
+        region: r.into(),
+        registry_id: "111111111111".into(),
+    };
+    let work = ReplicationWork {
+        registry_id: "000000000000".into(),
+        repository: repo.name.clone(),
+        destinations: vec![dest("eu-west-1"), dest("us-east-1")],
+    };
+    let a = image(1);
+    let t1 = ImageTag::parse("t1").unwrap();
+    let put = |img: ImageRecord, tag: Option<ImageTag>| {
+        let work = work.clone();
+        async move {
+            meta.put_image_noting(
+                repo.id,
+                &img,
+                &ImageReferences::default(),
+                tag.as_ref().map(TagWrite::Move),
+                usize::MAX,
+                None,
+                Some(&work),
+            )
+            .await
+            .unwrap()
+        }
+    };
+    put(a.clone(), Some(t1.clone())).await;
+    // The same push again changes nothing, and writes no work.
+    put(a.clone(), Some(t1.clone())).await;
+    let due = meta.due_replications(i64::MAX, 100).await.unwrap();
+    let mine: Vec<_> = due.iter().filter(|t| t.repository_id == repo.id).collect();
+    assert_eq!(mine.len(), 2, "{due:?}");
+    assert_eq!(mine[0].destination, dest("eu-west-1"));
+    assert_eq!(mine[0].tag.as_ref(), Some(&t1));
+    assert_eq!(mine[0].digest, a.digest);
+    assert_eq!(mine[0].repository, repo.name);
+    assert_eq!(mine[0].registry_id, "000000000000");
+    assert!(meta.due_replications(1_999, 100).await.unwrap().is_empty());
+    let (first, second) = (mine[0].id, mine[1].id);
+    let statuses = meta.replication_statuses(repo.id, &a.digest).await.unwrap();
+    assert_eq!(statuses.len(), 2);
+    assert!(statuses.iter().all(|s| s.status == "IN_PROGRESS"));
+    // A retry waits for its time and counts the attempt.
+    meta.retry_replication(first, 9_000, Some("X"), 3_000)
+        .await
+        .unwrap();
+    let due: Vec<_> = meta.due_replications(8_999, 100).await.unwrap();
+    assert!(due.iter().all(|t| t.id != first));
+    let due: Vec<_> = meta.due_replications(9_000, 100).await.unwrap();
+    assert_eq!(due.iter().find(|t| t.id == first).unwrap().attempts, 1);
+    meta.finish_replication(first, "COMPLETE", None, 9_500)
+        .await
+        .unwrap();
+    meta.finish_replication(second, "FAILED", Some("ACCESS_DENIED"), 9_500)
+        .await
+        .unwrap();
+    // An ended row is not ended again.
+    meta.finish_replication(first, "FAILED", Some("LATE"), 9_600)
+        .await
+        .unwrap();
+    let statuses = meta.replication_statuses(repo.id, &a.digest).await.unwrap();
+    assert_eq!(
+        statuses
+            .iter()
+            .map(|s| (
+                s.destination.region.as_str(),
+                s.status.as_str(),
+                s.failure_code.as_deref()
+            ))
+            .collect::<Vec<_>>(),
+        [
+            ("eu-west-1", "COMPLETE", None),
+            ("us-east-1", "FAILED", Some("ACCESS_DENIED"))
+        ]
+    );
+    // A new tag on the image: new work, the latest row answers; ending it prunes the old one.
+    put(a.clone(), Some(ImageTag::parse("t2").unwrap())).await;
+    let statuses = meta.replication_statuses(repo.id, &a.digest).await.unwrap();
+    assert!(statuses.iter().all(|s| s.status == "IN_PROGRESS"));
+    for t in meta.due_replications(i64::MAX, 100).await.unwrap() {
+        if t.repository_id == repo.id {
+            meta.finish_replication(t.id, "COMPLETE", None, 10_000)
+                .await
+                .unwrap();
+        }
+    }
+    let statuses = meta.replication_statuses(repo.id, &a.digest).await.unwrap();
+    assert_eq!(statuses.len(), 2);
+    assert!(statuses.iter().all(|s| s.status == "COMPLETE"));
+    assert!(
+        meta.replication_statuses(repo.id, &image(9).digest)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
 /// Image states: storage class changes, pull times, and what reads see of them.
 pub async fn image_states(meta: &dyn MetaStore) {
     let repo = meta
@@ -1526,6 +1639,8 @@ pub async fn image_states(meta: &dyn MetaStore) {
     assert_eq!(state(&b.digest).await, ImageState::default());
 }
 
+/// The event outbox: rows only for changes that were made, one per tag, in the transaction of
+/// the change; then taken, retried and given up.
 pub async fn event_outbox(meta: &dyn MetaStore) {
     let repo = meta
         .create_repository(repo_record("events/app"))
@@ -1579,6 +1694,7 @@ pub async fn event_outbox(meta: &dyn MetaStore) {
             write,
             usize::MAX,
             Some(e),
+            None,
         )
         .await
     }
@@ -1916,6 +2032,7 @@ async fn embedded_backends_conform() {
     coordination(storage.meta.as_ref()).await;
     public_registries_and_settings(storage.meta.as_ref()).await;
     event_outbox(storage.meta.as_ref()).await;
+    replication_outbox(storage.meta.as_ref()).await;
     image_states(storage.meta.as_ref()).await;
     region_views(storage.meta.clone()).await;
     races(storage.meta.clone()).await;
@@ -1990,6 +2107,7 @@ async fn postgres_conforms() {
     coordination(&meta).await;
     public_registries_and_settings(&meta).await;
     event_outbox(&meta).await;
+    replication_outbox(&meta).await;
     image_states(&meta).await;
     races(std::sync::Arc::new(meta)).await;
     let meta: std::sync::Arc<dyn MetaStore> = std::sync::Arc::new(meta);

@@ -11,7 +11,8 @@
 //! `put_image.before_commit` (inside the transaction, image row and tag move written but not
 //! committed), `delete_image.before_commit` / `delete_image.after_commit` (around
 //! BatchDeleteImage's metadata change), `gc.after_forget` (a blob's row deleted, its file not
-//! yet).
+//! yet), `replication.after_copy` (an image copied to its destination, its replication row
+//! not yet marked COMPLETE).
 
 use std::sync::OnceLock;
 

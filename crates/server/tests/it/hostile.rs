@@ -495,6 +495,59 @@ async fn hostile_inputs_get_exact_errors_and_change_nothing() {
             ecr_raw(&server, op, Some(AUTH), body).await,
         );
     }
+    // Replication: a destination is where berth will copy images, so one it cannot reach
+    // (its own registry, a region it does not serve, a malformed account) is refused before
+    // anything is stored; filters are the model's lower-case names.
+    let replication = |region: &str, registry: &str, filter: &str| {
+        json(serde_json::json!({"replicationConfiguration": {"rules": [{
+            "destinations": [{"region": region, "registryId": registry}],
+            "repositoryFilters": [{"filter": filter, "filterType": "PREFIX_MATCH"}]}]}}))
+    };
+    for (input, body) in [
+        (
+            "PutReplicationConfiguration to its own registry",
+            replication("us-east-1", "000000000000", "team"),
+        ),
+        (
+            "PutReplicationConfiguration to a region not served",
+            replication("eu-west-1", "111111111111", "team"),
+        ),
+        (
+            "PutReplicationConfiguration region \"../x\"",
+            replication("../x", "111111111111", "team"),
+        ),
+        (
+            "PutReplicationConfiguration registryId \"1e11\"",
+            replication("us-east-1", "1e11", "team"),
+        ),
+        (
+            "PutReplicationConfiguration filter \"../\"",
+            replication("us-east-1", "111111111111", "../"),
+        ),
+        (
+            "PutReplicationConfiguration filter of 257 characters",
+            replication("us-east-1", "111111111111", &"a".repeat(257)),
+        ),
+    ] {
+        t.check(
+            "ECR",
+            input,
+            (400, "InvalidParameterException"),
+            ecr_raw(&server, "PutReplicationConfiguration", Some(AUTH), body).await,
+        );
+    }
+    t.check(
+        "ECR",
+        "DescribeImageReplicationStatus imageTag \"../x\"",
+        (400, "ImageNotFoundException"),
+        ecr_raw(
+            &server,
+            "DescribeImageReplicationStatus",
+            Some(AUTH),
+            json(serde_json::json!({"repositoryName": REPO, "imageId": {"imageTag": "../x"}})),
+        )
+        .await,
+    );
     // A stored part, so that completion gets as far as the digest.
     let stored = ecr_raw(
         &server,

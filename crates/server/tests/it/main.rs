@@ -30,6 +30,7 @@ mod public_v2;
 mod pull;
 mod pull_through;
 mod regions;
+mod replication;
 mod repositories;
 mod restart;
 mod s3;

@@ -319,6 +319,50 @@ pub struct EventBacklog {
     pub given_up: u64,
 }
 
+/// Where a replication rule copies images: a registry named by region and account id (ECR's
+/// `ReplicationDestination`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ReplicationDestination {
+    pub region: String,
+    pub registry_id: String,
+}
+
+/// The replication a push asks for: the store writes one outbox row per destination, in the
+/// transaction of the push, when the push created the image or moved its tag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicationWork {
+    /// The source account.
+    pub registry_id: String,
+    pub repository: RepositoryName,
+    pub destinations: Vec<ReplicationDestination>,
+}
+
+/// A replication outbox row that is due.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicationTask {
+    pub id: i64,
+    /// The source account (a private registry).
+    pub registry_id: String,
+    pub repository_id: RepositoryId,
+    pub repository: RepositoryName,
+    pub digest: Digest,
+    /// The tag the push wrote, if any.
+    pub tag: Option<ImageTag>,
+    pub destination: ReplicationDestination,
+    /// Failed attempts so far.
+    pub attempts: u32,
+    pub created_at: Millis,
+}
+
+/// One destination's replication status of an image (DescribeImageReplicationStatus).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicationStatusRecord {
+    pub destination: ReplicationDestination,
+    /// `IN_PROGRESS`, `COMPLETE` or `FAILED`.
+    pub status: String,
+    pub failure_code: Option<String>,
+}
+
 #[async_trait]
 pub trait MetaStore: Send + Sync {
     // Repositories.
@@ -604,11 +648,13 @@ pub trait MetaStore: Send + Sync {
         tag: Option<TagWrite<'_>>,
         max_tags: usize,
     ) -> Result<PutImageOutcome, StorageError> {
-        self.put_image_noting(repo, image, refs, tag, max_tags, None)
+        self.put_image_noting(repo, image, refs, tag, max_tags, None, None)
             .await
     }
     /// [`MetaStore::put_image_limited`], writing `event`'s outbox row (for the tag written,
-    /// or with no tag) in the same transaction if the image was created or the tag moved.
+    /// or with no tag) and `replication`'s rows (one per destination) in the same transaction
+    /// if the image was created or the tag moved.
+    #[allow(clippy::too_many_arguments)]
     async fn put_image_noting(
         &self,
         repo: RepositoryId,
@@ -617,6 +663,7 @@ pub trait MetaStore: Send + Sync {
         tag: Option<TagWrite<'_>>,
         max_tags: usize,
         event: Option<&ImageEvent>,
+        replication: Option<&ReplicationWork>,
     ) -> Result<PutImageOutcome, StorageError>;
     /// Digests of the indexes in the repository that list `digest` as a child.
     async fn parent_indexes(
@@ -737,4 +784,36 @@ pub trait MetaStore: Send + Sync {
     /// One repository's maintained figures (images, and bytes as [`StorageUsage`] counts them).
     async fn repository_storage(&self, repo: RepositoryId)
     -> Result<RepositoryUsage, StorageError>;
+
+    // Replication work.
+    /// IN_PROGRESS rows due at `now`, oldest first, at most `limit`.
+    async fn due_replications(
+        &self,
+        now: Millis,
+        limit: u32,
+    ) -> Result<Vec<ReplicationTask>, StorageError>;
+    /// Ends a row as `COMPLETE` or `FAILED` (with its failure code), and removes the earlier
+    /// ended rows of the same image and destination, which it supersedes.
+    async fn finish_replication(
+        &self,
+        id: i64,
+        status: &str,
+        failure_code: Option<&str>,
+        now: Millis,
+    ) -> Result<(), StorageError>;
+    /// Records a failed attempt of a row that stays IN_PROGRESS until `next_attempt_at`.
+    async fn retry_replication(
+        &self,
+        id: i64,
+        next_attempt_at: Millis,
+        failure_code: Option<&str>,
+        now: Millis,
+    ) -> Result<(), StorageError>;
+    /// The latest status of an image for each destination it was replicated to, in
+    /// destination order.
+    async fn replication_statuses(
+        &self,
+        repo: RepositoryId,
+        digest: &Digest,
+    ) -> Result<Vec<ReplicationStatusRecord>, StorageError>;
 }

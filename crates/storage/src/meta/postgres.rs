@@ -66,6 +66,15 @@ fn migrator() -> Migrator {
             )),
             false,
         ),
+        Migration::new(
+            7,
+            Cow::Borrowed("replication"),
+            MigrationType::Simple,
+            Cow::Borrowed(include_str!(
+                "../../migrations/postgres/0007_replication.sql"
+            )),
+            false,
+        ),
     ];
     Migrator {
         migrations: Cow::Owned(migrations),
@@ -1010,6 +1019,7 @@ impl MetaStore for PostgresMetaStore {
         tag: Option<TagWrite<'_>>,
         max_tags: usize,
         event: Option<&ImageEvent>,
+        replication: Option<&ReplicationWork>,
     ) -> Result<PutImageOutcome, StorageError> {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
         let outcome =
@@ -1032,6 +1042,16 @@ impl MetaStore for PostgresMetaStore {
             });
             let tag = if outcome.tag_changed { tag } else { None };
             sql::insert_events_tx!(&mut tx, event, image.digest.as_str(), [tag]).await?;
+        }
+        if let Some(work) = replication
+            && (outcome.image_created || outcome.tag_changed)
+        {
+            let tag = tag.map(|w| match w {
+                TagWrite::Move(t) | TagWrite::IfUnchanged(t, _) => t.as_str(),
+            });
+            let tag = if outcome.tag_changed { tag } else { None };
+            let digest = image.digest.as_str();
+            sql::insert_replications_tx!(&mut tx, work, repo, digest, tag, image.pushed_at).await?;
         }
         crate::failpoint::hit("put_image.before_commit");
         tx.commit().await.map_err(db_err)?;
@@ -1342,5 +1362,76 @@ impl MetaStore for PostgresMetaStore {
             images: images.max(0) as u64,
             bytes: bytes.max(0) as u64,
         })
+    }
+
+    async fn due_replications(
+        &self,
+        now: Millis,
+        limit: u32,
+    ) -> Result<Vec<ReplicationTask>, StorageError> {
+        let rows: Vec<sql::ReplicationRow> = sqlx::query_as(sql::DUE_REPLICATIONS)
+            .bind(now)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+        rows.into_iter().map(sql::replication_task).collect()
+    }
+
+    async fn finish_replication(
+        &self,
+        id: i64,
+        status: &str,
+        failure_code: Option<&str>,
+        now: Millis,
+    ) -> Result<(), StorageError> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        sqlx::query(sql::FINISH_REPLICATION)
+            .bind(status)
+            .bind(failure_code)
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        sqlx::query(sql::PRUNE_REPLICATIONS)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn retry_replication(
+        &self,
+        id: i64,
+        next_attempt_at: Millis,
+        failure_code: Option<&str>,
+        now: Millis,
+    ) -> Result<(), StorageError> {
+        sqlx::query(sql::RETRY_REPLICATION)
+            .bind(next_attempt_at)
+            .bind(failure_code)
+            .bind(now)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn replication_statuses(
+        &self,
+        repo: RepositoryId,
+        digest: &Digest,
+    ) -> Result<Vec<ReplicationStatusRecord>, StorageError> {
+        let rows: Vec<(String, String, String, Option<String>)> =
+            sqlx::query_as(sql::REPLICATION_STATUSES)
+                .bind(repo.0)
+                .bind(digest.as_str())
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db_err)?;
+        Ok(sql::replication_statuses(rows))
     }
 }

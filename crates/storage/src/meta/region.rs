@@ -234,10 +234,24 @@ impl MetaStore for RegionView {
         tag: Option<TagWrite<'_>>,
         max_tags: usize,
         event: Option<&ImageEvent>,
+        replication: Option<&ReplicationWork>,
     ) -> Result<PutImageOutcome, StorageError> {
         let event = self.event(event);
+        // The replication job reads the rows store-wide: their source names its region.
+        let replication = replication.map(|w| ReplicationWork {
+            registry_id: self.key(Service::Private, &w.registry_id).into_owned(),
+            ..w.clone()
+        });
         self.inner
-            .put_image_noting(repo, image, refs, tag, max_tags, event.as_ref())
+            .put_image_noting(
+                repo,
+                image,
+                refs,
+                tag,
+                max_tags,
+                event.as_ref(),
+                replication.as_ref(),
+            )
             .await
     }
     async fn delete_tag_noting(
@@ -534,6 +548,44 @@ impl MetaStore for RegionView {
         repo: RepositoryId,
     ) -> Result<RepositoryUsage, StorageError> {
         self.inner.repository_storage(repo).await
+    }
+    /// Store-wide: a row's source `registry_id` is its stored key (see
+    /// [`model::region::split_regional_key`]).
+    async fn due_replications(
+        &self,
+        now: Millis,
+        limit: u32,
+    ) -> Result<Vec<ReplicationTask>, StorageError> {
+        self.inner.due_replications(now, limit).await
+    }
+    async fn finish_replication(
+        &self,
+        id: i64,
+        status: &str,
+        failure_code: Option<&str>,
+        now: Millis,
+    ) -> Result<(), StorageError> {
+        self.inner
+            .finish_replication(id, status, failure_code, now)
+            .await
+    }
+    async fn retry_replication(
+        &self,
+        id: i64,
+        next_attempt_at: Millis,
+        failure_code: Option<&str>,
+        now: Millis,
+    ) -> Result<(), StorageError> {
+        self.inner
+            .retry_replication(id, next_attempt_at, failure_code, now)
+            .await
+    }
+    async fn replication_statuses(
+        &self,
+        repo: RepositoryId,
+        digest: &Digest,
+    ) -> Result<Vec<ReplicationStatusRecord>, StorageError> {
+        self.inner.replication_statuses(repo, digest).await
     }
     async fn delete_event(&self, id: i64) -> Result<(), StorageError> {
         self.inner.delete_event(id).await

@@ -756,3 +756,119 @@ pub(super) fn storage_usage(
             .collect(),
     })
 }
+
+// Replication work (the same SQL on both engines).
+
+use super::{ReplicationDestination, ReplicationStatusRecord, ReplicationTask, RepositoryId};
+
+pub(super) const INSERT_REPLICATION: &str = "INSERT INTO replications (created_at, registry_id, repository_id, repository_name, image_digest, image_tag, destination_region, destination_registry_id, next_attempt_at, updated_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $1, $1)";
+pub(super) const DUE_REPLICATIONS: &str = "SELECT id, created_at, registry_id, repository_id, repository_name, image_digest, image_tag, destination_region, destination_registry_id, attempts
+     FROM replications WHERE status = 'IN_PROGRESS' AND next_attempt_at <= $1 ORDER BY id LIMIT $2";
+/// Ends a row; only an IN_PROGRESS one, so that a node that lost its lease half-way cannot
+/// overwrite what the next holder decided.
+pub(super) const FINISH_REPLICATION: &str = "UPDATE replications SET status = $1, failure_code = $2, updated_at = $3 WHERE id = $4 AND status = 'IN_PROGRESS'";
+/// The ended rows an ended row `$1` supersedes: same image, same destination, older.
+pub(super) const PRUNE_REPLICATIONS: &str = "DELETE FROM replications WHERE status <> 'IN_PROGRESS' AND id < $1
+     AND (repository_id, image_digest, destination_region, destination_registry_id) IN
+         (SELECT repository_id, image_digest, destination_region, destination_registry_id FROM replications WHERE id = $1)";
+pub(super) const RETRY_REPLICATION: &str = "UPDATE replications SET attempts = attempts + 1, next_attempt_at = $1, failure_code = $2, updated_at = $3 WHERE id = $4 AND status = 'IN_PROGRESS'";
+pub(super) const REPLICATION_STATUSES: &str =
+    "SELECT destination_region, destination_registry_id, status, failure_code FROM replications
+     WHERE repository_id = $1 AND image_digest = $2 ORDER BY id";
+
+/// Writes a push's replication rows, one per destination, inside the caller's transaction
+/// (`db_err` is the caller's). Evaluates to `Result<(), StorageError>`.
+macro_rules! insert_replications_tx {
+    ($tx:expr, $work:expr, $repo:expr, $digest:expr, $tag:expr, $at:expr) => {
+        async {
+            let (tx, work, repo, digest, tag, at): (
+                _,
+                &ReplicationWork,
+                RepositoryId,
+                &str,
+                Option<&str>,
+                Millis,
+            ) = ($tx, $work, $repo, $digest, $tag, $at);
+            for d in &work.destinations {
+                sqlx::query(sql::INSERT_REPLICATION)
+                    .bind(at)
+                    .bind(&work.registry_id)
+                    .bind(repo.0)
+                    .bind(work.repository.as_str())
+                    .bind(digest)
+                    .bind(tag)
+                    .bind(&d.region)
+                    .bind(&d.registry_id)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(db_err)?;
+            }
+            Ok::<(), StorageError>(())
+        }
+    };
+}
+pub(super) use insert_replications_tx;
+
+/// A [`DUE_REPLICATIONS`] row.
+pub(super) type ReplicationRow = (
+    i64,
+    i64,
+    String,
+    i64,
+    String,
+    String,
+    Option<String>,
+    String,
+    String,
+    i64,
+);
+
+/// Decodes a [`DUE_REPLICATIONS`] row.
+pub(super) fn replication_task(row: ReplicationRow) -> Result<ReplicationTask, StorageError> {
+    let (id, created_at, registry_id, repo, name, digest, tag, region, dest, attempts) = row;
+    let corrupt =
+        |what: &str| StorageError::Other(format!("corrupt replication row: {what}").into());
+    Ok(ReplicationTask {
+        id,
+        registry_id,
+        repository_id: RepositoryId(repo),
+        repository: RepositoryName::parse(&name).map_err(|_| corrupt("repository name"))?,
+        digest: Digest::parse(&digest).map_err(|_| corrupt("digest"))?,
+        tag: tag
+            .map(|t| model::ImageTag::parse(&t).map_err(|_| corrupt("tag")))
+            .transpose()?,
+        destination: ReplicationDestination {
+            region,
+            registry_id: dest,
+        },
+        attempts: attempts.clamp(0, i64::from(u32::MAX)) as u32,
+        created_at,
+    })
+}
+
+/// The latest status per destination, from [`REPLICATION_STATUSES`] rows in id order.
+pub(super) fn replication_statuses(
+    rows: Vec<(String, String, String, Option<String>)>,
+) -> Vec<ReplicationStatusRecord> {
+    let mut latest = std::collections::BTreeMap::new();
+    for (region, registry_id, status, failure_code) in rows {
+        latest.insert(
+            ReplicationDestination {
+                region,
+                registry_id,
+            },
+            (status, failure_code),
+        );
+    }
+    latest
+        .into_iter()
+        .map(
+            |(destination, (status, failure_code))| ReplicationStatusRecord {
+                destination,
+                status,
+                failure_code,
+            },
+        )
+        .collect()
+}
