@@ -32,8 +32,6 @@ if ok "describe-registry" describe-registry; then
 fi
 expect_error InvalidParameterException "the source registry as its own destination" \
   put-replication-configuration --replication-configuration "$(rules us-east-1 000000000000 cli-repl/)"
-expect_error InvalidParameterException "a region this deployment does not serve" \
-  put-replication-configuration --replication-configuration "$(rules eu-west-1 111111111111 cli-repl/)"
 expect_error InvalidParameterException "a registry id that is not 12 digits" \
   put-replication-configuration --replication-configuration "$(rules us-east-1 1234 cli-repl/)"
 expect_error InvalidParameterException "an upper-case repository filter" \

@@ -145,7 +145,14 @@ async fn blob_over_v2(server: &TestServer, repo: &str, digest: &str) -> Vec<u8> 
 #[tokio::test]
 async fn replication_configuration_is_checked_stored_and_described() {
     let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start_with(&["--config", &config_file(dir.path(), "")]).await;
+    // Two regions served: a destination in a third is refused.
+    let server = TestServer::start_with(&[
+        "--config",
+        &config_file(dir.path(), ""),
+        "--regions",
+        "us-east-1,ap-south-1",
+    ])
+    .await;
     let ecr = server.ecr();
     let good = config(vec![
         rule(vec![dest("us-east-1", OTHER)], &["team/", "prod"]),
@@ -873,4 +880,102 @@ async fn an_unreachable_remote_is_retried_with_backoff_then_failed() {
         "three attempts with backoff take 2 s + 4 s at least, took {:?}",
         started.elapsed()
     );
+}
+
+/// Another region of the same berth is a local destination (the "second region"):
+/// the same account's registry in eu-west-1 gets the image, its repository created there, and
+/// the source region keeps its own copy; each region sees only its own repositories.
+#[tokio::test]
+async fn pushes_reach_the_same_account_in_another_region_of_the_same_berth() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_with(&["--config", &config_file(dir.path(), "")]).await;
+    let ecr = server.ecr();
+    let eu = ecr_client_in(&server.endpoint, "eu-west-1", ACCESS_KEY, SECRET_KEY);
+    ecr.put_replication_configuration()
+        .replication_configuration(config(vec![rule(
+            vec![dest("eu-west-1", "000000000000")],
+            &["geo/"],
+        )]))
+        .send()
+        .await
+        .unwrap();
+    create_repo(&ecr, "geo/app").await;
+    create_repo(&ecr, "local/app").await;
+    let (manifest, digest, layer) = push_small_image(&ecr, "geo/app", "v1", 61).await;
+    let (_, unmatched, _) = push_small_image(&ecr, "local/app", "v1", 62).await;
+
+    let s = settled(&ecr, "geo/app", &digest, 1, 30).await;
+    assert_eq!(
+        s,
+        [(
+            "eu-west-1".to_owned(),
+            "000000000000".to_owned(),
+            "COMPLETE".to_owned(),
+            None
+        )]
+    );
+    assert_eq!(
+        manifest_of(&eu, "geo/app", "v1").await.as_deref(),
+        Some(manifest.as_str())
+    );
+    let layers = eu
+        .batch_check_layer_availability()
+        .repository_name("geo/app")
+        .layer_digests(&layer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        layers.layers()[0].layer_availability(),
+        Some(&aws_sdk_ecr::types::LayerAvailability::Available)
+    );
+    let arn = eu
+        .describe_repositories()
+        .repository_names("geo/app")
+        .send()
+        .await
+        .unwrap()
+        .repositories()[0]
+        .repository_arn()
+        .unwrap()
+        .to_owned();
+    assert_eq!(arn, "arn:aws:ecr:eu-west-1:000000000000:repository/geo/app");
+    // The source keeps its image; the unmatched repository stays in its region alone.
+    assert_eq!(
+        manifest_of(&ecr, "geo/app", "v1").await.as_deref(),
+        Some(manifest.as_str())
+    );
+    assert!(statuses(&ecr, "local/app", &unmatched).await.is_empty());
+    let err = eu
+        .describe_repositories()
+        .repository_names("local/app")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.into_service_error().meta().code(),
+        Some("RepositoryNotFoundException")
+    );
+
+    // A push in a region other than the one the data directory was created as (whose stored
+    // keys name their region) replicates too: eu-west-1's own configuration, to ap-south-1.
+    let ap = ecr_client_in(&server.endpoint, "ap-south-1", ACCESS_KEY, SECRET_KEY);
+    eu.put_replication_configuration()
+        .replication_configuration(config(vec![rule(
+            vec![dest("ap-south-1", "000000000000")],
+            &["geo/"],
+        )]))
+        .send()
+        .await
+        .unwrap();
+    let (manifest2, digest2, _) = push_small_image(&eu, "geo/app", "v2", 63).await;
+    let s = settled(&eu, "geo/app", &digest2, 1, 30).await;
+    assert_eq!(s[0].0, "ap-south-1");
+    assert_eq!(s[0].2, "COMPLETE", "{s:?}");
+    assert_eq!(
+        manifest_of(&ap, "geo/app", "v2").await.as_deref(),
+        Some(manifest2.as_str())
+    );
+    // us-east-1's rule is its own: eu-west-1's push did not come back to it.
+    assert!(manifest_of(&ecr, "geo/app", "v2").await.is_none());
 }
