@@ -509,8 +509,8 @@ async fn hostile_inputs_get_exact_errors_and_change_nothing() {
             replication("us-east-1", "000000000000", "team"),
         ),
         (
-            "PutReplicationConfiguration to a region not served",
-            replication("eu-west-1", "111111111111", "team"),
+            "PutReplicationConfiguration region \"moon-base\" (not a region name)",
+            replication("moon-base", "111111111111", "team"),
         ),
         (
             "PutReplicationConfiguration region \"../x\"",
