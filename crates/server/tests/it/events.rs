@@ -216,7 +216,11 @@ async fn pushes_and_deletes_through_both_apis_reach_the_webhook_signed_across_a_
             d["image-digest"].as_str().unwrap().to_owned(),
         ));
     }
-    let want: Vec<(String, String, String)> = [
+    // Each event has its own retry schedule: one that failed before the kill waits out its
+    // backoff while a later one, never tried, goes at once. So the order of arrival is not
+    // the order of the changes (EventBridge promises none either); each arrives exactly once.
+    got.sort();
+    let mut want: Vec<(String, String, String)> = [
         ("PUSH", "v1", &v1),
         ("PUSH", "v2", &v2),
         ("DELETE", "v1", &v1),
@@ -225,10 +229,8 @@ async fn pushes_and_deletes_through_both_apis_reach_the_webhook_signed_across_a_
     .iter()
     .map(|(a, t, d)| ((*a).to_owned(), (*t).to_owned(), (*d).clone()))
     .collect();
-    assert_eq!(
-        got, want,
-        "every change once, in order, and nothing refused"
-    );
+    want.sort();
+    assert_eq!(got, want, "every change once, and nothing refused");
 
     // The outbox is empty and /metrics says so.
     let metrics = metrics(&server).await;
