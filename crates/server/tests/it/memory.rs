@@ -19,6 +19,11 @@ const BUDGET_MIB: u64 = 48;
 /// memory (60-62 MiB in all here). The same margin as the benchmark's target; without the
 /// budget the same parts take over 200 MiB.
 const MARGIN_MIB: u64 = 64;
+/// The margin with PostgreSQL and S3 (`BERTH_TEST_BLOBS=s3`): the process also holds the S3
+/// client, the PostgreSQL pool, and each upload's S3 part staging (parts of 8 MiB, one
+/// filling while the one before is sent). Measured 104-117 MiB in all here, against 60-62 MiB
+/// on files.
+const MARGIN_S3_MIB: u64 = 96;
 const PARTS: usize = 16;
 const PART: usize = 8 * MIB;
 const REPO: &str = "memory/parts";
@@ -200,8 +205,13 @@ async fn concurrent_parts_are_throttled_within_the_budget_and_stored_intact() {
     }
     let peak = vm_hwm_mib(server.pid());
     eprintln!("server peak RSS {peak} MiB");
+    let margin = if blobs_on_s3() {
+        MARGIN_S3_MIB
+    } else {
+        MARGIN_MIB
+    };
     assert!(
-        peak < BUDGET_MIB + MARGIN_MIB,
+        peak < BUDGET_MIB + margin,
         "peak RSS {peak} MiB, budget {BUDGET_MIB} MiB"
     );
     ecr.describe_repositories()
