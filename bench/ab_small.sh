@@ -2,7 +2,8 @@
 # A/B of two berth builds on small /v2 requests: a regression check for changes on the pull
 # path (issue 15 asks that pull-time recording keep the small-request figures within 10%).
 # Both builds serve the same tiny image (an OCI manifest, a config blob) from data directories
-# of their own, on loopback, side by side; `berth-bench load` runs each request kind against A
+# of their own, on loopback, side by side, with the per-principal quotas off (ECR's 2,000
+# BatchGetImage/s would throttle the load); `berth-bench load` runs each request kind against A
 # then B (then B then A in the next round, so neither always goes first) for SECS seconds at
 # concurrency C, REPEAT rounds. Prints the medians of requests/s and of server CPU
 # microseconds per request, and B/A. Not a test; run on demand, on a quiet machine:
@@ -50,6 +51,7 @@ for name in A B; do
   mkdir -p "$W/$name"
   BERTH_LOG=warn BERTH_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID BERTH_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY \
     "$bin" serve --listen 127.0.0.1:0 --data-dir "$W/$name" --gc-interval-secs 0 --create-on-push \
+    --rate-limit '*=0' \
     >"$W/$name.out" 2>"$W/$name.log" &
   PIDS+=($!)
   PID[$name]=$!

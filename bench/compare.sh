@@ -29,8 +29,8 @@
 #         against a direct pull from it, same client (bench/pull_through.sh; its own JSON in
 #         target/bench/pull_through.json)
 #   replication lag (REPL=0 skips; filesystem storage only): time to COMPLETE of a fresh
-#         IMAGE_LAYERS-layer REPL_MIB (1024) image at another account of the same berth and at
-#         a second berth over /v2 (bench/replication.sh; its own JSON in
+#         IMAGE_LAYERS-layer REPL_MIB (1024) image at another account and another region of
+#         the same berth and at a second berth over /v2 (bench/replication.sh; its own JSON in
 #         target/bench/replication.json)
 #   for every workload: server CPU-seconds per GiB or CPU microseconds per request, and the
 #         server's peak RSS (reset between workload groups through /proc/PID/clear_refs)

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Replication lag benchmark (issue 16): how long after a push an image is COMPLETE at each
-# destination of a replication rule: another account of the same berth (a local destination;
-# berth serves one region, so this stands in for "a second region") and a second berth process
-# reached over /v2 (a remote destination). Each round pushes a fresh image of IMAGE_LAYERS
+# destination of a replication rule: another account of the same berth and the same account in
+# another region of it (local destinations), and a second berth process reached over /v2 (a
+# remote destination). Each round pushes a fresh image of IMAGE_LAYERS
 # random layers (IMAGE_MIB in all) with skopeo, then polls DescribeImageReplicationStatus
 # every 50 ms from the moment skopeo returned. Two figures per destination:
 #   - observed: from skopeo's return to the first poll that saw COMPLETE (the client's view;
@@ -71,7 +71,7 @@ PW=$(aws ecr get-login-password --endpoint-url "$EP")
 AWS_ACCESS_KEY_ID=AKIDOTHER AWS_SECRET_ACCESS_KEY=other-secret aws ecr put-registry-policy --endpoint-url "$EP" \
   --policy-text '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::000000000000:root"},"Action":["ecr:CreateRepository","ecr:ReplicateImage"],"Resource":"*"}]}' >/dev/null
 aws ecr put-replication-configuration --endpoint-url "$EP" --replication-configuration \
-  '{"rules":[{"destinations":[{"region":"us-east-1","registryId":"111111111111"},{"region":"eu-west-1","registryId":"222222222222"}]}]}' >/dev/null
+  '{"rules":[{"destinations":[{"region":"us-east-1","registryId":"111111111111"},{"region":"eu-west-1","registryId":"222222222222"},{"region":"eu-central-1","registryId":"000000000000"}]}]}' >/dev/null
 
 # A fresh image in skopeo's dir: layout (random layers stored as tar+gzip: nobody looks inside).
 make_image() {
@@ -90,7 +90,8 @@ make_image() {
   echo 'Directory Transport Version: 1.1' >"$W/image/version"
 }
 
-# poll REPO T0: seconds from T0 to COMPLETE per destination, "<local> <remote>" (bounded: 1 h)
+# poll REPO T0: seconds from T0 to COMPLETE per destination, "<other account> <remote> <other
+# region>" (bounded: 1 h)
 poll() {
   python3 - "$EP" "$1" "$2" <<'PY'
 import sys, time, boto3
@@ -98,7 +99,7 @@ ep, repo, t0 = sys.argv[1], sys.argv[2], float(sys.argv[3])
 ecr = boto3.client("ecr", endpoint_url=ep, region_name="us-east-1")
 done = {}
 deadline = time.time() + 3600
-while len(done) < 2 and time.time() < deadline:
+while len(done) < 3 and time.time() < deadline:
     out = ecr.describe_image_replication_status(repositoryName=repo, imageId={"imageTag": "v1"})
     now = time.time()
     for s in out["replicationStatuses"]:
@@ -107,7 +108,7 @@ while len(done) < 2 and time.time() < deadline:
         if s["status"] == "COMPLETE":
             done.setdefault(s["registryId"], now - t0)
     time.sleep(0.05)
-print(done["111111111111"], done["222222222222"])
+print(done["111111111111"], done["222222222222"], done["000000000000"])
 PY
 }
 
@@ -118,21 +119,22 @@ for i in $(seq 1 "$REPEAT"); do
   aws ecr create-repository --endpoint-url "$EP" --repository-name "bench/img$i" >/dev/null
   skopeo copy -q --dest-tls-verify=false --dest-creds "AWS:$PW" "dir:$W/image" "docker://${EP#http://}/bench/img$i:v1"
   t0=$(date +%s.%N)
-  read -r local remote < <(poll "bench/img$i" "$t0")
+  read -r local remote region < <(poll "bench/img$i" "$t0")
   # The source's own figures for this image, from its log.
   digest=$(aws ecr describe-images --endpoint-url "$EP" --repository-name "bench/img$i" --query 'imageDetails[0].imageDigest' --output text)
   lags=$(grep 'image replicated' "$W/source.log" | grep "$digest" | sed -E 's/\x1b\[[0-9;]*m//g' \
     | sed -nE 's/.*registry=([0-9]+).*lag_ms=([0-9]+).*/\1 \2/p')
   slocal=$(awk '$1=="111111111111"{print $2/1000}' <<<"$lags" | head -n1)
   sremote=$(awk '$1=="222222222222"{print $2/1000}' <<<"$lags" | head -n1)
+  sregion=$(awk '$1=="000000000000"{print $2/1000}' <<<"$lags" | head -n1)
   # The remote serves what the source serves, byte for byte (skopeo compressed the random
   # layers on the push, so the source's image is not the dir: pushed).
   rm -rf "$W/pulled" "$W/source-copy"
   skopeo copy -q --src-tls-verify=false --src-creds "AWS:$PW" "docker://${EP#http://}/bench/img$i:v1" "dir:$W/source-copy"
   skopeo copy -q --src-tls-verify=false --src-creds "AWS:$REMOTE_PW" "docker://${REMOTE_EP#http://}/bench/img$i:v1" "dir:$W/pulled"
   diff -r "$W/source-copy" "$W/pulled" >/dev/null || { echo "the remote's image differs" >&2; exit 1; }
-  note "COMPLETE after: other account ${local}s (server ${slocal:-?}s), remote berth ${remote}s (server ${sremote:-?}s)"
-  echo "$local $remote ${slocal:-nan} ${sremote:-nan}" >>"$W/results"
+  note "COMPLETE after: other account ${local}s (server ${slocal:-?}s), other region ${region}s (server ${sregion:-?}s), remote berth ${remote}s (server ${sremote:-?}s)"
+  echo "$local $remote ${slocal:-nan} ${sremote:-nan} $region ${sregion:-nan}" >>"$W/results"
 done
 
 mkdir -p "$(dirname "$OUT")"
@@ -150,10 +152,13 @@ report = {
     "other_account_observed_median_s": med(0), "remote_berth_observed_median_s": med(1),
     "other_account_server_median_s": med(2), "remote_berth_server_median_s": med(3),
     "remote_berth_MBps": mib * 1.048576 / med(3),
+    "other_region_observed_s": col(4), "other_region_server_s": col(5),
+    "other_region_observed_median_s": med(4), "other_region_server_median_s": med(5),
 }
 json.dump(report, open(sys.argv[2], "w"), indent=2)
 print(f"replication lag of a {layers}-layer {mib} MiB image, median of {len(rows)}:")
 print(f"  another account (local)  observed {med(0):7.2f} s  server {med(2):7.2f} s")
+print(f"  another region (local)   observed {med(4):7.2f} s  server {med(5):7.2f} s")
 print(f"  a second berth (/v2)     observed {med(1):7.2f} s  server {med(3):7.2f} s  ({report['remote_berth_MBps']:.1f} MB/s)")
 print("  observed = skopeo's return to the first 50 ms poll seeing COMPLETE; server = push commit to COMPLETE")
 PY
