@@ -90,7 +90,10 @@ for op in get_manifest head_manifest head_blob; do
     for i in $(seq 1 "$REPEAT"); do
       order="A B"; [ $((i % 2)) = 0 ] && order="B A"
       for name in $order; do
-        read -r rps cpu < <(run "$name" "$op" "$c")
+        # A command substitution, not `< <(...)`: a failed run then stops the script (and its
+        # EXIT trap stops both servers) instead of being swallowed.
+        out=$(run "$name" "$op" "$c")
+        read -r rps cpu <<<"$out"
         echo "$rps" >>"$W/$name.rps"; echo "$cpu" >>"$W/$name.cpu"
       done
     done
