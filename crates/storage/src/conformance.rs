@@ -623,6 +623,21 @@ pub async fn meta_store(meta: &dyn MetaStore) {
             .await,
         Err(StorageError::NotFound)
     ));
+    // The web UI's page of figures reads what one repository's reading does, in one query;
+    // a repository that is gone is left out.
+    let mut page = meta
+        .repositories_storage(&[other.id, repo.id, RepositoryId(i64::MAX)])
+        .await
+        .unwrap();
+    page.sort_by_key(|(id, _)| id.0);
+    let mut one_by_one = vec![
+        (repo.id, meta.repository_storage(repo.id).await.unwrap()),
+        (other.id, meta.repository_storage(other.id).await.unwrap()),
+    ];
+    one_by_one.sort_by_key(|(id, _)| id.0);
+    assert_eq!(page, one_by_one);
+    assert!(one_by_one.iter().all(|(_, u)| u.bytes > 0));
+    assert!(meta.repositories_storage(&[]).await.unwrap().is_empty());
     assert!(meta.delete_tag(repo.id, &v1).await.unwrap());
     let untagged = meta
         .list_image_ids(repo.id, TagStatus::Untagged, None, 10)

@@ -151,6 +151,10 @@ pub struct ImageRecord {
     pub state: ImageState,
 }
 
+/// The most repositories [`MetaStore::repositories_storage`] reads at once (each is a bound
+/// parameter).
+pub const MAX_STORAGE_READS: usize = 500;
+
 /// How much a repository holds (see [`MetaStore::repository_usage`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RepositoryUsage {
@@ -784,6 +788,13 @@ pub trait MetaStore: Send + Sync {
     /// One repository's maintained figures (images, and bytes as [`StorageUsage`] counts them).
     async fn repository_storage(&self, repo: RepositoryId)
     -> Result<RepositoryUsage, StorageError>;
+    /// [`Self::repository_storage`] of several repositories in one query (a page of the web
+    /// UI's repository list), in no particular order; a repository that no longer exists is
+    /// left out. At most [`MAX_STORAGE_READS`] ids.
+    async fn repositories_storage(
+        &self,
+        repos: &[RepositoryId],
+    ) -> Result<Vec<(RepositoryId, RepositoryUsage)>, StorageError>;
 
     // Replication work.
     /// IN_PROGRESS rows due at `now`, oldest first, at most `limit`.

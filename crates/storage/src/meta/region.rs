@@ -549,6 +549,12 @@ impl MetaStore for RegionView {
     ) -> Result<RepositoryUsage, StorageError> {
         self.inner.repository_storage(repo).await
     }
+    async fn repositories_storage(
+        &self,
+        repos: &[RepositoryId],
+    ) -> Result<Vec<(RepositoryId, RepositoryUsage)>, StorageError> {
+        self.inner.repositories_storage(repos).await
+    }
     /// Store-wide: a row's source `registry_id` is its stored key (see
     /// [`model::region::split_regional_key`]).
     async fn due_replications(

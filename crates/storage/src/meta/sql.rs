@@ -677,6 +677,38 @@ pub(super) const ONE_REPOSITORY_USAGE: &str = "SELECT
           + COALESCE((SELECT SUM(images) FROM repository_usage_deltas WHERE repository_id = $1), 0) AS BIGINT),
        CAST(COALESCE((SELECT bytes FROM repository_usage WHERE repository_id = $1), 0)
           + COALESCE((SELECT SUM(bytes) FROM repository_usage_deltas WHERE repository_id = $1), 0) AS BIGINT)";
+/// The figures of `n` repositories (ids `$1`..`$n`), each as [`ONE_REPOSITORY_USAGE`] reads
+/// one: an index seek per repository in `repository_usage` and in the deltas.
+pub(super) fn some_repositories_usage(n: usize) -> String {
+    let ids: Vec<String> = (1..=n).map(|i| format!("${i}")).collect();
+    format!(
+        "SELECT r.id,
+       CAST(COALESCE(u.images, 0)
+          + COALESCE((SELECT SUM(d.images) FROM repository_usage_deltas d WHERE d.repository_id = r.id), 0) AS BIGINT),
+       CAST(COALESCE(u.bytes, 0)
+          + COALESCE((SELECT SUM(d.bytes) FROM repository_usage_deltas d WHERE d.repository_id = r.id), 0) AS BIGINT)
+     FROM repositories r LEFT JOIN repository_usage u ON u.repository_id = r.id
+    WHERE r.id IN ({})",
+        ids.join(", ")
+    )
+}
+
+/// Decodes the rows of [`some_repositories_usage`].
+pub(super) fn repositories_usage(
+    rows: Vec<(i64, i64, i64)>,
+) -> Vec<(super::RepositoryId, super::RepositoryUsage)> {
+    rows.into_iter()
+        .map(|(id, images, bytes)| {
+            (
+                super::RepositoryId(id),
+                super::RepositoryUsage {
+                    images: images.max(0) as u64,
+                    bytes: bytes.max(0) as u64,
+                },
+            )
+        })
+        .collect()
+}
 
 /// The fold's transaction, the same on both engines (the caller begins and commits `$tx`,
 /// `db_err` is the caller's): takes up to `$batch` deltas, adds them up per repository, and

@@ -1533,6 +1533,30 @@ impl MetaStore for SqliteMetaStore {
         })
     }
 
+    async fn repositories_storage(
+        &self,
+        repos: &[RepositoryId],
+    ) -> Result<Vec<(RepositoryId, RepositoryUsage)>, StorageError> {
+        if repos.is_empty() {
+            return Ok(Vec::new());
+        }
+        if repos.len() > MAX_STORAGE_READS {
+            return Err(StorageError::Other(
+                format!("{} repositories asked for at once", repos.len()).into(),
+            ));
+        }
+        let text = sql::some_repositories_usage(repos.len());
+        let mut q = sqlx::query_as(&text);
+        for r in repos {
+            q = q.bind(r.0);
+        }
+        let rows = q
+            .fetch_all(&mut *self.readers.lend().await?)
+            .await
+            .map_err(db_err)?;
+        Ok(sql::repositories_usage(rows))
+    }
+
     async fn due_replications(
         &self,
         now: Millis,
