@@ -52,15 +52,58 @@ impl Registry {
         Ok((items, more))
     }
 
-    /// How many images a repository holds and the bytes of the blobs they reference, for a
-    /// principal allowed to DescribeImages in it.
-    pub async fn repository_usage(
+    /// A repository's maintained storage figures (images, and the bytes of the blobs it links,
+    /// each once, plus its manifests: what `/metrics` reports), for a principal allowed to
+    /// DescribeImages in it.
+    pub async fn repository_storage(
         &self,
         who: &Principal,
         r: &RepositoryRef,
     ) -> Result<RepositoryUsage> {
         let repo = self.repository(who, r, "ecr:DescribeImages").await?;
-        Ok(self.storage.meta.repository_usage(repo.id).await?)
+        Ok(self.storage.meta.repository_storage(repo.id).await?)
+    }
+
+    /// [`Self::repository_storage`] of a page of listed repositories, with one query for the
+    /// whole page: `None` for a repository whose images the principal may not describe (or
+    /// that was deleted meanwhile). Each is authorized on its record as listed, policy
+    /// included, so no repository is read again.
+    pub async fn repositories_storage(
+        &self,
+        who: &Principal,
+        repos: &[RepositoryRecord],
+    ) -> Result<Vec<Option<RepositoryUsage>>> {
+        let mut allowed = Vec::with_capacity(repos.len());
+        for repo in repos {
+            let resource = format!("repository/{}", repo.name);
+            let ok = self
+                .authorize(
+                    who,
+                    repo.service,
+                    &repo.registry_id,
+                    Some(repo),
+                    &resource,
+                    "ecr:DescribeImages",
+                )
+                .await
+                .is_ok();
+            if ok {
+                allowed.push(repo.id);
+            }
+        }
+        let mut figures = Vec::new();
+        for chunk in allowed.chunks(storage::MAX_STORAGE_READS) {
+            figures.extend(self.storage.meta.repositories_storage(chunk).await?);
+        }
+        Ok(repos
+            .iter()
+            .map(|r| {
+                figures
+                    .iter()
+                    .find(|(id, _)| *id == r.id)
+                    .map(|(_, usage)| *usage)
+            })
+            .collect())
     }
 }
 

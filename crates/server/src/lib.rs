@@ -178,13 +178,15 @@ impl App {
         });
         // The web UI signs in with the same keys and reads through the same registry calls.
         let ui = ui::router(
-            registry.clone(),
+            registries.clone(),
             ui::UiConfig {
                 signing_key: signing_key.clone(),
                 credentials: credentials.clone(),
                 account_id: cfg.account_id.clone(),
                 public_url: cfg.public_url.clone(),
                 scheme,
+                regions: cfg.regions.clone(),
+                registry_domain: cfg.registry_domain.clone(),
             },
         );
         let ecr = ecr_api::router(

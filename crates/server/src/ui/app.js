@@ -1,4 +1,9 @@
-// Copy buttons beside pull commands; the only script the UI has (pages work without it).
+// Copy buttons beside pull commands, and the region list switching on change; the only script
+// the UI has (pages work without it: the region form has its own button).
+document.documentElement.classList.add("js");
+document.addEventListener("change", (e) => {
+  if (e.target.matches("form.region select")) e.target.form.submit();
+});
 document.addEventListener("click", (e) => {
   const btn = e.target.closest(".copy-btn");
   if (!btn) return;

@@ -6,6 +6,9 @@
 
 use std::fmt::Write as _;
 
+use registry::{ImageState, ImageStatus};
+
+use super::Here;
 use super::session::Session;
 
 /// The stylesheet, the copy-button script and the icon, compiled into the binary.
@@ -91,21 +94,142 @@ pub(super) fn short_text(d: &str) -> String {
     d.chars().take(19).collect()
 }
 
+/// A UI path (with or without a query) that keeps `region` (`None`: the default region, whose
+/// URLs carry none).
+pub(super) fn in_region(path: &str, region: Option<&str>) -> String {
+    match region {
+        None => path.to_owned(),
+        Some(r) => {
+            let sep = if path.contains('?') { '&' } else { '?' };
+            format!("{path}{sep}region={}", url(r))
+        }
+    }
+}
+
+/// `<account>.dkr.ecr.<region>.<domain>`, with the port clients reach berth on (that of
+/// `host`), as `repositoryUri` names a registry when `registry-domain` is set.
+pub(super) fn regional_host(account: &str, region: &str, domain: &str, host: &str) -> String {
+    let port = host
+        .rsplit_once(':')
+        .filter(|(_, p)| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        .map_or(String::new(), |(_, p)| format!(":{p}"));
+    format!(
+        "{account}.dkr.ecr.{region}.{}{port}",
+        domain.trim_end_matches('.')
+    )
+}
+
+/// An image's status (ECR's `imageStatus`) as a badge.
+pub(super) fn status_badge(status: ImageStatus) -> String {
+    let (class, label) = match status {
+        ImageStatus::Active => ("active", "Active"),
+        ImageStatus::Archived => ("archived", "Archived"),
+        ImageStatus::Activating => ("activating", "Activating"),
+    };
+    format!(
+        r#"<span class="status {class}" data-status="{}">{label}</span>"#,
+        status.as_str()
+    )
+}
+
+/// The storage class an image is in, as UpdateImageStorageClass names them: an image being
+/// restored is on its way to STANDARD.
+pub(super) fn storage_class(status: ImageStatus) -> &'static str {
+    match status {
+        ImageStatus::Active | ImageStatus::Activating => "STANDARD",
+        ImageStatus::Archived => "ARCHIVE",
+    }
+}
+
+/// What the archive times say of an image at `now` (epoch milliseconds), in words: when it
+/// was archived, when its restore completes or completed; empty for an image never archived.
+pub(super) fn archive_note(state: &ImageState, now: i64) -> String {
+    let archived = state.last_archived_at.map(time);
+    match (
+        state.status(now),
+        archived,
+        state.last_activated_at.map(time),
+    ) {
+        (ImageStatus::Archived, Some(a), _) => format!("Archived {a}"),
+        (ImageStatus::Archived, None, _) => "Archived".to_owned(),
+        (ImageStatus::Activating, _, Some(r)) => format!("Restoring, pullable from {r}"),
+        (ImageStatus::Activating, _, None) => "Restoring".to_owned(),
+        (ImageStatus::Active, Some(a), Some(r)) => format!("Archived {a}, restored {r}"),
+        (ImageStatus::Active, Some(a), None) => format!("Archived {a}"),
+        (ImageStatus::Active, None, Some(r)) => format!("Restored {r}"),
+        (ImageStatus::Active, None, None) => String::new(),
+    }
+}
+
+/// `lastRecordedPullTime`, or a dash with a tooltip when no pull is recorded.
+pub(super) fn last_pull(at: Option<i64>) -> String {
+    match at {
+        Some(t) => format!(r#"<span class="pulled">{}</span>"#, esc(&time(t))),
+        None => r#"<span class="muted" title="No pull recorded">—</span>"#.to_owned(),
+    }
+}
+
+/// The header's region picker: a GET form to the repository list of the region chosen, a
+/// list of the configured regions, or a field for any region name with suggestions.
+pub(super) fn region_picker(here: &Here) -> String {
+    if here.pinned {
+        return format!(
+            r#"<span class="region" title="A registry token opens the registries of its own region">Region <strong>{}</strong></span>"#,
+            esc(&here.region)
+        );
+    }
+    let control = if here.free_text {
+        let options: String = here
+            .choices
+            .iter()
+            .map(|c| format!(r#"<option value="{}">"#, esc(c)))
+            .collect();
+        format!(
+            r#"<input type="text" id="region" name="region" value="{}" list="regions" size="13" spellcheck="false" autocomplete="off" aria-label="Region"><datalist id="regions">{options}</datalist>"#,
+            esc(&here.region)
+        )
+    } else {
+        let options: String = here
+            .choices
+            .iter()
+            .map(|c| {
+                format!(
+                    r#"<option value="{c}"{sel}>{c}</option>"#,
+                    c = esc(c),
+                    sel = if *c == here.region { " selected" } else { "" }
+                )
+            })
+            .collect();
+        format!(r#"<select id="region" name="region" aria-label="Region">{options}</select>"#)
+    };
+    format!(
+        r#"<form class="region" method="get" action="/ui/"><label for="region">Region</label>{control}<button type="submit" class="quiet">Go</button></form>"#
+    )
+}
+
 /// A link in the breadcrumb trail: (href, label), both raw.
 pub(super) type Crumb = (String, String);
 
-/// A whole page: head, header with the signed-in principal and a logout button, breadcrumbs,
-/// then `body` (already HTML).
-pub(super) fn page(title: &str, session: Option<&Session>, crumbs: &[Crumb], body: &str) -> String {
+/// A whole page: head, header with the region, the signed-in principal and a logout button,
+/// breadcrumbs, then `body` (already HTML).
+pub(super) fn page(
+    title: &str,
+    session: Option<&Session>,
+    here: Option<&Here>,
+    crumbs: &[Crumb],
+    body: &str,
+) -> String {
     let mut header = String::new();
     if let Some(s) = session {
         let _ = write!(
             header,
-            r#"<div class="who"><span title="{arn}">{arn}</span>
+            r#"<div class="who">{picker}<span title="{arn}">{arn}</span>
 <form method="post" action="/ui/logout"><button class="link" type="submit">Sign out</button></form></div>"#,
+            picker = here.map_or(String::new(), region_picker),
             arn = esc(&s.principal.arn)
         );
     }
+    let home = here.map_or("/ui/".to_owned(), |h| h.link("/ui/"));
     let mut trail = String::new();
     if !crumbs.is_empty() {
         trail.push_str(r#"<nav class="crumbs" aria-label="Breadcrumb">"#);
@@ -134,7 +258,7 @@ pub(super) fn page(title: &str, session: Option<&Session>, crumbs: &[Crumb], bod
 <script src="/ui/static/app.js" defer></script>
 </head>
 <body>
-<header class="top"><a class="brand" href="/ui/"><img src="/ui/static/icon.svg" alt="" width="22" height="22">berth</a>{header}</header>
+<header class="top"><a class="brand" href="{home}"><img src="/ui/static/icon.svg" alt="" width="22" height="22">berth</a>{header}</header>
 <main>
 {trail}
 {body}
@@ -144,6 +268,7 @@ pub(super) fn page(title: &str, session: Option<&Session>, crumbs: &[Crumb], bod
 </html>
 "#,
         title = esc(title),
+        home = esc(&home),
         version = esc(crate::VERSION),
     )
 }
@@ -184,5 +309,77 @@ mod tests {
         assert_eq!(bytes(1536), "1.5 KiB");
         assert_eq!(bytes(3 * 1024 * 1024), "3.0 MiB");
         assert_eq!(time(0), "1970-01-01 00:00 UTC");
+    }
+
+    #[test]
+    fn links_keep_a_region_other_than_the_default() {
+        assert_eq!(in_region("/ui/r/a/b", None), "/ui/r/a/b");
+        assert_eq!(
+            in_region("/ui/r/a/b", Some("eu-west-1")),
+            "/ui/r/a/b?region=eu-west-1"
+        );
+        assert_eq!(
+            in_region("/ui/r/a?tab=tags&after=x", Some("eu-west-1")),
+            "/ui/r/a?tab=tags&after=x&region=eu-west-1"
+        );
+    }
+
+    #[test]
+    fn regional_hosts_keep_the_port_clients_use() {
+        assert_eq!(
+            regional_host("123456789012", "eu-west-1", "example.com", "127.0.0.1:5000"),
+            "123456789012.dkr.ecr.eu-west-1.example.com:5000"
+        );
+        assert_eq!(
+            regional_host("123456789012", "us-east-1", "localhost.", "berth.example"),
+            "123456789012.dkr.ecr.us-east-1.localhost"
+        );
+        // A bracketed IPv6 literal has no port after its last colon.
+        assert_eq!(
+            regional_host("123456789012", "us-east-1", "d", "[::1]"),
+            "123456789012.dkr.ecr.us-east-1.d"
+        );
+    }
+
+    #[test]
+    fn archive_states_read_as_the_console_words_them() {
+        const HOUR: i64 = 3_600_000;
+        let archived = ImageState {
+            archived: true,
+            last_archived_at: Some(HOUR),
+            ..Default::default()
+        };
+        assert_eq!(
+            archive_note(&archived, 2 * HOUR),
+            "Archived 1970-01-01 01:00 UTC"
+        );
+        assert!(status_badge(archived.status(2 * HOUR)).contains(r#"data-status="ARCHIVED""#));
+        assert_eq!(storage_class(archived.status(2 * HOUR)), "ARCHIVE");
+        let restoring = ImageState {
+            archived: false,
+            last_activated_at: Some(3 * HOUR),
+            ..archived
+        };
+        assert_eq!(
+            archive_note(&restoring, 2 * HOUR),
+            "Restoring, pullable from 1970-01-01 03:00 UTC"
+        );
+        assert_eq!(restoring.status(2 * HOUR), ImageStatus::Activating);
+        assert_eq!(storage_class(ImageStatus::Activating), "STANDARD");
+        assert_eq!(
+            archive_note(&restoring, 4 * HOUR),
+            "Archived 1970-01-01 01:00 UTC, restored 1970-01-01 03:00 UTC"
+        );
+        assert_eq!(archive_note(&ImageState::default(), 0), "");
+        assert!(status_badge(ImageStatus::Active).contains(">Active<"));
+    }
+
+    #[test]
+    fn pull_times_show_or_say_none_was_recorded() {
+        assert_eq!(
+            last_pull(Some(0)),
+            r#"<span class="pulled">1970-01-01 00:00 UTC</span>"#
+        );
+        assert!(last_pull(None).contains("No pull recorded"));
     }
 }

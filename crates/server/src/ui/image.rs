@@ -7,13 +7,16 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use futures_util::StreamExt;
 use model::{Digest, Reference};
-use registry::{ImageIdInput, Principal, RegistryError, RepositoryRef, TagStatus};
+use registry::{
+    ImageIdInput, ImageStatus, ImageSummary, Principal, Registry, RegistryError, RepositoryRef,
+    TagStatus,
+};
 use serde_json::Value;
 
 use super::html::{self, esc};
 use super::pages::{crumbs, platform_pills, refusal};
 use super::session::Session;
-use super::{Ui, error_page, html_response};
+use super::{Here, Ui, error_page, html_response};
 
 /// The most of a config blob the UI reads: configs are a few KiB; a larger blob is shown as
 /// too large rather than held in memory.
@@ -35,16 +38,16 @@ fn platform(v: &Value) -> Option<String> {
 /// A config blob's bytes, if the principal may download it from the repository
 /// (GetDownloadUrlForLayer) and it is not larger than [`MAX_CONFIG_BYTES`].
 async fn read_config(
-    ui: &Ui,
+    registry: &Registry,
     who: &Principal,
     r: &RepositoryRef,
     digest: &Digest,
 ) -> Result<Option<Vec<u8>>, RegistryError> {
-    let blob = ui.registry.downloadable_layer(who, r, digest).await?;
+    let blob = registry.downloadable_layer(who, r, digest).await?;
     if blob.size > MAX_CONFIG_BYTES as u64 {
         return Ok(None);
     }
-    let mut reader = ui.registry.open_blob(digest, None).await?;
+    let mut reader = registry.open_blob(digest, None).await?;
     let mut out = Vec::with_capacity(blob.size as usize);
     while let Some(chunk) = reader.body.next().await {
         let chunk = chunk.map_err(|e| RegistryError::Storage(e.into()))?;
@@ -59,13 +62,12 @@ async fn read_config(
 /// The platforms of an image (its config's) or of an index (each manifest's), when the
 /// principal may read them.
 pub(super) async fn platforms(
-    ui: &Ui,
+    registry: &Registry,
     who: &Principal,
     r: &RepositoryRef,
     digest: &Digest,
 ) -> Option<Vec<String>> {
-    let rec = ui
-        .registry
+    let rec = registry
         .get_manifest(who, r, &Reference::Digest(digest.clone()))
         .await
         .ok()?;
@@ -78,7 +80,7 @@ pub(super) async fn platforms(
         );
     }
     let config = Digest::parse(v.get("config")?.get("digest")?.as_str()?).ok()?;
-    let bytes = read_config(ui, who, r, &config).await.ok()??;
+    let bytes = read_config(registry, who, r, &config).await.ok()??;
     let c: Value = serde_json::from_slice(&bytes).ok()?;
     platform(&c).map(|p| vec![p])
 }
@@ -92,48 +94,48 @@ fn str_of<'a>(d: &'a Value, key: &str) -> &'a str {
     d.get(key).and_then(Value::as_str).unwrap_or("")
 }
 
-pub(super) async fn image(
-    ui: &Ui,
-    s: &Session,
-    headers: &HeaderMap,
+/// The image as DescribeImages describes it (tags, status, times); `None` when the principal
+/// may not describe images (BatchGetImage alone still shows the manifest).
+async fn describe(
+    here: &Here,
+    who: &Principal,
     r: &RepositoryRef,
     reference: &Reference,
-) -> Response {
-    let who = &s.principal;
-    let rec = match ui.registry.get_manifest(who, r, reference).await {
-        Ok(rec) => rec,
-        Err(e) => return error_page(Some(s), &e),
+) -> Option<ImageSummary> {
+    let id = match reference {
+        Reference::Digest(d) => ImageIdInput {
+            digest: Some(d.to_string()),
+            tag: None,
+        },
+        Reference::Tag(t) => ImageIdInput {
+            digest: None,
+            tag: Some(t.to_string()),
+        },
     };
-    let digest = rec.digest.clone();
-    // Its tags, as DescribeImages lists them (a principal without DescribeImages still sees
-    // the manifest BatchGetImage gave it).
-    let tags = ui
-        .registry
+    here.registry
         .describe_images(
             who,
             r,
-            Some(&[ImageIdInput {
-                digest: Some(digest.to_string()),
-                tag: None,
-            }]),
+            Some(&[id]),
             TagStatus::Any,
             registry::StatusFilter::Any,
             registry::Page::default(),
         )
         .await
         .ok()
-        .map(|(v, _)| v.into_iter().next().map(|i| i.tags).unwrap_or_default());
-    let manifest_text = String::from_utf8_lossy(&rec.manifest).into_owned();
-    let v: Value = serde_json::from_slice(&rec.manifest).unwrap_or(Value::Null);
-    let name = r.name.as_str();
-    let host = ui.registry_host(headers);
+        .and_then(|(v, _)| v.into_iter().next())
+}
 
-    let mut body = String::new();
-    let title = match reference {
+/// The title of an image's page.
+fn title_of(name: &str, reference: &Reference, digest: &Digest) -> String {
+    match reference {
         Reference::Tag(t) => format!("{name}:{t}"),
         Reference::Digest(_) => format!("{name}@{}", html::short_text(digest.as_str())),
-    };
-    let tag_pills: String = match &tags {
+    }
+}
+
+fn tag_pills(summary: Option<&ImageSummary>) -> String {
+    match summary.map(|i| &i.tags) {
         None => r#"<span class="muted" title="DescribeImages is not allowed">not shown</span>"#
             .to_owned(),
         Some(t) if t.is_empty() => r#"<span class="muted">untagged</span>"#.to_owned(),
@@ -141,8 +143,75 @@ pub(super) async fn image(
             .iter()
             .map(|t| format!(r#"<span class="tag">{}</span>"#, esc(t.as_str())))
             .collect(),
+    }
+}
+
+/// The status, pull and archive cells of an image's summary panel.
+fn state_cells(summary: Option<&ImageSummary>, now: i64) -> String {
+    let Some(i) = summary else {
+        return String::new();
     };
-    let tags = tags.unwrap_or_default();
+    let status = i.state.status(now);
+    let mut out = format!(
+        r#"<div><span>Status</span><strong id="image-status">{}</strong></div>
+<div><span>Storage class</span><strong>{}</strong></div>
+<div><span>Last pull</span><strong id="image-pulled">{}</strong></div>"#,
+        html::status_badge(status),
+        html::storage_class(status),
+        html::last_pull(i.state.last_pulled_at),
+    );
+    if let Some(t) = i.state.last_archived_at {
+        let _ = write!(
+            out,
+            r#"<div><span>Archived</span><strong>{}</strong></div>"#,
+            esc(&html::time(t))
+        );
+    }
+    if let Some(t) = i.state.last_activated_at {
+        let _ = write!(
+            out,
+            r#"<div><span>{}</span><strong>{}</strong></div>"#,
+            if status == ImageStatus::Activating {
+                "Restore completes"
+            } else {
+                "Restored"
+            },
+            esc(&html::time(t))
+        );
+    }
+    out
+}
+
+pub(super) async fn image(
+    ui: &Ui,
+    s: &Session,
+    here: &Here,
+    headers: &HeaderMap,
+    r: &RepositoryRef,
+    reference: &Reference,
+) -> Response {
+    let who = &s.principal;
+    let chrome = Some((s, here));
+    let rec = match here.registry.get_manifest(who, r, reference).await {
+        Ok(rec) => rec,
+        Err(e @ RegistryError::ImageArchived { .. }) => {
+            return archived_image(s, here, r, reference, &e).await;
+        }
+        Err(e) => return error_page(chrome, &e),
+    };
+    let digest = rec.digest.clone();
+    // Its tags and status, as DescribeImages lists them (a principal without DescribeImages
+    // still sees the manifest BatchGetImage gave it).
+    let summary = describe(here, who, r, &Reference::Digest(digest.clone())).await;
+    let now = here.registry.now();
+    let manifest_text = String::from_utf8_lossy(&rec.manifest).into_owned();
+    let v: Value = serde_json::from_slice(&rec.manifest).unwrap_or(Value::Null);
+    let name = r.name.as_str();
+    let account = r.registry_id.as_deref().unwrap_or(&who.account_id);
+    let host = ui.pull_host(headers, here, account);
+
+    let mut body = String::new();
+    let title = title_of(name, reference, &digest);
     let _ = write!(
         body,
         r#"<h1>{title}</h1><p class="sub"><code>{digest}</code></p>
@@ -150,6 +219,7 @@ pub(super) async fn image(
 <div><span>Type</span><strong title="{mt}">{label}</strong></div>
 <div><span>Size</span><strong>{size}</strong></div>
 <div><span>Pushed</span><strong>{pushed}</strong></div>
+{state}
 <div><span>Tags</span><strong>{tag_pills}</strong></div>
 </div>"#,
         title = esc(&title),
@@ -158,12 +228,86 @@ pub(super) async fn image(
         label = esc(html::media_type_label(&rec.media_type)),
         size = html::bytes(rec.size),
         pushed = esc(&html::time(rec.pushed_at)),
+        state = state_cells(summary.as_ref(), now),
+        tag_pills = tag_pills(summary.as_ref()),
     );
+    let tags = summary.map(|i| i.tags).unwrap_or_default();
 
     // Pull commands, by the tag it was opened with (or its first tag) and by digest.
     let by_tag = match reference {
         Reference::Tag(t) => Some(t.to_string()),
         Reference::Digest(_) => tags.first().map(ToString::to_string),
+    };
+    body.push_str(&pull_section(
+        ui,
+        here,
+        host.as_deref(),
+        name,
+        by_tag.as_deref(),
+        &digest,
+    ));
+
+    if let Some(list) = v.get("manifests").and_then(Value::as_array) {
+        body.push_str(&index_section(here, r, list));
+    } else {
+        body.push_str(&image_sections(&here.registry, who, r, &v).await);
+    }
+
+    // Referrers: signatures, SBOMs, attestations that name this image as their subject.
+    let referrers = match here.registry.referrers(who, r, &digest, None).await {
+        Ok(list) if list.is_empty() => {
+            r#"<div class="empty">No signatures, SBOMs or other artifacts refer to this image.</div>"#
+                .to_owned()
+        }
+        Ok(list) => {
+            let mut rows = String::new();
+            for x in &list {
+                let _ = write!(
+                    rows,
+                    r#"<tr><td><a href="{href}">{short}</a></td><td>{kind}</td><td>{mt}</td><td class="num">{size}</td></tr>"#,
+                    href = esc(&here.link(&format!("/ui/r/{name}/-/image/{}", x.digest))),
+                    short = html::short_digest(x.digest.as_str()),
+                    kind = esc(x.artifact_type.as_deref().unwrap_or("")),
+                    mt = esc(html::media_type_label(&x.media_type)),
+                    size = html::bytes(x.size),
+                );
+            }
+            format!(
+                r#"<table><thead><tr><th>Digest</th><th>Artifact type</th><th>Type</th><th class="num">Size</th></tr></thead><tbody>{rows}</tbody></table>"#
+            )
+        }
+        Err(e) => format!(r#"<div class="pad">{}</div>"#, refusal(&e)),
+    };
+    let _ = write!(
+        body,
+        r#"<h2>Referrers</h2><div class="panel">{referrers}</div>
+<h2>Manifest</h2><details open><summary>{mt}</summary><p class="muted">Formatted for reading; the digest is over the bytes as pushed.</p>{json}</details>"#,
+        mt = esc(&rec.media_type),
+        json = html::json_block(&manifest_text),
+    );
+    let mut trail = crumbs(here, r);
+    trail.push((String::new(), title.clone()));
+    html_response(
+        StatusCode::OK,
+        html::page(&title, Some(s), Some(here), &trail, &body),
+    )
+}
+
+/// Copy-paste pull commands for `host/name` by tag (if any) and by digest, and how to sign
+/// the client in; or why there are none in this region.
+fn pull_section(
+    ui: &Ui,
+    here: &Here,
+    host: Option<&str>,
+    name: &str,
+    by_tag: Option<&str>,
+    digest: &Digest,
+) -> String {
+    let Some(host) = host else {
+        return format!(
+            r#"<h2>Pull</h2><div class="panel pad"><p class="muted">This deployment sets no <code>registry-domain</code>, so <code>/v2</code> clients (docker, podman, skopeo) reach the default region's registry only; the ECR API serves {} as any region.</p></div>"#,
+            esc(&here.region)
+        );
     };
     let insecure = ui.config.scheme == "http";
     let image_ref = |suffix: &str| format!("{host}/{name}{suffix}");
@@ -191,68 +335,100 @@ pub(super) async fn image(
     if refs.len() > 1 {
         cmds.push_str(&html::copyable(&format!("docker pull {}", refs[1])));
     }
-    let _ = write!(
-        body,
-        r#"<h2>Pull</h2><div class="panel pad">{cmds}<p class="muted">Sign the client in first: <code>aws ecr get-login-password | docker login --username AWS --password-stdin {}</code></p></div>"#,
-        esc(&host)
-    );
+    format!(
+        r#"<h2>Pull</h2><div class="panel pad">{cmds}<p class="muted">Sign the client in first: <code>aws ecr get-login-password --region {} | docker login --username AWS --password-stdin {}</code></p></div>"#,
+        esc(&here.region),
+        esc(host)
+    )
+}
 
-    if let Some(list) = v.get("manifests").and_then(Value::as_array) {
-        body.push_str(&index_section(r, list));
-    } else {
-        body.push_str(&image_sections(ui, who, r, &v).await);
-    }
-
-    // Referrers: signatures, SBOMs, attestations that name this image as their subject.
-    let referrers = match ui.registry.referrers(who, r, &digest, None).await {
-        Ok(list) if list.is_empty() => {
-            r#"<div class="empty">No signatures, SBOMs or other artifacts refer to this image.</div>"#
-                .to_owned()
-        }
-        Ok(list) => {
-            let mut rows = String::new();
-            for x in &list {
-                let _ = write!(
-                    rows,
-                    r#"<tr><td><a href="/ui/r/{n}/-/image/{d}">{short}</a></td><td>{kind}</td><td>{mt}</td><td class="num">{size}</td></tr>"#,
-                    n = esc(name),
-                    d = esc(x.digest.as_str()),
-                    short = html::short_digest(x.digest.as_str()),
-                    kind = esc(x.artifact_type.as_deref().unwrap_or("")),
-                    mt = esc(html::media_type_label(&x.media_type)),
-                    size = html::bytes(x.size),
-                );
-            }
-            format!(
-                r#"<table><thead><tr><th>Digest</th><th>Artifact type</th><th>Type</th><th class="num">Size</th></tr></thead><tbody>{rows}</tbody></table>"#
-            )
-        }
-        Err(e) => format!(r#"<div class="pad">{}</div>"#, refusal(&e)),
+/// The page of an image out of the standard storage class: BatchGetImage refuses its
+/// manifest (so no layers, config or referrers), DescribeImages still describes it.
+async fn archived_image(
+    s: &Session,
+    here: &Here,
+    r: &RepositoryRef,
+    reference: &Reference,
+    refused: &RegistryError,
+) -> Response {
+    let who = &s.principal;
+    let Some(summary) = describe(here, who, r, reference).await else {
+        // DescribeImages refused (or the image went meanwhile): BatchGetImage's refusal.
+        return error_page(Some((s, here)), refused);
     };
-    let _ = write!(
-        body,
-        r#"<h2>Referrers</h2><div class="panel">{referrers}</div>
-<h2>Manifest</h2><details open><summary>{mt}</summary><p class="muted">Formatted for reading; the digest is over the bytes as pushed.</p>{json}</details>"#,
-        mt = esc(&rec.media_type),
-        json = html::json_block(&manifest_text),
+    let now = here.registry.now();
+    let status = summary.state.status(now);
+    let name = r.name.as_str();
+    let title = title_of(name, reference, &summary.digest);
+    let (headline, detail) = match status {
+        ImageStatus::Activating => (
+            "This image is being restored",
+            format!(
+                "It cannot be pulled until the restore completes{}.",
+                summary
+                    .state
+                    .last_activated_at
+                    .map_or(String::new(), |t| format!(" ({})", html::time(t)))
+            ),
+        ),
+        _ => (
+            "This image is archived",
+            "It cannot be pulled until it is restored to the standard storage class. Its manifest, config and layers are kept, and show here again once it is restored.".to_owned(),
+        ),
+    };
+    let restore = format!(
+        "aws ecr update-image-storage-class --region {} --repository-name {name} --image-id imageDigest={} --target-storage-class STANDARD",
+        here.region, summary.digest
     );
-    let mut trail = crumbs(r);
+    let body = format!(
+        r#"<h1>{title}</h1><p class="sub"><code>{digest}</code></p>
+<div class="notice info" role="status" id="archived-notice"><h2>{headline}</h2><p>{detail}</p></div>
+<div class="panel pad meta">
+<div><span>Type</span><strong title="{mt}">{label}</strong></div>
+<div><span>Size</span><strong>{size}</strong></div>
+<div><span>Pushed</span><strong>{pushed}</strong></div>
+{state}
+<div><span>Tags</span><strong>{tags}</strong></div>
+</div>
+{restore}"#,
+        title = esc(&title),
+        digest = esc(summary.digest.as_str()),
+        headline = esc(headline),
+        detail = esc(&detail),
+        mt = esc(&summary.media_type),
+        label = esc(html::media_type_label(&summary.media_type)),
+        size = html::bytes(summary.size),
+        pushed = esc(&html::time(summary.pushed_at)),
+        state = state_cells(Some(&summary), now),
+        tags = tag_pills(Some(&summary)),
+        restore = if status == ImageStatus::Archived {
+            format!(
+                r#"<h2>Restore</h2><div class="panel pad">{}<p class="muted">Needs <code>ecr:UpdateImageStorageClass</code>. The image is ACTIVATING until the restore completes, then ACTIVE.</p></div>"#,
+                html::copyable(&restore)
+            )
+        } else {
+            String::new()
+        },
+    );
+    let mut trail = crumbs(here, r);
     trail.push((String::new(), title.clone()));
-    html_response(StatusCode::OK, html::page(&title, Some(s), &trail, &body))
+    html_response(
+        StatusCode::OK,
+        html::page(&title, Some(s), Some(here), &trail, &body),
+    )
 }
 
 /// An index's manifests, one row per platform.
-fn index_section(r: &RepositoryRef, list: &[Value]) -> String {
+fn index_section(here: &Here, r: &RepositoryRef, list: &[Value]) -> String {
     let mut rows = String::new();
     for m in list {
         let d = str_of(m, "digest");
         let p = m.get("platform").and_then(platform);
         let _ = write!(
             rows,
-            r#"<tr><td>{p}</td><td><a href="/ui/r/{n}/-/image/{d}">{short}</a></td><td>{mt}</td><td class="num">{size}</td></tr>"#,
+            r#"<tr><td>{p}</td><td><a href="{href}">{short}</a></td><td>{mt}</td><td class="num">{size}</td></tr>"#,
             p = platform_pills(p.as_ref().map(std::slice::from_ref)),
-            n = esc(r.name.as_str()),
-            d = esc(d),
+            href = esc(&here.link(&format!("/ui/r/{}/-/image/{d}", r.name))),
             short = html::short_digest(d),
             mt = esc(html::media_type_label(str_of(m, "mediaType"))),
             size = size_of(m).map_or(String::new(), html::bytes),
@@ -264,7 +440,12 @@ fn index_section(r: &RepositoryRef, list: &[Value]) -> String {
 }
 
 /// An image's config summary and its layers.
-async fn image_sections(ui: &Ui, who: &Principal, r: &RepositoryRef, v: &Value) -> String {
+async fn image_sections(
+    registry: &Registry,
+    who: &Principal,
+    r: &RepositoryRef,
+    v: &Value,
+) -> String {
     let mut out = String::new();
     let layers = v
         .get("layers")
@@ -289,7 +470,7 @@ async fn image_sections(ui: &Ui, who: &Principal, r: &RepositoryRef, v: &Value) 
         .map(|c| str_of(c, "digest"))
         .and_then(|d| Digest::parse(d).ok());
     let config_html = match &config_digest {
-        Some(d) => match read_config(ui, who, r, d).await {
+        Some(d) => match read_config(registry, who, r, d).await {
             Ok(Some(bytes)) => {
                 let c: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
                 let cfg = c.get("config").cloned().unwrap_or(Value::Null);

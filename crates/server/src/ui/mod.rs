@@ -5,7 +5,17 @@
 //! GetLifecyclePolicy; a refusal shows the API's AccessDenied message and nothing else.
 //!
 //! Sign-in takes an access key (id and secret) or a registry token (GetAuthorizationToken's
-//! password) and sets a session cookie (see `session.rs`). Changes are POST only (sign-in,
+//! password) and sets a session cookie (see `session.rs`).
+//!
+//! Regions: each page shows one region's registry, named by `?region=` (absent: the default
+//! region, so that the URLs of a one-region deployment stay as they were). The region is in
+//! the URL rather than the session so that a link names what it shows, two tabs may show two
+//! regions, and choosing one is a GET that changes nothing. A session signed in with a registry
+//! token stays in the token's region, as the token opens no other. The header offers the
+//! configured `regions` in a list; where every region is served (the default) it is a field
+//! for any region name, with the default and the current one suggested: listing the regions
+//! that hold an account's repositories would need a scan of the registry keys in PostgreSQL
+//! (whose default collation cannot seek on their `<account>:<region>` form) on every page. Changes are POST only (sign-in,
 //! sign-out); with a SameSite=Strict cookie and an Origin check on POST no other site can make
 //! a signed-in browser act. Assets are compiled in: no CDN.
 
@@ -23,7 +33,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use registry::{Principal, Registry, RegistryError};
+use registry::{Principal, Registries, Registry, RegistryError};
 use serde::Deserialize;
 
 use html::esc;
@@ -39,18 +49,46 @@ pub struct UiConfig {
     /// Where clients reach berth (`public-url`), for pull commands; else the request's Host.
     pub public_url: Option<String>,
     pub scheme: &'static str,
+    /// The configured `regions`; empty: every region name.
+    pub regions: Vec<String>,
+    /// `registry-domain`: registries are then reached as `<account>.dkr.ecr.<region>.<domain>`.
+    pub registry_domain: Option<String>,
 }
 
 #[derive(Clone)]
 struct Ui {
-    registry: Arc<Registry>,
+    registries: Arc<Registries>,
     config: Arc<UiConfig>,
 }
 
+/// The region a page shows, its registry, and how links keep it.
+struct Here {
+    registry: Arc<Registry>,
+    region: String,
+    /// Whether `region` is the default one (links then carry no `region=`).
+    default: bool,
+    /// The session is confined to this region (a registry token's).
+    pinned: bool,
+    /// The regions the header offers.
+    choices: Vec<String>,
+    /// Every region is served: the header takes any region name.
+    free_text: bool,
+}
+
+impl Here {
+    /// `path` (a UI path, with or without a query) in this page's region.
+    fn link(&self, path: &str) -> String {
+        html::in_region(path, (!self.default).then_some(self.region.as_str()))
+    }
+}
+
+/// What every signed-in page's header shows.
+type Chrome<'a> = Option<(&'a Session, &'a Here)>;
+
 /// The `/ui` routes.
-pub fn router(registry: Arc<Registry>, config: UiConfig) -> Router {
+pub fn router(registries: Arc<Registries>, config: UiConfig) -> Router {
     let state = Ui {
-        registry,
+        registries,
         config: Arc::new(config),
     };
     Router::new()
@@ -69,7 +107,65 @@ impl Ui {
         Session::from_headers(&self.config.signing_key, headers)
     }
 
-    /// `host[:port]` as clients name this registry in image references.
+    /// The region a request asks for (`?region=`, else the default one), as the session
+    /// allows; an error page for a region that is not served or that the session may not
+    /// browse.
+    fn here(&self, s: &Session, asked: Option<&str>) -> Result<Here, Box<Response>> {
+        let default = self.registries.default_region().region().to_owned();
+        let asked = asked.filter(|a| !a.is_empty());
+        let region = match (&s.region, asked) {
+            (Some(pinned), Some(a)) if a != pinned => {
+                return Err(Box::new(region_refused(
+                    s,
+                    &format!(
+                        "You signed in with a registry token for {pinned}, which opens the registries of that region only. Sign in with an access key to browse {a}."
+                    ),
+                )));
+            }
+            (Some(pinned), _) => pinned.clone(),
+            (None, Some(a)) => a.to_owned(),
+            (None, None) => default.clone(),
+        };
+        let registry = model::region::is_region_name(&region)
+            .then(|| self.registries.get(&region))
+            .flatten();
+        let Some(registry) = registry else {
+            return Err(Box::new(region_refused(
+                s,
+                &format!("This registry does not serve the region '{region}'."),
+            )));
+        };
+        let mut choices = if s.region.is_some() {
+            vec![region.clone()]
+        } else if self.config.regions.is_empty() {
+            vec![default.clone(), region.clone()]
+        } else {
+            self.config.regions.clone()
+        };
+        choices.sort();
+        choices.dedup();
+        Ok(Here {
+            registry,
+            default: region == default,
+            pinned: s.region.is_some(),
+            free_text: s.region.is_none() && self.config.regions.is_empty(),
+            choices,
+            region,
+        })
+    }
+
+    /// `host[:port]` clients name `account`'s registry in the page's region by, in image
+    /// references; `None` when `/v2` clients cannot address it (a region other than the
+    /// default one, without `registry-domain`).
+    fn pull_host(&self, headers: &HeaderMap, here: &Here, account: &str) -> Option<String> {
+        let host = self.registry_host(headers);
+        match &self.config.registry_domain {
+            Some(domain) => Some(html::regional_host(account, &here.region, domain, &host)),
+            None => here.default.then_some(host),
+        }
+    }
+
+    /// `host[:port]` as clients reach berth (`public-url`, else the request's `Host`).
     fn registry_host(&self, headers: &HeaderMap) -> String {
         match &self.config.public_url {
             Some(u) => u
@@ -114,6 +210,19 @@ fn html_response(status: StatusCode, body: String) -> Response {
     resp
 }
 
+/// A page refusing the region asked for.
+fn region_refused(s: &Session, detail: &str) -> Response {
+    let body = format!(
+        r#"<div class="notice" role="alert"><h1>Region not available</h1><p>{}</p></div>
+<p><a href="/ui/">Back to repositories</a></p>"#,
+        esc(detail)
+    );
+    html_response(
+        StatusCode::NOT_FOUND,
+        html::page("Region not available", Some(s), None, &[], &body),
+    )
+}
+
 /// To the sign-in page, and back to `here` after.
 fn sign_in_first(here: &str) -> Response {
     redirect(&format!("/ui/login?next={}", html::url(here)))
@@ -130,7 +239,7 @@ fn redirect(to: &str) -> Response {
 /// The page for a refused or failed read: AccessDenied shows the API's own message (which
 /// names the principal, the action and the resource asked for, nothing stored); a missing
 /// repository or image says so; anything else is logged and shown without detail.
-fn error_page(session: Option<&Session>, err: &RegistryError) -> Response {
+fn error_page(chrome: Chrome<'_>, err: &RegistryError) -> Response {
     let (status, title, detail) = match err {
         RegistryError::AccessDenied { .. } => {
             (StatusCode::FORBIDDEN, "Access denied", err.to_string())
@@ -146,6 +255,9 @@ fn error_page(session: Option<&Session>, err: &RegistryError) -> Response {
         RegistryError::RateExceeded { .. } | RegistryError::Throttled { .. } => {
             (StatusCode::TOO_MANY_REQUESTS, "Slow down", err.to_string())
         }
+        RegistryError::ImageArchived { .. } => {
+            (StatusCode::CONFLICT, "Image archived", err.to_string())
+        }
         _ => {
             tracing::error!(error = ?err, "web UI read failed");
             (
@@ -160,13 +272,24 @@ fn error_page(session: Option<&Session>, err: &RegistryError) -> Response {
     } else {
         ""
     };
+    let home = chrome.map_or("/ui/".to_owned(), |(_, h)| h.link("/ui/"));
     let body = format!(
         r#"<div class="notice" role="alert"><h1>{}</h1><p>{}</p></div>
-{hint}<p><a href="/ui/">Back to repositories</a></p>"#,
+{hint}<p><a href="{}">Back to repositories</a></p>"#,
         esc(title),
-        esc(&detail)
+        esc(&detail),
+        esc(&home),
     );
-    html_response(status, html::page(title, session, &[], &body))
+    html_response(
+        status,
+        html::page(
+            title,
+            chrome.map(|(s, _)| s),
+            chrome.map(|(_, h)| h),
+            &[],
+            &body,
+        ),
+    )
 }
 
 async fn asset(axum::extract::Path(file): axum::extract::Path<String>) -> Response {
@@ -246,7 +369,7 @@ async fn login_page(State(ui): State<Ui>, headers: HeaderMap, q: Query<NextQuery
     }
     html_response(
         StatusCode::OK,
-        html::page("Sign in", None, &[], &login_form(next, None)),
+        html::page("Sign in", None, None, &[], &login_form(next, None)),
     )
 }
 
@@ -301,20 +424,22 @@ async fn login(State(ui): State<Ui>, headers: HeaderMap, body: Bytes) -> Respons
     let refuse = |status: StatusCode, msg: &str| {
         html_response(
             status,
-            html::page("Sign in", None, &[], &login_form(&next, Some(msg))),
+            html::page("Sign in", None, None, &[], &login_form(&next, Some(msg))),
         )
     };
     let now = session::now_secs();
     let signed_in = match (&form.token, &form.access_key_id) {
         (Some(t), _) if !t.trim().is_empty() => {
             match auth::token::verify(&ui.config.signing_key, t.trim(), now) {
-                Ok(t) if t.region == ui.registry.region() => Ok(Session {
+                // A token of any region served; the session stays in that region.
+                Ok(t) if ui.registries.get(&t.region).is_some() => Ok(Session {
                     expires_at: t.expires_at.min(now + session::LIFETIME_SECS),
                     principal: Principal {
                         access_key_id: t.access_key_id,
                         arn: t.arn,
                         account_id: t.account_id,
                     },
+                    region: Some(t.region),
                 }),
                 Ok(_) | Err(auth::token::TokenError::Invalid) => {
                     Err("That token is not one this registry issued.")
@@ -329,6 +454,7 @@ async fn login(State(ui): State<Ui>, headers: HeaderMap, body: Bytes) -> Respons
             check_access_key(&ui, id.trim(), secret).map(|principal| Session {
                 principal,
                 expires_at: now + session::LIFETIME_SECS,
+                region: None,
             })
         }
         _ => Err("Enter an access key and its secret, or a registry token."),

@@ -1,7 +1,9 @@
 //! Who is signed in to the web UI: a session cookie the server MACs with its signing key.
 //!
 //! The cookie holds `<payload>.<mac>`, both base64url without padding; the payload names the
-//! principal (account, access key, ARN) and the expiry. Nothing is kept on the server: a
+//! principal (account, access key, ARN), the expiry, and the region a registry token confines
+//! the session to (a token opens the registries of the region it was issued in; an access key
+//! signs for any region). Nothing is kept on the server: a
 //! session ends at its expiry, or when the browser drops the cookie (logout). The MAC is made
 //! for a purpose of its own, so no registry token or other signed value can pass for a
 //! session, nor a session for them.
@@ -17,13 +19,15 @@ pub(super) const COOKIE: &str = "berth_ui";
 /// How long a session lasts: a working day, well inside a registry token's 12 hours.
 pub(super) const LIFETIME_SECS: u64 = 8 * 3600;
 const PURPOSE: &str = "ui-session";
-const VERSION: &str = "v1";
+const VERSION: &str = "v2";
 
 /// A signed-in principal and when the session ends (seconds since the epoch).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Session {
     pub principal: Principal,
     pub expires_at: u64,
+    /// The only region the session may browse (a registry token's); `None`: any served one.
+    pub region: Option<String>,
 }
 
 fn b64() -> base64_simd::Base64 {
@@ -39,11 +43,15 @@ pub(super) fn now_secs() -> u64 {
 impl Session {
     /// The cookie value for this session.
     pub fn seal(&self, key: &SigningKey) -> String {
-        // Newline-separated: no field can hold one (ARNs and key ids are single-line).
+        // Newline-separated: no field can hold one (ARNs, key ids and regions are single-line).
         let p = &self.principal;
         let payload = format!(
-            "{VERSION}\n{}\n{}\n{}\n{}",
-            p.account_id, p.access_key_id, p.arn, self.expires_at
+            "{VERSION}\n{}\n{}\n{}\n{}\n{}",
+            p.account_id,
+            p.access_key_id,
+            p.arn,
+            self.expires_at,
+            self.region.as_deref().unwrap_or_default()
         );
         let mac = key.sign(PURPOSE, payload.as_bytes());
         format!(
@@ -63,9 +71,15 @@ impl Session {
         }
         let payload = String::from_utf8(payload).ok()?;
         let mut f = payload.split('\n');
-        let (Some(VERSION), Some(account), Some(akid), Some(arn), Some(exp), None) =
-            (f.next(), f.next(), f.next(), f.next(), f.next(), f.next())
-        else {
+        let (Some(VERSION), Some(account), Some(akid), Some(arn), Some(exp), Some(region), None) = (
+            f.next(),
+            f.next(),
+            f.next(),
+            f.next(),
+            f.next(),
+            f.next(),
+            f.next(),
+        ) else {
             return None;
         };
         let expires_at: u64 = exp.parse().ok()?;
@@ -76,6 +90,7 @@ impl Session {
                 account_id: account.to_owned(),
             },
             expires_at,
+            region: (!region.is_empty()).then(|| region.to_owned()),
         })
     }
 
@@ -115,6 +130,7 @@ mod tests {
                 account_id: "111111111111".into(),
             },
             expires_at,
+            region: None,
         }
     }
 
@@ -125,6 +141,25 @@ mod tests {
         let v = s.seal(&key);
         assert_eq!(Session::open(&key, &v, 999), Some(s));
         assert_eq!(Session::open(&key, &v, 1000), None);
+        // A token's session keeps the region the token opens.
+        let pinned = Session {
+            region: Some("eu-west-1".into()),
+            ..session(1000)
+        };
+        assert_eq!(
+            Session::open(&key, &pinned.seal(&key), 0),
+            Some(pinned.clone())
+        );
+        // A session of the earlier format, which named no region, no longer opens: it may
+        // have come from a token, whose region it did not record.
+        let old = "v1\n111111111111\nAKID\narn:aws:iam::111111111111:user/a\n1000";
+        let mac = key.sign(PURPOSE, old.as_bytes());
+        let old = format!(
+            "{}.{}",
+            b64().encode_to_string(old),
+            b64().encode_to_string(mac)
+        );
+        assert_eq!(Session::open(&key, &old, 0), None);
     }
 
     #[test]
@@ -136,7 +171,7 @@ mod tests {
         // Another principal's payload under this MAC.
         let (_, mac) = v.split_once('.').unwrap();
         let forged = b64().encode_to_string(
-            "v1\n222222222222\nAKID\narn:aws:iam::222222222222:root\n99999999999",
+            "v2\n222222222222\nAKID\narn:aws:iam::222222222222:root\n99999999999\n",
         );
         assert_eq!(Session::open(&key, &format!("{forged}.{mac}"), 0), None);
         assert_eq!(Session::open(&key, "garbage", 0), None);

@@ -16,6 +16,11 @@ const READER_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"A
 
 /// A server with an admin key and a reader key (secrets `<id>-secret`).
 async fn server() -> (TestServer, tempfile::TempDir) {
+    server_with(&[]).await
+}
+
+/// [`server`] with more `berth serve` arguments.
+async fn server_with(args: &[&str]) -> (TestServer, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("berth.toml");
     let toml = format!(
@@ -23,7 +28,9 @@ async fn server() -> (TestServer, tempfile::TempDir) {
          [[access-keys]]\nid = \"AKIDREADER\"\nsecret = \"AKIDREADER-secret\"\narn = \"arn:aws:iam::{ACCOUNT}:user/reader\"\npolicy = '{READER_POLICY}'\n"
     );
     std::fs::write(&cfg, toml).unwrap();
-    let s = TestServer::start_with(&["--config", cfg.to_str().unwrap()]).await;
+    let mut all = vec!["--config", cfg.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let s = TestServer::start_with(&all).await;
     (s, dir)
 }
 
@@ -446,8 +453,32 @@ async fn an_image_page_lists_the_pushed_layers_platforms_and_referrers() {
 
     let mut b = Browser::new(&s);
     b.sign_in_key("AKIDADMIN").await;
-    // The list counts the four images and the bytes of the distinct blobs they reference.
+    // The list counts the four images, and the bytes of the blobs the repository links
+    // (each once) and of its manifests.
     let blobs = AMD64_CONFIG.len() + arm.len() + 2 + 5000 + 7000 + 1234 + 900;
+    let listed = ecr
+        .describe_images()
+        .repository_name("team-a/app")
+        .send()
+        .await
+        .unwrap();
+    let mut manifests = 0;
+    for d in listed.image_details() {
+        let got = ecr
+            .batch_get_image()
+            .repository_name("team-a/app")
+            .image_ids(
+                aws_sdk_ecr::types::ImageIdentifier::builder()
+                    .image_digest(d.image_digest().unwrap())
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        manifests += got.images()[0].image_manifest().unwrap().len();
+    }
+    assert_eq!(listed.image_details().len(), 4);
+    let bytes = (blobs + manifests) as u64;
     let p = b.get("/ui/").await;
     let row = p
         .body
@@ -455,9 +486,10 @@ async fn an_image_page_lists_the_pushed_layers_platforms_and_referrers() {
         .find(|r| r.contains("team-a/app"))
         .unwrap();
     assert!(row.contains(r#"<td class="num">4</td>"#), "{row}");
+    assert_eq!(listed_bytes(&p.body, "team-a/app"), Some(bytes), "{row}");
     assert!(
-        row.contains(&format!(">{:.1} KiB<", blobs as f64 / 1024.0)),
-        "{row} {blobs}"
+        row.contains(&format!(">{:.1} KiB<", bytes as f64 / 1024.0)),
+        "{row} {bytes}"
     );
     let p = b.get("/ui/r/team-a/app/-/image/v1").await;
     assert_eq!(p.status, StatusCode::OK, "{}", p.body);
@@ -751,4 +783,174 @@ async fn without_configured_keys_any_key_id_signs_in_as_the_account_root() {
     let p = b.get("/ui/").await;
     assert_eq!(p.status, StatusCode::OK);
     assert!(p.body.contains(":root"), "{}", p.body);
+}
+
+/// The `data-bytes` of a repository's row in the repository list.
+fn listed_bytes(body: &str, name: &str) -> Option<u64> {
+    let row = body
+        .split("<tr>")
+        .find(|r| r.contains(&format!(">{name}<")))?;
+    let at = row.find("data-bytes=\"")? + "data-bytes=\"".len();
+    row[at..].split('"').next()?.parse().ok()
+}
+
+/// Since archival, pull times and regions (issue 17 §2 follow-up): the image list and page
+/// show each image's status and last recorded pull; an archived image's page says it cannot
+/// be pulled; the repository list shows the maintained size; `?region=` browses another
+/// region's registry, whose pull commands need `registry-domain`; a token's session stays in
+/// the token's region.
+#[tokio::test]
+async fn status_pull_times_sizes_and_regions_show_on_the_pages() {
+    let (s, _dir) = server_with(&["--pull-time-flush-secs", "1"]).await;
+    let ecr = admin(&s);
+    create_repo(&ecr, "team-a/app").await;
+    let (manifest, pulled, _) = push_small_image(&ecr, "team-a/app", "pulled", 7).await;
+    let (_, archived, _) = push_small_image(&ecr, "team-a/app", "archived", 8).await;
+    ecr.update_image_storage_class()
+        .repository_name("team-a/app")
+        .image_id(
+            aws_sdk_ecr::types::ImageIdentifier::builder()
+                .image_digest(&archived)
+                .build(),
+        )
+        .target_storage_class(aws_sdk_ecr::types::TargetStorageClass::Archive)
+        .send()
+        .await
+        .expect("archive");
+    ecr.batch_get_image()
+        .repository_name("team-a/app")
+        .image_ids(
+            aws_sdk_ecr::types::ImageIdentifier::builder()
+                .image_tag("pulled")
+                .build(),
+        )
+        .send()
+        .await
+        .expect("pull");
+    let eu = ecr_client_in(&s.endpoint, "eu-west-1", "AKIDADMIN", "AKIDADMIN-secret");
+    create_repo(&eu, "eu/app").await;
+    push_small_image(&eu, "eu/app", "v1", 9).await;
+
+    let mut b = Browser::new(&s);
+    b.sign_in_key("AKIDADMIN").await;
+
+    // The size is the maintained figure: both images' blobs and manifests.
+    let p = b.get("/ui/").await;
+    assert_eq!(p.status, StatusCode::OK);
+    assert!(p.body.contains("id=\"size-means\""), "{}", p.body);
+    assert!(
+        !p.body.contains("eu/app"),
+        "another region's repository: {}",
+        p.body
+    );
+    let manifests = manifest.len() as u64 * 2;
+    let blobs = (r#"{"seed":7}"#.len() + 1007 + r#"{"seed":8}"#.len() + 1008) as u64;
+    assert_eq!(listed_bytes(&p.body, "team-a/app"), Some(manifests + blobs));
+
+    // Status and last pull, once the pull time is written (every second here).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let list = loop {
+        let p = b.get("/ui/r/team-a/app").await;
+        assert_eq!(p.status, StatusCode::OK, "{}", p.body);
+        if p.body.contains("class=\"pulled\"") || std::time::Instant::now() > deadline {
+            break p.body;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    let row = |digest: &str| {
+        list.split("<tr class=\"image\"")
+            .find(|r| r.contains(&format!("data-digest=\"{digest}\"")))
+            .unwrap_or_else(|| panic!("{digest} not listed: {list}"))
+            .to_owned()
+    };
+    let (a, p) = (row(&archived), row(&pulled));
+    assert!(
+        a.contains("data-status=\"ARCHIVED\"") && a.contains("Archived 20"),
+        "{a}"
+    );
+    assert!(a.contains("No pull recorded"), "{a}");
+    assert!(
+        p.contains("data-status=\"ACTIVE\"") && p.contains("class=\"pulled\""),
+        "{p}"
+    );
+    assert!(!list.contains("Pull times are not recorded"));
+
+    // The archived image's page: described, not pullable, with the way to restore it.
+    let p = b.get(&format!("/ui/r/team-a/app/-/image/{archived}")).await;
+    assert_eq!(p.status, StatusCode::OK, "{}", p.body);
+    assert!(p.body.contains("This image is archived"), "{}", p.body);
+    assert!(p.body.contains("cannot be pulled until it is restored"));
+    assert!(p.body.contains("--target-storage-class STANDARD"));
+    assert!(!p.body.contains("docker pull"));
+    let p = b.get("/ui/r/team-a/app/-/image/pulled").await;
+    assert!(
+        p.body
+            .contains("id=\"image-status\"><span class=\"status active\""),
+        "{}",
+        p.body
+    );
+    assert!(
+        p.body
+            .contains("id=\"image-pulled\"><span class=\"pulled\">")
+    );
+    assert!(p.body.contains("--region us-east-1"));
+
+    // Another region: its own repositories, links that keep it, and no /v2 host without
+    // registry-domain.
+    let p = b.get("/ui/?region=eu-west-1").await;
+    assert_eq!(p.status, StatusCode::OK, "{}", p.body);
+    assert!(
+        p.body.contains("href=\"/ui/r/eu/app?region=eu-west-1\""),
+        "{}",
+        p.body
+    );
+    assert!(!p.body.contains("team-a/app"));
+    assert!(p.body.contains("Not reachable by /v2 clients"));
+    let p = b.get("/ui/r/eu/app/-/image/v1?region=eu-west-1").await;
+    assert_eq!(p.status, StatusCode::OK, "{}", p.body);
+    assert!(p.body.contains("sets no <code>registry-domain</code>"));
+    // The default region has no such repository.
+    assert_eq!(b.get("/ui/r/eu/app").await.status, StatusCode::NOT_FOUND);
+    for bad in ["not-a-region", "us-east-1%0A"] {
+        let p = b.get(&format!("/ui/?region={bad}")).await;
+        assert_eq!(p.status, StatusCode::NOT_FOUND, "{bad}");
+    }
+
+    // A reader's token opens us-east-1 only, and so does its session.
+    let token = ecr_client_as(&s.endpoint, "AKIDREADER", "AKIDREADER-secret")
+        .get_authorization_token()
+        .send()
+        .await
+        .unwrap();
+    let decoded = base64_simd::STANDARD
+        .decode_to_vec(token.authorization_data()[0].authorization_token().unwrap())
+        .unwrap();
+    let password = String::from_utf8(decoded).unwrap()[4..].to_owned();
+    let mut r = Browser::new(&s);
+    r.sign_in(&[("token", &password)]).await;
+    assert_eq!(r.get("/ui/r/team-a/app").await.status, StatusCode::OK);
+    let p = r.get("/ui/r/team-a/app?region=eu-west-1").await;
+    assert_eq!(p.status, StatusCode::NOT_FOUND);
+    assert!(p.body.contains("opens the registries of that region only"));
+}
+
+/// With `registry-domain`, pull commands name the registry of the page's region, as
+/// `repositoryUri` does.
+#[tokio::test]
+async fn pull_commands_name_the_regions_registry_host() {
+    let (s, _dir) = server_with(&["--registry-domain", "localhost"]).await;
+    let eu = ecr_client_in(&s.endpoint, "eu-west-1", "AKIDADMIN", "AKIDADMIN-secret");
+    create_repo(&eu, "eu/app").await;
+    push_small_image(&eu, "eu/app", "v1", 3).await;
+    let mut b = Browser::new(&s);
+    b.sign_in_key("AKIDADMIN").await;
+    let p = b.get("/ui/r/eu/app/-/image/v1?region=eu-west-1").await;
+    assert_eq!(p.status, StatusCode::OK, "{}", p.body);
+    let host = format!("{ACCOUNT}.dkr.ecr.eu-west-1.localhost:{}", port(&s));
+    assert!(
+        p.body.contains(&format!("docker pull {host}/eu/app:v1")),
+        "{}",
+        p.body
+    );
+    assert!(p.body.contains("--region eu-west-1"));
 }
