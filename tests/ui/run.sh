@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end test of the web UI (issue 17 §2): starts a berth server on 127.0.0.1 with an
-# admin key and a reader key limited to team-a/*, pushes images with boto3 (seed.py), then
-# drives /ui/ in headless Chromium with playwright-core (ui_flow.mjs).
+# admin key and a reader key limited to team-a/*, pushes images with boto3 (seed.py: one
+# archived, one pulled, one in a second region), then drives /ui/ in headless Chromium with
+# playwright-core (ui_flow.mjs).
 #
 # Usage: tests/ui/run.sh [path/to/berth] [extra `berth serve` args...]
 # Needs: node (>= 20) with `npm ci` done in tests/ui, Debian's chromium (or CHROMIUM=path),
@@ -60,7 +61,10 @@ policy = '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["ecr:
 TOML
 
 mkdir -p "$TMP/data"
-"$BERTH" serve --listen 127.0.0.1:0 --data-dir "$TMP/data" --config "$TMP/berth.toml" "$@" \
+# Pull times are written every second (seed.py waits for one); two regions are served, and
+# registry host names (<account>.dkr.ecr.<region>.localhost) tell their registries apart.
+"$BERTH" serve --listen 127.0.0.1:0 --data-dir "$TMP/data" --config "$TMP/berth.toml" \
+  --pull-time-flush-secs 1 --regions us-east-1,eu-west-1 --registry-domain localhost "$@" \
   >"$TMP/server.out" 2>"$TMP/server.err" &
 PID=$!
 PORT=""
@@ -76,5 +80,11 @@ echo "server pid $PID ready at $ENDPOINT"
 
 SEED="$(timeout 120 python3 "$HERE/seed.py")" || fail "seeding images with boto3"
 export SEED
+# A relative screenshot directory names one under the caller's directory, not tests/ui.
+if [ -n "${UI_SCREENSHOTS:-}" ]; then
+  mkdir -p "$UI_SCREENSHOTS"
+  UI_SCREENSHOTS="$(cd "$UI_SCREENSHOTS" && pwd)"
+  export UI_SCREENSHOTS
+fi
 cd "$HERE"
 timeout --kill-after=10 240 node ui_flow.mjs

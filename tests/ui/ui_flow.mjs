@@ -81,6 +81,25 @@ async function main() {
       (await page.evaluate(() => document.cookie)) === "",
       "page scripts cannot read the session cookie",
     );
+    // Sizes are the maintained figures: each repository's blobs, once, and its manifests.
+    const listed = await page.$$eval("tbody tr", (trs) =>
+      Object.fromEntries(
+        trs.map((tr) => [tr.querySelector("td").innerText, Number(tr.querySelector("td.size").dataset.bytes)]),
+      ),
+    );
+    check(
+      ["team-a/web", "team-a/worker", "team-b/secret"].every((r) => listed[r] === SEED.bytes[r]),
+      "each repository's size counts its blobs once and its manifests",
+      `${JSON.stringify(listed)} vs ${JSON.stringify(SEED.bytes)}`,
+    );
+    check(
+      (await page.locator("#size-means").innerText()).includes("each once"),
+      "the page says what the size counts",
+    );
+    check(
+      (await page.locator("#region").inputValue()) === "us-east-1",
+      "the header's region picker shows the default region",
+    );
     await shot(page, "ui-repositories");
 
     // Search by prefix.
@@ -104,6 +123,20 @@ async function main() {
       body.includes("linux/amd64") && body.includes("linux/arm64/v8") && body.includes("OCI index"),
       "the images show their platforms, the index each of its own",
     );
+    // The pulled image shows its last recorded pull time; every image here is active.
+    const pulledRow = page.locator("tbody tr", { hasText: "1.0" }).filter({ hasNotText: "arm64" });
+    check(
+      (await pulledRow.locator("td.pull .pulled").count()) === 1 &&
+        /^\d{4}-\d\d-\d\d \d\d:\d\d UTC$/.test(await pulledRow.locator("td.pull").innerText()),
+      "team-a/web:1.0 shows its last recorded pull time",
+      await pulledRow.locator("td.pull").innerText(),
+    );
+    const statuses = await page.$$eval("tbody tr [data-status]", (s) => s.map((x) => x.dataset.status));
+    check(
+      JSON.stringify(statuses) === JSON.stringify(["ACTIVE", "ACTIVE", "ACTIVE"]),
+      "team-a/web's images are all active",
+      JSON.stringify(statuses),
+    );
     await shot(page, "ui-repository");
 
     // The image tagged 1.0: its layers are those pushed, in order, with their sizes.
@@ -123,9 +156,72 @@ async function main() {
       `${JSON.stringify(layers)} vs ${JSON.stringify(want)}`,
     );
     const pull = await page.locator(".copy code").first().innerText();
-    const host = new URL(ENDPOINT).host;
-    check(pull === `docker pull ${host}/team-a/web:1.0`, "the pull command names this registry", pull);
+    const port = new URL(ENDPOINT).port;
+    const hostIn = (region) => `000000000000.dkr.ecr.${region}.localhost:${port}`;
+    check(
+      pull === `docker pull ${hostIn("us-east-1")}/team-a/web:1.0`,
+      "the pull command names this region's registry",
+      pull,
+    );
+    check(
+      (await page.locator("#image-pulled").innerText()).endsWith("UTC") &&
+        (await page.locator("#image-status").innerText()) === "Active",
+      "the image page shows its status and last pull",
+    );
     await shot(page, "ui-image", true);
+
+    // The archived worker image: listed as archived, and its page says it cannot be pulled.
+    await page.goto(`${ENDPOINT}/ui/r/team-a/worker`);
+    const archivedRow = page.locator(`tbody tr[data-digest="${SEED.archived}"]`);
+    check(
+      (await archivedRow.locator("[data-status]").getAttribute("data-status")) === "ARCHIVED" &&
+        (await archivedRow.innerText()).includes("Archived 20"),
+      "the archived image is listed as archived, with when",
+      await archivedRow.innerText(),
+    );
+    check(
+      (await page.locator('tbody tr [data-status="ACTIVE"]').count()) === 1,
+      "the newer worker image is active",
+    );
+    await archivedRow.locator("a").first().click();
+    await page.waitForURL(/\/-\/image\//);
+    const notice = await page.locator("#archived-notice").innerText();
+    check(
+      notice.includes("This image is archived") && notice.includes("cannot be pulled until it is restored"),
+      "the archived image's page says it cannot be pulled until restored",
+      notice,
+    );
+    check(
+      (await page.locator(".copy code").first().innerText()).includes("--target-storage-class STANDARD") &&
+        !(await page.locator("main").innerText()).includes("docker pull"),
+      "it offers the restore command and no pull command",
+    );
+    await shot(page, "ui-archived");
+
+    // Another region, picked in the header: its own repositories and registry host.
+    await page.goto(`${ENDPOINT}/ui/`);
+    await Promise.all([page.waitForURL(/region=eu-west-1/), page.selectOption("#region", "eu-west-1")]);
+    const euNames = await page.locator("tbody tr td:first-child").allInnerTexts();
+    check(
+      JSON.stringify(euNames) === JSON.stringify(["eu/api"]),
+      "picking eu-west-1 lists that region's repositories",
+      JSON.stringify(euNames),
+    );
+    check(
+      (await page.locator("#current-region").innerText()) === "eu-west-1",
+      "the page names the region it shows",
+    );
+    await page.click("text=eu/api");
+    await page.waitForURL(/\/ui\/r\/eu\/api\?region=eu-west-1$/);
+    await page.locator("tbody tr a").first().click();
+    await page.waitForURL(/\/-\/image\/.*region=eu-west-1/);
+    const euPull = await page.locator(".copy code").first().innerText();
+    check(
+      euPull === `docker pull ${hostIn("eu-west-1")}/eu/api:3.0`,
+      "pull commands in eu-west-1 name eu-west-1's registry",
+      euPull,
+    );
+    await page.goto(`${ENDPOINT}/ui/`);
 
     // Policies, read-only.
     await page.goto(`${ENDPOINT}/ui/r/team-a/web?tab=policies`);
@@ -176,6 +272,12 @@ async function main() {
     await shot(r, "ui-refused");
     const allowed = await r.goto(`${ENDPOINT}/ui/r/team-a/web`);
     check(allowed.status() === 200, "the reader reads team-a/web", String(allowed.status()));
+    const elsewhere = await r.goto(`${ENDPOINT}/ui/r/team-a/web?region=eu-west-1`);
+    check(
+      elsewhere.status() === 404 && (await r.locator("main").innerText()).includes("that region only"),
+      "a token's session stays in the token's region",
+      String(elsewhere.status()),
+    );
     await rctx.close();
   } finally {
     await browser.close();
