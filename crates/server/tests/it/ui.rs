@@ -801,7 +801,13 @@ fn listed_bytes(body: &str, name: &str) -> Option<u64> {
 /// the token's region.
 #[tokio::test]
 async fn status_pull_times_sizes_and_regions_show_on_the_pages() {
-    let (s, _dir) = server_with(&["--pull-time-flush-secs", "1"]).await;
+    let (s, _dir) = server_with(&[
+        "--pull-time-flush-secs",
+        "1",
+        "--archive-restore-secs",
+        "600",
+    ])
+    .await;
     let ecr = admin(&s);
     create_repo(&ecr, "team-a/app").await;
     let (manifest, pulled, _) = push_small_image(&ecr, "team-a/app", "pulled", 7).await;
@@ -882,6 +888,31 @@ async fn status_pull_times_sizes_and_regions_show_on_the_pages() {
     assert!(p.body.contains("cannot be pulled until it is restored"));
     assert!(p.body.contains("--target-storage-class STANDARD"));
     assert!(!p.body.contains("docker pull"));
+    // Restoring: ACTIVATING until the restore completes, still not pullable.
+    ecr.update_image_storage_class()
+        .repository_name("team-a/app")
+        .image_id(
+            aws_sdk_ecr::types::ImageIdentifier::builder()
+                .image_tag("archived")
+                .build(),
+        )
+        .target_storage_class(aws_sdk_ecr::types::TargetStorageClass::Standard)
+        .send()
+        .await
+        .expect("restore");
+    let p = b.get("/ui/r/team-a/app/-/image/archived").await;
+    assert_eq!(p.status, StatusCode::OK, "{}", p.body);
+    assert!(
+        p.body.contains("This image is being restored"),
+        "{}",
+        p.body
+    );
+    assert!(p.body.contains("data-status=\"ACTIVATING\""));
+    assert!(p.body.contains("Restore completes"));
+    assert!(!p.body.contains("docker pull"));
+    let p = b.get("/ui/r/team-a/app?tab=tags").await;
+    assert!(p.body.contains("data-status=\"ACTIVATING\""), "{}", p.body);
+    assert!(p.body.contains(&archived[..19]));
     let p = b.get("/ui/r/team-a/app/-/image/pulled").await;
     assert!(
         p.body
