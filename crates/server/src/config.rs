@@ -17,8 +17,9 @@ pub struct Config {
     /// Where the metadata lives: `postgres://user@host:port/db` (shared by several nodes) or
     /// `sqlite://PATH`. Default: SQLite in the data directory.
     pub metadata: Option<storage::Metadata>,
-    /// The default region: what a `/v2` request to the bare host and the web UI address, and
-    /// what a new data directory records as its home region. Default `us-east-1`.
+    /// The default region: what a `/v2` request to the bare host and the web UI (unless its URL
+    /// names another) address, and what a new data directory records as its home region.
+    /// Default `us-east-1`.
     pub region: String,
     /// The one region the ECR Public API answers in (AWS offers it in `us-east-1` only); a
     /// request signed for another gets UnsupportedCommandException. Default `us-east-1`.
