@@ -937,6 +937,20 @@ async fn status_pull_times_sizes_and_regions_show_on_the_pages() {
     );
     assert!(!p.body.contains("team-a/app"));
     assert!(p.body.contains("Not reachable by /v2 clients"));
+    // Every region is served here: the header takes any region name; the search stays in
+    // this region.
+    assert!(
+        p.body.contains(
+            r#"<input type="text" id="region" name="region" value="eu-west-1" list="regions""#
+        ),
+        "{}",
+        p.body
+    );
+    assert!(p.body.contains(r#"<option value="us-east-1">"#));
+    assert!(
+        p.body
+            .contains(r#"<input type="hidden" name="region" value="eu-west-1">"#)
+    );
     let p = b.get("/ui/r/eu/app/-/image/v1?region=eu-west-1").await;
     assert_eq!(p.status, StatusCode::OK, "{}", p.body);
     assert!(p.body.contains("sets no <code>registry-domain</code>"));
