@@ -289,6 +289,56 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_actions_filter_takes_only_events_with_one_of_its_action_types() {
+        let event = |detail_type: &str, action_type: &str| EventRecord {
+            id: 1,
+            event: storage::ImageEvent {
+                detail_type: detail_type.into(),
+                action_type: action_type.into(),
+                service: model::Service::Private,
+                registry_id: "123456789012".into(),
+                region: None,
+                repository: model::RepositoryName::parse("team/app").unwrap(),
+                digest: None,
+                manifest_media_type: None,
+                artifact_media_type: None,
+                detail: Some(r#"{"sync-status":"FAILED"}"#.into()),
+                at: 0,
+            },
+            tag: None,
+            attempts: 0,
+            delivered_to: vec![],
+        };
+        let hook = |detail_types: &[&str], actions: &[&str]| WebhookConfig {
+            url: "https://hooks.example.com/".into(),
+            secret: None,
+            detail_types: detail_types.iter().map(|s| s.to_string()).collect(),
+            actions: actions.iter().map(|s| s.to_string()).collect(),
+            repository_prefix: Some("team/".into()),
+        };
+        let sync = event("ECR Pull Through Cache Action", "");
+        let replicate = event("ECR Replication Action", "REPLICATE");
+        assert!(matches(&hook(&[], &[]), &sync));
+        assert!(!matches(&hook(&[], &["PUSH", "DELETE"]), &sync));
+        assert!(matches(&hook(&[], &["REPLICATE"]), &replicate));
+        assert!(!matches(&hook(&["ECR Image Action"], &[]), &replicate));
+        assert!(matches(
+            &hook(&["ECR Pull Through Cache Action"], &[]),
+            &sync
+        ));
+        // No digest: no `image-digest`; no action type: no `action-type`; the row's detail.
+        let body = envelope(&sync, "us-east-1");
+        assert_eq!(
+            body["detail"],
+            json!({"repository-name": "team/app", "sync-status": "FAILED"})
+        );
+        assert_eq!(
+            body["resources"],
+            json!(["arn:aws:ecr:us-east-1:123456789012:repository/team/app"])
+        );
+    }
+
+    #[test]
     fn envelopes_name_the_region_of_their_registry() {
         let record = |registry_id: &str| EventRecord {
             id: 1,
