@@ -604,3 +604,131 @@ async fn pull_through_syncs_and_their_failures_send_pull_through_cache_actions()
         }))
     );
 }
+
+#[tokio::test]
+async fn replications_to_remote_berths_are_reported_by_the_source() {
+    const REMOTE: &str = "222222222222";
+    const GONE: &str = "444444444444";
+    // The destination berth has webhooks of its own: it sees a plain /v2 push.
+    let remote_port = free_port();
+    let remote_seen: Seen = Arc::default();
+    let _remote_receiver = receiver(remote_port, remote_seen.clone(), 0).await;
+    let remote_dir = tempfile::tempdir().unwrap();
+    let remote_config = remote_dir.path().join("events.toml");
+    std::fs::write(
+        &remote_config,
+        format!("[[webhooks]]\nurl = \"http://127.0.0.1:{remote_port}/hook\"\n"),
+    )
+    .unwrap();
+    let remote = TestServer::start_in_with(
+        remote_dir.path(),
+        &[
+            "--create-on-push",
+            "--config",
+            remote_config.to_str().unwrap(),
+        ],
+    )
+    .await;
+    let password = creds(&remote.basic_auth().await)
+        .strip_prefix("AWS:")
+        .unwrap()
+        .to_owned();
+
+    let port = free_port();
+    let seen: Seen = Arc::default();
+    let _receiver = receiver(port, seen.clone(), 0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("events.toml");
+    // A second remote on a port nothing listens on: it fails for good after two attempts.
+    std::fs::write(
+        &config,
+        format!(
+            "replication-retry-base-ms = 100\nreplication-max-attempts = 2\n\
+             [[replication-remotes]]\nregion = \"eu-west-1\"\nregistry-id = \"{REMOTE}\"\nurl = \"{}\"\nusername = \"AWS\"\npassword = \"{password}\"\n\n\
+             [[replication-remotes]]\nregion = \"ap-south-1\"\nregistry-id = \"{GONE}\"\nurl = \"http://127.0.0.1:{}\"\nusername = \"AWS\"\npassword = \"x\"\n\n\
+             [[webhooks]]\nurl = \"http://127.0.0.1:{port}/hook\"\n",
+            remote.endpoint,
+            free_port()
+        ),
+    )
+    .unwrap();
+    let server =
+        TestServer::start_in_with(dir.path(), &["--config", config.to_str().unwrap()]).await;
+    let ecr = server.ecr();
+    let dest = |region: &str, id: &str| {
+        aws_sdk_ecr::types::ReplicationDestination::builder()
+            .region(region)
+            .registry_id(id)
+            .build()
+            .unwrap()
+    };
+    ecr.put_replication_configuration()
+        .replication_configuration(
+            aws_sdk_ecr::types::ReplicationConfiguration::builder()
+                .rules(
+                    aws_sdk_ecr::types::ReplicationRule::builder()
+                        .destinations(dest("eu-west-1", REMOTE))
+                        .destinations(dest("ap-south-1", GONE))
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    create_repo(&ecr, "team/app").await;
+    let (_, digest, _) = push_small_image(&ecr, "team/app", "v1", 72).await;
+
+    // The source: its push, and one replication event per destination, in the destination's
+    // account and region.
+    let got = settle(&seen, 3).await;
+    let mut kinds: Vec<(String, String, String, String)> = got
+        .iter()
+        .map(|e| {
+            (
+                e["detail-type"].as_str().unwrap().to_owned(),
+                e["account"].as_str().unwrap().to_owned(),
+                e["region"].as_str().unwrap().to_owned(),
+                e["detail"]["result"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    kinds.sort();
+    let kind = |t: &str, a: &str, r: &str, result: &str| {
+        (t.to_owned(), a.to_owned(), r.to_owned(), result.to_owned())
+    };
+    assert_eq!(
+        kinds,
+        [
+            kind("ECR Image Action", "000000000000", "us-east-1", "SUCCESS"),
+            kind("ECR Replication Action", REMOTE, "eu-west-1", "SUCCESS"),
+            kind("ECR Replication Action", GONE, "ap-south-1", "FAILED"),
+        ]
+    );
+    for e in got
+        .iter()
+        .filter(|e| e["detail-type"] == "ECR Replication Action")
+    {
+        let (account, region) = (&e["account"], e["region"].as_str().unwrap());
+        assert_eq!(
+            e["resources"],
+            serde_json::json!([format!(
+                "arn:aws:ecr:{region}:{}:repository/team/app",
+                account.as_str().unwrap()
+            )])
+        );
+        assert_eq!(e["detail"]["image-digest"], digest.as_str());
+        assert_eq!(e["detail"]["image-tag"], "v1");
+        assert_eq!(e["detail"]["source-account"], "000000000000");
+        assert_eq!(e["detail"]["source-region"], "us-east-1");
+    }
+    // The destination berth: the push it received, as any push.
+    let theirs = settle(&remote_seen, 1).await;
+    assert_eq!(theirs.len(), 1, "{theirs:?}");
+    assert_eq!(theirs[0]["detail-type"], "ECR Image Action");
+    assert_eq!(theirs[0]["detail"]["action-type"], "PUSH");
+    assert_eq!(theirs[0]["detail"]["image-tag"], "v1");
+    assert_eq!(theirs[0]["detail"]["image-digest"], digest.as_str());
+}
