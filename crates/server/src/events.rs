@@ -1,7 +1,10 @@
-//! ECR's image events, posted to the configured webhooks from the durable outbox.
+//! ECR's events (image, replication and pull-through cache actions), posted to the configured
+//! webhooks from the durable outbox.
 //!
 //! The registry writes each event in the metadata transaction of the change it reports
-//! (`MetaStore::put_image_noting` and the deletes); this job, on one node at a time (the
+//! (`MetaStore::put_image_noting` and the deletes for image actions and the cache's syncs,
+//! `MetaStore::finish_replication` for a replication's outcome), or on its own when it reports
+//! no change (`MetaStore::record_event`: a failed sync); this job, on one node at a time (the
 //! `events` lease), posts each due row to every webhook whose filter takes it, in
 //! EventBridge's envelope, and removes the row once all of them answered 2xx. A webhook that
 //! fails is retried with exponential backoff (base × 2^attempt, at most an hour); after
@@ -136,8 +139,9 @@ fn event_id(e: &EventRecord) -> String {
     let mut h = sha2::Sha256::new();
     h.update(e.id.to_be_bytes());
     h.update(e.event.at.to_be_bytes());
+    // The same bytes as before events without a digest existed: a row delivered before an
+    // upgrade and again after it keeps its id.
     h.update(e.event.digest.as_ref().map_or("", |d| d.as_str()));
-    h.update(e.event.detail_type.as_str());
     h.update(e.tag.as_deref().unwrap_or(""));
     let b = h.finalize();
     uuid::Builder::from_random_bytes(b[..16].try_into().expect("16 bytes"))

@@ -1,7 +1,9 @@
 //! The pull path of a manifest: a miss in a cache repository fetches the manifest (and the
 //! child manifests of an index) from the upstream, verifies its digest, creates the
 //! repository and stores the image; a cached tag is re-checked upstream at most once per
-//! refresh interval, and served as cached when the upstream cannot answer.
+//! refresh interval, and served as cached when the upstream cannot answer. Each sync that
+//! stores an image writes its "ECR Pull Through Cache Action" (SUCCESS) with the image; a
+//! failed one writes its FAILED event on its own.
 
 use model::{Digest, DigestAlgorithm, ImageTag, Reference};
 use storage::{ImageRecord, ImageReferences, Millis, RepositoryRecord, StorageError, TagWrite};
