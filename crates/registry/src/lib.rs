@@ -310,10 +310,12 @@ impl Registry {
             action_type: action_type.to_owned(),
             service: repo.service,
             registry_id: repo.registry_id.clone(),
+            region: None,
             repository: repo.name.clone(),
-            digest: image.digest.clone(),
+            digest: Some(image.digest.clone()),
             manifest_media_type: Some(image.media_type.clone()),
             artifact_media_type: image.artifact_media_type.clone(),
+            detail: None,
             at: self.now(),
         })
     }

@@ -231,7 +231,8 @@ pub struct WebhookConfig {
     /// Only events of these `detail-type`s (e.g. "ECR Image Action"). Default: all.
     #[serde(default)]
     pub detail_types: Vec<String>,
-    /// Only these `action-type`s ("PUSH", "DELETE"). Default: all.
+    /// Only these `action-type`s ("PUSH", "DELETE", "REPLICATE"); events without one (the
+    /// pull-through cache's) do not match a set filter. Default: all.
     #[serde(default)]
     pub actions: Vec<String>,
     /// Only repositories whose name starts with this. Default: all.

@@ -1,7 +1,10 @@
-//! ECR's image events, posted to the configured webhooks from the durable outbox.
+//! ECR's events (image, replication and pull-through cache actions), posted to the configured
+//! webhooks from the durable outbox.
 //!
 //! The registry writes each event in the metadata transaction of the change it reports
-//! (`MetaStore::put_image_noting` and the deletes); this job, on one node at a time (the
+//! (`MetaStore::put_image_noting` and the deletes for image actions and the cache's syncs,
+//! `MetaStore::finish_replication` for a replication's outcome), or on its own when it reports
+//! no change (`MetaStore::record_event`: a failed sync); this job, on one node at a time (the
 //! `events` lease), posts each due row to every webhook whose filter takes it, in
 //! EventBridge's envelope, and removes the row once all of them answered 2xx. A webhook that
 //! fails is retried with exponential backoff (base × 2^attempt, at most an hour); after
@@ -62,17 +65,33 @@ pub fn check_url(url: &str) -> Result<(), String> {
     }
 }
 
+/// ECR's image events; the others (replication, pull-through cache) keep their own fields in
+/// the outbox row's `detail`.
+const IMAGE_ACTION: &str = "ECR Image Action";
+
 /// The event in EventBridge's envelope, as ECR sends it: `region` is the region of the
 /// event's registry, the home region (`home`) unless the outbox row names another.
+///
+/// - "ECR Image Action": `result` (always SUCCESS: a refused change is no event), and no
+///   `resources`, as ECR's samples show.
+/// - "ECR Replication Action" and "ECR Pull Through Cache Action": the fields the row's
+///   `detail` holds (`result` or `sync-status`, ...), and `resources` naming the repository's
+///   ARN in the event's account and region, as ECR's samples show.
 pub fn envelope(e: &EventRecord, home: &str) -> serde_json::Value {
     let ev = &e.event;
     let (account, region) = storage::region::event_region(ev);
     let region = region.unwrap_or(home);
     let mut detail = serde_json::Map::new();
-    detail.insert("result".into(), json!("SUCCESS"));
+    if ev.detail_type == IMAGE_ACTION {
+        detail.insert("result".into(), json!("SUCCESS"));
+    }
     detail.insert("repository-name".into(), json!(ev.repository.as_str()));
-    detail.insert("image-digest".into(), json!(ev.digest.as_str()));
-    detail.insert("action-type".into(), json!(ev.action_type));
+    if let Some(d) = &ev.digest {
+        detail.insert("image-digest".into(), json!(d.as_str()));
+    }
+    if !ev.action_type.is_empty() {
+        detail.insert("action-type".into(), json!(ev.action_type));
+    }
     if let Some(t) = &e.tag {
         detail.insert("image-tag".into(), json!(t));
     }
@@ -82,6 +101,24 @@ pub fn envelope(e: &EventRecord, home: &str) -> serde_json::Value {
     if let Some(a) = &ev.artifact_media_type {
         detail.insert("artifact-media-type".into(), json!(a));
     }
+    // Written by the registry as an object; a row that is not one adds nothing.
+    if let Some(extra) = ev.detail.as_deref() {
+        match serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(extra) {
+            Ok(fields) => detail.extend(fields),
+            Err(err) => {
+                tracing::error!(event = e.id, error = %err, "an outbox row's detail is not a JSON object")
+            }
+        }
+    }
+    let resources = if ev.detail_type == IMAGE_ACTION {
+        vec![]
+    } else {
+        let partition = match ev.service {
+            model::Service::Private => format!("arn:aws:ecr:{region}:{account}"),
+            model::Service::Public => format!("arn:aws:ecr-public::{account}"),
+        };
+        vec![json!(format!("{partition}:repository/{}", ev.repository))]
+    };
     json!({
         "version": "0",
         "id": event_id(e),
@@ -90,7 +127,7 @@ pub fn envelope(e: &EventRecord, home: &str) -> serde_json::Value {
         "account": account,
         "time": registry::format_date(ev.at),
         "region": region,
-        "resources": [],
+        "resources": resources,
         "detail": detail,
     })
 }
@@ -102,7 +139,9 @@ fn event_id(e: &EventRecord) -> String {
     let mut h = sha2::Sha256::new();
     h.update(e.id.to_be_bytes());
     h.update(e.event.at.to_be_bytes());
-    h.update(e.event.digest.as_str());
+    // The same bytes as before events without a digest existed: a row delivered before an
+    // upgrade and again after it keeps its id.
+    h.update(e.event.digest.as_ref().map_or("", |d| d.as_str()));
     h.update(e.tag.as_deref().unwrap_or(""));
     let b = h.finalize();
     uuid::Builder::from_random_bytes(b[..16].try_into().expect("16 bytes"))
@@ -254,6 +293,56 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_actions_filter_takes_only_events_with_one_of_its_action_types() {
+        let event = |detail_type: &str, action_type: &str| EventRecord {
+            id: 1,
+            event: storage::ImageEvent {
+                detail_type: detail_type.into(),
+                action_type: action_type.into(),
+                service: model::Service::Private,
+                registry_id: "123456789012".into(),
+                region: None,
+                repository: model::RepositoryName::parse("team/app").unwrap(),
+                digest: None,
+                manifest_media_type: None,
+                artifact_media_type: None,
+                detail: Some(r#"{"sync-status":"FAILED"}"#.into()),
+                at: 0,
+            },
+            tag: None,
+            attempts: 0,
+            delivered_to: vec![],
+        };
+        let hook = |detail_types: &[&str], actions: &[&str]| WebhookConfig {
+            url: "https://hooks.example.com/".into(),
+            secret: None,
+            detail_types: detail_types.iter().map(|s| s.to_string()).collect(),
+            actions: actions.iter().map(|s| s.to_string()).collect(),
+            repository_prefix: Some("team/".into()),
+        };
+        let sync = event("ECR Pull Through Cache Action", "");
+        let replicate = event("ECR Replication Action", "REPLICATE");
+        assert!(matches(&hook(&[], &[]), &sync));
+        assert!(!matches(&hook(&[], &["PUSH", "DELETE"]), &sync));
+        assert!(matches(&hook(&[], &["REPLICATE"]), &replicate));
+        assert!(!matches(&hook(&["ECR Image Action"], &[]), &replicate));
+        assert!(matches(
+            &hook(&["ECR Pull Through Cache Action"], &[]),
+            &sync
+        ));
+        // No digest: no `image-digest`; no action type: no `action-type`; the row's detail.
+        let body = envelope(&sync, "us-east-1");
+        assert_eq!(
+            body["detail"],
+            json!({"repository-name": "team/app", "sync-status": "FAILED"})
+        );
+        assert_eq!(
+            body["resources"],
+            json!(["arn:aws:ecr:us-east-1:123456789012:repository/team/app"])
+        );
+    }
+
+    #[test]
     fn envelopes_name_the_region_of_their_registry() {
         let record = |registry_id: &str| EventRecord {
             id: 1,
@@ -262,10 +351,12 @@ mod tests {
                 action_type: "PUSH".into(),
                 service: model::Service::Private,
                 registry_id: registry_id.into(),
+                region: None,
                 repository: model::RepositoryName::parse("app").unwrap(),
-                digest: model::Digest::sha256_of(b"x"),
+                digest: Some(model::Digest::sha256_of(b"x")),
                 manifest_media_type: None,
                 artifact_media_type: None,
+                detail: None,
                 at: 0,
             },
             tag: Some("v1".into()),

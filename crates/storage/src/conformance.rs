@@ -1446,14 +1446,14 @@ pub async fn replication_outbox(meta: &dyn MetaStore) {
     assert!(due.iter().all(|t| t.id != first));
     let due: Vec<_> = meta.due_replications(9_000, 100).await.unwrap();
     assert_eq!(due.iter().find(|t| t.id == first).unwrap().attempts, 1);
-    meta.finish_replication(first, "COMPLETE", None, 9_500)
+    meta.finish_replication(first, "COMPLETE", None, 9_500, None)
         .await
         .unwrap();
-    meta.finish_replication(second, "FAILED", Some("ACCESS_DENIED"), 9_500)
+    meta.finish_replication(second, "FAILED", Some("ACCESS_DENIED"), 9_500, None)
         .await
         .unwrap();
     // An ended row is not ended again.
-    meta.finish_replication(first, "FAILED", Some("LATE"), 9_600)
+    meta.finish_replication(first, "FAILED", Some("LATE"), 9_600, None)
         .await
         .unwrap();
     let statuses = meta.replication_statuses(repo.id, &a.digest).await.unwrap();
@@ -1477,7 +1477,7 @@ pub async fn replication_outbox(meta: &dyn MetaStore) {
     assert!(statuses.iter().all(|s| s.status == "IN_PROGRESS"));
     for t in meta.due_replications(i64::MAX, 100).await.unwrap() {
         if t.repository_id == repo.id {
-            meta.finish_replication(t.id, "COMPLETE", None, 10_000)
+            meta.finish_replication(t.id, "COMPLETE", None, 10_000, None)
                 .await
                 .unwrap();
         }
@@ -1678,9 +1678,11 @@ pub async fn event_outbox(meta: &dyn MetaStore) {
         service: Service::Private,
         registry_id: "000000000000".into(),
         repository: repo.name.clone(),
-        digest: img.digest.clone(),
+        region: None,
+        digest: Some(img.digest.clone()),
         manifest_media_type: Some(img.media_type.clone()),
         artifact_media_type: img.artifact_media_type.clone(),
+        detail: None,
         at: 5_000,
     };
     let rows = || async {
@@ -1758,13 +1760,17 @@ pub async fn event_outbox(meta: &dyn MetaStore) {
         Err(StorageError::Conflict(_))
     ));
     let p = |tag: Option<&str>, d: &ImageRecord| {
-        ("PUSH".to_owned(), tag.map(str::to_owned), d.digest.clone())
+        (
+            "PUSH".to_owned(),
+            tag.map(str::to_owned),
+            Some(d.digest.clone()),
+        )
     };
     let del = |tag: Option<&str>, d: &ImageRecord| {
         (
             "DELETE".to_owned(),
             tag.map(str::to_owned),
-            d.digest.clone(),
+            Some(d.digest.clone()),
         )
     };
     assert_eq!(
@@ -2010,9 +2016,11 @@ pub async fn region_views(meta: std::sync::Arc<dyn MetaStore>) {
         service: Service::Private,
         registry_id: account.into(),
         repository: name.clone(),
-        digest: image.digest.clone(),
+        region: None,
+        digest: Some(image.digest.clone()),
         manifest_media_type: Some(image.media_type.clone()),
         artifact_media_type: None,
+        detail: None,
         at: 1_000,
     };
     other
@@ -2034,6 +2042,119 @@ pub async fn region_views(meta: std::sync::Arc<dyn MetaStore>) {
         .map(|r| event_region(&r.event))
         .collect();
     assert_eq!(ours, [(account, Some("us-east-1"))]);
+    for r in due.iter().filter(|r| r.event.repository == name) {
+        meta.delete_event(r.id).await.unwrap();
+    }
+
+    // A replication reports in its destination's region, whichever region's view ends the
+    // row, and only once; an event that reports no change (a failed pull-through sync) is
+    // written on its own, with no digest and its extra detail.
+    let replica = ImageRecord {
+        digest: Digest::sha256_of(b"replicated"),
+        ..image.clone()
+    };
+    let work = ReplicationWork {
+        registry_id: account.into(),
+        repository: name.clone(),
+        destinations: vec![ReplicationDestination {
+            region: "ap-south-1".into(),
+            registry_id: "111111111111".into(),
+        }],
+    };
+    home.put_image_noting(
+        in_home.id,
+        &replica,
+        &ImageReferences::default(),
+        None,
+        usize::MAX,
+        None,
+        Some(&work),
+    )
+    .await
+    .unwrap();
+    let task = meta
+        .due_replications(i64::MAX, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|t| t.repository_id == in_home.id)
+        .unwrap();
+    let replicated = ImageEvent {
+        detail_type: "ECR Replication Action".into(),
+        action_type: "REPLICATE".into(),
+        service: Service::Private,
+        registry_id: "111111111111".into(),
+        region: Some("ap-south-1".into()),
+        repository: name.clone(),
+        digest: Some(replica.digest.clone()),
+        manifest_media_type: None,
+        artifact_media_type: None,
+        detail: Some(r#"{"result":"SUCCESS"}"#.into()),
+        at: 2_000,
+    };
+    home.finish_replication(
+        task.id,
+        "COMPLETE",
+        None,
+        2_000,
+        Some((&replicated, Some("v1"))),
+    )
+    .await
+    .unwrap();
+    home.finish_replication(
+        task.id,
+        "FAILED",
+        Some("X"),
+        2_001,
+        Some((&replicated, None)),
+    )
+    .await
+    .unwrap();
+    let failed = ImageEvent {
+        detail_type: "ECR Pull Through Cache Action".into(),
+        action_type: String::new(),
+        region: None,
+        digest: None,
+        detail: Some(r#"{"sync-status":"FAILED"}"#.into()),
+        ..replicated.clone()
+    };
+    other.record_event(&failed, Some("latest")).await.unwrap();
+    let due = meta.due_events(i64::MAX, 1000).await.unwrap();
+    let ours: Vec<_> = due
+        .iter()
+        .filter(|r| r.event.repository == name)
+        .map(|r| {
+            (
+                event_region(&r.event),
+                r.tag.as_deref(),
+                r.event.digest.clone(),
+                r.event.detail.as_deref(),
+                r.event.action_type.as_str(),
+                r.event.region.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ours,
+        [
+            (
+                ("111111111111", Some("ap-south-1")),
+                Some("v1"),
+                Some(replica.digest.clone()),
+                Some(r#"{"result":"SUCCESS"}"#),
+                "REPLICATE",
+                None
+            ),
+            (
+                ("111111111111", Some("us-east-1")),
+                Some("latest"),
+                None,
+                Some(r#"{"sync-status":"FAILED"}"#),
+                "",
+                None
+            ),
+        ]
+    );
     for r in due.iter().filter(|r| r.event.repository == name) {
         meta.delete_event(r.id).await.unwrap();
     }

@@ -1,7 +1,9 @@
 //! The pull path of a manifest: a miss in a cache repository fetches the manifest (and the
 //! child manifests of an index) from the upstream, verifies its digest, creates the
 //! repository and stores the image; a cached tag is re-checked upstream at most once per
-//! refresh interval, and served as cached when the upstream cannot answer.
+//! refresh interval, and served as cached when the upstream cannot answer. Each sync that
+//! stores an image writes its "ECR Pull Through Cache Action" (SUCCESS) with the image; a
+//! failed one writes its FAILED event on its own.
 
 use model::{Digest, DigestAlgorithm, ImageTag, Reference};
 use storage::{ImageRecord, ImageReferences, Millis, RepositoryRecord, StorageError, TagWrite};
@@ -24,6 +26,27 @@ fn checked_setting(tag: &ImageTag) -> String {
 /// The rule covering a repository and where its images come from upstream.
 pub(super) struct Source {
     pub(super) target: UpstreamTarget,
+    /// What the cache's events report of the rule: its prefix, its upstream URL as given, and
+    /// its version.
+    rule_prefix: String,
+    rule_url: String,
+    rule_version: u64,
+}
+
+/// EventBridge's `detail-type` of the cache's events.
+const SYNC_EVENT: &str = "ECR Pull Through Cache Action";
+
+/// The `failure-code` of a failed sync: ECR's `ImageFailureCode` for the upstream's refusals
+/// and failures, `ImageInaccessible` for anything else that kept the image from the cache.
+fn failure_code(e: &RegistryError) -> &'static str {
+    match e {
+        RegistryError::UnableToGetUpstreamImage { reason, .. } => match reason {
+            UpstreamFailure::AccessDenied => "UpstreamAccessDenied",
+            UpstreamFailure::TooManyRequests => "UpstreamTooManyRequests",
+            UpstreamFailure::Unavailable => "UpstreamUnavailable",
+        },
+        _ => "ImageInaccessible",
+    }
 }
 
 pub(super) fn upstream_error(e: UpstreamError) -> RegistryError {
@@ -76,7 +99,70 @@ impl Registry {
                 repository,
                 credential_arn: rule.credential_arn.clone(),
             },
+            rule_prefix: rule.ecr_repository_prefix.clone(),
+            rule_url: rule.upstream_registry_url.clone(),
+            rule_version: rule.version,
         }))
+    }
+
+    /// The cache's event about a sync of repository `name` of private registry
+    /// `registry_id`: SUCCESS, or FAILED with `failure`; `None` if events are not recorded.
+    fn sync_event(
+        &self,
+        registry_id: &str,
+        name: &model::RepositoryName,
+        source: &Source,
+        digest: Option<&Digest>,
+        failure: Option<&RegistryError>,
+    ) -> Option<storage::ImageEvent> {
+        if !self.events {
+            return None;
+        }
+        let mut detail = serde_json::json!({
+            "rule-version": source.rule_version.to_string(),
+            "sync-status": if failure.is_some() { "FAILED" } else { "SUCCESS" },
+            "ecr-repository-prefix": source.rule_prefix,
+            "upstream-registry-url": source.rule_url,
+        });
+        if let Some(e) = failure {
+            detail["failure-code"] = failure_code(e).into();
+            detail["failure-reason"] = e.to_string().into();
+        }
+        Some(storage::ImageEvent {
+            detail_type: SYNC_EVENT.to_owned(),
+            action_type: String::new(),
+            service: Service::Private,
+            registry_id: registry_id.to_owned(),
+            region: None,
+            repository: name.clone(),
+            digest: digest.cloned(),
+            manifest_media_type: None,
+            artifact_media_type: None,
+            detail: Some(detail.to_string()),
+            at: self.now(),
+        })
+    }
+
+    /// Records a failed sync of `reference` (its event written on its own: nothing changed).
+    /// A failure to record it is logged, not returned: the pull's own error matters more.
+    async fn record_sync_failure(
+        &self,
+        registry_id: &str,
+        name: &model::RepositoryName,
+        source: &Source,
+        reference: &Reference,
+        error: &RegistryError,
+    ) {
+        let (digest, tag) = match reference {
+            Reference::Digest(d) => (Some(d), None),
+            Reference::Tag(t) => (None, Some(t.as_str())),
+        };
+        let Some(event) = self.sync_event(registry_id, name, source, digest, Some(error)) else {
+            return;
+        };
+        if let Err(e) = self.storage.meta.record_event(&event, tag).await {
+            tracing::error!(repository = %name, error = %e, "pull-through cache: a failed sync's event was not recorded");
+        }
     }
 
     /// Creates a cache repository on its first pull: from the registry's PULL_THROUGH_CACHE
@@ -158,6 +244,8 @@ impl Registry {
                 }
                 Err(e) => {
                     tracing::warn!(repository = %repo.name, %tag, error = %e, "pull-through cache: upstream unreachable; serving the cached tag");
+                    self.record_sync_failure(&repo.registry_id, &repo.name, &source, reference, &e)
+                        .await;
                     Ok(None)
                 }
             };
@@ -171,6 +259,7 @@ impl Registry {
             "ecr:BatchImportUpstreamImage",
         )
         .await?;
+        let registry_id = r.registry_id.as_deref().unwrap_or(&who.account_id);
         // Fetched before the repository is created: a name the upstream does not have
         // leaves no empty repository behind.
         let manifest = match pt
@@ -183,7 +272,10 @@ impl Registry {
             Err(UpstreamError::NotFound(_)) => return Ok(None),
             Err(e) => {
                 tracing::warn!(repository = %r.name, %reference, error = %e, "pull-through cache: upstream unreachable");
-                return Err(upstream_error(e));
+                let e = upstream_error(e);
+                self.record_sync_failure(registry_id, &r.name, &source, reference, &e)
+                    .await;
+                return Err(e);
             }
         };
         let created;
@@ -194,9 +286,17 @@ impl Registry {
                 &created
             }
         };
-        let img = self
+        let img = match self
             .store_upstream(repo, &source, reference, manifest, 0)
-            .await?;
+            .await
+        {
+            Ok(img) => img,
+            Err(e) => {
+                self.record_sync_failure(registry_id, &r.name, &source, reference, &e)
+                    .await;
+                return Err(e);
+            }
+        };
         if let Reference::Tag(tag) = reference {
             self.mark_checked(repo, tag, now).await?;
         }
@@ -240,7 +340,9 @@ impl Registry {
     }
 
     /// Verifies a manifest from upstream, fetches the child manifests of an index, and stores
-    /// it (with its tag). Its blobs come later, on their first pull.
+    /// it (with its tag). Its blobs come later, on their first pull. The image pulled (depth
+    /// 0, not an index's children) has its SUCCESS event written with it, if it was new or
+    /// its tag moved.
     async fn store_upstream(
         &self,
         repo: &RepositoryRecord,
@@ -318,15 +420,28 @@ impl Registry {
             Reference::Tag(t) => Some(TagWrite::Move(t)),
             Reference::Digest(_) => None,
         };
-        meta.put_image(repo.id, &image, &refs, tag)
-            .await
-            .map_err(|e| match e {
-                StorageError::NotFound => RegistryError::RepositoryNotFound {
-                    registry_id: repo.registry_id.clone(),
-                    name: repo.name.to_string(),
-                },
-                other => other.into(),
-            })?;
+        let event = if depth == 0 {
+            self.sync_event(&repo.registry_id, &repo.name, source, Some(&digest), None)
+        } else {
+            None
+        };
+        meta.put_image_noting(
+            repo.id,
+            &image,
+            &refs,
+            tag,
+            usize::MAX,
+            event.as_ref(),
+            None,
+        )
+        .await
+        .map_err(|e| match e {
+            StorageError::NotFound => RegistryError::RepositoryNotFound {
+                registry_id: repo.registry_id.clone(),
+                name: repo.name.to_string(),
+            },
+            other => other.into(),
+        })?;
         Ok(meta.get_image(repo.id, &digest).await?.unwrap_or(image))
     }
 }

@@ -88,6 +88,14 @@ pub struct PullThroughCacheRule {
     pub custom_role_arn: Option<String>,
     pub created_at: Millis,
     pub updated_at: Millis,
+    /// 1 when created, one more with each UpdatePullThroughCacheRule: the `rule-version` of
+    /// the cache's events (rules stored before it existed read as 1).
+    #[serde(default = "first_rule_version")]
+    pub version: u64,
+}
+
+fn first_rule_version() -> u64 {
+    1
 }
 
 /// CreatePullThroughCacheRule's input.
@@ -157,6 +165,7 @@ mod tests {
             custom_role_arn: None,
             created_at: 0,
             updated_at: 0,
+            version: 1,
         }
     }
 

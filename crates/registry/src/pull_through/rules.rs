@@ -8,7 +8,7 @@ use storage::StorageError;
 
 use super::{
     CreatePullThroughCacheRule, MAX_RULES, PullThrough, PullThroughCacheRule, RULES_SETTING,
-    RuleValidation, UpstreamError, UpstreamTarget,
+    RuleValidation, UpstreamError, UpstreamTarget, first_rule_version,
 };
 use crate::pagination::{Page, PageToken, finish_page};
 use crate::{Principal, Registry, RegistryError, Result, Service};
@@ -203,6 +203,7 @@ impl Registry {
             custom_role_arn: req.custom_role_arn,
             created_at: now,
             updated_at: now,
+            version: first_rule_version(),
         };
         self.change_rules(&registry_id, |rules| {
             if rules
@@ -299,6 +300,7 @@ impl Registry {
                 rule.custom_role_arn = custom_role_arn.clone();
             }
             rule.updated_at = now;
+            rule.version += 1;
             Ok(rule.clone())
         })
         .await

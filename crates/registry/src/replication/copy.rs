@@ -178,6 +178,37 @@ impl Registry {
         Ok(taken)
     }
 
+    /// ECR's "ECR Replication Action" about a row that ended (`result` SUCCESS or FAILED), in
+    /// the destination's account and region, with the tag it carried; `None` if events are
+    /// not recorded. The source side writes it with the row's outcome: it is the side that
+    /// knows the copy was a replication (a remote destination sees only a `/v2` push).
+    fn replication_event(
+        &self,
+        task: &ReplicationTask,
+        result: &str,
+    ) -> Option<storage::ImageEvent> {
+        self.events.then(|| storage::ImageEvent {
+            detail_type: "ECR Replication Action".to_owned(),
+            action_type: "REPLICATE".to_owned(),
+            service: Service::Private,
+            registry_id: task.destination.registry_id.clone(),
+            region: Some(task.destination.region.clone()),
+            repository: task.repository.clone(),
+            digest: Some(task.digest.clone()),
+            manifest_media_type: None,
+            artifact_media_type: None,
+            detail: Some(
+                serde_json::json!({
+                    "result": result,
+                    "source-account": task.registry_id,
+                    "source-region": self.region,
+                })
+                .to_string(),
+            ),
+            at: self.now(),
+        })
+    }
+
     /// Carries out one row and records its outcome.
     async fn replicate_one(
         &self,
@@ -193,14 +224,22 @@ impl Registry {
         }
         let now = crate::now_millis();
         match outcome {
-            Ok(()) => {
+            Ok(tag) => {
                 tracing::info!(
                     repository = %task.repository, digest = %task.digest,
                     region = %task.destination.region, registry = %task.destination.registry_id,
                     lag_ms = now - task.created_at, "image replicated"
                 );
-                meta.finish_replication(task.id, "COMPLETE", None, now)
-                    .await?;
+                let event = self.replication_event(task, "SUCCESS");
+                let tag = tag.as_ref().map(ImageTag::as_str);
+                meta.finish_replication(
+                    task.id,
+                    "COMPLETE",
+                    None,
+                    now,
+                    event.as_ref().map(|e| (e, tag)),
+                )
+                .await?;
             }
             Err(f) => {
                 let attempts = task.attempts + 1;
@@ -210,8 +249,16 @@ impl Registry {
                     code = f.code, attempts, error = %f.message, "replication attempt failed"
                 );
                 if !f.retryable || attempts >= retry.max_attempts {
-                    meta.finish_replication(task.id, "FAILED", Some(f.code), now)
-                        .await?;
+                    let event = self.replication_event(task, "FAILED");
+                    let tag = task.tag.as_ref().map(ImageTag::as_str);
+                    meta.finish_replication(
+                        task.id,
+                        "FAILED",
+                        Some(f.code),
+                        now,
+                        event.as_ref().map(|e| (e, tag)),
+                    )
+                    .await?;
                 } else {
                     let wait = retry
                         .base_millis
@@ -225,12 +272,12 @@ impl Registry {
         Ok(())
     }
 
-    /// Copies one row's image to its destination.
+    /// Copies one row's image to its destination; answers the tag that went with it.
     async fn replicate(
         &self,
         task: &ReplicationTask,
         regions: RegionLookup<'_>,
-    ) -> Result<(), ReplicationFailure> {
+    ) -> Result<Option<ImageTag>, ReplicationFailure> {
         let gone = || {
             ReplicationFailure::permanent(
                 "SOURCE_IMAGE_NOT_FOUND",
@@ -260,9 +307,9 @@ impl Registry {
         };
         let dest = &task.destination;
         if let Some(remote) = self.replication_remote.as_ref().filter(|r| r.serves(dest)) {
-            return self
-                .write_remote_replica(remote.as_ref(), dest, &task.repository, &replicas, tag)
-                .await;
+            self.write_remote_replica(remote.as_ref(), dest, &task.repository, &replicas, tag)
+                .await?;
+            return Ok(tag.cloned());
         }
         let Some(target) = regions(Some(&dest.region)) else {
             return Err(ReplicationFailure::permanent(
@@ -272,7 +319,8 @@ impl Registry {
         };
         target
             .write_local_replica(&task.registry_id, dest, &task.repository, &replicas, tag)
-            .await
+            .await?;
+        Ok(tag.cloned())
     }
 
     /// The image `digest` of `repo` with, before it, the children of an index (depth first);

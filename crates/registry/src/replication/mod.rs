@@ -11,6 +11,8 @@
 //!   ([`ReplicationRemote`], `[[replication-remotes]]`) is another registry reached over `/v2`;
 //!   any other must be a registry of this deployment (`copy.rs`,
 //!   [`Registry::write_local_replica`]).
+//! - Each destination's outcome, COMPLETE or FAILED, is recorded with its "ECR Replication
+//!   Action" event in one transaction (`MetaStore::finish_replication`), when events are on.
 //! - Deletes are not replicated, and replicas are not replicated further (ECR's behaviour;
 //!   it also keeps two registries that replicate to each other from looping).
 

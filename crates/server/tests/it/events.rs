@@ -1,6 +1,7 @@
-//! Events: ECR's "ECR Image Action" events, posted to a `[[webhooks]]` receiver from the
-//! durable outbox, for pushes and deletes through both APIs, signed, and delivered after a
-//! `kill -9` of berth while the receiver was down.
+//! Events: ECR's image, replication and pull-through cache actions, posted to a `[[webhooks]]`
+//! receiver from the durable outbox: pushes and deletes through both APIs, signed, and
+//! delivered after a `kill -9` of berth while the receiver was down; replications to another
+//! account and region; pull-through syncs and their failures.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -370,4 +371,364 @@ async fn lifecycle_expiries_are_sent_as_deletes() {
         got, want,
         "only the filter's DELETEs, one per expired image's tag"
     );
+}
+
+/// Waits until `seen` holds `n` posts, then a moment more, so that any post beyond them (an
+/// event the filter should have kept back, a duplicate) shows too; answers the bodies, parsed.
+async fn settle(seen: &Seen, n: usize) -> Vec<serde_json::Value> {
+    wait_for(seen, n).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let seen = seen.lock().unwrap().clone();
+    seen.iter()
+        .map(|(_, _, body)| serde_json::from_slice(body).unwrap())
+        .collect()
+}
+
+/// An event without the fields that differ on every run (`id`, checked to be a UUID, and
+/// `time`, checked to be EventBridge's format).
+fn fixed(mut e: serde_json::Value) -> serde_json::Value {
+    let id = e["id"].as_str().unwrap().to_owned();
+    assert!(uuid::Uuid::parse_str(&id).is_ok(), "id {id}");
+    let time = e["time"].as_str().unwrap().to_owned();
+    assert!(
+        time.len() == 20 && time.ends_with('Z') && time.as_bytes()[10] == b'T',
+        "time {time}"
+    );
+    let o = e.as_object_mut().unwrap();
+    o.remove("id");
+    o.remove("time");
+    e
+}
+
+#[tokio::test]
+async fn replications_to_another_account_and_region_send_replication_actions() {
+    const OTHER: &str = "111111111111";
+    const REFUSING: &str = "333333333333";
+    let port = free_port();
+    let seen: Seen = Arc::default();
+    let _receiver = receiver(port, seen.clone(), 0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("events.toml");
+    // Only replication events: the pushes' own image actions must not come.
+    std::fs::write(
+        &config,
+        format!(
+            "replication-retry-base-ms = 100\n\
+             [[access-keys]]\nid = \"AKIDOTHER\"\nsecret = \"other\"\naccount-id = \"{OTHER}\"\n\n\
+             [[webhooks]]\nurl = \"http://127.0.0.1:{port}/hook\"\ndetail-types = [\"ECR Replication Action\"]\n"
+        ),
+    )
+    .unwrap();
+    let server =
+        TestServer::start_in_with(dir.path(), &["--config", config.to_str().unwrap()]).await;
+    let ecr = server.ecr();
+    let theirs = ecr_client_as(&server.endpoint, "AKIDOTHER", "other");
+    theirs
+        .put_registry_policy()
+        .policy_text(format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::000000000000:root"}},"Action":["ecr:CreateRepository","ecr:ReplicateImage"],"Resource":"arn:aws:ecr:us-east-1:{OTHER}:repository/*"}}]}}"#
+        ))
+        .send()
+        .await
+        .unwrap();
+    let dest = |region: &str, id: &str| {
+        aws_sdk_ecr::types::ReplicationDestination::builder()
+            .region(region)
+            .registry_id(id)
+            .build()
+            .unwrap()
+    };
+    ecr.put_replication_configuration()
+        .replication_configuration(
+            aws_sdk_ecr::types::ReplicationConfiguration::builder()
+                .rules(
+                    aws_sdk_ecr::types::ReplicationRule::builder()
+                        .destinations(dest("us-east-1", OTHER))
+                        .destinations(dest("eu-west-1", "000000000000"))
+                        // An account whose registry policy allows nothing: FAILED at once.
+                        .destinations(dest("us-east-1", REFUSING))
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    create_repo(&ecr, "team/app").await;
+    let (_, digest, _) = push_small_image(&ecr, "team/app", "v1", 71).await;
+
+    let mut got: Vec<serde_json::Value> = settle(&seen, 3).await.into_iter().map(fixed).collect();
+    got.sort_by_key(|e| e.to_string());
+    let want = |account: &str, region: &str, result: &str| {
+        serde_json::json!({
+            "version": "0",
+            "detail-type": "ECR Replication Action",
+            "source": "aws.ecr",
+            "account": account,
+            "region": region,
+            "resources": [format!("arn:aws:ecr:{region}:{account}:repository/team/app")],
+            "detail": {
+                "result": result,
+                "repository-name": "team/app",
+                "image-digest": digest,
+                "source-account": "000000000000",
+                "action-type": "REPLICATE",
+                "source-region": "us-east-1",
+                "image-tag": "v1",
+            }
+        })
+    };
+    let mut want = vec![
+        want(OTHER, "us-east-1", "SUCCESS"),
+        want("000000000000", "eu-west-1", "SUCCESS"),
+        want(REFUSING, "us-east-1", "FAILED"),
+    ];
+    want.sort_by_key(|e| e.to_string());
+    assert_eq!(
+        got, want,
+        "one event per destination, in its account and region"
+    );
+}
+
+#[tokio::test]
+async fn pull_through_syncs_and_their_failures_send_pull_through_cache_actions() {
+    use crate::pull_through::{ARN_GOOD, ARN_WRONG, PASSWORD, USER, Upstream};
+    let port = free_port();
+    let seen: Seen = Arc::default();
+    let _receiver = receiver(port, seen.clone(), 0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let up = Upstream::start();
+    let layout = dir.path().join("work");
+    std::fs::create_dir_all(&layout).unwrap();
+    up.push(&layout, "library/app", "v1", &[random_bytes(10_000, 1701)]);
+    let config = dir.path().join("events.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[upstream-credentials]]\narn = \"{ARN_GOOD}\"\nusername = \"{USER}\"\npassword = \"{PASSWORD}\"\n\n\
+             [[upstream-credentials]]\narn = \"{ARN_WRONG}\"\nusername = \"{USER}\"\npassword = \"not-the-password\"\n\n\
+             [[webhooks]]\nurl = \"http://127.0.0.1:{port}/hook\"\ndetail-types = [\"ECR Pull Through Cache Action\"]\n"
+        ),
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let server = TestServer::start_in_with(&data, &["--config", config.to_str().unwrap()]).await;
+    let ecr = server.ecr();
+    ecr.create_pull_through_cache_rule()
+        .ecr_repository_prefix("hub")
+        .upstream_registry_url(&up.url)
+        .credential_arn(ARN_WRONG)
+        .send()
+        .await
+        .unwrap();
+    let pull = || {
+        ecr.batch_get_image()
+            .repository_name("hub/library/app")
+            .image_ids(ImageIdentifier::builder().image_tag("v1").build())
+            .send()
+    };
+    // The upstream refuses the rule's credentials: the sync fails.
+    let e = pull().await.unwrap_err();
+    assert_eq!(
+        code(e.as_service_error().unwrap()),
+        "UnableToGetUpstreamImageException"
+    );
+    let first = wait_for(&seen, 1).await.remove(0).2;
+    let failed = fixed(serde_json::from_slice(&first).unwrap());
+    // With the right secret (the rule's second version) the first pull fills the cache; a
+    // second pull is served from the cache and syncs nothing.
+    ecr.update_pull_through_cache_rule()
+        .ecr_repository_prefix("hub")
+        .credential_arn(ARN_GOOD)
+        .send()
+        .await
+        .unwrap();
+    let got = pull().await.unwrap();
+    let digest = got.images()[0]
+        .image_id()
+        .unwrap()
+        .image_digest()
+        .unwrap()
+        .to_owned();
+    pull().await.unwrap();
+    let all = settle(&seen, 2).await;
+    assert_eq!(all.len(), 2, "{all:?}");
+    let synced = fixed(all[1].clone());
+
+    let envelope = |detail: serde_json::Value| {
+        serde_json::json!({
+            "version": "0",
+            "detail-type": "ECR Pull Through Cache Action",
+            "source": "aws.ecr",
+            "account": "000000000000",
+            "region": "us-east-1",
+            "resources": ["arn:aws:ecr:us-east-1:000000000000:repository/hub/library/app"],
+            "detail": detail,
+        })
+    };
+    let mut failed = failed;
+    let reason = failed["detail"]
+        .as_object_mut()
+        .unwrap()
+        .remove("failure-reason")
+        .unwrap();
+    assert!(
+        reason.as_str().is_some_and(|r| !r.is_empty()),
+        "failure-reason {reason}"
+    );
+    assert_eq!(
+        failed,
+        envelope(serde_json::json!({
+            "rule-version": "1",
+            "sync-status": "FAILED",
+            "ecr-repository-prefix": "hub",
+            "repository-name": "hub/library/app",
+            "upstream-registry-url": up.url,
+            "image-tag": "v1",
+            "failure-code": "UpstreamAccessDenied",
+        }))
+    );
+    assert_eq!(
+        synced,
+        envelope(serde_json::json!({
+            "rule-version": "2",
+            "sync-status": "SUCCESS",
+            "ecr-repository-prefix": "hub",
+            "repository-name": "hub/library/app",
+            "upstream-registry-url": up.url,
+            "image-tag": "v1",
+            "image-digest": digest,
+        }))
+    );
+}
+
+#[tokio::test]
+async fn replications_to_remote_berths_are_reported_by_the_source() {
+    const REMOTE: &str = "222222222222";
+    const GONE: &str = "444444444444";
+    // The destination berth has webhooks of its own: it sees a plain /v2 push.
+    let remote_port = free_port();
+    let remote_seen: Seen = Arc::default();
+    let _remote_receiver = receiver(remote_port, remote_seen.clone(), 0).await;
+    let remote_dir = tempfile::tempdir().unwrap();
+    let remote_config = remote_dir.path().join("events.toml");
+    std::fs::write(
+        &remote_config,
+        format!("[[webhooks]]\nurl = \"http://127.0.0.1:{remote_port}/hook\"\n"),
+    )
+    .unwrap();
+    let remote = TestServer::start_in_with(
+        remote_dir.path(),
+        &[
+            "--create-on-push",
+            "--config",
+            remote_config.to_str().unwrap(),
+        ],
+    )
+    .await;
+    let password = creds(&remote.basic_auth().await)
+        .strip_prefix("AWS:")
+        .unwrap()
+        .to_owned();
+
+    let port = free_port();
+    let seen: Seen = Arc::default();
+    let _receiver = receiver(port, seen.clone(), 0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("events.toml");
+    // A second remote on a port nothing listens on: it fails for good after two attempts.
+    std::fs::write(
+        &config,
+        format!(
+            "replication-retry-base-ms = 100\nreplication-max-attempts = 2\n\
+             [[replication-remotes]]\nregion = \"eu-west-1\"\nregistry-id = \"{REMOTE}\"\nurl = \"{}\"\nusername = \"AWS\"\npassword = \"{password}\"\n\n\
+             [[replication-remotes]]\nregion = \"ap-south-1\"\nregistry-id = \"{GONE}\"\nurl = \"http://127.0.0.1:{}\"\nusername = \"AWS\"\npassword = \"x\"\n\n\
+             [[webhooks]]\nurl = \"http://127.0.0.1:{port}/hook\"\n",
+            remote.endpoint,
+            free_port()
+        ),
+    )
+    .unwrap();
+    let server =
+        TestServer::start_in_with(dir.path(), &["--config", config.to_str().unwrap()]).await;
+    let ecr = server.ecr();
+    let dest = |region: &str, id: &str| {
+        aws_sdk_ecr::types::ReplicationDestination::builder()
+            .region(region)
+            .registry_id(id)
+            .build()
+            .unwrap()
+    };
+    ecr.put_replication_configuration()
+        .replication_configuration(
+            aws_sdk_ecr::types::ReplicationConfiguration::builder()
+                .rules(
+                    aws_sdk_ecr::types::ReplicationRule::builder()
+                        .destinations(dest("eu-west-1", REMOTE))
+                        .destinations(dest("ap-south-1", GONE))
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    create_repo(&ecr, "team/app").await;
+    let (_, digest, _) = push_small_image(&ecr, "team/app", "v1", 72).await;
+
+    // The source: its push, and one replication event per destination, in the destination's
+    // account and region.
+    let got = settle(&seen, 3).await;
+    let mut kinds: Vec<(String, String, String, String)> = got
+        .iter()
+        .map(|e| {
+            (
+                e["detail-type"].as_str().unwrap().to_owned(),
+                e["account"].as_str().unwrap().to_owned(),
+                e["region"].as_str().unwrap().to_owned(),
+                e["detail"]["result"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    kinds.sort();
+    let kind = |t: &str, a: &str, r: &str, result: &str| {
+        (t.to_owned(), a.to_owned(), r.to_owned(), result.to_owned())
+    };
+    assert_eq!(
+        kinds,
+        [
+            kind("ECR Image Action", "000000000000", "us-east-1", "SUCCESS"),
+            kind("ECR Replication Action", REMOTE, "eu-west-1", "SUCCESS"),
+            kind("ECR Replication Action", GONE, "ap-south-1", "FAILED"),
+        ]
+    );
+    for e in got
+        .iter()
+        .filter(|e| e["detail-type"] == "ECR Replication Action")
+    {
+        let (account, region) = (&e["account"], e["region"].as_str().unwrap());
+        assert_eq!(
+            e["resources"],
+            serde_json::json!([format!(
+                "arn:aws:ecr:{region}:{}:repository/team/app",
+                account.as_str().unwrap()
+            )])
+        );
+        assert_eq!(e["detail"]["image-digest"], digest.as_str());
+        assert_eq!(e["detail"]["image-tag"], "v1");
+        assert_eq!(e["detail"]["source-account"], "000000000000");
+        assert_eq!(e["detail"]["source-region"], "us-east-1");
+    }
+    // The destination berth: the push it received, as any push.
+    let theirs = settle(&remote_seen, 1).await;
+    assert_eq!(theirs.len(), 1, "{theirs:?}");
+    assert_eq!(theirs[0]["detail-type"], "ECR Image Action");
+    assert_eq!(theirs[0]["detail"]["action-type"], "PUSH");
+    assert_eq!(theirs[0]["detail"]["image-tag"], "v1");
+    assert_eq!(theirs[0]["detail"]["image-digest"], digest.as_str());
 }

@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 
 use crate::harness::{TestServer, code, creds, oci_code, random_bytes, sha256_digest, skopeo};
 
-const USER: &str = "tester";
-const PASSWORD: &str = "s3cret-pw";
-const ARN_GOOD: &str =
+pub(crate) const USER: &str = "tester";
+pub(crate) const PASSWORD: &str = "s3cret-pw";
+pub(crate) const ARN_GOOD: &str =
     "arn:aws:secretsmanager:us-east-1:000000000000:secret:ecr-pullthroughcache/upstream";
-const ARN_WRONG: &str =
+pub(crate) const ARN_WRONG: &str =
     "arn:aws:secretsmanager:us-east-1:000000000000:secret:ecr-pullthroughcache/wrong-password";
 const ARN_NO_FILE: &str =
     "arn:aws:secretsmanager:us-east-1:000000000000:secret:ecr-pullthroughcache/missing-file";
@@ -20,15 +20,15 @@ const ARN_UNKNOWN: &str =
     "arn:aws:secretsmanager:us-east-1:000000000000:secret:ecr-pullthroughcache/not-configured";
 
 /// A `docker-registry` on loopback with htpasswd authentication; stopped (by its PID) on drop.
-struct Upstream {
+pub(crate) struct Upstream {
     child: Option<Child>,
-    url: String,
+    pub(crate) url: String,
     log: PathBuf,
     _dir: tempfile::TempDir,
 }
 
 impl Upstream {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         assert!(
             Command::new("docker-registry")
                 .arg("--version")
@@ -120,7 +120,13 @@ impl Upstream {
     /// Pushes an image (a config and `raw` layers, gzipped as skopeo would otherwise compress
     /// them on the way) as `<repo>:<tag>` with skopeo from an OCI layout; answers its layers
     /// as stored: (digest, bytes).
-    fn push(&self, work: &Path, repo: &str, tag: &str, raw: &[Vec<u8>]) -> Vec<(String, Vec<u8>)> {
+    pub(crate) fn push(
+        &self,
+        work: &Path,
+        repo: &str,
+        tag: &str,
+        raw: &[Vec<u8>],
+    ) -> Vec<(String, Vec<u8>)> {
         let diff_ids: Vec<String> = raw.iter().map(|l| sha256_digest(l)).collect();
         let layers: Vec<Vec<u8>> = raw.iter().map(|l| gzip(l)).collect();
         let layers = layers.as_slice();

@@ -287,17 +287,28 @@ pub struct UploadRecord {
 /// the change itself, so that an event exists if and only if its change was committed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageEvent {
-    /// EventBridge's `detail-type` ("ECR Image Action").
+    /// EventBridge's `detail-type`: "ECR Image Action", "ECR Replication Action" or
+    /// "ECR Pull Through Cache Action".
     pub detail_type: String,
-    /// `action-type`: "PUSH" or "DELETE".
+    /// `action-type`: "PUSH", "DELETE" or "REPLICATE"; empty for an event that has none (a
+    /// pull-through cache action).
     pub action_type: String,
     pub service: Service,
     /// The account id.
     pub registry_id: String,
+    /// The region of the event's registry when it is not that of the registry writing the
+    /// event (a replication reports in its destination's region); `None`: the writer's. A
+    /// region's view of the store folds it into `registry_id`'s key, so rows read back have
+    /// `None`.
+    pub region: Option<String>,
     pub repository: RepositoryName,
-    pub digest: Digest,
+    /// `None` for an event about no particular image (a failed pull-through sync of a tag).
+    pub digest: Option<Digest>,
     pub manifest_media_type: Option<String>,
     pub artifact_media_type: Option<String>,
+    /// The other `detail` fields of the event, as a JSON object (`None` for an image action,
+    /// whose fields are those above).
+    pub detail: Option<String>,
     /// When the change was made (the event's `time`).
     pub at: Millis,
 }
@@ -762,6 +773,10 @@ pub trait MetaStore: Send + Sync {
     ) -> Result<(), StorageError>;
 
     // The event outbox.
+    /// Writes one event's row on its own, for an event that reports no stored change (a
+    /// failed pull-through sync).
+    async fn record_event(&self, event: &ImageEvent, tag: Option<&str>)
+    -> Result<(), StorageError>;
     /// Rows due for delivery at `now` (not given up), oldest first, at most `limit`.
     async fn due_events(&self, now: Millis, limit: u32) -> Result<Vec<EventRecord>, StorageError>;
     /// Removes a row every webhook took.
@@ -804,13 +819,16 @@ pub trait MetaStore: Send + Sync {
         limit: u32,
     ) -> Result<Vec<ReplicationTask>, StorageError>;
     /// Ends a row as `COMPLETE` or `FAILED` (with its failure code), and removes the earlier
-    /// ended rows of the same image and destination, which it supersedes.
+    /// ended rows of the same image and destination, which it supersedes; writes `event`'s
+    /// outbox row (for its tag) in the same transaction, so that the replication event exists
+    /// if and only if the outcome DescribeImageReplicationStatus reports was recorded.
     async fn finish_replication(
         &self,
         id: i64,
         status: &str,
         failure_code: Option<&str>,
         now: Millis,
+        event: Option<(&ImageEvent, Option<&str>)>,
     ) -> Result<(), StorageError>;
     /// Records a failed attempt of a row that stays IN_PROGRESS until `next_attempt_at`.
     async fn retry_replication(

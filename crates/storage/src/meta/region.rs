@@ -85,10 +85,21 @@ impl RegionView {
         repo
     }
 
+    /// The event as the store files it: its registry's key in its own region (the event's
+    /// `region`, else this view's).
     fn event(&self, event: Option<&ImageEvent>) -> Option<ImageEvent> {
-        event.map(|e| ImageEvent {
-            registry_id: self.key(e.service, &e.registry_id).into_owned(),
-            ..e.clone()
+        event.map(|e| {
+            let registry_id = match (e.service, &e.region) {
+                (Service::Private, Some(region)) => {
+                    regional_key(&e.registry_id, region, &self.home).into_owned()
+                }
+                _ => self.key(e.service, &e.registry_id).into_owned(),
+            };
+            ImageEvent {
+                registry_id,
+                region: None,
+                ..e.clone()
+            }
         })
     }
 }
@@ -507,6 +518,14 @@ impl MetaStore for RegionView {
     ) -> Result<Vec<ImageSummary>, StorageError> {
         self.inner.list_images(repo, status, after, limit).await
     }
+    async fn record_event(
+        &self,
+        event: &ImageEvent,
+        tag: Option<&str>,
+    ) -> Result<(), StorageError> {
+        let event = self.event(Some(event)).expect("an event was given");
+        self.inner.record_event(&event, tag).await
+    }
     async fn due_events(&self, now: Millis, limit: u32) -> Result<Vec<EventRecord>, StorageError> {
         self.inner.due_events(now, limit).await
     }
@@ -570,9 +589,18 @@ impl MetaStore for RegionView {
         status: &str,
         failure_code: Option<&str>,
         now: Millis,
+        event: Option<(&ImageEvent, Option<&str>)>,
     ) -> Result<(), StorageError> {
+        let tag = event.and_then(|(_, t)| t);
+        let event = self.event(event.map(|(e, _)| e));
         self.inner
-            .finish_replication(id, status, failure_code, now)
+            .finish_replication(
+                id,
+                status,
+                failure_code,
+                now,
+                event.as_ref().map(|e| (e, tag)),
+            )
             .await
     }
     async fn retry_replication(

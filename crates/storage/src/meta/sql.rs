@@ -495,15 +495,15 @@ use super::{EventRecord, ImageEvent};
 use crate::StorageError;
 use model::{Digest, RepositoryName};
 
-pub(super) const INSERT_EVENT: &str = "INSERT INTO events (created_at, detail_type, action_type, registry_id, repository_name, image_digest, image_tag, manifest_media_type, artifact_media_type, next_attempt_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+pub(super) const INSERT_EVENT: &str = "INSERT INTO events (created_at, detail_type, action_type, registry_id, repository_name, image_digest, image_tag, manifest_media_type, artifact_media_type, next_attempt_at, detail)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
 /// An image's tags, removed ahead of the image so that its events name the tags it had as the
 /// delete saw them (the image's own delete would remove them by cascade).
 pub(super) const DELETE_IMAGE_TAGS: &str =
     "DELETE FROM image_tags WHERE repository_id = $1 AND digest = $2 RETURNING tag";
 pub(super) const DELETE_TAG_RETURNING: &str =
     "DELETE FROM image_tags WHERE repository_id = $1 AND tag = $2 RETURNING digest";
-pub(super) const DUE_EVENTS: &str = "SELECT id, created_at, detail_type, action_type, registry_id, repository_name, image_digest, image_tag, manifest_media_type, artifact_media_type, attempts, delivered_to
+pub(super) const DUE_EVENTS: &str = "SELECT id, created_at, detail_type, action_type, registry_id, repository_name, image_digest, image_tag, manifest_media_type, artifact_media_type, attempts, delivered_to, detail
      FROM events WHERE given_up = 0 AND next_attempt_at <= $1 ORDER BY id LIMIT $2";
 pub(super) const DELETE_EVENT: &str = "DELETE FROM events WHERE id = $1";
 pub(super) const RETRY_EVENT: &str = "UPDATE events SET attempts = attempts + 1, delivered_to = $1, next_attempt_at = $2, given_up = $3 WHERE id = $4";
@@ -529,6 +529,7 @@ macro_rules! insert_events_tx {
                     .bind(&event.manifest_media_type)
                     .bind(&event.artifact_media_type)
                     .bind(event.at)
+                    .bind(&event.detail)
                     .execute(&mut **tx)
                     .await
                     .map_err(db_err)?;
@@ -588,6 +589,7 @@ pub(super) type EventRow = (
     Option<String>,
     i64,
     String,
+    Option<String>,
 );
 
 /// Decodes a [`DUE_EVENTS`] row.
@@ -605,6 +607,7 @@ pub(super) fn event_record(row: EventRow) -> Result<EventRecord, StorageError> {
         artifact,
         attempts,
         delivered,
+        detail,
     ) = row;
     let corrupt = |what: &str| StorageError::Other(format!("corrupt event row: {what}").into());
     let (service, account) = model::Service::from_registry_key(&key);
@@ -616,9 +619,14 @@ pub(super) fn event_record(row: EventRow) -> Result<EventRecord, StorageError> {
             service,
             registry_id: account.to_owned(),
             repository: RepositoryName::parse(&name).map_err(|_| corrupt("repository name"))?,
-            digest: Digest::parse(&digest).map_err(|_| corrupt("digest"))?,
+            digest: match digest.as_str() {
+                "" => None,
+                d => Some(Digest::parse(d).map_err(|_| corrupt("digest"))?),
+            },
             manifest_media_type: manifest,
             artifact_media_type: artifact,
+            detail,
+            region: None,
             at,
         },
         tag,

@@ -115,6 +115,15 @@ fn migrator() -> Migrator {
             Cow::Borrowed(include_str!("../../migrations/sqlite/0012_replication.sql")),
             false,
         ),
+        Migration::new(
+            14,
+            Cow::Borrowed("event detail"),
+            MigrationType::Simple,
+            Cow::Borrowed(include_str!(
+                "../../migrations/sqlite/0014_event_detail.sql"
+            )),
+            false,
+        ),
     ];
     Migrator {
         migrations: Cow::Owned(migrations),
@@ -1450,6 +1459,17 @@ impl MetaStore for SqliteMetaStore {
             .collect()
     }
 
+    async fn record_event(
+        &self,
+        event: &ImageEvent,
+        tag: Option<&str>,
+    ) -> Result<(), StorageError> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let digest = event.digest.as_ref().map_or("", |d| d.as_str());
+        sql::insert_events_tx!(&mut tx, event, digest, [tag]).await?;
+        tx.commit().await.map_err(db_err)
+    }
+
     async fn due_events(&self, now: Millis, limit: u32) -> Result<Vec<EventRecord>, StorageError> {
         let rows: Vec<sql::EventRow> = sqlx::query_as(sql::DUE_EVENTS)
             .bind(now)
@@ -1577,21 +1597,29 @@ impl MetaStore for SqliteMetaStore {
         status: &str,
         failure_code: Option<&str>,
         now: Millis,
+        event: Option<(&ImageEvent, Option<&str>)>,
     ) -> Result<(), StorageError> {
         let mut tx = self.writer.begin().await.map_err(db_err)?;
-        sqlx::query(sql::FINISH_REPLICATION)
+        let ended = sqlx::query(sql::FINISH_REPLICATION)
             .bind(status)
             .bind(failure_code)
             .bind(now)
             .bind(id)
             .execute(&mut *tx)
             .await
-            .map_err(db_err)?;
+            .map_err(db_err)?
+            .rows_affected()
+            == 1;
         sqlx::query(sql::PRUNE_REPLICATIONS)
             .bind(id)
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
+        // A row ended already (by another node's attempt) reported its outcome then.
+        if let Some((event, tag)) = event.filter(|_| ended) {
+            let digest = event.digest.as_ref().map_or("", |d| d.as_str());
+            sql::insert_events_tx!(&mut tx, event, digest, [tag]).await?;
+        }
         tx.commit().await.map_err(db_err)
     }
 
