@@ -89,12 +89,16 @@ pub(super) const DELETE_REGISTRY_SETTING_IF: &str =
 
 // Blobs and links.
 
+/// A linked blob and how images use it: 2 if an image not archived references it, 1 if only
+/// archived images do, 0 if none. One CASE, evaluated in order, so the usual answer (an active
+/// image uses the layer) costs one EXISTS that stops at its first row.
 pub(super) const REPOSITORY_BLOB: &str = "SELECT b.size, rb.media_type,
-        CAST(CASE WHEN EXISTS (SELECT 1 FROM image_blobs ib WHERE ib.repository_id = rb.repository_id AND ib.blob_digest = rb.digest) THEN 1 ELSE 0 END AS BIGINT) AS referenced,
         CAST(CASE WHEN EXISTS (SELECT 1 FROM image_blobs ib LEFT JOIN image_states s
                 ON s.repository_id = ib.repository_id AND s.digest = ib.image_digest
                 WHERE ib.repository_id = rb.repository_id AND ib.blob_digest = rb.digest
-                  AND (s.archived IS NULL OR s.archived = 0)) THEN 1 ELSE 0 END AS BIGINT) AS referenced_active
+                  AND (s.archived IS NULL OR s.archived = 0)) THEN 2
+             WHEN EXISTS (SELECT 1 FROM image_blobs ib WHERE ib.repository_id = rb.repository_id AND ib.blob_digest = rb.digest) THEN 1
+             ELSE 0 END AS BIGINT) AS used
      FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest
      WHERE rb.repository_id = $1 AND rb.digest = $2";
 pub(super) const LINK_BLOB: &str =

@@ -792,7 +792,7 @@ impl MetaStore for SqliteMetaStore {
             size: r.get::<i64, _>(0) as u64,
             media_type: r.get(1),
             referenced: r.get::<i64, _>(2) != 0,
-            archived_only: r.get::<i64, _>(2) != 0 && r.get::<i64, _>(3) == 0,
+            archived_only: r.get::<i64, _>(2) == 1,
         }))
     }
 
