@@ -30,7 +30,7 @@ pub use copy::{ReplicationFailure, ReplicationRetry};
 /// its destination's.
 pub type RegionLookup<'a> =
     &'a (dyn Fn(Option<&str>) -> Option<std::sync::Arc<Registry>> + Send + Sync);
-pub use remote::ReplicationRemote;
+pub use remote::{BlobSource, ReplicationRemote};
 
 /// The registry setting holding a registry's replication configuration (JSON).
 const SETTING: &str = "replication-configuration";
