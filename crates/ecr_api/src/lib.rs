@@ -472,12 +472,11 @@ async fn dispatch(
         Target::Ecr(op) => op.map(|op| decode(op, &body)),
         Target::Public(_) => None,
     };
-    // A layer part's body is tens of megabytes of base64: its decoded request (ECR) or its
-    // handler (ECR Public) names the repository instead of a second pass over the body.
+    // The decoded request names the repository; only a body that did not decode is read
+    // again for it. A layer part's body is tens of megabytes of base64: ECR Public's handler
+    // names the repository instead of a second pass over it.
     seen.repository = match (op, &decoded) {
-        (Target::Ecr(_), Some(Ok(Request::UploadLayerPart(r)))) => {
-            dto::RepositoryScoped::repository_name(r).map(logged_name)
-        }
+        (_, Some(Ok(req))) => req.repository_name().map(logged_name),
         (Target::Public(Some(ecr_public::Operation::UploadLayerPart)), _) => None,
         _ => named_repository(&body),
     };
@@ -679,6 +678,70 @@ enum Request<'a> {
     ListPullTimeUpdateExclusions(ecr::ListPullTimeUpdateExclusionsRequest),
     PutReplicationConfiguration(ecr::PutReplicationConfigurationRequest),
     DescribeImageReplicationStatus(ecr::DescribeImageReplicationStatusRequest),
+}
+
+impl Request<'_> {
+    /// The `repositoryName` the request names (`None` for an operation that names none), for
+    /// the request log: read from the decoded request rather than from the body again.
+    fn repository_name(&self) -> Option<&str> {
+        use Request as R;
+        match self {
+            R::CreateRepository(r) => r.repository_name.as_deref(),
+            R::DeleteRepository(r) => r.repository_name.as_deref(),
+            R::BatchCheckLayerAvailability(r) => r.repository_name.as_deref(),
+            R::InitiateLayerUpload(r) => r.repository_name.as_deref(),
+            R::UploadLayerPart(r) => r.repository_name.as_deref(),
+            R::CompleteLayerUpload(r) => r.repository_name.as_deref(),
+            R::GetDownloadUrlForLayer(r) => r.repository_name.as_deref(),
+            R::PutImage(r) => r.repository_name.as_deref(),
+            R::BatchGetImage(r) => r.repository_name.as_deref(),
+            R::ListImages(r) => r.repository_name.as_deref(),
+            R::DescribeImages(r) => r.repository_name.as_deref(),
+            R::BatchDeleteImage(r) => r.repository_name.as_deref(),
+            R::SetRepositoryPolicy(r) => r.repository_name.as_deref(),
+            R::GetRepositoryPolicy(r) => r.repository_name.as_deref(),
+            R::DeleteRepositoryPolicy(r) => r.repository_name.as_deref(),
+            R::PutLifecyclePolicy(r) => r.repository_name.as_deref(),
+            R::GetLifecyclePolicy(r) => r.repository_name.as_deref(),
+            R::DeleteLifecyclePolicy(r) => r.repository_name.as_deref(),
+            R::StartLifecyclePolicyPreview(r) => r.repository_name.as_deref(),
+            R::GetLifecyclePolicyPreview(r) => r.repository_name.as_deref(),
+            R::PutImageTagMutability(r) => r.repository_name.as_deref(),
+            R::PutImageScanningConfiguration(r) => r.repository_name.as_deref(),
+            R::ListImageReferrers(r) => r.repository_name.as_deref(),
+            R::StartImageScan(r) => r.repository_name.as_deref(),
+            R::DescribeImageScanFindings(r) => r.repository_name.as_deref(),
+            R::UpdateImageStorageClass(r) => r.repository_name.as_deref(),
+            R::DescribeImageReplicationStatus(r) => r.repository_name.as_deref(),
+            R::DescribeRepositories(_)
+            | R::PutRegistryPolicy(_)
+            | R::GetRegistryPolicy(_)
+            | R::DeleteRegistryPolicy(_)
+            | R::ListTagsForResource(_)
+            | R::GetAuthorizationToken(_)
+            | R::TagResource(_)
+            | R::UntagResource(_)
+            | R::GetAccountSetting(_)
+            | R::PutAccountSetting(_)
+            | R::DescribeRegistry(_)
+            | R::CreatePullThroughCacheRule(_)
+            | R::DescribePullThroughCacheRules(_)
+            | R::UpdatePullThroughCacheRule(_)
+            | R::DeletePullThroughCacheRule(_)
+            | R::ValidatePullThroughCacheRule(_)
+            | R::GetRegistryScanningConfiguration(_)
+            | R::PutRegistryScanningConfiguration(_)
+            | R::BatchGetRepositoryScanningConfiguration(_)
+            | R::CreateRepositoryCreationTemplate(_)
+            | R::DescribeRepositoryCreationTemplates(_)
+            | R::UpdateRepositoryCreationTemplate(_)
+            | R::DeleteRepositoryCreationTemplate(_)
+            | R::RegisterPullTimeUpdateExclusion(_)
+            | R::DeregisterPullTimeUpdateExclusion(_)
+            | R::ListPullTimeUpdateExclusions(_)
+            | R::PutReplicationConfiguration(_) => None,
+        }
+    }
 }
 
 /// Decodes `body` as the request shape of `op`. The 21 operations berth had before the ECR

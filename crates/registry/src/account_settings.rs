@@ -60,32 +60,20 @@ impl Registry {
     /// DescribeRegistry: the caller's private registry (its id). Replication rules come with
     /// replication (issue 16); until then a registry has none.
     pub async fn describe_registry(&self, who: &Principal) -> Result<String> {
-        let registry_id = who.account_id.clone();
-        self.authorize(
-            who,
-            Service::Private,
-            &registry_id,
-            None,
-            "repository/*",
-            "ecr:DescribeRegistry",
-        )
-        .await?;
+        let registry_id = self
+            .authorize_registry(who, None, "ecr:DescribeRegistry")
+            .await?
+            .to_owned();
         Ok(registry_id)
     }
 
     /// The value of the caller's registry's setting `name` (its default if never set).
     pub async fn account_setting(&self, who: &Principal, name: &str) -> Result<String> {
         let s = setting(name)?;
-        let registry_id = who.account_id.clone();
-        self.authorize(
-            who,
-            Service::Private,
-            &registry_id,
-            None,
-            "repository/*",
-            "ecr:GetAccountSetting",
-        )
-        .await?;
+        let registry_id = self
+            .authorize_registry(who, None, "ecr:GetAccountSetting")
+            .await?
+            .to_owned();
         self.stored_account_setting(&registry_id, s).await
     }
 
@@ -120,16 +108,10 @@ impl Registry {
                 s.values.join(", ")
             )));
         }
-        let registry_id = who.account_id.clone();
-        self.authorize(
-            who,
-            Service::Private,
-            &registry_id,
-            None,
-            "repository/*",
-            "ecr:PutAccountSetting",
-        )
-        .await?;
+        let registry_id = self
+            .authorize_registry(who, None, "ecr:PutAccountSetting")
+            .await?
+            .to_owned();
         self.storage
             .meta
             .put_registry_settings(

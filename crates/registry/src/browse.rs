@@ -19,16 +19,9 @@ impl Registry {
         after: Option<&str>,
         limit: u32,
     ) -> Result<(Vec<RepositoryRecord>, bool)> {
-        let registry_id = who.account_id.as_str();
-        self.authorize(
-            who,
-            Service::Private,
-            registry_id,
-            None,
-            "repository/*",
-            "ecr:DescribeRepositories",
-        )
-        .await?;
+        let registry_id = self
+            .authorize_registry(who, None, "ecr:DescribeRepositories")
+            .await?;
         let seek = seek_before(prefix);
         let start = match (after, seek.as_deref()) {
             (Some(a), Some(s)) => Some(if a > s { a } else { s }),

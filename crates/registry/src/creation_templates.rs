@@ -183,29 +183,7 @@ fn template_not_found(registry_id: &str, prefix: &str) -> RegistryError {
 
 impl Registry {
     async fn stored_templates(&self, registry_id: &str) -> Result<Vec<CreationTemplate>> {
-        let stored = self
-            .storage
-            .meta
-            .registry_setting(Service::Private, registry_id, SETTING)
-            .await?;
-        // Only this module writes the setting, always from checked templates.
-        Ok(stored
-            .and_then(|v| serde_json::from_slice(&v).ok())
-            .unwrap_or_default())
-    }
-
-    async fn authorize_templates(&self, who: &Principal, action: &str) -> Result<String> {
-        let registry_id = who.account_id.clone();
-        self.authorize(
-            who,
-            Service::Private,
-            &registry_id,
-            None,
-            "repository/*",
-            action,
-        )
-        .await?;
-        Ok(registry_id)
+        self.setting_value(registry_id, SETTING).await
     }
 
     /// CreateRepositoryCreationTemplate.
@@ -234,8 +212,9 @@ impl Registry {
         template.apply(fields);
         template.check()?;
         let registry_id = self
-            .authorize_templates(who, "ecr:CreateRepositoryCreationTemplate")
-            .await?;
+            .authorize_registry(who, None, "ecr:CreateRepositoryCreationTemplate")
+            .await?
+            .to_owned();
         self.modify_setting_list(&registry_id, SETTING, |all: &mut Vec<CreationTemplate>| {
             if all.iter().any(|t| normal(&t.prefix) == normal(prefix)) {
                 return Err(RegistryError::TemplateAlreadyExists {
@@ -264,8 +243,9 @@ impl Registry {
         fields: TemplateFields,
     ) -> Result<(String, CreationTemplate)> {
         let registry_id = self
-            .authorize_templates(who, "ecr:UpdateRepositoryCreationTemplate")
-            .await?;
+            .authorize_registry(who, None, "ecr:UpdateRepositoryCreationTemplate")
+            .await?
+            .to_owned();
         let now = self.now();
         let changed = self
             .modify_setting_list(&registry_id, SETTING, |all: &mut Vec<CreationTemplate>| {
@@ -291,8 +271,9 @@ impl Registry {
         prefix: &str,
     ) -> Result<(String, CreationTemplate)> {
         let registry_id = self
-            .authorize_templates(who, "ecr:DeleteRepositoryCreationTemplate")
-            .await?;
+            .authorize_registry(who, None, "ecr:DeleteRepositoryCreationTemplate")
+            .await?
+            .to_owned();
         let gone = self
             .modify_setting_list(&registry_id, SETTING, |all: &mut Vec<CreationTemplate>| {
                 let Some(i) = all.iter().position(|t| normal(&t.prefix) == normal(prefix)) else {
@@ -313,8 +294,9 @@ impl Registry {
         page: Page,
     ) -> Result<(String, Vec<CreationTemplate>, Option<PageToken>)> {
         let registry_id = self
-            .authorize_templates(who, "ecr:DescribeRepositoryCreationTemplates")
-            .await?;
+            .authorize_registry(who, None, "ecr:DescribeRepositoryCreationTemplates")
+            .await?
+            .to_owned();
         let mut all = self.stored_templates(&registry_id).await?;
         if let Some(prefixes) = prefixes {
             all.retain(|t| prefixes.iter().any(|p| normal(p) == normal(&t.prefix)));

@@ -79,9 +79,9 @@ pub use quota::{DEFAULT_BURST_SECS as DEFAULT_RATE_BURST_SECS, DEFAULT_RATES, Qu
 pub use referrers::Referrer;
 pub use regions::{MAX_CACHED_REGIONS, Registries};
 pub use replication::{
-    Destination as ReplicationRuleDestination, ImageReplicationStatus, MAX_UNIQUE_DESTINATIONS,
-    ReplicationConfiguration, ReplicationFailure, ReplicationRemote, ReplicationRetry,
-    ReplicationRule,
+    BlobSource, Destination as ReplicationRuleDestination, ImageReplicationStatus,
+    MAX_UNIQUE_DESTINATIONS, ReplicationConfiguration, ReplicationFailure, ReplicationRemote,
+    ReplicationRetry, ReplicationRule,
 };
 pub use repositories::{CreateRepository, EncryptionConfiguration};
 pub use scanning::{RegistryScanningConfiguration, RepositoryScanning, ScanningRule};

@@ -7,7 +7,7 @@ use model::RepositoryName;
 use storage::RepositoryRecord;
 
 use crate::policy::{Decision, Policy, Request};
-use crate::{Principal, Registry, RegistryError, RepositoryRef, Result, Service};
+use crate::{Principal, Registry, RegistryError, RepositoryRef, Result};
 
 pub(crate) fn invalid_policy(what: &str, reason: &str) -> RegistryError {
     RegistryError::InvalidParameter(format!(
@@ -111,16 +111,10 @@ impl Registry {
 
     /// Sets the caller's registry policy; answers the registry id.
     pub async fn put_registry_policy(&self, who: &Principal, text: &str) -> Result<String> {
-        let registry_id = who.account_id.clone();
-        self.authorize(
-            who,
-            Service::Private,
-            &registry_id,
-            None,
-            "repository/*",
-            "ecr:PutRegistryPolicy",
-        )
-        .await?;
+        let registry_id = self
+            .authorize_registry(who, None, "ecr:PutRegistryPolicy")
+            .await?
+            .to_owned();
         Policy::parse(text, true).map_err(|e| invalid_policy("registry", &e))?;
         self.storage
             .meta
@@ -132,16 +126,10 @@ impl Registry {
 
     /// The caller's registry policy: (registry id, text).
     pub async fn get_registry_policy(&self, who: &Principal) -> Result<(String, String)> {
-        let registry_id = who.account_id.clone();
-        self.authorize(
-            who,
-            Service::Private,
-            &registry_id,
-            None,
-            "repository/*",
-            "ecr:GetRegistryPolicy",
-        )
-        .await?;
+        let registry_id = self
+            .authorize_registry(who, None, "ecr:GetRegistryPolicy")
+            .await?
+            .to_owned();
         match self.storage.meta.registry_policy(&registry_id).await? {
             Some(text) => Ok((registry_id, text)),
             None => Err(RegistryError::RegistryPolicyNotFound { registry_id }),
@@ -151,15 +139,8 @@ impl Registry {
     /// Removes the caller's registry policy and answers what it was.
     pub async fn delete_registry_policy(&self, who: &Principal) -> Result<(String, String)> {
         let (registry_id, text) = self.get_registry_policy(who).await?;
-        self.authorize(
-            who,
-            Service::Private,
-            &registry_id,
-            None,
-            "repository/*",
-            "ecr:DeleteRegistryPolicy",
-        )
-        .await?;
+        self.authorize_registry(who, Some(&registry_id), "ecr:DeleteRegistryPolicy")
+            .await?;
         self.storage
             .meta
             .set_registry_policy(&registry_id, None)

@@ -136,29 +136,7 @@ impl Registry {
     }
 
     async fn stored_exclusions(&self, registry_id: &str) -> Result<Vec<Exclusion>> {
-        let stored = self
-            .storage
-            .meta
-            .registry_setting(Service::Private, registry_id, SETTING)
-            .await?;
-        // Only this module writes the setting.
-        Ok(stored
-            .and_then(|v| serde_json::from_slice(&v).ok())
-            .unwrap_or_default())
-    }
-
-    async fn authorize_exclusions(&self, who: &Principal, action: &str) -> Result<String> {
-        let registry_id = who.account_id.clone();
-        self.authorize(
-            who,
-            Service::Private,
-            &registry_id,
-            None,
-            "repository/*",
-            action,
-        )
-        .await?;
-        Ok(registry_id)
+        self.setting_value(registry_id, SETTING).await
     }
 
     /// RegisterPullTimeUpdateExclusion: the caller's registry stops recording the pulls of
@@ -169,8 +147,9 @@ impl Registry {
         principal_arn: &str,
     ) -> Result<(String, Millis)> {
         let registry_id = self
-            .authorize_exclusions(who, "ecr:RegisterPullTimeUpdateExclusion")
-            .await?;
+            .authorize_registry(who, None, "ecr:RegisterPullTimeUpdateExclusion")
+            .await?
+            .to_owned();
         let now = self.now();
         let created = self
             .modify_setting_list(&registry_id, SETTING, |all: &mut Vec<Exclusion>| {
@@ -202,8 +181,9 @@ impl Registry {
         principal_arn: &str,
     ) -> Result<String> {
         let registry_id = self
-            .authorize_exclusions(who, "ecr:DeregisterPullTimeUpdateExclusion")
-            .await?;
+            .authorize_registry(who, None, "ecr:DeregisterPullTimeUpdateExclusion")
+            .await?
+            .to_owned();
         self.modify_setting_list(&registry_id, SETTING, |all: &mut Vec<Exclusion>| {
             let before = all.len();
             all.retain(|e| e.principal_arn != principal_arn);
@@ -224,8 +204,9 @@ impl Registry {
         page: Page,
     ) -> Result<(Vec<String>, Option<PageToken>)> {
         let registry_id = self
-            .authorize_exclusions(who, "ecr:ListPullTimeUpdateExclusions")
-            .await?;
+            .authorize_registry(who, None, "ecr:ListPullTimeUpdateExclusions")
+            .await?
+            .to_owned();
         let after = page.after_key(|[_]| true)?.map(|[a]| a.to_owned());
         let mut all: Vec<String> = self
             .stored_exclusions(&registry_id)

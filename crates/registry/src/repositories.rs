@@ -325,16 +325,9 @@ impl Registry {
         last: Option<&str>,
         n: u32,
     ) -> Result<(Vec<RepositoryName>, bool)> {
-        let registry_id = registry_id.unwrap_or(&who.account_id);
-        self.authorize(
-            who,
-            Service::Private,
-            registry_id,
-            None,
-            "repository/*",
-            "ecr:DescribeRepositories",
-        )
-        .await?;
+        let registry_id = self
+            .authorize_registry(who, registry_id, "ecr:DescribeRepositories")
+            .await?;
         let mut items = self
             .storage
             .meta

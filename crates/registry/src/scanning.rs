@@ -128,16 +128,10 @@ impl Registry {
         &self,
         who: &Principal,
     ) -> Result<(String, RegistryScanningConfiguration)> {
-        let registry_id = who.account_id.clone();
-        self.authorize(
-            who,
-            Service::Private,
-            &registry_id,
-            None,
-            "repository/*",
-            "ecr:GetRegistryScanningConfiguration",
-        )
-        .await?;
+        let registry_id = self
+            .authorize_registry(who, None, "ecr:GetRegistryScanningConfiguration")
+            .await?
+            .to_owned();
         let config = self.stored_scanning_configuration(&registry_id).await?;
         Ok((registry_id, config))
     }
@@ -146,15 +140,7 @@ impl Registry {
         &self,
         registry_id: &str,
     ) -> Result<RegistryScanningConfiguration> {
-        let stored = self
-            .storage
-            .meta
-            .registry_setting(Service::Private, registry_id, SETTING)
-            .await?;
-        // Only this module writes the setting, always from a checked configuration.
-        Ok(stored
-            .and_then(|v| serde_json::from_slice(&v).ok())
-            .unwrap_or_default())
+        self.setting_value(registry_id, SETTING).await
     }
 
     /// Replaces the scanning configuration of the caller's private registry.
@@ -164,16 +150,10 @@ impl Registry {
         config: RegistryScanningConfiguration,
     ) -> Result<(String, RegistryScanningConfiguration)> {
         config.check()?;
-        let registry_id = who.account_id.clone();
-        self.authorize(
-            who,
-            Service::Private,
-            &registry_id,
-            None,
-            "repository/*",
-            "ecr:PutRegistryScanningConfiguration",
-        )
-        .await?;
+        let registry_id = self
+            .authorize_registry(who, None, "ecr:PutRegistryScanningConfiguration")
+            .await?
+            .to_owned();
         let json = serde_json::to_vec(&config)
             .map_err(|e| RegistryError::InvalidParameter(e.to_string()))?;
         self.storage

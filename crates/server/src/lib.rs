@@ -37,6 +37,14 @@ pub const VERSION: &str = concat!(
     ")"
 );
 
+/// The bound listeners [`App::serve`] serves on (see [`App::bind`]).
+pub struct Listeners {
+    /// The API's (`listen`).
+    pub main: TcpListener,
+    /// `/metrics` and the health checks on a port of their own (`metrics-listen`).
+    metrics: Option<(TcpListener, Router)>,
+}
+
 /// The assembled application.
 pub struct App {
     pub router: Router,
@@ -463,11 +471,32 @@ impl App {
         if self.tls.is_some() { "https" } else { "http" }
     }
 
-    /// Serves on `listener` until `shutdown` completes, then drains open requests (for up
+    /// Binds every listener the server needs: `listen` (the API's, at `main`) and
+    /// `metrics-listen` when configured. Bound before the server says it listens, so that
+    /// a client (or a scraper) that waits for that line is never refused, and a port in use
+    /// fails the start instead of a server that half listens.
+    pub async fn bind(&self, main: SocketAddr) -> anyhow::Result<Listeners> {
+        let main = TcpListener::bind(main)
+            .await
+            .with_context(|| format!("listen: binding {main}"))?;
+        let metrics = match &self.metrics_listen {
+            Some((addr, router)) => {
+                let listener = TcpListener::bind(*addr)
+                    .await
+                    .with_context(|| format!("metrics-listen: binding {addr}"))?;
+                tracing::info!(addr = %listener.local_addr()?, "metrics listening");
+                Some((listener, router.clone()))
+            }
+            None => None,
+        };
+        Ok(Listeners { main, metrics })
+    }
+
+    /// Serves on `listeners` until `shutdown` completes, then drains open requests (for up
     /// to 30 seconds).
     pub async fn serve(
         self,
-        listener: TcpListener,
+        listeners: Listeners,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         self.spawn_gc();
@@ -475,7 +504,7 @@ impl App {
         self.spawn_pull_time_flush();
         self.spawn_usage_fold();
         let registry = self.registry.clone();
-        let served = self.serve_until(listener, shutdown).await;
+        let served = self.serve_until(listeners, shutdown).await;
         // After the drain: the pulls of the last requests are written too.
         if let Err(e) = registry.flush_pull_times().await {
             tracing::warn!(error = ?e, "recording pull times at shutdown failed");
@@ -485,7 +514,7 @@ impl App {
 
     async fn serve_until(
         self,
-        listener: TcpListener,
+        Listeners { main, metrics }: Listeners,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         if let Some(d) = &self.delivery {
@@ -494,12 +523,7 @@ impl App {
         self.replicator
             .clone()
             .spawn(self.registries.clone(), self.metrics.clone());
-        if let Some((addr, router)) = &self.metrics_listen {
-            let listener = TcpListener::bind(*addr)
-                .await
-                .with_context(|| format!("metrics-listen: binding {addr}"))?;
-            tracing::info!(addr = %listener.local_addr()?, "metrics listening");
-            let router = router.clone();
+        if let Some((listener, router)) = metrics {
             // Ends with the process: scrapes need no draining.
             tokio::spawn(async move {
                 if let Err(e) = axum::serve(listener, router).await {
@@ -513,7 +537,7 @@ impl App {
             shutdown.await;
             on_signal.graceful_shutdown(Some(Duration::from_secs(30)));
         });
-        let listener = listener.into_std()?;
+        let listener = main.into_std()?;
         let Some(tls) = &self.tls else {
             let idle = self.idle_timeout;
             let mut server = axum_server::from_tcp(listener)

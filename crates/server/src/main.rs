@@ -140,8 +140,9 @@ async fn main() -> anyhow::Result<()> {
     let cfg = Config::load(&overrides)?;
     init_logging(cfg.log_format);
     let app = berth::App::build(&cfg).await?;
-    let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
-    let addr = listener.local_addr()?;
+    // Every listener is bound before the line below says the server listens.
+    let listeners = app.bind(cfg.listen).await?;
+    let addr = listeners.main.local_addr()?;
     if cfg.access_keys.is_empty() {
         tracing::warn!(
             %addr,
@@ -154,7 +155,7 @@ async fn main() -> anyhow::Result<()> {
     // Scripts wait for this exact line on stdout.
     println!("listening on {}://{addr}", app.scheme());
     std::io::stdout().flush()?;
-    app.serve(listener, berth::shutdown_signal()).await?;
+    app.serve(listeners, berth::shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
 }

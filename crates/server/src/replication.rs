@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use model::Digest;
-use registry::{ReplicationDestination, ReplicationRemote, UpstreamError, UpstreamTarget};
+use registry::{
+    BlobSource, ReplicationDestination, ReplicationRemote, UpstreamError, UpstreamTarget,
+};
 use reqwest13 as reqwest;
 use storage::ByteStream;
 
@@ -181,12 +183,14 @@ impl ReplicationRemote for HttpRemote {
         digest: &Digest,
         size: u64,
         body: ByteStream,
+        source: &dyn BlobSource,
     ) -> Result<(), UpstreamError> {
         let target = self.target(dest, repository)?;
         let http = self.client.client();
         let start = format!("{}/v2/{repository}/blobs/uploads/", target.base_url);
         // Starting the upload also earns the push token a Bearer registry asks for, so the
-        // PUT that carries the bytes (which cannot be sent twice) goes out authorized.
+        // PUT that carries the bytes normally goes out authorized; when it meets a challenge
+        // all the same (the token expired meanwhile), it is sent again with the blob reread.
         let resp = self
             .client
             .send(&target, &start, || {
@@ -208,22 +212,21 @@ impl ReplicationRemote for HttpRemote {
         let location = absolute(&target.base_url, location);
         let sep = if location.contains('?') { '&' } else { '?' };
         let put = format!("{location}{sep}digest={digest}");
-        let body = std::sync::Mutex::new(Some(body));
+        let mut first = Some(body);
         self.client
-            .send(&target, &put, || {
-                let stream = body
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .take();
-                let req = http
-                    .put(&put)
-                    .header("content-type", "application/octet-stream")
-                    .header("content-length", size.to_string());
-                match stream {
-                    Some(s) => req.body(reqwest::Body::wrap_stream(s)),
-                    // A second try after a challenge has no bytes left to send: it fails,
-                    // and the row is retried with the token now cached.
-                    None => req.body(reqwest::Body::from(Vec::new())),
+            .send_with(&target, &put, || {
+                let first = first.take();
+                let put = put.as_str();
+                async move {
+                    let stream = match first {
+                        Some(s) => s,
+                        None => source.reopen().await?,
+                    };
+                    Ok(http
+                        .put(put)
+                        .header("content-type", "application/octet-stream")
+                        .header("content-length", size.to_string())
+                        .body(reqwest::Body::wrap_stream(stream)))
                 }
             })
             .await?;

@@ -291,21 +291,37 @@ impl HttpUpstream {
         url: &str,
         build: impl Fn() -> reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, UpstreamError> {
+        self.send_with(target, url, || std::future::ready(Ok(build())))
+            .await
+    }
+
+    /// [`Self::send`] with a builder that may have to wait, or fail, before it has a request:
+    /// one whose body is a stream reads the stream again for the retry.
+    pub(crate) async fn send_with<F, Fut>(
+        &self,
+        target: &UpstreamTarget,
+        url: &str,
+        mut build: F,
+    ) -> Result<reqwest::Response, UpstreamError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<reqwest::RequestBuilder, UpstreamError>>,
+    {
         let creds = self.creds(target.credential_arn.as_deref())?;
         let key = Self::token_key(target);
-        let send = |bearer: Option<&SecretString>, basic: bool| {
-            let mut req = build();
-            match (bearer, &creds) {
-                (Some(t), _) | (None, Creds::Token(t)) => req = req.bearer_auth(t.expose()),
-                (None, Creds::Basic(u, p)) if basic => {
-                    req = req.basic_auth(u, Some(p.expose()));
+        let send =
+            |mut req: reqwest::RequestBuilder, bearer: Option<&SecretString>, basic: bool| {
+                match (bearer, &creds) {
+                    (Some(t), _) | (None, Creds::Token(t)) => req = req.bearer_auth(t.expose()),
+                    (None, Creds::Basic(u, p)) if basic => {
+                        req = req.basic_auth(u, Some(p.expose()));
+                    }
+                    _ => {}
                 }
-                _ => {}
-            }
-            req.send()
-        };
+                req.send()
+            };
         let cached = self.cached_token(&key);
-        let mut resp = send(cached.as_ref(), true)
+        let mut resp = send(build().await?, cached.as_ref(), true)
             .await
             .map_err(|e| unavailable(&target.base_url, &e))?;
         if resp.status() == StatusCode::UNAUTHORIZED {
@@ -330,7 +346,7 @@ impl HttpUpstream {
                     }
                     tokens.insert(key, (token.clone(), Instant::now() + ttl));
                 }
-                resp = send(Some(&token), false)
+                resp = send(build().await?, Some(&token), false)
                     .await
                     .map_err(|e| unavailable(&target.base_url, &e))?;
             }

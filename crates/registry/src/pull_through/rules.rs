@@ -4,14 +4,12 @@
 
 use std::sync::Arc;
 
-use storage::StorageError;
-
 use super::{
     CreatePullThroughCacheRule, MAX_RULES, PullThrough, PullThroughCacheRule, RULES_SETTING,
     RuleValidation, UpstreamError, UpstreamTarget, first_rule_version,
 };
 use crate::pagination::{Page, PageToken, finish_page};
-use crate::{Principal, Registry, RegistryError, Result, Service};
+use crate::{Principal, Registry, RegistryError, Result};
 
 /// `ecr-public/` and `ecr-public` name the same prefix (ECR: "There is always an assumed `/`
 /// applied to the end of the prefix").
@@ -108,19 +106,7 @@ impl Registry {
     }
 
     async fn stored_rules(&self, registry_id: &str) -> Result<Vec<PullThroughCacheRule>> {
-        let raw = self
-            .storage
-            .meta
-            .registry_setting(Service::Private, registry_id, RULES_SETTING)
-            .await?;
-        Ok(match raw {
-            Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                RegistryError::Storage(StorageError::Other(
-                    format!("stored pull-through cache rules do not parse: {e}").into(),
-                ))
-            })?,
-            None => Vec::new(),
-        })
+        self.setting_value(registry_id, RULES_SETTING).await
     }
 
     /// Changes the registry's rules (kept sorted by prefix) safely across nodes, see
@@ -143,27 +129,6 @@ impl Registry {
         Ok(out)
     }
 
-    /// Authorizes a rule operation (resource `*` of the registry, as ECR's rules are
-    /// registry-wide) and answers the registry id.
-    async fn authorize_rules<'a>(
-        &self,
-        who: &'a Principal,
-        registry_id: Option<&'a str>,
-        action: &str,
-    ) -> Result<&'a str> {
-        let registry_id = registry_id.unwrap_or(&who.account_id);
-        self.authorize(
-            who,
-            Service::Private,
-            registry_id,
-            None,
-            "repository/*",
-            action,
-        )
-        .await?;
-        Ok(registry_id)
-    }
-
     fn check_secret(&self, arn: Option<&str>) -> Result<()> {
         let Some(arn) = arn else { return Ok(()) };
         match self.pull_through()?.config.upstream.check_secret(arn) {
@@ -179,7 +144,7 @@ impl Registry {
         req: CreatePullThroughCacheRule,
     ) -> Result<PullThroughCacheRule> {
         let registry_id = self
-            .authorize_rules(
+            .authorize_registry(
                 who,
                 req.registry_id.as_deref(),
                 "ecr:CreatePullThroughCacheRule",
@@ -243,7 +208,7 @@ impl Registry {
         page: Page,
     ) -> Result<(Vec<PullThroughCacheRule>, Option<PageToken>)> {
         let registry_id = self
-            .authorize_rules(who, registry_id, "ecr:DescribePullThroughCacheRules")
+            .authorize_registry(who, registry_id, "ecr:DescribePullThroughCacheRules")
             .await?;
         let rules = self.stored_rules(registry_id).await?;
         let mut chosen: Vec<PullThroughCacheRule> = match prefixes {
@@ -282,7 +247,7 @@ impl Registry {
         custom_role_arn: Option<String>,
     ) -> Result<PullThroughCacheRule> {
         let registry_id = self
-            .authorize_rules(who, registry_id, "ecr:UpdatePullThroughCacheRule")
+            .authorize_registry(who, registry_id, "ecr:UpdatePullThroughCacheRule")
             .await?;
         self.pull_through()?;
         self.check_secret(credential_arn.as_deref())?;
@@ -314,7 +279,7 @@ impl Registry {
         prefix: &str,
     ) -> Result<PullThroughCacheRule> {
         let registry_id = self
-            .authorize_rules(who, registry_id, "ecr:DeletePullThroughCacheRule")
+            .authorize_registry(who, registry_id, "ecr:DeletePullThroughCacheRule")
             .await?;
         let prefix = normalise_prefix(prefix);
         self.change_rules(registry_id, |rules| {
@@ -336,7 +301,7 @@ impl Registry {
         prefix: &str,
     ) -> Result<RuleValidation> {
         let registry_id = self
-            .authorize_rules(who, registry_id, "ecr:ValidatePullThroughCacheRule")
+            .authorize_registry(who, registry_id, "ecr:ValidatePullThroughCacheRule")
             .await?;
         let prefix = normalise_prefix(prefix);
         let rule = self

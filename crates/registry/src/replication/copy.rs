@@ -506,8 +506,12 @@ impl Registry {
                     continue;
                 }
                 let reader = self.open_blob(blob, None).await?;
+                let source = StoredBlob {
+                    registry: self,
+                    digest: blob,
+                };
                 remote
-                    .put_blob(dest, repository, blob, reader.size, reader.body)
+                    .put_blob(dest, repository, blob, reader.size, reader.body, &source)
                     .await?;
             }
             let image = &replica.image;
@@ -526,5 +530,25 @@ impl Registry {
                 .await?;
         }
         Ok(())
+    }
+}
+
+/// A blob of this deployment's store, read again for a remote that asked to have it resent.
+struct StoredBlob<'a> {
+    registry: &'a Registry,
+    digest: &'a Digest,
+}
+
+#[async_trait::async_trait]
+impl crate::BlobSource for StoredBlob<'_> {
+    async fn reopen(&self) -> Result<storage::ByteStream, UpstreamError> {
+        // A local failure here ends this attempt like a remote one would: retried later.
+        match self.registry.open_blob(self.digest, None).await {
+            Ok(reader) => Ok(reader.body),
+            Err(e) => Err(UpstreamError::Unavailable(format!(
+                "reading blob {} again to resend it: {e}",
+                self.digest
+            ))),
+        }
     }
 }

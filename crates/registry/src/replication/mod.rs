@@ -32,7 +32,7 @@ pub use copy::{ReplicationFailure, ReplicationRetry};
 /// its destination's.
 pub type RegionLookup<'a> =
     &'a (dyn Fn(Option<&str>) -> Option<std::sync::Arc<Registry>> + Send + Sync);
-pub use remote::ReplicationRemote;
+pub use remote::{BlobSource, ReplicationRemote};
 
 /// The registry setting holding a registry's replication configuration (JSON).
 const SETTING: &str = "replication-configuration";
@@ -153,16 +153,10 @@ impl Registry {
         who: &Principal,
         config: ReplicationConfiguration,
     ) -> Result<ReplicationConfiguration> {
-        let registry_id = who.account_id.clone();
-        self.authorize(
-            who,
-            Service::Private,
-            &registry_id,
-            None,
-            "repository/*",
-            "ecr:PutReplicationConfiguration",
-        )
-        .await?;
+        let registry_id = self
+            .authorize_registry(who, None, "ecr:PutReplicationConfiguration")
+            .await?
+            .to_owned();
         let mut unique: Vec<&Destination> = Vec::new();
         for rule in &config.rules {
             for d in &rule.destinations {
@@ -190,19 +184,8 @@ impl Registry {
         &self,
         registry_id: &str,
     ) -> Result<ReplicationConfiguration> {
-        let stored = self
-            .storage
-            .meta
-            .registry_setting(Service::Private, registry_id, SETTING)
-            .await?;
-        Ok(match stored {
-            // Written by this module after its checks; unreadable bytes replicate nothing.
-            Some(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-                tracing::error!(registry = registry_id, error = %e, "stored replication configuration does not parse");
-                ReplicationConfiguration::default()
-            }),
-            None => ReplicationConfiguration::default(),
-        })
+        // Written by this module after its checks; unreadable bytes replicate nothing.
+        self.setting_value(registry_id, SETTING).await
     }
 
     /// DescribeRegistry's `replicationConfiguration` for the caller's registry, once cleared

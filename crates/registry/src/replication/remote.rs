@@ -19,7 +19,10 @@ pub trait ReplicationRemote: Send + Sync {
         repository: &str,
         digest: &Digest,
     ) -> Result<bool, UpstreamError>;
-    /// Uploads a blob of `size` bytes; the remote checks it against `digest`.
+    /// Uploads a blob of `size` bytes, `body`; the remote checks it against `digest`. A
+    /// stream cannot be sent twice, so a PUT that meets an authentication challenge after its
+    /// body went out (a token expired between the upload's start and its bytes) is sent again
+    /// with the blob read anew from `source`, as containerd's pusher re-opens content.
     async fn put_blob(
         &self,
         dest: &ReplicationDestination,
@@ -27,6 +30,7 @@ pub trait ReplicationRemote: Send + Sync {
         digest: &Digest,
         size: u64,
         body: ByteStream,
+        source: &dyn BlobSource,
     ) -> Result<(), UpstreamError>;
     /// Puts a manifest under `reference` (a tag, or its digest).
     async fn put_manifest(
@@ -37,4 +41,11 @@ pub trait ReplicationRemote: Send + Sync {
         media_type: &str,
         bytes: &[u8],
     ) -> Result<(), UpstreamError>;
+}
+
+/// Where a blob being sent is read from again when a request must be repeated.
+#[async_trait]
+pub trait BlobSource: Send + Sync {
+    /// The blob's bytes from the start.
+    async fn reopen(&self) -> Result<ByteStream, UpstreamError>;
 }

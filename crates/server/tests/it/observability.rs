@@ -479,6 +479,60 @@ async fn metrics_on_a_listener_of_their_own() {
     }
 }
 
+/// Every listener is bound before berth prints "listening on" (which scripts and these tests
+/// wait for): the metrics listener answers a scrape sent the moment the line appears, and a
+/// `metrics-listen` port already taken fails the start before the line, not after it.
+#[tokio::test]
+async fn the_metrics_listener_is_bound_before_the_listening_line() {
+    let addr = format!("127.0.0.1:{}", crate::outages::free_port());
+    let server = TestServer::start_with(&["--metrics-listen", &addr]).await;
+    // No wait and no retry: the first connection must be accepted.
+    let s = scrape(&format!("http://{addr}")).await;
+    assert!(s.0.keys().any(|k| k.starts_with("berth_")), "{s:?}");
+    drop(server);
+
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_addr = taken.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--metrics-listen"])
+        .arg(&taken_addr)
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env("BERTH_LOG", "error")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start berth");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stdout = String::new();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut stdout).unwrap();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(
+        !stdout.contains("listening on"),
+        "announced with metrics-listen {taken_addr} in use: {stdout}"
+    );
+    let status = status.expect("berth kept running with its metrics port in use");
+    assert!(!status.success());
+    assert!(
+        stderr.contains(&format!("metrics-listen: binding {taken_addr}")),
+        "{stderr}"
+    );
+    drop(taken);
+}
+
 #[tokio::test]
 async fn healthz_and_readyz_answer_when_all_is_well() {
     let server = TestServer::start().await;

@@ -18,6 +18,9 @@ const ARN_NO_FILE: &str =
     "arn:aws:secretsmanager:us-east-1:000000000000:secret:ecr-pullthroughcache/missing-file";
 const ARN_UNKNOWN: &str =
     "arn:aws:secretsmanager:us-east-1:000000000000:secret:ecr-pullthroughcache/not-configured";
+/// The upstream's credentials as a secret of eu-west-1, for a rule made there.
+const ARN_WEST: &str =
+    "arn:aws:secretsmanager:eu-west-1:000000000000:secret:ecr-pullthroughcache/upstream";
 
 /// A `docker-registry` on loopback with htpasswd authentication; stopped (by its PID) on drop.
 pub(crate) struct Upstream {
@@ -223,13 +226,23 @@ impl Drop for Upstream {
 
 /// A berth with the test credentials configured and extra `serve` flags.
 async fn berth(work: &Path, args: &[&str]) -> TestServer {
+    berth_with(work, "", args).await
+}
+
+/// [`berth`] with `settings` (top-level keys of the configuration file) too.
+async fn berth_with(work: &Path, settings: &str, args: &[&str]) -> TestServer {
     let config = work.join("berth.toml");
     std::fs::write(
         &config,
         format!(
-            r#"
+            r#"{settings}
 [[upstream-credentials]]
 arn = "{ARN_GOOD}"
+username = "{USER}"
+password = "{PASSWORD}"
+
+[[upstream-credentials]]
+arn = "{ARN_WEST}"
 username = "{USER}"
 password = "{PASSWORD}"
 
@@ -1048,4 +1061,151 @@ async fn upstreams_with_a_bearer_token_challenge_are_pulled_with_a_token_from_th
         .await
         .unwrap_err();
     assert_eq!(code(&e), "UnableToGetUpstreamImageException");
+}
+
+/// A rule made by a client signed for a region other than the default one is that region's:
+/// it fills cache repositories there, through BatchGetImage and through `/v2` on the region's
+/// registry host, and the default region sees neither the rule nor the repositories, nor
+/// pulls through the rule.
+#[tokio::test]
+async fn a_rule_in_another_region_fills_cache_repositories_in_that_region_only() {
+    use crate::harness::{ACCESS_KEY, SECRET_KEY, ecr_client_in};
+    use crate::regions::{registry_host, skopeo_via};
+    use aws_sdk_ecr::types::ImageIdentifier;
+    let tmp = tempfile::tempdir().unwrap();
+    let w = tmp.path();
+    let up = Upstream::start();
+    let api_layers = up.push(w, "team/api", "v1", &[random_bytes(80_000, 1671)]);
+    let web_layers = up.push(
+        w,
+        "team/web",
+        "v1",
+        &[random_bytes(120_000, 1672), random_bytes(40_000, 1673)],
+    );
+    let s = berth_with(w, "registry-domain = \"localhost\"", &[]).await;
+    let west = ecr_client_in(&s.endpoint, "eu-west-1", ACCESS_KEY, SECRET_KEY);
+    let east = s.ecr();
+    let west_host = registry_host(&s, "000000000000", "eu-west-1");
+    west.create_pull_through_cache_rule()
+        .ecr_repository_prefix("hub")
+        .upstream_registry_url(&up.url)
+        .credential_arn(ARN_WEST)
+        .send()
+        .await
+        .expect("create the rule in eu-west-1");
+    let rules = west
+        .describe_pull_through_cache_rules()
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rules.pull_through_cache_rules().len(), 1);
+    let rules = east
+        .describe_pull_through_cache_rules()
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        rules.pull_through_cache_rules().is_empty(),
+        "the default region sees eu-west-1's rule: {rules:?}"
+    );
+
+    // The ECR API: BatchGetImage fills hub/team/api from the upstream.
+    let v1 = ImageIdentifier::builder().image_tag("v1").build();
+    let got = west
+        .batch_get_image()
+        .repository_name("hub/team/api")
+        .image_ids(v1.clone())
+        .send()
+        .await
+        .expect("BatchGetImage through the cache in eu-west-1");
+    assert!(got.failures().is_empty(), "{:?}", got.failures());
+    let manifest = got.images()[0].image_manifest().unwrap();
+    assert!(manifest.contains(&api_layers[0].0), "{manifest}");
+
+    // `/v2` on eu-west-1's registry host: skopeo fills hub/team/web, and a blob of hub/team/api
+    // (whose manifest alone BatchGetImage cached) streams from the upstream.
+    let token = west.get_authorization_token().send().await.unwrap();
+    let token = token.authorization_data()[0]
+        .authorization_token()
+        .unwrap()
+        .to_owned();
+    let work = w.join("skopeo");
+    std::fs::create_dir_all(&work).unwrap();
+    let (ok, err) = skopeo_via(
+        &s,
+        &work,
+        &[
+            "copy",
+            "--src-tls-verify=false",
+            "--src-creds",
+            &creds(&format!("Basic {token}")),
+            &format!("docker://{west_host}/hub/team/web:v1"),
+            &format!("oci:{}:v1", w.join("web").display()),
+        ],
+    );
+    assert!(ok, "skopeo pull through the cache in eu-west-1: {err}");
+    for (d, l) in &web_layers {
+        assert!(&pulled_blob(w, "web", d) == l, "layer {d} differs");
+    }
+    let via = reqwest::Client::builder()
+        .proxy(reqwest::Proxy::http(&s.endpoint).unwrap())
+        .build()
+        .unwrap();
+    let (d, l) = &api_layers[0];
+    let r = via
+        .get(format!("http://{west_host}/v2/hub/team/api/blobs/{d}"))
+        .header("authorization", format!("Basic {token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(&r.bytes().await.unwrap()[..] == l, "layer {d} differs");
+
+    // The cache repositories are eu-west-1's, with its ARNs, and nowhere else.
+    let repos = west.describe_repositories().send().await.unwrap();
+    let mut arns: Vec<&str> = repos
+        .repositories()
+        .iter()
+        .filter_map(|r| r.repository_arn())
+        .collect();
+    arns.sort_unstable();
+    assert_eq!(
+        arns,
+        [
+            "arn:aws:ecr:eu-west-1:000000000000:repository/hub/team/api",
+            "arn:aws:ecr:eu-west-1:000000000000:repository/hub/team/web",
+        ]
+    );
+    let other = ecr_client_in(&s.endpoint, "ap-south-1", ACCESS_KEY, SECRET_KEY);
+    for client in [&east, &other] {
+        let repos = client.describe_repositories().send().await.unwrap();
+        assert!(repos.repositories().is_empty(), "{repos:?}");
+        // No rule there: a pull of the same name is a missing repository, not a fill.
+        let e = client
+            .batch_get_image()
+            .repository_name("hub/team/api")
+            .image_ids(v1.clone())
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(code(&e), "RepositoryNotFoundException");
+    }
+    // The bare host is the default region: no rule, no repository, nothing fetched.
+    let oci = s.oci().await;
+    let r = oci
+        .req(reqwest::Method::GET, "/v2/hub/team/web/manifests/v1")
+        .header("accept", "application/vnd.oci.image.manifest.v1+json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(oci_code(r).await, "NAME_UNKNOWN");
+    assert!(
+        east.describe_repositories()
+            .send()
+            .await
+            .unwrap()
+            .repositories()
+            .is_empty()
+    );
 }

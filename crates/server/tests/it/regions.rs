@@ -172,7 +172,7 @@ fn port(server: &TestServer) -> &str {
 }
 
 /// `host:port` of `account`'s registry in `region` on the test server.
-fn registry_host(server: &TestServer, account: &str, region: &str) -> String {
+pub(crate) fn registry_host(server: &TestServer, account: &str, region: &str) -> String {
     format!("{account}.dkr.ecr.{region}.localhost:{}", port(server))
 }
 
@@ -482,7 +482,7 @@ async fn a_region_list_refuses_other_regions() {
 /// skopeo with the registry host names reaching the server through `HTTP_PROXY` (Go's
 /// resolver does not map `*.localhost` to loopback, and the tests may not edit /etc/hosts):
 /// berth reads only the host name in the request, as it would behind DNS.
-fn skopeo_via(server: &TestServer, work: &Path, args: &[&str]) -> (bool, String) {
+pub(crate) fn skopeo_via(server: &TestServer, work: &Path, args: &[&str]) -> (bool, String) {
     let policy = work.join("policy.json");
     std::fs::write(
         &policy,

@@ -979,3 +979,196 @@ async fn pushes_reach_the_same_account_in_another_region_of_the_same_berth() {
     // us-east-1's rule is its own: eu-west-1's push did not come back to it.
     assert!(manifest_of(&ecr, "geo/app", "v2").await.is_none());
 }
+
+/// What [`bearer_remote`] was sent.
+#[derive(Default)]
+struct Received {
+    blobs: std::collections::HashMap<String, Vec<u8>>,
+    manifests: std::collections::HashMap<String, Vec<u8>>,
+    /// Blob PUTs answered with a challenge rather than taken.
+    challenged_blob_puts: usize,
+}
+
+/// A `/v2` registry behind the distribution token protocol (as Docker Hub, GHCR or Quay are)
+/// whose tokens live one second, as their `expires_in` says, and which takes longer than that
+/// to start an upload: the token the start used has expired when the blob's PUT goes out, so
+/// that PUT meets a Bearer challenge after its body went out.
+async fn bearer_remote(
+    user: &'static str,
+    password: &'static str,
+) -> (String, std::sync::Arc<std::sync::Mutex<Received>>) {
+    use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+    use axum::response::IntoResponse;
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+    use std::time::Instant;
+    const TOKEN_LIFE: Duration = Duration::from_secs(1);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let received = Arc::new(Mutex::new(Received::default()));
+    let issued: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let basic = format!(
+        "Basic {}",
+        base64_simd::STANDARD.encode_to_string(format!("{user}:{password}"))
+    );
+    let realm = format!("{base}/token");
+    let state = (received.clone(), issued, basic, realm);
+    let app = axum::Router::new().fallback(
+        move |method: Method, uri: Uri, headers: HeaderMap, body: axum::body::Bytes| {
+            let (received, issued, basic, realm) = state.clone();
+            async move {
+                let auth = headers
+                    .get(header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_owned();
+                let path = uri.path().to_owned();
+                if path == "/token" {
+                    if auth != basic {
+                        return StatusCode::UNAUTHORIZED.into_response();
+                    }
+                    let mut issued = issued.lock().unwrap();
+                    let token = format!("token-{}", issued.len());
+                    issued.insert(token.clone(), Instant::now());
+                    return (
+                        [(header::CONTENT_TYPE, "application/json")],
+                        serde_json::json!({"token": token, "expires_in": TOKEN_LIFE.as_secs()})
+                            .to_string(),
+                    )
+                        .into_response();
+                }
+                let Some(rest) = path.strip_prefix("/v2/") else {
+                    return StatusCode::NOT_FOUND.into_response();
+                };
+                let (repo, kind, tail) = if let Some((r, t)) = rest.split_once("/blobs/") {
+                    (r.to_owned(), "blobs", t.to_owned())
+                } else if let Some((r, t)) = rest.split_once("/manifests/") {
+                    (r.to_owned(), "manifests", t.to_owned())
+                } else {
+                    (String::new(), "", String::new())
+                };
+                let fresh = auth.strip_prefix("Bearer ").is_some_and(|t| {
+                    issued
+                        .lock()
+                        .unwrap()
+                        .get(t)
+                        .is_some_and(|at| at.elapsed() < TOKEN_LIFE)
+                });
+                if !fresh {
+                    if method == Method::PUT && tail.starts_with("uploads/") {
+                        received.lock().unwrap().challenged_blob_puts += 1;
+                    }
+                    return (
+                        StatusCode::UNAUTHORIZED,
+                        [(
+                            header::WWW_AUTHENTICATE,
+                            format!(
+                                r#"Bearer realm="{realm}",service="fake",scope="repository:{repo}:pull,push""#
+                            ),
+                        )],
+                    )
+                        .into_response();
+                }
+                match (method, kind) {
+                    (Method::HEAD, "blobs") => {
+                        let has = received.lock().unwrap().blobs.contains_key(&tail);
+                        if has { StatusCode::OK } else { StatusCode::NOT_FOUND }.into_response()
+                    }
+                    (Method::POST, "blobs") if tail == "uploads/" => {
+                        tokio::time::sleep(TOKEN_LIFE + Duration::from_millis(200)).await;
+                        (
+                            StatusCode::ACCEPTED,
+                            [(header::LOCATION, format!("/v2/{repo}/blobs/uploads/1"))],
+                        )
+                            .into_response()
+                    }
+                    (Method::PUT, "blobs") => {
+                        let digest = uri
+                            .query()
+                            .and_then(|q| q.strip_prefix("digest="))
+                            .unwrap_or("")
+                            .replace("%3A", ":");
+                        if sha256_digest(&body) != digest {
+                            return StatusCode::BAD_REQUEST.into_response();
+                        }
+                        received.lock().unwrap().blobs.insert(digest, body.to_vec());
+                        StatusCode::CREATED.into_response()
+                    }
+                    (Method::PUT, "manifests") => {
+                        received
+                            .lock()
+                            .unwrap()
+                            .manifests
+                            .insert(tail, body.to_vec());
+                        StatusCode::CREATED.into_response()
+                    }
+                    _ => StatusCode::NOT_FOUND.into_response(),
+                }
+            }
+        },
+    );
+    // Layers are larger than axum's default body limit (2 MiB).
+    let app = app.layer(axum::extract::DefaultBodyLimit::disable());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (base, received)
+}
+
+/// A blob PUT that meets a Bearer challenge after its body went out (the remote's token
+/// expired between the upload's start and its bytes) is sent again with the whole blob, and
+/// the image completes at the remote, byte for byte.
+#[tokio::test]
+async fn a_blob_put_challenged_after_its_body_went_out_is_resent_whole() {
+    let (base, received) = bearer_remote("pusher", "push-pw").await;
+    let dir = tempfile::tempdir().unwrap();
+    let extra = format!(
+        "[[replication-remotes]]\nregion = \"eu-west-1\"\nregistry-id = \"{REMOTE}\"\nurl = \"{base}\"\nusername = \"pusher\"\npassword = \"push-pw\"\n"
+    );
+    let server = TestServer::start_with(&["--config", &config_file(dir.path(), &extra)]).await;
+    let ecr = server.ecr();
+    ecr.put_replication_configuration()
+        .replication_configuration(config(vec![rule(vec![dest("eu-west-1", REMOTE)], &[])]))
+        .send()
+        .await
+        .unwrap();
+    create_repo(&ecr, "team/app").await;
+    let cfg = br#"{"seed":"bearer-remote"}"#.to_vec();
+    let layer = random_bytes(3 * MIB, 51);
+    let cd = push_layer(&ecr, "team/app", &cfg, &[cfg.len()]).await;
+    let ld = push_layer(&ecr, "team/app", &layer, &[layer.len()]).await;
+    let manifest = oci_manifest((&cd, cfg.len()), &[(&ld, layer.len())]);
+    let out = ecr
+        .put_image()
+        .repository_name("team/app")
+        .image_manifest(&manifest)
+        .image_tag("v1")
+        .send()
+        .await
+        .unwrap();
+    let digest = out
+        .image()
+        .unwrap()
+        .image_id()
+        .unwrap()
+        .image_digest()
+        .unwrap();
+    let s = settled(&ecr, "team/app", digest, 1, 60).await;
+    assert_eq!(
+        (s[0].2.as_str(), s[0].3.as_deref()),
+        ("COMPLETE", None),
+        "{s:?}"
+    );
+    let got = received.lock().unwrap();
+    assert_eq!(
+        got.challenged_blob_puts, 2,
+        "each blob's PUT met the challenge once"
+    );
+    assert!(
+        got.blobs.get(&ld) == Some(&layer),
+        "the layer arrived whole"
+    );
+    assert_eq!(got.blobs.get(&cd), Some(&cfg));
+    assert_eq!(
+        got.manifests.get("v1").map(Vec::as_slice),
+        Some(manifest.as_bytes())
+    );
+}
