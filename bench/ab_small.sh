@@ -12,11 +12,18 @@
 #   bench/ab_small.sh OLD/berth NEW/berth [REPEAT] [SECS]      (C: concurrencies, "1 16")
 #
 # BENCH=target/release/berth-bench by default. Needs curl, jq, sha256sum and the aws CLI.
+# SERVER_CPUS=0 CLIENT_CPUS=1 pin both servers and the load tool with taskset: at concurrency 1
+# on a 2-core VM, where the scheduler puts the server's and the client's threads moves
+# requests/s by 30% between runs of one build; pinned, the same build repeats within a few %.
+# bench/ab_instructions.sh counts instructions per request, which no scheduling moves.
 set -euo pipefail
 
 A=$1 B=$2 REPEAT=${3:-5} SECS=${4:-3}
 C=${C:-1 16}
 BENCH=${BENCH:-target/release/berth-bench}
+SERVER_PIN=() CLIENT_PIN=()
+[ -n "${SERVER_CPUS:-}" ] && SERVER_PIN=(taskset -c "$SERVER_CPUS")
+[ -n "${CLIENT_CPUS:-}" ] && CLIENT_PIN=(taskset -c "$CLIENT_CPUS")
 W=$(mktemp -d "${TMPDIR:-/tmp}/berth-ab.XXXXXX")
 PIDS=()
 cleanup() {
@@ -50,7 +57,7 @@ for name in A B; do
   bin=${!name}
   mkdir -p "$W/$name"
   BERTH_LOG=warn BERTH_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID BERTH_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY \
-    "$bin" serve --listen 127.0.0.1:0 --data-dir "$W/$name" --gc-interval-secs 0 --create-on-push \
+    "${SERVER_PIN[@]}" "$bin" serve --listen 127.0.0.1:0 --data-dir "$W/$name" --gc-interval-secs 0 --create-on-push \
     --rate-limit '*=0' \
     >"$W/$name.out" 2>"$W/$name.log" &
   PIDS+=($!)
@@ -76,7 +83,7 @@ run() { # NAME OP C -> "rps cpu_us"
     head_manifest) method=HEAD path=/v2/bench/small/manifests/v1 ;;
     head_blob) method=HEAD path=/v2/bench/small/blobs/$CFG_DIGEST ;;
   esac
-  out=$("$BENCH" load -m "$method" -c "$3" -d "$SECS" --server-pid "${PID[$1]}" \
+  out=$("${CLIENT_PIN[@]}" "$BENCH" load -m "$method" -c "$3" -d "$SECS" --server-pid "${PID[$1]}" \
     -H "${AUTH[$1]}" -H "$ACCEPT" "${EP[$1]}$path")
   [ "$(jq .errors <<<"$out")" = 0 ] || { echo "$2 against $1 saw errors: $out" >&2; exit 1; }
   echo "$(jq .requests_per_s <<<"$out") $(jq .server_cpu_us_per_request <<<"$out")"
