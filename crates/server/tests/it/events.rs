@@ -10,6 +10,7 @@ use aws_sdk_ecr::types::ImageIdentifier;
 use hmac::{KeyInit, Mac};
 
 use crate::harness::*;
+use crate::replication::{self, dest, rule};
 
 const SECRET: &str = "webhook-secret";
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -431,28 +432,16 @@ async fn replications_to_another_account_and_region_send_replication_actions() {
         .send()
         .await
         .unwrap();
-    let dest = |region: &str, id: &str| {
-        aws_sdk_ecr::types::ReplicationDestination::builder()
-            .region(region)
-            .registry_id(id)
-            .build()
-            .unwrap()
-    };
     ecr.put_replication_configuration()
-        .replication_configuration(
-            aws_sdk_ecr::types::ReplicationConfiguration::builder()
-                .rules(
-                    aws_sdk_ecr::types::ReplicationRule::builder()
-                        .destinations(dest("us-east-1", OTHER))
-                        .destinations(dest("eu-west-1", "000000000000"))
-                        // An account whose registry policy allows nothing: FAILED at once.
-                        .destinations(dest("us-east-1", REFUSING))
-                        .build()
-                        .unwrap(),
-                )
-                .build()
-                .unwrap(),
-        )
+        .replication_configuration(replication::config(vec![rule(
+            vec![
+                dest("us-east-1", OTHER),
+                dest("eu-west-1", "000000000000"),
+                // An account whose registry policy allows nothing: FAILED at once.
+                dest("us-east-1", REFUSING),
+            ],
+            &[],
+        )]))
         .send()
         .await
         .unwrap();
@@ -655,26 +644,11 @@ async fn replications_to_remote_berths_are_reported_by_the_source() {
     let server =
         TestServer::start_in_with(dir.path(), &["--config", config.to_str().unwrap()]).await;
     let ecr = server.ecr();
-    let dest = |region: &str, id: &str| {
-        aws_sdk_ecr::types::ReplicationDestination::builder()
-            .region(region)
-            .registry_id(id)
-            .build()
-            .unwrap()
-    };
     ecr.put_replication_configuration()
-        .replication_configuration(
-            aws_sdk_ecr::types::ReplicationConfiguration::builder()
-                .rules(
-                    aws_sdk_ecr::types::ReplicationRule::builder()
-                        .destinations(dest("eu-west-1", REMOTE))
-                        .destinations(dest("ap-south-1", GONE))
-                        .build()
-                        .unwrap(),
-                )
-                .build()
-                .unwrap(),
-        )
+        .replication_configuration(replication::config(vec![rule(
+            vec![dest("eu-west-1", REMOTE), dest("ap-south-1", GONE)],
+            &[],
+        )]))
         .send()
         .await
         .unwrap();

@@ -364,6 +364,28 @@ pub async fn push_layer(
 }
 
 /// An OCI image manifest for a config and layers given as (digest, size).
+/// PutImage of `manifest` under `tag`, which must succeed; answers the image's digest.
+pub async fn put_tagged(
+    ecr: &aws_sdk_ecr::Client,
+    repo: &str,
+    manifest: &str,
+    tag: &str,
+) -> String {
+    let out = ecr
+        .put_image()
+        .repository_name(repo)
+        .image_manifest(manifest)
+        .image_tag(tag)
+        .send()
+        .await
+        .unwrap();
+    out.image()
+        .and_then(|i| i.image_id())
+        .and_then(|i| i.image_digest())
+        .expect("PutImage answers the image's digest")
+        .to_owned()
+}
+
 pub fn oci_manifest(config: (&str, usize), layers: &[(&str, usize)]) -> String {
     let layers: Vec<serde_json::Value> = layers
         .iter()

@@ -15,7 +15,7 @@ const OTHER: &str = "111111111111";
 const REMOTE: &str = "222222222222";
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
-fn dest(region: &str, registry: &str) -> ReplicationDestination {
+pub(crate) fn dest(region: &str, registry: &str) -> ReplicationDestination {
     ReplicationDestination::builder()
         .region(region)
         .registry_id(registry)
@@ -23,7 +23,7 @@ fn dest(region: &str, registry: &str) -> ReplicationDestination {
         .unwrap()
 }
 
-fn prefix(p: &str) -> RepositoryFilter {
+pub(crate) fn prefix(p: &str) -> RepositoryFilter {
     RepositoryFilter::builder()
         .filter(p)
         .filter_type(RepositoryFilterType::PrefixMatch)
@@ -31,7 +31,7 @@ fn prefix(p: &str) -> RepositoryFilter {
         .unwrap()
 }
 
-fn rule(dests: Vec<ReplicationDestination>, filters: &[&str]) -> ReplicationRule {
+pub(crate) fn rule(dests: Vec<ReplicationDestination>, filters: &[&str]) -> ReplicationRule {
     let mut b = ReplicationRule::builder().set_destinations(Some(dests));
     for f in filters {
         b = b.repository_filters(prefix(f));
@@ -39,7 +39,7 @@ fn rule(dests: Vec<ReplicationDestination>, filters: &[&str]) -> ReplicationRule
     b.build().unwrap()
 }
 
-fn config(rules: Vec<ReplicationRule>) -> ReplicationConfiguration {
+pub(crate) fn config(rules: Vec<ReplicationRule>) -> ReplicationConfiguration {
     ReplicationConfiguration::builder()
         .set_rules(Some(rules))
         .build()
@@ -530,22 +530,8 @@ async fn pushes_reach_a_second_berth_over_v2_and_shared_blobs_are_sent_once() {
     let cd = push_layer(&ecr, "team/app", &config1, &[config1.len()]).await;
     let ld = push_layer(&ecr, "team/app", &shared, &[shared.len()]).await;
     let m1 = oci_manifest((&cd, config1.len()), &[(&ld, shared.len())]);
-    let v1 = ecr
-        .put_image()
-        .repository_name("team/app")
-        .image_manifest(&m1)
-        .image_tag("v1")
-        .send()
-        .await
-        .unwrap();
-    let v1 = v1
-        .image()
-        .unwrap()
-        .image_id()
-        .unwrap()
-        .image_digest()
-        .unwrap();
-    let s = settled(&ecr, "team/app", v1, 1, 60).await;
+    let v1 = put_tagged(&ecr, "team/app", &m1, "v1").await;
+    let s = settled(&ecr, "team/app", &v1, 1, 60).await;
     assert_eq!(
         s,
         [(
@@ -568,22 +554,8 @@ async fn pushes_reach_a_second_berth_over_v2_and_shared_blobs_are_sent_once() {
     let config2 = br#"{"seed":"remote-2"}"#.to_vec();
     let cd2 = push_layer(&ecr, "team/app", &config2, &[config2.len()]).await;
     let m2 = oci_manifest((&cd2, config2.len()), &[(&ld, shared.len())]);
-    let v2 = ecr
-        .put_image()
-        .repository_name("team/app")
-        .image_manifest(&m2)
-        .image_tag("v2")
-        .send()
-        .await
-        .unwrap();
-    let v2 = v2
-        .image()
-        .unwrap()
-        .image_id()
-        .unwrap()
-        .image_digest()
-        .unwrap();
-    let s = settled(&ecr, "team/app", v2, 1, 60).await;
+    let v2 = put_tagged(&ecr, "team/app", &m2, "v2").await;
+    let s = settled(&ecr, "team/app", &v2, 1, 60).await;
     assert_eq!(s[0].2, "COMPLETE", "{s:?}");
     assert_eq!(
         manifest_of(&theirs, "team/app", "v2").await.as_deref(),
@@ -646,22 +618,7 @@ async fn replication_interrupted_by_a_crash_or_a_kill_9_completes_after_restart(
         let cd = push_layer(&ecr, "team/app", &config2, &[config2.len()]).await;
         let ld = push_layer(&ecr, "team/app", &big, &[10 * MIB, 10 * MIB, 4 * MIB]).await;
         let m2 = oci_manifest((&cd, config2.len()), &[(&ld, big.len())]);
-        let out = ecr
-            .put_image()
-            .repository_name("team/app")
-            .image_manifest(&m2)
-            .image_tag("v2")
-            .send()
-            .await
-            .unwrap();
-        let v2 = out
-            .image()
-            .unwrap()
-            .image_id()
-            .unwrap()
-            .image_digest()
-            .unwrap()
-            .to_owned();
+        let v2 = put_tagged(&ecr, "team/app", &m2, "v2").await;
         // The job polls every half second: give it time to start on the image, not to end.
         tokio::time::sleep(Duration::from_millis(700)).await;
         server.kill_hard();
@@ -1136,22 +1093,8 @@ async fn a_blob_put_challenged_after_its_body_went_out_is_resent_whole() {
     let cd = push_layer(&ecr, "team/app", &cfg, &[cfg.len()]).await;
     let ld = push_layer(&ecr, "team/app", &layer, &[layer.len()]).await;
     let manifest = oci_manifest((&cd, cfg.len()), &[(&ld, layer.len())]);
-    let out = ecr
-        .put_image()
-        .repository_name("team/app")
-        .image_manifest(&manifest)
-        .image_tag("v1")
-        .send()
-        .await
-        .unwrap();
-    let digest = out
-        .image()
-        .unwrap()
-        .image_id()
-        .unwrap()
-        .image_digest()
-        .unwrap();
-    let s = settled(&ecr, "team/app", digest, 1, 60).await;
+    let digest = put_tagged(&ecr, "team/app", &manifest, "v1").await;
+    let s = settled(&ecr, "team/app", &digest, 1, 60).await;
     assert_eq!(
         (s[0].2.as_str(), s[0].3.as_deref()),
         ("COMPLETE", None),
