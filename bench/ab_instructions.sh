@@ -21,6 +21,7 @@
 # curl, jq, sha256sum and the aws CLI. KEEP=dir keeps the callgrind files there (for
 # callgrind_annotate).
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 
 A=$1 B=$2 SECS=${3:-6}
 BENCH=${BENCH:-target/release/berth-bench}
@@ -34,13 +35,7 @@ cleanup() {
 trap cleanup EXIT
 export AWS_ACCESS_KEY_ID=AKIDBENCH AWS_SECRET_ACCESS_KEY=bench AWS_DEFAULT_REGION=us-east-1
 
-CFG="$W/cfg.json"
-printf '{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}' >"$CFG"
-CFG_DIGEST=sha256:$(sha256sum "$CFG" | cut -c1-64)
-CFG_SIZE=$(stat -c %s "$CFG")
-MANIFEST="$W/manifest.json"
-printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"%s","size":%s},"layers":[]}' \
-  "$CFG_DIGEST" "$CFG_SIZE" >"$MANIFEST"
+tiny_image "$W"
 ACCEPT='Accept: application/vnd.oci.image.manifest.v1+json'
 
 declare -A RESULT IDLE
@@ -67,23 +62,9 @@ for name in A B; do
     --create-on-push --rate-limit '*=0' >"$W/$name.out" 2>"$W/$name.log" &
   pid=$!
   PIDS+=("$pid")
-  ep=
-  for _ in $(seq 1 600); do
-    line=$(head -n1 "$W/$name.out" 2>/dev/null || true)
-    case "$line" in "listening on "*) ep=${line#listening on }; break ;; esac
-    sleep 0.1
-  done
-  [ -n "$ep" ] || { echo "$name did not start: $(tail -3 "$W/$name.log")" >&2; exit 1; }
-  token=$(aws ecr get-authorization-token --endpoint-url "$ep" \
-    --query 'authorizationData[0].authorizationToken' --output text)
-  auth="Authorization: Basic $token"
-  loc=$(curl -sf -D - -o /dev/null -X POST -H "$auth" "$ep/v2/bench/small/blobs/uploads/" |
-    tr -d '\r' | sed -n 's/^location: //Ip')
-  case $loc in http*) ;; *) loc="$ep$loc" ;; esac
-  case $loc in *\?*) loc="$loc&digest=$CFG_DIGEST" ;; *) loc="$loc?digest=$CFG_DIGEST" ;; esac
-  curl -sf -o /dev/null -X PUT -H "$auth" --data-binary @"$CFG" "$loc"
-  curl -sf -o /dev/null -X PUT -H "$auth" -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' \
-    --data-binary @"$MANIFEST" "$ep/v2/bench/small/manifests/v1"
+  ep=$(wait_listening "$W/$name.out" 600)
+  auth=$(berth_basic_auth "$ep")
+  push_tiny_image "$ep" "$auth"
   # Instructions of an idle window: the background jobs' share, subtracted below.
   callgrind_control -z "$pid" >/dev/null 2>&1
   sleep "$SECS"

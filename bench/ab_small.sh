@@ -17,6 +17,7 @@
 # requests/s by 30% between runs of one build; pinned, the same build repeats within a few %.
 # bench/ab_instructions.sh counts instructions per request, which no scheduling moves.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 
 A=$1 B=$2 REPEAT=${3:-5} SECS=${4:-3}
 C=${C:-1 16}
@@ -34,23 +35,7 @@ cleanup() {
 trap cleanup EXIT
 export AWS_ACCESS_KEY_ID=AKIDBENCH AWS_SECRET_ACCESS_KEY=bench AWS_DEFAULT_REGION=us-east-1
 
-wait_listening() {
-  local line=
-  for _ in $(seq 1 100); do
-    line=$(head -n1 "$1" 2>/dev/null || true)
-    case "$line" in "listening on "*) echo "${line#listening on }"; return 0 ;; esac
-    sleep 0.1
-  done
-  echo "no 'listening on' in $1" >&2; exit 1
-}
-
-CFG="$W/cfg.json"
-printf '{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}' >"$CFG"
-CFG_DIGEST=sha256:$(sha256sum "$CFG" | cut -c1-64)
-CFG_SIZE=$(stat -c %s "$CFG")
-MANIFEST="$W/manifest.json"
-printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"%s","size":%s},"layers":[]}' \
-  "$CFG_DIGEST" "$CFG_SIZE" >"$MANIFEST"
+tiny_image "$W"
 
 declare -A EP AUTH PID
 for name in A B; do
@@ -63,16 +48,8 @@ for name in A B; do
   PIDS+=($!)
   PID[$name]=$!
   EP[$name]=$(wait_listening "$W/$name.out")
-  token=$(aws ecr get-authorization-token --endpoint-url "${EP[$name]}" \
-    --query 'authorizationData[0].authorizationToken' --output text)
-  AUTH[$name]="Authorization: Basic $token"
-  loc=$(curl -sf -D - -o /dev/null -X POST -H "${AUTH[$name]}" "${EP[$name]}/v2/bench/small/blobs/uploads/" |
-    tr -d '\r' | sed -n 's/^location: //Ip')
-  case $loc in http*) ;; *) loc="${EP[$name]}$loc" ;; esac
-  case $loc in *\?*) loc="$loc&digest=$CFG_DIGEST" ;; *) loc="$loc?digest=$CFG_DIGEST" ;; esac
-  curl -sf -o /dev/null -X PUT -H "${AUTH[$name]}" --data-binary @"$CFG" "$loc"
-  curl -sf -o /dev/null -X PUT -H "${AUTH[$name]}" -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' \
-    --data-binary @"$MANIFEST" "${EP[$name]}/v2/bench/small/manifests/v1"
+  AUTH[$name]=$(berth_basic_auth "${EP[$name]}")
+  push_tiny_image "${EP[$name]}" "${AUTH[$name]}"
 done
 
 ACCEPT='Accept: application/vnd.oci.image.manifest.v1+json'

@@ -58,6 +58,7 @@
 # bench/limits.sh result instead of measuring the limits first. Writes $OUT
 # (default target/bench/compare.json).
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/.."
 SIZE_MIB=${1:-1024}
 REPEAT=${2:-3}
@@ -114,16 +115,6 @@ peak_rss_mib() { awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
 # Peak RSS from here on: VmHWM back to the current RSS (needs root or the process's owner).
 reset_peak_rss() { echo 5 >"/proc/$1/clear_refs" 2>/dev/null || true; }
 
-# wait_listening LOGFILE -> the URL after "listening on " in its first line
-wait_listening() {
-  local line=
-  for _ in $(seq 1 100); do
-    line=$(head -n1 "$1" 2>/dev/null || true)
-    case "$line" in "listening on "*) echo "${line#listening on }"; return 0 ;; esac
-    sleep 0.1
-  done
-  echo "no 'listening on' in $1" >&2; exit 1
-}
 
 # Debian's packaged configuration (in-memory blob descriptor cache) less its htpasswd auth, which
 # bcrypt-checks every request; no access log, as berth logs only warnings here. berth checks its
